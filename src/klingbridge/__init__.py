@@ -1,1 +1,88 @@
-"""klingbridge."""
+"""klingbridge: one task model and one client over Kling and its resellers.
+
+from klingbridge import Client, SoundRequest
+
+with Client() as client:
+    task = client.run(SoundRequest(prompt="rain on a tin roof", duration=5), provider="kling")
+"""
+
+from __future__ import annotations
+
+from .client import AsyncClient, Client
+from .errors import (
+    AuthError,
+    ConfigError,
+    ContentPolicyError,
+    InvalidRequestError,
+    KlingBridgeError,
+    NoProviderAvailable,
+    NotFoundError,
+    ProviderError,
+    ProviderResponseError,
+    QuotaError,
+    RateLimitError,
+    ServerError,
+    TaskFailed,
+    TransportError,
+    ValidationError,
+    WaitTimeout,
+)
+from .events import Event
+from .flows import Backoff, PollPolicy
+from .hookspecs import hookimpl
+from .models import (
+    Cost,
+    File,
+    Output,
+    Quote,
+    Request,
+    SoundRequest,
+    SpeechRequest,
+    Task,
+    TaskStatus,
+    VideoRequest,
+)
+from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "AuthError",
+    "Backoff",
+    "Capability",
+    "Client",
+    "ConfigError",
+    "ContentPolicyError",
+    "Cost",
+    "Event",
+    "File",
+    "HttpCall",
+    "HttpReply",
+    "InvalidRequestError",
+    "KlingBridgeError",
+    "NoProviderAvailable",
+    "NotFoundError",
+    "Output",
+    "PollPolicy",
+    "Provider",
+    "ProviderError",
+    "ProviderResponseError",
+    "ProviderSettings",
+    "QuotaError",
+    "Quote",
+    "RateLimitError",
+    "Request",
+    "ServerError",
+    "SoundRequest",
+    "SpeechRequest",
+    "Task",
+    "TaskFailed",
+    "TaskStatus",
+    "TransportError",
+    "ValidationError",
+    "VideoRequest",
+    "WaitTimeout",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,38 @@
+"""Kling's price table: units per task, and USD per unit.
+
+Source: reference/kling.md "Prices" (third-party summaries of Kling's pricing page, marked [3p]),
+as of 2026-11. Every entry can be overridden in configuration under
+`[providers.kling.prices]`, with the same keys.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+SOURCE = "Kling list prices via third-party summaries (reference/kling.md [3p]), as of 2026-11"
+
+D = Decimal
+#: Keys: "unit_usd"; "sound"; "speech"; "video:<model>:<mode>" (units per 5 s);
+#: "video:<model>:<mode>:sound" (with audio); "video:<model>:<mode>:per_s" (per second, kling-v3).
+PRICES: dict[str, Decimal] = {
+    "unit_usd": D("0.14"),
+    "sound": D("0.25"),
+    "speech": D("0.05"),
+    "video:kling-v1:std": D("1"),
+    "video:kling-v1:pro": D("3.5"),
+    "video:kling-v1-6:std": D("2"),
+    "video:kling-v1-6:pro": D("3.5"),
+    "video:kling-v2-master:std": D("10"),
+    "video:kling-v2-master:pro": D("10"),
+    "video:kling-v2-1-master:std": D("10"),
+    "video:kling-v2-1-master:pro": D("10"),
+    "video:kling-v2-5-turbo:std": D("1.5"),
+    "video:kling-v2-5-turbo:pro": D("2.5"),
+    "video:kling-v2-6:std": D("1.5"),
+    "video:kling-v2-6:pro": D("2.5"),
+    "video:kling-v2-6:pro:sound": D("5"),
+    "video:kling-v3:std:per_s": D("0.6"),
+    "video:kling-v3:pro:per_s": D("0.8"),
+    "video:kling-v3:std:sound:per_s": D("0.9"),
+    "video:kling-v3:pro:sound:per_s": D("1.2"),
+}

@@ -1,0 +1,181 @@
+"""Configuration: a TOML file plus environment variables, with where each value came from.
+
+Where the file is (the first that exists):
+1. the path in `KLINGBRIDGE_CONFIG` (explicit beats implicit);
+2. `klingbridge.toml` in the working directory;
+3. `klingbridge.toml` in the user config directory (`$XDG_CONFIG_HOME/klingbridge`, or
+   `~/.config/klingbridge`; `%APPDATA%\\klingbridge` on Windows).
+
+Environment variables override the file. The core's own (`KLINGBRIDGE_CONFIG`,
+`KLINGBRIDGE_ROUTE`) are read with pydantic-settings; each provider declares its own (e.g.
+`KLING_ACCESS_KEY`) in its `Settings.env`, so the core knows no vendor's variable names.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+from .provider import Provider, ProviderSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+FILE_NAME = "klingbridge.toml"
+
+
+class EnvSettings(BaseSettings):
+    """The core's own environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KLINGBRIDGE_", extra="ignore")
+
+    config: Path | None = None
+    route: str | None = None
+
+
+class Route(BaseModel):
+    """An ordered list of providers and how to choose among them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[str] = Field(min_length=1)
+    strategy: Literal["ordered", "cheapest"] = "ordered"
+    #: Resubmit a task that was accepted and then failed to the next provider.
+    resubmit_failed: bool = False
+    #: Fall back to the next provider when one refuses the content (off: the next would too).
+    fallback_on_content_policy: bool = False
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=3, ge=1, description="tries per provider, first included")
+    base_delay: float = Field(default=1.0, ge=0)
+    max_delay: float = Field(default=30.0, ge=0)
+
+
+class CooldownPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_fails: int = Field(default=3, ge=1, description="failures in a row before cooldown")
+    cooldown_s: float = Field(default=60.0, ge=0)
+
+
+class Config(BaseModel):
+    """The effective configuration. `providers` holds raw sections, validated per provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_route: str = "default"
+    routes: dict[str, Route] = Field(
+        default_factory=lambda: {"default": Route(providers=["kling", "piapi"])}
+    )
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
+    #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
+    sources: dict[str, str] = Field(default_factory=dict, exclude=True)
+    path: Path | None = Field(default=None, exclude=True)
+
+    def route(self, name: str | None = None) -> Route:
+        name = name or self.default_route
+        try:
+            return self.routes[name]
+        except KeyError:
+            known = ", ".join(sorted(self.routes)) or "none"
+            raise ConfigError(f"no route named {name!r} (known: {known})") from None
+
+    def provider_settings(self, cls: type[Provider]) -> ProviderSettings:
+        """The provider's section, with its environment variables applied, validated."""
+        section = dict(self.providers.get(cls.name, {}))
+        try:
+            return cls.Settings.model_validate(section)
+        except PydanticValidationError as error:
+            problem = error.errors()[0]
+            key = ".".join(str(p) for p in problem["loc"])
+            where = self.where(f"providers.{cls.name}.{key}")
+            raise ConfigError(problem["msg"], where=where) from error
+
+    def where(self, key: str) -> str:
+        origin = self.sources.get(key) or (str(self.path) if self.path else "defaults")
+        return f"{origin} [{key}]"
+
+
+def user_config_dir() -> Path:
+    if sys.platform == "win32":  # pragma: no cover
+        return Path(os.environ.get("APPDATA", Path.home())) / "klingbridge"
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "klingbridge"
+
+
+def find_config_file(env: EnvSettings) -> Path | None:
+    if env.config is not None:
+        if not env.config.is_file():
+            raise ConfigError(f"KLINGBRIDGE_CONFIG points at {env.config}, which is not a file")
+        return env.config
+    for candidate in (Path.cwd() / FILE_NAME, user_config_dir() / FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str], origin: str) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out, origin)
+    else:
+        out[prefix] = origin
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    provider_classes: Mapping[str, type[Provider]] | None = None,
+) -> Config:
+    """Read the configuration file (if any) and the environment into a `Config`."""
+    environ = os.environ if environ is None else environ
+    env = EnvSettings.model_validate(
+        {
+            k.removeprefix("KLINGBRIDGE_").lower(): v
+            for k, v in environ.items()
+            if k in ("KLINGBRIDGE_CONFIG", "KLINGBRIDGE_ROUTE")
+        }
+    )
+    path = path or find_config_file(env)
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read: {error}", where=str(path)) from error
+        _flatten("", raw, sources, str(path))
+    providers: dict[str, dict[str, Any]] = {
+        name: dict(section) for name, section in raw.get("providers", {}).items()
+    }
+    for name, cls in (provider_classes or {}).items():
+        for field, variable in cls.Settings.env.items():
+            if environ.get(variable):
+                providers.setdefault(name, {})[field] = environ[variable]
+                sources[f"providers.{name}.{field}"] = f"env {variable}"
+    if env.route:
+        raw["default_route"] = env.route
+        sources["default_route"] = "env KLINGBRIDGE_ROUTE"
+    try:
+        config = Config.model_validate({**raw, "providers": providers})
+    except PydanticValidationError as error:
+        problem = error.errors()[0]
+        key = ".".join(str(p) for p in problem["loc"])
+        raise ConfigError(problem["msg"], where=f"{path or 'defaults'} [{key}]") from error
+    return config.model_copy(update={"sources": sources, "path": path})

@@ -1,0 +1,173 @@
+"""Every error klingbridge raises, in one tree.
+
+    KlingBridgeError
+    ├── ConfigError               configuration that cannot work (unknown provider, bad price)
+    ├── ValidationError           a request the provider cannot take; said before any I/O
+    ├── ProviderError             the vendor said no
+    │   ├── AuthError             bad or missing credentials, no permission for the model
+    │   ├── QuotaError            balance, arrears, resource pack used up
+    │   ├── RateLimitError        too many requests or concurrent tasks (carries retry_after)
+    │   ├── InvalidRequestError   the vendor rejected the request itself
+    │   ├── NotFoundError         unknown task or model
+    │   ├── ContentPolicyError    the prompt or media tripped the vendor's content rules
+    │   └── ServerError           the vendor broke (5xx, maintenance)
+    ├── TransportError            no usable answer: timeout, reset (carries may_have_been_received)
+    ├── ProviderResponseError     an answer that does not parse (carries the payload)
+    ├── TaskFailed                the task ran and failed or was cancelled (carries the Task)
+    ├── WaitTimeout               the task did not finish before the deadline (carries the Task)
+    └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
+
+A task that fails is not an API error: `TaskFailed` is raised by `run`, never by `get`.
+
+Two flags on `ProviderError` drive retries and fallback:
+`retryable` (the same call may succeed later on the same provider) and
+`fallback` (another provider may well succeed where this one did not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Task
+
+
+class KlingBridgeError(Exception):
+    """Base of every klingbridge error.
+
+    `task` is the vendor task the error concerns, when one is known: a task id, once known, is
+    never dropped, even when waiting for it fails.
+    """
+
+    task: Task | None = None
+
+
+class ConfigError(KlingBridgeError):
+    """Configuration that cannot work. `where` names the file and key when known."""
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ValidationError(KlingBridgeError):
+    """A request this provider cannot take, found before any network call."""
+
+    def __init__(self, provider: str, field: str, limit: str, value: Any = None) -> None:
+        self.provider = provider
+        self.field = field
+        self.limit = limit
+        self.value = value
+        super().__init__(f"{provider}: {field} {limit} (got {value!r})")
+
+
+class ProviderError(KlingBridgeError):
+    """The vendor answered with an error."""
+
+    default_retryable = False
+    default_fallback = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        http_status: int | None = None,
+        code: int | str | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        fallback: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.http_status = http_status
+        self.code = code
+        self.vendor_message = message
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.fallback = self.default_fallback if fallback is None else fallback
+        self.retry_after = retry_after
+        where = f"{provider}" + (f" {code}" if code is not None else "")
+        if http_status is not None:
+            where += f" (HTTP {http_status})"
+        super().__init__(f"{where}: {message}")
+
+
+class AuthError(ProviderError):
+    default_fallback = True
+
+
+class QuotaError(ProviderError):
+    default_fallback = True
+
+
+class RateLimitError(ProviderError):
+    default_retryable = True
+    default_fallback = True
+
+
+class InvalidRequestError(ProviderError):
+    pass
+
+
+class NotFoundError(ProviderError):
+    pass
+
+
+class ContentPolicyError(ProviderError):
+    pass
+
+
+class ServerError(ProviderError):
+    default_retryable = True
+    default_fallback = True
+
+
+class TransportError(KlingBridgeError):
+    """The call got no usable answer. When `may_have_been_received`, a create may have happened."""
+
+    def __init__(self, message: str, *, provider: str, may_have_been_received: bool) -> None:
+        self.provider = provider
+        self.may_have_been_received = may_have_been_received
+        self.retryable = True
+        self.fallback = True
+        super().__init__(f"{provider}: {message}")
+
+
+class ProviderResponseError(KlingBridgeError):
+    """A vendor payload that cannot be read as what it should be."""
+
+    def __init__(self, message: str, *, provider: str, payload: Any = None) -> None:
+        self.provider = provider
+        self.payload = payload
+        super().__init__(f"{provider}: {message}")
+
+
+class TaskFailed(KlingBridgeError):
+    """The task was accepted, ran, and ended failed or cancelled."""
+
+    def __init__(self, task: Task) -> None:
+        self.task: Task = task
+        reason = task.status_message or task.provider_status
+        super().__init__(f"{task.provider} task {task.id} {task.status.value}: {reason}")
+
+
+class WaitTimeout(KlingBridgeError):
+    """The deadline passed before the task finished. The task keeps running at the vendor."""
+
+    def __init__(self, task: Task, timeout: float) -> None:
+        self.task: Task = task
+        self.timeout = timeout
+        super().__init__(
+            f"{task.provider} task {task.id} still {task.status.value} after {timeout:g} s; "
+            f"check later with: klingbridge status {task.id} --provider {task.provider}"
+        )
+
+
+class NoProviderAvailable(KlingBridgeError):
+    """Every candidate provider was skipped or failed. `attempts` says why, in order."""
+
+    def __init__(self, message: str, attempts: Sequence[Any] = ()) -> None:
+        self.attempts = list(attempts)
+        super().__init__(message)

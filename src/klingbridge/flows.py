@@ -1,0 +1,218 @@
+"""What the client does, written once for sync and async alike.
+
+Each operation is a generator ("flow") that yields what it needs done, `Send` (an HTTP call to a
+provider) or `Sleep`, and receives the outcome: an `HttpReply` for a `Send` (or a
+`TransportError` thrown into it), None for a `Sleep`. `transport.run_sync` and
+`transport.run_async` are the only two places that do I/O; everything here is plain logic,
+testable without a network, and the same for `Client` and `AsyncClient`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import (
+    KlingBridgeError,
+    NotFoundError,
+    ProviderError,
+    ProviderResponseError,
+    TransportError,
+    WaitTimeout,
+)
+from .models import Request, Task
+from .provider import HttpCall, HttpReply, Provider
+
+logger = logging.getLogger("klingbridge")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Send:
+    provider: Provider
+    call: HttpCall
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Op = Send | Sleep
+Flow = Generator[Op, Any, T]
+Clock = Callable[[], float]
+OnUpdate = Callable[[Task], None]
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How `wait` polls: the interval starts at `initial` and grows by `factor` up to `maximum`.
+
+    Tests set `initial=0` so nothing sleeps.
+    """
+
+    initial: float = 1.0
+    factor: float = 1.5
+    maximum: float = 10.0
+
+    def interval(self, polls: int) -> float:
+        return min(self.maximum, self.initial * math.pow(self.factor, polls))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter, capped; a vendor's Retry-After wins when it is longer."""
+
+    base: float = 1.0
+    cap: float = 30.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        delay = min(self.cap, self.base * math.pow(2, attempt))
+        delay *= 1 + random.uniform(-self.jitter, self.jitter)
+        return min(self.cap, max(delay, retry_after or 0.0))
+
+
+def exchange(provider: Provider, call: HttpCall) -> Flow[Any]:
+    """Make one call; return its JSON payload or raise the error it carries."""
+    reply: HttpReply = yield Send(provider, call)
+    return provider.check_reply(reply)
+
+
+def submit(
+    provider: Provider,
+    request: Request,
+    *,
+    external_id: str | None = None,
+    callback_url: str | None = None,
+) -> Flow[Task]:
+    """Validate (before any I/O), create, and read the created task."""
+    provider.validate(request)
+    call = provider.build_create(request, external_id=external_id, callback_url=callback_url)
+    payload = yield from exchange(provider, call)
+    task = provider.parse_task(payload, kind=request.kind)
+    if task.external_id is None and external_id is not None:
+        task = task.model_copy(update={"external_id": external_id})
+    return task
+
+
+def locate(
+    provider: Provider, calls: Sequence[HttpCall], kind: str | None
+) -> Flow[tuple[HttpCall, Task]]:
+    """Try calls in order; a not-found answer moves on. Returns the call that found the task."""
+    if not calls:
+        raise KlingBridgeError(f"{provider.name} cannot look up tasks of kind {kind!r}")
+    for call in calls[:-1]:
+        try:
+            payload = yield from exchange(provider, call)
+        except NotFoundError:
+            continue
+        return call, provider.parse_task(payload, kind=kind)
+    payload = yield from exchange(provider, calls[-1])
+    return calls[-1], provider.parse_task(payload, kind=kind)
+
+
+def get(provider: Provider, task_id: str, kind: str | None = None) -> Flow[Task]:
+    _, task = yield from locate(provider, provider.build_get(task_id, kind), kind)
+    return task
+
+
+def find_by_external_id(
+    provider: Provider, external_id: str, kind: str | None = None
+) -> Flow[Task | None]:
+    """The task created with `external_id`, None if the vendor has none, or raise if it cannot say.
+
+    This is how a create whose answer was lost is resolved without paying twice.
+    """
+    calls = provider.build_get_by_external_id(external_id, kind)
+    if not calls:
+        raise KlingBridgeError(f"{provider.name} cannot look tasks up by external id")
+    try:
+        _, task = yield from locate(provider, calls, kind)
+    except NotFoundError:
+        return None
+    return task
+
+
+def _is_transient(error: Exception) -> bool:
+    if isinstance(error, ProviderError | TransportError):
+        return error.retryable
+    return isinstance(error, ProviderResponseError)
+
+
+def wait(
+    provider: Provider,
+    task: Task,
+    *,
+    timeout: float,
+    poll: PollPolicy,
+    clock: Clock,
+    on_update: OnUpdate | None = None,
+) -> Flow[Task]:
+    """Poll until the task ends or `timeout` seconds pass (then `WaitTimeout`, with the task).
+
+    Transient errors while polling (rate limits, 5xx, timeouts, garbled answers) do not end the
+    wait: the task is still running at the vendor and its id must not be lost.
+    """
+    deadline = clock() + timeout
+    calls: Sequence[HttpCall] = ()
+    polls = 0
+    while not task.status.is_terminal:
+        now = clock()
+        if now >= deadline:
+            raise WaitTimeout(task, timeout)
+        yield Sleep(min(poll.interval(polls), max(0.0, deadline - now)))
+        polls += 1
+        try:
+            # After the first answer, poll only the endpoint that found the task.
+            call, found = yield from locate(
+                provider, calls or provider.build_get(task.id, task.kind), task.kind
+            )
+            calls = [call]
+        except Exception as error:
+            if isinstance(error, KlingBridgeError):
+                error.task = error.task or task
+            if not _is_transient(error):
+                raise
+            logger.info("polling %s task %s: %s (will retry)", provider.name, task.id, error)
+            continue
+        found = _keep_known(task, found)
+        if found.status != task.status and on_update is not None:
+            on_update(found)
+        task = found
+    return task
+
+
+def _keep_known(before: Task, after: Task) -> Task:
+    """A poll may know less than the create did (kind, external id): keep what we knew."""
+    update: dict[str, Any] = {}
+    if after.kind is None and before.kind is not None:
+        update["kind"] = before.kind
+    if after.external_id is None and before.external_id is not None:
+        update["external_id"] = before.external_id
+    return after.model_copy(update=update) if update else after
+
+
+def cancel(provider: Provider, task_id: str, kind: str | None = None) -> Flow[Task]:
+    call = provider.build_cancel(task_id, kind)
+    if call is None:
+        raise KlingBridgeError(f"{provider.name} cannot cancel tasks")
+    payload = yield from exchange(provider, call)
+    task = provider.parse_cancel(payload, task_id, kind)
+    if task is None:
+        task = yield from get(provider, task_id, kind)
+    return task
+
+
+def list_tasks(
+    provider: Provider, kind: str | None = None, *, page: int = 1, page_size: int = 30
+) -> Flow[list[Task]]:
+    call = provider.build_list(kind, page=page, page_size=page_size)
+    if call is None:
+        raise KlingBridgeError(f"{provider.name} cannot list tasks")
+    payload = yield from exchange(provider, call)
+    return provider.parse_tasks(payload, kind=kind)

@@ -1,0 +1,150 @@
+"""The provider-neutral data model: requests in, tasks out.
+
+Nothing here knows a vendor. Field names and values of `Task`, `Output`, `File` and `Cost` are
+the public contract that `klingbridge normalize` prints, so they change only with a major version.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+
+def _decimal_to_json(value: Decimal) -> int | float:
+    """Money and units go out as JSON numbers: integral values as ints, the rest as floats."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+JsonDecimal = Annotated[Decimal, PlainSerializer(_decimal_to_json, when_used="json")]
+
+
+class TaskStatus(str, enum.Enum):
+    """The five normalized statuses. Vendors' own values stay in `Task.provider_status`."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- requests -------------------------------------------------------------------------------
+# Only limits that hold for every vendor live here; each provider checks its own (prompt length,
+# allowed durations, models) in `Provider.validate`, before any network call.
+
+
+class SoundRequest(_Model):
+    """A sound effect from a text prompt."""
+
+    kind: Literal["sound"] = "sound"
+    prompt: str = Field(min_length=1)
+    duration: float = Field(default=5.0, gt=0, description="seconds")
+
+
+class SpeechRequest(_Model):
+    """Text to speech."""
+
+    kind: Literal["speech"] = "speech"
+    text: str = Field(min_length=1)
+    voice: str = Field(min_length=1, description="vendor voice id, e.g. Kling's oversea_male1")
+    language: str | None = Field(default=None, description="e.g. 'en' or 'zh'; vendor default")
+    speed: float = Field(default=1.0, gt=0)
+
+
+class VideoRequest(_Model):
+    """Text to video, or image to video when `image_url` is set."""
+
+    kind: Literal["video"] = "video"
+    prompt: str = Field(min_length=1)
+    negative_prompt: str | None = None
+    model: str = Field(default="kling-v2-6", description="Kling model name, e.g. kling-v2-6")
+    mode: Literal["std", "pro"] = "std"
+    aspect_ratio: str = "16:9"
+    duration: int = Field(default=5, gt=0, description="seconds")
+    sound: bool = False
+    cfg_scale: float | None = Field(default=None, ge=0, le=1)
+    image_url: str | None = None
+    image_tail_url: str | None = None
+
+
+Request = Annotated[SoundRequest | SpeechRequest | VideoRequest, Field(discriminator="kind")]
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+class File(_Model):
+    """One downloadable rendition of an output."""
+
+    url: str
+    format: str
+    watermarked: bool | None = None
+
+
+class Output(_Model):
+    """One generated media item: one audio clip, one video."""
+
+    id: str | None = None
+    kind: Literal["audio", "video", "image"]
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    files: list[File] = Field(default_factory=list)
+    cover_url: str | None = None
+
+
+CostUnit = Literal["kling_unit", "piapi_point", "usd"]
+
+
+class Cost(_Model):
+    """What a task costs, in the vendor's own unit and (when prices are known) in USD."""
+
+    amount: JsonDecimal
+    unit: CostUnit
+    usd: JsonDecimal | None = None
+
+
+class Task(_Model):
+    """A vendor task, normalized. See docs/model.md for the mapping of each vendor."""
+
+    provider: str
+    id: str
+    kind: str | None = None
+    status: TaskStatus
+    provider_status: str | int | None = None
+    status_message: str | None = None
+    external_id: str | None = None
+    outputs: list[Output] = Field(default_factory=list)
+    cost: Cost | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def files(self) -> list[File]:
+        """Every file of every output, in order."""
+        return [file for output in self.outputs for file in output.files]
+
+
+class Quote(_Model):
+    """A provider's price for a request, computed before anything is paid."""
+
+    provider: str
+    eligible: bool
+    reason: str | None = None
+    cost: Cost | None = None
+    source: str | None = Field(default=None, description="where the price comes from, dated")

@@ -1,0 +1,140 @@
+"""Small, vendor-neutral helpers for provider parsers (public: plugin authors use them too).
+
+Vendor payloads are loosely typed: numbers arrive as strings, times as epoch milliseconds or
+RFC 3339 with nanoseconds, "not set" as 0, "" or Go's zero time. These helpers read such values
+leniently and return None for "not set", so parsers stay short.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import PurePosixPath
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+from .errors import ProviderResponseError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def obj(value: Any) -> Mapping[str, Any]:
+    """`value` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(value: Any) -> list[Any]:
+    """`value` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string, or None."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def number(value: Any) -> float | None:
+    """A finite number from a number or a numeric string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+        return float(value)
+    return None
+
+
+def decimal(value: Any) -> Decimal | None:
+    """An exact decimal from a number or a numeric string; None when empty or not a number."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        result = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def positive_int(value: Any) -> int | None:
+    """An int > 0 (0 and absent mean "unknown" in vendor payloads)."""
+    result = number(value)
+    return int(result) if result is not None and result > 0 else None
+
+
+def epoch_ms(value: Any) -> datetime | None:
+    """A Unix timestamp in milliseconds as UTC; 0 and absent mean None."""
+    ms = number(value)
+    if not ms or ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def rfc3339(value: Any) -> datetime | None:
+    """An RFC 3339 time as UTC (any number of fraction digits); Go's zero time means None."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.match(value.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if int(year) <= 1:
+        return None  # 0001-01-01T00:00:00Z: Go's zero time, "not set yet"
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    offset = (zone or "Z").upper()
+    offset = "+00:00" if offset == "Z" else f"{offset[:3]}:{offset[-2:]}"
+    try:
+        moment = datetime.fromisoformat(
+            f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro}{offset}"
+        )
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc)
+
+
+def url_format(url: str, default: str) -> str:
+    """The file format from a URL's path extension (never the query), else `default`."""
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower().lstrip(".")
+    return suffix if suffix.isalnum() and 2 <= len(suffix) <= 4 else default
+
+
+def guard(provider: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn any slip of a parser on odd input into `ProviderResponseError`, never another error.
+
+    Parsers are written to expect the documented shapes; this is the net under them, so that
+    any JSON a vendor (or a user of `klingbridge normalize`) sends yields a Task or this error.
+    """
+
+    def decorate(parse: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(parse)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return parse(*args, **kwargs)
+            except ProviderResponseError:
+                raise
+            except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as error:
+                payload = args[1] if len(args) > 1 else None
+                raise ProviderResponseError(
+                    f"cannot read payload: {error}", provider=provider, payload=payload
+                ) from error
+
+        return guarded
+
+    return decorate

@@ -1,0 +1,202 @@
+"""The provider interface: what a vendor plugin implements.
+
+A provider is sans-IO. It turns a request into an `HttpCall` (a description, not a request in
+flight) and turns what came back into a `Task` or a `ProviderError`. It never opens a socket,
+sleeps or reads global state: the transport runs its calls, the client decides when. That is what
+lets one provider serve the sync and the async client, the CLI's `normalize`, and the tests.
+
+A third-party vendor subclasses `Provider`, sets `name` (and `Settings` if it needs credentials),
+and registers the class from a `klingbridge_register_providers` hook; see docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ProviderError, ProviderResponseError
+from .models import Quote, Request, Task
+
+JsonParams = Mapping[str, str | int | float]
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One HTTP exchange a provider wants made. `path` is relative to the provider's base URL."""
+
+    method: str
+    path: str
+    params: JsonParams | None = None
+    json: Any = None
+    #: True when the call may create (and bill) a task: the transport then never blindly retries
+    #: it after the request may have reached the vendor.
+    creates: bool = False
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """What came back: the status, the headers and the body (parsed as JSON when it is JSON)."""
+
+    status_code: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""
+
+    def json(self) -> Any:
+        """The body as JSON; raises ValueError when it is not JSON."""
+        return json.loads(self.text)
+
+
+class Capability(BaseModel):
+    """One kind of request a provider takes, with its limits in words (for `providers`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class ProviderSettings(BaseModel):
+    """Settings every provider has. Providers subclass it for credentials and options.
+
+    `env` maps a field to the environment variable that fills it when configuration leaves it
+    unset; the core applies it without knowing any vendor.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: ClassVar[Mapping[str, str]] = {}
+
+    base_url: str | None = None
+    timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP call")
+    prices: dict[str, Decimal] = Field(
+        default_factory=dict, description="overrides of the provider's shipped price table"
+    )
+
+
+class Provider(abc.ABC):
+    """A vendor, sans-IO. One instance holds one configuration."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    default_base_url: ClassVar[str]
+
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        self.settings = settings if settings is not None else self.Settings()
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url or self.default_base_url
+
+    # --- what it can do ------------------------------------------------------------------
+    @abc.abstractmethod
+    def capabilities(self) -> list[Capability]:
+        """The kinds of request this provider takes, with their limits."""
+
+    @abc.abstractmethod
+    def validate(self, request: Request) -> None:
+        """Raise `ValidationError` (provider, field, limit) if this provider cannot take it."""
+
+    @abc.abstractmethod
+    def quote(self, request: Request) -> Quote:
+        """The price of `request` as a `Quote`, eligible or not (with the reason)."""
+
+    def auth(self) -> httpx.Auth | None:
+        """How to authenticate calls (an `httpx.Auth`, itself sans-IO), or None."""
+        return None
+
+    def missing_credentials(self) -> list[str]:
+        """The settings this provider still needs before it can make calls (for `config check`)."""
+        return []
+
+    # --- building calls ------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_create(
+        self, request: Request, *, external_id: str | None = None, callback_url: str | None = None
+    ) -> HttpCall:
+        """The call that creates a task for `request`. Call `validate` first."""
+
+    @abc.abstractmethod
+    def build_get(self, task_id: str, kind: str | None = None) -> Sequence[HttpCall]:
+        """Calls that may find the task, in order (several when the kind does not pin the path)."""
+
+    def build_get_by_external_id(
+        self, external_id: str, kind: str | None = None
+    ) -> Sequence[HttpCall]:
+        """Calls that find a task by the caller's id; empty when the vendor cannot."""
+        return []
+
+    def build_cancel(self, task_id: str, kind: str | None = None) -> HttpCall | None:
+        """The call that cancels a task, or None when the vendor cannot cancel."""
+        return None
+
+    def build_list(
+        self, kind: str | None = None, *, page: int = 1, page_size: int = 30
+    ) -> HttpCall | None:
+        """The call that lists recent tasks, or None when the vendor has no list."""
+        return None
+
+    # --- reading answers -----------------------------------------------------------------
+    @abc.abstractmethod
+    def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
+        """The error a vendor payload carries (HTTP status known or not), or None if it is none."""
+
+    @abc.abstractmethod
+    def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
+        """Any payload that holds one task (envelope, bare task, callback body) as a `Task`.
+
+        Raises only `ProviderResponseError`, whatever the payload.
+        """
+
+    def parse_tasks(self, payload: Any, *, kind: str | None = None) -> list[Task]:
+        """A list answer as tasks. Raises only `ProviderResponseError`."""
+        raise ProviderResponseError("this provider has no list answer", provider=self.name)
+
+    def parse_cancel(self, payload: Any, task_id: str, kind: str | None = None) -> Task | None:
+        """The task after a successful cancel answer, when the answer says enough; else None."""
+        return None
+
+    def parse_callback(self, body: Any, headers: Mapping[str, str] | None = None) -> Task:
+        """A callback / webhook body POSTed by the vendor, as a `Task`."""
+        return self.parse_task(body)
+
+    def is_list_payload(self, payload: Any) -> bool:
+        """True when `payload` is a list answer (for `klingbridge normalize`)."""
+        return False
+
+    def check_reply(self, reply: HttpReply) -> Any:
+        """The reply's JSON body, or raise the `ProviderError` / `ProviderResponseError` it means.
+
+        Shared by every provider: vendors differ in `parse_error`, not in this order of checks.
+        """
+        try:
+            payload = reply.json()
+        except ValueError:
+            payload = None
+        error = self.parse_error(payload, reply.status_code) if payload is not None else None
+        if error is None and reply.status_code >= 400:
+            error = self.parse_error({}, reply.status_code)
+        if error is not None:
+            error.retry_after = error.retry_after or _retry_after(reply.headers)
+            raise error
+        if payload is None:
+            raise ProviderResponseError(
+                f"HTTP {reply.status_code} answer is not JSON: {reply.text[:200]!r}",
+                provider=self.name,
+                payload=reply.text,
+            )
+        return payload
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare enough to fall back on our own backoff

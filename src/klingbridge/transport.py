@@ -1,0 +1,139 @@
+"""The one place that does I/O: runs flows over httpx, sync or async.
+
+`SyncRunner.run(flow)` and `AsyncRunner.run(flow)` feed a flow (see flows.py) the outcome of
+each operation it yields. They differ only in `await`. An `httpx` transport can be passed in:
+`httpx.MockTransport` in tests, `httpx.ASGITransport` for the in-process simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from .errors import TransportError
+from .flows import Flow, Op, Send, Sleep
+from .provider import HttpReply, Provider
+
+T = TypeVar("T")
+
+#: Errors raised before a single byte of the request could have reached the vendor.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+USER_AGENT = "klingbridge/0.1 (+https://github.com/klingbridge/klingbridge)"
+
+
+def _transport_error(provider: Provider, error: httpx.HTTPError) -> TransportError:
+    return TransportError(
+        f"{type(error).__name__}: {error or 'no answer'}",
+        provider=provider.name,
+        may_have_been_received=not isinstance(error, _NOT_SENT),
+    )
+
+
+def _reply(response: httpx.Response) -> HttpReply:
+    return HttpReply(response.status_code, dict(response.headers), response.text)
+
+
+def _request_args(send: Send) -> dict[str, Any]:
+    call = send.call
+    return {
+        "method": call.method,
+        "url": call.path,
+        "params": dict(call.params) if call.params else None,
+        "json": call.json,
+    }
+
+
+def _client_args(provider: Provider) -> dict[str, Any]:
+    return {
+        "base_url": provider.base_url,
+        "auth": provider.auth(),
+        "timeout": provider.settings.timeout,
+        "headers": {"User-Agent": USER_AGENT},
+    }
+
+
+class SyncRunner:
+    """Runs flows with one `httpx.Client` per provider, created on first use."""
+
+    def __init__(
+        self,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._transport = transport
+        self._sleep = sleep
+        self._clients: dict[int, httpx.Client] = {}
+
+    def _client(self, provider: Provider) -> httpx.Client:
+        client = self._clients.get(id(provider))
+        if client is None:
+            client = httpx.Client(transport=self._transport, **_client_args(provider))
+            self._clients[id(provider)] = client
+        return client
+
+    def run(self, flow: Flow[T]) -> T:
+        outcome: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                op: Op = flow.throw(error) if error is not None else flow.send(outcome)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            outcome, error = None, None
+            if isinstance(op, Sleep):
+                if op.seconds > 0:
+                    self._sleep(op.seconds)
+                continue
+            try:
+                outcome = _reply(self._client(op.provider).request(**_request_args(op)))
+            except httpx.HTTPError as exc:
+                error = _transport_error(op.provider, exc)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+class AsyncRunner:
+    """The async twin of `SyncRunner`: the same loop, with `await`."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._transport = transport
+        self._clients: dict[int, httpx.AsyncClient] = {}
+
+    def _client(self, provider: Provider) -> httpx.AsyncClient:
+        client = self._clients.get(id(provider))
+        if client is None:
+            client = httpx.AsyncClient(transport=self._transport, **_client_args(provider))
+            self._clients[id(provider)] = client
+        return client
+
+    async def run(self, flow: Flow[T]) -> T:
+        outcome: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                op: Op = flow.throw(error) if error is not None else flow.send(outcome)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            outcome, error = None, None
+            if isinstance(op, Sleep):
+                if op.seconds > 0:
+                    await asyncio.sleep(op.seconds)
+                continue
+            try:
+                response = await self._client(op.provider).request(**_request_args(op))
+                outcome = _reply(response)
+            except httpx.HTTPError as exc:
+                error = _transport_error(op.provider, exc)
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
