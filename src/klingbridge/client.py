@@ -16,11 +16,13 @@ import pluggy
 
 from . import flows
 from .config import Config, load_config
-from .errors import ConfigError, TaskFailed
+from .errors import ConfigError
+from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
-from .models import Quote, Request, Task, TaskStatus
+from .models import Quote, Request, Task
 from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
 from .provider import Provider
+from .router import Cooldowns, Router, RunResult
 from .transport import AsyncRunner, SyncRunner
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -49,6 +51,14 @@ class _BaseClient:
         self.poll = poll or PollPolicy()
         self._clock = clock
         self._providers: dict[str, Provider] = {}
+        self._router = Router(
+            providers=self.provider,
+            retry=self.config.retry,
+            cooldowns=Cooldowns(self.config.cooldown, clock),
+            poll=self.poll,
+            clock=clock,
+            emit=self._emit,
+        )
 
     @property
     def provider_names(self) -> list[str]:
@@ -99,21 +109,39 @@ class _BaseClient:
             on_update=on_update,
         )
 
+    def _dispatch(
+        self,
+        request: Request,
+        provider: str | None,
+        route: str | None,
+        timeout: float | None,
+        on_update: OnUpdate | None,
+    ) -> Flow[RunResult]:
+        if provider is not None and route is not None:
+            raise ConfigError("give a provider or a route, not both")
+        plan = self.config.route(route)
+        if provider is not None or (route is None and self.default_provider is not None):
+            plan = plan.model_copy(update={"providers": [provider or self.default_provider]})
+        return self._router.run(
+            request,
+            plan,
+            timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+            on_update=on_update,
+        )
+
     def _run(
         self,
         request: Request,
         provider: str | None,
+        route: str | None,
         timeout: float | None,
         on_update: OnUpdate | None,
-        external_id: str | None,
     ) -> Flow[Task]:
-        task = yield from self._submit(request, provider, external_id, None)
-        if on_update is not None:
-            on_update(task)
-        task = yield from self._wait(task, timeout, on_update)
-        if task.status is not TaskStatus.SUCCEEDED:
-            raise TaskFailed(task)
-        return task
+        result = yield from self._dispatch(request, provider, route, timeout, on_update)
+        return result.task
+
+    def _emit(self, event: Event) -> None:
+        self._pm.hook.klingbridge_event(event=event)
 
 
 class Client(_BaseClient):
@@ -159,12 +187,28 @@ class Client(_BaseClient):
         request: Request,
         *,
         provider: str | None = None,
+        route: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
-        external_id: str | None = None,
     ) -> Task:
-        """Submit and wait; return the succeeded task or raise `TaskFailed`."""
-        return self._runner.run(self._run(request, provider, timeout, on_update, external_id))
+        """Submit and wait, with retries and fallback over the route (or one provider).
+
+        Returns the succeeded task; raises `TaskFailed`, `NoProviderAvailable` or the error that
+        forbade fallback, each carrying the `attempts` made.
+        """
+        return self._runner.run(self._run(request, provider, route, timeout, on_update))
+
+    def dispatch(
+        self,
+        request: Request,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> RunResult:
+        """Like `run`, but returns the task with every attempt made (provider, ids, costs)."""
+        return self._runner.run(self._dispatch(request, provider, route, timeout, on_update))
 
     def cancel(self, task_id: str, *, provider: str | None = None, kind: str | None = None) -> Task:
         """Cancel a task where the vendor allows it; return the task as it then stands."""
@@ -235,11 +279,22 @@ class AsyncClient(_BaseClient):
         request: Request,
         *,
         provider: str | None = None,
+        route: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
-        external_id: str | None = None,
     ) -> Task:
-        return await self._runner.run(self._run(request, provider, timeout, on_update, external_id))
+        return await self._runner.run(self._run(request, provider, route, timeout, on_update))
+
+    async def dispatch(
+        self,
+        request: Request,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> RunResult:
+        return await self._runner.run(self._dispatch(request, provider, route, timeout, on_update))
 
     async def cancel(
         self, task_id: str, *, provider: str | None = None, kind: str | None = None

@@ -41,6 +41,8 @@ class KlingBridgeError(Exception):
     """
 
     task: Task | None = None
+    #: The routed attempts that led to this error (`klingbridge.router.Attempt`), when routed.
+    attempts: Sequence[Any] = ()
 
 
 class ConfigError(KlingBridgeError):
@@ -169,5 +171,5 @@ class NoProviderAvailable(KlingBridgeError):
     """Every candidate provider was skipped or failed. `attempts` says why, in order."""
 
     def __init__(self, message: str, attempts: Sequence[Any] = ()) -> None:
-        self.attempts = list(attempts)
         super().__init__(message)
+        self.attempts = list(attempts)

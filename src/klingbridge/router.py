@@ -1,0 +1,337 @@
+"""Where fallback is decided: which provider gets a request, retries, cooldowns, no double pay.
+
+The rules (docs/routing.md):
+- a provider that cannot take the request is skipped with its reason, before any call;
+- retry the same provider (with backoff, honouring Retry-After) on rate limits, 5xx and lost
+  answers, up to `retry.attempts` tries;
+- fall back to the next provider on transport errors, rate/concurrency limits, 5xx and that
+  provider's auth/balance/permission failures; never on invalid requests; on content policy only
+  when the route says so;
+- a create whose answer was lost is resolved by looking the task up by its external id before
+  anything is retried; where the vendor has no such lookup, it is not re-created there;
+- a provider that failed `allowed_fails` times in a row cools down and is skipped meanwhile;
+- an accepted task that then fails is resubmitted to the next provider when the route says so.
+Every attempt is recorded; nothing known about a paid task (its id, its charge) is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from . import flows
+from .config import CooldownPolicy, RetryPolicy, Route
+from .errors import (
+    ContentPolicyError,
+    KlingBridgeError,
+    NoProviderAvailable,
+    ProviderError,
+    ProviderResponseError,
+    TaskFailed,
+    TransportError,
+    ValidationError,
+)
+from .events import Event
+from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Sleep
+from .models import Cost, Request, Task, TaskStatus
+from .provider import Provider
+
+Outcome = Literal["succeeded", "failed", "cancelled", "error", "skipped", "unknown"]
+Emit = Callable[[Event], None]
+
+
+class Attempt(BaseModel):
+    """One provider's part in a routed run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    outcome: Outcome
+    task_id: str | None = None
+    external_id: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    quoted: Cost | None = None
+    charged: Cost | None = None
+    started_at: datetime | None = None
+    elapsed_s: float | None = None
+
+
+class RunResult(BaseModel):
+    """The task a routed run ended with, and every attempt that led there, in order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    attempts: list[Attempt]
+
+
+@dataclass
+class Cooldowns:
+    """Failures in a row per provider; a provider over the limit is skipped until its time."""
+
+    policy: CooldownPolicy
+    clock: Clock = time.monotonic
+    fails: dict[str, int] = field(default_factory=dict)
+    until: dict[str, float] = field(default_factory=dict)
+
+    def remaining(self, provider: str) -> float:
+        return max(0.0, self.until.get(provider, 0.0) - self.clock())
+
+    def failed(self, provider: str) -> bool:
+        """Count a failure; True when it starts a cooldown."""
+        self.fails[provider] = self.fails.get(provider, 0) + 1
+        if self.fails[provider] >= self.policy.allowed_fails:
+            self.fails[provider] = 0
+            self.until[provider] = self.clock() + self.policy.cooldown_s
+            return True
+        return False
+
+    def succeeded(self, provider: str) -> None:
+        self.fails.pop(provider, None)
+
+
+@dataclass
+class Router:
+    """Runs one request over a route. Holds no I/O: `run` is a flow, like those of flows.py."""
+
+    providers: Callable[[str], Provider]
+    retry: RetryPolicy
+    cooldowns: Cooldowns
+    poll: PollPolicy
+    clock: Clock
+    emit: Emit
+    new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
+
+    def order(self, request: Request, route: Route) -> list[str]:
+        if route.strategy == "ordered":
+            return list(route.providers)
+
+        def usd(name: str) -> float:
+            quote = self.providers(name).quote(request)
+            cost = quote.cost.usd if quote.eligible and quote.cost else None
+            return float(cost) if cost is not None else float("inf")
+
+        return sorted(route.providers, key=usd)  # stable: ties keep the configured order
+
+    def run(
+        self,
+        request: Request,
+        route: Route,
+        *,
+        timeout: float,
+        on_update: OnUpdate | None = None,
+    ) -> Flow[RunResult]:
+        attempts: list[Attempt] = []
+        last_error: KlingBridgeError | None = None
+        for name in self.order(request, route):
+            provider = self.providers(name)
+            skip = self._skip_reason(provider, request)
+            if skip is not None:
+                attempts.append(Attempt(provider=name, outcome="skipped", error=skip))
+                self.emit(Event("skip", name, data={"reason": skip}))
+                continue
+            quoted = provider.quote(request).cost
+            external_id = self.new_external_id()
+            started, begun = datetime.now(timezone.utc), self.clock()
+
+            def record(
+                outcome: Outcome,
+                task: Task | None = None,
+                error: BaseException | None = None,
+                *,
+                _name: str = name,
+                _quoted: Cost | None = quoted,
+                _ext: str = external_id,
+                _started: datetime = started,
+                _begun: float = begun,
+            ) -> None:
+                attempts.append(
+                    Attempt(
+                        provider=_name,
+                        outcome=outcome,
+                        task_id=task.id if task else None,
+                        external_id=_ext,
+                        error=str(error) if error else None,
+                        error_type=type(error).__name__ if error else None,
+                        quoted=_quoted,
+                        charged=task.cost if task else None,
+                        started_at=_started,
+                        elapsed_s=round(self.clock() - _begun, 3),
+                    )
+                )
+
+            try:
+                task = yield from self._create(provider, request, external_id)
+            except _Unresolved as unresolved:
+                record("unknown", error=unresolved.error)
+                last_error = unresolved.error
+                self._failed(name)
+                continue
+            except (ProviderError, TransportError, ProviderResponseError) as error:
+                record("error", error=error)
+                last_error = error
+                if not self._falls_back(error, route):
+                    error.attempts = attempts
+                    raise
+                self._failed(name)
+                self.emit(Event("fallback", name, data={"error": str(error)}))
+                continue
+            if on_update is not None:
+                on_update(task)
+            try:
+                task = yield from flows.wait(
+                    provider,
+                    task,
+                    timeout=timeout,
+                    poll=self.poll,
+                    clock=self.clock,
+                    on_update=self._status_events(on_update),
+                )
+            except KlingBridgeError as error:
+                record("error", task=error.task, error=error)
+                error.attempts = attempts
+                raise
+            if task.cost is not None:
+                self.emit(
+                    Event(
+                        "cost_recorded",
+                        name,
+                        task.id,
+                        {
+                            "cost": task.cost.model_dump(mode="json"),
+                            "quoted": quoted.model_dump(mode="json") if quoted else None,
+                        },
+                    )
+                )
+            if task.status is TaskStatus.SUCCEEDED:
+                record("succeeded", task)
+                self.cooldowns.succeeded(name)
+                return RunResult(task=task, attempts=attempts)
+            record("cancelled" if task.status is TaskStatus.CANCELLED else "failed", task)
+            failure = TaskFailed(task)
+            if not route.resubmit_failed or task.status is TaskStatus.CANCELLED:
+                failure.attempts = attempts
+                raise failure
+            last_error = failure
+            self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
+        message = "no provider could run the request: " + "; ".join(
+            f"{a.provider} {a.outcome}: {a.error}" for a in attempts
+        )
+        exhausted = NoProviderAvailable(message, attempts)
+        if last_error is not None:
+            exhausted.__cause__ = last_error
+            exhausted.task = last_error.task
+        raise exhausted
+
+    # --- pieces ---------------------------------------------------------------------------
+    def _skip_reason(self, provider: Provider, request: Request) -> str | None:
+        try:
+            provider.validate(request)
+        except ValidationError as error:
+            return str(error)
+        wait = self.cooldowns.remaining(provider.name)
+        return f"cooling down for {wait:.0f} s after repeated failures" if wait > 0 else None
+
+    def _failed(self, name: str) -> None:
+        if self.cooldowns.failed(name):
+            self.emit(Event("cooldown", name, data={"seconds": self.cooldowns.policy.cooldown_s}))
+
+    @staticmethod
+    def _falls_back(error: KlingBridgeError, route: Route) -> bool:
+        if isinstance(error, ContentPolicyError):
+            return route.fallback_on_content_policy
+        return bool(getattr(error, "fallback", True))
+
+    def _status_events(self, on_update: OnUpdate | None) -> OnUpdate:
+        def changed(task: Task) -> None:
+            self.emit(Event("status_change", task.provider, task.id, {"status": task.status.value}))
+            if on_update is not None:
+                on_update(task)
+
+        return changed
+
+    def _create(self, provider: Provider, request: Request, external_id: str) -> Flow[Task]:
+        """Create on one provider with retries; never create twice.
+
+        After an answer that may have been lost (the request may have reached the vendor), the
+        task is looked up by external id: found, it is the result; not found, it is safe to
+        create again. Where the vendor has no lookup, `_Unresolved` says so and nothing is
+        re-created there.
+        """
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        for attempt in range(self.retry.attempts):
+            try:
+                task = yield from flows.submit(provider, request, external_id=external_id)
+                self.emit(Event("submit", provider.name, task.id, {"external_id": external_id}))
+                return task
+            except (TransportError, ProviderResponseError) as error:
+                unsent = isinstance(error, TransportError) and not error.may_have_been_received
+                if not unsent:
+                    found = yield from self._look_up(provider, request, external_id, error)
+                    if found is not None:
+                        self.emit(
+                            Event(
+                                "submit",
+                                provider.name,
+                                found.id,
+                                {"external_id": external_id, "recovered": True},
+                            )
+                        )
+                        return found
+                # Surely not created (never sent, or not found by its external id): safe to retry.
+                if attempt + 1 >= self.retry.attempts:
+                    raise
+                delay = backoff.delay(attempt)
+            except ProviderError as error:
+                if not error.retryable or attempt + 1 >= self.retry.attempts:
+                    raise
+                delay = backoff.delay(attempt, error.retry_after)
+            self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
+            yield Sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _look_up(
+        self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
+    ) -> Flow[Task | None]:
+        """The task created under `external_id`, or None when surely none was created."""
+        if not provider.build_get_by_external_id(external_id, request.kind):
+            raise _Unresolved(
+                cause,
+                f"a task may have been created (the answer was lost: {cause}); "
+                f"{provider.name} offers no lookup by external id, so it was not resubmitted "
+                f"there. Check the vendor's dashboard before retrying.",
+            )
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        for attempt in range(max(2, self.retry.attempts)):
+            try:
+                return (yield from flows.find_by_external_id(provider, external_id, request.kind))
+            except (TransportError, ProviderResponseError, ProviderError) as error:
+                if isinstance(error, ProviderError) and not error.retryable:
+                    break
+                yield Sleep(backoff.delay(attempt, getattr(error, "retry_after", None)))
+        raise _Unresolved(
+            cause,
+            f"a task with external id {external_id!r} may have been created (the answer was "
+            f"lost and the lookup failed); not resubmitted there.",
+        )
+
+
+class _Unresolved(Exception):
+    """A create whose outcome cannot be known. Carries a user-facing error."""
+
+    def __init__(self, cause: KlingBridgeError, message: str) -> None:
+        self.error = TransportError(
+            message, provider=getattr(cause, "provider", "?"), may_have_been_received=True
+        )
+        self.error.__cause__ = cause
+        super().__init__(message)
+
+
+__all__: Sequence[str] = ["Attempt", "Cooldowns", "Router", "RunResult"]
