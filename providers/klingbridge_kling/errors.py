@@ -45,7 +45,7 @@ CODES: dict[int, Code] = {
     1301: Code(ContentPolicyError, "content safety triggered", False, False),
     1302: Code(RateLimitError, "requests too fast", True, True),
     1303: Code(RateLimitError, "concurrent tasks over the resource-pack limit", True, True),
-    1304: Code(RateLimitError, "IP whitelist policy", False, True),
+    1304: Code(AuthError, "IP whitelist policy", False, True),
     5000: Code(ServerError, "internal error", True, True),
     5001: Code(ServerError, "service under maintenance", True, True),
     5002: Code(ServerError, "internal timeout", True, True),

@@ -48,7 +48,7 @@ class _BaseClient:
         for name, section in (settings or {}).items():
             self.config.providers[name] = {**self.config.providers.get(name, {}), **section}
         self.default_provider = provider
-        self.poll = poll or PollPolicy()
+        self.poll = poll or self.config.poll
         self._clock = clock
         self._providers: dict[str, Provider] = {}
         self._router = Router(

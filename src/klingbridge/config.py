@@ -24,6 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .flows import PollPolicy
 from .provider import Provider, ProviderSettings
 
 if sys.version_info >= (3, 11):
@@ -80,8 +81,11 @@ class Config(BaseModel):
     routes: dict[str, Route] = Field(
         default_factory=lambda: {"default": Route(providers=["kling", "piapi"])}
     )
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Raw sections, secrets included (validated into SecretStr only per provider): kept out
+    #: of repr so that printing or logging a Config never shows a key.
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    poll: PollPolicy = Field(default_factory=PollPolicy)
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)

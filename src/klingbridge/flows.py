@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from .errors import (
     KlingBridgeError,
     NotFoundError,
@@ -48,16 +50,17 @@ Clock = Callable[[], float]
 OnUpdate = Callable[[Task], None]
 
 
-@dataclass(frozen=True)
-class PollPolicy:
+class PollPolicy(BaseModel):
     """How `wait` polls: the interval starts at `initial` and grows by `factor` up to `maximum`.
 
-    Tests set `initial=0` so nothing sleeps.
+    Configurable as `[poll]` in klingbridge.toml; tests set `initial=0` so nothing sleeps.
     """
 
-    initial: float = 1.0
-    factor: float = 1.5
-    maximum: float = 10.0
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    initial: float = Field(default=1.0, ge=0, description="seconds before the first poll")
+    factor: float = Field(default=1.5, ge=1)
+    maximum: float = Field(default=10.0, ge=0, description="longest interval, seconds")
 
     def interval(self, polls: int) -> float:
         return min(self.maximum, self.initial * math.pow(self.factor, polls))

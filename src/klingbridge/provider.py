@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import ProviderError, ProviderResponseError
 from .models import Quote, Request, Task
@@ -78,6 +78,14 @@ class ProviderSettings(BaseModel):
     prices: dict[str, Decimal] = Field(
         default_factory=dict, description="overrides of the provider's shipped price table"
     )
+
+    @field_validator("prices")
+    @classmethod
+    def _prices_not_negative(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:
+        for key, value in prices.items():
+            if value < 0 or not value.is_finite():
+                raise ValueError(f"price {key!r} must be a finite number >= 0, not {value}")
+        return prices
 
 
 class Provider(abc.ABC):

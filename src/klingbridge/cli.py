@@ -1,0 +1,499 @@
+"""The `klingbridge` command line.
+
+Every failure ends in one line on stderr and a non-zero exit status, never a traceback
+(set KLINGBRIDGE_DEBUG=1 to see one). Exit statuses: 1 the vendor or the task failed,
+2 bad input (usage, unreadable payload, invalid request or configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import pydantic
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .cli_options import build_request, kind_commands
+from .client import Client
+from .config import Config, load_config
+from .download import SavedFile, save_outputs
+from .errors import (
+    ConfigError,
+    KlingBridgeError,
+    ProviderError,
+    ProviderResponseError,
+    ValidationError,
+)
+from .models import Task
+from .plugins import default_plugin_manager, provider_classes
+from .router import Attempt, RunResult
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    err.print(Text(f"error: {message}"))
+    raise SystemExit(status)
+
+
+class Group(click.Group):
+    """Turns every error into one line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except (ValidationError, ConfigError) as error:
+            fail(str(error), 2)
+        except pydantic.ValidationError as error:
+            problem = error.errors()[0]
+            field = ".".join(str(p) for p in problem["loc"]) or "request"
+            fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2)
+        except KlingBridgeError as error:
+            fail(_describe(error))
+        except Exception as error:
+            if os.environ.get("KLINGBRIDGE_DEBUG"):
+                raise
+            fail(f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)")
+
+
+def _describe(error: KlingBridgeError) -> str:
+    text = str(error)
+    if error.task is not None and error.task.id not in text:
+        text += f" [task {error.task.provider}:{error.task.id}]"
+    return text
+
+
+def _client(ctx: click.Context) -> Client:
+    path: Path | None = ctx.find_root().params.get("config")
+    classes = provider_classes(default_plugin_manager())
+    return Client(config=load_config(path, provider_classes=classes))
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(cls=Group)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Configuration file (default: $KLINGBRIDGE_CONFIG, ./klingbridge.toml, user config).",
+)
+@click.version_option(__version__, prog_name="klingbridge")
+def main(config: Path | None) -> None:
+    """One client for Kling generation, whichever vendor runs it."""
+
+
+# --- providers -------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def providers(ctx: click.Context, as_json: bool) -> None:
+    """The installed providers and what each can do."""
+    client = _client(ctx)
+    found = {name: client.provider(name) for name in client.provider_names}
+    if as_json:
+        _json(
+            {
+                name: {
+                    "base_url": p.base_url,
+                    "capabilities": [c.model_dump() for c in p.capabilities()],
+                }
+                for name, p in found.items()
+            }
+        )
+        return
+    table = Table("provider", "kind", "limits", title="installed providers")
+    for name, provider in found.items():
+        for cap in provider.capabilities():
+            limits = "\n".join(f"{k}: {v}" for k, v in cap.limits.items())
+            table.add_row(name, cap.kind, limits)
+    console.print(table)
+
+
+# --- normalize -------------------------------------------------------------------------------
+@main.command()
+@click.option("--provider", required=True, help="Which vendor sent the payload.")
+@click.option("--kind", default=None, help="sound, speech, video: used when the payload lacks it.")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.pass_context
+def normalize(ctx: click.Context, provider: str, kind: str | None, file: Any) -> None:
+    """Print a raw vendor payload (FILE, or - for stdin) as the normalized Task JSON."""
+    try:
+        payload = json.loads(file.read())
+    except (ValueError, UnicodeDecodeError) as error:
+        fail(f"{file.name}: not JSON: {error}", 2)
+    try:
+        vendor = _client(ctx).provider(provider)
+    except ConfigError as error:
+        fail(str(error), 2)
+    vendor_error = vendor.parse_error(payload)
+    if vendor_error is not None:
+        fail(_vendor_error_line(vendor_error), 1)
+    try:
+        if vendor.is_list_payload(payload):
+            _json([t.model_dump(mode="json") for t in vendor.parse_tasks(payload, kind=kind)])
+        else:
+            _json(vendor.parse_task(payload, kind=kind).model_dump(mode="json"))
+    except ProviderResponseError as error:
+        fail(f"{file.name}: {error}", 2)
+
+
+def _vendor_error_line(error: ProviderError) -> str:
+    return f"{error.provider} error code {error.code}: {error.vendor_message}"
+
+
+# --- generate, status, cancel ----------------------------------------------------------------
+class Progress:
+    """A live line (status, elapsed time) on a terminal; silent otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.status = "submitting"
+        self.started = time.monotonic()
+        self.live = Live(self, console=err, refresh_per_second=4, transient=True)
+        self.enabled = err.is_terminal
+
+    def __rich__(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        return Text(f"{self.label}: {self.status}  {elapsed:5.1f} s", style="cyan")
+
+    def update(self, task: Task) -> None:
+        self.status = f"{task.provider} {task.id} {task.status.value}"
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.live.stop()
+
+
+RUN_OPTIONS = (
+    click.Option(["--provider"], default=None, help="Run on this provider only."),
+    click.Option(["--route"], default=None, help="Run over this configured route."),
+    click.Option(
+        ["--out"],
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Save every output file into this directory.",
+    ),
+    click.Option(["--overwrite"], is_flag=True, help="Replace files that already exist."),
+    click.Option(
+        ["--timeout"],
+        type=float,
+        default=900.0,
+        show_default=True,
+        help="Seconds to wait for the task.",
+    ),
+    click.Option(
+        ["--json", "as_json"], is_flag=True, help="Print the task (and attempts) as JSON."
+    ),
+    click.Option(["-v", "--verbose"], is_flag=True, help="Show every routed attempt."),
+)
+
+
+@main.group(cls=Group)
+def generate() -> None:
+    """Generate a sound, speech or video and wait for it."""
+
+
+def _generate(
+    kind: str,
+    *,
+    text: str | None,
+    provider: str | None,
+    route: str | None,
+    out: Path | None,
+    overwrite: bool,
+    timeout: float,
+    as_json: bool,
+    verbose: bool,
+    **options: Any,
+) -> None:
+    request = build_request(kind, text, options)
+    client = _client(click.get_current_context())
+    with client, Progress(f"generate {kind}") as progress:
+        try:
+            result = client.dispatch(
+                request, provider=provider, route=route, timeout=timeout, on_update=progress.update
+            )
+        except KlingBridgeError as error:
+            progress.__exit__()
+            if verbose or as_json:
+                _print_attempts(list(error.attempts), as_json)
+            raise
+    saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
+    if as_json:
+        _json(
+            {
+                **result.task.model_dump(mode="json"),
+                "attempts": [a.model_dump(mode="json") for a in result.attempts],
+                "saved": [_saved_json(s) for s in saved],
+            }
+        )
+        return
+    _print_result(result, verbose)
+    for file in saved:
+        console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+
+
+kind_commands(generate, _generate, RUN_OPTIONS, text_required=True)
+
+
+def _saved_json(file: SavedFile) -> dict[str, Any]:
+    return {
+        "path": str(file.path),
+        "url": file.url,
+        "format": file.format,
+        "bytes": file.bytes,
+        "sha256": file.sha256,
+    }
+
+
+def _cost_text(cost: Any) -> str:
+    if cost is None:
+        return "-"
+    usd = f" (${cost.usd:.4f})" if cost.usd is not None else ""
+    return f"{cost.amount} {cost.unit}{usd}"
+
+
+def _print_task(task: Task) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("provider", task.provider)
+    table.add_row("task id", task.id)
+    table.add_row("kind", task.kind or "-")
+    table.add_row("status", f"{task.status.value} ({task.provider_status})")
+    if task.status_message:
+        table.add_row("message", task.status_message)
+    for index, output in enumerate(task.outputs, start=1):
+        duration = f"{output.duration_s:g} s" if output.duration_s is not None else "? s"
+        formats = ", ".join(f.format for f in output.files)
+        table.add_row(f"output {index}", f"{output.kind} {duration} [{formats}]")
+    table.add_row("cost", _cost_text(task.cost))
+    console.print(table)
+
+
+def _print_result(result: RunResult, verbose: bool) -> None:
+    _print_task(result.task)
+    quoted = result.attempts[-1].quoted if result.attempts else None
+    console.print(Text(f"quoted {_cost_text(quoted)}; charged {_cost_text(result.task.cost)}"))
+    if verbose:
+        _print_attempts(result.attempts, False)
+
+
+def _print_attempts(attempts: Sequence[Attempt], as_json: bool) -> None:
+    if as_json:
+        err.print_json(data=[a.model_dump(mode="json") for a in attempts])
+        return
+    table = Table(
+        "#", "provider", "outcome", "task id", "quoted", "charged", "s", "error", title="attempts"
+    )
+    for n, a in enumerate(attempts, start=1):
+        table.add_row(
+            str(n),
+            a.provider,
+            a.outcome,
+            a.task_id or "-",
+            _cost_text(a.quoted),
+            _cost_text(a.charged),
+            f"{a.elapsed_s or 0:.1f}",
+            a.error or "",
+        )
+    err.print(table)
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--provider", required=True)
+@click.option("--kind", default=None, help="sound, speech or video (saves a lookup).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save the outputs of a finished task here.",
+)
+@click.pass_context
+def status(
+    ctx: click.Context,
+    task_id: str,
+    provider: str,
+    kind: str | None,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Show a task as the vendor reports it now."""
+    with _client(ctx) as client:
+        task = client.get(task_id, provider=provider, kind=kind)
+    saved = save_outputs(task, out) if out else []
+    if as_json:
+        _json(task.model_dump(mode="json"))
+    else:
+        _print_task(task)
+    for file in saved:
+        err.print(Text(f"saved {file.path}"))
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--provider", required=True)
+@click.option("--kind", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def cancel(
+    ctx: click.Context, task_id: str, provider: str, kind: str | None, as_json: bool
+) -> None:
+    """Cancel a task (where the vendor allows it)."""
+    with _client(ctx) as client:
+        task = client.cancel(task_id, provider=provider, kind=kind)
+    if as_json:
+        _json(task.model_dump(mode="json"))
+    else:
+        _print_task(task)
+
+
+# --- quote -----------------------------------------------------------------------------------
+@main.group(cls=Group)
+def quote() -> None:
+    """Compare what every provider would charge for a request (no call is made)."""
+
+
+def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> None:
+    request = build_request(kind, text, options)
+    quotes = _client(click.get_current_context()).quote(request)
+    if as_json:
+        _json([q.model_dump(mode="json") for q in quotes])
+        return
+    table = Table("provider", "eligible", "cost", "USD", "note")
+    for q in quotes:
+        usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
+        cost = f"{q.cost.amount} {q.cost.unit}" if q.cost else "-"
+        table.add_row(
+            q.provider, "yes" if q.eligible else "no", cost, usd, q.reason or q.source or ""
+        )
+    console.print(table)
+
+
+kind_commands(
+    quote,
+    _quote,
+    (click.Option(["--json", "as_json"], is_flag=True, help="JSON output."),),
+    text_required=False,
+)
+
+
+# --- simulator and demo ----------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--speed",
+    type=click.Choice(["fast", "default", "realistic"]),
+    default="default",
+    show_default=True,
+    help="How long simulated tasks take.",
+)
+@click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
+def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
+    """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
+    from .simulator import SimulatorConfig, serve
+
+    if speed == "fast":
+        config = SimulatorConfig.fast()
+    elif speed == "realistic":
+        config = SimulatorConfig.realistic()
+    else:
+        config = SimulatorConfig()
+    if faults:
+        text = Path(faults[1:]).read_text() if faults.startswith("@") else faults
+        config.faults = json.loads(text)
+    err.print(
+        Text(
+            f"simulator on http://{host}:{port}  (Kling: /v1/..., PiAPI: /api/v1/task)\n"
+            f"  KLING_BASE_URL=http://{host}:{port} KLING_ACCESS_KEY="
+            f"{config.kling_access_key} KLING_SECRET_KEY={config.kling_secret_key}\n"
+            f"  PIAPI_BASE_URL=http://{host}:{port} PIAPI_API_KEY={config.piapi_api_key}"
+        )
+    )
+    serve(config, host=host, port=port)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("klingbridge-demo"),
+    show_default=True,
+)
+@click.option("--prompt", default="Rain on a tin roof, distant thunder", show_default=True)
+@click.option("--duration", type=float, default=5.0, show_default=True)
+def demo(out: Path, prompt: str, duration: float) -> None:
+    """Run one sound through kling and piapi on the built-in simulator; save the audio."""
+    from .demo import run_demo
+
+    run_demo(out_dir=out, prompt=prompt, duration=duration, console=console)
+
+
+# --- config ----------------------------------------------------------------------------------
+@main.group(cls=Group)
+def config() -> None:
+    """Show or check the effective configuration."""
+
+
+def _load(ctx: click.Context) -> tuple[Config, Client]:
+    client = _client(ctx)
+    return client.config, client
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """The effective configuration, secrets masked, with where each value came from."""
+    from .config_report import effective
+
+    cfg, client = _load(ctx)
+    rows = effective(cfg, client)
+    if as_json:
+        _json(rows)
+        return
+    console.print(Text(f"file: {cfg.path or '(none found; defaults and environment)'}"))
+    table = Table("key", "value", "from")
+    for row in rows:
+        table.add_row(row["key"], row["value"], row["source"])
+    console.print(table)
+
+
+@config.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Report every problem in the configuration; exit 1 if there is any."""
+    from .config_report import problems
+
+    cfg, client = _load(ctx)
+    found = problems(cfg, client)
+    for problem in found:
+        err.print(Text(f"problem: {problem}"))
+    if found:
+        raise SystemExit(1)
+    console.print(Text(f"ok: {cfg.path or 'no file'}; routes: {', '.join(cfg.routes)}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

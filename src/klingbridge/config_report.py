@@ -1,0 +1,90 @@
+"""`klingbridge config show` and `config check`: the effective configuration and its problems."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from .config import Config
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "******** (set)" if value.get_secret_value() else "(empty)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "-" if value is None else str(value)
+
+
+def effective(config: Config, client: Client) -> list[dict[str, str]]:
+    """One row per setting: key, value (secrets masked), and where the value came from."""
+    rows: list[tuple[str, Any]] = [("default_route", config.default_route)]
+    for name, route in config.routes.items():
+        rows += [(f"routes.{name}.{k}", v) for k, v in route.model_dump().items()]
+    for name in client.provider_names:
+        try:
+            settings = client.provider(name).settings
+        except ConfigError as error:
+            rows.append((f"providers.{name}", f"INVALID: {error}"))
+            continue
+        rows += [
+            (f"providers.{name}.{field}", getattr(settings, field))
+            for field in type(settings).model_fields
+        ]
+        rows.append((f"providers.{name}.base_url (effective)", client.provider(name).base_url))
+    rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
+    rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
+    rows += [(f"cooldown.{k}", v) for k, v in config.cooldown.model_dump().items()]
+
+    def source(key: str) -> str:
+        if key in config.sources:
+            return config.sources[key]
+        nested = [s for k, s in config.sources.items() if k.startswith(key + ".")]
+        return nested[0] if nested else "default"
+
+    return [{"key": key, "value": _shown(value), "source": source(key)} for key, value in rows]
+
+
+def problems(config: Config, client: Client) -> list[str]:
+    """Everything that would make a run fail, each with its file and key."""
+    found: list[str] = []
+    installed = set(client.provider_names)
+    if config.default_route not in config.routes:
+        found.append(
+            f"{config.where('default_route')}: no route named "
+            f"{config.default_route!r} (routes: {', '.join(config.routes) or 'none'})"
+        )
+    used: set[str] = set()
+    for name, route in config.routes.items():
+        for index, provider in enumerate(route.providers):
+            if provider not in installed:
+                found.append(
+                    f"{config.where(f'routes.{name}.providers')}: unknown provider "
+                    f"{provider!r} at position {index + 1} "
+                    f"(installed: {', '.join(sorted(installed))})"
+                )
+            used.add(provider)
+    for name in config.providers:
+        if name not in installed:
+            found.append(
+                f"{config.where(f'providers.{name}')}: section for a provider that is not installed"
+            )
+    for name in sorted(installed):
+        try:
+            provider = client.provider(name)
+        except ConfigError as error:
+            found.append(str(error))
+            continue
+        missing = provider.missing_credentials()
+        if missing and name in used:
+            env = type(provider.settings).env
+            hint = ", ".join(f"{m} (or ${env[m]})" if m in env else m for m in missing)
+            found.append(f"{config.where(f'providers.{name}')}: missing {hint}")
+    return found

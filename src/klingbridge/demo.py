@@ -1,0 +1,82 @@
+"""`klingbridge demo`: one sound through both vendors, on the built-in simulator, offline.
+
+It is the README's first command: no keys, no network, a few seconds, real audio files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .client import Client
+from .config import Config
+from .download import SavedFile, save_outputs
+from .flows import PollPolicy
+from .models import SoundRequest, Task
+from .simulator import SimulatorConfig, running_simulator
+
+PROVIDERS = ("kling", "piapi")
+
+
+def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -> None:
+    sim_config = SimulatorConfig(queued_s=0.3, running_s=1.2)
+    request = SoundRequest(prompt=prompt, duration=duration)
+    with running_simulator(sim_config) as sim:
+        console.print(f"simulator running at {sim.base_url} (both vendors' APIs, offline)")
+        settings = {
+            "kling": {
+                "base_url": sim.base_url,
+                "access_key": sim_config.kling_access_key,
+                "secret_key": sim_config.kling_secret_key,
+            },
+            "piapi": {"base_url": sim.base_url, "api_key": sim_config.piapi_api_key},
+        }
+        config = Config(providers=settings)
+        poll = PollPolicy(initial=0.25, factor=1.5, maximum=1.0)
+        results: list[tuple[Task, list[SavedFile]]] = []
+        with Client(config=config, poll=poll) as client:
+            for name in PROVIDERS:
+                with console.status(f"{name}: generating '{prompt}' ({duration:g} s)…"):
+                    task = client.run(request, provider=name, timeout=60)
+                    saved = save_outputs(task, out_dir, overwrite=True)
+                results.append((task, saved))
+    console.print(_side_by_side(results))
+    console.print(f"\nsaved {sum(len(s) for _, s in results)} files in {out_dir.resolve()}:")
+    for _, saved in results:
+        for file in saved:
+            console.print(f"  {file.path}  ({file.bytes:,} bytes)")
+
+
+def _side_by_side(results: list[tuple[Task, list[SavedFile]]]) -> Table:
+    table = Table(title="one sound request, two vendors, one result type")
+    table.add_column("")
+    for task, _ in results:
+        table.add_column(task.provider)
+    rows: dict[str, list[str]] = {
+        "status": [],
+        "vendor status": [],
+        "task id": [],
+        "outputs": [],
+        "duration": [],
+        "files": [],
+        "cost (vendor)": [],
+        "cost (USD)": [],
+    }
+    for task, saved in results:
+        cost = task.cost
+        durations = {o.duration_s for o in task.outputs if o.duration_s is not None}
+        rows["status"].append(task.status.value)
+        rows["vendor status"].append(str(task.provider_status))
+        rows["task id"].append(task.id)
+        rows["outputs"].append(str(len(task.outputs)))
+        rows["duration"].append(", ".join(f"{d:g} s" for d in sorted(durations)) or "-")
+        rows["files"].append(
+            ", ".join(sorted({f.format for f in task.files})) + f" ({len(saved)} saved)"
+        )
+        rows["cost (vendor)"].append(f"{cost.amount} {cost.unit}" if cost else "-")
+        rows["cost (USD)"].append(f"${cost.usd:.4f}" if cost and cost.usd is not None else "-")
+    for label, values in rows.items():
+        table.add_row(label, *values)
+    return table
