@@ -5,7 +5,8 @@ Registered through the `klingbridge` entry-point group, exactly as a third-party
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -54,6 +55,8 @@ class KlingProvider(Provider):
     Settings = KlingSettings
     default_base_url = "https://api-singapore.klingai.com"
     settings: KlingSettings
+    #: Wall clock for JWT claims; tests replace it to show a long-lived client re-mints.
+    clock: Callable[[], float] = staticmethod(time.time)
 
     def capabilities(self) -> list[Capability]:
         return requests.CAPABILITIES
@@ -94,7 +97,9 @@ class KlingProvider(Provider):
     def auth(self) -> httpx.Auth | None:
         s = self.settings
         if s.access_key and s.secret_key:
-            return KlingJWTAuth(s.access_key.get_secret_value(), s.secret_key.get_secret_value())
+            return KlingJWTAuth(
+                s.access_key.get_secret_value(), s.secret_key.get_secret_value(), clock=self.clock
+            )
         if s.api_key:
             return KlingKeyAuth(s.api_key.get_secret_value())
         return None

@@ -1,1 +1,185 @@
-"""PiAPI provider."""
+"""PiAPI (Kling through the PiAPI reseller) as a klingbridge provider (x-api-key auth, points).
+
+Registered through the `klingbridge` entry-point group, exactly as a third-party plugin is.
+PiAPI has no caller-supplied task id and no list endpoint; it can cancel a task while pending.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from klingbridge import (
+    AuthError,
+    Capability,
+    Cost,
+    HttpCall,
+    Provider,
+    ProviderError,
+    ProviderResponseError,
+    ProviderSettings,
+    Quote,
+    Request,
+    SoundRequest,
+    Task,
+    ValidationError,
+    VideoRequest,
+    hookimpl,
+)
+from klingbridge.parsing import guard
+
+from . import errors, parse, requests
+from .auth import PiAPIKeyAuth
+from .prices import PRICES, SOURCE
+
+__all__ = ["PiAPIProvider", "PiAPISettings"]
+
+WEBHOOK_SECRET_HEADER = "x-webhook-secret"
+
+
+class PiAPISettings(ProviderSettings):
+    env: ClassVar[dict[str, str]] = {"api_key": "PIAPI_API_KEY", "base_url": "PIAPI_BASE_URL"}
+
+    api_key: SecretStr | None = None
+    #: Sent as `config.service_mode`: "public" = pay as you go, "private" = your own Kling
+    #: account (host-your-account), "" = the workspace default. None: not sent.
+    service_mode: Literal["public", "private", ""] | None = None
+    #: Sent in `webhook_config.secret`; incoming webhooks must echo it in `x-webhook-secret`.
+    webhook_secret: SecretStr | None = None
+
+
+class PiAPIProvider(Provider):
+    name = "piapi"
+    Settings = PiAPISettings
+    default_base_url = "https://api.piapi.ai"
+    settings: PiAPISettings
+
+    def capabilities(self) -> list[Capability]:
+        return requests.CAPABILITIES
+
+    def validate(self, request: Request) -> None:
+        requests.validate(request)
+
+    # --- prices --------------------------------------------------------------------------
+    def price(self, key: str) -> Decimal | None:
+        return self.settings.prices.get(key, PRICES.get(key))
+
+    def points_per_usd(self) -> Decimal | None:
+        value = self.price("points_per_usd")
+        return value if value is not None and value > 0 else None
+
+    def usd(self, request: Request) -> Decimal | None:
+        """The list price in USD of a validated request, or None when none is known."""
+        if isinstance(request, SoundRequest):
+            return self.price("sound")
+        if not isinstance(request, VideoRequest):
+            return None
+        version = requests.version(request.model).version
+        base = f"video:{version}:{request.mode}" + (":sound" if request.sound else "")
+        per_second = self.price(f"{base}:per_s")
+        if per_second is not None:
+            return per_second * request.duration
+        per_5s = self.price(base)
+        return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
+
+    def quote(self, request: Request) -> Quote:
+        try:
+            self.validate(request)
+        except ValidationError as error:
+            return Quote(provider=self.name, eligible=False, reason=str(error))
+        usd = self.usd(request)
+        per_usd = self.points_per_usd()
+        if usd is None or per_usd is None:
+            return Quote(provider=self.name, eligible=True, reason="no price known", source=SOURCE)
+        points = usd * per_usd
+        if points == points.to_integral_value():
+            points = points.quantize(Decimal(1))
+        return Quote(
+            provider=self.name,
+            eligible=True,
+            cost=Cost(amount=points, unit="piapi_point", usd=usd),
+            source=SOURCE,
+        )
+
+    # --- credentials ---------------------------------------------------------------------
+    def auth(self) -> httpx.Auth | None:
+        key = self.settings.api_key
+        return PiAPIKeyAuth(key.get_secret_value()) if key else None
+
+    def missing_credentials(self) -> list[str]:
+        return [] if self.settings.api_key else ["api_key"]
+
+    # --- building calls ------------------------------------------------------------------
+    def build_create(
+        self, request: Request, *, external_id: str | None = None, callback_url: str | None = None
+    ) -> HttpCall:
+        # external_id is ignored: PiAPI has no caller-supplied task id, and
+        # build_get_by_external_id (inherited) returns [] so the router knows it cannot look up.
+        secret = self.settings.webhook_secret
+        return requests.build_create(
+            request,
+            callback_url=callback_url,
+            service_mode=self.settings.service_mode,
+            webhook_secret=secret.get_secret_value() if secret else None,
+        )
+
+    def build_get(self, task_id: str, kind: str | None = None) -> Sequence[HttpCall]:
+        return [HttpCall("GET", requests.task_path(task_id))]
+
+    def build_cancel(self, task_id: str, kind: str | None = None) -> HttpCall | None:
+        return HttpCall("DELETE", requests.task_path(task_id))  # only while pending [doc]
+
+    # --- reading answers -----------------------------------------------------------------
+    def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
+        return errors.parse_error(self.name, payload, http_status)
+
+    @guard("piapi")
+    def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
+        return parse.task(payload, kind=kind, points_per_usd=self.points_per_usd())
+
+    @guard("piapi")
+    def parse_cancel(self, payload: Any, task_id: str, kind: str | None = None) -> Task | None:
+        return parse.cancelled(payload, task_id, kind=kind, points_per_usd=self.points_per_usd())
+
+    def parse_callback(self, body: Any, headers: Mapping[str, str] | None = None) -> Task:
+        """A webhook `{timestamp, data}`; its `x-webhook-secret` must match when one is set.
+
+        PiAPI echoes the secret verbatim (no HMAC). Webhooks may come more than once, and one
+        should be confirmed by a `get` before it is trusted.
+        """
+        secret = self.settings.webhook_secret
+        if secret is not None:
+            sent = next(
+                (v for k, v in (headers or {}).items() if k.lower() == WEBHOOK_SECRET_HEADER), None
+            )
+            expected = secret.get_secret_value().encode()
+            if sent is None or not hmac.compare_digest(sent.encode(), expected):
+                raise AuthError(
+                    "webhook secret missing or wrong",
+                    provider=self.name,
+                    code=WEBHOOK_SECRET_HEADER,
+                    retryable=False,
+                    fallback=False,
+                )
+        if isinstance(body, bytes | str):
+            try:
+                body = json.loads(body)
+            except ValueError as error:
+                raise ProviderResponseError(
+                    f"webhook body is not JSON: {error}", provider=self.name, payload=body
+                ) from error
+        return self.parse_task(body)
+
+    def is_list_payload(self, payload: Any) -> bool:
+        return False  # PiAPI has no list endpoint
+
+
+@hookimpl
+def klingbridge_register_providers(register: Any) -> None:
+    register(PiAPIProvider)

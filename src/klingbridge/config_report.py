@@ -63,14 +63,14 @@ def problems(config: Config, client: Client) -> list[str]:
         )
     used: set[str] = set()
     for name, route in config.routes.items():
-        for index, provider in enumerate(route.providers):
-            if provider not in installed:
+        for index, member in enumerate(route.providers):
+            if member not in installed:
                 found.append(
                     f"{config.where(f'routes.{name}.providers')}: unknown provider "
-                    f"{provider!r} at position {index + 1} "
+                    f"{member!r} at position {index + 1} "
                     f"(installed: {', '.join(sorted(installed))})"
                 )
-            used.add(provider)
+            used.add(member)
     for name in config.providers:
         if name not in installed:
             found.append(

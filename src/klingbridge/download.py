@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +84,10 @@ def _save(
     if dest.exists() and not overwrite:
         raise DownloadError(f"{dest} already exists (pass overwrite=True / --overwrite)")
     digest, size = hashlib.sha256(), 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    # Not mkstemp: its 0600 mode would stick to the saved file; "x" mode still never clobbers.
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
     try:
-        with os.fdopen(fd, "wb") as out, http.stream("GET", url) as response:
+        with tmp.open("xb") as out, http.stream("GET", url) as response:
             if response.status_code != 200:
                 raise DownloadError(f"GET {url}: HTTP {response.status_code}")
             for chunk in response.iter_bytes(1 << 16):

@@ -130,7 +130,10 @@ class Router:
     ) -> Flow[RunResult]:
         attempts: list[Attempt] = []
         last_error: KlingBridgeError | None = None
-        for name in self.order(request, route):
+        candidates = self.order(request, route)
+        if len(candidates) == 1:
+            self.providers(candidates[0]).validate(request)  # one provider: its own error
+        for name in candidates:
             provider = self.providers(name)
             skip = self._skip_reason(provider, request)
             if skip is not None:

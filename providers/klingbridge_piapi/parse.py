@@ -1,0 +1,284 @@
+"""PiAPI payloads -> Task (seed page 003; statuses, outputs, webhooks: reference/piapi.md).
+
+One reader for every shape that holds one task: the response envelope `{code, message, data}`,
+the bare task object `{task_id, ...}`, and the webhook body `{timestamp, data}`.
+
+Outputs come in several shapes depending on the Kling variant, and all are read, each URL kept
+once: `output.works[]` (classic; media durations in milliseconds), then `output.video_url`,
+then `output.video` (Kling 3.0 / omni).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Literal
+
+from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
+from klingbridge.parsing import decimal, items, number, obj, positive_int, rfc3339, text, url_format
+
+from .errors import SUCCESS
+from .requests import NAME
+
+logger = logging.getLogger("klingbridge.piapi")
+
+STATUSES = {
+    "pending": TaskStatus.QUEUED,
+    "staged": TaskStatus.QUEUED,  # documented as non-terminal: waiting for a slot
+    "processing": TaskStatus.RUNNING,
+    "completed": TaskStatus.SUCCEEDED,
+    "failed": TaskStatus.FAILED,
+    # ASSUMPTION: PiAPI documents cancelling pending tasks but not the status a cancelled task
+    # then reports; both spellings are read as cancelled.
+    "cancelled": TaskStatus.CANCELLED,
+    "canceled": TaskStatus.CANCELLED,
+}
+#: Kling's upstream numeric status (output.status, works[].status): 99 = success [doc];
+#: 7 (rejected on submit), 9 and 50 = failed [3p]; any other number: still running.
+UPSTREAM_SUCCEEDED = 99
+UPSTREAM_FAILED = frozenset({7, 9, 50})
+#: PiAPI's assumed status value for a task it reports as cancelled (see STATUSES).
+CANCELLED = "cancelled"
+
+SOUND_TYPES = frozenset({"sound"})
+VIDEO_TYPES = frozenset(
+    {
+        "video_generation",
+        "extend_video",
+        "omni_video_generation",
+        "lip_sync",
+        "effects",
+        "avatar",
+        "motion_control",
+    }
+)
+IMAGE_TYPES = frozenset({"ai_try_on"})
+MEDIA_KINDS: tuple[Literal["video", "audio", "image"], ...] = ("video", "audio", "image")
+DEFAULT_FORMAT = {"audio": "mp3", "video": "mp4", "image": "png"}
+
+
+def _error(message: str, payload: Any) -> ProviderResponseError:
+    return ProviderResponseError(message, provider=NAME, payload=payload)
+
+
+def unwrap(payload: Any) -> Mapping[str, Any]:
+    """The task object of an envelope or webhook body, or the payload itself when bare."""
+    body = obj(payload)
+    if "task_id" not in body and "data" in body:
+        if "code" in body and body["code"] != SUCCESS:
+            raise _error(
+                f"error envelope (code {body['code']!r}): {body.get('message')!r}", payload
+            )
+        body = obj(body["data"])
+    return body
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def upstream_status(output: Mapping[str, Any]) -> int | None:
+    """Kling's numeric status: `output.status`, else the first `works[].status`."""
+    found = _int(output.get("status"))
+    if found is not None:
+        return found
+    numbers = (_int(obj(work).get("status")) for work in items(output.get("works")))
+    return next((n for n in numbers if n is not None), None)
+
+
+def status(
+    data: Mapping[str, Any], output: Mapping[str, Any]
+) -> tuple[TaskStatus, str | int | None]:
+    """The normalized status and the vendor's value as sent (the string, else the number)."""
+    raw = data.get("status")
+    if isinstance(raw, str) and raw.strip():
+        found = STATUSES.get(raw.strip().lower())
+        if found is None:
+            logger.warning("unknown PiAPI status %r: treated as still running", raw)
+            return TaskStatus.RUNNING, raw
+        return found, raw
+    numeric = _int(raw)
+    if numeric is None:
+        numeric = upstream_status(output)
+    if numeric is None:
+        logger.warning("PiAPI task without any status: treated as still running")
+        return TaskStatus.RUNNING, None
+    if numeric == UPSTREAM_SUCCEEDED:
+        return TaskStatus.SUCCEEDED, numeric
+    if numeric in UPSTREAM_FAILED:
+        return TaskStatus.FAILED, numeric
+    return TaskStatus.RUNNING, numeric
+
+
+def _url(value: Any) -> str | None:
+    """A URL is a non-empty string (a number is never one)."""
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _seconds(media: Mapping[str, Any]) -> float | None:
+    ms = number(media.get("duration"))
+    return ms / 1000 if ms is not None and ms > 0 else None
+
+
+def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
+    """PiAPI's own clean copy first (watermarked=False), then the Kling CDN copy.
+
+    Whether the Kling copy carries a watermark is not documented, hence None.
+    """
+    files = []
+    for key, watermarked in (("resource_without_watermark", False), ("resource", None)):
+        url = _url(media.get(key))
+        if url is not None and url not in seen:
+            seen.add(url)
+            files.append(
+                File(url=url, format=url_format(url, DEFAULT_FORMAT[kind]), watermarked=watermarked)
+            )
+    return files
+
+
+def _has_resource(media: Mapping[str, Any]) -> bool:
+    return bool(_url(media.get("resource")) or _url(media.get("resource_without_watermark")))
+
+
+def _media_output(
+    work: Mapping[str, Any], kind: Literal["video", "audio", "image"], seen: set[str]
+) -> Output | None:
+    media = obj(work.get(kind))
+    files = _files(media, kind, seen)
+    if not files:
+        return None
+    cover = obj(work.get("cover"))
+    is_video = kind == "video"
+    return Output(
+        id=text(work.get("id")),
+        kind=kind,
+        duration_s=_seconds(media),
+        # An audio object carries the cover's 414x414: not the clip's size.
+        width=positive_int(media.get("width")) if is_video else None,
+        height=positive_int(media.get("height")) if is_video else None,
+        files=files,
+        cover_url=_url(cover.get("resource")) or _url(cover.get("resource_without_watermark")),
+    )
+
+
+def _work_outputs(work: Mapping[str, Any], seen: set[str]) -> list[Output]:
+    """One Output per work, of its `content_type` (else of the media that has a resource).
+
+    A work whose other media object also holds a resource yields a second Output for it,
+    so that no URL is dropped.
+    """
+    content_type = text(work.get("content_type"))
+    main = next((k for k in MEDIA_KINDS if k == (content_type or "").lower()), None)
+    if main is None:
+        main = next((k for k in MEDIA_KINDS if _has_resource(obj(work.get(k)))), None)
+    if main is None:
+        return []
+    order = [main, *(k for k in MEDIA_KINDS if k != main)]
+    return [out for k in order if (out := _media_output(work, k, seen)) is not None]
+
+
+def _url_output(value: Any, seen: set[str]) -> Output | None:
+    """`output.video_url` / `output.video`: a URL string (or, leniently, a media object)."""
+    if isinstance(value, Mapping):
+        url = _url(value.get("url"))
+        if url is None:
+            return _media_output({"video": value}, "video", seen)
+    else:
+        url = _url(value)
+    if url is None or url in seen:
+        return None
+    seen.add(url)
+    return Output(kind="video", files=[File(url=url, format=url_format(url, "mp4"))])
+
+
+def outputs(output: Mapping[str, Any]) -> list[Output]:
+    seen: set[str] = set()
+    found = [out for work in items(output.get("works")) for out in _work_outputs(obj(work), seen)]
+    for key in ("video_url", "video"):
+        extra = _url_output(output.get(key), seen)
+        if extra is not None:
+            found.append(extra)
+    return found
+
+
+def task_kind(task_type: str | None, found: list[Output], default: str | None) -> str | None:
+    """From `task_type`; else from the outputs; else what the caller said."""
+    if task_type in SOUND_TYPES:
+        return "sound"
+    if task_type in VIDEO_TYPES:
+        return "video"
+    if task_type in IMAGE_TYPES:
+        return "image"
+    if task_type is None:
+        if any(out.kind == "video" for out in found):
+            return "video"
+        if any(out.kind == "audio" for out in found):
+            return "sound"  # PiAPI has no speech: audio is a sound effect
+    return default
+
+
+def cost(meta: Mapping[str, Any], state: TaskStatus, points_per_usd: Decimal | None) -> Cost | None:
+    """`meta.usage.consume` points (the final charge; `frozen` is only a hold)."""
+    usage = obj(meta.get("usage"))
+    if text(usage.get("type")) not in (None, "point"):
+        logger.debug("PiAPI usage of type %r is not in points: no cost", usage.get("type"))
+        return None
+    points = decimal(usage.get("consume"))
+    if points is None or (points == 0 and not state.is_terminal):
+        return None
+    usd = points / points_per_usd if points_per_usd else None
+    return Cost(amount=points, unit="piapi_point", usd=usd)
+
+
+def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> Task:
+    data = unwrap(payload)
+    task_id = text(data.get("task_id"))
+    if task_id is None:
+        raise _error("no task_id: not a PiAPI task", payload)
+    if "status" not in data and "output" not in data:
+        raise _error("neither status nor output: not a PiAPI task", payload)
+    output = obj(data.get("output"))
+    meta = obj(data.get("meta"))
+    error = obj(data.get("error"))
+    state, provider_status = status(data, output)
+    found = outputs(output)
+    return Task(
+        provider=NAME,
+        id=task_id,
+        kind=task_kind(text(data.get("task_type")), found, kind),
+        status=state,
+        provider_status=provider_status,
+        status_message=text(error.get("message")) or text(error.get("raw_message")),
+        external_id=None,  # PiAPI has no caller-supplied task id
+        outputs=found,
+        cost=cost(meta, state, points_per_usd),
+        created_at=rfc3339(meta.get("created_at")),
+        updated_at=rfc3339(meta.get("ended_at")) or rfc3339(meta.get("started_at")),
+    )
+
+
+def cancelled(
+    payload: Any, task_id: str, *, kind: str | None, points_per_usd: Decimal | None
+) -> Task:
+    """The task after a successful cancel answer (`{"code": 200, "message": "... canceled"}`).
+
+    When the answer carries the task, it is read, and marked cancelled if it still looks
+    unfinished (the snapshot may predate the cancel); otherwise a bare cancelled task is made.
+    """
+    data = unwrap(payload)
+    if text(data.get("task_id")) is not None and ("status" in data or "output" in data):
+        found = task(payload, kind=kind, points_per_usd=points_per_usd)
+        if found.status.is_terminal:
+            return found
+        return found.model_copy(
+            update={"status": TaskStatus.CANCELLED, "provider_status": CANCELLED}
+        )
+    return Task(
+        provider=NAME,
+        id=task_id,
+        kind=kind,
+        status=TaskStatus.CANCELLED,
+        provider_status=CANCELLED,  # assumed: the answer carries only a message
+        status_message=text(obj(payload).get("message")),
+    )

@@ -1,0 +1,81 @@
+"""Fixtures for the PiAPI provider tests: isolation from the machine, cassettes, both clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import vcr
+
+import klingbridge
+from klingbridge_piapi import PiAPIProvider, PiAPISettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CASSETTES = ROOT / "cassettes" / "piapi"
+DATA = Path(__file__).resolve().parent / "data"
+SETTINGS = {"piapi": {"api_key": "test-key"}}
+
+Drive = Callable[..., Any]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's config file or keys."""
+    for variable in (
+        "PIAPI_API_KEY",
+        "PIAPI_BASE_URL",
+        "KLINGBRIDGE_CONFIG",
+        "KLINGBRIDGE_ROUTE",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def piapi_vcr() -> vcr.VCR:
+    """Replay only: a request missing from the cassette fails the test, never reaches PiAPI."""
+    return vcr.VCR(
+        cassette_library_dir=str(CASSETTES),
+        record_mode="none",
+        filter_headers=["x-api-key", "authorization"],
+        match_on=["method", "path"],
+    )
+
+
+@pytest.fixture
+def drive() -> Drive:
+    """`drive(async_flag, "run", request, ...)`: the same call on `Client` or `AsyncClient`."""
+
+    def run(async_flag: bool, method: str, *args: Any, **kwargs: Any) -> Any:
+        options: dict[str, Any] = {
+            "settings": SETTINGS,
+            "poll": klingbridge.PollPolicy(initial=0),
+        }
+        if not async_flag:
+            with klingbridge.Client("piapi", **options) as client:
+                return getattr(client, method)(*args, **kwargs)
+
+        async def go() -> Any:
+            async with klingbridge.AsyncClient("piapi", **options) as client:
+                return await getattr(client, method)(*args, **kwargs)
+
+        return asyncio.run(go())
+
+    return run
+
+
+@pytest.fixture
+def provider() -> PiAPIProvider:
+    return PiAPIProvider(PiAPISettings.model_validate({"api_key": "test-key"}))
+
+
+@pytest.fixture
+def seed_webhook() -> dict[str, Any]:
+    """Seed 003's completed sound task, verbatim (webhook form: {timestamp, data})."""
+    payload: dict[str, Any] = json.loads((DATA / "seed_003_sound_webhook.json").read_text())
+    return payload
