@@ -36,6 +36,7 @@ from .errors import (
 )
 from .models import Task
 from .plugins import default_plugin_manager, provider_classes
+from .render import add_row
 from .router import Attempt, RunResult
 
 console = Console(highlight=False, soft_wrap=True)
@@ -120,7 +121,7 @@ def providers(ctx: click.Context, as_json: bool) -> None:
     for name, provider in found.items():
         for cap in provider.capabilities():
             limits = "\n".join(f"{k}: {v}" for k, v in cap.limits.items())
-            table.add_row(name, cap.kind, limits)
+            add_row(table, name, cap.kind, limits)
     console.print(table)
 
 
@@ -275,17 +276,17 @@ def _cost_text(cost: Any) -> str:
 
 def _print_task(task: Task) -> None:
     table = Table(show_header=False, box=None)
-    table.add_row("provider", task.provider)
-    table.add_row("task id", task.id)
-    table.add_row("kind", task.kind or "-")
-    table.add_row("status", f"{task.status.value} ({task.provider_status})")
+    add_row(table, "provider", task.provider)
+    add_row(table, "task id", task.id)
+    add_row(table, "kind", task.kind or "-")
+    add_row(table, "status", f"{task.status.value} ({task.provider_status})")
     if task.status_message:
-        table.add_row("message", task.status_message)
+        add_row(table, "message", task.status_message)
     for index, output in enumerate(task.outputs, start=1):
         duration = f"{output.duration_s:g} s" if output.duration_s is not None else "? s"
         formats = ", ".join(f.format for f in output.files)
-        table.add_row(f"output {index}", f"{output.kind} {duration} [{formats}]")
-    table.add_row("cost", _cost_text(task.cost))
+        add_row(table, f"output {index}", f"{output.kind} {duration} [{formats}]")
+    add_row(table, "cost", _cost_text(task.cost))
     console.print(table)
 
 
@@ -305,7 +306,8 @@ def _print_attempts(attempts: Sequence[Attempt], as_json: bool) -> None:
         "#", "provider", "outcome", "task id", "quoted", "charged", "s", "error", title="attempts"
     )
     for n, a in enumerate(attempts, start=1):
-        table.add_row(
+        add_row(
+            table,
             str(n),
             a.provider,
             a.outcome,
@@ -380,14 +382,15 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
     if as_json:
         _json([q.model_dump(mode="json") for q in quotes])
         return
-    table = Table("provider", "eligible", "cost", "USD", "note")
+    table = Table("provider", "eligible", "cost", "USD", "why not")
     for q in quotes:
         usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
         cost = f"{q.cost.amount} {q.cost.unit}" if q.cost else "-"
-        table.add_row(
-            q.provider, "yes" if q.eligible else "no", cost, usd, q.reason or q.source or ""
-        )
+        add_row(table, q.provider, "yes" if q.eligible else "no", cost, usd, q.reason or "")
     console.print(table)
+    for q in quotes:
+        if q.source:
+            console.print(Text(f"{q.provider} prices: {q.source}", style="dim"))
 
 
 kind_commands(
@@ -476,7 +479,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     console.print(Text(f"file: {cfg.path or '(none found; defaults and environment)'}"))
     table = Table("key", "value", "from")
     for row in rows:
-        table.add_row(row["key"], row["value"], row["source"])
+        add_row(table, row["key"], row["value"], row["source"])
     console.print(table)
 
 

@@ -15,6 +15,7 @@ from .config import Config
 from .download import SavedFile, save_outputs
 from .flows import PollPolicy
 from .models import SoundRequest, Task
+from .render import add_row
 from .simulator import SimulatorConfig, running_simulator
 
 PROVIDERS = ("kling", "piapi")
@@ -78,5 +79,5 @@ def _side_by_side(results: list[tuple[Task, list[SavedFile]]]) -> Table:
         rows["cost (vendor)"].append(f"{cost.amount} {cost.unit}" if cost else "-")
         rows["cost (USD)"].append(f"${cost.usd:.4f}" if cost and cost.usd is not None else "-")
     for label, values in rows.items():
-        table.add_row(label, *values)
+        add_row(table, label, *values)
     return table
