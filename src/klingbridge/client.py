@@ -6,6 +6,7 @@ async classes differ only in that runner, so each public method is one line in e
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -45,6 +46,8 @@ class _BaseClient:
         )
         self._classes = provider_classes(self._pm)
         self.config = config if config is not None else load_config(provider_classes=self._classes)
+        if settings:
+            self.config = self.config.model_copy(deep=True)  # never change the caller's config
         for name, section in (settings or {}).items():
             self.config.providers[name] = {**self.config.providers.get(name, {}), **section}
         self.default_provider = provider
@@ -249,10 +252,11 @@ class AsyncClient(_BaseClient):
         provider: str | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Any = asyncio.sleep,
         **options: Any,
     ) -> None:
         super().__init__(provider, **options)
-        self._runner = AsyncRunner(transport=transport)
+        self._runner = AsyncRunner(transport=transport, sleep=sleep)
 
     async def submit(
         self,

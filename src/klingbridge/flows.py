@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import (
+    InvalidRequestError,
     KlingBridgeError,
     NotFoundError,
     ProviderError,
@@ -98,7 +99,9 @@ def submit(
     call = provider.build_create(request, external_id=external_id, callback_url=callback_url)
     payload = yield from exchange(provider, call)
     task = provider.parse_task(payload, kind=request.kind)
-    if task.external_id is None and external_id is not None:
+    # Keep the caller's id only where the vendor knows it (it can find the task by it).
+    known = external_id is not None and provider.build_get_by_external_id(external_id, request.kind)
+    if task.external_id is None and known:
         task = task.model_copy(update={"external_id": external_id})
     return task
 
@@ -106,13 +109,17 @@ def submit(
 def locate(
     provider: Provider, calls: Sequence[HttpCall], kind: str | None
 ) -> Flow[tuple[HttpCall, Task]]:
-    """Try calls in order; a not-found answer moves on. Returns the call that found the task."""
+    """Try calls in order; the last one's answer stands. Returns the call that found the task.
+
+    An earlier call answered "not found" or "invalid" moves on: a task on another endpoint of
+    the same vendor (Kling's text2video vs image2video) may be refused either way.
+    """
     if not calls:
         raise KlingBridgeError(f"{provider.name} cannot look up tasks of kind {kind!r}")
     for call in calls[:-1]:
         try:
             payload = yield from exchange(provider, call)
-        except NotFoundError:
+        except (NotFoundError, InvalidRequestError):
             continue
         return call, provider.parse_task(payload, kind=kind)
     payload = yield from exchange(provider, calls[-1])

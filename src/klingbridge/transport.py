@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -103,8 +103,14 @@ class SyncRunner:
 class AsyncRunner:
     """The async twin of `SyncRunner`: the same loop, with `await`."""
 
-    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._transport = transport
+        self._sleep = sleep
         self._clients: dict[int, httpx.AsyncClient] = {}
 
     def _client(self, provider: Provider) -> httpx.AsyncClient:
@@ -125,7 +131,7 @@ class AsyncRunner:
             outcome, error = None, None
             if isinstance(op, Sleep):
                 if op.seconds > 0:
-                    await asyncio.sleep(op.seconds)
+                    await self._sleep(op.seconds)
                 continue
             try:
                 response = await self._client(op.provider).request(**_request_args(op))

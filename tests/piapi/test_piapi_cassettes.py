@@ -86,7 +86,8 @@ def test_submit_returns_the_pending_task(async_flag: bool, piapi_vcr: Any, drive
     with piapi_vcr.use_cassette("sound_run_completed.yaml", allow_playback_repeats=True):
         task = drive(async_flag, "submit", SOUND, external_id="mine-1")
     assert task.status is TaskStatus.QUEUED
-    assert task.external_id == "mine-1"  # kept by the core; PiAPI itself never sees it
+    # PiAPI never sees a caller's id and cannot find a task by one: the task shows none.
+    assert task.external_id is None
     assert task.outputs == []
     assert task.cost is None  # consume 0 on an unfinished task: not a cost yet
     assert task.updated_at is None  # started_at and ended_at are Go's zero time
