@@ -1,0 +1,90 @@
+"""Settings of one simulator instance.
+
+A plain dataclass rather than pydantic: the simulator must stay an independent reading of the
+vendor docs, with nothing shared with the client's models.  A few knobs can be changed while the
+server runs (``PATCH /_sim/config``, or by assigning on ``handle.config``); they are read when a
+task is created or rendered, so a change applies to what happens next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+VideoOutputShape = Literal["works", "video_url", "video"]
+VIDEO_OUTPUT_SHAPES: tuple[VideoOutputShape, ...] = ("works", "video_url", "video")
+
+# Knobs that PATCH /_sim/config may change at run time (keys and secrets are not among them:
+# changing credentials under a running client is what the `auth` fault is for).
+TUNABLE_FIELDS = frozenset(
+    {"queued_s", "running_s", "latency_s", "piapi_works_per_sound", "piapi_video_output_shape"}
+)
+
+
+@dataclass
+class SimulatorConfig:
+    """How the simulated vendors behave.
+
+    ``queued_s`` is how long a task stays ``submitted`` (Kling) / ``pending`` (PiAPI), then it
+    spends ``running_s`` in ``processing`` before it finishes.  ``latency_s`` is added to every
+    vendor API answer.  ``seed`` feeds the random draws of fault rules that have a ``rate``.
+    ``faults`` holds the start-up fault rules, in the format documented in ``faults.py``.
+    """
+
+    kling_access_key: str = "sim-access-key"
+    kling_secret_key: str = "sim-secret-key-for-the-local-simulator"
+    piapi_api_key: str = "sim-piapi-key"
+    queued_s: float = 0.2
+    running_s: float = 0.5
+    latency_s: float = 0.0
+    seed: int = 0
+    faults: dict[str, Any] = field(default_factory=dict)
+    piapi_works_per_sound: int = 4
+    piapi_video_output_shape: VideoOutputShape = "works"
+    notify_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse settings that would make the task clock or the outputs meaningless."""
+        for name in ("queued_s", "running_s", "latency_s", "notify_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        works = self.piapi_works_per_sound
+        if isinstance(works, bool) or not isinstance(works, int) or not 1 <= works <= 16:
+            raise ValueError(f"piapi_works_per_sound must be an int in 1..16, got {works!r}")
+        if self.piapi_video_output_shape not in VIDEO_OUTPUT_SHAPES:
+            raise ValueError(
+                f"piapi_video_output_shape must be one of {VIDEO_OUTPUT_SHAPES}, "
+                f"got {self.piapi_video_output_shape!r}"
+            )
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> SimulatorConfig:
+        """Tiny durations for tests: a task finishes about 70 ms after its creation."""
+        values: dict[str, Any] = {"queued_s": 0.02, "running_s": 0.05}
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def realistic(cls, **overrides: Any) -> SimulatorConfig:
+        """Durations of a few seconds, for demos that should feel like a real vendor."""
+        values: dict[str, Any] = {"queued_s": 1.5, "running_s": 4.0, "latency_s": 0.15}
+        values.update(overrides)
+        return cls(**values)
+
+    def tunables(self) -> dict[str, Any]:
+        """The knobs ``PATCH /_sim/config`` accepts, with their current values."""
+        return {name: getattr(self, name) for name in sorted(TUNABLE_FIELDS)}
+
+    def update_tunables(self, changes: dict[str, Any]) -> None:
+        """Apply run-time changes atomically: all of them, or none if one is invalid."""
+        unknown = sorted(set(changes) - TUNABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"not tunable at run time: {', '.join(unknown)}")
+        candidate = dataclasses.replace(self, **changes)  # runs validate() on the copy
+        for name in changes:
+            setattr(self, name, getattr(candidate, name))
