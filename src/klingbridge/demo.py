@@ -5,12 +5,13 @@ It is the README's first command: no keys, no network, a few seconds, real audio
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from .client import Client
+from .client import AsyncClient
 from .config import Config
 from .download import SavedFile, save_outputs
 from .flows import PollPolicy
@@ -36,18 +37,21 @@ def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -
         }
         config = Config(providers=settings)
         poll = PollPolicy(initial=0.25, factor=1.5, maximum=1.0)
-        results: list[tuple[Task, list[SavedFile]]] = []
-        with Client(config=config, poll=poll) as client:
-            for name in PROVIDERS:
-                with console.status(f"{name}: generating '{prompt}' ({duration:g} s)…"):
-                    task = client.run(request, provider=name, timeout=60)
-                    saved = save_outputs(task, out_dir, overwrite=True)
-                results.append((task, saved))
+        with console.status(f"generating '{prompt}' ({duration:g} s) on {', '.join(PROVIDERS)}…"):
+            tasks = asyncio.run(_generate_all(config, poll, request))
+            results = [(task, save_outputs(task, out_dir, overwrite=True)) for task in tasks]
     console.print(_side_by_side(results))
     console.print(f"\nsaved {sum(len(s) for _, s in results)} files in {out_dir.resolve()}:")
     for _, saved in results:
         for file in saved:
             console.print(f"  {file.path}  ({file.bytes:,} bytes)")
+
+
+async def _generate_all(config: Config, poll: PollPolicy, request: SoundRequest) -> list[Task]:
+    """Both vendors at once: the async client shares all its logic with the sync one."""
+    async with AsyncClient(config=config, poll=poll) as client:
+        runs = (client.run(request, provider=name, timeout=60) for name in PROVIDERS)
+        return list(await asyncio.gather(*runs))
 
 
 def _side_by_side(results: list[tuple[Task, list[SavedFile]]]) -> Table:
