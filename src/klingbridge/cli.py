@@ -274,6 +274,13 @@ def _cost_text(cost: Any) -> str:
     return f"{cost.amount} {cost.unit}{usd}"
 
 
+def _usd_text(cost: Any) -> str:
+    """Compact: USD when known (what attempts are compared by), else the vendor amount."""
+    if cost is None:
+        return "-"
+    return f"${cost.usd:.4f}" if cost.usd is not None else f"{cost.amount} {cost.unit}"
+
+
 def _print_task(task: Task) -> None:
     table = Table(show_header=False, box=None)
     add_row(table, "provider", task.provider)
@@ -312,8 +319,8 @@ def _print_attempts(attempts: Sequence[Attempt], as_json: bool) -> None:
             a.provider,
             a.outcome,
             a.task_id or "-",
-            _cost_text(a.quoted),
-            _cost_text(a.charged),
+            _usd_text(a.quoted),
+            _usd_text(a.charged),
             f"{a.elapsed_s or 0:.1f}",
             a.error or "",
         )

@@ -224,6 +224,9 @@ class Router:
                 raise failure
             last_error = failure
             self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
+        if len(candidates) == 1 and last_error is not None:
+            last_error.attempts = attempts  # one provider: its own error says it best
+            raise last_error
         message = "no provider could run the request: " + "; ".join(
             f"{a.provider} {a.outcome}: {a.error}" for a in attempts
         )
