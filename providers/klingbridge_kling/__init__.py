@@ -54,6 +54,8 @@ class KlingProvider(Provider):
     name = "kling"
     Settings = KlingSettings
     default_base_url = "https://api-singapore.klingai.com"
+    price_table = PRICES
+    price_source = SOURCE
     settings: KlingSettings
     #: Wall clock for JWT claims; tests replace it to show a long-lived client re-mints.
     clock: Callable[[], float] = staticmethod(time.time)
@@ -63,9 +65,6 @@ class KlingProvider(Provider):
 
     def validate(self, request: Request) -> None:
         requests.validate(request)
-
-    def price(self, key: str) -> Decimal | None:
-        return self.settings.prices.get(key, PRICES.get(key))
 
     def units(self, request: Request) -> Decimal | None:
         if isinstance(request, SoundRequest | SpeechRequest):
@@ -84,14 +83,16 @@ class KlingProvider(Provider):
             return Quote(provider=self.name, eligible=False, reason=str(error))
         units = self.units(request)
         if units is None:
-            return Quote(provider=self.name, eligible=True, reason="no price known", source=SOURCE)
+            return Quote(
+                provider=self.name, eligible=True, reason="no price known", source=self.price_source
+            )
         unit_usd = self.price("unit_usd")
         usd = units * unit_usd if unit_usd is not None else None
         return Quote(
             provider=self.name,
             eligible=True,
             cost=Cost(amount=units, unit="kling_unit", usd=usd),
-            source=SOURCE,
+            source=self.price_source,
         )
 
     def auth(self) -> httpx.Auth | None:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from klingbridge import (
     AuthError,
@@ -17,15 +17,8 @@ from klingbridge import (
     RateLimitError,
     ServerError,
 )
+from klingbridge.parsing import ErrorCode as Code
 from klingbridge.parsing import obj, text
-
-
-class Code(NamedTuple):
-    error: type[ProviderError]
-    meaning: str
-    retryable: bool
-    fallback: bool
-
 
 CODES: dict[int, Code] = {
     1000: Code(AuthError, "authentication failed", False, True),
@@ -60,6 +53,7 @@ BY_HTTP_STATUS: dict[int, Code] = {
     429: Code(RateLimitError, "too many requests", True, True),
 }
 SERVER = Code(ServerError, "server error", True, True)
+UNKNOWN = Code(ProviderError, "unknown error code", False, False)
 
 
 def parse_error(
@@ -77,16 +71,11 @@ def parse_error(
     entry = CODES.get(code) if code is not None else None
     if entry is None and http_status is not None:
         entry = BY_HTTP_STATUS.get(http_status) or (SERVER if http_status >= 500 else None)
-    entry = entry or Code(ProviderError, "unknown error code", False, False)
-    message = text(body.get("message")) or entry.meaning
-    if message != entry.meaning:
-        message = f"{entry.meaning}: {message}"
-    return entry.error(
-        message,
+    entry = entry or UNKNOWN
+    return entry.make(
+        text(body.get("message")),
         provider=provider,
         http_status=http_status,
         code=code,
         request_id=text(body.get("request_id")),
-        retryable=entry.retryable,
-        fallback=entry.fallback,
     )

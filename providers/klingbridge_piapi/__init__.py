@@ -58,6 +58,8 @@ class PiAPIProvider(Provider):
     name = "piapi"
     Settings = PiAPISettings
     default_base_url = "https://api.piapi.ai"
+    price_table = PRICES
+    price_source = SOURCE
     settings: PiAPISettings
 
     def capabilities(self) -> list[Capability]:
@@ -67,9 +69,6 @@ class PiAPIProvider(Provider):
         requests.validate(request)
 
     # --- prices --------------------------------------------------------------------------
-    def price(self, key: str) -> Decimal | None:
-        return self.settings.prices.get(key, PRICES.get(key))
-
     def points_per_usd(self) -> Decimal | None:
         value = self.price("points_per_usd")
         return value if value is not None and value > 0 else None
@@ -96,7 +95,9 @@ class PiAPIProvider(Provider):
         usd = self.usd(request)
         per_usd = self.points_per_usd()
         if usd is None or per_usd is None:
-            return Quote(provider=self.name, eligible=True, reason="no price known", source=SOURCE)
+            return Quote(
+                provider=self.name, eligible=True, reason="no price known", source=self.price_source
+            )
         points = usd * per_usd
         if points == points.to_integral_value():
             points = points.quantize(Decimal(1))
@@ -104,7 +105,7 @@ class PiAPIProvider(Provider):
             provider=self.name,
             eligible=True,
             cost=Cost(amount=points, unit="piapi_point", usd=usd),
-            source=SOURCE,
+            source=self.price_source,
         )
 
     # --- credentials ---------------------------------------------------------------------

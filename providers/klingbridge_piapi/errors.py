@@ -12,7 +12,7 @@ is not an error unless the HTTP status says so.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from klingbridge import (
     AuthError,
@@ -24,16 +24,10 @@ from klingbridge import (
     RateLimitError,
     ServerError,
 )
+from klingbridge.parsing import ErrorCode as Code
 from klingbridge.parsing import obj, text
 
 SUCCESS = 200
-
-
-class Code(NamedTuple):
-    error: type[ProviderError]
-    meaning: str
-    retryable: bool
-    fallback: bool
 
 
 CODES: dict[int, Code] = {
@@ -87,12 +81,4 @@ def parse_error(
         detail = f"{detail}: {reason}" if detail else reason
     if entry.error is InvalidRequestError and detail and _CONTENT_WORDS.search(detail):
         entry = CONTENT_POLICY
-    message = f"{entry.meaning}: {detail}" if detail and detail != entry.meaning else entry.meaning
-    return entry.error(
-        message,
-        provider=provider,
-        http_status=http_status,
-        code=code,
-        retryable=entry.retryable,
-        fallback=entry.fallback,
-    )
+    return entry.make(detail, provider=provider, http_status=http_status, code=code)

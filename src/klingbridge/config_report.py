@@ -82,6 +82,12 @@ def problems(config: Config, client: Client) -> list[str]:
         except ConfigError as error:
             found.append(str(error))
             continue
+        unknown = sorted(set(provider.settings.prices) - set(provider.price_table))
+        if unknown and provider.price_table:
+            found.append(
+                f"{config.where(f'providers.{name}.prices')}: unknown price "
+                f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.price_table)})"
+            )
         missing = provider.missing_credentials()
         if missing and name in used:
             env = type(provider.settings).env

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePosixPath
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import ProviderResponseError
+from .errors import ProviderError, ProviderResponseError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,6 +24,40 @@ R = TypeVar("R")
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?$"
 )
+
+
+class ErrorCode(NamedTuple):
+    """One row of a vendor's error table: which error it is and what the router may do.
+
+    `retryable`: the same call may succeed later on this provider; `fallback`: another provider
+    may well succeed. `meaning` is what `klingbridge normalize` prints beside the vendor code.
+    """
+
+    error: type[ProviderError]
+    meaning: str
+    retryable: bool
+    fallback: bool
+
+    def make(
+        self,
+        detail: str | None,
+        *,
+        provider: str,
+        http_status: int | None,
+        code: int | str | None,
+        request_id: str | None = None,
+    ) -> ProviderError:
+        """The error: its meaning, plus the vendor's own words when they add something."""
+        message = f"{self.meaning}: {detail}" if detail and detail != self.meaning else self.meaning
+        return self.error(
+            message,
+            provider=provider,
+            http_status=http_status,
+            code=code,
+            request_id=request_id,
+            retryable=self.retryable,
+            fallback=self.fallback,
+        )
 
 
 def obj(value: Any) -> Mapping[str, Any]:

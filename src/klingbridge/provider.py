@@ -94,6 +94,9 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
     default_base_url: ClassVar[str]
+    #: The shipped price table (keys are the provider's own) and where its figures come from.
+    price_table: ClassVar[Mapping[str, Decimal]] = {}
+    price_source: ClassVar[str | None] = None
 
     def __init__(self, settings: ProviderSettings | None = None) -> None:
         self.settings = settings if settings is not None else self.Settings()
@@ -101,6 +104,10 @@ class Provider(abc.ABC):
     @property
     def base_url(self) -> str:
         return self.settings.base_url or self.default_base_url
+
+    def price(self, key: str) -> Decimal | None:
+        """A price entry: the configured override, else the shipped table's, else None."""
+        return self.settings.prices.get(key, self.price_table.get(key))
 
     # --- what it can do ------------------------------------------------------------------
     @abc.abstractmethod

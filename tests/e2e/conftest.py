@@ -11,18 +11,6 @@ from e2e_support import Cli, config_toml
 
 from klingbridge.simulator import SimulatorConfig, running_simulator
 
-VENDOR_ENV = (
-    "KLING_ACCESS_KEY",
-    "KLING_SECRET_KEY",
-    "KLING_API_KEY",
-    "KLING_BASE_URL",
-    "PIAPI_API_KEY",
-    "PIAPI_BASE_URL",
-    "KLINGBRIDGE_CONFIG",
-    "KLINGBRIDGE_ROUTE",
-    "KLINGBRIDGE_PLUGINS",
-)
-
 
 @pytest.fixture(scope="session")
 def sim() -> Iterator[Any]:
@@ -38,10 +26,8 @@ def vendor(sim: Any) -> Any:
 
 
 @pytest.fixture
-def cli(vendor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+def cli(vendor: Any, tmp_path: Path) -> Cli:
     """The real CLI, configured by a klingbridge.toml pointing at the simulator."""
-    for name in VENDOR_ENV:
-        monkeypatch.delenv(name, raising=False)
     handle = Cli(tmp_path / "klingbridge.toml")
     handle.write(config_toml(vendor))
     return handle

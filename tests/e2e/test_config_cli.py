@@ -42,7 +42,7 @@ def test_config_check_reports_every_problem_with_file_and_key(cli: Cli, vendor: 
         config_toml(vendor, route=["kling", "acme"]).replace(
             f'access_key = "{vendor.config.kling_access_key}"', ""
         )
-        + "[providers.piapi.prices]\nsound = -1\n"
+        + "[providers.piapi.prices]\nsound = -1\n[providers.kling.prices]\nsond = 1\n"
     )
     cli.write(broken)
     run = cli("config", "check")
@@ -53,6 +53,7 @@ def test_config_check_reports_every_problem_with_file_and_key(cli: Cli, vendor: 
     ), lines
     assert any("providers.kling" in line and "access_key" in line for line in lines), lines
     assert any("providers.piapi.prices" in line and ">= 0" in line for line in lines), lines
+    assert any("unknown price 'sond'" in line for line in lines), lines
     assert all(str(cli.path) in line for line in lines), lines
 
 

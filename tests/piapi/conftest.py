@@ -1,4 +1,4 @@
-"""Fixtures for the PiAPI provider tests: isolation from the machine, cassettes, both clients."""
+"""Fixtures for the PiAPI provider tests: cassettes and both clients."""
 
 from __future__ import annotations
 
@@ -20,20 +20,6 @@ DATA = Path(__file__).resolve().parent / "data"
 SETTINGS = {"piapi": {"api_key": "test-key"}}
 
 Drive = Callable[..., Any]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's config file or keys."""
-    for variable in (
-        "PIAPI_API_KEY",
-        "PIAPI_BASE_URL",
-        "KLINGBRIDGE_CONFIG",
-        "KLINGBRIDGE_ROUTE",
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
