@@ -1,0 +1,123 @@
+"""Normalizing vendor payloads: `provider.parse_task` against the floor of building a `Task`.
+
+For each documented payload (tests/fixtures), from the raw bytes:
+
+* klingbridge: `provider.parse_task(json.loads(raw))`, the whole normalization;
+* baseline: `json.loads(raw)` then `Task.model_validate(normalized)`, where `normalized` is the
+  already-normalized task as a dict (`Task.model_dump()`, computed once beforehand): decoding
+  the same bytes and building the same result type, with no reading of the vendor's shape.
+
+ratio = klingbridge / baseline: how many times the floor the normalization costs. What is above
+1.0 is the price of reading the vendor's loose shapes (envelopes, numeric statuses, works[],
+durations as strings or milliseconds, formats from URLs).
+
+    python bench/bench_parse.py             # the table
+    python bench/bench_parse.py --profile   # plus a cProfile of parse_task (where time goes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import time
+from typing import Any
+
+from _support import FIXTURES, compare, done, header, ratio, table, us
+
+from klingbridge import Provider, Task
+from klingbridge.config import Config
+from klingbridge.plugins import default_plugin_manager, provider_classes
+
+PAYLOADS = (
+    ("piapi", "piapi_sound_envelope.json", "PiAPI sound, get-task envelope (4 works, 8 files)"),
+    ("kling", "kling_sound_query.json", "Kling sound, query-single (1 audio, 2 files)"),
+)
+NUMBER, REPEAT, WARMUP = 2_000, 7, 500
+
+
+def providers() -> dict[str, Provider]:
+    classes = provider_classes(default_plugin_manager())
+    config = Config()  # the shipped price tables, no file, no environment
+    return {name: cls(config.provider_settings(cls)) for name, cls in classes.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", action="store_true", help="cProfile parse_task")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    header(
+        "bench_parse: vendor payload -> Task",
+        "per payload, from the raw bytes; baseline = json.loads + Task.model_validate of the "
+        "already-normalized dict; ratio = klingbridge / baseline",
+    )
+    found = providers()
+    rows = []
+    for name, filename, label in PAYLOADS:
+        provider = found[name]
+        raw = (FIXTURES / filename).read_bytes()
+        normalized: dict[str, Any] = provider.parse_task(json.loads(raw)).model_dump()
+        assert Task.model_validate(normalized) == provider.parse_task(json.loads(raw))
+
+        def klingbridge(provider: Provider = provider, raw: bytes = raw) -> Task:
+            return provider.parse_task(json.loads(raw))
+
+        def baseline(raw: bytes = raw, normalized: dict[str, Any] = normalized) -> Task:
+            json.loads(raw)
+            return Task.model_validate(normalized)
+
+        def loads_only(raw: bytes = raw) -> Any:
+            return json.loads(raw)
+
+        t = compare(
+            {"kb": klingbridge, "base": baseline, "loads": loads_only},
+            number=NUMBER,
+            repeat=REPEAT,
+            warmup=WARMUP,
+        )
+        rows.append(
+            [
+                label,
+                f"{len(raw):,}",
+                us(t["loads"]),
+                us(t["base"]),
+                us(t["kb"]),
+                f"{1 / t['kb']:,.0f}",
+                ratio(t["kb"], t["base"]),
+            ]
+        )
+    print(
+        table(
+            [
+                "payload",
+                "bytes",
+                "json.loads µs",
+                "baseline µs",
+                "parse_task µs",
+                "payloads/s",
+                "ratio",
+            ],
+            rows,
+        )
+    )
+    print(f"\n(median of {REPEAT} repeats x {NUMBER:,} calls, after {WARMUP} warm-up calls)")
+    if args.profile:
+        for name, filename, _ in PAYLOADS:
+            payload = json.loads((FIXTURES / filename).read_bytes())
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(NUMBER):
+                found[name].parse_task(payload)
+            profile.disable()
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(18)
+            print(f"\n### cProfile: {NUMBER:,} x {name}.parse_task (cumulative)\n")
+            print(out.getvalue().strip())
+    done("bench_parse", started)
+
+
+if __name__ == "__main__":
+    main()
