@@ -164,6 +164,7 @@ class Progress:
     def __init__(self, label: str) -> None:
         self.label = label
         self.status = "submitting"
+        self.task: Task | None = None
         self.started = time.monotonic()
         self.live = Live(self, console=err, refresh_per_second=4, transient=True)
         self.enabled = err.is_terminal
@@ -173,6 +174,7 @@ class Progress:
         return Text(f"{self.label}: {self.status}  {elapsed:5.1f} s", style="cyan")
 
     def update(self, task: Task) -> None:
+        self.task = task
         self.status = f"{task.provider} {task.id} {task.status.value}"
 
     def __enter__(self) -> Progress:
@@ -228,18 +230,30 @@ def _generate(
     **options: Any,
 ) -> None:
     request = build_request(kind, text, options)
-    client = _client(click.get_current_context())
-    with client, Progress(f"generate {kind}") as progress:
-        try:
-            result = client.dispatch(
-                request, provider=provider, route=route, timeout=timeout, on_update=progress.update
-            )
-        except KlingBridgeError as error:
-            progress.__exit__()
+    failure: KlingBridgeError | None = None
+    with _client(click.get_current_context()) as client:
+        with Progress(f"generate {kind}") as progress:
+            try:
+                result = client.dispatch(
+                    request,
+                    provider=provider,
+                    route=route,
+                    timeout=timeout,
+                    on_update=progress.update,
+                )
+            except KeyboardInterrupt:
+                _interrupted(progress.task)
+            except KlingBridgeError as error:
+                failure = error
+        if failure is not None:
             if verbose or as_json:
-                _print_attempts(list(error.attempts), as_json)
+                _print_attempts(list(failure.attempts), as_json)
+            raise failure
+        try:
+            saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
+        except KlingBridgeError as error:
+            error.task = result.task  # the task succeeded and was paid for: say which it was
             raise
-    saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
     if as_json:
         _json(
             {
@@ -252,6 +266,16 @@ def _generate(
     _print_result(result, verbose)
     for file in saved:
         console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+
+
+def _interrupted(task: Task | None) -> NoReturn:
+    if task is None:
+        fail("interrupted before any task id was received (a create may have been in flight)", 130)
+    fail(
+        f"interrupted; {task.provider} task {task.id} keeps running at the vendor: "
+        f"klingbridge status {task.id} --provider {task.provider}",
+        130,
+    )
 
 
 kind_commands(generate, _generate, RUN_OPTIONS, text_required=True)

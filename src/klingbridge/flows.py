@@ -83,6 +83,7 @@ class Backoff:
 
 def exchange(provider: Provider, call: HttpCall) -> Flow[Any]:
     """Make one call; return its JSON payload or raise the error it carries."""
+    provider.require_credentials()  # a clear error here beats the vendor's 401
     reply: HttpReply = yield Send(provider, call)
     return provider.check_reply(reply)
 

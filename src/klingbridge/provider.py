@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import ProviderError, ProviderResponseError
+from .errors import ConfigError, ProviderError, ProviderResponseError
 from .models import Quote, Request, Task
 
 JsonParams = Mapping[str, str | int | float]
@@ -129,6 +129,18 @@ class Provider(abc.ABC):
     def missing_credentials(self) -> list[str]:
         """The settings this provider still needs before it can make calls (for `config check`)."""
         return []
+
+    def require_credentials(self) -> None:
+        """Raise `ConfigError` naming what is missing and where to set it, before any call."""
+        missing = self.missing_credentials()
+        if missing:
+            env = self.Settings.env
+            where = [f"${env[m]}" for m in missing if m in env]
+            raise ConfigError(
+                f"{self.name}: missing {', '.join(missing)}: set "
+                + (f"{', '.join(where)} or " if where else "")
+                + f"[providers.{self.name}] in klingbridge.toml"
+            )
 
     # --- building calls ------------------------------------------------------------------
     @abc.abstractmethod

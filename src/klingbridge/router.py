@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from . import flows
 from .config import CooldownPolicy, RetryPolicy, Route
 from .errors import (
+    ConfigError,
     ContentPolicyError,
     KlingBridgeError,
     NoProviderAvailable,
@@ -131,8 +132,9 @@ class Router:
         attempts: list[Attempt] = []
         last_error: KlingBridgeError | None = None
         candidates = self.order(request, route)
-        if len(candidates) == 1:
-            self.providers(candidates[0]).validate(request)  # one provider: its own error
+        if len(candidates) == 1:  # one provider: its own error, before any call
+            self.providers(candidates[0]).validate(request)
+            self.providers(candidates[0]).require_credentials()
         for name in candidates:
             provider = self.providers(name)
             skip = self._skip_reason(provider, request)
@@ -240,7 +242,8 @@ class Router:
     def _skip_reason(self, provider: Provider, request: Request) -> str | None:
         try:
             provider.validate(request)
-        except ValidationError as error:
+            provider.require_credentials()
+        except (ValidationError, ConfigError) as error:
             return str(error)
         wait = self.cooldowns.remaining(provider.name)
         return f"cooling down for {wait:.0f} s after repeated failures" if wait > 0 else None

@@ -175,3 +175,19 @@ def _config(cli: Cli) -> Any:
     from klingbridge.plugins import default_plugin_manager, provider_classes
 
     return load_config(cli.path, provider_classes=provider_classes(default_plugin_manager()))
+
+
+def test_provider_without_credentials_is_skipped_before_any_call(cli: Cli, vendor: Any) -> None:
+    no_kling_keys = config_toml(vendor).replace(
+        f'secret_key = "{vendor.config.kling_secret_key}"', ""
+    )
+    cli.write(no_kling_keys)
+    run = cli("generate", "sound", "rain", "--duration", "5", "--json")
+    assert run.exit_code == 0, run
+    attempts = run.json()["attempts"]
+    assert kinds(attempts) == [("kling", "skipped"), ("piapi", "succeeded")]
+    assert "missing secret_key" in attempts[0]["error"]
+    alone = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling")
+    assert alone.exit_code == 2
+    assert alone.stderr.startswith("error: kling: missing secret_key: set $KLING_SECRET_KEY")
+    assert vendor.state()["requests"]["kling"]["create"] == 0

@@ -1,0 +1,45 @@
+"""Ctrl-C while waiting: the paid task's id is printed, never dropped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from e2e_support import config_toml
+
+from klingbridge.simulator import SimulatorConfig, running_simulator
+
+SCRIPT = shutil.which("klingbridge")
+
+
+@pytest.mark.skipif(SCRIPT is None, reason="the console script is installed by pip install -e .")
+def test_interrupt_names_the_running_task(tmp_path: Path) -> None:
+    with running_simulator(SimulatorConfig(queued_s=60, running_s=1)) as slow:
+        path = tmp_path / "klingbridge.toml"
+        path.write_text(config_toml(slow, route=["kling"]))
+        env = {**os.environ, "KLINGBRIDGE_CONFIG": str(path)}
+        process = subprocess.Popen(
+            [SCRIPT or "klingbridge", "generate", "sound", "hum", "--duration", "3"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not slow.state()["creates"]["kling"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the create answer is back: the client is polling
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+        task_ids = [t["task_id"] for t in slow.tasks()]
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "keeps running at the vendor" in stderr
+    assert "klingbridge status" in stderr
+    assert len(task_ids) == 1
+    assert task_ids[0] in stderr
