@@ -10,15 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import pydantic
-from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -36,11 +32,15 @@ from .errors import (
 )
 from .models import Task
 from .plugins import default_plugin_manager, provider_classes
-from .render import add_row
-from .router import Attempt, RunResult
-
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from .render import (
+    Progress,
+    add_row,
+    console,
+    err,
+    print_attempts,
+    print_result,
+    print_task,
+)
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
@@ -158,35 +158,6 @@ def _vendor_error_line(error: ProviderError) -> str:
 
 
 # --- generate, status, cancel ----------------------------------------------------------------
-class Progress:
-    """A live line (status, elapsed time) on a terminal; silent otherwise."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.status = "submitting"
-        self.task: Task | None = None
-        self.started = time.monotonic()
-        self.live = Live(self, console=err, refresh_per_second=4, transient=True)
-        self.enabled = err.is_terminal
-
-    def __rich__(self) -> Text:
-        elapsed = time.monotonic() - self.started
-        return Text(f"{self.label}: {self.status}  {elapsed:5.1f} s", style="cyan")
-
-    def update(self, task: Task) -> None:
-        self.task = task
-        self.status = f"{task.provider} {task.id} {task.status.value}"
-
-    def __enter__(self) -> Progress:
-        if self.enabled:
-            self.live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.live.stop()
-
-
 RUN_OPTIONS = (
     click.Option(["--provider"], default=None, help="Run on this provider only."),
     click.Option(["--route"], default=None, help="Run over this configured route."),
@@ -247,7 +218,7 @@ def _generate(
                 failure = error
         if failure is not None:
             if verbose or as_json:
-                _print_attempts(list(failure.attempts), as_json)
+                print_attempts(list(failure.attempts), as_json)
             raise failure
         try:
             saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
@@ -263,7 +234,7 @@ def _generate(
             }
         )
         return
-    _print_result(result, verbose)
+    print_result(result, verbose)
     for file in saved:
         console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
 
@@ -289,66 +260,6 @@ def _saved_json(file: SavedFile) -> dict[str, Any]:
         "bytes": file.bytes,
         "sha256": file.sha256,
     }
-
-
-def _cost_text(cost: Any) -> str:
-    if cost is None:
-        return "-"
-    usd = f" (${cost.usd:.4f})" if cost.usd is not None else ""
-    return f"{cost.amount} {cost.unit}{usd}"
-
-
-def _usd_text(cost: Any) -> str:
-    """Compact: USD when known (what attempts are compared by), else the vendor amount."""
-    if cost is None:
-        return "-"
-    return f"${cost.usd:.4f}" if cost.usd is not None else f"{cost.amount} {cost.unit}"
-
-
-def _print_task(task: Task) -> None:
-    table = Table(show_header=False, box=None)
-    add_row(table, "provider", task.provider)
-    add_row(table, "task id", task.id)
-    add_row(table, "kind", task.kind or "-")
-    add_row(table, "status", f"{task.status.value} ({task.provider_status})")
-    if task.status_message:
-        add_row(table, "message", task.status_message)
-    for index, output in enumerate(task.outputs, start=1):
-        duration = f"{output.duration_s:g} s" if output.duration_s is not None else "? s"
-        formats = ", ".join(f.format for f in output.files)
-        add_row(table, f"output {index}", f"{output.kind} {duration} [{formats}]")
-    add_row(table, "cost", _cost_text(task.cost))
-    console.print(table)
-
-
-def _print_result(result: RunResult, verbose: bool) -> None:
-    _print_task(result.task)
-    quoted = result.attempts[-1].quoted if result.attempts else None
-    console.print(Text(f"quoted {_cost_text(quoted)}; charged {_cost_text(result.task.cost)}"))
-    if verbose:
-        _print_attempts(result.attempts, False)
-
-
-def _print_attempts(attempts: Sequence[Attempt], as_json: bool) -> None:
-    if as_json:
-        err.print_json(data=[a.model_dump(mode="json") for a in attempts])
-        return
-    table = Table(
-        "#", "provider", "outcome", "task id", "quoted", "charged", "s", "error", title="attempts"
-    )
-    for n, a in enumerate(attempts, start=1):
-        add_row(
-            table,
-            str(n),
-            a.provider,
-            a.outcome,
-            a.task_id or "-",
-            _usd_text(a.quoted),
-            _usd_text(a.charged),
-            f"{a.elapsed_s or 0:.1f}",
-            a.error or "",
-        )
-    err.print(table)
 
 
 @main.command()
@@ -378,7 +289,7 @@ def status(
     if as_json:
         _json(task.model_dump(mode="json"))
     else:
-        _print_task(task)
+        print_task(task)
     for file in saved:
         err.print(Text(f"saved {file.path}"))
 
@@ -398,7 +309,7 @@ def cancel(
     if as_json:
         _json(task.model_dump(mode="json"))
     else:
-        _print_task(task)
+        print_task(task)
 
 
 # --- quote -----------------------------------------------------------------------------------

@@ -1,11 +1,112 @@
-"""Terminal rendering helpers shared by the CLI and the demo."""
+"""What the CLI shows on a terminal: tasks, attempts, the progress line."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from .models import Cost, Task
+from .router import Attempt, RunResult
+
+#: Results go to stdout; progress, attempts and errors to stderr (so `--json` stays parseable).
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def add_row(table: Table, *cells: str) -> None:
     """Add a row of plain text: vendor strings like "[doc]" or "[mp3, wav]" are not markup."""
     table.add_row(*(Text(cell) for cell in cells))
+
+
+class Progress:
+    """A live line (status, elapsed time) on a terminal; silent otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.status = "submitting"
+        self.task: Task | None = None
+        self.started = time.monotonic()
+        self.live = Live(self, console=err, refresh_per_second=4, transient=True)
+        self.enabled = err.is_terminal
+
+    def __rich__(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        return Text(f"{self.label}: {self.status}  {elapsed:5.1f} s", style="cyan")
+
+    def update(self, task: Task) -> None:
+        self.task = task
+        self.status = f"{task.provider} {task.id} {task.status.value}"
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.live.stop()
+
+
+def cost_text(cost: Cost | None) -> str:
+    if cost is None:
+        return "-"
+    usd = f" (${cost.usd:.4f})" if cost.usd is not None else ""
+    return f"{cost.amount} {cost.unit}{usd}"
+
+
+def usd_text(cost: Cost | None) -> str:
+    """Compact: USD when known (what attempts are compared by), else the vendor amount."""
+    if cost is None:
+        return "-"
+    return f"${cost.usd:.4f}" if cost.usd is not None else f"{cost.amount} {cost.unit}"
+
+
+def print_task(task: Task) -> None:
+    table = Table(show_header=False, box=None)
+    add_row(table, "provider", task.provider)
+    add_row(table, "task id", task.id)
+    add_row(table, "kind", task.kind or "-")
+    add_row(table, "status", f"{task.status.value} ({task.provider_status})")
+    if task.status_message:
+        add_row(table, "message", task.status_message)
+    for index, output in enumerate(task.outputs, start=1):
+        duration = f"{output.duration_s:g} s" if output.duration_s is not None else "? s"
+        formats = ", ".join(f.format for f in output.files)
+        add_row(table, f"output {index}", f"{output.kind} {duration} [{formats}]")
+    add_row(table, "cost", cost_text(task.cost))
+    console.print(table)
+
+
+def print_result(result: RunResult, verbose: bool) -> None:
+    print_task(result.task)
+    quoted = result.attempts[-1].quoted if result.attempts else None
+    console.print(Text(f"quoted {cost_text(quoted)}; charged {cost_text(result.task.cost)}"))
+    if verbose:
+        print_attempts(result.attempts, False)
+
+
+def print_attempts(attempts: Sequence[Attempt], as_json: bool) -> None:
+    if as_json:
+        err.print_json(data=[a.model_dump(mode="json") for a in attempts])
+        return
+    table = Table(
+        "#", "provider", "outcome", "task id", "quoted", "charged", "s", "error", title="attempts"
+    )
+    for n, a in enumerate(attempts, start=1):
+        add_row(
+            table,
+            str(n),
+            a.provider,
+            a.outcome,
+            a.task_id or "-",
+            usd_text(a.quoted),
+            usd_text(a.charged),
+            f"{a.elapsed_s or 0:.1f}",
+            a.error or "",
+        )
+    err.print(table)

@@ -73,6 +73,33 @@ class RunResult(BaseModel):
     attempts: list[Attempt]
 
 
+@dataclass(frozen=True)
+class _Trial:
+    """One provider's attempt while it runs: what becomes its `Attempt` once it ends."""
+
+    provider: str
+    external_id: str
+    quoted: Cost | None
+    started_at: datetime
+    begun: float
+
+    def attempt(
+        self, outcome: Outcome, now: float, task: Task | None, error: BaseException | None
+    ) -> Attempt:
+        return Attempt(
+            provider=self.provider,
+            outcome=outcome,
+            task_id=task.id if task else None,
+            external_id=self.external_id,
+            error=str(error) if error else None,
+            error_type=type(error).__name__ if error else None,
+            quoted=self.quoted,
+            charged=task.cost if task else None,
+            started_at=self.started_at,
+            elapsed_s=round(now - self.begun, 3),
+        )
+
+
 @dataclass
 class Cooldowns:
     """Failures in a row per provider; a provider over the limit is skipped until its time."""
@@ -142,45 +169,23 @@ class Router:
                 attempts.append(Attempt(provider=name, outcome="skipped", error=skip))
                 self.emit(Event("skip", name, data={"reason": skip}))
                 continue
-            quoted = provider.quote(request).cost
-            external_id = self.new_external_id()
-            started, begun = datetime.now(timezone.utc), self.clock()
-
-            def record(
-                outcome: Outcome,
-                task: Task | None = None,
-                error: BaseException | None = None,
-                *,
-                _name: str = name,
-                _quoted: Cost | None = quoted,
-                _ext: str = external_id,
-                _started: datetime = started,
-                _begun: float = begun,
-            ) -> None:
-                attempts.append(
-                    Attempt(
-                        provider=_name,
-                        outcome=outcome,
-                        task_id=task.id if task else None,
-                        external_id=_ext,
-                        error=str(error) if error else None,
-                        error_type=type(error).__name__ if error else None,
-                        quoted=_quoted,
-                        charged=task.cost if task else None,
-                        started_at=_started,
-                        elapsed_s=round(self.clock() - _begun, 3),
-                    )
-                )
+            trial = _Trial(
+                provider=name,
+                external_id=self.new_external_id(),
+                quoted=provider.quote(request).cost,
+                started_at=datetime.now(timezone.utc),
+                begun=self.clock(),
+            )
 
             try:
-                task = yield from self._create(provider, request, external_id)
+                task = yield from self._create(provider, request, trial.external_id)
             except _Unresolved as unresolved:
-                record("unknown", error=unresolved.error)
+                attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
                 last_error = unresolved.error
                 self._failed(name)
                 continue
             except (ProviderError, TransportError, ProviderResponseError) as error:
-                record("error", error=error)
+                attempts.append(trial.attempt("error", self.clock(), None, error))
                 last_error = error
                 if not self._falls_back(error, route):
                     error.attempts = attempts
@@ -200,7 +205,7 @@ class Router:
                     on_update=self._status_events(on_update),
                 )
             except KlingBridgeError as error:
-                record("error", task=error.task, error=error)
+                attempts.append(trial.attempt("error", self.clock(), error.task, error))
                 error.attempts = attempts
                 raise
             if task.cost is not None:
@@ -211,15 +216,18 @@ class Router:
                         task.id,
                         {
                             "cost": task.cost.model_dump(mode="json"),
-                            "quoted": quoted.model_dump(mode="json") if quoted else None,
+                            "quoted": trial.quoted.model_dump(mode="json")
+                            if trial.quoted
+                            else None,
                         },
                     )
                 )
             if task.status is TaskStatus.SUCCEEDED:
-                record("succeeded", task)
+                attempts.append(trial.attempt("succeeded", self.clock(), task, None))
                 self.cooldowns.succeeded(name)
                 return RunResult(task=task, attempts=attempts)
-            record("cancelled" if task.status is TaskStatus.CANCELLED else "failed", task)
+            outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
+            attempts.append(trial.attempt(outcome, self.clock(), task, None))
             failure = TaskFailed(task)
             if not route.resubmit_failed or task.status is TaskStatus.CANCELLED:
                 failure.attempts = attempts
