@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ import httpx
 
 import klingbridge
 
-ACCESS_KEY = "test-access-key-0123456789abcdef"
-SECRET_KEY = "test-secret-key-0123456789abcdef"
+# Real keys only matter when re-recording (`--record-mode=once`); replays never send anything.
+ACCESS_KEY = os.environ.get("KLING_ACCESS_KEY") or "test-access-key-0123456789abcdef"
+SECRET_KEY = os.environ.get("KLING_SECRET_KEY") or "test-secret-key-0123456789abcdef"
 SETTINGS = {"kling": {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY}}
 CASSETTES = Path(__file__).resolve().parents[2] / "cassettes" / "kling"
 HOST = "https://api-singapore.klingai.com"

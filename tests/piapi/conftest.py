@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,19 @@ from klingbridge_piapi import PiAPIProvider, PiAPISettings
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "cassettes" / "piapi"
 DATA = Path(__file__).resolve().parent / "data"
-SETTINGS = {"piapi": {"api_key": "test-key"}}
+# A real key only matters when re-recording (`--record-mode=once`); replays never send anything.
+SETTINGS = {"piapi": {"api_key": os.environ.get("PIAPI_API_KEY") or "test-key"}}
 
 Drive = Callable[..., Any]
 
 
 @pytest.fixture
-def piapi_vcr() -> vcr.VCR:
-    """Replay only: a request missing from the cassette fails the test, never reaches PiAPI."""
+def piapi_vcr(request: pytest.FixtureRequest) -> vcr.VCR:
+    """Replay only by default (`--record-mode=none` from pyproject): a request missing from the
+    cassette fails the test and never reaches PiAPI. `--record-mode=once` re-records."""
     return vcr.VCR(
         cassette_library_dir=str(CASSETTES),
-        record_mode="none",
+        record_mode=str(request.config.getoption("--record-mode")),
         filter_headers=["x-api-key", "authorization"],
         match_on=["method", "path"],
     )
