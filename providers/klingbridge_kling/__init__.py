@@ -20,12 +20,10 @@ from klingbridge import (
     Provider,
     ProviderError,
     ProviderSettings,
-    Quote,
     Request,
     SoundRequest,
     SpeechRequest,
     Task,
-    ValidationError,
     hookimpl,
 )
 from klingbridge.parsing import guard, obj
@@ -76,24 +74,13 @@ class KlingProvider(Provider):
         per_5s = self.price(base) or (self.price(base.removesuffix(":sound")))
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
 
-    def quote(self, request: Request) -> Quote:
-        try:
-            self.validate(request)
-        except ValidationError as error:
-            return Quote(provider=self.name, eligible=False, reason=str(error))
+    def estimate(self, request: Request) -> Cost | None:
         units = self.units(request)
         if units is None:
-            return Quote(
-                provider=self.name, eligible=True, reason="no price known", source=self.price_source
-            )
+            return None
         unit_usd = self.price("unit_usd")
         usd = units * unit_usd if unit_usd is not None else None
-        return Quote(
-            provider=self.name,
-            eligible=True,
-            cost=Cost(amount=units, unit="kling_unit", usd=usd),
-            source=self.price_source,
-        )
+        return Cost(amount=units, unit="kling_unit", usd=usd)
 
     def auth(self) -> httpx.Auth | None:
         s = self.settings

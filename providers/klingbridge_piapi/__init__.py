@@ -24,11 +24,9 @@ from klingbridge import (
     ProviderError,
     ProviderResponseError,
     ProviderSettings,
-    Quote,
     Request,
     SoundRequest,
     Task,
-    ValidationError,
     VideoRequest,
     hookimpl,
 )
@@ -87,26 +85,15 @@ class PiAPIProvider(Provider):
         per_5s = self.price(base)
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
 
-    def quote(self, request: Request) -> Quote:
-        try:
-            self.validate(request)
-        except ValidationError as error:
-            return Quote(provider=self.name, eligible=False, reason=str(error))
+    def estimate(self, request: Request) -> Cost | None:
         usd = self.usd(request)
         per_usd = self.points_per_usd()
         if usd is None or per_usd is None:
-            return Quote(
-                provider=self.name, eligible=True, reason="no price known", source=self.price_source
-            )
+            return None
         points = usd * per_usd
         if points == points.to_integral_value():
             points = points.quantize(Decimal(1))
-        return Quote(
-            provider=self.name,
-            eligible=True,
-            cost=Cost(amount=points, unit="piapi_point", usd=usd),
-            source=self.price_source,
-        )
+        return Cost(amount=points, unit="piapi_point", usd=usd)
 
     # --- credentials ---------------------------------------------------------------------
     def auth(self) -> httpx.Auth | None:

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import ConfigError, ProviderError, ProviderResponseError
-from .models import Quote, Request, Task
+from .errors import ConfigError, ProviderError, ProviderResponseError, ValidationError
+from .models import Cost, Quote, Request, Task
 
 JsonParams = Mapping[str, str | int | float]
 
@@ -118,9 +118,21 @@ class Provider(abc.ABC):
     def validate(self, request: Request) -> None:
         """Raise `ValidationError` (provider, field, limit) if this provider cannot take it."""
 
-    @abc.abstractmethod
+    def estimate(self, request: Request) -> Cost | None:
+        """The price of a request this provider can take (from `price`), or None if unknown."""
+        return None
+
     def quote(self, request: Request) -> Quote:
-        """The price of `request` as a `Quote`, eligible or not (with the reason)."""
+        """The price of `request` as a `Quote`, eligible or not (with the reason). No I/O."""
+        try:
+            self.validate(request)
+        except ValidationError as error:
+            return Quote(provider=self.name, eligible=False, reason=str(error))
+        cost = self.estimate(request)
+        reason = None if cost is not None else "no price known"
+        return Quote(
+            provider=self.name, eligible=True, reason=reason, cost=cost, source=self.price_source
+        )
 
     def auth(self) -> httpx.Auth | None:
         """How to authenticate calls (an `httpx.Auth`, itself sans-IO), or None."""
