@@ -111,6 +111,7 @@ def providers(ctx: click.Context, as_json: bool) -> None:
             {
                 name: {
                     "base_url": p.base_url,
+                    "missing_credentials": p.missing_credentials(),
                     "capabilities": [c.model_dump() for c in p.capabilities()],
                 }
                 for name, p in found.items()
@@ -123,6 +124,10 @@ def providers(ctx: click.Context, as_json: bool) -> None:
             limits = "\n".join(f"{k}: {v}" for k, v in cap.limits.items())
             add_row(table, name, cap.kind, limits)
     console.print(table)
+    for name, provider in found.items():
+        missing = provider.missing_credentials()
+        state = f"missing {', '.join(missing)}" if missing else "credentials set"
+        console.print(Text(f"{name}: {provider.base_url} ({state})"))
 
 
 # --- normalize -------------------------------------------------------------------------------

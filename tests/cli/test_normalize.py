@@ -142,3 +142,16 @@ def test_unknown_provider_exits_2() -> None:
     code, _, stderr = normalize("--provider", "nope", "-", stdin="{}")
     assert code == 2
     assert "no provider named 'nope'" in stderr
+
+
+def test_providers_lists_both_with_capabilities_and_readiness() -> None:
+    result = CliRunner().invoke(main, ["providers", "--json"], env={"PIAPI_API_KEY": "k"})
+    assert result.exit_code == 0
+    found = json.loads(result.stdout)
+    assert set(found) >= {"kling", "piapi"}
+    assert {c["kind"] for c in found["kling"]["capabilities"]} == {"sound", "speech", "video"}
+    assert {c["kind"] for c in found["piapi"]["capabilities"]} == {"sound", "video"}
+    assert found["kling"]["missing_credentials"] == ["access_key", "secret_key"]
+    assert found["piapi"]["missing_credentials"] == []
+    table = CliRunner().invoke(main, ["providers"])
+    assert "kling" in table.stdout and "piapi" in table.stdout
