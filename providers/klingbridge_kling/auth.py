@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator
 
 import httpx
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 TOKEN_TTL_S = 1800
 NOT_BEFORE_SKEW_S = 5
@@ -61,7 +63,11 @@ class KlingJWTAuth(httpx.Auth):
                     "nbf": int(now) - self._skew,
                 }
                 headers = {"alg": "HS256", "typ": "JWT"}
-                self._token = jwt.encode(claims, self._secret_key, "HS256", headers=headers)
+                with warnings.catch_warnings():
+                    # The key is the one Kling issued: its length is not the user's choice, and
+                    # a warning on every token would drown the CLI's output.
+                    warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+                    self._token = jwt.encode(claims, self._secret_key, "HS256", headers=headers)
             return self._token
 
     def _forget(self, code: int | None) -> None:
