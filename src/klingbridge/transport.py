@@ -26,8 +26,12 @@ USER_AGENT = "klingbridge/0.1 (+https://github.com/klingbridge/klingbridge)"
 
 
 def _transport_error(provider: Provider, error: httpx.HTTPError) -> TransportError:
+    try:
+        where = f" ({error.request.method} {error.request.url})"
+    except RuntimeError:  # an error raised before a request existed
+        where = ""
     return TransportError(
-        f"{type(error).__name__}: {error or 'no answer'}",
+        f"{type(error).__name__}: {error or 'no answer'}{where}",
         provider=provider.name,
         may_have_been_received=not isinstance(error, _NOT_SENT),
     )
