@@ -39,4 +39,5 @@ def _isolated(
         if not (keep_keys and name.endswith("_KEY")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the ledger
     monkeypatch.chdir(tmp_path)

@@ -30,6 +30,8 @@ from .errors import (
     ProviderResponseError,
     ValidationError,
 )
+from .ledger import Ledger, history, totals
+from .ledger import default_path as default_ledger_path
 from .models import Task
 from .plugins import default_plugin_manager, provider_classes
 from .render import (
@@ -40,6 +42,7 @@ from .render import (
     print_attempts,
     print_result,
     print_task,
+    usd_text,
 )
 
 
@@ -77,10 +80,13 @@ def _describe(error: KlingBridgeError) -> str:
     return text
 
 
-def _client(ctx: click.Context) -> Client:
+def _client(ctx: click.Context, *, ledger: bool = False) -> Client:
+    """A client from the configuration; with `ledger`, every task it submits is recorded."""
     path: Path | None = ctx.find_root().params.get("config")
     classes = provider_classes(default_plugin_manager())
-    return Client(config=load_config(path, provider_classes=classes))
+    config = load_config(path, provider_classes=classes)
+    plugins = [Ledger(config.ledger.path or default_ledger_path())]
+    return Client(config=config, plugins=plugins if ledger and config.ledger.enabled else ())
 
 
 def _json(data: Any) -> None:
@@ -207,7 +213,7 @@ def _generate(
 ) -> None:
     request = build_request(kind, text, options)
     failure: KlingBridgeError | None = None
-    with _client(click.get_current_context()) as client:
+    with _client(click.get_current_context(), ledger=True) as client:
         with Progress(f"generate {kind}") as progress:
             try:
                 result = client.dispatch(
@@ -287,9 +293,11 @@ def status(
     as_json: bool,
     out: Path | None,
 ) -> None:
-    """Show a task as the vendor reports it now."""
+    """Show a task as the vendor reports it now (and note it in the ledger)."""
     with _client(ctx) as client:
         task = client.get(task_id, provider=provider, kind=kind)
+        if client.config.ledger.enabled:
+            Ledger(client.config.ledger.path or default_ledger_path()).note(task)
     saved = save_outputs(task, out) if out else []
     if as_json:
         _json(task.model_dump(mode="json"))
@@ -315,6 +323,44 @@ def cancel(
         _json(task.model_dump(mode="json"))
     else:
         print_task(task)
+
+
+@main.command("history")
+@click.option("--limit", type=int, default=20, show_default=True, help="Most recent tasks shown.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def history_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Tasks submitted from this machine (the ledger): ids, status, quoted and charged."""
+    config = _client(ctx).config
+    path = config.ledger.path or default_ledger_path()
+    entries = history(path)[-limit:] if limit > 0 else history(path)
+    if as_json:
+        _json([e.model_dump(mode="json") for e in entries])
+        return
+    table = Table(
+        "submitted",
+        "provider",
+        "task id",
+        "kind",
+        "status",
+        "quoted",
+        "charged",
+        title=f"ledger: {path}",
+    )
+    for e in entries:
+        add_row(
+            table,
+            (e.submitted_at or "-")[:19],
+            e.provider,
+            e.task_id,
+            e.kind or "-",
+            e.status or "-",
+            usd_text(e.quoted),
+            usd_text(e.charged),
+        )
+    console.print(table)
+    for provider, usd in sorted(totals(entries).items()):
+        console.print(Text(f"{provider}: ${usd:.4f} charged over the tasks shown"))
 
 
 # --- quote -----------------------------------------------------------------------------------

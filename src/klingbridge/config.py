@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 from .flows import PollPolicy
+from .ledger import LedgerSettings
 from .provider import Provider, ProviderSettings
 
 if sys.version_info >= (3, 11):
@@ -86,6 +87,7 @@ class Config(BaseModel):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     poll: PollPolicy = Field(default_factory=PollPolicy)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)

@@ -178,7 +178,7 @@ class Router:
             )
 
             try:
-                task = yield from self._create(provider, request, trial.external_id)
+                task, recovered = yield from self._create(provider, request, trial.external_id)
             except _Unresolved as unresolved:
                 attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
                 last_error = unresolved.error
@@ -193,6 +193,20 @@ class Router:
                 self._failed(name)
                 self.emit(Event("fallback", name, data={"error": str(error)}))
                 continue
+            self.emit(
+                Event(
+                    "submit",
+                    name,
+                    task.id,
+                    {
+                        "external_id": trial.external_id,
+                        "kind": request.kind,
+                        "status": task.status.value,
+                        "quoted": trial.quoted.model_dump(mode="json") if trial.quoted else None,
+                        "recovered": recovered,
+                    },
+                )
+            )
             if on_update is not None:
                 on_update(task)
             try:
@@ -274,8 +288,10 @@ class Router:
 
         return changed
 
-    def _create(self, provider: Provider, request: Request, external_id: str) -> Flow[Task]:
-        """Create on one provider with retries; never create twice.
+    def _create(
+        self, provider: Provider, request: Request, external_id: str
+    ) -> Flow[tuple[Task, bool]]:
+        """Create on one provider with retries; never create twice. Returns (task, recovered).
 
         After an answer that may have been lost (the request may have reached the vendor), the
         task is looked up by external id: found, it is the result; not found, it is safe to
@@ -286,22 +302,13 @@ class Router:
         for attempt in range(self.retry.attempts):
             try:
                 task = yield from flows.submit(provider, request, external_id=external_id)
-                self.emit(Event("submit", provider.name, task.id, {"external_id": external_id}))
-                return task
+                return task, False
             except (TransportError, ProviderResponseError) as error:
                 unsent = isinstance(error, TransportError) and not error.may_have_been_received
                 if not unsent:
                     found = yield from self._look_up(provider, request, external_id, error)
                     if found is not None:
-                        self.emit(
-                            Event(
-                                "submit",
-                                provider.name,
-                                found.id,
-                                {"external_id": external_id, "recovered": True},
-                            )
-                        )
-                        return found
+                        return found, True  # created after all: found by its external id
                 # Surely not created (never sent, or not found by its external id): safe to retry.
                 if attempt + 1 >= self.retry.attempts:
                     raise
