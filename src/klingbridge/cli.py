@@ -190,6 +190,12 @@ RUN_OPTIONS = (
         ["--json", "as_json"], is_flag=True, help="Print the task (and attempts) as JSON."
     ),
     click.Option(["-v", "--verbose"], is_flag=True, help="Show every routed attempt."),
+    click.Option(
+        ["--callback-url"],
+        default=None,
+        help="Where the vendor should POST status changes (Kling callback_url, "
+        "PiAPI webhook_config.endpoint).",
+    ),
 )
 
 
@@ -209,6 +215,7 @@ def _generate(
     timeout: float,
     as_json: bool,
     verbose: bool,
+    callback_url: str | None,
     **options: Any,
 ) -> None:
     request = build_request(kind, text, options)
@@ -222,6 +229,7 @@ def _generate(
                     route=route,
                     timeout=timeout,
                     on_update=progress.update,
+                    callback_url=callback_url,
                 )
             except KeyboardInterrupt:
                 _interrupted(progress.task)

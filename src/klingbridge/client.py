@@ -115,10 +115,12 @@ class _BaseClient:
     def _dispatch(
         self,
         request: Request,
-        provider: str | None,
-        route: str | None,
-        timeout: float | None,
-        on_update: OnUpdate | None,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
     ) -> Flow[RunResult]:
         if provider is not None and route is not None:
             raise ConfigError("give a provider or a route, not both")
@@ -130,17 +132,11 @@ class _BaseClient:
             plan,
             timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
             on_update=on_update,
+            callback_url=callback_url,
         )
 
-    def _run(
-        self,
-        request: Request,
-        provider: str | None,
-        route: str | None,
-        timeout: float | None,
-        on_update: OnUpdate | None,
-    ) -> Flow[Task]:
-        result = yield from self._dispatch(request, provider, route, timeout, on_update)
+    def _run(self, request: Request, **options: Any) -> Flow[Task]:
+        result = yield from self._dispatch(request, **options)
         return result.task
 
     def _emit(self, event: Event) -> None:
@@ -193,13 +189,23 @@ class Client(_BaseClient):
         route: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
     ) -> Task:
         """Submit and wait, with retries and fallback over the route (or one provider).
 
         Returns the succeeded task; raises `TaskFailed`, `NoProviderAvailable` or the error that
         forbade fallback, each carrying the `attempts` made.
         """
-        return self._runner.run(self._run(request, provider, route, timeout, on_update))
+        return self._runner.run(
+            self._run(
+                request,
+                provider=provider,
+                route=route,
+                timeout=timeout,
+                on_update=on_update,
+                callback_url=callback_url,
+            )
+        )
 
     def dispatch(
         self,
@@ -209,9 +215,19 @@ class Client(_BaseClient):
         route: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
     ) -> RunResult:
         """Like `run`, but returns the task with every attempt made (provider, ids, costs)."""
-        return self._runner.run(self._dispatch(request, provider, route, timeout, on_update))
+        return self._runner.run(
+            self._dispatch(
+                request,
+                provider=provider,
+                route=route,
+                timeout=timeout,
+                on_update=on_update,
+                callback_url=callback_url,
+            )
+        )
 
     def cancel(self, task_id: str, *, provider: str | None = None, kind: str | None = None) -> Task:
         """Cancel a task where the vendor allows it; return the task as it then stands."""
@@ -286,8 +302,18 @@ class AsyncClient(_BaseClient):
         route: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
     ) -> Task:
-        return await self._runner.run(self._run(request, provider, route, timeout, on_update))
+        return await self._runner.run(
+            self._run(
+                request,
+                provider=provider,
+                route=route,
+                timeout=timeout,
+                on_update=on_update,
+                callback_url=callback_url,
+            )
+        )
 
     async def dispatch(
         self,
@@ -297,8 +323,18 @@ class AsyncClient(_BaseClient):
         route: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
     ) -> RunResult:
-        return await self._runner.run(self._dispatch(request, provider, route, timeout, on_update))
+        return await self._runner.run(
+            self._dispatch(
+                request,
+                provider=provider,
+                route=route,
+                timeout=timeout,
+                on_update=on_update,
+                callback_url=callback_url,
+            )
+        )
 
     async def cancel(
         self, task_id: str, *, provider: str | None = None, kind: str | None = None

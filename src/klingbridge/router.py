@@ -155,6 +155,7 @@ class Router:
         *,
         timeout: float,
         on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
     ) -> Flow[RunResult]:
         attempts: list[Attempt] = []
         last_error: KlingBridgeError | None = None
@@ -178,7 +179,9 @@ class Router:
             )
 
             try:
-                task, recovered = yield from self._create(provider, request, trial.external_id)
+                task, recovered = yield from self._create(
+                    provider, request, trial.external_id, callback_url
+                )
             except _Unresolved as unresolved:
                 attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
                 last_error = unresolved.error
@@ -289,7 +292,7 @@ class Router:
         return changed
 
     def _create(
-        self, provider: Provider, request: Request, external_id: str
+        self, provider: Provider, request: Request, external_id: str, callback_url: str | None
     ) -> Flow[tuple[Task, bool]]:
         """Create on one provider with retries; never create twice. Returns (task, recovered).
 
@@ -301,7 +304,9 @@ class Router:
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         for attempt in range(self.retry.attempts):
             try:
-                task = yield from flows.submit(provider, request, external_id=external_id)
+                task = yield from flows.submit(
+                    provider, request, external_id=external_id, callback_url=callback_url
+                )
                 return task, False
             except (TransportError, ProviderResponseError) as error:
                 unsent = isinstance(error, TransportError) and not error.may_have_been_received
