@@ -41,7 +41,7 @@ CODES: dict[int, Code] = {
     1304: Code(AuthError, "IP whitelist policy", False, True),
     5000: Code(ServerError, "internal error", True, True),
     5001: Code(ServerError, "service under maintenance", True, True),
-    5002: Code(ServerError, "internal timeout", True, True),
+    5002: Code(ServerError, "internal timeout", True, True, outcome_unknown=True),
 }
 
 #: When the body has no known code, the HTTP status still says what kind of failure it was.
@@ -51,6 +51,8 @@ BY_HTTP_STATUS: dict[int, Code] = {
     403: Code(AuthError, "forbidden", False, True),
     404: Code(NotFoundError, "not found", False, True),
     429: Code(RateLimitError, "too many requests", True, True),
+    502: Code(ServerError, "bad gateway", True, True, outcome_unknown=True),
+    504: Code(ServerError, "gateway timeout", True, True, outcome_unknown=True),
 }
 SERVER = Code(ServerError, "server error", True, True)
 UNKNOWN = Code(ProviderError, "unknown error code", False, False)

@@ -37,6 +37,9 @@ CODES: dict[int, Code] = {
     403: Code(AuthError, "model not available on this plan", False, True),
     404: Code(NotFoundError, "task not found", False, True),
     429: Code(RateLimitError, "rate limited", True, True),
+    # A gateway answered, not PiAPI: the task may have been created behind it.
+    502: Code(ServerError, "bad gateway", True, True, outcome_unknown=True),
+    504: Code(ServerError, "gateway timeout", True, True, outcome_unknown=True),
 }
 #: Any 5xx: PiAPI or the upstream Kling service failed.
 SERVER = Code(ServerError, "upstream or server failure", True, True)

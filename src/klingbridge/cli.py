@@ -263,7 +263,7 @@ def _interrupted(task: Task | None) -> NoReturn:
         fail("interrupted before any task id was received (a create may have been in flight)", 130)
     fail(
         f"interrupted; {task.provider} task {task.id} keeps running at the vendor: "
-        f"klingbridge status {task.id} --provider {task.provider}",
+        f"klingbridge status --provider {task.provider} -- {task.id}",
         130,
     )
 

@@ -7,6 +7,7 @@ async classes differ only in that runner, so each public method is one line in e
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -27,6 +28,7 @@ from .router import Cooldowns, Router, RunResult
 from .transport import AsyncRunner, SyncRunner
 
 DEFAULT_TIMEOUT_S = 900.0
+logger = logging.getLogger("klingbridge")
 
 
 class _BaseClient:
@@ -140,7 +142,11 @@ class _BaseClient:
         return result.task
 
     def _emit(self, event: Event) -> None:
-        self._pm.hook.klingbridge_event(event=event)
+        """Tell the plugins; one that breaks is logged, never allowed to cost a paid task."""
+        try:
+            self._pm.hook.klingbridge_event(event=event)
+        except Exception:
+            logger.exception("a klingbridge_event plugin failed on %s", event)
 
 
 class Client(_BaseClient):

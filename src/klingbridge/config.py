@@ -56,6 +56,9 @@ class Route(BaseModel):
     resubmit_failed: bool = False
     #: Fall back to the next provider when one refuses the content (off: the next would too).
     fallback_on_content_policy: bool = False
+    #: Fall back after a create whose outcome cannot be known (answer lost, no lookup by external
+    #: id): the first vendor may have created, and will bill, a task too. Off: stop and say so.
+    fallback_after_lost_create: bool = False
 
 
 class RetryPolicy(BaseModel):

@@ -81,6 +81,7 @@ class ProviderError(KlingBridgeError):
         retryable: bool | None = None,
         fallback: bool | None = None,
         retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         self.provider = provider
         self.http_status = http_status
@@ -90,6 +91,9 @@ class ProviderError(KlingBridgeError):
         self.retryable = self.default_retryable if retryable is None else retryable
         self.fallback = self.default_fallback if fallback is None else fallback
         self.retry_after = retry_after
+        #: The vendor may have acted on the request anyway (a gateway timeout, an internal
+        #: timeout): after a create, the task may exist and must be looked up, not re-created.
+        self.outcome_unknown = outcome_unknown
         where = f"{provider}" + (f" {code}" if code is not None else "")
         if http_status is not None:
             where += f" (HTTP {http_status})"
@@ -163,7 +167,7 @@ class WaitTimeout(KlingBridgeError):
         self.timeout = timeout
         super().__init__(
             f"{task.provider} task {task.id} still {task.status.value} after {timeout:g} s; "
-            f"check later with: klingbridge status {task.id} --provider {task.provider}"
+            f"check later with: klingbridge status --provider {task.provider} -- {task.id}"
         )
 
 

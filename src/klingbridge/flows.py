@@ -76,9 +76,10 @@ class Backoff:
     jitter: float = 0.25
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        delay = min(self.cap, self.base * math.pow(2, attempt))
-        delay *= 1 + random.uniform(-self.jitter, self.jitter)
-        return min(self.cap, max(delay, retry_after or 0.0))
+        """Seconds before try `attempt + 1`; the vendor's Retry-After, when longer, wins."""
+        delay = min(self.base * math.pow(2, attempt), self.cap)
+        delay = min(delay * (1 + random.uniform(-self.jitter, self.jitter)), self.cap)
+        return max(delay, retry_after or 0.0)
 
 
 def exchange(provider: Provider, call: HttpCall) -> Flow[Any]:

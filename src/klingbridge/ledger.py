@@ -13,6 +13,7 @@ library user opts in with `Client(plugins=[Ledger(path)])`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -29,6 +30,7 @@ from .hookspecs import hookimpl
 from .models import Cost, Task
 
 RECORDED = ("submit", "status_change", "cost_recorded")
+logger = logging.getLogger("klingbridge.ledger")
 
 
 def default_path() -> Path:
@@ -68,12 +70,15 @@ class Ledger:
             **event.data,
         }
         text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(text)
+                    out.flush()
+                    os.fsync(out.fileno())
+        except OSError as error:  # the run goes on; the line is in the log at least
+            logger.error("ledger %s not written (%s): %s", self.path, error, text.strip())
 
     def note(self, task: Task) -> None:
         """Record a task's status (and charge) as seen now, e.g. by `klingbridge status`."""

@@ -37,6 +37,8 @@ class ErrorCode(NamedTuple):
     meaning: str
     retryable: bool
     fallback: bool
+    #: The vendor may have done the work anyway (timeouts behind a gateway): see ProviderError.
+    outcome_unknown: bool = False
 
     def make(
         self,
@@ -57,6 +59,7 @@ class ErrorCode(NamedTuple):
             request_id=request_id,
             retryable=self.retryable,
             fallback=self.fallback,
+            outcome_unknown=self.outcome_unknown,
         )
 
 

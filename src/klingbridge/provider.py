@@ -35,8 +35,8 @@ class HttpCall:
     path: str
     params: JsonParams | None = None
     json: Any = None
-    #: True when the call may create (and bill) a task: the transport then never blindly retries
-    #: it after the request may have reached the vendor.
+    #: True when the call may create (and bill) a task. Informational for the transport; the
+    #: router never retries such a call blindly once it may have reached the vendor.
     creates: bool = False
 
 

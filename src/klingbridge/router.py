@@ -159,6 +159,7 @@ class Router:
     ) -> Flow[RunResult]:
         attempts: list[Attempt] = []
         last_error: KlingBridgeError | None = None
+        last_task: Task | None = None
         candidates = self.order(request, route)
         if len(candidates) == 1:  # one provider: its own error, before any call
             self.providers(candidates[0]).validate(request)
@@ -186,6 +187,10 @@ class Router:
                 attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
                 last_error = unresolved.error
                 self._failed(name)
+                if not route.fallback_after_lost_create:
+                    unresolved.error.attempts = attempts  # paying a second vendor is opt-in
+                    raise unresolved.error from unresolved.error.__cause__
+                self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
                 continue
             except (ProviderError, TransportError, ProviderResponseError) as error:
                 attempts.append(trial.attempt("error", self.clock(), None, error))
@@ -196,56 +201,35 @@ class Router:
                 self._failed(name)
                 self.emit(Event("fallback", name, data={"error": str(error)}))
                 continue
-            self.emit(
-                Event(
-                    "submit",
-                    name,
-                    task.id,
-                    {
-                        "external_id": trial.external_id,
-                        "kind": request.kind,
-                        "status": task.status.value,
-                        "quoted": trial.quoted.model_dump(mode="json") if trial.quoted else None,
-                        "recovered": recovered,
-                    },
-                )
-            )
-            if on_update is not None:
-                on_update(task)
+            last_task = task
             try:
-                task = yield from flows.wait(
-                    provider,
-                    task,
-                    timeout=timeout,
-                    poll=self.poll,
-                    clock=self.clock,
-                    on_update=self._status_events(on_update),
+                task = yield from self._follow(
+                    provider, request, task, trial, recovered, timeout, on_update
                 )
-            except KlingBridgeError as error:
-                attempts.append(trial.attempt("error", self.clock(), error.task, error))
-                error.attempts = attempts
-                raise
-            if task.cost is not None:
-                self.emit(
-                    Event(
-                        "cost_recorded",
-                        name,
-                        task.id,
-                        {
-                            "cost": task.cost.model_dump(mode="json"),
-                            "quoted": trial.quoted.model_dump(mode="json")
-                            if trial.quoted
-                            else None,
-                        },
+            except Exception as error:
+                # Whatever broke after the create (the wait, a callback), the task is paid for:
+                # the error says which it is.
+                known = (
+                    error
+                    if isinstance(error, KlingBridgeError)
+                    else KlingBridgeError(
+                        f"{name} task {task.id} was created, then {type(error).__name__}: {error}"
                     )
                 )
+                known.task = known.task or task
+                attempts.append(trial.attempt("error", self.clock(), known.task, known))
+                known.attempts = attempts
+                if known is error:
+                    raise
+                raise known from error
+            last_task = task
             if task.status is TaskStatus.SUCCEEDED:
                 attempts.append(trial.attempt("succeeded", self.clock(), task, None))
                 self.cooldowns.succeeded(name)
                 return RunResult(task=task, attempts=attempts)
             outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
-            attempts.append(trial.attempt(outcome, self.clock(), task, None))
             failure = TaskFailed(task)
+            attempts.append(trial.attempt(outcome, self.clock(), task, failure))
             if not route.resubmit_failed or task.status is TaskStatus.CANCELLED:
                 failure.attempts = attempts
                 raise failure
@@ -255,15 +239,64 @@ class Router:
             last_error.attempts = attempts  # one provider: its own error says it best
             raise last_error
         message = "no provider could run the request: " + "; ".join(
-            f"{a.provider} {a.outcome}: {a.error}" for a in attempts
+            f"{a.provider} {a.outcome}"
+            + (f" (task {a.task_id})" if a.task_id else "")
+            + f": {a.error}"
+            for a in attempts
         )
         exhausted = NoProviderAvailable(message, attempts)
-        if last_error is not None:
-            exhausted.__cause__ = last_error
-            exhausted.task = last_error.task
+        exhausted.__cause__ = last_error
+        exhausted.task = last_task  # the last task created, failed but maybe charged
         raise exhausted
 
     # --- pieces ---------------------------------------------------------------------------
+    def _follow(
+        self,
+        provider: Provider,
+        request: Request,
+        task: Task,
+        trial: _Trial,
+        recovered: bool,
+        timeout: float,
+        on_update: OnUpdate | None,
+    ) -> Flow[Task]:
+        """From a created task to its end: announce it, wait for it, record its charge."""
+        if on_update is not None:
+            on_update(task)
+        quoted = trial.quoted.model_dump(mode="json") if trial.quoted else None
+        self.emit(
+            Event(
+                "submit",
+                provider.name,
+                task.id,
+                {
+                    "external_id": trial.external_id,
+                    "kind": request.kind,
+                    "status": task.status.value,
+                    "quoted": quoted,
+                    "recovered": recovered,
+                },
+            )
+        )
+        task = yield from flows.wait(
+            provider,
+            task,
+            timeout=timeout,
+            poll=self.poll,
+            clock=self.clock,
+            on_update=self._status_events(on_update),
+        )
+        if task.cost is not None:
+            self.emit(
+                Event(
+                    "cost_recorded",
+                    provider.name,
+                    task.id,
+                    {"cost": task.cost.model_dump(mode="json"), "quoted": quoted},
+                )
+            )
+        return task
+
     def _skip_reason(self, provider: Provider, request: Request) -> str | None:
         try:
             provider.validate(request)
@@ -308,20 +341,21 @@ class Router:
                     provider, request, external_id=external_id, callback_url=callback_url
                 )
                 return task, False
-            except (TransportError, ProviderResponseError) as error:
-                unsent = isinstance(error, TransportError) and not error.may_have_been_received
-                if not unsent:
+            except (TransportError, ProviderResponseError, ProviderError) as error:
+                if _maybe_created(error):
                     found = yield from self._look_up(provider, request, external_id, error)
                     if found is not None:
                         return found, True  # created after all: found by its external id
-                # Surely not created (never sent, or not found by its external id): safe to retry.
-                if attempt + 1 >= self.retry.attempts:
-                    raise
-                delay = backoff.delay(attempt)
-            except ProviderError as error:
-                if not error.retryable or attempt + 1 >= self.retry.attempts:
-                    raise
-                delay = backoff.delay(attempt, error.retry_after)
+                # Surely not created (never sent, refused, or not found by its external id).
+                retryable = not isinstance(error, ProviderError) or error.retryable
+                wait_asked = getattr(error, "retry_after", None)
+                if (
+                    not retryable
+                    or attempt + 1 >= self.retry.attempts
+                    or (wait_asked is not None and wait_asked > self.retry.max_delay)
+                ):
+                    raise  # (a vendor asking for a longer wait than we allow: fall back now)
+                delay = backoff.delay(attempt, wait_asked)
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -350,6 +384,15 @@ class Router:
             f"a task with external id {external_id!r} may have been created (the answer was "
             f"lost and the lookup failed); not resubmitted there.",
         )
+
+
+def _maybe_created(error: KlingBridgeError) -> bool:
+    """After a create, can this error hide a task that exists (and is billed) anyway?"""
+    if isinstance(error, TransportError):
+        return error.may_have_been_received
+    if isinstance(error, ProviderError):
+        return error.outcome_unknown
+    return isinstance(error, ProviderResponseError)  # an answer came, but garbled
 
 
 class _Unresolved(Exception):

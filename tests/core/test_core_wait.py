@@ -96,7 +96,7 @@ def test_wait_is_bounded_by_its_deadline_and_sleeps_a_growing_interval() -> None
     assert error.task.id == "e-1"  # the task id is never lost
     assert error.task.status is TaskStatus.RUNNING
     assert error.task.provider_status == "BUSY"
-    assert "klingbridge status e-1 --provider echo" in str(error)
+    assert "klingbridge status --provider echo -- e-1" in str(error)
 
 
 def test_async_wait_is_bounded_by_its_deadline() -> None:

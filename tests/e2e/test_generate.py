@@ -130,13 +130,13 @@ def test_status_reads_a_finished_task(cli: Cli) -> None:
     task = cli(
         "generate", "sound", "wind", "--duration", "5", "--provider", "piapi", "--json"
     ).json()
-    run = cli("status", task["id"], "--provider", "piapi", "--json")
+    run = cli("status", "--provider", "piapi", "--json", "--", task["id"])
     assert run.exit_code == 0
     assert run.json()["status"] == "succeeded"
     kling = cli(
         "generate", "sound", "wind", "--duration", "3", "--provider", "kling", "--json"
     ).json()
-    again = cli("status", kling["id"], "--provider", "kling", "--json")  # kind found by lookup
+    again = cli("status", "--provider", "kling", "--json", "--", kling["id"])  # kind found by lookup
     assert again.json()["kind"] == "sound"
     missing = cli("status", "no-such-task", "--provider", "piapi")
     assert missing.exit_code == 1 and missing.stderr.startswith("error: piapi")
@@ -152,12 +152,12 @@ def test_cancelled_piapi_task_reads_as_cancelled(tmp_path: Path) -> None:
             settings={"piapi": {"base_url": slow.base_url, "api_key": slow.config.piapi_api_key}}
         ) as client:
             task = client.submit(SoundRequest(prompt="hum", duration=5), provider="piapi")
-        run = cli("cancel", task.id, "--provider", "piapi", "--json")
+        run = cli("cancel", "--provider", "piapi", "--json", "--", task.id)
         assert run.exit_code == 0, run
         assert run.json()["status"] == "cancelled"
-        status = cli("status", task.id, "--provider", "piapi", "--json")
+        status = cli("status", "--provider", "piapi", "--json", "--", task.id)
         assert status.json()["status"] == "cancelled"
-        again = cli("cancel", task.id, "--provider", "piapi")
+        again = cli("cancel", "--provider", "piapi", "--", task.id)
         assert again.exit_code == 1 and again.stderr.startswith("error: piapi")
 
 

@@ -52,7 +52,7 @@ def test_a_task_that_outlives_the_wait_is_in_the_ledger(cli: Cli, vendor: Any) -
     (entry,) = history(ledger_path())
     assert entry.status == "queued" and entry.task_id in run.stderr
     vendor.reset()  # the vendor forgets the task; the ledger still knows what it knew
-    assert cli("status", entry.task_id, "--provider", "kling").exit_code == 1
+    assert cli("status", "--provider", "kling", "--", entry.task_id).exit_code == 1
     assert [e.task_id for e in history(ledger_path())] == [entry.task_id]
 
 
@@ -65,7 +65,7 @@ def test_status_updates_the_ledger(cli: Cli, vendor: Any) -> None:
     (entry,) = history(ledger_path())
     assert entry.status == "queued"
     time.sleep(0.7)  # the task finishes at the vendor meanwhile
-    assert cli("status", entry.task_id, "--provider", "kling").exit_code == 0, run
+    assert cli("status", "--provider", "kling", "--", entry.task_id).exit_code == 0, run
     (entry,) = history(ledger_path())
     assert entry.status == "succeeded"
     assert entry.charged is not None and entry.charged.unit == "kling_unit"
