@@ -136,7 +136,8 @@ def test_status_reads_a_finished_task(cli: Cli) -> None:
     kling = cli(
         "generate", "sound", "wind", "--duration", "3", "--provider", "kling", "--json"
     ).json()
-    again = cli("status", "--provider", "kling", "--json", "--", kling["id"])  # kind found by lookup
+    # no --kind: the kind is found by trying the endpoints
+    again = cli("status", "--provider", "kling", "--json", "--", kling["id"])
     assert again.json()["kind"] == "sound"
     missing = cli("status", "no-such-task", "--provider", "piapi")
     assert missing.exit_code == 1 and missing.stderr.startswith("error: piapi")
