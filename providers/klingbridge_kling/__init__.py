@@ -5,6 +5,7 @@ Registered through the `klingbridge` entry-point group, exactly as a third-party
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -33,6 +34,12 @@ from .auth import KlingJWTAuth, KlingKeyAuth
 from .prices import PRICES, SOURCE
 
 __all__ = ["KlingProvider", "KlingSettings"]
+
+_MODELS = "|".join(map(re.escape, requests.MODELS))
+#: Every price key that means something (shipped or not): `config check` flags the rest.
+PRICE_KEY = re.compile(
+    rf"unit_usd|sound|speech|video:(?:{_MODELS}):(?:std|pro)(?::sound)?(?::per_s)?"
+)
 
 
 class KlingSettings(ProviderSettings):
@@ -71,8 +78,11 @@ class KlingProvider(Provider):
         per_second = self.price(f"{base}:per_s")
         if per_second is not None:
             return per_second * request.duration
-        per_5s = self.price(base) or (self.price(base.removesuffix(":sound")))
+        per_5s = self.price(base)  # no ":sound" entry: no price known, not the silent one
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
+
+    def is_price_key(self, key: str) -> bool:
+        return PRICE_KEY.fullmatch(key) is not None
 
     def estimate(self, request: Request) -> Cost | None:
         units = self.units(request)

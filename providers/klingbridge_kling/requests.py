@@ -29,6 +29,8 @@ MODELS = (
     "kling-v2-6",
     "kling-v3",
 )
+#: Models that make audio with the video (`sound: on`); reference/kling.md prices "with audio".
+AUDIO_MODELS = ("kling-v2-6", "kling-v3")
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 LANGUAGES = ("zh", "en")
 SOUND_PROMPT_MAX = 200
@@ -101,6 +103,10 @@ def validate(request: Request) -> None:
             raise _fail(
                 "aspect_ratio", f"must be one of {', '.join(ASPECT_RATIOS)}", request.aspect_ratio
             )
+        if request.sound and request.model not in AUDIO_MODELS:
+            raise _fail("sound", f"needs a model with audio: {', '.join(AUDIO_MODELS)}", True)
+        if request.image_tail_url and not request.image_url:
+            raise _fail("image_tail_url", "needs image_url (the first frame) too", True)
         if request.model == "kling-v3":
             _check_range("duration", request.duration, *V3_DURATION, " s")
         elif request.duration not in CLASSIC_DURATIONS:

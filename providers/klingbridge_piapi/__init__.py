@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -39,6 +40,13 @@ from .prices import PRICES, SOURCE
 __all__ = ["PiAPIProvider", "PiAPISettings"]
 
 WEBHOOK_SECRET_HEADER = "x-webhook-secret"
+
+
+_VERSIONS = "|".join(re.escape(v) for v in sorted({v.version for v in requests.VERSIONS.values()}))
+#: Every price key that means something (shipped or not): `config check` flags the rest.
+PRICE_KEY = re.compile(
+    rf"points_per_usd|sound|video:(?:{_VERSIONS}|2\.5):(?:std|pro)(?::sound)?(?::per_s)?"
+)
 
 
 class PiAPISettings(ProviderSettings):
@@ -84,6 +92,9 @@ class PiAPIProvider(Provider):
             return per_second * request.duration
         per_5s = self.price(base)
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
+
+    def is_price_key(self, key: str) -> bool:
+        return PRICE_KEY.fullmatch(key) is not None
 
     def estimate(self, request: Request) -> Cost | None:
         usd = self.usd(request)

@@ -181,7 +181,7 @@ RUN_OPTIONS = (
     click.Option(["--overwrite"], is_flag=True, help="Replace files that already exist."),
     click.Option(
         ["--timeout"],
-        type=float,
+        type=click.FloatRange(min=0, min_open=True),
         default=900.0,
         show_default=True,
         help="Seconds to wait for the task.",

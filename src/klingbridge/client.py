@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -56,6 +57,7 @@ class _BaseClient:
         self.poll = poll or self.config.poll
         self._clock = clock
         self._providers: dict[str, Provider] = {}
+        self._lock = threading.Lock()
         self._router = Router(
             providers=self.provider,
             retry=self.config.retry,
@@ -73,14 +75,15 @@ class _BaseClient:
     def provider(self, name: str | None = None) -> Provider:
         """The configured provider `name` (default: the client's, else the route's first)."""
         name = name or self.default_provider or self.config.route().providers[0]
-        found = self._providers.get(name)
-        if found is None:
-            cls = self._classes.get(name)
-            if cls is None:
-                known = ", ".join(self.provider_names) or "none"
-                raise ConfigError(f"no provider named {name!r} (installed: {known})")
-            found = self._providers[name] = cls(self.config.provider_settings(cls))
-        return found
+        with self._lock:
+            found = self._providers.get(name)
+            if found is None:
+                cls = self._classes.get(name)
+                if cls is None:
+                    known = ", ".join(self.provider_names) or "none"
+                    raise ConfigError(f"no provider named {name!r} (installed: {known})")
+                found = self._providers[name] = cls(self.config.provider_settings(cls))
+            return found
 
     def quote(self, request: Request, providers: Iterable[str] | None = None) -> list[Quote]:
         """Every provider's price for `request`, eligible and cheapest first. No network call."""
@@ -126,6 +129,8 @@ class _BaseClient:
     ) -> Flow[RunResult]:
         if provider is not None and route is not None:
             raise ConfigError("give a provider or a route, not both")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
         plan = self.config.route(route)
         if provider is not None or (route is None and self.default_provider is not None):
             plan = plan.model_copy(update={"providers": [provider or self.default_provider]})

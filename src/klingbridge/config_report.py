@@ -82,8 +82,8 @@ def problems(config: Config, client: Client) -> list[str]:
         except ConfigError as error:
             found.append(str(error))
             continue
-        unknown = sorted(set(provider.settings.prices) - set(provider.price_table))
-        if unknown and provider.price_table:
+        unknown = sorted(k for k in provider.settings.prices if not provider.is_price_key(k))
+        if unknown:
             found.append(
                 f"{config.where(f'providers.{name}.prices')}: unknown price "
                 f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.price_table)})"

@@ -109,6 +109,10 @@ class Provider(abc.ABC):
         """A price entry: the configured override, else the shipped table's, else None."""
         return self.settings.prices.get(key, self.price_table.get(key))
 
+    def is_price_key(self, key: str) -> bool:
+        """Whether an override key means anything here (`config check` flags the others)."""
+        return key in self.price_table
+
     # --- what it can do ------------------------------------------------------------------
     @abc.abstractmethod
     def capabilities(self) -> list[Capability]:

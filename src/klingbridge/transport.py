@@ -8,6 +8,7 @@ each operation it yields. They differ only in `await`. An `httpx` transport can 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -71,14 +72,16 @@ class SyncRunner:
     ) -> None:
         self._transport = transport
         self._sleep = sleep
-        self._clients: dict[int, httpx.Client] = {}
+        self._clients: dict[Provider, httpx.Client] = {}
+        self._lock = threading.Lock()  # a sync client may be shared by threads
 
     def _client(self, provider: Provider) -> httpx.Client:
-        client = self._clients.get(id(provider))
-        if client is None:
-            client = httpx.Client(transport=self._transport, **_client_args(provider))
-            self._clients[id(provider)] = client
-        return client
+        with self._lock:
+            client = self._clients.get(provider)
+            if client is None:
+                client = httpx.Client(transport=self._transport, **_client_args(provider))
+                self._clients[provider] = client
+            return client
 
     def run(self, flow: Flow[T]) -> T:
         outcome: Any = None
@@ -115,13 +118,13 @@ class AsyncRunner:
     ) -> None:
         self._transport = transport
         self._sleep = sleep
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._clients: dict[Provider, httpx.AsyncClient] = {}
 
     def _client(self, provider: Provider) -> httpx.AsyncClient:
-        client = self._clients.get(id(provider))
+        client = self._clients.get(provider)  # one event loop: no other task runs meanwhile
         if client is None:
             client = httpx.AsyncClient(transport=self._transport, **_client_args(provider))
-            self._clients[id(provider)] = client
+            self._clients[provider] = client
         return client
 
     async def run(self, flow: Flow[T]) -> T:
