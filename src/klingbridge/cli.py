@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,6 +27,7 @@ from .download import SavedFile, save_outputs
 from .errors import (
     ConfigError,
     KlingBridgeError,
+    NoProviderAvailable,
     ProviderError,
     ProviderResponseError,
     ValidationError,
@@ -65,6 +67,8 @@ class Group(click.Group):
             problem = error.errors()[0]
             field = ".".join(str(p) for p in problem["loc"]) or "request"
             fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2)
+        except NoProviderAvailable as error:
+            fail(_describe(error), 2 if error.bad_input else 1)
         except KlingBridgeError as error:
             fail(_describe(error))
         except Exception as error:
@@ -425,8 +429,13 @@ def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
     else:
         config = SimulatorConfig()
     if faults:
-        text = Path(faults[1:]).read_text() if faults.startswith("@") else faults
-        config.faults = json.loads(text)
+        config.faults = _fault_rules(faults)
+    try:
+        with socket.create_server((host, port)):
+            pass  # free: say so only if the server can really start there
+    except OSError as error:
+        message = f"cannot listen on {host}:{port}: {error}"
+        raise click.BadParameter(message, param_hint="--port") from error
     err.print(
         Text(
             f"simulator on http://{host}:{port}  (Kling: /v1/..., PiAPI: /api/v1/task)\n"
@@ -436,6 +445,19 @@ def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
         )
     )
     serve(config, host=host, port=port)
+
+
+def _fault_rules(option: str) -> dict[str, Any]:
+    """`--faults` as JSON text or @FILE, checked the way the simulator will read it."""
+    from .simulator.faults import FaultSpecError, parse_faults
+
+    try:
+        text = Path(option[1:]).read_text(encoding="utf-8") if option.startswith("@") else option
+        rules = json.loads(text)
+        parse_faults(rules)
+    except (OSError, ValueError, FaultSpecError) as error:
+        raise click.BadParameter(str(error), param_hint="--faults") from error
+    return dict(rules)
 
 
 @main.command()

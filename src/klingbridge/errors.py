@@ -177,3 +177,5 @@ class NoProviderAvailable(KlingBridgeError):
     def __init__(self, message: str, attempts: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.attempts = list(attempts)
+        #: True when every candidate refused the request or lacked its settings, before any call.
+        self.bad_input = False

@@ -168,8 +168,15 @@ class Router:
             provider = self.providers(name)
             skip = self._skip_reason(provider, request)
             if skip is not None:
-                attempts.append(Attempt(provider=name, outcome="skipped", error=skip))
-                self.emit(Event("skip", name, data={"reason": skip}))
+                attempts.append(
+                    Attempt(
+                        provider=name,
+                        outcome="skipped",
+                        error=str(skip),
+                        error_type=type(skip).__name__,
+                    )
+                )
+                self.emit(Event("skip", name, data={"reason": str(skip)}))
                 continue
             trial = _Trial(
                 provider=name,
@@ -245,6 +252,11 @@ class Router:
             for a in attempts
         )
         exhausted = NoProviderAvailable(message, attempts)
+        # Every provider refused the request or lacked its settings: the input is what is wrong.
+        exhausted.bad_input = all(
+            a.outcome == "skipped" and a.error_type in ("ValidationError", "ConfigError")
+            for a in attempts
+        )
         exhausted.__cause__ = last_error
         exhausted.task = last_task  # the last task created, failed but maybe charged
         raise exhausted
@@ -297,14 +309,17 @@ class Router:
             )
         return task
 
-    def _skip_reason(self, provider: Provider, request: Request) -> str | None:
+    def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
+        """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
         try:
             provider.validate(request)
             provider.require_credentials()
         except (ValidationError, ConfigError) as error:
-            return str(error)
+            return error
         wait = self.cooldowns.remaining(provider.name)
-        return f"cooling down for {wait:.0f} s after repeated failures" if wait > 0 else None
+        if wait > 0:
+            return KlingBridgeError(f"cooling down for {wait:.0f} s after repeated failures")
+        return None
 
     def _failed(self, name: str) -> None:
         if self.cooldowns.failed(name):

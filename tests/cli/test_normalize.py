@@ -155,3 +155,12 @@ def test_providers_lists_both_with_capabilities_and_readiness() -> None:
     assert found["piapi"]["missing_credentials"] == []
     table = CliRunner().invoke(main, ["providers"])
     assert "kling" in table.stdout and "piapi" in table.stdout
+
+
+@pytest.mark.parametrize(
+    "faults", ["{bad", '{"kling": [{"fault": "nope"}]}', "@/no/such/file.json"]
+)
+def test_simulate_refuses_bad_fault_rules_as_usage_errors(faults: str) -> None:
+    result = CliRunner().invoke(main, ["simulate", "--faults", faults])
+    assert result.exit_code == 2
+    assert "Invalid value for --faults" in result.stderr

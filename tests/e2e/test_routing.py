@@ -191,3 +191,10 @@ def test_provider_without_credentials_is_skipped_before_any_call(cli: Cli, vendo
     assert alone.exit_code == 2
     assert alone.stderr.startswith("error: kling: missing secret_key: set $KLING_SECRET_KEY")
     assert vendor.state()["requests"]["kling"]["create"] == 0
+
+
+def test_a_request_no_provider_can_take_is_bad_input(cli: Cli, vendor: Any) -> None:
+    run = cli("generate", "video", "a cat", "--duration", "7")
+    assert run.exit_code == 2
+    assert "kling skipped" in run.stderr and "piapi skipped" in run.stderr
+    assert sum(vendor.state()["creates"].values()) == 0
