@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
@@ -114,7 +115,8 @@ class KlingProvider(Provider):
         return requests.build_create(request, external_id=external_id, callback_url=callback_url)
 
     def build_get(self, task_id: str, kind: str | None = None) -> Sequence[HttpCall]:
-        return [HttpCall("GET", f"{path}/{task_id}") for path in requests.query_paths(kind)]
+        ident = quote(task_id, safe="")  # an external id is the caller's: any character
+        return [HttpCall("GET", f"{path}/{ident}") for path in requests.query_paths(kind)]
 
     def build_get_by_external_id(
         self, external_id: str, kind: str | None = None

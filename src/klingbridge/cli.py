@@ -35,6 +35,7 @@ from .errors import (
 from .ledger import Ledger, history, totals
 from .ledger import default_path as default_ledger_path
 from .models import Task
+from .provider import Provider
 from .plugins import default_plugin_manager, provider_classes
 from .render import (
     Progress,
@@ -156,6 +157,7 @@ def normalize(ctx: click.Context, provider: str, kind: str | None, file: Any) ->
         vendor = _client(ctx).provider(provider)
     except ConfigError as error:
         fail(str(error), 2)
+    _check_kind(vendor, kind)
     vendor_error = vendor.parse_error(payload)
     if vendor_error is not None:
         fail(_vendor_error_line(vendor_error), 1)
@@ -166,6 +168,13 @@ def normalize(ctx: click.Context, provider: str, kind: str | None, file: Any) ->
             _json(vendor.parse_task(payload, kind=kind).model_dump(mode="json"))
     except ProviderResponseError as error:
         fail(f"{file.name}: {error}", 2)
+
+
+def _check_kind(vendor: Provider, kind: str | None) -> None:
+    """`--kind` must be one the provider has (plugins may add kinds, so no fixed list)."""
+    kinds = [c.kind for c in vendor.capabilities()]
+    if kind is not None and kind not in kinds:
+        fail(f"--kind: {vendor.name} has no kind {kind!r} (kinds: {', '.join(kinds)})", 2)
 
 
 def _vendor_error_line(error: ProviderError) -> str:
@@ -307,6 +316,7 @@ def status(
 ) -> None:
     """Show a task as the vendor reports it now (and note it in the ledger)."""
     with _client(ctx) as client:
+        _check_kind(client.provider(provider), kind)
         task = client.get(task_id, provider=provider, kind=kind)
         if client.config.ledger.enabled:
             Ledger(client.config.ledger.path or default_ledger_path()).note(task)
@@ -330,6 +340,7 @@ def cancel(
 ) -> None:
     """Cancel a task (where the vendor allows it)."""
     with _client(ctx) as client:
+        _check_kind(client.provider(provider), kind)
         task = client.cancel(task_id, provider=provider, kind=kind)
     if as_json:
         _json(task.model_dump(mode="json"))

@@ -252,7 +252,7 @@ class Client(_BaseClient):
         page: int = 1,
         page_size: int = 30,
     ) -> list[Task]:
-        """One page of the vendor's recent tasks."""
+        """One page of the vendor's recent tasks of `kind` (Kling lists each kind apart)."""
         flow = flows.list_tasks(self.provider(provider), kind, page=page, page_size=page_size)
         return self._runner.run(flow)
 

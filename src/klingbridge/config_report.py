@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from .config import Config
 from .errors import ConfigError
+from .ledger import default_path as default_ledger_path
 
 if TYPE_CHECKING:
     from .client import Client
@@ -41,6 +42,10 @@ def effective(config: Config, client: Client) -> list[dict[str, str]]:
         rows.append((f"providers.{name}.base_url (effective)", client.provider(name).base_url))
     rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
     rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
+    rows += [
+        ("ledger.enabled", config.ledger.enabled),
+        ("ledger.path", config.ledger.path or default_ledger_path()),
+    ]
     rows += [(f"cooldown.{k}", v) for k, v in config.cooldown.model_dump().items()]
 
     def source(key: str) -> str:

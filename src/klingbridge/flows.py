@@ -173,11 +173,12 @@ def wait(
     deadline = clock() + timeout
     calls: Sequence[HttpCall] = ()
     polls = 0
+    asked = 0.0  # a vendor's Retry-After on the last poll
     while not task.status.is_terminal:
         now = clock()
         if now >= deadline:
             raise WaitTimeout(task, timeout)
-        yield Sleep(min(poll.interval(polls), max(0.0, deadline - now)))
+        yield Sleep(min(max(poll.interval(polls), asked), max(0.0, deadline - now)))
         polls += 1
         try:
             # After the first answer, poll only the endpoint that found the task.
@@ -191,7 +192,9 @@ def wait(
             if not _is_transient(error):
                 raise
             logger.info("polling %s task %s: %s (will retry)", provider.name, task.id, error)
+            asked = getattr(error, "retry_after", None) or 0.0
             continue
+        asked = 0.0
         found = _keep_known(task, found)
         if found.status != task.status and on_update is not None:
             on_update(found)

@@ -164,3 +164,9 @@ def test_simulate_refuses_bad_fault_rules_as_usage_errors(faults: str) -> None:
     result = CliRunner().invoke(main, ["simulate", "--faults", faults])
     assert result.exit_code == 2
     assert "Invalid value for --faults" in result.stderr
+
+
+def test_kind_must_be_one_the_provider_has() -> None:
+    code, _, stderr = normalize("--provider", "piapi", "--kind", "speech", "-", stdin="{}")
+    assert code == 2
+    assert "piapi has no kind 'speech'" in stderr
