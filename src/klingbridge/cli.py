@@ -35,8 +35,8 @@ from .errors import (
 from .ledger import Ledger, history, totals
 from .ledger import default_path as default_ledger_path
 from .models import Task
-from .provider import Provider
 from .plugins import default_plugin_manager, provider_classes
+from .provider import Provider
 from .render import (
     Progress,
     add_row,
