@@ -142,10 +142,6 @@ class _BaseClient:
             callback_url=callback_url,
         )
 
-    def _run(self, request: Request, **options: Any) -> Flow[Task]:
-        result = yield from self._dispatch(request, **options)
-        return result.task
-
     def _emit(self, event: Event) -> None:
         """Tell the plugins; one that breaks is logged, never allowed to cost a paid task."""
         try:
@@ -207,16 +203,14 @@ class Client(_BaseClient):
         Returns the succeeded task; raises `TaskFailed`, `NoProviderAvailable` or the error that
         forbade fallback, each carrying the `attempts` made.
         """
-        return self._runner.run(
-            self._run(
-                request,
-                provider=provider,
-                route=route,
-                timeout=timeout,
-                on_update=on_update,
-                callback_url=callback_url,
-            )
-        )
+        return self.dispatch(
+            request,
+            provider=provider,
+            route=route,
+            timeout=timeout,
+            on_update=on_update,
+            callback_url=callback_url,
+        ).task
 
     def dispatch(
         self,
@@ -315,16 +309,15 @@ class AsyncClient(_BaseClient):
         on_update: OnUpdate | None = None,
         callback_url: str | None = None,
     ) -> Task:
-        return await self._runner.run(
-            self._run(
-                request,
-                provider=provider,
-                route=route,
-                timeout=timeout,
-                on_update=on_update,
-                callback_url=callback_url,
-            )
+        result = await self.dispatch(
+            request,
+            provider=provider,
+            route=route,
+            timeout=timeout,
+            on_update=on_update,
+            callback_url=callback_url,
         )
+        return result.task
 
     async def dispatch(
         self,
