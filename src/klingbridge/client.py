@@ -1,7 +1,7 @@
 """`Client` and `AsyncClient`: one small shared base, two thin I/O shells.
 
 Every method builds a flow (flows.py) and hands it to a runner (transport.py). The sync and
-async classes differ only in that runner, so each public method is one line in each.
+async classes differ only in that runner, so each public method is one call in each.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 import pluggy
 
 from . import flows
-from .config import Config, load_config
+from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
@@ -131,9 +131,9 @@ class _BaseClient:
             raise ConfigError("give a provider or a route, not both")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
-        plan = self.config.route(route)
-        if provider is not None or (route is None and self.default_provider is not None):
-            plan = plan.model_copy(update={"providers": [provider or self.default_provider]})
+        alone = provider or (self.default_provider if route is None else None)
+        # One provider is a route of one: no other route's settings apply to it.
+        plan = Route(providers=[alone]) if alone else self.config.route(route)
         return self._router.run(
             request,
             plan,
