@@ -11,7 +11,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -61,6 +62,19 @@ def _client_args(provider: Provider) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Done(Generic[T]):
+    value: T
+
+
+def _advance(flow: Flow[T], outcome: Any = None, error: Exception | None = None) -> Op | _Done[T]:
+    """Feed the flow the outcome of its last operation; its next operation, or its result."""
+    try:
+        return flow.throw(error) if error is not None else flow.send(outcome)
+    except StopIteration as stop:
+        return _Done(stop.value)
+
+
 class SyncRunner:
     """Runs flows with one `httpx.Client` per provider, created on first use."""
 
@@ -84,22 +98,20 @@ class SyncRunner:
             return client
 
     def run(self, flow: Flow[T]) -> T:
-        outcome: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                op: Op = flow.throw(error) if error is not None else flow.send(outcome)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            outcome, error = None, None
-            if isinstance(op, Sleep):
-                if op.seconds > 0:
-                    self._sleep(op.seconds)
+        step = _advance(flow)
+        while not isinstance(step, _Done):
+            if isinstance(step, Sleep):
+                if step.seconds > 0:
+                    self._sleep(step.seconds)
+                step = _advance(flow)
                 continue
             try:
-                outcome = _reply(self._client(op.provider).request(**_request_args(op)))
+                reply = _reply(self._client(step.provider).request(**_request_args(step)))
             except httpx.HTTPError as exc:
-                error = _transport_error(op.provider, exc)
+                step = _advance(flow, error=_transport_error(step.provider, exc))
+            else:
+                step = _advance(flow, reply)
+        return step.value
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -128,23 +140,20 @@ class AsyncRunner:
         return client
 
     async def run(self, flow: Flow[T]) -> T:
-        outcome: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                op: Op = flow.throw(error) if error is not None else flow.send(outcome)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            outcome, error = None, None
-            if isinstance(op, Sleep):
-                if op.seconds > 0:
-                    await self._sleep(op.seconds)
+        step = _advance(flow)
+        while not isinstance(step, _Done):
+            if isinstance(step, Sleep):
+                if step.seconds > 0:
+                    await self._sleep(step.seconds)
+                step = _advance(flow)
                 continue
             try:
-                response = await self._client(op.provider).request(**_request_args(op))
-                outcome = _reply(response)
+                response = await self._client(step.provider).request(**_request_args(step))
             except httpx.HTTPError as exc:
-                error = _transport_error(op.provider, exc)
+                step = _advance(flow, error=_transport_error(step.provider, exc))
+            else:
+                step = _advance(flow, _reply(response))
+        return step.value
 
     async def aclose(self) -> None:
         for client in self._clients.values():
