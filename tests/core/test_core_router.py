@@ -42,6 +42,18 @@ def kling_task(task_id: str, external_id: str, status: str = "submitted") -> dic
     return {"code": 0, "message": "ok", "request_id": "r", "data": data}
 
 
+def piapi_completed(task_id: str, *, consume: int | None = None) -> httpx.Response:
+    data: dict[str, Any] = {
+        "task_id": task_id,
+        "task_type": "sound",
+        "status": "completed",
+        "output": {},
+    }
+    if consume is not None:
+        data["meta"] = {"usage": {"type": "point", "consume": consume}}
+    return httpx.Response(200, json={"code": 200, "data": data})
+
+
 def client(handler: Any, route: list[str], **route_options: Any) -> Client:
     config = Config(
         providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
@@ -104,19 +116,7 @@ def test_a_plain_5xx_on_create_is_retried() -> None:
             posts.append(request)
             if next(answers) == 500:
                 return httpx.Response(500, json={"code": 500, "data": None, "message": "boom"})
-            return httpx.Response(
-                200,
-                json={
-                    "code": 200,
-                    "data": {
-                        "task_id": "p1",
-                        "task_type": "sound",
-                        "status": "completed",
-                        "output": {},
-                        "meta": {"usage": {"type": "point", "consume": 700000}},
-                    },
-                },
-            )
+            return piapi_completed("p1", consume=700000)
         raise AssertionError("no poll needed: the task is already completed")
 
     with client(handler, ["piapi"]) as kb:
@@ -162,18 +162,7 @@ def test_retry_after_longer_than_allowed_falls_back_at_once() -> None:
                 headers={"Retry-After": "3600"},
                 json={"code": 1302, "message": "too fast", "request_id": "r"},
             )
-        return httpx.Response(
-            200,
-            json={
-                "code": 200,
-                "data": {
-                    "task_id": "p1",
-                    "task_type": "sound",
-                    "status": "completed",
-                    "output": {},
-                },
-            },
-        )
+        return piapi_completed("p1")
 
     with client(handler, ["kling", "piapi"]) as kb:
         result = kb.dispatch(SOUND)
