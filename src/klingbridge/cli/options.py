@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .models import Request, SoundRequest, SpeechRequest, VideoRequest
+from ..models import Request, SoundRequest, SpeechRequest, VideoRequest
 
 F = Callable[..., Any]
 

@@ -1,0 +1,12 @@
+"""The `klingbridge` command line: one module per command group, all on the `main` group.
+
+Exit statuses: 0 success, 1 the vendor or the task failed, 2 bad input (usage, unreadable
+payload, invalid request or configuration), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from . import config, inspect, local, quote, run  # noqa: F401  (each registers its commands)
+from .app import main
+
+__all__ = ["main"]

@@ -1,0 +1,101 @@
+"""The root command group, and what every command shares: one-line errors, the client, JSON.
+
+Every failure ends in one line on stderr and a non-zero exit status, never a traceback
+(set KLINGBRIDGE_DEBUG=1 to see one). Exit statuses: 1 the vendor or the task failed,
+2 bad input (usage, unreadable payload, invalid request or configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import pydantic
+from rich.text import Text
+
+from .. import __version__
+from ..client import Client
+from ..config import load_config
+from ..errors import (
+    ConfigError,
+    KlingBridgeError,
+    NoProviderAvailable,
+    ValidationError,
+)
+from ..ledger import Ledger
+from ..ledger import default_path as default_ledger_path
+from ..plugins import default_plugin_manager, provider_classes
+from ..provider import Provider
+from ..render import (
+    err,
+)
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    err.print(Text(f"error: {message}"))
+    raise SystemExit(status)
+
+
+class Group(click.Group):
+    """Turns every error into one line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except (ValidationError, ConfigError) as error:
+            fail(str(error), 2)
+        except pydantic.ValidationError as error:
+            problem = error.errors()[0]
+            field = ".".join(str(p) for p in problem["loc"]) or "request"
+            fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2)
+        except NoProviderAvailable as error:
+            fail(describe(error), 2 if error.bad_input else 1)
+        except KlingBridgeError as error:
+            fail(describe(error))
+        except Exception as error:
+            if os.environ.get("KLINGBRIDGE_DEBUG"):
+                raise
+            fail(f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)")
+
+
+def describe(error: KlingBridgeError) -> str:
+    text = str(error)
+    if error.task is not None and error.task.id not in text:
+        text += f" [task {error.task.provider}:{error.task.id}]"
+    return text
+
+
+def make_client(ctx: click.Context, *, ledger: bool = False) -> Client:
+    """A client from the configuration; with `ledger`, every task it submits is recorded."""
+    path: Path | None = ctx.find_root().params.get("config")
+    classes = provider_classes(default_plugin_manager())
+    config = load_config(path, provider_classes=classes)
+    plugins = [Ledger(config.ledger.path or default_ledger_path())]
+    return Client(config=config, plugins=plugins if ledger and config.ledger.enabled else ())
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(cls=Group)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Configuration file (default: $KLINGBRIDGE_CONFIG, ./klingbridge.toml, user config).",
+)
+@click.version_option(__version__, prog_name="klingbridge")
+def main(config: Path | None) -> None:
+    """One client for Kling generation, whichever vendor runs it."""
+
+
+def check_kind(vendor: Provider, kind: str | None) -> None:
+    """`--kind` must be one the provider has (plugins may add kinds, so no fixed list)."""
+    kinds = [c.kind for c in vendor.capabilities()]
+    if kind is not None and kind not in kinds:
+        fail(f"--kind: {vendor.name} has no kind {kind!r} (kinds: {', '.join(kinds)})", 2)

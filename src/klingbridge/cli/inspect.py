@@ -1,0 +1,86 @@
+"""`providers` and `normalize`: what is installed, and any vendor payload as a Task."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import (
+    ConfigError,
+    ProviderError,
+    ProviderResponseError,
+)
+from ..render import (
+    add_row,
+    console,
+)
+from .app import check_kind, echo_json, fail, main, make_client
+
+
+# --- providers -------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def providers(ctx: click.Context, as_json: bool) -> None:
+    """The installed providers and what each can do."""
+    client = make_client(ctx)
+    found = {name: client.provider(name) for name in client.provider_names}
+    if as_json:
+        echo_json(
+            {
+                name: {
+                    "base_url": p.base_url,
+                    "missing_credentials": p.missing_credentials(),
+                    "capabilities": [c.model_dump() for c in p.capabilities()],
+                }
+                for name, p in found.items()
+            }
+        )
+        return
+    table = Table("provider", "kind", "limits", title="installed providers")
+    for name, provider in found.items():
+        for cap in provider.capabilities():
+            limits = "\n".join(f"{k}: {v}" for k, v in cap.limits.items())
+            add_row(table, name, cap.kind, limits)
+    console.print(table)
+    for name, provider in found.items():
+        missing = provider.missing_credentials()
+        state = f"missing {', '.join(missing)}" if missing else "credentials set"
+        console.print(Text(f"{name}: {provider.base_url} ({state})"))
+
+
+# --- normalize -------------------------------------------------------------------------------
+@main.command()
+@click.option("--provider", required=True, help="Which vendor sent the payload.")
+@click.option("--kind", default=None, help="sound, speech, video: used when the payload lacks it.")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.pass_context
+def normalize(ctx: click.Context, provider: str, kind: str | None, file: Any) -> None:
+    """Print a raw vendor payload (FILE, or - for stdin) as the normalized Task JSON."""
+    try:
+        payload = json.loads(file.read())
+    except (ValueError, UnicodeDecodeError) as error:
+        fail(f"{file.name}: not JSON: {error}", 2)
+    try:
+        vendor = make_client(ctx).provider(provider)
+    except ConfigError as error:
+        fail(str(error), 2)
+    check_kind(vendor, kind)
+    vendor_error = vendor.parse_error(payload)
+    if vendor_error is not None:
+        fail(_vendor_error_line(vendor_error), 1)
+    try:
+        if vendor.is_list_payload(payload):
+            echo_json([t.model_dump(mode="json") for t in vendor.parse_tasks(payload, kind=kind)])
+        else:
+            echo_json(vendor.parse_task(payload, kind=kind).model_dump(mode="json"))
+    except ProviderResponseError as error:
+        fail(f"{file.name}: {error}", 2)
+
+
+def _vendor_error_line(error: ProviderError) -> str:
+    return f"{error.provider} error code {error.code}: {error.vendor_message}"

@@ -1,0 +1,87 @@
+"""`simulate` and `demo`: the offline vendor simulator, and a tour on it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ..render import (
+    console,
+    err,
+)
+from .app import main
+
+
+# --- simulator and demo ----------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--speed",
+    type=click.Choice(["fast", "default", "realistic"]),
+    default="default",
+    show_default=True,
+    help="How long simulated tasks take.",
+)
+@click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
+def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
+    """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
+    from ..simulator import SimulatorConfig, serve
+
+    if speed == "fast":
+        config = SimulatorConfig.fast()
+    elif speed == "realistic":
+        config = SimulatorConfig.realistic()
+    else:
+        config = SimulatorConfig()
+    if faults:
+        config.faults = _fault_rules(faults)
+    try:
+        with socket.create_server((host, port)):
+            pass  # free: say so only if the server can really start there
+    except OSError as error:
+        message = f"cannot listen on {host}:{port}: {error}"
+        raise click.BadParameter(message, param_hint="--port") from error
+    err.print(
+        Text(
+            f"simulator on http://{host}:{port}  (Kling: /v1/..., PiAPI: /api/v1/task)\n"
+            f"  KLING_BASE_URL=http://{host}:{port} KLING_ACCESS_KEY="
+            f"{config.kling_access_key} KLING_SECRET_KEY={config.kling_secret_key}\n"
+            f"  PIAPI_BASE_URL=http://{host}:{port} PIAPI_API_KEY={config.piapi_api_key}"
+        )
+    )
+    serve(config, host=host, port=port)
+
+
+def _fault_rules(option: str) -> dict[str, Any]:
+    """`--faults` as JSON text or @FILE, checked the way the simulator will read it."""
+    from ..simulator.faults import FaultSpecError, parse_faults
+
+    try:
+        text = Path(option[1:]).read_text(encoding="utf-8") if option.startswith("@") else option
+        rules = json.loads(text)
+        parse_faults(rules)
+    except (OSError, ValueError, FaultSpecError) as error:
+        raise click.BadParameter(str(error), param_hint="--faults") from error
+    return dict(rules)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("klingbridge-demo"),
+    show_default=True,
+)
+@click.option("--prompt", default="Rain on a tin roof, distant thunder", show_default=True)
+@click.option("--duration", type=float, default=5.0, show_default=True)
+def demo(out: Path, prompt: str, duration: float) -> None:
+    """Run one sound through kling and piapi on the built-in simulator; save the audio."""
+    from ..demo import run_demo
+
+    run_demo(out_dir=out, prompt=prompt, duration=duration, console=console)

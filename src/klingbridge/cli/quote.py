@@ -1,0 +1,47 @@
+"""`quote`: every provider's price for a request, before any call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from ..render import (
+    add_row,
+    console,
+)
+from .app import Group, echo_json, main, make_client
+from .options import build_request, kind_commands
+
+
+# --- quote -----------------------------------------------------------------------------------
+@main.group(cls=Group)
+def quote() -> None:
+    """Compare what every provider would charge for a request (no call is made)."""
+
+
+def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> None:
+    request = build_request(kind, text, options)
+    quotes = make_client(click.get_current_context()).quote(request)
+    if as_json:
+        echo_json([q.model_dump(mode="json") for q in quotes])
+        return
+    table = Table("provider", "eligible", "cost", "USD", "why not")
+    for q in quotes:
+        usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
+        cost = f"{q.cost.amount} {q.cost.unit}" if q.cost else "-"
+        add_row(table, q.provider, "yes" if q.eligible else "no", cost, usd, q.reason or "")
+    console.print(table)
+    for q in quotes:
+        if q.source:
+            console.print(Text(f"{q.provider} prices: {q.source}", style="dim"))
+
+
+kind_commands(
+    quote,
+    _quote,
+    (click.Option(["--json", "as_json"], is_flag=True, help="JSON output."),),
+    text_required=False,
+)
