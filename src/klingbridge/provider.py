@@ -75,6 +75,9 @@ class ProviderSettings(BaseModel):
 
     base_url: str | None = None
     timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP call")
+    poll_batch_size: int = Field(
+        default=50, ge=1, le=500, description="most tasks asked about in one status query"
+    )
     prices: dict[str, Decimal] = Field(
         default_factory=dict, description="overrides of the provider's shipped price table"
     )
@@ -174,6 +177,13 @@ class Provider(abc.ABC):
     ) -> Sequence[HttpCall]:
         """Calls that find a task by the caller's id; empty when the vendor cannot."""
         return []
+
+    def build_get_many(self, tasks: Sequence[Task]) -> HttpCall | None:
+        """One call that reports on all of `tasks` at once (its answer is read by `parse_tasks`),
+        or None when the vendor cannot ask about these tasks together: they are then polled one
+        by one with `build_get`. At most `settings.poll_batch_size` tasks are passed at a time.
+        """
+        return None
 
     def build_cancel(self, task_id: str, kind: str | None = None) -> HttpCall | None:
         """The call that cancels a task, or None when the vendor cannot cancel."""
