@@ -30,6 +30,9 @@ from ..store import SavedFileRecord, procs
 from .app import Group, check_kind, echo_json, fail, main, make_client, note, store_client
 from .options import build_request, kind_commands
 
+#: When this command started: a job begun before it was started by an earlier run.
+STARTED = time.time()
+
 # --- generate, status, cancel ----------------------------------------------------------------
 RUN_OPTIONS = (
     click.Option(["--provider"], default=None, help="Run on this provider only."),
@@ -166,13 +169,7 @@ def finish(
     verbose: bool,
 ) -> None:
     """Save the outputs (recording them in the store) and print the result."""
-    try:
-        saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
-    except KlingBridgeError as error:
-        error.task = result.task  # the task succeeded and was paid for: say which it was
-        raise
-    if saved and client.store is not None and result.key is not None:
-        client.store.run(procs.saved(result.key, [_saved_record(f) for f in saved], time.time()))
+    saved = _save(client, result, out, overwrite) if out else []
     if as_json:
         echo_json(
             {
@@ -186,6 +183,29 @@ def finish(
     print_result(result, verbose)
     for file in saved:
         console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+
+
+def _save(client: Client, result: RunResult, out: Path, overwrite: bool) -> list[SavedFile]:
+    """Save the task's files once: a job re-attached to keeps what it saved before.
+
+    Files are named after the task (provider-taskid-n), so a job that was started earlier (and
+    maybe killed mid-download) may replace its own files.
+    """
+    store, key = client.store, result.key
+    job = store.job(key) if store is not None and key is not None else None
+    if job is not None and job.saved_at is not None and job.files:
+        done = [_saved_file(f) for f in job.files if Path(f.path).parent == out.resolve()]
+        if done and all(f.path.is_file() for f in done):
+            return done
+    started_earlier = job is not None and job.created_at.timestamp() < STARTED
+    try:
+        saved = save_outputs(result.task, out, overwrite=overwrite or started_earlier)
+    except KlingBridgeError as error:
+        error.task = result.task  # the task succeeded and was paid for: say which it was
+        raise
+    if saved and store is not None and key is not None:
+        store.run(procs.saved(key, [_saved_record(f) for f in saved], time.time()))
+    return saved
 
 
 def _detached(result: RunResult, as_json: bool) -> None:
@@ -213,9 +233,19 @@ def _interrupted(task: Task | None, key: str | None) -> NoReturn:
 kind_commands(generate, _generate, RUN_OPTIONS + DURABLE_OPTIONS, text_required=True)
 
 
+def _saved_file(record: SavedFileRecord) -> SavedFile:
+    return SavedFile(
+        path=Path(record.path),
+        url=record.url,
+        format=record.format or "",
+        bytes=record.bytes or 0,
+        sha256=record.sha256 or "",
+    )
+
+
 def _saved_record(file: SavedFile) -> SavedFileRecord:
     return SavedFileRecord(
-        path=str(file.path), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
+        path=str(file.path.resolve()), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
     )
 
 

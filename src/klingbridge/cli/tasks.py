@@ -69,10 +69,10 @@ def tasks(
 
 
 def _table(records: list[JobRecord], where: str) -> None:
-    table = Table(
-        "key", "provider", "task id", "kind", "status", "quoted", "charged", "files",
-        title=f"task store: {where}",
-    )  # fmt: skip
+    table = Table(title=f"task store: {where}")
+    for name in ("key", "provider", "task id", "kind", "status", "quoted", "charged", "files"):
+        # ids are handles to copy: wrapped, never cut
+        table.add_column(name, overflow="fold" if name in ("key", "task id") else "ellipsis")
     for job in records:
         row: dict[str, Any] = job.summary()
         add_row(
