@@ -1,8 +1,7 @@
 """A headless Chromium (Debian's /usr/bin/chromium) driven by Playwright for Python.
 
-One browser per session; each test gets ``browser_page``, a page in a fresh browser context
-(its own cookies and storage). Playwright's ``launch`` gives the browser a fresh temporary
-user-data dir and removes it on close, so nothing of a developer's Chromium profile is used.
+Each test that asks for ``browser_page`` gets its own Chromium, with a fresh user-data dir in
+the test's tmp_path, so nothing of a developer's Chromium profile or of another test is used.
 Nothing is downloaded: the system Chromium is passed as ``executable_path`` and
 ``playwright install`` is never run.
 
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = "apt-get install -y chromium"
@@ -48,31 +47,30 @@ def chromium_path() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Browser]:
+@pytest.fixture
+def browser_page(chromium_path: str, tmp_path: Path) -> Iterator[Page]:
+    """A page of a Chromium started for this test alone, with a fresh user-data dir.
+
+    Per test, not per session: while Playwright's sync API runs, its event loop counts as
+    running in this thread, and every asyncio test after it would fail.
+    """
     from playwright.sync_api import Error, sync_playwright
 
     with sync_playwright() as playwright:
         try:
-            launched = playwright.chromium.launch(
-                executable_path=chromium_path, headless=True, args=CHROMIUM_FLAGS
+            context = playwright.chromium.launch_persistent_context(
+                tmp_path / "chromium-profile",
+                executable_path=chromium_path,
+                headless=True,
+                args=CHROMIUM_FLAGS,
             )
         except Error as exc:
             first_line = str(exc).strip().splitlines()[0]
             pytest.fail(f"Chromium did not start: {first_line}", pytrace=False)
         try:
-            yield launched
+            yield context.pages[0] if context.pages else context.new_page()
         finally:
-            launched.close()
-
-
-@pytest.fixture
-def browser_page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+            context.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import artifacts_dir, browser, browser_page, chromium_path
+from browser_support import artifacts_dir, browser_page, chromium_path
 from postgres_support import postgres_db, postgres_url
 
 __all__ = [
     "artifacts_dir",
-    "browser",
     "browser_page",
     "chromium_path",
     "postgres_db",
@@ -30,7 +29,6 @@ MARKER_OF_FIXTURE = {
     "postgres_url": "postgres",
     "postgres_db": "postgres",
     "chromium_path": "browser",
-    "browser": "browser",
     "browser_page": "browser",
 }
 
