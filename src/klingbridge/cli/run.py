@@ -244,8 +244,9 @@ def _saved_file(record: SavedFileRecord) -> SavedFile:
 
 
 def _saved_record(file: SavedFile) -> SavedFileRecord:
+    path = str(file.path.resolve())
     return SavedFileRecord(
-        path=str(file.path.resolve()), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
+        path=path, url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
     )
 
 
