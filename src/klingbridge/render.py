@@ -26,13 +26,13 @@ def add_row(table: Table, *cells: str) -> None:
 class Progress:
     """A live line (status, elapsed time) on a terminal; silent otherwise."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, *, enabled: bool = True) -> None:
         self.label = label
         self.status = "submitting"
         self.task: Task | None = None
         self.started = time.monotonic()
         self.live = Live(self, console=err, refresh_per_second=4, transient=True)
-        self.enabled = err.is_terminal
+        self.enabled = enabled and err.is_terminal
 
     def __rich__(self) -> Text:
         elapsed = time.monotonic() - self.started

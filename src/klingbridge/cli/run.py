@@ -9,13 +9,13 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from ..download import SavedFile, save_outputs
+from ..client import Client
 from ..errors import (
     KlingBridgeError,
 )
 from ..ledger import Ledger, history, totals
 from ..ledger import default_path as default_ledger_path
-from ..models import Task
+from ..models import Cost, Request, Task
 from ..render import (
     Progress,
     add_row,
@@ -26,20 +26,26 @@ from ..render import (
     print_task,
     usd_text,
 )
-from .app import Group, check_kind, echo_json, fail, main, make_client
+from ..router import RunResult
+from .app import (
+    Group,
+    check_kind,
+    echo_json,
+    fail,
+    json_option,
+    main,
+    make_client,
+    with_json,
+    with_params,
+)
 from .options import build_request, kind_commands
+from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
 # --- generate, status, cancel ----------------------------------------------------------------
 RUN_OPTIONS = (
     click.Option(["--provider"], default=None, help="Run on this provider only."),
     click.Option(["--route"], default=None, help="Run over this configured route."),
-    click.Option(
-        ["--out"],
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Save every output file into this directory.",
-    ),
-    click.Option(["--overwrite"], is_flag=True, help="Replace files that already exist."),
+    *SAVE_OPTIONS,
     click.Option(
         ["--timeout"],
         type=click.FloatRange(min=0, min_open=True),
@@ -47,10 +53,9 @@ RUN_OPTIONS = (
         show_default=True,
         help="Seconds to wait for the task.",
     ),
-    click.Option(
-        ["--json", "as_json"], is_flag=True, help="Print the task (and attempts) as JSON."
-    ),
+    json_option("Print the task (and attempts, and saved files) as one JSON object."),
     click.Option(["-v", "--verbose"], is_flag=True, help="Show every routed attempt."),
+    click.Option(["-q", "--quiet"], is_flag=True, help="No progress line, no notes."),
     click.Option(
         ["--callback-url"],
         default=None,
@@ -73,16 +78,20 @@ def _generate(
     route: str | None,
     out: Path | None,
     overwrite: bool,
+    formats: tuple[str, ...],
+    unwatermarked: bool,
     timeout: float,
     as_json: bool,
     verbose: bool,
+    quiet: bool,
     callback_url: str | None,
     **options: Any,
 ) -> None:
     request = build_request(kind, text, options)
+    check_out(out)  # before anything is paid for
     failure: KlingBridgeError | None = None
     with make_client(click.get_current_context(), ledger=True) as client:
-        with Progress(f"generate {kind}") as progress:
+        with Progress(f"generate {kind}", enabled=not quiet) as progress:
             try:
                 result = client.dispatch(
                     request,
@@ -97,26 +106,25 @@ def _generate(
             except KlingBridgeError as error:
                 failure = error
         if failure is not None:
-            if verbose or as_json:
-                print_attempts(list(failure.attempts), as_json)
+            if verbose and not as_json:
+                print_attempts(list(failure.attempts), False)
             raise failure
-        try:
-            saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
-        except KlingBridgeError as error:
-            error.task = result.task  # the task succeeded and was paid for: say which it was
-            raise
+        if not (verbose or quiet or as_json):
+            say_moves(client, request, result)
+        saved = save_task(
+            result.task, out, overwrite=overwrite, formats=formats, unwatermarked=unwatermarked
+        )
     if as_json:
         echo_json(
             {
                 **result.task.model_dump(mode="json"),
                 "attempts": [a.model_dump(mode="json") for a in result.attempts],
-                "saved": [_saved_json(s) for s in saved],
+                "saved": [saved_json(s) for s in saved],
             }
         )
         return
     print_result(result, verbose)
-    for file in saved:
-        console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+    print_saved(saved)
 
 
 def _interrupted(task: Task | None) -> NoReturn:
@@ -132,27 +140,12 @@ def _interrupted(task: Task | None) -> NoReturn:
 kind_commands(generate, _generate, RUN_OPTIONS, text_required=True)
 
 
-def _saved_json(file: SavedFile) -> dict[str, Any]:
-    return {
-        "path": str(file.path),
-        "url": file.url,
-        "format": file.format,
-        "bytes": file.bytes,
-        "sha256": file.sha256,
-    }
-
-
 @main.command()
 @click.argument("task_id")
 @click.option("--provider", required=True)
 @click.option("--kind", default=None, help="sound, speech or video (saves a lookup).")
-@click.option("--json", "as_json", is_flag=True)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Save the outputs of a finished task here.",
-)
+@with_json()
+@with_params(*SAVE_OPTIONS)
 @click.pass_context
 def status(
     ctx: click.Context,
@@ -161,27 +154,64 @@ def status(
     kind: str | None,
     as_json: bool,
     out: Path | None,
+    overwrite: bool,
+    formats: tuple[str, ...],
+    unwatermarked: bool,
 ) -> None:
-    """Show a task as the vendor reports it now (and note it in the ledger)."""
+    """Show a task as the vendor reports it now (and note it in the ledger).
+
+    With --out, save the files of a succeeded task; files already saved are kept, so it also
+    resumes an interrupted save.
+    """
+    check_out(out)
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
         task = client.get(task_id, provider=provider, kind=kind)
         if client.config.ledger.enabled:
             Ledger(client.config.ledger.path or default_ledger_path()).note(task)
-    saved = save_outputs(task, out) if out else []
+    saved = save_task(task, out, overwrite=overwrite, formats=formats, unwatermarked=unwatermarked)
     if as_json:
-        echo_json(task.model_dump(mode="json"))
-    else:
-        print_task(task)
-    for file in saved:
-        err.print(Text(f"saved {file.path}"))
+        extra = {"saved": [saved_json(s) for s in saved]} if out else {}
+        echo_json({**task.model_dump(mode="json"), **extra})
+        return
+    print_task(task)
+    print_saved(saved)
+
+
+def say_moves(client: Client, request: Request, result: RunResult) -> None:
+    """One stderr line per provider the route passed over before the one that ran the task."""
+    final = result.attempts[-1] if result.attempts else None
+    if final is None:
+        return
+    for attempt in result.attempts[:-1]:
+        if attempt.provider == final.provider:
+            continue
+        price = _price_difference(client, request, attempt.provider, final.quoted)
+        err.print(
+            Text(
+                f"note: {attempt.outcome} {attempt.provider} ({attempt.error or 'no reason given'})"
+                f"; ran on {final.provider} instead{price}"
+            )
+        )
+
+
+def _price_difference(client: Client, request: Request, name: str, paid: Cost | None) -> str:
+    try:
+        skipped = client.provider(name).estimate(request)
+    except KlingBridgeError:
+        skipped = None
+    if paid is None or paid.usd is None or skipped is None or skipped.usd is None:
+        return "; price difference unknown"
+    delta = paid.usd - skipped.usd
+    sign = "+" if delta >= 0 else "-"
+    return f": ${paid.usd:.4f} instead of ${skipped.usd:.4f} ({sign}${abs(delta):.4f})"
 
 
 @main.command()
 @click.argument("task_id")
 @click.option("--provider", required=True)
 @click.option("--kind", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@with_json()
 @click.pass_context
 def cancel(
     ctx: click.Context, task_id: str, provider: str, kind: str | None, as_json: bool
@@ -198,7 +228,7 @@ def cancel(
 
 @main.command("history")
 @click.option("--limit", type=int, default=20, show_default=True, help="Most recent tasks shown.")
-@click.option("--json", "as_json", is_flag=True)
+@with_json()
 @click.pass_context
 def history_command(ctx: click.Context, limit: int, as_json: bool) -> None:
     """Tasks submitted from this machine (the ledger): ids, status, quoted and charged."""
