@@ -142,11 +142,18 @@ class TransportError(KlingBridgeError):
 
 
 class ProviderResponseError(KlingBridgeError):
-    """A vendor payload that cannot be read as what it should be."""
+    """A vendor payload that cannot be read as what it should be.
 
-    def __init__(self, message: str, *, provider: str, payload: Any = None) -> None:
+    `retryable` is False when asking again cannot help (a task that ended with an unreadable
+    result): a wait then stops with this error, the task id kept, instead of polling on.
+    """
+
+    def __init__(
+        self, message: str, *, provider: str, payload: Any = None, retryable: bool = True
+    ) -> None:
         self.provider = provider
         self.payload = payload
+        self.retryable = retryable
         super().__init__(f"{provider}: {message}")
 
 

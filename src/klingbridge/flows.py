@@ -151,9 +151,9 @@ def find_by_external_id(
 
 
 def _is_transient(error: Exception) -> bool:
-    if isinstance(error, ProviderError | TransportError):
+    if isinstance(error, ProviderError | TransportError | ProviderResponseError):
         return error.retryable
-    return isinstance(error, ProviderResponseError)
+    return False
 
 
 def wait(
