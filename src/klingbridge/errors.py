@@ -15,6 +15,7 @@
     ├── ProviderResponseError     an answer that does not parse (carries the payload)
     ├── TaskFailed                the task ran and failed or was cancelled (carries the Task)
     ├── WaitTimeout               the task did not finish before the deadline (carries the Task)
+    ├── DownloadError             an output could not be saved (download.py; unsafe URL, disk)
     └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
 
 A task that fails is not an API error: `TaskFailed` is raised by `run`, never by `get`.
