@@ -52,6 +52,17 @@ class ConfigError(KlingBridgeError):
     def __init__(self, message: str, *, where: str | None = None) -> None:
         self.where = where
         super().__init__(f"{where}: {message}" if where else message)
+        #: Every problem found, one line each (the message names the first and counts the rest).
+        self.problems: list[str] = [f"{where}: {message}" if where else message]
+
+    @classmethod
+    def many(cls, found: Sequence[tuple[str, str]]) -> ConfigError:
+        """One error for several `(where, message)` problems."""
+        where, message = found[0]
+        more = f" (and {len(found) - 1} more problem(s): klingbridge config check)"
+        error = cls(message + (more if len(found) > 1 else ""), where=where)
+        error.problems = [f"{w}: {m}" for w, m in found]
+        return error
 
 
 class ValidationError(KlingBridgeError):

@@ -14,7 +14,7 @@ from ..render import (
     console,
     err,
 )
-from .app import main
+from .app import echo_json, main, with_json
 
 
 # --- simulator and demo ----------------------------------------------------------------------
@@ -80,8 +80,13 @@ def _fault_rules(option: str) -> dict[str, Any]:
 )
 @click.option("--prompt", default="Rain on a tin roof, distant thunder", show_default=True)
 @click.option("--duration", type=float, default=5.0, show_default=True)
-def demo(out: Path, prompt: str, duration: float) -> None:
+@with_json("One JSON object: both tasks and the files saved.")
+def demo(out: Path, prompt: str, duration: float, as_json: bool) -> None:
     """Run one sound through kling and piapi on the built-in simulator; save the audio."""
-    from ..demo import run_demo
+    from ..demo import demo_json, run_demo
 
-    run_demo(out_dir=out, prompt=prompt, duration=duration, console=console)
+    results = run_demo(
+        out_dir=out, prompt=prompt, duration=duration, console=err if as_json else console
+    )
+    if as_json:
+        echo_json(demo_json(results))
