@@ -254,7 +254,11 @@ def check_output(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> No
 
 
 def _has_media(output: Mapping[str, Any]) -> bool:
-    return bool(items(output.get("works")) or output.get("video_url") or output.get("video"))
+    """Whether the output names any media resource at all (readable or not)."""
+    named = [obj(obj(work).get(k)) for work in items(output.get("works")) for k in MEDIA_KINDS]
+    return any(m.get("resource") or m.get("resource_without_watermark") for m in named) or bool(
+        output.get("video_url") or output.get("video")
+    )
 
 
 def error_message(error: Mapping[str, Any]) -> str | None:

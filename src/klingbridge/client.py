@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -161,10 +161,16 @@ class Client(_BaseClient):
         provider: str | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Any = time.sleep,
-        **options: Any,
+        sleep: Callable[[float], None] = time.sleep,
+        config: Config | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        plugins: Iterable[object] = (),
+        poll: PollPolicy | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(provider, **options)
+        super().__init__(
+            provider, config=config, settings=settings, plugins=plugins, poll=poll, clock=clock
+        )
         self._runner = SyncRunner(transport=transport, sleep=sleep)
 
     def submit(
@@ -273,10 +279,16 @@ class AsyncClient(_BaseClient):
         provider: str | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Any = asyncio.sleep,
-        **options: Any,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        config: Config | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        plugins: Iterable[object] = (),
+        poll: PollPolicy | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(provider, **options)
+        super().__init__(
+            provider, config=config, settings=settings, plugins=plugins, poll=poll, clock=clock
+        )
         self._runner = AsyncRunner(transport=transport, sleep=sleep)
 
     async def submit(

@@ -66,14 +66,17 @@ class ConfigError(KlingBridgeError):
 
 
 class ValidationError(KlingBridgeError):
-    """A request this provider cannot take, found before any network call."""
+    """A request this provider cannot take (or no provider could: `provider` None, e.g. a
+    request model's own limit), found before any network call."""
 
-    def __init__(self, provider: str, field: str, limit: str, value: Any = None) -> None:
+    def __init__(self, provider: str | None, field: str, limit: str, value: Any = None) -> None:
         self.provider = provider
         self.field = field
         self.limit = limit
         self.value = value
-        super().__init__(f"{provider}: {field} {limit} (got {value!r})")
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        where = f"{provider}: " if provider else ""
+        super().__init__(f"{where}{field} {limit} (got {shown})")
 
 
 class ProviderError(KlingBridgeError):
