@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..client import Client
+from ..download import SavedFile
 from ..errors import (
     KlingBridgeError,
 )
-from ..ledger import Ledger, history, totals
-from ..ledger import default_path as default_ledger_path
-from ..models import Cost, Request, Task
+from ..jobs import new_key
+from ..models import Task
 from ..render import (
     Progress,
-    add_row,
     console,
     err,
     print_attempts,
     print_result,
     print_task,
-    usd_text,
 )
 from ..router import RunResult
+from ..store import SavedFileRecord, procs
 from .app import (
     Group,
     check_kind,
@@ -35,9 +36,12 @@ from .app import (
     json_option,
     main,
     make_client,
+    note,
+    store_client,
     with_json,
     with_params,
 )
+from .moves import say_moves
 from .options import build_request, kind_commands
 from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
@@ -67,7 +71,28 @@ RUN_OPTIONS = (
 
 @main.group(cls=Group)
 def generate() -> None:
-    """Generate a sound, speech or video and wait for it."""
+    """Generate a sound, speech or video and wait for it (recorded in the task store first)."""
+
+
+DURABLE_OPTIONS = (
+    click.Option(
+        ["--key"],
+        default=None,
+        help="Idempotency key: the same key never creates a second vendor task; running again "
+        "re-attaches. Default: a new key, printed before anything is sent.",
+    ),
+    click.Option(
+        ["--detach"],
+        is_flag=True,
+        help="Record and submit, print the key and task id, and exit without waiting "
+        "(finish with `klingbridge wait KEY` or a worker).",
+    ),
+    click.Option(
+        ["--resubmit"],
+        is_flag=True,
+        help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
+    ),
+)
 
 
 def _generate(
@@ -85,39 +110,112 @@ def _generate(
     verbose: bool,
     quiet: bool,
     callback_url: str | None,
+    key: str | None,
+    detach: bool,
+    resubmit: bool,
     **options: Any,
 ) -> None:
     request = build_request(kind, text, options)
     check_out(out)  # before anything is paid for
-    failure: KlingBridgeError | None = None
-    with make_client(click.get_current_context(), ledger=True) as client:
-        with Progress(f"generate {kind}", enabled=not quiet) as progress:
-            try:
-                result = client.dispatch(
-                    request,
-                    provider=provider,
-                    route=route,
-                    timeout=timeout,
-                    on_update=progress.update,
-                    callback_url=callback_url,
-                )
-            except KeyboardInterrupt:
-                _interrupted(progress.task)
-            except KlingBridgeError as error:
-                failure = error
-        if failure is not None:
-            if verbose and not as_json:
-                print_attempts(list(failure.attempts), False)
-            raise failure
+    with store_client(click.get_current_context()) as client:
+        client.check(request, provider=provider, route=route)  # bad input: before the key
+        if key is None:
+            key = new_key()
+            err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
+        result = follow(
+            f"generate {kind}",
+            lambda on_update: client.dispatch(
+                request,
+                provider=provider,
+                route=route,
+                timeout=timeout,
+                on_update=on_update,
+                callback_url=callback_url,
+                key=key,
+                resubmit=resubmit,
+                out_dir=out,
+                detach=detach,
+            ),
+            key=key,
+            verbose=verbose,
+            as_json=as_json,
+            quiet=quiet,
+        )
+        if detach:
+            _detached(result, as_json)
+            return
         if not (verbose or quiet or as_json):
             say_moves(client, request, result)
-        saved = save_task(
-            result.task, out, overwrite=overwrite, formats=formats, unwatermarked=unwatermarked
+        finish(
+            client,
+            result,
+            out=out,
+            save=Saving(overwrite, formats, unwatermarked),
+            as_json=as_json,
+            verbose=verbose,
         )
+
+
+def follow(
+    label: str,
+    run: Callable[[Callable[[Task], None]], RunResult],
+    *,
+    key: str | None,
+    verbose: bool,
+    as_json: bool,
+    quiet: bool = False,
+) -> RunResult:
+    """Run with the progress display; on failure show the attempts, on Ctrl-C the way back.
+
+    Under --json the attempts go into the one error object (see `fail`), not to stderr.
+    """
+    failure: KlingBridgeError | None = None
+    with Progress(label, enabled=not quiet) as progress:
+        try:
+            return run(progress.update)
+        except KeyboardInterrupt:
+            _interrupted(progress.task, key)
+        except KlingBridgeError as error:
+            failure = error
+    if verbose and not as_json:
+        print_attempts(list(failure.attempts), False)
+    raise failure
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Which files to save and whether to replace those already saved."""
+
+    overwrite: bool = False
+    formats: tuple[str, ...] = ()
+    unwatermarked: bool = False
+
+
+def finish(
+    client: Client,
+    result: RunResult,
+    *,
+    out: Path | None,
+    save: Saving,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Save the outputs (recording them in the store) and print the result."""
+    saved = save_task(
+        result.task,
+        out,
+        overwrite=save.overwrite,
+        formats=save.formats,
+        unwatermarked=save.unwatermarked,
+        key=result.key,
+    )
+    if saved and client.store is not None and result.key is not None:
+        client.store.run(procs.saved(result.key, [_saved_record(f) for f in saved], time.time()))
     if as_json:
         echo_json(
             {
                 **result.task.model_dump(mode="json"),
+                "key": result.key,
                 "attempts": [a.model_dump(mode="json") for a in result.attempts],
                 "saved": [saved_json(s) for s in saved],
             }
@@ -127,17 +225,35 @@ def _generate(
     print_saved(saved)
 
 
-def _interrupted(task: Task | None) -> NoReturn:
+def _detached(result: RunResult, as_json: bool) -> None:
+    task = result.task
+    if as_json:
+        echo_json({"key": result.key, "provider": task.provider, "task_id": task.id,
+                   "status": task.status.value})  # fmt: skip
+        return
+    console.print(Text(f"{result.key}  {task.provider} task {task.id}  {task.status.value}"))
+    err.print(Text(f"detached: klingbridge wait {result.key} follows it to the end"))
+
+
+def _interrupted(task: Task | None, key: str | None) -> NoReturn:
+    again = f"klingbridge wait {key}" if key else None
     if task is None:
-        fail("interrupted before any task id was received (a create may have been in flight)", 130)
-    fail(
-        f"interrupted; {task.provider} task {task.id} keeps running at the vendor: "
-        f"klingbridge status --provider {task.provider} -- {task.id}",
-        130,
+        fail(
+            "interrupted before any task id was received (a create may have been in flight)"
+            + (f"; {again} resolves it without paying twice" if again else ""),
+            130,
+        )
+    hint = again or f"klingbridge status --provider {task.provider} -- {task.id}"
+    fail(f"interrupted; {task.provider} task {task.id} keeps running at the vendor: {hint}", 130)
+
+
+kind_commands(generate, _generate, RUN_OPTIONS + DURABLE_OPTIONS, text_required=True)
+
+
+def _saved_record(file: SavedFile) -> SavedFileRecord:
+    return SavedFileRecord(
+        path=str(file.path), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
     )
-
-
-kind_commands(generate, _generate, RUN_OPTIONS, text_required=True)
 
 
 @main.command()
@@ -158,7 +274,7 @@ def status(
     formats: tuple[str, ...],
     unwatermarked: bool,
 ) -> None:
-    """Show a task as the vendor reports it now (and note it in the ledger).
+    """Show a task as the vendor reports it now (and record it, if the task store has it).
 
     With --out, save the files of a succeeded task; files already saved are kept, so it also
     resumes an interrupted save.
@@ -167,8 +283,7 @@ def status(
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
         task = client.get(task_id, provider=provider, kind=kind)
-        if client.config.ledger.enabled:
-            Ledger(client.config.ledger.path or default_ledger_path()).note(task)
+        note(client, task)
     saved = save_task(task, out, overwrite=overwrite, formats=formats, unwatermarked=unwatermarked)
     if as_json:
         extra = {"saved": [saved_json(s) for s in saved]} if out else {}
@@ -176,35 +291,6 @@ def status(
         return
     print_task(task)
     print_saved(saved)
-
-
-def say_moves(client: Client, request: Request, result: RunResult) -> None:
-    """One stderr line per provider the route passed over before the one that ran the task."""
-    final = result.attempts[-1] if result.attempts else None
-    if final is None:
-        return
-    for attempt in result.attempts[:-1]:
-        if attempt.provider == final.provider:
-            continue
-        price = _price_difference(client, request, attempt.provider, final.quoted)
-        err.print(
-            Text(
-                f"note: {attempt.outcome} {attempt.provider} ({attempt.error or 'no reason given'})"
-                f"; ran on {final.provider} instead{price}"
-            )
-        )
-
-
-def _price_difference(client: Client, request: Request, name: str, paid: Cost | None) -> str:
-    try:
-        skipped = client.provider(name).estimate(request)
-    except KlingBridgeError:
-        skipped = None
-    if paid is None or paid.usd is None or skipped is None or skipped.usd is None:
-        return "; price difference unknown"
-    delta = paid.usd - skipped.usd
-    sign = "+" if delta >= 0 else "-"
-    return f": ${paid.usd:.4f} instead of ${skipped.usd:.4f} ({sign}${abs(delta):.4f})"
 
 
 @main.command()
@@ -226,39 +312,61 @@ def cancel(
         print_task(task)
 
 
-@main.command("history")
-@click.option("--limit", type=int, default=20, show_default=True, help="Most recent tasks shown.")
-@with_json()
+@main.command()
+@click.argument("ref")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save the outputs here (default: the directory the job was started with, if any).",
+)
+@click.option("--overwrite", is_flag=True, help="Fetch and replace files already saved.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the task.",
+)
+@with_json("Print the task (and attempts, and saved files) as one JSON object.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every attempt.")
+@click.option(
+    "--resubmit",
+    is_flag=True,
+    help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
+)
 @click.pass_context
-def history_command(ctx: click.Context, limit: int, as_json: bool) -> None:
-    """Tasks submitted from this machine (the ledger): ids, status, quoted and charged."""
-    config = make_client(ctx).config
-    path = config.ledger.path or default_ledger_path()
-    entries = history(path)[-limit:] if limit > 0 else history(path)
-    if as_json:
-        echo_json([e.model_dump(mode="json") for e in entries])
-        return
-    table = Table(
-        "submitted",
-        "provider",
-        "task id",
-        "kind",
-        "status",
-        "quoted",
-        "charged",
-        title=f"ledger: {path}",
-    )
-    for e in entries:
-        add_row(
-            table,
-            (e.submitted_at or "-")[:19],
-            e.provider,
-            e.task_id,
-            e.kind or "-",
-            e.status or "-",
-            usd_text(e.quoted),
-            usd_text(e.charged),
+def wait(
+    ctx: click.Context,
+    ref: str,
+    out: Path | None,
+    overwrite: bool,
+    timeout: float,
+    as_json: bool,
+    verbose: bool,
+    resubmit: bool,
+) -> None:
+    """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
+
+    Resolves a create whose answer was lost, waits for the task, records its charge and saves
+    its outputs, like `generate` would have.
+    """
+    with store_client(ctx) as client:
+        store = client.store
+        assert store is not None  # store_client refuses to run without one
+        job = store.job(ref)
+        if job is None:
+            fail(f"no job with key or task id {ref!r} in {store.describe()}", 2)
+        result = follow(
+            f"wait {job.key}",
+            lambda on_update: client.resume_dispatch(
+                job.key, timeout=timeout, on_update=on_update, resubmit=resubmit
+            ),
+            key=job.key,
+            verbose=verbose,
+            as_json=as_json,
         )
-    console.print(table)
-    for provider, usd in sorted(totals(entries).items()):
-        console.print(Text(f"{provider}: ${usd:.4f} charged over the tasks shown"))
+        target = out or (Path(job.out_dir) if job.out_dir else None)
+        check_out(target)
+        save = Saving(overwrite=overwrite)
+        finish(client, result, out=target, save=save, as_json=as_json, verbose=verbose)

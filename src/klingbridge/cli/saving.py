@@ -51,9 +51,16 @@ def check_out(out: Path | None) -> None:
 
 
 def save_task(
-    task: Task, out: Path | None, *, overwrite: bool, formats: tuple[str, ...], unwatermarked: bool
+    task: Task,
+    out: Path | None,
+    *,
+    overwrite: bool,
+    formats: tuple[str, ...],
+    unwatermarked: bool,
+    key: str | None = None,
 ) -> list[SavedFile]:
-    """Save the files of a task that exists (and may be paid for); a failure says how to retry."""
+    """Save the files of a task that exists (and may be paid for); a failure says how to retry:
+    `klingbridge wait KEY --out DIR` for a job in the task store, else `status --out`."""
     if out is None:
         return []
     try:
@@ -62,10 +69,15 @@ def save_task(
         )
     except DownloadError as error:
         error.task = task
-        later = f"klingbridge status --provider {task.provider} --out {shlex.quote(str(out))}"
+        folder = shlex.quote(str(out))
+        later = (
+            f"klingbridge wait {key} --out {folder}"
+            if key
+            else f"klingbridge status --provider {task.provider} --out {folder} -- {task.id}"
+        )
         fail(
             f"{task.provider} task {task.id} is {task.status.value} but saving failed: {error}; "
-            f"save its files later with: {later} -- {task.id}",
+            f"save its files later with: {later}",
             error=error,
         )
 
