@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..client import Client
@@ -16,6 +15,9 @@ from ..render import (
     add_row,
     console,
     err,
+)
+from ..render import (
+    table as fold_table,
 )
 from .app import Group, echo_json, main, make_client, with_json
 
@@ -49,7 +51,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
         )
         return
     console.print(Text(f"file: {cfg.path or '(none found; defaults and environment)'}"))
-    table = Table("key", "value", "from")
+    table = fold_table("key", "value", "from")
     for row in rows:
         add_row(table, row["key"], row["shown"], row["source"])
     console.print(table)

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..client import Client
@@ -20,6 +19,9 @@ from ..provider import Provider
 from ..render import (
     add_row,
     console,
+)
+from ..render import (
+    table as fold_table,
 )
 from .app import check_kind, echo_json, fail, main, make_client
 
@@ -44,7 +46,7 @@ def providers(ctx: click.Context, as_json: bool) -> None:
             }
         )
         return
-    table = Table("provider", "kind", "limits", title="installed providers")
+    table = fold_table("provider", "kind", "limits", title="installed providers")
     for name, provider in found.items():
         for cap in provider.capabilities():
             limits = "\n".join(f"{k}: {v}" for k, v in cap.limits.items())

@@ -29,7 +29,8 @@ from .app import echo_json, main, with_json
     help="How long simulated tasks take.",
 )
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
-def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
+@click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
+def simulate(host: str, port: int, speed: str, faults: str | None, access_log: bool) -> None:
     """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
     from ..simulator import SimulatorConfig, serve
 
@@ -55,7 +56,7 @@ def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
             f"  PIAPI_BASE_URL=http://{host}:{port} PIAPI_API_KEY={config.piapi_api_key}"
         )
     )
-    serve(config, host=host, port=port)
+    serve(config, host=host, port=port, access_log=access_log)
 
 
 def _fault_rules(option: str) -> dict[str, Any]:

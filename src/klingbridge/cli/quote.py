@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..render import (
     add_row,
     console,
+)
+from ..render import (
+    table as fold_table,
 )
 from .app import Group, echo_json, json_option, main, make_client
 from .options import build_request, kind_commands
@@ -33,7 +35,7 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
             }
         )
         return
-    table = Table("provider", "eligible", "cost", "USD", "why not")
+    table = fold_table("provider", "eligible", "cost", "USD", "why not")
     for q in quotes:
         usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
         cost = f"{q.cost.amount} {q.cost.unit}" if q.cost else "-"

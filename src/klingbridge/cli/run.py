@@ -330,6 +330,7 @@ def cancel(
 )
 @with_json("Print the task (and attempts, and saved files) as one JSON object.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every attempt.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.option(
     "--resubmit",
     is_flag=True,
@@ -344,6 +345,7 @@ def wait(
     timeout: float,
     as_json: bool,
     verbose: bool,
+    quiet: bool,
     resubmit: bool,
 ) -> None:
     """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
@@ -365,6 +367,7 @@ def wait(
             key=job.key,
             verbose=verbose,
             as_json=as_json,
+            quiet=quiet,
         )
         target = out or (Path(job.out_dir) if job.out_dir else None)
         check_out(target)
