@@ -115,9 +115,8 @@ class Worker:
         target = self.out_dir or (Path(job.out_dir) if job and job.out_dir else None)
         if target is None or (job is not None and job.saved_at is not None):
             return []
-        # The file names are this task's own (provider-taskid-n): a half-saved earlier try of
-        # the same job may be replaced.
-        saved = save_outputs(result.task, target, overwrite=True)
+        # Resumable: files an earlier try of this job saved whole are kept, the rest fetched.
+        saved = save_outputs(result.task, target)
         records = [
             SavedFileRecord(path=str(f.path), url=f.url, format=f.format, bytes=f.bytes,
                             sha256=f.sha256)

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..render import add_row, console, err
+from ..render import table as fold_table
 from ..store import JobRecord
 from ..store.records import JobState
 from .app import echo_json, main, store_client
@@ -69,10 +69,10 @@ def tasks(
 
 
 def _table(records: list[JobRecord], where: str) -> None:
-    table = Table(title=f"task store: {where}")
-    for name in ("key", "provider", "task id", "kind", "status", "quoted", "charged", "files"):
-        # ids are handles to copy: wrapped, never cut
-        table.add_column(name, overflow="fold" if name in ("key", "task id") else "ellipsis")
+    table = fold_table(
+        "key", "provider", "task id", "kind", "status", "quoted", "charged", "files",
+        title=f"task store: {where}",
+    )  # fmt: skip
     for job in records:
         row: dict[str, Any] = job.summary()
         add_row(
