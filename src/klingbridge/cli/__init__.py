@@ -6,7 +6,15 @@ payload, invalid request or configuration), 130 interrupted.
 
 from __future__ import annotations
 
-from . import config, inspect, local, quote, run, tasks  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    config,
+    dashboard,
+    inspect,
+    local,
+    quote,
+    run,
+    tasks,
+)
 from .app import main
 
 __all__ = ["main"]

@@ -215,7 +215,11 @@ kind_commands(generate, _generate, RUN_OPTIONS + DURABLE_OPTIONS, text_required=
 
 def _saved_record(file: SavedFile) -> SavedFileRecord:
     return SavedFileRecord(
-        path=str(file.path), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
+        path=str(file.path.resolve()),  # readable by a process started elsewhere (dashboard)
+        url=file.url,
+        format=file.format,
+        bytes=file.bytes,
+        sha256=file.sha256,
     )
 
 
