@@ -60,7 +60,8 @@ def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None)
         sock.bind((host.strip("[]"), port))
     except OSError as error:
         sock.close()
-        raise click.BadParameter(f"cannot listen on {host}:{port}: {error}", param_hint="--port") from error
+        message = f"cannot listen on {host}:{port}: {error}"
+        raise click.BadParameter(message, param_hint="--port") from error
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     err.print(
