@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -12,15 +11,6 @@ from rich.text import Text
 
 from ..render import err
 from .app import fail, main, store_client
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @main.command()
@@ -43,10 +33,10 @@ def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None)
     """
     import uvicorn
 
-    from ..dashboard import TOKEN_ENV, app
+    from ..dashboard import TOKEN_ENV, app, is_loopback
 
     token = os.environ.get(TOKEN_ENV, "").strip() or None
-    if token is None and not _loopback(host):
+    if token is None and not is_loopback(host):
         fail(
             f"--host {host}: serving beyond loopback requires {TOKEN_ENV} (a long random value)", 2
         )

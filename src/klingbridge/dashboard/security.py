@@ -9,6 +9,7 @@ name, so a web page elsewhere cannot read it through DNS rebinding.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
@@ -35,7 +36,13 @@ HEADERS = [
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_NAMES or host.startswith("127.")
+    """`localhost` or a loopback address (127.0.0.0/8, ::1); never a name merely starting so."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _host_name(header: str) -> str:
