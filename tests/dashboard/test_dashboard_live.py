@@ -8,7 +8,7 @@ import time
 import pytest
 from dashboard_support import make_job
 
-from klingbridge.dashboard.chart import nice_ceiling
+from klingbridge.dashboard.chart import axis_steps, dollars, nice_ceiling
 from klingbridge.dashboard.live import ChangeFeed, event
 from klingbridge.models import TaskStatus
 from klingbridge.store import JobState, TaskStore, procs
@@ -66,3 +66,16 @@ def test_an_event_names_the_job_and_resumes_from_its_time() -> None:
 )
 def test_the_chart_axis_reads_well(value: float, axis: float) -> None:
     assert nice_ceiling(value) == pytest.approx(axis)
+
+
+@pytest.mark.parametrize(
+    ("top", "labels"),
+    [
+        (0.25, ["$0.00", "$0.05", "$0.10", "$0.15", "$0.20", "$0.25"]),
+        (1.0, ["$0.00", "$0.25", "$0.50", "$0.75", "$1.00"]),
+        (0.1, ["$0.000", "$0.025", "$0.050", "$0.075", "$0.100"]),
+        (50.0, ["$0.00", "$10.00", "$20.00", "$30.00", "$40.00", "$50.00"]),
+    ],
+)
+def test_axis_labels_print_exactly(top: float, labels: list[str]) -> None:
+    assert dollars(axis_steps(top)) == labels

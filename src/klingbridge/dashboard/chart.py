@@ -32,6 +32,21 @@ def nice_ceiling(value: float) -> float:
     return 10 * power  # pragma: no cover  (the loop always returns)
 
 
+def axis_steps(top: float) -> list[float]:
+    """Gridline values from 0 to `top` in steps that print exactly (0.05, not 0.0625)."""
+    mantissa = top / 10.0 ** math.floor(math.log10(top))
+    count = 4 if round(mantissa, 6) in (1.0, 2.0) else 5
+    return [top * i / count for i in range(count + 1)]
+
+
+def dollars(values: list[float]) -> list[str]:
+    """The labels, with as few decimals (at least 2) as keeps every one exact."""
+    for decimals in (2, 3, 4):
+        if all(abs(round(v, decimals) - v) < 1e-9 for v in values):
+            break
+    return [f"${v:,.{decimals}f}" for v in values]
+
+
 def spend_svg(spend: Spend) -> Markup:
     providers = spend.providers
     days = spend.days
@@ -49,13 +64,13 @@ def spend_svg(spend: Spend) -> Markup:
         f'aria-labelledby="spend-title" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="spend-title">Charged USD per provider per day, last {len(days)} days</title>',
     ]
-    for step in range(5):
-        value = top * step / 4
+    steps = axis_steps(top)
+    for value, label in zip(steps, dollars(steps), strict=True):
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
             f'y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y(value) + 4:.1f}" '
-            f'text-anchor="end">${value:,.2f}</text>'
+            f'text-anchor="end">{label}</text>'
         )
     for i, day in enumerate(days):
         x = LEFT + i * slot + (slot - bar) / 2

@@ -1,13 +1,13 @@
-// Live updates: one EventSource per page; a change refetches the page's live parts
-// (?partial=1, rendered and escaped by the server) and swaps those that differ.
+// Live updates: one EventSource per page. A change refetches the page's live parts
+// (?partial=1, rendered and escaped by the server) and swaps in those that differ; rows that
+// are new or changed status are highlighted. A playing <audio>/<video> is never interrupted.
 (function () {
   "use strict";
   var body = document.body;
   var url = body.dataset.events;
-  var only = body.dataset.key || "";
+  var only = body.dataset.key || "";  // a task's page follows that job alone
   var indicator = document.getElementById("live");
   if (!url || !window.EventSource) { return; }
-  var changed = new Set();
   var timer = null;
 
   function schedule(delay) {
@@ -20,33 +20,38 @@
     });
   }
 
-  function swap(doc, keys) {
+  function statuses() {
+    var seen = {};
+    document.querySelectorAll("tr[data-key]").forEach(function (row) {
+      seen[row.dataset.key] = row.dataset.status;
+    });
+    return seen;
+  }
+
+  function swap(doc) {
     var busy = false;
+    var before = statuses();
     document.querySelectorAll("[data-live]").forEach(function (old) {
       var fresh = doc.getElementById(old.id);
       if (!fresh || fresh.innerHTML === old.innerHTML) { return; }
       if (old.hasAttribute("data-media") && playing(old)) { busy = true; return; }
       var node = document.importNode(fresh, true);
       old.replaceWith(node);
-      keys.forEach(function (key) {
-        node.querySelectorAll("tr[data-key]").forEach(function (row) {
-          if (row.dataset.key === key) { row.classList.add("flash"); }
-        });
+      node.querySelectorAll("tr[data-key]").forEach(function (row) {
+        if (before[row.dataset.key] !== row.dataset.status) { row.classList.add("flash"); }
       });
     });
-    if (busy) { changed.add(only); schedule(2000); }  // let the listener finish first
+    if (busy) { schedule(2000); }  // try again once the listener has finished
   }
 
   function refresh() {
     timer = null;
-    var keys = Array.from(changed);
-    changed.clear();
     var target = new URL(window.location.href);
     target.searchParams.set("partial", "1");
     fetch(target.toString(), { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) { swap(new DOMParser().parseFromString(html, "text/html"), keys); })
-      .catch(function () { keys.forEach(function (k) { changed.add(k); }); schedule(3000); });
+      .then(function (html) { swap(new DOMParser().parseFromString(html, "text/html")); })
+      .catch(function () { schedule(3000); });
   }
 
   var source = new EventSource(url);
@@ -55,7 +60,6 @@
   source.addEventListener("change", function (e) {
     var data = JSON.parse(e.data);
     if (only && data.key !== only) { return; }
-    changed.add(data.key);
     schedule(150);
   });
 })();
