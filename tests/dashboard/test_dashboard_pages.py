@@ -153,3 +153,27 @@ async def test_the_spend_page_charts_charges_per_provider_per_day(store: TaskSto
     assert re.findall(r'<td class="num">([^<]+)</td>', kling_row) == [
         "$0.1050", "$0.1050", "$0.1050", "1",
     ]  # fmt: skip
+
+
+async def test_mounted_under_a_path_its_links_follow(
+    sqlite_store: TaskStore, tmp_path: Path
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from klingbridge.config import Config
+    from klingbridge.dashboard import app
+
+    make_job(sqlite_store, "rain", saved_dir=tmp_path / "out")
+    outer = Starlette(routes=[Mount("/ops", app=app(sqlite_store, Config()))])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        listing = (await client.get("/ops/")).text
+        assert 'href="/ops/tasks/rain"' in listing
+        assert 'src="/ops/static/dashboard.js"' in listing
+        assert 'data-events="/ops/events?since=' in listing
+        task = (await client.get("/ops/tasks/rain")).text
+        assert 'src="/ops/files/0/rain"' in task
+        assert (await client.get("/ops/files/0/rain")).status_code == 200
+        assert (await client.get("/ops/static/dashboard.css")).status_code == 200
+    await sqlite_store.aclose()
