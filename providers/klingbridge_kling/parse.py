@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
-from klingbridge.parsing import decimal, epoch_ms, items, number, obj, text, url_format
+from klingbridge.parsing import decimal, epoch_ms, http_url, items, number, obj, text, url_format
 
 from .requests import NAME
 
@@ -25,9 +25,11 @@ STATUSES = {
     "failed": TaskStatus.FAILED,
 }
 
+MEDIA_KEYS = ("videos", "audios", "images")
 
-def _error(message: str, payload: Any) -> ProviderResponseError:
-    return ProviderResponseError(message, provider=NAME, payload=payload)
+
+def _error(message: str, payload: Any, *, final: bool = False) -> ProviderResponseError:
+    return ProviderResponseError(message, provider=NAME, payload=payload, retryable=not final)
 
 
 def unwrap(payload: Any) -> Any:
@@ -64,7 +66,7 @@ def _audio(item: Mapping[str, Any]) -> Output:
     files = [
         File(url=url, format=url_format(url, default))
         for key, default in (("url_mp3", "mp3"), ("url_wav", "wav"), ("url", "mp3"))
-        if (url := text(item.get(key)))
+        if (url := http_url(item.get(key)))
     ]
     duration = next(
         (
@@ -78,7 +80,7 @@ def _audio(item: Mapping[str, Any]) -> Output:
 
 
 def _video(item: Mapping[str, Any]) -> Output:
-    clean, marked = text(item.get("url")), text(item.get("watermark_url"))
+    clean, marked = http_url(item.get("url")), http_url(item.get("watermark_url"))
     files = []
     if clean:
         files.append(
@@ -89,6 +91,18 @@ def _video(item: Mapping[str, Any]) -> Output:
     return Output(
         id=text(item.get("id")), kind="video", duration_s=number(item.get("duration")), files=files
     )
+
+
+def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
+    """A succeeded task whose result is not the documented shape is unreadable, not empty."""
+    if state is not TaskStatus.SUCCEEDED:
+        return
+    result = data.get("task_result")
+    if result is not None and not isinstance(result, Mapping):
+        raise _error("succeeded, but task_result is not an object", payload, final=True)
+    for key, value in obj(result).items():
+        if key in MEDIA_KEYS and not isinstance(value, list | None):
+            raise _error(f"succeeded, but task_result.{key} is not an array", payload, final=True)
 
 
 def outputs(result: Mapping[str, Any]) -> list[Output]:
@@ -107,7 +121,12 @@ def task(payload: Any, *, kind: str | None, unit_usd: Decimal | None) -> Task:
         raise _error("no task_id: not a Kling task", payload)
     if "task_status" not in data:
         raise _error("no task_status: not a Kling task", payload)
+    state = status(data.get("task_status"))
+    check_result(data, state, payload)
     result = obj(data.get("task_result"))
+    found = outputs(result)
+    if state is TaskStatus.SUCCEEDED and not found and any(result.get(k) for k in MEDIA_KEYS):
+        raise _error("succeeded with media, but none is readable", payload, final=True)
     units = decimal(data.get("final_unit_deduction"))
     cost = None
     if units is not None:
@@ -117,11 +136,11 @@ def task(payload: Any, *, kind: str | None, unit_usd: Decimal | None) -> Task:
         provider=NAME,
         id=task_id,
         kind=infer_kind(result) or kind,
-        status=status(data.get("task_status")),
+        status=state,
         provider_status=text(data.get("task_status")),
         status_message=text(data.get("task_status_msg")),
         external_id=text(obj(data.get("task_info")).get("external_task_id")),
-        outputs=outputs(result),
+        outputs=found,
         cost=cost,
         created_at=epoch_ms(data.get("created_at")),
         updated_at=epoch_ms(data.get("updated_at")),

@@ -9,6 +9,7 @@ with Client() as client:
 from __future__ import annotations
 
 from .client import AsyncClient, Client
+from .download import DownloadError, SavedFile, async_save_outputs, save_outputs
 from .errors import (
     AuthError,
     ConfigError,
@@ -55,6 +56,7 @@ __all__ = [
     "ConfigError",
     "ContentPolicyError",
     "Cost",
+    "DownloadError",
     "Event",
     "File",
     "HttpCall",
@@ -73,6 +75,7 @@ __all__ = [
     "Quote",
     "RateLimitError",
     "Request",
+    "SavedFile",
     "ServerError",
     "SoundRequest",
     "SpeechRequest",
@@ -84,5 +87,7 @@ __all__ = [
     "VideoRequest",
     "WaitTimeout",
     "__version__",
+    "async_save_outputs",
     "hookimpl",
+    "save_outputs",
 ]
