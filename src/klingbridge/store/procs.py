@@ -350,10 +350,14 @@ def jobs(
     provider: str | None = None,
     kind: str | None = None,
     since: float | None = None,
+    until: float | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> Proc[tuple[list[JobRecord], list[DamagedRecord]]]:
-    """The newest jobs matching the filters, and the rows that could not be read."""
+    """The newest jobs matching the filters, and the rows that could not be read.
+
+    `since` and `until` bound the creation time (epoch seconds): since <= created_at < until.
+    """
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     if states:
@@ -370,6 +374,9 @@ def jobs(
     if since is not None:
         where.append("created_at >= ?")
         params.append(since)
+    if until is not None:
+        where.append("created_at < ?")
+        params.append(until)
     sql = Sql(
         f"SELECT {_JOB_COLUMNS} FROM kb_jobs WHERE {' AND '.join(where)}"
         " ORDER BY created_at DESC LIMIT ? OFFSET ?",
