@@ -56,6 +56,8 @@ class Record:
     """
 
     proc: Proc[Any]
+    #: The procedure only reads (it takes no write lock).
+    read: bool = False
 
 
 Op = Send | Sleep | Record

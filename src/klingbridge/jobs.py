@@ -133,7 +133,7 @@ class Jobs:
         callback_url: str | None,
         resubmit: bool,
     ) -> Flow[RunResult]:
-        job = yield Record(procs.find(ref))
+        job = yield Record(procs.find(ref), read=True)
         if job is None:
             raise KlingBridgeError(
                 f"no job with key, id or vendor task id {ref!r} in the task store "
@@ -219,7 +219,7 @@ class Jobs:
                 raise WaitTimeout(task, deadline)
             yield Sleep(min(self.poll.interval(looks), WATCH_INTERVAL_S))
             looks += 1
-            found = yield Record(procs.load(job.key))
+            found = yield Record(procs.load(job.key), read=True)
             job = found if found is not None else job
             if not self._held_elsewhere(job):
                 yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))

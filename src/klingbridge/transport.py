@@ -63,6 +63,18 @@ def _client_args(provider: Provider) -> dict[str, Any]:
     }
 
 
+def _record(store: TaskStore | None, step: Record) -> Any:
+    if store is None:
+        return None
+    return store.read(step.proc) if step.read else store.run(step.proc)
+
+
+async def _arecord(store: TaskStore | None, step: Record) -> Any:
+    if store is None:
+        return None
+    return await (store.aread(step.proc) if step.read else store.arun(step.proc))
+
+
 @dataclass(frozen=True)
 class _Done(Generic[T]):
     value: T
@@ -110,7 +122,7 @@ class SyncRunner:
                 continue
             if isinstance(step, Record):
                 try:
-                    done = self.store.run(step.proc) if self.store is not None else None
+                    done = _record(self.store, step)
                 except Exception as exc:  # the procedure's own error, or StoreError
                     step = _advance(flow, error=exc)
                 else:
@@ -162,7 +174,7 @@ class AsyncRunner:
                 continue
             if isinstance(step, Record):
                 try:
-                    done = await self.store.arun(step.proc) if self.store is not None else None
+                    done = await _arecord(self.store, step)
                 except Exception as exc:  # the procedure's own error, or StoreError
                     step = _advance(flow, error=exc)
                 else:

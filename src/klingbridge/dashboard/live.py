@@ -33,7 +33,7 @@ class ChangeFeed:
         self._sent: dict[tuple[str, float], float] = {}
 
     async def poll(self) -> list[Change]:
-        rows = await self.store.arun(changed_since(self.cursor - self.overlap_s))
+        rows = await self.store.aread(changed_since(self.cursor - self.overlap_s))
         fresh = [c for c in rows if (c.key, c.updated_at) not in self._sent]
         for change in fresh:
             self._sent[(change.key, change.updated_at)] = change.updated_at

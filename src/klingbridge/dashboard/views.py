@@ -125,7 +125,7 @@ class Dashboard:
         since, until = filters.bounds()
         now = datetime.now(timezone.utc)
         drawn = time.time()
-        found, damaged = await self.store.arun(
+        found, damaged = await self.store.aread(
             procs.jobs(
                 states=[filters.status] if filters.status else [],
                 provider=filters.provider,
@@ -136,8 +136,8 @@ class Dashboard:
                 offset=(filters.page - 1) * PAGE_SIZE,
             )
         )
-        counts = await self.store.arun(queries.state_counts())
-        spend = await self.store.arun(queries.spend(now.date(), 30))
+        counts = await self.store.aread(queries.state_counts())
+        spend = await self.store.aread(queries.spend(now.date(), 30))
         context = {
             "rows": [present.row(job, now) for job in found[:PAGE_SIZE]],
             "more": len(found) > PAGE_SIZE,
@@ -158,7 +158,7 @@ class Dashboard:
     async def task(self, request: Request) -> Response:
         key = request.path_params["key"]
         try:
-            job = await self.store.arun(procs.find(key))
+            job = await self.store.aread(procs.find(key))
         except KlingBridgeError as error:
             return self._render(request, "error.html", {"message": str(error)}, status=500)
         if job is None:
@@ -184,8 +184,8 @@ class Dashboard:
 
     async def spend(self, request: Request) -> Response:
         today = datetime.now(timezone.utc).date()
-        spend = await self.store.arun(queries.spend(today, 30))
-        slots = await self.store.arun(queries.slots_in_use())
+        spend = await self.store.aread(queries.spend(today, 30))
+        slots = await self.store.aread(queries.slots_in_use())
         providers = sorted(set(spend.providers) | set(slots) | set(await self._providers()))
         legend = [(p, colour(i)) for i, p in enumerate(spend.providers)]
         totals = [
@@ -211,7 +211,7 @@ class Dashboard:
 
     async def file(self, request: Request) -> Response:
         """A saved output, only one the store recorded for this job: never a path from the URL."""
-        job = await self.store.arun(procs.load(request.path_params["key"]))
+        job = await self.store.aread(procs.load(request.path_params["key"]))
         index: int = request.path_params["index"]
         if job is None or not 0 <= index < len(job.files):
             return Response("no such saved file\n", status_code=404, media_type="text/plain")
@@ -235,7 +235,7 @@ class Dashboard:
     # --- helpers ---------------------------------------------------------------------------
     async def _providers(self) -> list[str]:
         configured = {p for route in self.config.routes.values() for p in route.providers}
-        seen = await self.store.arun(queries.providers_seen())
+        seen = await self.store.aread(queries.providers_seen())
         return sorted(configured | set(seen))
 
     @staticmethod

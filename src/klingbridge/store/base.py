@@ -63,18 +63,30 @@ class TaskStore(abc.ABC):
             self._migrated = True
         return await self._aexecute(proc)
 
+    def read(self, proc: Proc[T]) -> T:
+        """Run a procedure that only reads: it never waits for, nor holds up, a writer."""
+        if not self._migrated:
+            self.run(self._migrate())
+        return self._execute(proc, write=False)
+
+    async def aread(self, proc: Proc[T]) -> T:
+        if not self._migrated:
+            await self.arun(self._migrate())
+        return await self._aexecute(proc, write=False)
+
     @abc.abstractmethod
-    def _execute(self, proc: Proc[T]) -> T:
+    def _execute(self, proc: Proc[T], *, write: bool = True) -> T:
         """Run `proc` in one transaction, feeding it each statement's rows; commit or roll back.
 
         Failures of the database itself raise `StoreError`; the procedure's own errors pass.
+        `write=False` promises the procedure only reads.
         """
 
-    async def _aexecute(self, proc: Proc[T]) -> T:
+    async def _aexecute(self, proc: Proc[T], *, write: bool = True) -> T:
         """The async twin; by default the sync one in a worker thread."""
         import asyncio
 
-        return await asyncio.to_thread(self._execute, proc)
+        return await asyncio.to_thread(self._execute, proc, write=write)
 
     def close(self) -> None:  # noqa: B027  (nothing to close by default)
         """Release connections."""
@@ -113,11 +125,11 @@ class TaskStore(abc.ABC):
     # --- conveniences over the procedures -------------------------------------------------
     def job(self, ref: str) -> JobRecord | None:
         """A job by key, attempt external id or vendor task id."""
-        return self.run(procs.find(ref))
+        return self.read(procs.find(ref))
 
     def jobs(self, **filters: Any) -> tuple[list[JobRecord], list[DamagedRecord]]:
         """Newest jobs first, and the rows that could not be read (see `procs.jobs`)."""
-        return self.run(procs.jobs(**filters))
+        return self.read(procs.jobs(**filters))
 
     def claim(self, owner: str, *, lease_s: float, limit: int) -> list[str]:
         skip_locked = self.dialect == "postgresql"

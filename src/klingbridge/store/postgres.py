@@ -54,7 +54,7 @@ class PostgresStore(TaskStore):
                 )
             return self._pool
 
-    def _execute(self, proc: Proc[T]) -> T:
+    def _execute(self, proc: Proc[T], *, write: bool = True) -> T:
         import psycopg
         import psycopg_pool
 
@@ -81,7 +81,7 @@ class PostgresStore(TaskStore):
             self._apool = pool
         return self._apool
 
-    async def _aexecute(self, proc: Proc[T]) -> T:
+    async def _aexecute(self, proc: Proc[T], *, write: bool = True) -> T:
         import psycopg
         import psycopg_pool
 

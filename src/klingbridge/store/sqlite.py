@@ -55,7 +55,7 @@ class SQLiteStore(TaskStore):
             self._connection = connection
         return self._connection
 
-    def _execute(self, proc: Proc[T]) -> T:
+    def _execute(self, proc: Proc[T], *, write: bool = True) -> T:
         with self._lock:
             connection = self._connect()
 
@@ -66,7 +66,9 @@ class SQLiteStore(TaskStore):
                     raise StoreError(self.describe(), str(error)) from error
 
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                # A writer takes the write lock up front (no upgrade deadlock); a reader never
+                # does, and in WAL mode it reads a snapshot while writers go on.
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 result = drive(proc, execute)
                 connection.execute("COMMIT")
             except sqlite3.Error as error:
