@@ -1,0 +1,113 @@
+"""Jobs through the library: keys, re-attach, resume, with a third-party provider, sync and async.
+
+The same scenario runs on `Client` and `AsyncClient` (one flow, two runners), against a store
+on disk that a second client (another process, as far as the store can tell) then reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from core_support import EchoPlugin, job
+
+from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest, TaskFailed
+from klingbridge.store import IdempotencyConflict, JobState
+
+FAST = PollPolicy(initial=0, factor=1, maximum=0)
+RAIN = SoundRequest(prompt="rain", duration=5)
+
+
+class Vendor:
+    """An echo vendor: each created job is BUSY once, then ends as `ends`."""
+
+    def __init__(self, ends: str = "DONE") -> None:
+        self.creates = 0
+        self.polls: dict[str, int] = {}
+        self.ends = ends
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.creates += 1
+            ref = f"E-{self.creates}"
+            self.polls[ref] = 0
+            return httpx.Response(200, json=job(ref, "WAITING"))
+        ref = request.url.path.rsplit("/", 1)[1]
+        self.polls[ref] += 1
+        state = "BUSY" if self.polls[ref] < 2 else self.ends
+        media = [{"href": f"https://echo.test/{ref}.ogg", "seconds": 5}] if state == "DONE" else []
+        return httpx.Response(200, json=job(ref, state, media=media))
+
+
+def run_sync(vendor: Vendor, store: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    with Client("echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor),
+                poll=FAST, store=store) as client:  # fmt: skip
+        return getattr(client, method)(*args, **kwargs)
+
+
+def run_async(vendor: Vendor, store: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def main() -> Any:
+        async with AsyncClient(
+            "echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor), poll=FAST,
+            store=store,
+        ) as client:  # fmt: skip
+            found = getattr(client, method)(*args, **kwargs)
+            return found if method == "tasks" else await found  # tasks() reads, sync on both
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(params=["sync", "async"])
+def call(request: pytest.FixtureRequest) -> Any:
+    return run_sync if request.param == "sync" else run_async
+
+
+def test_a_key_runs_once_and_is_resumed_by_any_reference(call: Any, tmp_path: Path) -> None:
+    vendor, store = Vendor(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    first = call(vendor, store, "dispatch", RAIN, key="order-17")
+    assert first.key == "order-17" and first.task.status.value == "succeeded"
+    again = call(vendor, store, "run", RAIN, key="order-17")
+    assert again.id == first.task.id and vendor.creates == 1
+    for ref in ("order-17", first.task.id, first.attempts[0].external_id):
+        assert call(vendor, store, "resume", ref).id == first.task.id
+    assert vendor.creates == 1
+    with pytest.raises(IdempotencyConflict):
+        call(vendor, store, "run", SoundRequest(prompt="snow", duration=5), key="order-17")
+    (record,) = call(vendor, store, "tasks")
+    assert record.state is JobState.SUCCEEDED and record.task.outputs[0].duration_s == 5
+
+
+def test_a_detached_job_is_finished_by_resume(call: Any, tmp_path: Path) -> None:
+    vendor, store = Vendor(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    detached = call(vendor, store, "dispatch", RAIN, detach=True)
+    assert detached.task.status.value == "queued" and detached.key.startswith("kb-")
+    (pending,) = call(vendor, store, "tasks", status="running")
+    assert pending.key == detached.key and pending.lease_owner is None  # let go
+    done = call(vendor, store, "resume", detached.key)
+    assert done.status.value == "succeeded" and vendor.creates == 1
+
+
+def test_a_failed_job_stays_failed_and_is_not_created_again(call: Any, tmp_path: Path) -> None:
+    vendor, store = Vendor(ends="BROKEN"), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with pytest.raises(TaskFailed):
+        call(vendor, store, "run", RAIN, key="k")
+    with pytest.raises(TaskFailed):
+        call(vendor, store, "run", RAIN, key="k")  # the recorded result, nothing sent
+    assert vendor.creates == 1
+    (record,) = call(vendor, store, "tasks", status="failed")
+    assert record.key == "k"
+
+
+def test_without_a_store_nothing_is_recorded_and_runs_still_work(tmp_path: Path) -> None:
+    vendor = Vendor()
+    with Client("echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor),
+                poll=FAST, store=None) as client:  # fmt: skip
+        assert client.run(RAIN, key="k").status.value == "succeeded"
+        assert client.run(RAIN, key="k").status.value == "succeeded"
+        assert vendor.creates == 2  # no store, no memory of keys: documented
+        with pytest.raises(Exception, match="task store is off"):
+            client.tasks()
+    assert not list(tmp_path.iterdir())
