@@ -31,16 +31,19 @@ from .events import Event
 from .flows import Backoff, PollPolicy
 from .hookspecs import hookimpl
 from .models import (
+    Balance,
     Cost,
     File,
     Output,
     Quote,
     Request,
+    SoundForVideoRequest,
     SoundRequest,
     SpeechRequest,
     Task,
     TaskStatus,
     VideoRequest,
+    Voice,
 )
 from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
 
@@ -50,6 +53,7 @@ __all__ = [
     "AsyncClient",
     "AuthError",
     "Backoff",
+    "Balance",
     "Capability",
     "Client",
     "ConfigError",
@@ -74,6 +78,7 @@ __all__ = [
     "RateLimitError",
     "Request",
     "ServerError",
+    "SoundForVideoRequest",
     "SoundRequest",
     "SpeechRequest",
     "Task",
@@ -82,6 +87,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "VideoRequest",
+    "Voice",
     "WaitTimeout",
     "__version__",
     "hookimpl",
