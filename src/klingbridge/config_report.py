@@ -40,6 +40,9 @@ def effective(config: Config, client: Client) -> list[dict[str, str]]:
             for field in type(settings).model_fields
         ]
         rows.append((f"providers.{name}.base_url (effective)", client.provider(name).base_url))
+        auth = client.provider(name).auth_description()
+        if auth is not None:
+            rows.append((f"providers.{name}.auth (effective)", auth))
     rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
     rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
     rows += [

@@ -59,3 +59,7 @@ def config_check(ctx: click.Context) -> None:
     if found:
         raise SystemExit(1)
     console.print(Text(f"ok: {cfg.path or 'no file'}; routes: {', '.join(cfg.routes)}"))
+    for name in client.provider_names:
+        auth = client.provider(name).auth_description()
+        if auth is not None:
+            console.print(Text(f"{name} auth: {auth}"))

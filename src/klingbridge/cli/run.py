@@ -9,13 +9,14 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from ..client import Client
 from ..download import SavedFile, save_outputs
 from ..errors import (
     KlingBridgeError,
 )
 from ..ledger import Ledger, history, totals
 from ..ledger import default_path as default_ledger_path
-from ..models import Task
+from ..models import SoundForVideoRequest, Task
 from ..render import (
     Progress,
     add_row,
@@ -82,6 +83,8 @@ def _generate(
     request = build_request(kind, text, options)
     failure: KlingBridgeError | None = None
     with make_client(click.get_current_context(), ledger=True) as client:
+        if isinstance(request, SoundForVideoRequest):
+            request = with_video_id(client, request, provider)
         with Progress(f"generate {kind}") as progress:
             try:
                 result = client.dispatch(
@@ -117,6 +120,28 @@ def _generate(
     print_result(result, verbose)
     for file in saved:
         console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+
+
+def with_video_id(
+    client: Client, request: SoundForVideoRequest, provider: str | None
+) -> SoundForVideoRequest:
+    """`--from-task ID`: the task's video id too (Kling adds sound to a video by its id).
+
+    The video task is read at the provider that ran it, so `--provider` is required.
+    """
+    if request.task_id is None or request.video_id is not None:
+        return request
+    if provider is None:
+        fail("--from-task needs --provider: the vendor that ran the video task", 2)
+    video = client.get(request.task_id, provider=provider)
+    found = next((o for o in video.outputs if o.kind == "video" and o.id), None)
+    if found is None:
+        fail(
+            f"task {request.task_id} at {provider} has no video to add sound to "
+            f"(status {video.status.value})",
+            2,
+        )
+    return request.model_copy(update={"video_id": found.id})
 
 
 def _interrupted(task: Task | None) -> NoReturn:
