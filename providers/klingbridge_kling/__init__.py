@@ -104,16 +104,15 @@ class KlingProvider(Provider):
         self._ids_lock = threading.Lock()
 
     def capabilities(self) -> list[Capability]:
-        models = ", ".join(self.new_models)
-        new = Capability(
-            kind="video",
-            limits={
-                "model": f"{models} (new design: needs api_key)",
-                "resolution": "per model: 720p | 1080p | 4k (default: std 720p, pro 1080p)",
-                "duration": "per model (3-15 s; kling-2.6, kling-2.5-turbo: 5 | 10 s)",
-            },
-        )
-        return [*requests.CAPABILITIES, new]
+        new = {
+            "new-design models": f"{', '.join(self.new_models)} (need api_key)",
+            "new-design resolution": "per model: 720p | 1080p | 4k (default: std 720p, pro 1080p)",
+            "new-design duration": "per model: 3-15 s; kling-2.6, kling-2.5-turbo: 5 | 10 s",
+        }
+        return [
+            Capability(kind=c.kind, limits={**c.limits, **new}) if c.kind == "video" else c
+            for c in requests.CAPABILITIES
+        ]
 
     # --- which design --------------------------------------------------------------------
     def new_design(self, request: Request) -> tuple[str, design.NewModel] | None:
