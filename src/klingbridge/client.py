@@ -8,29 +8,66 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import enum
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import pluggy
+from typing_extensions import Unpack
 
 from . import flows
 from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
+from .jobs import Jobs, new_key, new_owner
 from .models import Balance, Quote, Request, Task, Voice
 from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
 from .provider import Provider
 from .router import Cooldowns, Router, RunResult
+from .store import JobRecord, TaskStore, open_store
+from .store.procs import DamagedRecord
 from .transport import AsyncRunner, SyncRunner
 
 DEFAULT_TIMEOUT_S = 900.0
+
+
+class ResumeOptions(TypedDict, total=False):
+    """How to finish a recorded job (`resume`): checked by type checkers, typos included."""
+
+    timeout: float | None  # seconds to wait (default 900)
+    on_update: OnUpdate | None  # called with the task at each status change
+    callback_url: str | None  # where the vendor POSTs status changes
+    resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
+
+
+class RunOptions(ResumeOptions, total=False):
+    """How to run a request (`run` / `dispatch`)."""
+
+    provider: str | None  # this provider alone
+    route: str | None  # this configured route (default: the configured default)
+    key: str | None  # the job's idempotency key (default: a new one)
+    out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
+    detach: bool  # return once the vendor task exists; finish it later with resume/worker
+
+
 logger = logging.getLogger("klingbridge")
+
+
+class Configured(enum.Enum):
+    """`store=CONFIGURED` (the default): the store the configuration names (SQLite by default)."""
+
+    CONFIGURED = "configured"
+
+
+CONFIGURED = Configured.CONFIGURED
+StoreOption = TaskStore | str | Path | None | Configured
 
 
 class _BaseClient:
@@ -43,6 +80,7 @@ class _BaseClient:
         plugins: Iterable[object] = (),
         poll: PollPolicy | None = None,
         clock: Clock = time.monotonic,
+        store: StoreOption = CONFIGURED,
     ) -> None:
         plugins = list(plugins)
         self._pm: pluggy.PluginManager = (
@@ -67,6 +105,78 @@ class _BaseClient:
             clock=clock,
             emit=self._emit,
         )
+        self.store: TaskStore | None = self._open_store(store)
+        self._jobs = Jobs(
+            router=self._router,
+            plan=self._plan,
+            owner=new_owner(),
+            lease_s=self.config.store.lease_s,
+            poll=self.poll,
+            clock=clock,
+            wall=time.time,
+        )
+
+    def _open_store(self, store: StoreOption) -> TaskStore | None:
+        self._owns_store = not isinstance(store, TaskStore)
+        if isinstance(store, TaskStore) or store is None:
+            return store
+        if store is CONFIGURED:
+            settings = self.config.store
+            if not settings.enabled:
+                return None
+            return open_store(settings.url, self._pm)
+        return open_store(store, self._pm)
+
+    def _plan(self, route: str | None, provider: str | None) -> Route:
+        """The route a job runs on: one provider alone, or a configured route."""
+        if provider is not None and route is not None:
+            raise ConfigError("give a provider or a route, not both")
+        alone = provider or (self.default_provider if route is None else None)
+        # One provider is a route of one: no other route's settings apply to it.
+        return Route(providers=[alone]) if alone else self.config.route(route)
+
+    def check(
+        self, request: Request, *, provider: str | None = None, route: str | None = None
+    ) -> None:
+        """Raise now what a run would refuse before any call: a bad route or, for one
+        provider, a request it cannot take or missing credentials."""
+        plan = self._plan(route, provider)
+        if len(plan.providers) == 1:
+            alone = self.provider(plan.providers[0])
+            alone.validate(request)
+            alone.require_credentials()
+
+    def tasks(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        provider: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """The jobs in the task store, newest first (rows that cannot be read are logged)."""
+        records, damaged = self._require_store().jobs(
+            states=[status] if isinstance(status, str) else list(status or ()),
+            provider=provider,
+            kind=kind,
+            since=since,
+            limit=limit,
+        )
+        for problem in damaged:
+            logger.warning("%s", problem)
+        return records
+
+    def damaged_tasks(self, **filters: Any) -> list[DamagedRecord]:
+        """The rows `tasks` skipped because they cannot be read."""
+        return self._require_store().jobs(**filters)[1]
+
+    def _require_store(self) -> TaskStore:
+        if self.store is None:
+            raise ConfigError(
+                "the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)"
+            )
+        return self.store
 
     @property
     def provider_names(self) -> list[str]:
@@ -127,20 +237,42 @@ class _BaseClient:
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
         callback_url: str | None = None,
+        key: str | None = None,
+        resubmit: bool = False,
+        out_dir: str | Path | None = None,
+        detach: bool = False,
     ) -> Flow[RunResult]:
-        if provider is not None and route is not None:
-            raise ConfigError("give a provider or a route, not both")
-        if timeout is not None and timeout <= 0:
-            raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
-        alone = provider or (self.default_provider if route is None else None)
-        # One provider is a route of one: no other route's settings apply to it.
-        plan = Route(providers=[alone]) if alone else self.config.route(route)
-        return self._router.run(
+        return self._jobs.run(
             request,
-            plan,
-            timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+            key=key or new_key(),
+            route=route,
+            provider=provider
+            if provider is not None or route is not None
+            else self.default_provider,
+            out_dir=None if out_dir is None else str(Path(out_dir).resolve()),
+            timeout=_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url,
+            resubmit=resubmit,
+            detach=detach,
+        )
+
+    def _resume(
+        self,
+        ref: str,
+        *,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
+        resubmit: bool = False,
+    ) -> Flow[RunResult]:
+        self._require_store()
+        return self._jobs.resume(
+            ref,
+            timeout=_timeout(timeout),
+            on_update=on_update,
+            callback_url=callback_url,
+            resubmit=resubmit,
         )
 
     def _emit(self, event: Event) -> None:
@@ -151,10 +283,18 @@ class _BaseClient:
             logger.exception("a klingbridge_event plugin failed on %s", event)
 
 
+def _timeout(timeout: float | None) -> float:
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
+    return DEFAULT_TIMEOUT_S if timeout is None else timeout
+
+
 class Client(_BaseClient):
     """The synchronous client.
 
-    `transport` is any `httpx.BaseTransport` (`httpx.MockTransport` in tests).
+    `transport` is any `httpx.BaseTransport` (`httpx.MockTransport` in tests). `store` is where
+    every job is written down before anything is paid: the configured one by default (SQLite
+    under the user's state directory), a URL, a `TaskStore`, or None for no record at all.
     """
 
     def __init__(
@@ -166,7 +306,7 @@ class Client(_BaseClient):
         **options: Any,
     ) -> None:
         super().__init__(provider, **options)
-        self._runner = SyncRunner(transport=transport, sleep=sleep)
+        self._runner = SyncRunner(transport=transport, sleep=sleep, store=self.store)
 
     def submit(
         self,
@@ -176,7 +316,10 @@ class Client(_BaseClient):
         external_id: str | None = None,
         callback_url: str | None = None,
     ) -> Task:
-        """Create a task; return it as the vendor first reports it (usually queued)."""
+        """Create a task; return it as the vendor first reports it (usually queued).
+
+        Not recorded in the task store: `run(..., key=...)` is the durable way to create.
+        """
         return self._runner.run(self._submit(request, provider, external_id, callback_url))
 
     def get(self, task_id: str, *, provider: str | None = None, kind: str | None = None) -> Task:
@@ -189,51 +332,44 @@ class Client(_BaseClient):
         """Poll until the task ends (any final status) or `WaitTimeout` after `timeout` s."""
         return self._runner.run(self._wait(task, timeout, on_update))
 
-    def run(
-        self,
-        request: Request,
-        *,
-        provider: str | None = None,
-        route: str | None = None,
-        timeout: float | None = None,
-        on_update: OnUpdate | None = None,
-        callback_url: str | None = None,
-    ) -> Task:
+    def run(self, request: Request, **options: Unpack[RunOptions]) -> Task:
         """Submit and wait, with retries and fallback over the route (or one provider).
 
-        Returns the succeeded task; raises `TaskFailed`, `NoProviderAvailable` or the error that
-        forbade fallback, each carrying the `attempts` made.
+        Takes the options of `dispatch`. Returns the succeeded task; raises `TaskFailed`,
+        `NoProviderAvailable` or the error that forbade fallback, each carrying the `attempts`.
         """
-        return self.dispatch(
-            request,
-            provider=provider,
-            route=route,
-            timeout=timeout,
-            on_update=on_update,
-            callback_url=callback_url,
-        ).task
+        return self.dispatch(request, **options).task
 
     def dispatch(
         self,
         request: Request,
-        *,
-        provider: str | None = None,
-        route: str | None = None,
-        timeout: float | None = None,
-        on_update: OnUpdate | None = None,
-        callback_url: str | None = None,
+        **options: Unpack[RunOptions],
     ) -> RunResult:
-        """Like `run`, but returns the task with every attempt made (provider, ids, costs)."""
-        return self._runner.run(
-            self._dispatch(
-                request,
-                provider=provider,
-                route=route,
-                timeout=timeout,
-                on_update=on_update,
-                callback_url=callback_url,
-            )
-        )
+        """Like `run`, but returns the task with every attempt made (provider, ids, costs).
+
+        `key` is the job's idempotency key: run again with the same key, here or in another
+        process, after a crash or not, and no second vendor task is created; the run re-attaches
+        to the first (see jobs.py). `resubmit` allows a new create where a lost one cannot be
+        checked. `out_dir` is recorded so that `klingbridge wait`/`worker` can save the outputs.
+        """
+        flow = self._dispatch(request, **options)
+        return self._runner.run(flow)
+
+    def resume(self, ref: str, **options: Unpack[ResumeOptions]) -> Task:
+        """Re-attach to a recorded job (by key, klingbridge id or vendor task id) and finish it.
+
+        Takes the options of `resume_dispatch`; returns the finished task.
+        """
+        return self.resume_dispatch(ref, **options).task
+
+    def resume_dispatch(
+        self,
+        ref: str,
+        **options: Unpack[ResumeOptions],
+    ) -> RunResult:
+        """Like `resume`, with every attempt and the job's key."""
+        flow = self._resume(ref, **options)
+        return self._runner.run(flow)
 
     def cancel(self, task_id: str, *, provider: str | None = None, kind: str | None = None) -> Task:
         """Cancel a task where the vendor allows it; return the task as it then stands."""
@@ -262,6 +398,8 @@ class Client(_BaseClient):
 
     def close(self) -> None:
         self._runner.close()
+        if self.store is not None and self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> Client:
         return self
@@ -287,7 +425,7 @@ class AsyncClient(_BaseClient):
         **options: Any,
     ) -> None:
         super().__init__(provider, **options)
-        self._runner = AsyncRunner(transport=transport, sleep=sleep)
+        self._runner = AsyncRunner(transport=transport, sleep=sleep, store=self.store)
 
     async def submit(
         self,
@@ -309,46 +447,27 @@ class AsyncClient(_BaseClient):
     ) -> Task:
         return await self._runner.run(self._wait(task, timeout, on_update))
 
-    async def run(
-        self,
-        request: Request,
-        *,
-        provider: str | None = None,
-        route: str | None = None,
-        timeout: float | None = None,
-        on_update: OnUpdate | None = None,
-        callback_url: str | None = None,
-    ) -> Task:
-        result = await self.dispatch(
-            request,
-            provider=provider,
-            route=route,
-            timeout=timeout,
-            on_update=on_update,
-            callback_url=callback_url,
-        )
-        return result.task
+    async def run(self, request: Request, **options: Unpack[RunOptions]) -> Task:
+        return (await self.dispatch(request, **options)).task
 
     async def dispatch(
         self,
         request: Request,
-        *,
-        provider: str | None = None,
-        route: str | None = None,
-        timeout: float | None = None,
-        on_update: OnUpdate | None = None,
-        callback_url: str | None = None,
+        **options: Unpack[RunOptions],
     ) -> RunResult:
-        return await self._runner.run(
-            self._dispatch(
-                request,
-                provider=provider,
-                route=route,
-                timeout=timeout,
-                on_update=on_update,
-                callback_url=callback_url,
-            )
-        )
+        flow = self._dispatch(request, **options)
+        return await self._runner.run(flow)
+
+    async def resume(self, ref: str, **options: Unpack[ResumeOptions]) -> Task:
+        return (await self.resume_dispatch(ref, **options)).task
+
+    async def resume_dispatch(
+        self,
+        ref: str,
+        **options: Unpack[ResumeOptions],
+    ) -> RunResult:
+        flow = self._resume(ref, **options)
+        return await self._runner.run(flow)
 
     async def cancel(
         self, task_id: str, *, provider: str | None = None, kind: str | None = None
@@ -377,6 +496,8 @@ class AsyncClient(_BaseClient):
 
     async def aclose(self) -> None:
         await self._runner.aclose()
+        if self.store is not None and self._owns_store:
+            await self.store.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -25,7 +25,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 from .flows import PollPolicy
-from .ledger import LedgerSettings
 from .provider import Provider, ProviderSettings
 
 if sys.version_info >= (3, 11):
@@ -52,6 +51,7 @@ class EnvSettings(BaseSettings):
 
     config: Path | None = None
     route: str | None = None
+    store: str | None = None
 
 
 class Route(BaseModel):
@@ -85,6 +85,28 @@ class CooldownPolicy(BaseModel):
     cooldown_s: float = Field(default=60.0, ge=0)
 
 
+class StoreSettings(BaseModel):
+    """`[store]`: where jobs are written down (`KLINGBRIDGE_STORE` overrides `url`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    url: str | None = Field(
+        default=None,
+        description="sqlite:///path, postgresql://..., or none; default: SQLite in the state dir",
+    )
+    lease_s: float = Field(default=60.0, gt=0, description="a dead process's jobs wait this long")
+
+
+class LegacyLedgerSettings(BaseModel):
+    """`[ledger]` of klingbridge 0.1: read only to import the old ledger into the store once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    path: Path | None = None
+
+
 class Config(BaseModel):
     """The effective configuration. `providers` holds raw sections, validated per provider."""
 
@@ -99,7 +121,8 @@ class Config(BaseModel):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     poll: PollPolicy = Field(default_factory=PollPolicy)
-    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    ledger: LegacyLedgerSettings = Field(default_factory=LegacyLedgerSettings)
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
@@ -178,7 +201,7 @@ def load_config(
         {
             k.removeprefix("KLINGBRIDGE_").lower(): v
             for k, v in environ.items()
-            if k in ("KLINGBRIDGE_CONFIG", "KLINGBRIDGE_ROUTE")
+            if k in ("KLINGBRIDGE_CONFIG", "KLINGBRIDGE_ROUTE", "KLINGBRIDGE_STORE")
         }
     )
     path = path or find_config_file(env)
@@ -201,6 +224,9 @@ def load_config(
     if env.route:
         raw["default_route"] = env.route
         sources["default_route"] = "env KLINGBRIDGE_ROUTE"
+    if env.store is not None:
+        raw["store"] = {**raw.get("store", {}), "url": env.store}
+        sources["store.url"] = "env KLINGBRIDGE_STORE"
     try:
         config = Config.model_validate({**raw, "providers": providers})
     except PydanticValidationError as error:

@@ -8,7 +8,6 @@ from pydantic import SecretStr
 
 from .config import Config
 from .errors import ConfigError
-from .ledger import default_path as default_ledger_path
 
 if TYPE_CHECKING:
     from .client import Client
@@ -45,9 +44,11 @@ def effective(config: Config, client: Client) -> list[dict[str, str]]:
             rows.append((f"providers.{name}.auth (effective)", auth))
     rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
     rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
+    store = client.store
     rows += [
-        ("ledger.enabled", config.ledger.enabled),
-        ("ledger.path", config.ledger.path or default_ledger_path()),
+        ("store.enabled", config.store.enabled),
+        ("store.url", store.describe() if store is not None else "(off)"),
+        ("store.lease_s", config.store.lease_s),
     ]
     rows += [(f"cooldown.{k}", v) for k, v in config.cooldown.model_dump().items()]
 

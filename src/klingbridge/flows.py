@@ -1,8 +1,9 @@
 """What the client does, written once for sync and async alike.
 
 Each operation is a generator ("flow") that yields what it needs done, `Send` (an HTTP call to a
-provider) or `Sleep`, and receives the outcome: an `HttpReply` for a `Send` (or a
-`TransportError` thrown into it), None for a `Sleep`. `transport.run_sync` and
+provider), `Sleep`, or `Record` (a task-store procedure), and receives the outcome: an
+`HttpReply` for a `Send` (or a `TransportError` thrown into it), None for a `Sleep`, the
+procedure's result for a `Record` (None when the client has no store). `transport.run_sync` and
 `transport.run_async` are the only two places that do I/O; everything here is plain logic,
 testable without a network, and the same for `Client` and `AsyncClient`.
 """
@@ -29,6 +30,7 @@ from .errors import (
 )
 from .models import Balance, Request, Task, Voice
 from .provider import HttpCall, HttpReply, Provider
+from .store.procs import Proc
 
 logger = logging.getLogger("klingbridge")
 T = TypeVar("T")
@@ -45,7 +47,18 @@ class Sleep:
     seconds: float
 
 
-Op = Send | Sleep
+@dataclass(frozen=True)
+class Record:
+    """A task-store procedure (klingbridge.store.procs) to run in one transaction.
+
+    Without a store the runner answers None and runs nothing; a store that cannot be written
+    raises `StoreError` into the flow, so nothing that follows (a create) happens.
+    """
+
+    proc: Proc[Any]
+
+
+Op = Send | Sleep | Record
 Flow = Generator[Op, Any, T]
 Clock = Callable[[], float]
 OnUpdate = Callable[[Task], None]
@@ -164,11 +177,15 @@ def wait(
     poll: PollPolicy,
     clock: Clock,
     on_update: OnUpdate | None = None,
+    observe: Callable[[Task], Op] | None = None,
+    heartbeat: Callable[[], Op | None] | None = None,
 ) -> Flow[Task]:
     """Poll until the task ends or `timeout` seconds pass (then `WaitTimeout`, with the task).
 
     Transient errors while polling (rate limits, 5xx, timeouts, garbled answers) do not end the
-    wait: the task is still running at the vendor and its id must not be lost.
+    wait: the task is still running at the vendor and its id must not be lost. `observe` makes
+    the operation that records a changed task (status, charge, outputs); `heartbeat`, called
+    before each pause, may return one that keeps this process's claim on the task alive.
     """
     deadline = clock() + timeout
     calls: Sequence[HttpCall] = ()
@@ -178,6 +195,9 @@ def wait(
         now = clock()
         if now >= deadline:
             raise WaitTimeout(task, timeout)
+        beat = heartbeat() if heartbeat is not None else None
+        if beat is not None:
+            yield beat
         yield Sleep(min(max(poll.interval(polls), asked), max(0.0, deadline - now)))
         polls += 1
         try:
@@ -196,6 +216,8 @@ def wait(
             continue
         asked = 0.0
         found = _keep_known(task, found)
+        if observe is not None and found != task:
+            yield observe(found)
         if found.status != task.status and on_update is not None:
             on_update(found)
         task = found

@@ -39,9 +39,11 @@ from .errors import (
     ValidationError,
 )
 from .events import Event
-from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Sleep
+from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .models import Cost, Request, Task, TaskStatus
 from .provider import Provider
+from .store import StoreError, procs
+from .store.records import AttemptRecord, AttemptState, JobState
 
 Outcome = Literal["succeeded", "failed", "cancelled", "error", "skipped", "unknown"]
 Emit = Callable[[Event], None]
@@ -71,6 +73,8 @@ class RunResult(BaseModel):
 
     task: Task
     attempts: list[Attempt]
+    #: The job's key in the task store: `klingbridge wait KEY` / `client.resume(KEY)`.
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ class _Trial:
     quoted: Cost | None
     started_at: datetime
     begun: float
+
+    @classmethod
+    def resumed(cls, record: AttemptRecord, now: float) -> _Trial:
+        """An attempt recorded by another run (maybe another process), carried on here."""
+        return cls(record.provider, record.external_id, record.quoted, record.created_at, now)
 
     def attempt(
         self, outcome: Outcome, now: float, task: Task | None, error: BaseException | None
@@ -98,6 +107,61 @@ class _Trial:
             started_at=self.started_at,
             elapsed_s=round(now - self.begun, 3),
         )
+
+
+@dataclass
+class _Run:
+    """What a routed run has learnt so far."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    last_error: KlingBridgeError | None = None
+    last_task: Task | None = None
+    open_task: bool = False  # a vendor task exists and has not ended
+    unsettled: bool = False  # a create may have been received; the vendor can be asked later
+    unknown: bool = False  # a create may have been received; the vendor cannot be asked
+
+
+@dataclass
+class Journal:
+    """Where a routed run writes its job down: the key, and this process's claim on it.
+
+    The router yields the store procedures it builds (as `Record` operations); with no store
+    they are not run, and the routing is the same.
+    """
+
+    key: str
+    owner: str
+    lease_s: float = 60.0
+    wall: Clock = time.time
+    renewed: float = field(default_factory=time.time)
+
+    def heartbeat(self) -> Record | None:
+        """Renew the lease once a third of it has passed (called before each poll's pause)."""
+        now = self.wall()
+        if now - self.renewed < self.lease_s / 3:
+            return None
+        self.renewed = now
+        return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
+
+    def close(
+        self, run: _Run, error: KlingBridgeError | None, state: JobState | None = None
+    ) -> Flow[None]:
+        """Record how the run ended; a job whose task or create is still open is only let go."""
+        if state is None and not (run.open_task or run.unsettled):
+            if run.unknown:
+                state = JobState.UNKNOWN
+            elif isinstance(error, TaskFailed) and error.task is not None:
+                cancelled = error.task.status is TaskStatus.CANCELLED
+                state = JobState.CANCELLED if cancelled else JobState.FAILED
+            else:
+                state = JobState.FAILED
+        if state is None:
+            yield Record(procs.release(self.owner, [self.key]))
+        else:
+            message = str(error) if error is not None else None
+            yield Record(
+                procs.finish(self.key, state, self.wall(), error=message, owner=self.owner)
+            )
 
 
 @dataclass
@@ -153,113 +217,222 @@ class Router:
         request: Request,
         route: Route,
         *,
+        journal: Journal,
         timeout: float,
         on_update: OnUpdate | None = None,
         callback_url: str | None = None,
+        resume: AttemptRecord | None = None,
+        detach: bool = False,
     ) -> Flow[RunResult]:
-        attempts: list[Attempt] = []
-        last_error: KlingBridgeError | None = None
-        last_task: Task | None = None
+        """Run `request` over `route`, every attempt written down in `journal` first.
+
+        With `resume`, first carry that recorded attempt on from where it stood (a create not
+        yet sent, one whose answer was lost, a task still running), then the providers after
+        it in the route. With `detach`, return as soon as the vendor task exists (recorded, and
+        let go for `klingbridge wait` or a worker to finish).
+        """
+        run = _Run()
         candidates = self.order(request, route)
-        if len(candidates) == 1:  # one provider: its own error, before any call
+        if len(candidates) == 1 and resume is None:  # one provider: its own error, before any call
             self.providers(candidates[0]).validate(request)
             self.providers(candidates[0]).require_credentials()
-        for name in candidates:
-            provider = self.providers(name)
-            skip = self._skip_reason(provider, request)
-            if skip is not None:
-                attempts.append(
-                    Attempt(
-                        provider=name,
-                        outcome="skipped",
-                        error=str(skip),
-                        error_type=type(skip).__name__,
-                    )
+        try:
+            if resume is not None:
+                provider = self.providers(resume.provider)
+                trial = _Trial.resumed(resume, self.clock())
+                after = (
+                    candidates.index(resume.provider) + 1 if resume.provider in candidates else 0
                 )
-                self.emit(Event("skip", name, data={"reason": str(skip)}))
-                continue
-            trial = _Trial(
-                provider=name,
-                external_id=self.new_external_id(),
-                quoted=provider.quote(request).cost,
-                started_at=datetime.now(timezone.utc),
-                begun=self.clock(),
-            )
+                candidates = candidates[after:]
+                result = yield from self._one(
+                    provider, request, route, journal, run, trial, resume, timeout, on_update,
+                    callback_url, detach,
+                )  # fmt: skip
+                if result is not None:
+                    return result
+            for name in candidates:
+                provider = self.providers(name)
+                skip = self._skip_reason(provider, request)
+                if skip is not None:
+                    run.attempts.append(
+                        Attempt(
+                            provider=name,
+                            outcome="skipped",
+                            error=str(skip),
+                            error_type=type(skip).__name__,
+                        )
+                    )
+                    self.emit(Event("skip", name, data={"reason": str(skip)}))
+                    continue
+                trial = _Trial(
+                    provider=name,
+                    external_id=self.new_external_id(),
+                    quoted=provider.quote(request).cost,
+                    started_at=datetime.now(timezone.utc),
+                    begun=self.clock(),
+                )
+                yield Record(
+                    procs.intent(journal.key, name, trial.external_id, trial.quoted, journal.wall())
+                )
+                result = yield from self._one(
+                    provider, request, route, journal, run, trial, None, timeout, on_update,
+                    callback_url, detach,
+                )  # fmt: skip
+                if result is not None:
+                    return result
+            raise self._exhausted(run, len(candidates) == 1 and resume is None)
+        except KlingBridgeError as error:
+            if not isinstance(error, StoreError):
+                yield from journal.close(run, error)
+            raise
 
-            try:
-                task, recovered = yield from self._create(
-                    provider, request, trial.external_id, callback_url
-                )
-            except _Unresolved as unresolved:
-                attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
-                last_error = unresolved.error
-                self._failed(name)
-                if not route.fallback_after_lost_create:
-                    unresolved.error.attempts = attempts  # paying a second vendor is opt-in
-                    raise unresolved.error from unresolved.error.__cause__
-                self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
-                continue
-            except (ProviderError, TransportError, ProviderResponseError) as error:
-                attempts.append(trial.attempt("error", self.clock(), None, error))
-                last_error = error
-                if not self._falls_back(error, route):
-                    error.attempts = attempts
-                    raise
-                self._failed(name)
-                self.emit(Event("fallback", name, data={"error": str(error)}))
-                continue
-            last_task = task
-            try:
-                task = yield from self._follow(
-                    provider, request, task, trial, recovered, timeout, on_update
-                )
-            except Exception as error:
-                # Whatever broke after the create (the wait, a callback), the task is paid for:
-                # the error says which it is.
-                known = (
-                    error
-                    if isinstance(error, KlingBridgeError)
-                    else KlingBridgeError(
-                        f"{name} task {task.id} was created, then {type(error).__name__}: {error}"
+    def _one(
+        self,
+        provider: Provider,
+        request: Request,
+        route: Route,
+        journal: Journal,
+        run: _Run,
+        trial: _Trial,
+        start: AttemptRecord | None,
+        timeout: float,
+        on_update: OnUpdate | None,
+        callback_url: str | None,
+        detach: bool = False,
+    ) -> Flow[RunResult | None]:
+        """One provider's attempt, from wherever `start` left it. None: go on to the next."""
+        name = provider.name
+        try:
+            task, recovered = yield from self._reach(
+                provider, request, journal, trial, start, callback_url
+            )
+        except _Unresolved as unresolved:
+            if unresolved.checkable:  # the lookup failed for now: stays `sent`, asked again later
+                run.unsettled = True
+            else:
+                run.unknown = True
+                yield Record(
+                    procs.attempt_ended(
+                        trial.external_id, AttemptState.UNKNOWN, journal.wall(),
+                        error=unresolved.error,
                     )
+                )  # fmt: skip
+            run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
+            run.last_error = unresolved.error
+            self._failed(name)
+            if not route.fallback_after_lost_create:
+                unresolved.error.attempts = run.attempts  # paying a second vendor is opt-in
+                raise unresolved.error from unresolved.error.__cause__
+            self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
+            return None
+        except (ProviderError, TransportError, ProviderResponseError) as error:
+            yield Record(
+                procs.attempt_ended(
+                    trial.external_id, AttemptState.ERROR, journal.wall(), error=error
                 )
-                known.task = known.task or task
-                attempts.append(trial.attempt("error", self.clock(), known.task, known))
-                known.attempts = attempts
-                if known is error:
-                    raise
-                raise known from error
-            last_task = task
-            if task.status is TaskStatus.SUCCEEDED:
-                attempts.append(trial.attempt("succeeded", self.clock(), task, None))
-                self.cooldowns.succeeded(name)
-                return RunResult(task=task, attempts=attempts)
-            outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
-            failure = TaskFailed(task)
-            attempts.append(trial.attempt(outcome, self.clock(), task, failure))
-            if not route.resubmit_failed or task.status is TaskStatus.CANCELLED:
-                failure.attempts = attempts
-                raise failure
-            last_error = failure
-            self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
-        if len(candidates) == 1 and last_error is not None:
-            last_error.attempts = attempts  # one provider: its own error says it best
-            raise last_error
+            )
+            run.attempts.append(trial.attempt("error", self.clock(), None, error))
+            run.last_error = error
+            if not self._falls_back(error, route):
+                error.attempts = run.attempts
+                raise
+            self._failed(name)
+            self.emit(Event("fallback", name, data={"error": str(error)}))
+            return None
+        run.last_task = task
+        run.open_task = not task.status.is_terminal
+        if detach:
+            if on_update is not None:
+                on_update(task)
+            run.attempts.append(trial.attempt("unknown", self.clock(), task, None))
+            yield from journal.close(run, None)
+            return RunResult(task=task, attempts=run.attempts, key=journal.key)
+        try:
+            task = yield from self._follow(
+                provider, request, task, trial, recovered, timeout, on_update, journal
+            )
+        except Exception as error:
+            # Whatever broke after the create (the wait, a callback), the task is paid for:
+            # the error says which it is.
+            known = (
+                error
+                if isinstance(error, KlingBridgeError)
+                else KlingBridgeError(
+                    f"{name} task {task.id} was created, then {type(error).__name__}: {error}"
+                )
+            )
+            known.task = known.task or task
+            run.attempts.append(trial.attempt("error", self.clock(), known.task, known))
+            known.attempts = run.attempts
+            if known is error:
+                raise
+            raise known from error
+        run.last_task = task
+        run.open_task = False
+        if task.status is TaskStatus.SUCCEEDED:
+            run.attempts.append(trial.attempt("succeeded", self.clock(), task, None))
+            self.cooldowns.succeeded(name)
+            yield from journal.close(run, None, state=JobState.SUCCEEDED)
+            return RunResult(task=task, attempts=run.attempts, key=journal.key)
+        outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
+        failure = TaskFailed(task)
+        run.attempts.append(trial.attempt(outcome, self.clock(), task, failure))
+        if not route.resubmit_failed or task.status is TaskStatus.CANCELLED:
+            failure.attempts = run.attempts
+            raise failure
+        run.last_error = failure
+        self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
+        return None
+
+    def _reach(
+        self,
+        provider: Provider,
+        request: Request,
+        journal: Journal,
+        trial: _Trial,
+        start: AttemptRecord | None,
+        callback_url: str | None,
+    ) -> Flow[tuple[Task, bool]]:
+        """The attempt's vendor task: created now, found by external id, or already known."""
+        external_id = trial.external_id
+        if start is not None and start.state is AttemptState.CREATED and start.task is not None:
+            return start.task, True
+        if start is not None and start.state is AttemptState.SENT:
+            # The create may have reached the vendor before the process that sent it died.
+            cause = TransportError(
+                "a create was sent and its answer never recorded",
+                provider=provider.name,
+                may_have_been_received=True,
+            )
+            found = yield from self._look_up(provider, request, external_id, cause)
+            if found is not None:
+                yield Record(procs.observe(external_id, found, journal.wall()))
+                return found, True
+        task, recovered = yield from self._create(
+            provider, request, external_id, callback_url, journal
+        )
+        yield Record(procs.observe(external_id, task, journal.wall()))
+        return task, recovered
+
+    def _exhausted(self, run: _Run, alone: bool) -> KlingBridgeError:
+        if alone and run.last_error is not None:
+            run.last_error.attempts = run.attempts  # one provider: its own error says it best
+            return run.last_error
         message = "no provider could run the request: " + "; ".join(
             f"{a.provider} {a.outcome}"
             + (f" (task {a.task_id})" if a.task_id else "")
             + f": {a.error}"
-            for a in attempts
+            for a in run.attempts
         )
-        exhausted = NoProviderAvailable(message, attempts)
+        exhausted = NoProviderAvailable(message, run.attempts)
         # Every provider refused the request or lacked its settings: the input is what is wrong.
         exhausted.bad_input = all(
             a.outcome == "skipped" and a.error_type in ("ValidationError", "ConfigError")
-            for a in attempts
+            for a in run.attempts
         )
-        exhausted.__cause__ = last_error
-        exhausted.task = last_task  # the last task created, failed but maybe charged
-        raise exhausted
+        exhausted.__cause__ = run.last_error
+        exhausted.task = run.last_task  # the last task created, failed but maybe charged
+        return exhausted
 
     # --- pieces ---------------------------------------------------------------------------
     def _follow(
@@ -271,6 +444,7 @@ class Router:
         recovered: bool,
         timeout: float,
         on_update: OnUpdate | None,
+        journal: Journal,
     ) -> Flow[Task]:
         """From a created task to its end: announce it, wait for it, record its charge."""
         if on_update is not None:
@@ -297,6 +471,8 @@ class Router:
             poll=self.poll,
             clock=self.clock,
             on_update=self._status_events(on_update),
+            observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
+            heartbeat=journal.heartbeat,
         )
         if task.cost is not None:
             self.emit(
@@ -340,7 +516,12 @@ class Router:
         return changed
 
     def _create(
-        self, provider: Provider, request: Request, external_id: str, callback_url: str | None
+        self,
+        provider: Provider,
+        request: Request,
+        external_id: str,
+        callback_url: str | None,
+        journal: Journal,
     ) -> Flow[tuple[Task, bool]]:
         """Create on one provider with retries; never create twice. Returns (task, recovered).
 
@@ -351,6 +532,7 @@ class Router:
         """
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         for attempt in range(self.retry.attempts):
+            yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
             try:
                 task = yield from flows.submit(
                     provider, request, external_id=external_id, callback_url=callback_url
@@ -385,6 +567,7 @@ class Router:
                 f"a task may have been created (the answer was lost: {cause}); "
                 f"{provider.name} offers no lookup by external id, so it was not resubmitted "
                 f"there. Check the vendor's dashboard before retrying.",
+                checkable=False,
             )
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         for attempt in range(max(2, self.retry.attempts)):
@@ -398,6 +581,7 @@ class Router:
             cause,
             f"a task with external id {external_id!r} may have been created (the answer was "
             f"lost and the lookup failed); not resubmitted there.",
+            checkable=True,
         )
 
 
@@ -413,7 +597,9 @@ def _maybe_created(error: KlingBridgeError) -> bool:
 class _Unresolved(Exception):
     """A create whose outcome cannot be known. Carries a user-facing error."""
 
-    def __init__(self, cause: KlingBridgeError, message: str) -> None:
+    def __init__(self, cause: KlingBridgeError, message: str, *, checkable: bool) -> None:
+        #: True when the vendor can be asked again later (its lookup failed for now).
+        self.checkable = checkable
         self.error = TransportError(
             message, provider=getattr(cause, "provider", "?"), may_have_been_received=True
         )
@@ -421,4 +607,4 @@ class _Unresolved(Exception):
         super().__init__(message)
 
 
-__all__: Sequence[str] = ["Attempt", "Cooldowns", "Router", "RunResult"]
+__all__: Sequence[str] = ["Attempt", "Cooldowns", "Journal", "Router", "RunResult"]

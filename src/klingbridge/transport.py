@@ -17,8 +17,9 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from .errors import TransportError
-from .flows import Flow, Op, Send, Sleep
+from .flows import Flow, Op, Record, Send, Sleep
 from .provider import HttpReply, Provider
+from .store import TaskStore
 
 T = TypeVar("T")
 
@@ -83,9 +84,11 @@ class SyncRunner:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        store: TaskStore | None = None,
     ) -> None:
         self._transport = transport
         self._sleep = sleep
+        self.store = store
         self._clients: dict[Provider, httpx.Client] = {}
         self._lock = threading.Lock()  # a sync client may be shared by threads
 
@@ -104,6 +107,14 @@ class SyncRunner:
                 if step.seconds > 0:
                     self._sleep(step.seconds)
                 step = _advance(flow)
+                continue
+            if isinstance(step, Record):
+                try:
+                    done = self.store.run(step.proc) if self.store is not None else None
+                except Exception as exc:  # the procedure's own error, or StoreError
+                    step = _advance(flow, error=exc)
+                else:
+                    step = _advance(flow, done)
                 continue
             try:
                 reply = _reply(self._client(step.provider).request(**_request_args(step)))
@@ -127,9 +138,11 @@ class AsyncRunner:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        store: TaskStore | None = None,
     ) -> None:
         self._transport = transport
         self._sleep = sleep
+        self.store = store
         self._clients: dict[Provider, httpx.AsyncClient] = {}
 
     def _client(self, provider: Provider) -> httpx.AsyncClient:
@@ -146,6 +159,14 @@ class AsyncRunner:
                 if step.seconds > 0:
                     await self._sleep(step.seconds)
                 step = _advance(flow)
+                continue
+            if isinstance(step, Record):
+                try:
+                    done = await self.store.arun(step.proc) if self.store is not None else None
+                except Exception as exc:  # the procedure's own error, or StoreError
+                    step = _advance(flow, error=exc)
+                else:
+                    step = _advance(flow, done)
                 continue
             try:
                 response = await self._client(step.provider).request(**_request_args(step))

@@ -6,7 +6,7 @@ payload, invalid request or configuration), 130 interrupted.
 
 from __future__ import annotations
 
-from . import account, config, inspect, local, quote, run  # noqa: F401  (each registers its commands)
+from . import account, config, inspect, local, quote, run, tasks  # noqa: F401  (each registers its commands)
 from .app import main
 
 __all__ = ["main"]

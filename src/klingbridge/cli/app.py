@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,13 +26,15 @@ from ..errors import (
     NoProviderAvailable,
     ValidationError,
 )
-from ..ledger import Ledger
-from ..ledger import default_path as default_ledger_path
+from ..models import Task
 from ..plugins import default_plugin_manager, provider_classes
 from ..provider import Provider
 from ..render import (
     err,
 )
+from ..store import default_path as store_default_path
+from ..store import procs
+from ..store.ledger_import import import_ledger
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
@@ -70,13 +73,50 @@ def describe(error: KlingBridgeError) -> str:
     return text
 
 
-def make_client(ctx: click.Context, *, ledger: bool = False) -> Client:
-    """A client from the configuration; with `ledger`, every task it submits is recorded."""
+def make_client(ctx: click.Context) -> Client:
+    """A client from the configuration (its task store is opened only when used)."""
     path: Path | None = ctx.find_root().params.get("config")
     classes = provider_classes(default_plugin_manager())
-    config = load_config(path, provider_classes=classes)
-    plugins = [Ledger(config.ledger.path or default_ledger_path())]
-    return Client(config=config, plugins=plugins if ledger and config.ledger.enabled else ())
+    return Client(config=load_config(path, provider_classes=classes))
+
+
+def store_client(ctx: click.Context) -> Client:
+    """A client whose task store must work: checked now, before anything can be paid.
+
+    The old JSON-lines ledger, if any, is imported into the store once.
+    """
+    client = make_client(ctx)
+    store = client.store
+    if store is None:
+        fail("the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)", 2)
+    ledger = client.config.ledger.path or (store_default_path().parent / "ledger.jsonl")
+    report = import_ledger(store, ledger)  # also the first write: a broken store fails here
+    if report is not None:
+        err.print(
+            Text(
+                f"imported {report.tasks} task(s) from the old ledger {ledger}"
+                + (
+                    f" ({report.skipped_lines} unreadable line(s) skipped)"
+                    if report.skipped_lines
+                    else ""
+                )
+            )
+        )
+    return client
+
+
+def note(client: Client, task: Task) -> None:
+    """Record a task seen by `status` when the task store knows it (best effort)."""
+    store = client.store
+    if store is None:
+        return
+    try:
+        job = store.job(task.id)
+        attempt = next((a for a in job.attempts if a.task_id == task.id), None) if job else None
+        if attempt is not None:
+            store.run(procs.observe(attempt.external_id, task, time.time()))
+    except KlingBridgeError as error:
+        err.print(Text(f"warning: {error}"))
 
 
 def echo_json(data: Any) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..client import Client
@@ -14,20 +15,19 @@ from ..download import SavedFile, save_outputs
 from ..errors import (
     KlingBridgeError,
 )
-from ..ledger import Ledger, history, totals
-from ..ledger import default_path as default_ledger_path
+from ..jobs import new_key
 from ..models import SoundForVideoRequest, Task
 from ..render import (
     Progress,
-    add_row,
     console,
     err,
     print_attempts,
     print_result,
     print_task,
-    usd_text,
 )
-from .app import Group, check_kind, echo_json, fail, main, make_client
+from ..router import RunResult
+from ..store import SavedFileRecord, procs
+from .app import Group, check_kind, echo_json, fail, main, make_client, note, store_client
 from .options import build_request, kind_commands
 
 # --- generate, status, cancel ----------------------------------------------------------------
@@ -63,7 +63,28 @@ RUN_OPTIONS = (
 
 @main.group(cls=Group)
 def generate() -> None:
-    """Generate a sound, speech or video and wait for it."""
+    """Generate a sound, speech or video and wait for it (recorded in the task store first)."""
+
+
+DURABLE_OPTIONS = (
+    click.Option(
+        ["--key"],
+        default=None,
+        help="Idempotency key: the same key never creates a second vendor task; running again "
+        "re-attaches. Default: a new key, printed before anything is sent.",
+    ),
+    click.Option(
+        ["--detach"],
+        is_flag=True,
+        help="Record and submit, print the key and task id, and exit without waiting "
+        "(finish with `klingbridge wait KEY` or a worker).",
+    ),
+    click.Option(
+        ["--resubmit"],
+        is_flag=True,
+        help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
+    ),
+)
 
 
 def _generate(
@@ -78,40 +99,87 @@ def _generate(
     as_json: bool,
     verbose: bool,
     callback_url: str | None,
+    key: str | None,
+    detach: bool,
+    resubmit: bool,
     **options: Any,
 ) -> None:
     request = build_request(kind, text, options)
-    failure: KlingBridgeError | None = None
-    with make_client(click.get_current_context(), ledger=True) as client:
+    with store_client(click.get_current_context()) as client:
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
-        with Progress(f"generate {kind}") as progress:
-            try:
-                result = client.dispatch(
-                    request,
-                    provider=provider,
-                    route=route,
-                    timeout=timeout,
-                    on_update=progress.update,
-                    callback_url=callback_url,
-                )
-            except KeyboardInterrupt:
-                _interrupted(progress.task)
-            except KlingBridgeError as error:
-                failure = error
-        if failure is not None:
-            if verbose or as_json:
-                print_attempts(list(failure.attempts), as_json)
-            raise failure
+        client.check(request, provider=provider, route=route)  # bad input: before the key
+        if key is None:
+            key = new_key()
+            err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
+        result = follow(
+            f"generate {kind}",
+            lambda on_update: client.dispatch(
+                request,
+                provider=provider,
+                route=route,
+                timeout=timeout,
+                on_update=on_update,
+                callback_url=callback_url,
+                key=key,
+                resubmit=resubmit,
+                out_dir=out,
+                detach=detach,
+            ),
+            key=key,
+            verbose=verbose,
+            as_json=as_json,
+        )
+        if detach:
+            _detached(result, as_json)
+            return
+        finish(client, result, out=out, overwrite=overwrite, as_json=as_json, verbose=verbose)
+
+
+def follow(
+    label: str,
+    run: Callable[[Callable[[Task], None]], RunResult],
+    *,
+    key: str | None,
+    verbose: bool,
+    as_json: bool,
+) -> RunResult:
+    """Run with the progress display; on failure show the attempts, on Ctrl-C the way back."""
+    failure: KlingBridgeError | None = None
+    with Progress(label) as progress:
         try:
-            saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
+            return run(progress.update)
+        except KeyboardInterrupt:
+            _interrupted(progress.task, key)
         except KlingBridgeError as error:
-            error.task = result.task  # the task succeeded and was paid for: say which it was
-            raise
+            failure = error
+    if verbose or as_json:
+        print_attempts(list(failure.attempts), as_json)
+    raise failure
+
+
+def finish(
+    client: Client,
+    result: RunResult,
+    *,
+    out: Path | None,
+    overwrite: bool,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Save the outputs (recording them in the store) and print the result."""
+    try:
+        saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
+    except KlingBridgeError as error:
+        error.task = result.task  # the task succeeded and was paid for: say which it was
+        raise
+    if saved and client.store is not None and result.key is not None:
+        client.store.run(procs.saved(result.key, [_saved_record(f) for f in saved], time.time()))
     if as_json:
         echo_json(
             {
                 **result.task.model_dump(mode="json"),
+                "key": result.key,
                 "attempts": [a.model_dump(mode="json") for a in result.attempts],
                 "saved": [_saved_json(s) for s in saved],
             }
@@ -120,6 +188,16 @@ def _generate(
     print_result(result, verbose)
     for file in saved:
         console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+
+
+def _detached(result: RunResult, as_json: bool) -> None:
+    task = result.task
+    if as_json:
+        echo_json({"key": result.key, "provider": task.provider, "task_id": task.id,
+                   "status": task.status.value})  # fmt: skip
+        return
+    console.print(Text(f"{result.key}  {task.provider} task {task.id}  {task.status.value}"))
+    err.print(Text(f"detached: klingbridge wait {result.key} follows it to the end"))
 
 
 def with_video_id(
@@ -144,17 +222,25 @@ def with_video_id(
     return request.model_copy(update={"video_id": found.id})
 
 
-def _interrupted(task: Task | None) -> NoReturn:
+def _interrupted(task: Task | None, key: str | None) -> NoReturn:
+    again = f"klingbridge wait {key}" if key else None
     if task is None:
-        fail("interrupted before any task id was received (a create may have been in flight)", 130)
-    fail(
-        f"interrupted; {task.provider} task {task.id} keeps running at the vendor: "
-        f"klingbridge status --provider {task.provider} -- {task.id}",
-        130,
+        fail(
+            "interrupted before any task id was received (a create may have been in flight)"
+            + (f"; {again} resolves it without paying twice" if again else ""),
+            130,
+        )
+    hint = again or f"klingbridge status --provider {task.provider} -- {task.id}"
+    fail(f"interrupted; {task.provider} task {task.id} keeps running at the vendor: {hint}", 130)
+
+
+kind_commands(generate, _generate, RUN_OPTIONS + DURABLE_OPTIONS, text_required=True)
+
+
+def _saved_record(file: SavedFile) -> SavedFileRecord:
+    return SavedFileRecord(
+        path=str(file.path), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
     )
-
-
-kind_commands(generate, _generate, RUN_OPTIONS, text_required=True)
 
 
 def _saved_json(file: SavedFile) -> dict[str, Any]:
@@ -187,12 +273,11 @@ def status(
     as_json: bool,
     out: Path | None,
 ) -> None:
-    """Show a task as the vendor reports it now (and note it in the ledger)."""
+    """Show a task as the vendor reports it now (and record it, if the task store has it)."""
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
         task = client.get(task_id, provider=provider, kind=kind)
-        if client.config.ledger.enabled:
-            Ledger(client.config.ledger.path or default_ledger_path()).note(task)
+        note(client, task)
     saved = save_outputs(task, out) if out else []
     if as_json:
         echo_json(task.model_dump(mode="json"))
@@ -221,39 +306,59 @@ def cancel(
         print_task(task)
 
 
-@main.command("history")
-@click.option("--limit", type=int, default=20, show_default=True, help="Most recent tasks shown.")
-@click.option("--json", "as_json", is_flag=True)
+@main.command()
+@click.argument("ref")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save the outputs here (default: the directory the job was started with, if any).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the task.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the task (and attempts) as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every attempt.")
+@click.option(
+    "--resubmit",
+    is_flag=True,
+    help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
+)
 @click.pass_context
-def history_command(ctx: click.Context, limit: int, as_json: bool) -> None:
-    """Tasks submitted from this machine (the ledger): ids, status, quoted and charged."""
-    config = make_client(ctx).config
-    path = config.ledger.path or default_ledger_path()
-    entries = history(path)[-limit:] if limit > 0 else history(path)
-    if as_json:
-        echo_json([e.model_dump(mode="json") for e in entries])
-        return
-    table = Table(
-        "submitted",
-        "provider",
-        "task id",
-        "kind",
-        "status",
-        "quoted",
-        "charged",
-        title=f"ledger: {path}",
-    )
-    for e in entries:
-        add_row(
-            table,
-            (e.submitted_at or "-")[:19],
-            e.provider,
-            e.task_id,
-            e.kind or "-",
-            e.status or "-",
-            usd_text(e.quoted),
-            usd_text(e.charged),
+def wait(
+    ctx: click.Context,
+    ref: str,
+    out: Path | None,
+    overwrite: bool,
+    timeout: float,
+    as_json: bool,
+    verbose: bool,
+    resubmit: bool,
+) -> None:
+    """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
+
+    Resolves a create whose answer was lost, waits for the task, records its charge and saves
+    its outputs, like `generate` would have.
+    """
+    with store_client(ctx) as client:
+        store = client.store
+        assert store is not None  # store_client refuses to run without one
+        job = store.job(ref)
+        if job is None:
+            fail(f"no job with key or task id {ref!r} in {store.describe()}", 2)
+        result = follow(
+            f"wait {job.key}",
+            lambda on_update: client.resume_dispatch(
+                job.key, timeout=timeout, on_update=on_update, resubmit=resubmit
+            ),
+            key=job.key,
+            verbose=verbose,
+            as_json=as_json,
         )
-    console.print(table)
-    for provider, usd in sorted(totals(entries).items()):
-        console.print(Text(f"{provider}: ${usd:.4f} charged over the tasks shown"))
+        target = out or (Path(job.out_dir) if job.out_dir else None)
+        finish(client, result, out=target, overwrite=overwrite, as_json=as_json, verbose=verbose)

@@ -1,0 +1,100 @@
+"""`tasks` (alias `history`): what the task store holds, damaged rows reported, never hidden."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from ..render import add_row, console, err
+from ..store import JobRecord
+from ..store.records import JobState
+from .app import echo_json, main, store_client
+
+STATES = [s.value for s in JobState]
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)", param_hint="--since"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+@click.command()
+@click.option("--status", type=click.Choice(STATES), default=None, help="Only jobs in this state.")
+@click.option("--provider", default=None, help="Only jobs that ran (or asked for) this provider.")
+@click.option("--since", default=None, help="Only jobs created at or after this date (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="An array of job objects.")
+@click.pass_context
+def tasks(
+    ctx: click.Context,
+    status: str | None,
+    provider: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Jobs in the task store, newest first: key, vendor task, status, quoted vs charged."""
+    with store_client(ctx) as client:
+        store = client.store
+        assert store is not None
+        records, damaged = store.jobs(
+            states=[status] if status else [],
+            provider=provider,
+            since=_since(since),
+            limit=limit,
+        )
+    for problem in damaged:
+        err.print(Text(f"warning: {problem} (skipped)"))
+    if as_json:
+        echo_json([job.summary() for job in records])
+        return
+    _table(records, store.describe())
+
+
+def _table(records: list[JobRecord], where: str) -> None:
+    table = Table(
+        "key", "provider", "task id", "kind", "status", "quoted", "charged", "files",
+        title=f"task store: {where}",
+    )  # fmt: skip
+    for job in records:
+        row: dict[str, Any] = job.summary()
+        add_row(
+            table,
+            row["key"],
+            row["provider"] or "-",
+            row["task_id"] or "-",
+            row["kind"],
+            row["status"],
+            _usd(row["quoted_usd"]),
+            _usd(row["charged_usd"]),
+            str(len(row["files"])),
+        )
+    console.print(table)
+    charged: dict[str, float] = {}
+    for job in records:
+        latest = job.attempt
+        if latest is not None and job.charged_usd is not None:
+            charged[latest.provider] = charged.get(latest.provider, 0.0) + job.charged_usd
+    for name, usd in sorted(charged.items()):
+        console.print(Text(f"{name}: ${usd:.4f} charged over the jobs shown"))
+
+
+main.add_command(tasks)
+main.add_command(tasks, name="history")

@@ -1,0 +1,263 @@
+"""Jobs: a routed run under an idempotency key, and re-attaching to one from any process.
+
+A job is found by its key. Running a request under a key that already has a job never creates a
+second vendor task: the job's recorded state says what to do.
+
+    no job yet                      record it, then route the request (router.py)
+    succeeded / failed / cancelled  the recorded result (nothing is sent)
+    another live process holds it   watch the store until it ends or the holder's lease expires
+    an attempt in `intent`          never sent: send it now, with its recorded external id
+    an attempt in `sent`            its answer was lost: ask the vendor for its external id
+                                    (found: adopt it; surely absent: create with that same id;
+                                    vendor cannot be asked: `unknown`)
+    an attempt in `created`         wait for the vendor task
+    `unknown`                       stop and say what to check; `resubmit=True` creates anew
+    crashed between attempts        route the request again (each attempt is recorded)
+
+Like flows.py, this is plain logic: it yields operations for the runners.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import flows
+from .config import Route
+from .errors import KlingBridgeError, TaskFailed, TransportError, WaitTimeout
+from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
+from .models import Request
+from .router import Attempt, Journal, Outcome, Router, RunResult
+from .store import procs
+from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
+
+#: How often a job held by another process is looked at in the store, at most (seconds).
+WATCH_INTERVAL_S = 2.0
+
+
+def new_key() -> str:
+    """A fresh idempotency key, shown to the user before anything is sent."""
+    return f"kb-{uuid.uuid4().hex[:16]}"
+
+
+def new_owner() -> str:
+    """This process's name on the leases it holds: host, pid and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class UnknownOutcome(TransportError):
+    """A create may have reached a vendor that cannot be asked about it: a human must check."""
+
+
+@dataclass
+class Jobs:
+    """Runs and re-attaches jobs for a client. Holds no I/O: every method returns a flow."""
+
+    router: Router
+    plan: Callable[[str | None, str | None], Route]  # (route name, single provider) -> Route
+    owner: str
+    lease_s: float
+    poll: PollPolicy
+    clock: Clock
+    wall: Clock
+
+    def run(
+        self,
+        request: Request,
+        *,
+        key: str,
+        route: str | None,
+        provider: str | None,
+        out_dir: str | None,
+        timeout: float,
+        on_update: OnUpdate | None,
+        callback_url: str | None,
+        resubmit: bool,
+        detach: bool = False,
+    ) -> Flow[RunResult]:
+        plan = self.plan(route, provider)  # a bad route or provider fails before anything
+        journal = self._journal(key)
+        begun = yield Record(
+            procs.begin(
+                key,
+                request,
+                route=route,
+                provider=provider,
+                out_dir=out_dir,
+                owner=self.owner,
+                lease_s=self.lease_s,
+                now=self.wall(),
+            )
+        )
+        if begun is None or begun[1]:  # no store, or a new job: route it
+            return (
+                yield from self.router.run(
+                    request,
+                    plan,
+                    journal=journal,
+                    timeout=timeout,
+                    on_update=on_update,
+                    callback_url=callback_url,
+                    detach=detach,
+                )
+            )
+        return (yield from self._carry_on(begun[0], timeout, on_update, callback_url, resubmit))
+
+    def resume(
+        self,
+        ref: str,
+        *,
+        timeout: float,
+        on_update: OnUpdate | None,
+        callback_url: str | None,
+        resubmit: bool,
+    ) -> Flow[RunResult]:
+        job = yield Record(procs.find(ref))
+        if job is None:
+            raise KlingBridgeError(
+                f"no job with key, id or vendor task id {ref!r} in the task store "
+                "(klingbridge tasks lists them)"
+            )
+        yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
+        return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
+
+    # --- pieces ---------------------------------------------------------------------------
+    def _journal(self, key: str) -> Journal:
+        return Journal(key=key, owner=self.owner, lease_s=self.lease_s, wall=self.wall)
+
+    def _carry_on(
+        self,
+        job: JobRecord,
+        timeout: float,
+        on_update: OnUpdate | None,
+        callback_url: str | None,
+        resubmit: bool,
+    ) -> Flow[RunResult]:
+        deadline = self.clock() + timeout
+        job = yield from self._watch(job, deadline)
+        if job.state.is_terminal:
+            return _recorded_result(job)
+        latest = job.attempt
+        if job.request is None:  # imported from the old ledger: only its task can be followed
+            return (yield from self._follow_only(job, deadline, on_update))
+        resume: AttemptRecord | None = None
+        if latest is not None and latest.state is AttemptState.SUCCEEDED:
+            # The task ended and the process died before closing the job: close it now.
+            yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
+            return _recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
+        if latest is not None and latest.state is AttemptState.UNKNOWN and not resubmit:
+            raise _unknown(job, latest)
+        if latest is not None and latest.state.is_open:
+            resume = latest
+        if on_update is not None and resume is not None and resume.task is not None:
+            on_update(resume.task)
+        return (
+            yield from self.router.run(
+                job.request,
+                self.plan(job.route, job.provider),
+                journal=self._journal(job.key),
+                timeout=max(0.0, deadline - self.clock()),
+                on_update=on_update,
+                callback_url=callback_url,
+                resume=resume,
+            )
+        )
+
+    def _follow_only(
+        self, job: JobRecord, deadline: float, on_update: OnUpdate | None
+    ) -> Flow[RunResult]:
+        latest = job.attempt
+        if latest is None or latest.task is None:
+            raise KlingBridgeError(f"job {job.key} has no vendor task to follow")
+        external_id = latest.external_id
+        task = yield from flows.wait(
+            self.router.providers(latest.provider),
+            latest.task,
+            timeout=max(0.0, deadline - self.clock()),
+            poll=self.poll,
+            clock=self.clock,
+            on_update=on_update,
+            observe=lambda found: Record(procs.observe(external_id, found, self.wall())),
+        )
+        state = JobState(task.status.value)
+        yield Record(procs.finish(job.key, state, self.wall(), owner=self.owner))
+        found = yield Record(procs.load(job.key))
+        return _recorded_result(found or job.model_copy(update={"state": state}))
+
+    def _watch(self, job: JobRecord, deadline: float) -> Flow[JobRecord]:
+        """While another live process holds the job, follow it in the store instead."""
+        looks = 0
+        while not job.state.is_terminal and self._held_elsewhere(job):
+            if self.clock() >= deadline:
+                task = job.task
+                if task is None:
+                    raise KlingBridgeError(
+                        f"job {job.key} is still being run by {job.lease_owner}; "
+                        "nothing finished before the timeout"
+                    )
+                raise WaitTimeout(task, deadline)
+            yield Sleep(min(self.poll.interval(looks), WATCH_INTERVAL_S))
+            looks += 1
+            found = yield Record(procs.load(job.key))
+            job = found if found is not None else job
+            if not self._held_elsewhere(job):
+                yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
+        return job
+
+    def _held_elsewhere(self, job: JobRecord) -> bool:
+        if job.lease_owner in (None, self.owner) or job.lease_until is None:
+            return False
+        return job.lease_until.timestamp() > self.wall()
+
+
+def _unknown(job: JobRecord, attempt: AttemptRecord) -> UnknownOutcome:
+    error = UnknownOutcome(
+        f"job {job.key}: a {attempt.provider} create may have been received (external id "
+        f"{attempt.external_id}) and {attempt.provider} cannot be asked about it. Check the "
+        f"vendor's dashboard for a task created at {attempt.updated_at:%Y-%m-%d %H:%M:%S} UTC; "
+        f"if there is none, create it again with: klingbridge wait {job.key} --resubmit",
+        provider=attempt.provider,
+        may_have_been_received=True,
+    )
+    error.attempts = [_attempt(a) for a in job.attempts]
+    return error
+
+
+_OUTCOMES: dict[AttemptState, Outcome] = {
+    AttemptState.SUCCEEDED: "succeeded",
+    AttemptState.FAILED: "failed",
+    AttemptState.CANCELLED: "cancelled",
+    AttemptState.ERROR: "error",
+}
+
+
+def _attempt(record: AttemptRecord) -> Attempt:
+    return Attempt(
+        provider=record.provider,
+        outcome=_OUTCOMES.get(record.state, "unknown"),
+        task_id=record.task_id,
+        external_id=record.external_id,
+        error=record.error,
+        error_type=record.error_type,
+        quoted=record.quoted,
+        charged=record.charged,
+        started_at=record.created_at,
+    )
+
+
+def _recorded_result(job: JobRecord) -> RunResult:
+    """A job that ended, as its run's result (or error): nothing is sent for it."""
+    attempts = [_attempt(a) for a in job.attempts]
+    task = job.task
+    if job.state is JobState.SUCCEEDED and task is not None:
+        return RunResult(task=task, attempts=attempts, key=job.key)
+    if task is not None:
+        failure = TaskFailed(task)
+        failure.attempts = attempts
+        raise failure
+    error = KlingBridgeError(f"job {job.key} ended {job.state}: {job.error or 'no task was made'}")
+    error.attempts = attempts
+    raise error

@@ -1,0 +1,107 @@
+"""The task store: every job written down before money is spent, readable by any process.
+
+    from klingbridge.store import open_store
+    store = open_store("sqlite:///tasks.sqlite3")      # or "postgresql://user@host/db"
+    job = store.job("order-17")                        # by key, attempt id or vendor task id
+
+Backends are chosen by URL scheme. SQLite (the embedded default, under the user's state
+directory) and PostgreSQL are built in; a plugin adds another with the
+`klingbridge_register_stores` hook, exactly as the built-ins are registered below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pluggy
+
+from ..errors import ConfigError
+from ..hookspecs import hookimpl
+from .base import StoreError, TaskStore
+from .procs import DamagedRecord, IdempotencyConflict
+from .records import AttemptRecord, AttemptState, JobRecord, JobState, SavedFileRecord
+
+Factory = Callable[[str], TaskStore]
+DISABLED = ("none", "off", "false", "0", "")
+
+
+def default_path() -> Path:
+    """`$XDG_STATE_HOME/klingbridge/tasks.sqlite3` (platform equivalents via platformdirs)."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("klingbridge", appauthor=False)) / "tasks.sqlite3"
+
+
+def _sqlite(url: str) -> TaskStore:
+    from .sqlite import SQLiteStore
+
+    path = url.removeprefix("sqlite://").removeprefix("/") if "://" in url else url
+    if not path:
+        raise ConfigError(f"store URL {url!r} names no file (sqlite:///relative or sqlite:////abs)")
+    return SQLiteStore(path)
+
+
+def _postgres(url: str) -> TaskStore:
+    from .postgres import PostgresStore
+
+    return PostgresStore(url)
+
+
+class BuiltinStores:
+    """The core's own backends, registered through the same hook a plugin uses."""
+
+    @hookimpl
+    def klingbridge_register_stores(self, register: Callable[[str, Factory], None]) -> None:
+        register("sqlite", _sqlite)
+        register("postgresql", _postgres)
+        register("postgres", _postgres)
+
+
+def store_factories(pm: pluggy.PluginManager | None = None) -> dict[str, Factory]:
+    found: dict[str, Factory] = {}
+
+    def register(scheme: str, factory: Factory) -> None:
+        found[scheme.lower()] = factory
+
+    BuiltinStores().klingbridge_register_stores(register)
+    if pm is not None:
+        pm.hook.klingbridge_register_stores(register=register)
+    return found
+
+
+def open_store(url: str | Path | None, pm: pluggy.PluginManager | None = None) -> TaskStore | None:
+    """The store a URL names; None for "none"; the default SQLite file for None.
+
+    `sqlite:///relative/path`, `sqlite:////absolute/path` or a plain file path; `postgresql://…`.
+    """
+    if url is None:
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(default_path())
+    text = str(url).strip()
+    if text.lower() in DISABLED:
+        return None
+    scheme = text.split("://", 1)[0].lower() if "://" in text else "sqlite"
+    factories = store_factories(pm)
+    factory = factories.get(scheme)
+    if factory is None:
+        known = ", ".join(sorted(factories))
+        raise ConfigError(f"store URL {text!r}: no backend for {scheme!r} (known: {known})")
+    return factory(text)
+
+
+__all__ = [
+    "AttemptRecord",
+    "AttemptState",
+    "DamagedRecord",
+    "IdempotencyConflict",
+    "JobRecord",
+    "JobState",
+    "SavedFileRecord",
+    "StoreError",
+    "TaskStore",
+    "default_path",
+    "open_store",
+    "store_factories",
+]

@@ -1,0 +1,130 @@
+"""The store interface: a backend runs procedures (procs.py) in transactions, sync or async.
+
+A backend implements `_execute` (run one procedure in one transaction) in both colours and names
+its dialect; everything else (the schema, every read and write) is shared. A third party adds a
+backend the way the built-in ones are added: a `klingbridge_register_stores` hook that maps a
+URL scheme to a factory (see docs/durability.md).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from ..errors import KlingBridgeError
+from . import procs
+from .migrations import MIGRATIONS
+from .procs import DamagedRecord, Proc, Sql
+from .records import JobRecord
+
+T = TypeVar("T")
+
+
+class StoreError(KlingBridgeError):
+    """The task store cannot be read or written. Names the store; nothing is sent after it."""
+
+    def __init__(self, store: str, message: str) -> None:
+        self.store = store
+        super().__init__(f"task store {store}: {message}")
+
+
+class TaskStore(abc.ABC):
+    """Where every job and attempt is written down, before money can be spent."""
+
+    #: "sqlite" or "postgresql": what procedures may rely on (e.g. FOR UPDATE SKIP LOCKED).
+    dialect: str
+    #: The key column type for `{id}` in migrations.
+    id_column: str = "INTEGER PRIMARY KEY"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._migrated = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()!r})"
+
+    def describe(self) -> str:
+        """The store as shown to users (a path, or a URL without its password)."""
+        return self.url
+
+    # --- running procedures ---------------------------------------------------------------
+    def run(self, proc: Proc[T]) -> T:
+        """Run one procedure in one transaction (schema brought up to date on first use)."""
+        if not self._migrated:
+            self._execute(self._migrate())
+            self._migrated = True
+        return self._execute(proc)
+
+    async def arun(self, proc: Proc[T]) -> T:
+        if not self._migrated:
+            await self._aexecute(self._migrate())
+            self._migrated = True
+        return await self._aexecute(proc)
+
+    @abc.abstractmethod
+    def _execute(self, proc: Proc[T]) -> T:
+        """Run `proc` in one transaction, feeding it each statement's rows; commit or roll back.
+
+        Failures of the database itself raise `StoreError`; the procedure's own errors pass.
+        """
+
+    async def _aexecute(self, proc: Proc[T]) -> T:
+        """The async twin; by default the sync one in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self._execute, proc)
+
+    def close(self) -> None:  # noqa: B027  (nothing to close by default)
+        """Release connections."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def _lock_schema(self) -> Proc[None]:
+        """Serialize migrations between processes (SQLite: the write transaction does)."""
+        return
+        yield
+
+    def _migrate(self) -> Proc[int]:
+        """Apply the migrations this database lacks; returns the schema version."""
+        yield from self._lock_schema()
+        yield Sql(
+            "CREATE TABLE IF NOT EXISTS kb_schema"
+            " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        rows = yield Sql("SELECT MAX(version) FROM kb_schema")
+        version = rows[0][0] or 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                self.describe(),
+                f"schema version {version} is newer than this klingbridge knows "
+                f"({len(MIGRATIONS)}): upgrade klingbridge",
+            )
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                yield Sql(statement.replace("{id}", self.id_column))
+            yield Sql(
+                "INSERT INTO kb_schema (version, applied_at) VALUES (?, ?)", (number, time.time())
+            )
+        return len(MIGRATIONS)
+
+    # --- conveniences over the procedures -------------------------------------------------
+    def job(self, ref: str) -> JobRecord | None:
+        """A job by key, attempt external id or vendor task id."""
+        return self.run(procs.find(ref))
+
+    def jobs(self, **filters: Any) -> tuple[list[JobRecord], list[DamagedRecord]]:
+        """Newest jobs first, and the rows that could not be read (see `procs.jobs`)."""
+        return self.run(procs.jobs(**filters))
+
+    def claim(self, owner: str, *, lease_s: float, limit: int) -> list[str]:
+        skip_locked = self.dialect == "postgresql"
+        return self.run(procs.claim(owner, lease_s, limit, time.time(), skip_locked=skip_locked))
+
+    def renew(self, owner: str, keys: Sequence[str], *, lease_s: float) -> list[str]:
+        return self.run(procs.renew(owner, keys, lease_s, time.time()))
+
+    def release(self, owner: str, keys: Sequence[str]) -> None:
+        self.run(procs.release(owner, keys))

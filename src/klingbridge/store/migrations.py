@@ -1,0 +1,74 @@
+"""The schema, as numbered migrations: both backends apply the same list, once each, in order.
+
+A migration is a list of statements in the SQL both SQLite and PostgreSQL speak; `{id}` stands
+for an auto-numbered key column. Applied versions are kept in `kb_schema`. To change the schema,
+append a migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    # 1: jobs, their attempts, status history, saved files, and small facts (kb_meta)
+    [
+        """CREATE TABLE kb_jobs (
+            key TEXT PRIMARY KEY,
+            request TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            route TEXT,
+            provider TEXT,
+            state TEXT NOT NULL,
+            error TEXT,
+            out_dir TEXT,
+            saved_at DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION
+        )""",
+        "CREATE INDEX kb_jobs_state ON kb_jobs (state, updated_at)",
+        "CREATE INDEX kb_jobs_created ON kb_jobs (created_at)",
+        """CREATE TABLE kb_attempts (
+            external_id TEXT PRIMARY KEY,
+            job_key TEXT NOT NULL REFERENCES kb_jobs (key),
+            seq INTEGER NOT NULL,
+            provider TEXT NOT NULL,
+            state TEXT NOT NULL,
+            task_id TEXT,
+            status TEXT,
+            status_rank INTEGER NOT NULL DEFAULT -1,
+            task TEXT,
+            quoted TEXT,
+            quoted_usd DOUBLE PRECISION,
+            charged TEXT,
+            charged_usd DOUBLE PRECISION,
+            error TEXT,
+            error_type TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kb_attempts_job ON kb_attempts (job_key, seq)",
+        "CREATE INDEX kb_attempts_task ON kb_attempts (task_id)",
+        "CREATE INDEX kb_attempts_open ON kb_attempts (provider, state)",
+        """CREATE TABLE kb_history (
+            id {id},
+            job_key TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            provider_status TEXT
+        )""",
+        "CREATE INDEX kb_history_job ON kb_history (job_key, id)",
+        """CREATE TABLE kb_files (
+            job_key TEXT NOT NULL,
+            path TEXT NOT NULL,
+            url TEXT NOT NULL,
+            format TEXT,
+            bytes BIGINT,
+            sha256 TEXT,
+            at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job_key, path)
+        )""",
+        "CREATE TABLE kb_meta (name TEXT PRIMARY KEY, value TEXT)",
+    ],
+]

@@ -1,0 +1,521 @@
+"""The store's procedures, written once for every backend and for sync and async alike.
+
+A procedure is a generator that yields `Sql` statements and receives each one's rows; a backend
+runs it inside one transaction (`TaskStore.run` / `TaskStore.arun`). Like the client's flows,
+procedures do no I/O themselves, so SQLite and PostgreSQL, sync and async, share every line of
+the logic. Statements use `?` placeholders; a backend translates them to its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError as PydanticValidationError
+
+from ..errors import KlingBridgeError
+from ..models import Cost, Request, Task, TaskStatus
+from .records import (
+    REQUEST,
+    AttemptRecord,
+    AttemptState,
+    JobRecord,
+    JobState,
+    SavedFileRecord,
+    StatusChange,
+    from_epoch,
+)
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Sql:
+    text: str
+    params: Sequence[Any] = ()
+
+
+Proc = Generator[Sql, list[Row], T]
+
+
+class IdempotencyConflict(KlingBridgeError):
+    """A key already names a different request: nothing is sent."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"key {key!r} already names a different request; use another key "
+            f"(klingbridge tasks shows what {key!r} holds)"
+        )
+
+
+class DamagedRecord(KlingBridgeError):
+    """A row that cannot be read back (hand-edited, or written by another version)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"record {key!r} cannot be read: {reason}")
+
+
+_RANK = {
+    TaskStatus.QUEUED: 0,
+    TaskStatus.RUNNING: 1,
+    TaskStatus.SUCCEEDED: 2,
+    TaskStatus.FAILED: 2,
+    TaskStatus.CANCELLED: 2,
+}
+#: Jobs a worker finishes: not ended yet, or succeeded with outputs still to save.
+_CLAIMABLE = (
+    "(state IN ('pending', 'running')"
+    " OR (state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL))"
+)
+_JOB_COLUMNS = (
+    "key, request, kind, route, provider, state, error, out_dir, saved_at, created_at, "
+    "updated_at, lease_owner, lease_until"
+)
+_ATTEMPT_COLUMNS = (
+    "external_id, job_key, seq, provider, state, task_id, task, quoted, charged, error, "
+    "error_type, created_at, updated_at"
+)
+
+
+def request_hash(request: Request) -> str:
+    canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _json(model: Task | Cost | None) -> str | None:
+    return None if model is None else model.model_dump_json()
+
+
+def _usd(cost: Cost | None) -> float | None:
+    return None if cost is None or cost.usd is None else float(cost.usd)
+
+
+# --- jobs ------------------------------------------------------------------------------------
+def begin(
+    key: str,
+    request: Request,
+    *,
+    route: str | None,
+    provider: str | None,
+    out_dir: str | None,
+    owner: str,
+    lease_s: float,
+    now: float,
+) -> Proc[tuple[JobRecord, bool]]:
+    """The job under `key`, created if new (returns it and True). Takes the lease when free.
+
+    The same key with another request raises `IdempotencyConflict`.
+    """
+    found = yield Sql("SELECT request_hash FROM kb_jobs WHERE key = ?", (key,))
+    digest = request_hash(request)
+    if found:
+        if found[0][0] != digest:
+            raise IdempotencyConflict(key)
+        yield from take_lease(key, owner, lease_s, now)
+        if out_dir is not None:
+            yield Sql(
+                "UPDATE kb_jobs SET out_dir = ? WHERE key = ? AND out_dir IS NULL", (out_dir, key)
+            )
+        job = yield from load(key)
+        assert job is not None
+        return job, False
+    yield Sql(
+        "INSERT INTO kb_jobs (key, request, request_hash, kind, route, provider, state, out_dir,"
+        " created_at, updated_at, lease_owner, lease_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+        (
+            key,
+            json.dumps(REQUEST.dump_python(request, mode="json")),
+            digest,
+            request.kind,
+            route,
+            provider,
+            out_dir,
+            now,
+            now,
+            owner,
+            now + lease_s,
+        ),
+    )
+    job = yield from load(key)
+    assert job is not None
+    return job, True
+
+
+def take_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[bool]:
+    """Take (or renew) the job's lease if it is free, expired or already ours."""
+    rows = yield Sql(
+        "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ?"
+        " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
+        " RETURNING key",
+        (owner, now + lease_s, key, now, owner),
+    )
+    return bool(rows)
+
+
+def renew(owner: str, keys: Sequence[str], lease_s: float, now: float) -> Proc[list[str]]:
+    """Extend our leases; returns the keys still ours (a lost lease means: stop working on it)."""
+    kept: list[str] = []
+    for key in keys:
+        rows = yield Sql(
+            "UPDATE kb_jobs SET lease_until = ? WHERE key = ? AND lease_owner = ? RETURNING key",
+            (now + lease_s, key, owner),
+        )
+        kept.extend(row[0] for row in rows)
+    return kept
+
+
+def release(owner: str, keys: Sequence[str]) -> Proc[None]:
+    for key in keys:
+        yield Sql(
+            "UPDATE kb_jobs SET lease_owner = NULL, lease_until = NULL"
+            " WHERE key = ? AND lease_owner = ?",
+            (key, owner),
+        )
+
+
+def claim(
+    owner: str, lease_s: float, limit: int, now: float, *, skip_locked: bool
+) -> Proc[list[str]]:
+    """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first."""
+    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    rows = yield Sql(
+        f"SELECT key FROM kb_jobs WHERE {_CLAIMABLE}"
+        " AND (lease_until IS NULL OR lease_until < ?)"
+        f" ORDER BY created_at LIMIT ?{lock}",
+        (now, limit),
+    )
+    keys = [row[0] for row in rows]
+    for key in keys:
+        yield Sql(
+            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ?",
+            (owner, now + lease_s, key),
+        )
+    return keys
+
+
+def finish(
+    key: str, state: JobState, now: float, *, error: str | None = None, owner: str | None = None
+) -> Proc[None]:
+    """The job's final state (its lease released), or `unknown`/`pending` with the reason."""
+    yield Sql(
+        "UPDATE kb_jobs SET state = ?, error = ?, updated_at = ?,"
+        " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,"
+        " lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END"
+        " WHERE key = ?",
+        (state.value, error, now, owner, owner, key),
+    )
+
+
+def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
+    for f in files:
+        yield Sql(
+            "INSERT INTO kb_files (job_key, path, url, format, bytes, sha256, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (job_key, path) DO UPDATE SET url = excluded.url,"
+            " format = excluded.format, bytes = excluded.bytes, sha256 = excluded.sha256,"
+            " at = excluded.at",
+            (key, f.path, f.url, f.format, f.bytes, f.sha256, now),
+        )
+    yield Sql("UPDATE kb_jobs SET saved_at = ?, updated_at = ? WHERE key = ?", (now, now, key))
+
+
+# --- attempts --------------------------------------------------------------------------------
+def intent(key: str, provider: str, external_id: str, quoted: Cost | None, now: float) -> Proc[int]:
+    """Write the attempt down before anything is sent; returns its number within the job."""
+    rows = yield Sql("SELECT COUNT(*) FROM kb_attempts WHERE job_key = ?", (key,))
+    seq = int(rows[0][0]) + 1
+    yield Sql(
+        "INSERT INTO kb_attempts (external_id, job_key, seq, provider, state, quoted, quoted_usd,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
+        (external_id, key, seq, provider, _json(quoted), _usd(quoted), now, now),
+    )
+    yield Sql("UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?", (now, key))
+    return seq
+
+
+def sent(external_id: str, now: float) -> Proc[None]:
+    yield Sql(
+        "UPDATE kb_attempts SET state = 'sent', updated_at = ?"
+        " WHERE external_id = ? AND state IN ('intent', 'sent')",
+        (now, external_id),
+    )
+
+
+def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
+    """Record the vendor task as seen now; never moves it backwards. True if anything changed.
+
+    A status of lower rank than the one recorded (running after succeeded, from a late poll or
+    a replayed callback) changes nothing; the same status may add detail (a charge, outputs).
+    """
+    rank = _RANK[task.status]
+    state = AttemptState.CREATED if rank < 2 else AttemptState(task.status.value)
+    rows = yield Sql(
+        "UPDATE kb_attempts SET state = ?, task_id = ?, status = ?, status_rank = ?, task = ?,"
+        " charged = COALESCE(?, charged), charged_usd = COALESCE(?, charged_usd), updated_at = ?"
+        " WHERE external_id = ? AND (status_rank < ? OR (status_rank = ? AND status = ?))"
+        " RETURNING job_key",
+        (
+            state.value,
+            task.id,
+            task.status.value,
+            rank,
+            task.model_dump_json(),
+            _json(task.cost),
+            _usd(task.cost),
+            now,
+            external_id,
+            rank,
+            rank,
+            task.status.value,
+        ),
+    )
+    if not rows:
+        return False
+    job_key = rows[0][0]
+    last = yield Sql(
+        "SELECT status FROM kb_history WHERE external_id = ? ORDER BY id DESC LIMIT 1",
+        (external_id,),
+    )
+    if not last or last[0][0] != task.status.value:
+        provider_status = None if task.provider_status is None else str(task.provider_status)
+        yield Sql(
+            "INSERT INTO kb_history (job_key, external_id, at, status, provider_status)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (job_key, external_id, now, task.status.value, provider_status),
+        )
+    if rank < 2:
+        yield Sql(
+            "UPDATE kb_jobs SET state = 'running', updated_at = ? WHERE key = ?"
+            " AND state IN ('pending', 'running', 'unknown')",
+            (now, job_key),
+        )
+    else:
+        yield Sql("UPDATE kb_jobs SET updated_at = ? WHERE key = ?", (now, job_key))
+    return True
+
+
+def attempt_ended(
+    external_id: str, state: AttemptState, now: float, *, error: BaseException | None
+) -> Proc[None]:
+    """An attempt that ended without a (finished) task: refused (`error`) or `unknown`."""
+    yield Sql(
+        "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
+        " WHERE external_id = ?",
+        (
+            state.value,
+            str(error) if error else None,
+            type(error).__name__ if error else None,
+            now,
+            external_id,
+        ),
+    )
+
+
+# --- reading ---------------------------------------------------------------------------------
+def load(key: str) -> Proc[JobRecord | None]:
+    jobs, damaged = yield from _load_jobs(
+        Sql(f"SELECT {_JOB_COLUMNS} FROM kb_jobs WHERE key = ?", (key,)), history=True
+    )
+    if damaged:
+        raise damaged[0]
+    return jobs[0] if jobs else None
+
+
+def find(ref: str) -> Proc[JobRecord | None]:
+    """A job by its key, an attempt's external id, or a vendor task id (latest first)."""
+    job = yield from load(ref)
+    if job is not None:
+        return job
+    rows = yield Sql(
+        "SELECT job_key FROM kb_attempts WHERE external_id = ? OR task_id = ?"
+        " ORDER BY updated_at DESC LIMIT 1",
+        (ref, ref),
+    )
+    if not rows:
+        return None
+    return (yield from load(rows[0][0]))
+
+
+def jobs(
+    *,
+    states: Sequence[str] = (),
+    provider: str | None = None,
+    kind: str | None = None,
+    since: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Proc[tuple[list[JobRecord], list[DamagedRecord]]]:
+    """The newest jobs matching the filters, and the rows that could not be read."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if states:
+        where.append(f"state IN ({', '.join('?' for _ in states)})")
+        params.extend(states)
+    if provider is not None:
+        where.append(
+            "(provider = ? OR key IN (SELECT job_key FROM kb_attempts WHERE provider = ?))"
+        )
+        params.extend([provider, provider])
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
+    if since is not None:
+        where.append("created_at >= ?")
+        params.append(since)
+    sql = Sql(
+        f"SELECT {_JOB_COLUMNS} FROM kb_jobs WHERE {' AND '.join(where)}"
+        " ORDER BY created_at DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    return (yield from _load_jobs(sql, history=False))
+
+
+def open_attempts(provider: str | None = None) -> Proc[list[AttemptRecord]]:
+    """Attempts that may still be running at a vendor (for slots, recovery scans)."""
+    rows = yield Sql(
+        f"SELECT {_ATTEMPT_COLUMNS} FROM kb_attempts WHERE state IN ('intent', 'sent', 'created')"
+        + (" AND provider = ?" if provider else "")
+        + " ORDER BY created_at",
+        (provider,) if provider else (),
+    )
+    return [_attempt(row) for row in rows]
+
+
+def get_meta(name: str) -> Proc[str | None]:
+    rows = yield Sql("SELECT value FROM kb_meta WHERE name = ?", (name,))
+    return rows[0][0] if rows else None
+
+
+def set_meta(name: str, value: str) -> Proc[None]:
+    yield Sql(
+        "INSERT INTO kb_meta (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+
+
+def _load_jobs(select: Sql, *, history: bool) -> Proc[tuple[list[JobRecord], list[DamagedRecord]]]:
+    rows = yield select
+    if not rows:
+        return [], []
+    keys = [row[0] for row in rows]
+    marks = ", ".join("?" for _ in keys)
+    attempts = yield Sql(
+        f"SELECT {_ATTEMPT_COLUMNS} FROM kb_attempts WHERE job_key IN ({marks}) ORDER BY seq",
+        keys,
+    )
+    files = yield Sql(
+        "SELECT job_key, path, url, format, bytes, sha256 FROM kb_files"
+        f" WHERE job_key IN ({marks}) ORDER BY at, path",
+        keys,
+    )
+    changes: list[Row] = []
+    if history:
+        changes = yield Sql(
+            "SELECT job_key, at, external_id, status, provider_status FROM kb_history"
+            f" WHERE job_key IN ({marks}) ORDER BY id",
+            keys,
+        )
+    by_key: dict[str, dict[str, list[Any]]] = {k: {"a": [], "f": [], "h": []} for k in keys}
+    for row in attempts:
+        by_key[row[1]]["a"].append(row)
+    for row in files:
+        by_key[row[0]]["f"].append(row)
+    for row in changes:
+        by_key[row[0]]["h"].append(row)
+    found: list[JobRecord] = []
+    damaged: list[DamagedRecord] = []
+    for row in rows:
+        parts = by_key[row[0]]
+        try:
+            found.append(_job(row, parts["a"], parts["f"], parts["h"]))
+        except (ValueError, TypeError, KeyError, PydanticValidationError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            damaged.append(DamagedRecord(str(row[0]), reason))
+    return found, damaged
+
+
+def _job(row: Row, attempts: list[Row], files: list[Row], history: list[Row]) -> JobRecord:
+    (key, request, kind, route, provider, state, error, out_dir, saved_at, created, updated,
+     owner, until) = row  # fmt: skip
+    return JobRecord(
+        key=key,
+        request=None if request == "null" else REQUEST.validate_json(request),
+        kind=kind,
+        route=route,
+        provider=provider,
+        state=JobState(state),
+        error=error,
+        out_dir=out_dir,
+        saved_at=from_epoch(saved_at),
+        created_at=from_epoch(created),  # type: ignore[arg-type]
+        updated_at=from_epoch(updated),  # type: ignore[arg-type]
+        lease_owner=owner,
+        lease_until=from_epoch(until),
+        attempts=[_attempt(a) for a in attempts],
+        files=[
+            SavedFileRecord(path=f[1], url=f[2], format=f[3], bytes=f[4], sha256=f[5])
+            for f in files
+        ],
+        history=[
+            StatusChange(
+                at=from_epoch(h[1]),  # type: ignore[arg-type]
+                external_id=h[2],
+                status=h[3],
+                provider_status=h[4],
+            )
+            for h in history
+        ],
+    )
+
+
+def _attempt(row: Row) -> AttemptRecord:
+    (external_id, job_key, seq, provider, state, task_id, task, quoted, charged, error,
+     error_type, created, updated) = row  # fmt: skip
+    return AttemptRecord(
+        external_id=external_id,
+        job_key=job_key,
+        seq=seq,
+        provider=provider,
+        state=AttemptState(state),
+        task_id=task_id,
+        task=Task.model_validate_json(task) if task else None,
+        quoted=Cost.model_validate_json(quoted) if quoted else None,
+        charged=Cost.model_validate_json(charged) if charged else None,
+        error=error,
+        error_type=error_type,
+        created_at=from_epoch(created),  # type: ignore[arg-type]
+        updated_at=from_epoch(updated),  # type: ignore[arg-type]
+    )
+
+
+def epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def drive(proc: Proc[T], execute: Callable[[Sql], list[Row]]) -> T:
+    """Run a procedure to its end with `execute` (a backend's statement runner)."""
+    try:
+        statement = next(proc)
+        while True:
+            statement = proc.send(execute(statement))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(proc: Proc[T], execute: Callable[[Sql], Awaitable[list[Row]]]) -> T:
+    """`drive` for an async statement runner."""
+    try:
+        statement = next(proc)
+        while True:
+            statement = proc.send(await execute(statement))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

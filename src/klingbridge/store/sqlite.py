@@ -1,0 +1,89 @@
+"""The embedded default backend: one SQLite file in WAL mode, shared by every local process.
+
+Writers take the database's write lock at the start of each transaction (`BEGIN IMMEDIATE`), so
+claiming a job and admitting a create are serialized between processes without any server.
+`synchronous = NORMAL` in WAL mode survives a killed process (the case that matters here: a
+`kill -9`, a closed laptop lid); `[store] sync = "full"` also survives a power cut, at the cost
+of one fsync per transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TypeVar
+
+from .base import StoreError, TaskStore
+from .procs import Proc, Row, Sql, drive
+
+T = TypeVar("T")
+
+
+class SQLiteStore(TaskStore):
+    dialect = "sqlite"
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: Path | str, *, sync: str = "normal", busy_timeout_s: float = 30.0):
+        self.path = Path(path).expanduser()
+        super().__init__(f"sqlite:///{self.path}")
+        self.sync = sync
+        self.busy_timeout_s = busy_timeout_s
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout_s,
+                    isolation_level=None,  # transactions are ours: BEGIN IMMEDIATE ... COMMIT
+                    check_same_thread=False,  # guarded by self._lock
+                )
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute(
+                    f"PRAGMA synchronous = {'FULL' if self.sync == 'full' else 'NORMAL'}"
+                )
+                connection.execute("PRAGMA foreign_keys = ON")
+            except (OSError, sqlite3.Error) as error:
+                raise StoreError(self.describe(), f"cannot open: {error}") from error
+            self._connection = connection
+        return self._connection
+
+    def _execute(self, proc: Proc[T]) -> T:
+        with self._lock:
+            connection = self._connect()
+
+            def execute(statement: Sql) -> list[Row]:
+                try:
+                    return connection.execute(statement.text, tuple(statement.params)).fetchall()
+                except sqlite3.Error as error:
+                    raise StoreError(self.describe(), str(error)) from error
+
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                result = drive(proc, execute)
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback(connection)
+                raise StoreError(self.describe(), str(error)) from error
+            except BaseException:
+                self._rollback(connection)
+                raise
+            return result
+
+    @staticmethod
+    def _rollback(connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
