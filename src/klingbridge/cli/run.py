@@ -14,6 +14,7 @@ from ..client import Client
 from ..download import SavedFile, save_outputs
 from ..errors import (
     KlingBridgeError,
+    ValidationError,
 )
 from ..jobs import new_key
 from ..models import SoundForVideoRequest, Task
@@ -203,7 +204,8 @@ def _detached(result: RunResult, as_json: bool) -> None:
 def with_video_id(
     client: Client, request: SoundForVideoRequest, provider: str | None
 ) -> SoundForVideoRequest:
-    """`--from-task ID`: the task's video id too (Kling adds sound to a video by its id).
+    """`--from-task ID`: the task's video id too, where the vendor needs it (Kling adds sound
+    to a video by its id; PiAPI takes the task id itself).
 
     The video task is read at the provider that ran it, so `--provider` is required.
     """
@@ -211,6 +213,11 @@ def with_video_id(
         return request
     if provider is None:
         fail("--from-task needs --provider: the vendor that ran the video task", 2)
+    try:
+        client.provider(provider).validate(request)
+        return request  # taken as it is: no lookup needed
+    except ValidationError:
+        pass
     video = client.get(request.task_id, provider=provider)
     found = next((o for o in video.outputs if o.kind == "video" and o.id), None)
     if found is None:
