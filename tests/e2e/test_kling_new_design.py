@@ -200,3 +200,39 @@ def test_cash_charges_keep_their_currency(vendor: Any, tmp_path: Path, billing: 
         assert cost == {"amount": 0.42, "unit": "usd", "usd": 0.42}
     else:
         assert cost == {"amount": 3, "unit": "cny", "usd": 0.42}
+
+
+def test_simulate_prints_the_kling_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    import klingbridge.simulator
+    from klingbridge.cli import main
+
+    served: list[Any] = []
+    monkeypatch.setattr(klingbridge.simulator, "serve", lambda config, **kw: served.append(config))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = CliRunner().invoke(main, ["simulate", "--port", str(port)])
+    assert result.exit_code == 0, result.output
+    assert "KLING_API_KEY=sim-kling-api-key" in result.stderr
+    assert served and served[0].kling_api_key == "sim-kling-api-key"
+
+
+@pytest.mark.parametrize("phase", ["before", "after"])
+def test_a_lost_new_design_create_is_resolved_by_external_id(
+    vendor: Any, tmp_path: Path, phase: str
+) -> None:
+    """The answer is dropped: /tasks?external_task_ids= says whether the task exists, so the
+    create is re-sent only when it surely was not made, and never paid twice."""
+    vendor.set_faults({"kling": [{"fault": "drop", "phase": phase, "on": "create", "count": 1}]})
+    cli = Cli(tmp_path / "klingbridge.toml")
+    cli.write(api_key_only(vendor))
+    run = cli("generate", "video", "p", "--model", "kling-3.0", "--provider", "kling", "--json")
+    assert run.exit_code == 0, run.stderr
+    state = vendor.state()
+    assert state["creates"]["kling"] == 1
+    assert list(state["creates_by_external_id"].values()) == [1]
+    assert state["duplicate_rejections"]["kling"] == 0
