@@ -3,6 +3,10 @@ plugin filters) leaks in, so the suite behaves the same on a laptop with real ke
 
 The one exception: when re-recording cassettes (`pytest --record-mode=once`), the vendor keys
 stay, so the cassette tests can use them (their `*_support` modules read them).
+
+Real services for the whole suite (docs/testing.md): `postgres_url` / `postgres_db` from
+postgres_support.py, `chromium_path` / `browser_page` / `artifacts_dir` from browser_support.py.
+A test that uses them is marked `postgres` / `browser` here, so `pytest -m postgres` selects it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from browser_support import artifacts_dir, browser_page, chromium_path
+from postgres_support import postgres_db, postgres_url
+
+__all__ = [
+    "artifacts_dir",
+    "browser_page",
+    "chromium_path",
+    "postgres_db",
+    "postgres_url",
+]
+MARKER_OF_FIXTURE = {
+    "postgres_url": "postgres",
+    "postgres_db": "postgres",
+    "chromium_path": "browser",
+    "browser_page": "browser",
+}
 
 MACHINE_ENV = (
     "KLING_ACCESS_KEY",
@@ -41,3 +62,11 @@ def _isolated(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the ledger
     monkeypatch.chdir(tmp_path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real service, directly or through another fixture."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker in sorted({MARKER_OF_FIXTURE[name] for name in used & MARKER_OF_FIXTURE.keys()}):
+            item.add_marker(marker)
