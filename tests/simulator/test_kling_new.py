@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .support import PIAPI_HEADERS, Receiver, finished_kling, finished_piapi, kling_headers
+from klingbridge.simulator import ManualClock
+
+from .support import PIAPI_HEADERS, Receiver, finished_kling, kling_headers
 
 pytestmark = pytest.mark.anyio
 KEY = {"Authorization": "Bearer sim-kling-api-key"}
@@ -197,18 +199,36 @@ async def test_account_costs_and_voices(client: httpx.AsyncClient) -> None:
     assert custom.json()["data"] == []
 
 
-async def test_piapi_sound_for_a_finished_video_task(client: httpx.AsyncClient) -> None:
-    video = {
-        "model": "kling",
-        "task_type": "video_generation",
-        "input": {"prompt": "p", "version": "2.6"},
-    }
-    origin = (await client.post("/api/v1/task", json=video, headers=PIAPI_HEADERS)).json()["data"]
-    early = {"model": "kling", "task_type": "sound", "input": {"origin_task_id": origin["task_id"]}}
-    assert (await client.post("/api/v1/task", json=early, headers=PIAPI_HEADERS)).status_code == 400
-    await finished_piapi(client, origin["task_id"])
-    made = await client.post("/api/v1/task", json=early, headers=PIAPI_HEADERS)
-    done = await finished_piapi(client, made.json()["data"]["task_id"])
-    (work,) = done["output"]["works"]
-    assert work["content_type"] == "video" and work["video"]["duration"] == 5000
-    assert work["audio"]["resource"].endswith(".mp3")
+class TestPiAPIOrigin:
+    """On a hand-stepped clock: "not completed yet" must not depend on the machine's speed."""
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock()
+
+    async def test_sound_for_a_finished_video_task(
+        self, client: httpx.AsyncClient, clock: ManualClock
+    ) -> None:
+        video = {
+            "model": "kling",
+            "task_type": "video_generation",
+            "input": {"prompt": "p", "version": "2.6"},
+        }
+        made = await client.post("/api/v1/task", json=video, headers=PIAPI_HEADERS)
+        origin = made.json()["data"]["task_id"]
+        sound = {"model": "kling", "task_type": "sound", "input": {"origin_task_id": origin}}
+        early = await client.post("/api/v1/task", json=sound, headers=PIAPI_HEADERS)
+        assert early.status_code == 400 and "not completed" in early.json()["message"]
+        clock.advance(60)
+        created = await client.post("/api/v1/task", json=sound, headers=PIAPI_HEADERS)
+        assert created.status_code == 200, created.text
+        clock.advance(60)
+        task_id = created.json()["data"]["task_id"]
+        done = (await client.get(f"/api/v1/task/{task_id}", headers=PIAPI_HEADERS)).json()["data"]
+        assert done["status"] == "completed"
+        (work,) = done["output"]["works"]
+        assert work["content_type"] == "video" and work["video"]["duration"] == 5000
+        assert work["audio"]["resource"].endswith(".mp3")
+        missing = {"model": "kling", "task_type": "sound", "input": {"origin_task_id": "nope"}}
+        refused = await client.post("/api/v1/task", json=missing, headers=PIAPI_HEADERS)
+        assert refused.status_code == 400
