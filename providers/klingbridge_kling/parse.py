@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from klingbridge import Cost, File, NotFoundError, Output, ProviderResponseError, Task, TaskStatus
-from klingbridge.parsing import decimal, epoch_ms, items, number, obj, text, url_format
+from klingbridge.parsing import decimal, epoch_ms, http_url, items, number, obj, text, url_format
 
 from . import parse_new
 from .parse_new import Rates
@@ -41,8 +41,11 @@ class TaskNotInAnswer(ProviderResponseError, NotFoundError):
         self.payload = payload
 
 
-def _error(message: str, payload: Any) -> ProviderResponseError:
-    return ProviderResponseError(message, provider=NAME, payload=payload)
+MEDIA_KEYS = ("videos", "audios", "images", "voices")
+
+
+def _error(message: str, payload: Any, *, final: bool = False) -> ProviderResponseError:
+    return ProviderResponseError(message, provider=NAME, payload=payload, retryable=not final)
 
 
 def unwrap(payload: Any) -> Any:
@@ -86,7 +89,7 @@ def _audio(item: Mapping[str, Any]) -> Output:
     files = [
         File(url=url, format=url_format(url, default))
         for key, default in (("url_mp3", "mp3"), ("url_wav", "wav"), ("url", "mp3"))
-        if (url := text(item.get(key)))
+        if (url := http_url(item.get(key)))
     ]
     duration = next(
         (
@@ -100,7 +103,7 @@ def _audio(item: Mapping[str, Any]) -> Output:
 
 
 def _video(item: Mapping[str, Any]) -> Output:
-    clean, marked = text(item.get("url")), text(item.get("watermark_url"))
+    clean, marked = http_url(item.get("url")), http_url(item.get("watermark_url"))
     files = []
     if clean:
         files.append(
@@ -114,7 +117,7 @@ def _video(item: Mapping[str, Any]) -> Output:
 
 
 def _image(item: Mapping[str, Any]) -> Output:
-    clean, marked = text(item.get("url")), text(item.get("watermark_url"))
+    clean, marked = http_url(item.get("url")), http_url(item.get("watermark_url"))
     files = []
     if clean:
         files.append(
@@ -128,9 +131,21 @@ def _image(item: Mapping[str, Any]) -> Output:
 
 def _voice(item: Mapping[str, Any]) -> Output:
     """A custom or preset voice: its `voice_id` is the output's id, its sample the file."""
-    url = text(item.get("trial_url")) or text(item.get("url"))
+    url = http_url(item.get("trial_url")) or http_url(item.get("url"))
     files = [File(url=url, format=url_format(url, "mp3"))] if url else []
     return Output(id=text(item.get("voice_id")) or text(item.get("id")), kind="audio", files=files)
+
+
+def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
+    """A succeeded task whose result is not the documented shape is unreadable, not empty."""
+    if state is not TaskStatus.SUCCEEDED:
+        return
+    result = data.get("task_result")
+    if result is not None and not isinstance(result, Mapping):
+        raise _error("succeeded, but task_result is not an object", payload, final=True)
+    for key, value in obj(result).items():
+        if key in MEDIA_KEYS and not isinstance(value, list | None):
+            raise _error(f"succeeded, but task_result.{key} is not an array", payload, final=True)
 
 
 def outputs(result: Mapping[str, Any]) -> list[Output]:
@@ -147,15 +162,18 @@ def _legacy_task(data: Mapping[str, Any], payload: Any, kind: str | None, rates:
         raise _error("no task_id: not a Kling task", payload)
     if "task_status" not in data:
         raise _error("no task_status: not a Kling task", payload)
+    state = status(data.get("task_status"))
+    check_result(data, state, payload)
     result = obj(data.get("task_result"))
     info = obj(data.get("task_info"))
+    found = outputs(result)
+    if state is TaskStatus.SUCCEEDED and not found and any(result.get(k) for k in MEDIA_KEYS):
+        raise _error("succeeded with media, but none is readable", payload, final=True)
     units = decimal(data.get("final_unit_deduction"))
     cost = None
     if units is not None:
         usd = units * rates.unit_usd if rates.unit_usd is not None else None
         cost = Cost(amount=units, unit="kling_unit", usd=usd)
-    state = status(data.get("task_status"))
-    found = outputs(result)
     if state is TaskStatus.SUCCEEDED and not found:
         logger.warning(
             "Kling task %s succeeded but no output could be read (task_result fields: %s)",

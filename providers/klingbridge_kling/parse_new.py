@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from klingbridge import Cost, File, Output, Task, TaskStatus
-from klingbridge.parsing import decimal, epoch_ms, items, number, obj, text, url_format
+from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
+from klingbridge.parsing import decimal, epoch_ms, http_url, items, number, obj, text, url_format
 
 from .requests import NAME
 
@@ -71,7 +71,7 @@ def _audio_files(item: Mapping[str, Any]) -> list[File]:
     return [
         File(url=url, format=url_format(url, fmt))
         for key, fmt in (("mp3_url", "mp3"), ("wav_url", "wav"), ("url", "mp3"))
-        if (url := text(item.get(key)))
+        if (url := http_url(item.get(key)))
     ]
 
 
@@ -80,11 +80,11 @@ def output(item: Mapping[str, Any]) -> Output | None:
     kind = text(item.get("type"))
     ident = text(item.get("id"))
     if kind == "video":
-        files = _pair(text(item.get("url")), text(item.get("watermark_url")), "mp4")
+        files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
         duration = number(item.get("duration"))
         return Output(id=ident, kind="video", duration_s=duration, files=files) if files else None
     if kind == "image":
-        files = _pair(text(item.get("url")), text(item.get("watermark_url")), "png")
+        files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
         ident = ident or text(item.get("group_id"))
         return Output(id=ident, kind="image", files=files) if files else None
     if kind in ("audio", "voice"):
@@ -104,7 +104,7 @@ def output(item: Mapping[str, Any]) -> Output | None:
         files = [
             File(url=url, format=url_format(url, "png"))
             for ref in refs
-            if (url := text(ref.get("url")) or text(ref.get("image_url")))
+            if (url := http_url(ref.get("url")) or http_url(ref.get("image_url")))
         ]
         return Output(id=ident, kind="image", files=files) if files else None
     return None
@@ -147,13 +147,27 @@ def cost(billing: Any, rates: Rates) -> Cost | None:
     amount = sum((a for u, a in charges if u == unit), Decimal(0))
     rate = {"kling_unit": rates.unit_usd, "usd": Decimal(1), "cny": rates.cny_usd}[unit]
     usd = amount * rate if rate is not None else None
-    return Cost(amount=amount, unit=unit, usd=usd)  # type: ignore[arg-type]
+    return Cost(amount=amount, unit=unit, usd=usd)
+
+
+def _unreadable(message: str, data: Mapping[str, Any]) -> ProviderResponseError:
+    """A succeeded task whose outputs are there but unreadable: asking again cannot help."""
+    return ProviderResponseError(message, provider=NAME, payload=dict(data), retryable=False)
 
 
 def task(data: Mapping[str, Any], *, kind: str | None, rates: Rates) -> Task:
     state = status(data.get("status"))
+    succeeded = state is TaskStatus.SUCCEEDED
+    for key in ("outputs", "materials"):
+        if succeeded and not isinstance(data.get(key), list | None):
+            raise _unreadable(f"succeeded, but {key} is not an array", data)
     found, inferred = outputs(data)
-    if state is TaskStatus.SUCCEEDED and not found:
+    known = [
+        o for o in items(data.get("outputs")) if text(obj(o).get("type")) in KIND_OF_OUTPUT
+    ]
+    if succeeded and not found and known:
+        raise _unreadable("succeeded with outputs, but none is readable", data)
+    if succeeded and not found:
         logger.warning(
             "Kling task %s succeeded but no output could be read (fields: %s; outputs types: %s)",
             data.get("id"),

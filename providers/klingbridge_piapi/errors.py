@@ -30,6 +30,17 @@ from klingbridge.parsing import obj, text
 SUCCESS = 200
 
 
+def is_success(body: Any) -> bool:
+    """Body code 200, or 0 with a task in `data` (PiAPI's unified-schema example uses 0)."""
+    envelope = obj(body)
+    code = envelope.get("code")
+    if isinstance(code, bool):
+        return False
+    return code == SUCCESS or (
+        code == 0 and text(obj(envelope.get("data")).get("task_id")) is not None
+    )
+
+
 CODES: dict[int, Code] = {
     400: Code(InvalidRequestError, "bad input", False, False),
     401: Code(AuthError, "invalid or missing API key", False, True),
@@ -69,9 +80,9 @@ def parse_error(
     body = obj(payload)
     code = _int(body.get("code"))
     http_failed = http_status is not None and http_status >= 400
-    if code in (SUCCESS, None) and not http_failed:
+    if (code is None or is_success(body)) and not http_failed:
         return None  # success, or no envelope at all (a bare task, a webhook body)
-    if code == SUCCESS:
+    if code is not None and is_success(body):
         code = None  # the body claims success but HTTP says otherwise: the HTTP status decides
     entry = lookup(code) if code is not None else None
     if entry is None and http_status is not None:

@@ -16,9 +16,19 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
-from klingbridge.parsing import decimal, items, number, obj, positive_int, rfc3339, text, url_format
+from klingbridge.parsing import (
+    decimal,
+    http_url,
+    items,
+    number,
+    obj,
+    positive_int,
+    rfc3339,
+    text,
+    url_format,
+)
 
-from .errors import SUCCESS
+from .errors import is_success
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.piapi")
@@ -58,15 +68,15 @@ MEDIA_KINDS: tuple[Literal["video", "audio", "image"], ...] = ("video", "audio",
 DEFAULT_FORMAT = {"audio": "mp3", "video": "mp4", "image": "png"}
 
 
-def _error(message: str, payload: Any) -> ProviderResponseError:
-    return ProviderResponseError(message, provider=NAME, payload=payload)
+def _error(message: str, payload: Any, *, final: bool = False) -> ProviderResponseError:
+    return ProviderResponseError(message, provider=NAME, payload=payload, retryable=not final)
 
 
 def unwrap(payload: Any) -> Mapping[str, Any]:
     """The task object of an envelope or webhook body, or the payload itself when bare."""
     body = obj(payload)
     if "task_id" not in body and "data" in body:
-        if "code" in body and body["code"] != SUCCESS:
+        if "code" in body and not is_success(body):
             raise _error(
                 f"error envelope (code {body['code']!r}): {body.get('message')!r}", payload
             )
@@ -112,8 +122,8 @@ def status(
 
 
 def _url(value: Any) -> str | None:
-    """A URL is a non-empty string (a number is never one)."""
-    return (value.strip() or None) if isinstance(value, str) else None
+    """A URL is a non-empty http(s) string (a number, `file:` or `javascript:` never is)."""
+    return http_url(value)
 
 
 def _seconds(media: Mapping[str, Any]) -> float | None:
@@ -233,6 +243,33 @@ def cost(meta: Mapping[str, Any], state: TaskStatus, points_per_usd: Decimal | N
     return Cost(amount=points, unit="piapi_point", usd=usd)
 
 
+def check_output(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
+    """A completed task whose output is not the documented shape is unreadable, not empty."""
+    if state is not TaskStatus.SUCCEEDED:
+        return
+    output = data.get("output")
+    if output is not None and not isinstance(output, Mapping):
+        raise _error("completed, but output is not an object", payload, final=True)
+    works = obj(output).get("works")
+    if works is not None and not isinstance(works, list):
+        raise _error("completed, but output.works is not an array", payload, final=True)
+
+
+def _has_media(output: Mapping[str, Any]) -> bool:
+    """Whether the output names any media resource at all (readable or not)."""
+    named = [obj(obj(work).get(k)) for work in items(output.get("works")) for k in MEDIA_KINDS]
+    return any(m.get("resource") or m.get("resource_without_watermark") for m in named) or bool(
+        output.get("video_url") or output.get("video")
+    )
+
+
+def error_message(error: Mapping[str, Any]) -> str | None:
+    """The failure reason; an error object with code 0 is PiAPI's "no error" placeholder."""
+    if error.get("code") == 0 and not isinstance(error.get("code"), bool):
+        return None
+    return text(error.get("message")) or text(error.get("raw_message"))
+
+
 def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> Task:
     data = unwrap(payload)
     task_id = text(data.get("task_id"))
@@ -244,7 +281,10 @@ def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> T
     meta = obj(data.get("meta"))
     error = obj(data.get("error"))
     state, provider_status = status(data, output)
+    check_output(data, state, payload)
     found = outputs(output)
+    if state is TaskStatus.SUCCEEDED and not found and _has_media(output):
+        raise _error("completed with media, but none is readable", payload, final=True)
     return Task(
         provider=NAME,
         id=task_id,
@@ -256,7 +296,7 @@ def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> T
         ),
         status=state,
         provider_status=provider_status,
-        status_message=text(error.get("message")) or text(error.get("raw_message")),
+        status_message=error_message(error),
         external_id=None,  # PiAPI has no caller-supplied task id
         outputs=found,
         cost=cost(meta, state, points_per_usd),

@@ -52,7 +52,7 @@ MODES = ("std", "pro")
 PROMPT_MAX = 2500
 
 CAPABILITIES = [
-    Capability(kind="sound", limits={"prompt": "text", "duration": "5 | 10 s"}),
+    Capability(kind="sound", limits={"prompt": f"<= {PROMPT_MAX} chars", "duration": "5 | 10 s"}),
     Capability(
         kind="sound-for-video",
         limits={"task_id": "a PiAPI video task (origin_task_id)", "prompt": "text, optional"},
@@ -93,6 +93,9 @@ def version(model: str) -> Version:
 
 def validate(request: Request) -> None:
     if isinstance(request, SoundRequest):
+        # ASSUMPTION: the documented 2,500 limit is stated for video prompts; sound prompts go to
+        # the same Kling service, so the same limit is checked here, before any call.
+        _check_length("prompt", request.prompt)
         if request.duration not in DURATIONS:
             raise _fail("duration", "must be 5 or 10 s", request.duration)
     elif isinstance(request, SpeechRequest):

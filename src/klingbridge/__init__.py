@@ -9,6 +9,7 @@ with Client() as client:
 from __future__ import annotations
 
 from .client import AsyncClient, Client
+from .download import DownloadError, SavedFile, async_save_outputs, save_outputs
 from .errors import (
     AuthError,
     ConfigError,
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigError",
     "ContentPolicyError",
     "Cost",
+    "DownloadError",
     "Event",
     "File",
     "HttpCall",
@@ -77,6 +79,7 @@ __all__ = [
     "Quote",
     "RateLimitError",
     "Request",
+    "SavedFile",
     "ServerError",
     "SoundForVideoRequest",
     "SoundRequest",
@@ -90,5 +93,7 @@ __all__ = [
     "Voice",
     "WaitTimeout",
     "__version__",
+    "async_save_outputs",
     "hookimpl",
+    "save_outputs",
 ]

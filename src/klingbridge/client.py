@@ -12,7 +12,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict
@@ -302,10 +302,23 @@ class Client(_BaseClient):
         provider: str | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Any = time.sleep,
-        **options: Any,
+        sleep: Callable[[float], None] = time.sleep,
+        config: Config | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        plugins: Iterable[object] = (),
+        poll: PollPolicy | None = None,
+        clock: Clock = time.monotonic,
+        store: StoreOption = CONFIGURED,
     ) -> None:
-        super().__init__(provider, **options)
+        super().__init__(
+            provider,
+            config=config,
+            settings=settings,
+            plugins=plugins,
+            poll=poll,
+            clock=clock,
+            store=store,
+        )
         self._runner = SyncRunner(transport=transport, sleep=sleep, store=self.store)
 
     def submit(
@@ -421,10 +434,23 @@ class AsyncClient(_BaseClient):
         provider: str | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Any = asyncio.sleep,
-        **options: Any,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        config: Config | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        plugins: Iterable[object] = (),
+        poll: PollPolicy | None = None,
+        clock: Clock = time.monotonic,
+        store: StoreOption = CONFIGURED,
     ) -> None:
-        super().__init__(provider, **options)
+        super().__init__(
+            provider,
+            config=config,
+            settings=settings,
+            plugins=plugins,
+            poll=poll,
+            clock=clock,
+            store=store,
+        )
         self._runner = AsyncRunner(transport=transport, sleep=sleep, store=self.store)
 
     async def submit(

@@ -153,14 +153,24 @@ class Config(BaseModel):
         try:
             return cls.Settings.model_validate(section)
         except PydanticValidationError as error:
-            problem = error.errors()[0]
-            key = ".".join(str(p) for p in problem["loc"])
-            where = self.where(f"providers.{cls.name}.{key}")
-            raise ConfigError(problem["msg"], where=where) from error
+            found = [
+                (self.where(f"providers.{cls.name}.{_key(p)}"), _message(p)) for p in error.errors()
+            ]
+            raise ConfigError.many(found) from error
 
     def where(self, key: str) -> str:
         origin = self.sources.get(key) or (str(self.path) if self.path else "defaults")
         return f"{origin} [{key}]"
+
+
+def _key(problem: Any) -> str:
+    return ".".join(str(p) for p in problem["loc"])
+
+
+def _message(problem: Any) -> str:
+    got = problem.get("input")
+    shown = "" if isinstance(got, Mapping | list) else f" (got {got!r})"
+    return f"{problem['msg']}{shown}"
 
 
 def user_config_dir() -> Path:
@@ -194,8 +204,14 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     provider_classes: Mapping[str, type[Provider]] | None = None,
+    collect: list[str] | None = None,
 ) -> Config:
-    """Read the configuration file (if any) and the environment into a `Config`."""
+    """Read the configuration file (if any) and the environment into a `Config`.
+
+    A mistake raises `ConfigError` naming every problem found (its `problems`). With `collect`,
+    problems are appended there instead, and the sections they concern fall back to defaults,
+    so that `config check` can go on and report everything else in the same run.
+    """
     environ = os.environ if environ is None else environ
     env = EnvSettings.model_validate(
         {
@@ -208,14 +224,19 @@ def load_config(
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
     if path is not None:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(f"cannot read: {error}", where=str(path)) from error
+        raw = _read(path)
         _flatten("", raw, sources, str(path))
-    providers: dict[str, dict[str, Any]] = {
-        name: dict(section) for name, section in raw.get("providers", {}).items()
-    }
+    found: list[tuple[str, str]] = []
+    sections = raw.get("providers", {})
+    if not isinstance(sections, Mapping):
+        found.append((f"{path} [providers]", "must be a table of provider sections"))
+        sections = {}
+    providers: dict[str, dict[str, Any]] = {}
+    for name, section in sections.items():
+        if isinstance(section, Mapping):
+            providers[name] = dict(section)
+        else:
+            found.append((f"{path} [providers.{name}]", "must be a table"))
     for name, cls in (provider_classes or {}).items():
         for field, variable in cls.Settings.env.items():
             if environ.get(variable):
@@ -225,12 +246,32 @@ def load_config(
         raw["default_route"] = env.route
         sources["default_route"] = "env KLINGBRIDGE_ROUTE"
     if env.store is not None:
-        raw["store"] = {**raw.get("store", {}), "url": env.store}
+        store = raw.get("store", {})
+        raw["store"] = {**(store if isinstance(store, Mapping) else {}), "url": env.store}
         sources["store.url"] = "env KLINGBRIDGE_STORE"
+    data = {**raw, "providers": providers}
     try:
-        config = Config.model_validate({**raw, "providers": providers})
+        config = Config.model_validate(data)
     except PydanticValidationError as error:
-        problem = error.errors()[0]
-        key = ".".join(str(p) for p in problem["loc"])
-        raise ConfigError(problem["msg"], where=f"{path or 'defaults'} [{key}]") from error
+        for problem in error.errors():
+            found.append((f"{path or 'defaults'} [{_key(problem)}]", _message(problem)))
+            if collect is not None and problem["loc"]:
+                data.pop(str(problem["loc"][0]), None)  # the rest is still checked
+        if collect is None:
+            raise ConfigError.many(found) from error
+        config = Config.model_validate(data)
+    if found:
+        if collect is None:
+            raise ConfigError.many(found)
+        collect.extend(f"{where}: {message}" for where, message in found)
     return config.model_copy(update={"sources": sources, "path": path})
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        return data
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not a UTF-8 text file ({error.reason})", where=str(path)) from error
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read: {error}", where=str(path)) from error

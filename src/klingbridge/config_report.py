@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -23,9 +24,27 @@ def _shown(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def effective(config: Config, client: Client) -> list[dict[str, str]]:
-    """One row per setting: key, value (secrets masked), and where the value came from."""
+def _typed(value: Any) -> Any:
+    """A JSON value: secrets masked, numbers as numbers, paths as strings, lists as lists."""
+    if isinstance(value, SecretStr):
+        return _shown(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): _typed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_typed(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def effective(config: Config, client: Client) -> list[dict[str, Any]]:
+    """One row per setting: key, value (secrets masked; JSON-typed), and where it came from.
+
+    `shown` is the value as text, for a table."""
     rows: list[tuple[str, Any]] = [("default_route", config.default_route)]
+    effective_sources: dict[str, str] = {}
     for name, route in config.routes.items():
         rows += [(f"routes.{name}.{k}", v) for k, v in route.model_dump().items()]
     for name in client.provider_names:
@@ -39,9 +58,13 @@ def effective(config: Config, client: Client) -> list[dict[str, str]]:
             for field in type(settings).model_fields
         ]
         rows.append((f"providers.{name}.base_url (effective)", client.provider(name).base_url))
+        effective_sources[f"providers.{name}.base_url (effective)"] = config.sources.get(
+            f"providers.{name}.base_url", f"{name} built-in default"
+        )
         auth = client.provider(name).auth_description()
         if auth is not None:
             rows.append((f"providers.{name}.auth (effective)", auth))
+            effective_sources[f"providers.{name}.auth (effective)"] = "from the keys set"
     rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
     rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
     store = client.store
@@ -53,12 +76,17 @@ def effective(config: Config, client: Client) -> list[dict[str, str]]:
     rows += [(f"cooldown.{k}", v) for k, v in config.cooldown.model_dump().items()]
 
     def source(key: str) -> str:
+        if key in effective_sources:
+            return effective_sources[key]
         if key in config.sources:
             return config.sources[key]
         nested = [s for k, s in config.sources.items() if k.startswith(key + ".")]
         return nested[0] if nested else "default"
 
-    return [{"key": key, "value": _shown(value), "source": source(key)} for key, value in rows]
+    return [
+        {"key": key, "value": _typed(value), "shown": _shown(value), "source": source(key)}
+        for key, value in rows
+    ]
 
 
 def problems(config: Config, client: Client) -> list[str]:
@@ -89,7 +117,7 @@ def problems(config: Config, client: Client) -> list[str]:
         try:
             provider = client.provider(name)
         except ConfigError as error:
-            found.append(str(error))
+            found.extend(error.problems)
             continue
         unknown = sorted(k for k in provider.settings.prices if not provider.is_price_key(k))
         if unknown:

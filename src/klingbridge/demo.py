@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +23,10 @@ from .simulator import SimulatorConfig, running_simulator
 PROVIDERS = ("kling", "piapi")
 
 
-def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -> None:
+Results = list[tuple[Task, list[SavedFile]]]
+
+
+def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -> Results:
     sim_config = SimulatorConfig(queued_s=0.3, running_s=1.2)
     request = SoundRequest(prompt=prompt, duration=duration)
     with running_simulator(sim_config) as sim:
@@ -45,6 +49,19 @@ def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -
     for _, saved in results:
         for file in saved:
             console.print(f"  {file.path}  ({file.bytes:,} bytes)")
+    return results
+
+
+def demo_json(results: Results) -> dict[str, Any]:
+    """`demo --json`: both tasks and every saved file, as one object."""
+    return {
+        "tasks": [task.model_dump(mode="json") for task, _ in results],
+        "saved": [
+            {"provider": task.provider, "path": str(f.path), "format": f.format, "bytes": f.bytes}
+            for task, saved in results
+            for f in saved
+        ],
+    }
 
 
 async def _generate_all(config: Config, poll: PollPolicy, request: SoundRequest) -> list[Task]:

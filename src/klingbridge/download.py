@@ -4,6 +4,12 @@ Each file is streamed into a temporary file beside its destination, hashed on th
 renamed into place only when complete, so a crash or a size-cap breach never leaves a partial
 file under the final name. Names come from the task id, the output index and the format, never
 from the URL (which may be long, hostile, or the same for several outputs).
+
+Saving is resumable: a file already under its final name is complete (nothing else is ever put
+there), so it is kept unless the vendor announces another size; temporary files an interrupted
+run left behind are removed and fetched again. Only `http` and `https` URLs are ever fetched.
+
+`save_outputs` and `async_save_outputs` share everything but the loop that streams the bytes.
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ import hashlib
 import os
 import re
 import secrets
+import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -22,10 +32,12 @@ from .models import File, Task
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB: far above any Kling output, low enough to stop a runaway
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SCHEMES = frozenset({"http", "https"})
+_CHUNK = 1 << 16
 
 
 class DownloadError(KlingBridgeError):
-    """A file could not be saved (HTTP error, too large, already there, timeout)."""
+    """A file could not be saved (HTTP error, too large, unsafe URL, unwritable folder)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,8 @@ class SavedFile:
     format: str
     bytes: int
     sha256: str
+    #: True when the file was already there, complete, and was kept rather than fetched again.
+    kept: bool = False
 
 
 def file_names(task: Task) -> list[tuple[File, str]]:
@@ -54,59 +68,213 @@ def file_names(task: Task) -> list[tuple[File, str]]:
     return named
 
 
+def selected_files(
+    task: Task, *, formats: Collection[str] | None = None, unwatermarked: bool = False
+) -> list[tuple[File, str]]:
+    """The files `save_outputs` would save, with their names (names do not depend on the filter).
+
+    `formats`: only these formats (e.g. `{"wav"}`). `unwatermarked`: never a file known to carry
+    a watermark, and, when an output has a copy known to be clean, only that copy.
+    """
+    wanted = {f.lower() for f in formats} if formats is not None else None
+    clean = {
+        (index, file.format)
+        for index, output in enumerate(task.outputs)
+        for file in output.files
+        if file.watermarked is False
+    }
+    output_of = [index for index, output in enumerate(task.outputs) for _ in output.files]
+    chosen = []
+    for (file, name), index in zip(file_names(task), output_of, strict=True):
+        if wanted is not None and file.format.lower() not in wanted:
+            continue
+        if unwatermarked and (
+            file.watermarked is True or (file.watermarked is None and (index, file.format) in clean)
+        ):
+            continue
+        chosen.append((file, name))
+    return chosen
+
+
+def prepare_directory(directory: str | os.PathLike[str]) -> Path:
+    """Create `directory` if needed and prove a file can be written there; else `DownloadError`.
+
+    Called before a task is paid for, so an unusable `--out` costs nothing.
+    """
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".klingbridge-probe-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DownloadError(f"cannot write files into {folder}: {reason}") from error
+    return folder
+
+
+def check_url(url: str) -> None:
+    """Only http(s) URLs are fetched: never `file:`, `javascript:`, `data:` or the like."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in _SCHEMES or not urlsplit(url).netloc:
+        raise DownloadError(f"refusing to fetch {url[:80]!r}: only http and https URLs are saved")
+
+
+class _Target:
+    """One file being saved: the decisions and the disk work, shared by both loops."""
+
+    def __init__(self, file: File, dest: Path, overwrite: bool, max_bytes: int) -> None:
+        self.file, self.dest, self.overwrite, self.max_bytes = file, dest, overwrite, max_bytes
+        self.digest, self.size = hashlib.sha256(), 0
+        # Not mkstemp: its 0600 mode would stick to the saved file; "x" mode still never clobbers.
+        self.tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        self.out: BinaryIO | None = None
+        for stale in dest.parent.glob(f".{glob_escape(dest.name)}.*.part"):
+            stale.unlink(missing_ok=True)  # left by an interrupted run: fetched again below
+
+    def existing(self, response: httpx.Response) -> SavedFile | None:
+        """The file already there, kept, when the vendor does not announce another size."""
+        if self.overwrite or not self.dest.is_file():
+            return None
+        size = self.dest.stat().st_size
+        announced = response.headers.get("content-length")
+        if response.status_code == 200 and announced is not None and announced != str(size):
+            return None  # not what the vendor serves: fetch it again
+        digest = hashlib.sha256()
+        with self.dest.open("rb") as saved:
+            for chunk in iter(lambda: saved.read(_CHUNK), b""):
+                digest.update(chunk)
+        return self._saved(self.dest, size, digest.hexdigest(), kept=True)
+
+    def begin(self, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise DownloadError(f"GET {self.file.url}: HTTP {response.status_code}")
+        self.out = self.tmp.open("xb")
+
+    def write(self, chunk: bytes) -> None:
+        assert self.out is not None
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise DownloadError(f"{self.file.url} is larger than the {self.max_bytes}-byte cap")
+        self.digest.update(chunk)
+        self.out.write(chunk)
+
+    def finish(self) -> SavedFile:
+        assert self.out is not None
+        self.out.close()
+        self.tmp.replace(self.dest)  # atomic: the final name only ever holds a complete file
+        return self._saved(self.dest, self.size, self.digest.hexdigest())
+
+    def cleanup(self) -> None:
+        if self.out is not None:
+            self.out.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def _saved(self, path: Path, size: int, sha256: str, *, kept: bool = False) -> SavedFile:
+        return SavedFile(path, self.file.url, self.file.format, size, sha256, kept)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _targets(
+    task: Task,
+    directory: str | os.PathLike[str],
+    overwrite: bool,
+    max_bytes: int,
+    formats: Collection[str] | None,
+    unwatermarked: bool,
+) -> list[_Target]:
+    folder = prepare_directory(directory)
+    chosen = selected_files(task, formats=formats, unwatermarked=unwatermarked)
+    for file, _ in chosen:
+        check_url(file.url)  # every URL, before the first byte is written
+    return [_Target(file, folder / name, overwrite, max_bytes) for file, name in chosen]
+
+
+def _failed(target: _Target, error: Exception) -> DownloadError:
+    if isinstance(error, DownloadError):
+        return error
+    if isinstance(error, httpx.HTTPError):
+        return DownloadError(f"GET {target.file.url}: {type(error).__name__}: {error}")
+    reason = getattr(error, "strerror", None) or str(error)
+    return DownloadError(f"cannot write {target.dest}: {reason}")
+
+
 def save_outputs(
     task: Task,
     directory: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    formats: Collection[str] | None = None,
+    unwatermarked: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 120.0,
     client: httpx.Client | None = None,
 ) -> list[SavedFile]:
-    """Download every file of `task` into `directory`; return what was saved, in order."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    owned = client is None
+    """Download the files of `task` into `directory`; return what was saved, in order.
+
+    A file already saved is kept (`SavedFile.kept`) unless `overwrite`; `formats` and
+    `unwatermarked` choose which files (see `selected_files`). Every failure, network or disk,
+    is a `DownloadError`.
+    """
+    targets = _targets(task, directory, overwrite, max_bytes, formats, unwatermarked)
     http = client or httpx.Client(timeout=timeout, follow_redirects=True)
     try:
-        return [
-            _save(http, file.url, file.format, folder / name, overwrite, max_bytes)
-            for file, name in file_names(task)
-        ]
+        return [_save(http, target) for target in targets]
     finally:
-        if owned:
+        if client is None:
             http.close()
 
 
-def _save(
-    http: httpx.Client, url: str, fmt: str, dest: Path, overwrite: bool, max_bytes: int
-) -> SavedFile:
-    if dest.exists() and not overwrite:
-        raise DownloadError(f"{dest} already exists (pass overwrite=True / --overwrite)")
-    digest, size = hashlib.sha256(), 0
-    # Not mkstemp: its 0600 mode would stick to the saved file; "x" mode still never clobbers.
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+def _save(http: httpx.Client, target: _Target) -> SavedFile:
     try:
-        with tmp.open("xb") as out, http.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise DownloadError(f"GET {url}: HTTP {response.status_code}")
-            for chunk in response.iter_bytes(1 << 16):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DownloadError(f"{url} is larger than the {max_bytes}-byte cap")
-                digest.update(chunk)
-                out.write(chunk)
-        if overwrite:
-            tmp.replace(dest)
-        else:
-            try:
-                os.link(tmp, dest)  # atomic and refuses to replace a file that appeared meanwhile
-            except FileExistsError:
-                raise DownloadError(f"{dest} already exists") from None
-            except OSError:
-                tmp.replace(dest)  # file systems without hard links
-    except httpx.HTTPError as error:
-        raise DownloadError(f"GET {url}: {type(error).__name__}: {error}") from error
+        with http.stream("GET", target.file.url) as response:
+            kept = target.existing(response)
+            if kept is not None:
+                return kept
+            target.begin(response)
+            for chunk in response.iter_bytes(_CHUNK):
+                target.write(chunk)
+        return target.finish()
+    except (httpx.HTTPError, OSError, DownloadError) as error:
+        raise _failed(target, error) from error
     finally:
-        tmp.unlink(missing_ok=True)
-    return SavedFile(path=dest, url=url, format=fmt, bytes=size, sha256=digest.hexdigest())
+        target.cleanup()
+
+
+async def async_save_outputs(
+    task: Task,
+    directory: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    formats: Collection[str] | None = None,
+    unwatermarked: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 120.0,
+    client: httpx.AsyncClient | None = None,
+) -> list[SavedFile]:
+    """`save_outputs`, awaited (the same choices, names and resumption)."""
+    targets = _targets(task, directory, overwrite, max_bytes, formats, unwatermarked)
+    http = client or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+    try:
+        return [await _async_save(http, target) for target in targets]
+    finally:
+        if client is None:
+            await http.aclose()
+
+
+async def _async_save(http: httpx.AsyncClient, target: _Target) -> SavedFile:
+    try:
+        async with http.stream("GET", target.file.url) as response:
+            kept = target.existing(response)
+            if kept is not None:
+                return kept
+            target.begin(response)
+            async for chunk in response.aiter_bytes(_CHUNK):
+                target.write(chunk)
+        return target.finish()
+    except (httpx.HTTPError, OSError, DownloadError) as error:
+        raise _failed(target, error) from error
+    finally:
+        target.cleanup()

@@ -15,6 +15,7 @@
     ├── ProviderResponseError     an answer that does not parse (carries the payload)
     ├── TaskFailed                the task ran and failed or was cancelled (carries the Task)
     ├── WaitTimeout               the task did not finish before the deadline (carries the Task)
+    ├── DownloadError             an output could not be saved (download.py; unsafe URL, disk)
     └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
 
 A task that fails is not an API error: `TaskFailed` is raised by `run`, never by `get`.
@@ -51,17 +52,31 @@ class ConfigError(KlingBridgeError):
     def __init__(self, message: str, *, where: str | None = None) -> None:
         self.where = where
         super().__init__(f"{where}: {message}" if where else message)
+        #: Every problem found, one line each (the message names the first and counts the rest).
+        self.problems: list[str] = [f"{where}: {message}" if where else message]
+
+    @classmethod
+    def many(cls, found: Sequence[tuple[str, str]]) -> ConfigError:
+        """One error for several `(where, message)` problems."""
+        where, message = found[0]
+        more = f" (and {len(found) - 1} more problem(s): klingbridge config check)"
+        error = cls(message + (more if len(found) > 1 else ""), where=where)
+        error.problems = [f"{w}: {m}" for w, m in found]
+        return error
 
 
 class ValidationError(KlingBridgeError):
-    """A request this provider cannot take, found before any network call."""
+    """A request this provider cannot take (or no provider could: `provider` None, e.g. a
+    request model's own limit), found before any network call."""
 
-    def __init__(self, provider: str, field: str, limit: str, value: Any = None) -> None:
+    def __init__(self, provider: str | None, field: str, limit: str, value: Any = None) -> None:
         self.provider = provider
         self.field = field
         self.limit = limit
         self.value = value
-        super().__init__(f"{provider}: {field} {limit} (got {value!r})")
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        where = f"{provider}: " if provider else ""
+        super().__init__(f"{where}{field} {limit} (got {shown})")
 
 
 class ProviderError(KlingBridgeError):
@@ -142,11 +157,18 @@ class TransportError(KlingBridgeError):
 
 
 class ProviderResponseError(KlingBridgeError):
-    """A vendor payload that cannot be read as what it should be."""
+    """A vendor payload that cannot be read as what it should be.
 
-    def __init__(self, message: str, *, provider: str, payload: Any = None) -> None:
+    `retryable` is False when asking again cannot help (a task that ended with an unreadable
+    result): a wait then stops with this error, the task id kept, instead of polling on.
+    """
+
+    def __init__(
+        self, message: str, *, provider: str, payload: Any = None, retryable: bool = True
+    ) -> None:
         self.provider = provider
         self.payload = payload
+        self.retryable = retryable
         super().__init__(f"{provider}: {message}")
 
 

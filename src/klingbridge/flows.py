@@ -67,14 +67,16 @@ OnUpdate = Callable[[Task], None]
 class PollPolicy(BaseModel):
     """How `wait` polls: the interval starts at `initial` and grows by `factor` up to `maximum`.
 
-    Configurable as `[poll]` in klingbridge.toml; tests set `initial=0` so nothing sleeps.
+    Configurable as `[poll]` in klingbridge.toml; tests set `initial=0` so nothing sleeps. The
+    cap is low (3 s) so that a status change, `running` above all, is seen within seconds: a
+    sound runs for well under a minute, and a longer cap could skip `running` altogether.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     initial: float = Field(default=1.0, ge=0, description="seconds before the first poll")
     factor: float = Field(default=1.5, ge=1)
-    maximum: float = Field(default=10.0, ge=0, description="longest interval, seconds")
+    maximum: float = Field(default=3.0, ge=0, le=300, description="longest interval, seconds")
 
     def interval(self, polls: int) -> float:
         return min(self.maximum, self.initial * math.pow(self.factor, polls))
@@ -164,9 +166,9 @@ def find_by_external_id(
 
 
 def _is_transient(error: Exception) -> bool:
-    if isinstance(error, ProviderError | TransportError):
+    if isinstance(error, ProviderError | TransportError | ProviderResponseError):
         return error.retryable
-    return isinstance(error, ProviderResponseError)
+    return False
 
 
 def wait(

@@ -9,9 +9,19 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import ValidationError
 
 
 def _decimal_to_json(value: Decimal) -> int | float:
@@ -48,7 +58,34 @@ class _Model(BaseModel):
 # allowed durations, models) in `Provider.validate`, before any network call.
 
 
-class SoundRequest(_Model):
+class _Request(_Model):
+    """A request: a mistake in one is a `klingbridge.ValidationError` (one error type to catch),
+    naming each field, the limit it broke and the value given."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_error_type(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        try:
+            return handler(data)
+        except PydanticValidationError as error:
+            raise _request_error(cls.__name__, error) from error
+
+
+def _request_error(model: str, error: PydanticValidationError) -> ValidationError:
+    """The first problem as the error's field/limit/value; every problem in its message."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(p) for p in problem["loc"]) or "request"
+        limit = problem["msg"][:1].lower() + problem["msg"][1:]
+        lines.append((f"{model}.{field}", limit, problem.get("input")))
+    found = ValidationError(None, *lines[0])
+    if len(lines) > 1:
+        more = "; ".join(str(ValidationError(None, *line)) for line in lines[1:])
+        found.args = (f"{found}; {more}",)
+    return found
+
+
+class SoundRequest(_Request):
     """A sound effect from a text prompt."""
 
     kind: Literal["sound"] = "sound"
@@ -56,7 +93,7 @@ class SoundRequest(_Model):
     duration: float = Field(default=5.0, gt=0, description="seconds")
 
 
-class SpeechRequest(_Model):
+class SpeechRequest(_Request):
     """Text to speech."""
 
     kind: Literal["speech"] = "speech"
@@ -66,7 +103,7 @@ class SpeechRequest(_Model):
     speed: float = Field(default=1.0, gt=0)
 
 
-class VideoRequest(_Model):
+class VideoRequest(_Request):
     """Text to video, or image to video when `image_url` is set."""
 
     kind: Literal["video"] = "video"
@@ -85,7 +122,7 @@ class VideoRequest(_Model):
     )
 
 
-class SoundForVideoRequest(_Model):
+class SoundForVideoRequest(_Request):
     """Sound (effects, music) added to a video that exists: a generated one or a URL.
 
     `task_id` names the video task (PiAPI's `origin_task_id`); `video_id` the video itself
@@ -136,7 +173,9 @@ class Output(_Model):
     cover_url: str | None = None
 
 
-CostUnit = Literal["kling_unit", "piapi_point", "usd", "cny"]
+#: The built-in units are "kling_unit", "piapi_point", "usd" and "cny"; a plugin may use its own
+#: (lower-case letters, digits, "_": e.g. "acme_credit"). `Cost.usd` is what costs compare by.
+CostUnit = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
 class Cost(_Model):

@@ -63,6 +63,13 @@ class ErrorCode(NamedTuple):
         )
 
 
+#: Longest numeric string read, and the largest magnitude accepted: no vendor sends a price,
+#: duration or size past these, and past them parsing costs CPU (1e308000) or breaks arithmetic.
+MAX_NUMBER_CHARS = 40
+MAX_MAGNITUDE = Decimal(10) ** 15
+_SCHEMES = ("http://", "https://")
+
+
 def obj(value: Any) -> Mapping[str, Any]:
     """`value` if it is a JSON object, else an empty one."""
     return value if isinstance(value, Mapping) else {}
@@ -83,28 +90,54 @@ def text(value: Any) -> str | None:
 
 
 def number(value: Any) -> float | None:
-    """A finite number from a number or a numeric string; None otherwise."""
+    """A finite number from a number or a numeric string; None otherwise (or out of bounds)."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        return None
     if isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            return None
         try:
             value = float(value.strip())
         except ValueError:
             return None
-    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+    if isinstance(value, int | float) and value == value and abs(value) <= MAX_MAGNITUDE:
         return float(value)
     return None
 
 
 def decimal(value: Any) -> Decimal | None:
-    """An exact decimal from a number or a numeric string; None when empty or not a number."""
+    """An exact decimal from a number or a numeric string; None when empty or not a number.
+
+    A number past `MAX_NUMBER_CHARS` characters or `MAX_MAGNITUDE` is not a vendor's amount but
+    a broken or hostile payload: `ValueError`, which the `guard` turns into an unreadable payload.
+    """
     if isinstance(value, bool) or value is None or value == "":
         return None
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"number out of range: {str(value)[:20]}…")
+    raw = str(value).strip() if not isinstance(value, str) else value.strip()
+    if len(raw) > MAX_NUMBER_CHARS:
+        raise ValueError(f"number too long ({len(raw)} characters): {raw[:20]}…")
     try:
-        result = Decimal(str(value).strip())
+        result = Decimal(raw)
     except (InvalidOperation, ValueError):
         return None
-    return result if result.is_finite() else None
+    if not result.is_finite():
+        return None
+    if abs(result) > MAX_MAGNITUDE:
+        raise ValueError(f"number out of range: {raw}")
+    return result
+
+
+def http_url(value: Any) -> str | None:
+    """A URL that may be fetched: a non-empty http(s) string. `file:`, `javascript:`, `data:`
+    and every other scheme are not output URLs, whatever a payload says."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    return url if url.lower().startswith(_SCHEMES) and len(url) > 8 else None
 
 
 def positive_int(value: Any) -> int | None:

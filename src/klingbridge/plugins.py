@@ -40,7 +40,12 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
             pm.register(ep.load(), name=ep.name)
     pm.register(LogEvents(), name="klingbridge.log_events")
     for plugin in extra_plugins:
-        pm.register(plugin)
+        if pm.is_registered(plugin):
+            continue  # already loaded from its entry point: once is enough
+        try:
+            pm.register(plugin)
+        except ValueError as error:  # pluggy: another plugin under the same name
+            raise ConfigError(f"cannot add plugin {plugin!r}: {error}") from error
     pm.check_pending()
     if os.environ.get("KLINGBRIDGE_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda message: sys.stderr.write(f"[hook] {message}"))

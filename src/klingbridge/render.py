@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from .models import Cost, Task
@@ -18,21 +19,30 @@ console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def table(*headers: str, **options: Any) -> Table:
+    """A table whose headers and cells fold on a narrow terminal instead of being cut with "…"."""
+    return Table(*(Column(h, overflow="fold") for h in headers), **options)
+
+
 def add_row(table: Table, *cells: str) -> None:
-    """Add a row of plain text: vendor strings like "[doc]" or "[mp3, wav]" are not markup."""
-    table.add_row(*(Text(cell) for cell in cells))
+    """Add a row of plain text: vendor strings like "[doc]" or "[mp3, wav]" are not markup.
+
+    A cell too long for its column folds onto more lines, never cut with "…": a truncated task
+    id is useless (it cannot be pasted into `status`), so tables wrap on narrow terminals.
+    """
+    table.add_row(*(Text(cell, overflow="fold") for cell in cells))
 
 
 class Progress:
     """A live line (status, elapsed time) on a terminal; silent otherwise."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, *, enabled: bool = True) -> None:
         self.label = label
         self.status = "submitting"
         self.task: Task | None = None
         self.started = time.monotonic()
         self.live = Live(self, console=err, refresh_per_second=4, transient=True)
-        self.enabled = err.is_terminal
+        self.enabled = enabled and err.is_terminal
 
     def __rich__(self) -> Text:
         elapsed = time.monotonic() - self.started
@@ -67,7 +77,9 @@ def usd_text(cost: Cost | None) -> str:
 
 
 def print_task(task: Task) -> None:
-    table = Table(show_header=False, box=None)
+    table = Table(
+        Column(overflow="fold", no_wrap=True), Column(overflow="fold"), show_header=False, box=None
+    )
     add_row(table, "provider", task.provider)
     add_row(table, "task id", task.id)
     add_row(table, "kind", task.kind or "-")
@@ -90,23 +102,29 @@ def print_result(result: RunResult, verbose: bool) -> None:
         print_attempts(result.attempts, False)
 
 
+#: Below this many columns, the attempts table drops its least useful columns (quoted, seconds).
+NARROW = 100
+
+
 def print_attempts(attempts: Sequence[Attempt], as_json: bool) -> None:
     if as_json:
         err.print_json(data=[a.model_dump(mode="json") for a in attempts])
         return
-    table = Table(
-        "#", "provider", "outcome", "task id", "quoted", "charged", "s", "error", title="attempts"
-    )
+    wide = err.width >= NARROW
+    headers = ["#", "provider", "outcome", "task id", "quoted", "charged", "s", "error"]
+    if not wide:
+        headers = [h for h in headers if h not in ("quoted", "s")]
+    shown = table(*headers, title="attempts")
     for n, a in enumerate(attempts, start=1):
-        add_row(
-            table,
-            str(n),
-            a.provider,
-            a.outcome,
-            a.task_id or "-",
-            usd_text(a.quoted),
-            usd_text(a.charged),
-            f"{a.elapsed_s or 0:.1f}",
-            a.error or "",
-        )
-    err.print(table)
+        cells = {
+            "#": str(n),
+            "provider": a.provider,
+            "outcome": a.outcome,
+            "task id": a.task_id or "-",
+            "quoted": usd_text(a.quoted),
+            "charged": usd_text(a.charged),
+            "s": f"{a.elapsed_s or 0:.1f}",
+            "error": a.error or "",
+        }
+        add_row(shown, *(cells[h] for h in headers))
+    err.print(shown)

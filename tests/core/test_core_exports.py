@@ -33,6 +33,11 @@ INTENDED = {
     "Provider",
     "ProviderSettings",
     "hookimpl",
+    # saving outputs (sync and async twins)
+    "save_outputs",
+    "async_save_outputs",
+    "SavedFile",
+    "DownloadError",
     "Event",
     # the error tree
     "KlingBridgeError",

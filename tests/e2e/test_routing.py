@@ -161,10 +161,11 @@ def test_named_route_from_the_command_line(cli: Cli, vendor: Any) -> None:
 
 
 def test_quote_lists_both_providers_with_usd(cli: Cli) -> None:
-    five = cli("quote", "sound", "--duration", "5", "--json").json()
+    five = cli("quote", "sound", "--duration", "5", "--json").json()["quotes"]
     assert [q["provider"] for q in five] == ["kling", "piapi"]  # cheapest first
     assert all(q["eligible"] and q["cost"]["usd"] > 0 for q in five)
-    three = {q["provider"]: q for q in cli("quote", "sound", "--duration", "3", "--json").json()}
+    answer = cli("quote", "sound", "--duration", "3", "--json").json()
+    three = {q["provider"]: q for q in answer["quotes"]}
     assert three["kling"]["eligible"]
     assert not three["piapi"]["eligible"]
     assert "duration" in three["piapi"]["reason"]

@@ -138,9 +138,17 @@ def test_video_outputs_with_and_without_watermark() -> None:
 
 
 def test_outputs_without_any_url_are_dropped() -> None:
-    result = {"audios": [{"id": "a", "url_mp3": ""}], "videos": [{"id": "v"}]}
+    good = {"id": "b", "url_mp3": "https://cdn.example/b.mp3"}
+    result = {"audios": [{"id": "a", "url_mp3": ""}, good], "videos": [{"id": "v"}]}
     task = kling.parse_task(envelope(task_data(task_result=result)))
-    assert task.outputs == []
+    assert [o.id for o in task.outputs] == ["b"]
+
+
+def test_succeeded_with_media_but_no_url_at_all_is_unreadable() -> None:
+    """Issue 12 item 5: never a silent success with nothing to save."""
+    result = {"audios": [{"id": "a", "url_mp3": ""}], "videos": [{"id": "v"}]}
+    with pytest.raises(ProviderResponseError, match="none is readable"):
+        kling.parse_task(envelope(task_data(task_result=result)))
 
 
 def test_cost_is_units_times_usd_per_unit() -> None:

@@ -563,4 +563,8 @@ def test_only_strings_are_urls(provider: PiAPIProvider) -> None:
         "video": {"url": "  "},
     }
     output["works"][0]["video"]["resource"] = 7
-    assert provider.parse_task(task_data(output=output)).outputs == []
+    running = provider.parse_task(task_data(output=output, status="processing"))
+    assert running.outputs == []
+    # Completed with media named but none readable: unreadable, never an empty success (#12.5).
+    with pytest.raises(ProviderResponseError, match="none is readable"):
+        provider.parse_task(task_data(output=output))

@@ -403,3 +403,19 @@ def test_capabilities() -> None:
     assert kinds["sound"]["duration"] == "5 | 10 s"
     assert "kling-v2-5-turbo (2.5-turbo)" in kinds["video"]["model"]
     assert "kling-v2-master" not in kinds["video"]["model"]
+
+
+def test_sound_prompt_over_2500_is_refused_before_any_call() -> None:
+    """Issue 12 item 10: like Kling's 200, PiAPI's sound prompt limit is checked up front."""
+    from klingbridge import Client, SoundRequest, ValidationError
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no call may be made")
+
+    client = Client(
+        "piapi", settings={"piapi": {"api_key": "k"}}, transport=httpx.MockTransport(vendor)
+    )
+    with client, pytest.raises(ValidationError, match="at most 2500 characters") as caught:
+        client.submit(SoundRequest(prompt="x" * 2501, duration=5))
+    assert caught.value.field == "prompt" and caught.value.provider == "piapi"
+    client.provider().validate(SoundRequest(prompt="x" * 2500, duration=5))

@@ -7,11 +7,13 @@ Every failure ends in one line on stderr and a non-zero exit status, never a tra
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import pydantic
@@ -36,14 +38,103 @@ from ..store import default_path as store_default_path
 from ..store import procs
 from ..store.ledger_import import import_ledger
 
+_JSON_MODE = "klingbridge.json"
 
-def fail(message: str, status: int = 1) -> NoReturn:
-    err.print(Text(f"error: {message}"))
+
+def fail(
+    message: str, status: int = 1, *, error: BaseException | None = None, **details: Any
+) -> NoReturn:
+    """One line on stderr and the exit status; under `--json`, an error object on stdout too.
+
+    The object is `{"error": {"message", "type", "exit_status"}, ...details}`, plus the task and
+    the attempts when the error carries them, so a `--json` command prints one object whatever
+    happens.
+    """
+    line = " ".join(message.split("\n"))
+    err.print(Text(f"error: {line}"))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(_JSON_MODE):
+        kind = type(error).__name__ if error is not None else "UsageError"
+        payload: dict[str, Any] = {
+            "error": {"message": line, "type": kind, "exit_status": status},
+            **details,
+        }
+        if isinstance(error, KlingBridgeError):
+            if error.task is not None and "task" not in payload:
+                payload["task"] = error.task.model_dump(mode="json")
+            if error.attempts and "attempts" not in payload:
+                payload["attempts"] = [a.model_dump(mode="json") for a in error.attempts]
+        echo_json(payload)
     raise SystemExit(status)
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_JSON_MODE] = True  # meta is shared by every context of one invocation
+    return value
+
+
+def json_option(help: str = "Machine-readable output (one JSON object).") -> click.Option:
+    """The `--json` flag every command shares: it also makes failures print a JSON object."""
+    return click.Option(
+        ["--json", "as_json"], is_flag=True, callback=_remember_json, is_eager=True, help=help
+    )
+
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def with_json(help: str = "Machine-readable output (one JSON object).") -> Callable[[FC], FC]:
+    """`json_option` as a decorator."""
+
+    return click.option(
+        "--json", "as_json", is_flag=True, callback=_remember_json, is_eager=True, help=help
+    )
+
+
+def with_params(*params: click.Parameter) -> Callable[[FC], FC]:
+    """Add ready-made parameters (shared option tuples) to a command, in the order given."""
+
+    def decorate(f: FC) -> FC:
+        memo = f.__dict__.setdefault("__click_params__", [])
+        memo.extend(reversed(params))
+        return f
+
+    return decorate
+
+
+def _one_line(error: click.ClickException) -> str:
+    message = " ".join(error.format_message().split())
+    ctx = getattr(error, "ctx", None)
+    if isinstance(error, click.UsageError) and ctx is not None:
+        message += f" (see: {ctx.command_path} --help)"
+    return message
 
 
 class Group(click.Group):
     """Turns every error into one line and an exit status."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's own errors (usage, bad FILE, interrupt) get the same one line and status."""
+        call = functools.partial(super().main, args, prog_name, complete_var, False, **extra)
+        if not standalone_mode:
+            return call()
+        try:
+            code: Any = call()
+        except (click.UsageError, click.FileError) as error:
+            fail(_one_line(error), 2)
+        except click.ClickException as error:
+            fail(_one_line(error), error.exit_code)
+        except click.Abort:
+            fail("interrupted", 130)
+        raise SystemExit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,19 +142,24 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
         except (ValidationError, ConfigError) as error:
-            fail(str(error), 2)
+            fail(str(error), 2, error=error)
         except pydantic.ValidationError as error:
             problem = error.errors()[0]
             field = ".".join(str(p) for p in problem["loc"]) or "request"
-            fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2)
+            fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2, error=error)
         except NoProviderAvailable as error:
-            fail(describe(error), 2 if error.bad_input else 1)
+            fail(describe(error), 2 if error.bad_input else 1, error=error)
         except KlingBridgeError as error:
-            fail(describe(error))
+            fail(describe(error), error=error)
+        except RecursionError as error:
+            fail("input nested too deeply to read", 2, error=error)
         except Exception as error:
             if os.environ.get("KLINGBRIDGE_DEBUG"):
                 raise
-            fail(f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)")
+            fail(
+                f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)",
+                error=error,
+            )
 
 
 def describe(error: KlingBridgeError) -> str:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..client import Client
-from ..config import Config
+from ..config import Config, load_config
+from ..errors import ConfigError
+from ..plugins import default_plugin_manager, provider_classes
 from ..render import (
     add_row,
     console,
     err,
 )
-from .app import Group, echo_json, main, make_client
+from ..render import (
+    table as fold_table,
+)
+from .app import Group, echo_json, main, make_client, with_json
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -28,7 +34,7 @@ def _load(ctx: click.Context) -> tuple[Config, Client]:
 
 
 @config.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@with_json()
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
     """The effective configuration, secrets masked, with where each value came from."""
@@ -37,29 +43,55 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     cfg, client = _load(ctx)
     rows = effective(cfg, client)
     if as_json:
-        echo_json(rows)
+        echo_json(
+            {
+                "file": str(cfg.path) if cfg.path else None,
+                "settings": {r["key"]: {"value": r["value"], "source": r["source"]} for r in rows},
+            }
+        )
         return
     console.print(Text(f"file: {cfg.path or '(none found; defaults and environment)'}"))
-    table = Table("key", "value", "from")
+    table = fold_table("key", "value", "from")
     for row in rows:
-        add_row(table, row["key"], row["value"], row["source"])
+        add_row(table, row["key"], row["shown"], row["source"])
     console.print(table)
 
 
 @config.command("check")
+@with_json()
 @click.pass_context
-def config_check(ctx: click.Context) -> None:
-    """Report every problem in the configuration; exit 1 if there is any."""
+def config_check(ctx: click.Context, as_json: bool) -> None:
+    """Report every problem in the configuration, schema mistakes included; exit 1 if any."""
     from ..config_report import problems
 
-    cfg, client = _load(ctx)
-    found = problems(cfg, client)
-    for problem in found:
-        err.print(Text(f"problem: {problem}"))
+    found: list[str] = []
+    path: Path | None = ctx.find_root().params.get("config")
+    classes = provider_classes(default_plugin_manager())
+    try:
+        cfg = load_config(path, provider_classes=classes, collect=found)
+    except ConfigError as error:  # the file itself cannot be read: nothing more to check
+        found, cfg = error.problems, None
+    if cfg is not None:
+        found += problems(cfg, Client(config=cfg))
+    where = str(cfg.path or "no file") if cfg is not None else str(path or "?")
+    if as_json:
+        echo_json({"ok": not found, "file": where, "problems": found})
+    else:
+        for problem in found:
+            err.print(Text(f"problem: {problem}"))
+        if not found and cfg is not None:
+            console.print(Text(f"ok: {where}; routes: {', '.join(cfg.routes)}"))
+            _print_auth(Client(config=cfg))
     if found:
         raise SystemExit(1)
-    console.print(Text(f"ok: {cfg.path or 'no file'}; routes: {', '.join(cfg.routes)}"))
+
+
+def _print_auth(client: Client) -> None:
+    """Which credentials each provider's calls use (never the keys)."""
     for name in client.provider_names:
-        auth = client.provider(name).auth_description()
+        try:
+            auth = client.provider(name).auth_description()
+        except ConfigError:
+            continue  # reported as a problem above
         if auth is not None:
             console.print(Text(f"{name} auth: {auth}"))

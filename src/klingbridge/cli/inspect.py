@@ -6,17 +6,22 @@ import json
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
+from ..client import Client
 from ..errors import (
     ConfigError,
+    KlingBridgeError,
     ProviderError,
     ProviderResponseError,
 )
+from ..provider import Provider
 from ..render import (
     add_row,
     console,
+)
+from ..render import (
+    table as fold_table,
 )
 from .app import check_kind, echo_json, fail, main, make_client
 
@@ -41,7 +46,7 @@ def providers(ctx: click.Context, as_json: bool) -> None:
             }
         )
         return
-    table = Table("provider", "kind", "limits", title="installed providers")
+    table = fold_table("provider", "kind", "limits", title="installed providers")
     for name, provider in found.items():
         for cap in provider.capabilities():
             limits = "\n".join(f"{k}: {v}" for k, v in cap.limits.items())
@@ -63,23 +68,47 @@ def normalize(ctx: click.Context, provider: str, kind: str | None, file: Any) ->
     """Print a raw vendor payload (FILE, or - for stdin) as the normalized Task JSON."""
     try:
         payload = json.loads(file.read())
+    except RecursionError:
+        fail(f"{file.name}: JSON nested too deeply to read", 2)
     except (ValueError, UnicodeDecodeError) as error:
         fail(f"{file.name}: not JSON: {error}", 2)
+    client = make_client(ctx)
     try:
-        vendor = make_client(ctx).provider(provider)
+        vendor = client.provider(provider)
     except ConfigError as error:
         fail(str(error), 2)
     check_kind(vendor, kind)
     vendor_error = vendor.parse_error(payload)
-    if vendor_error is not None:
-        fail(_vendor_error_line(vendor_error), 1)
     try:
-        if vendor.is_list_payload(payload):
-            echo_json([t.model_dump(mode="json") for t in vendor.parse_tasks(payload, kind=kind)])
-        else:
-            echo_json(vendor.parse_task(payload, kind=kind).model_dump(mode="json"))
+        if vendor_error is None:
+            echo_json(_normalized(vendor, payload, kind))
+            return
     except ProviderResponseError as error:
+        _other_vendor(client, vendor, payload, kind)
         fail(f"{file.name}: {error}", 2)
+    _other_vendor(client, vendor, payload, kind)
+    fail(_vendor_error_line(vendor_error), 1)
+
+
+def _normalized(vendor: Provider, payload: Any, kind: str | None) -> Any:
+    if vendor.is_list_payload(payload):
+        return [t.model_dump(mode="json") for t in vendor.parse_tasks(payload, kind=kind)]
+    return vendor.parse_task(payload, kind=kind).model_dump(mode="json")
+
+
+def _other_vendor(client: Client, vendor: Provider, payload: Any, kind: str | None) -> None:
+    """A payload `vendor` cannot read that another installed provider reads as a task: say so."""
+    for name in client.provider_names:
+        if name == vendor.name:
+            continue
+        try:
+            other = client.provider(name)
+            if other.parse_error(payload) is not None:
+                continue
+            _normalized(other, payload, kind)
+        except KlingBridgeError:
+            continue
+        fail(f"this looks like a {name} payload, not {vendor.name}: use --provider {name}", 2)
 
 
 def _vendor_error_line(error: ProviderError) -> str:

@@ -14,7 +14,7 @@ from ..render import (
     console,
     err,
 )
-from .app import main
+from .app import echo_json, main, with_json
 
 
 # --- simulator and demo ----------------------------------------------------------------------
@@ -29,7 +29,8 @@ from .app import main
     help="How long simulated tasks take.",
 )
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
-def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
+@click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
+def simulate(host: str, port: int, speed: str, faults: str | None, access_log: bool) -> None:
     """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
     from ..simulator import SimulatorConfig, serve
 
@@ -57,7 +58,7 @@ def simulate(host: str, port: int, speed: str, faults: str | None) -> None:
             f"  PIAPI_BASE_URL=http://{host}:{port} PIAPI_API_KEY={config.piapi_api_key}"
         )
     )
-    serve(config, host=host, port=port)
+    serve(config, host=host, port=port, access_log=access_log)
 
 
 def _fault_rules(option: str) -> dict[str, Any]:
@@ -82,8 +83,13 @@ def _fault_rules(option: str) -> dict[str, Any]:
 )
 @click.option("--prompt", default="Rain on a tin roof, distant thunder", show_default=True)
 @click.option("--duration", type=float, default=5.0, show_default=True)
-def demo(out: Path, prompt: str, duration: float) -> None:
+@with_json("One JSON object: both tasks and the files saved.")
+def demo(out: Path, prompt: str, duration: float, as_json: bool) -> None:
     """Run one sound through kling and piapi on the built-in simulator; save the audio."""
-    from ..demo import run_demo
+    from ..demo import demo_json, run_demo
 
-    run_demo(out_dir=out, prompt=prompt, duration=duration, console=console)
+    results = run_demo(
+        out_dir=out, prompt=prompt, duration=duration, console=err if as_json else console
+    )
+    if as_json:
+        echo_json(demo_json(results))

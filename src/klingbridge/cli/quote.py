@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..render import (
     add_row,
     console,
 )
-from .app import Group, echo_json, main, make_client
+from ..render import (
+    table as fold_table,
+)
+from .app import Group, echo_json, json_option, main, make_client
 from .options import build_request, kind_commands
 
 
@@ -26,9 +28,14 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
     request = build_request(kind, text, options, for_quote=True)
     quotes = make_client(click.get_current_context()).quote(request)
     if as_json:
-        echo_json([q.model_dump(mode="json") for q in quotes])
+        echo_json(
+            {
+                "request": request.model_dump(mode="json"),
+                "quotes": [q.model_dump(mode="json") for q in quotes],
+            }
+        )
         return
-    table = Table("provider", "eligible", "cost", "USD", "why not")
+    table = fold_table("provider", "eligible", "cost", "USD", "why not")
     for q in quotes:
         usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
         cost = f"{q.cost.amount} {q.cost.unit}" if q.cost else "-"
@@ -42,6 +49,6 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
 kind_commands(
     quote,
     _quote,
-    (click.Option(["--json", "as_json"], is_flag=True, help="JSON output."),),
+    (json_option("One JSON object: the request and every provider's quote."),),
     text_required=False,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -11,7 +12,7 @@ import click
 from rich.text import Text
 
 from ..client import Client
-from ..download import SavedFile, save_outputs
+from ..download import SavedFile
 from ..errors import (
     KlingBridgeError,
     ValidationError,
@@ -28,20 +29,28 @@ from ..render import (
 )
 from ..router import RunResult
 from ..store import SavedFileRecord, procs
-from .app import Group, check_kind, echo_json, fail, main, make_client, note, store_client
+from .app import (
+    Group,
+    check_kind,
+    echo_json,
+    fail,
+    json_option,
+    main,
+    make_client,
+    note,
+    store_client,
+    with_json,
+    with_params,
+)
+from .moves import say_moves
 from .options import build_request, kind_commands
+from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
 # --- generate, status, cancel ----------------------------------------------------------------
 RUN_OPTIONS = (
     click.Option(["--provider"], default=None, help="Run on this provider only."),
     click.Option(["--route"], default=None, help="Run over this configured route."),
-    click.Option(
-        ["--out"],
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Save every output file into this directory.",
-    ),
-    click.Option(["--overwrite"], is_flag=True, help="Replace files that already exist."),
+    *SAVE_OPTIONS,
     click.Option(
         ["--timeout"],
         type=click.FloatRange(min=0, min_open=True),
@@ -49,10 +58,9 @@ RUN_OPTIONS = (
         show_default=True,
         help="Seconds to wait for the task.",
     ),
-    click.Option(
-        ["--json", "as_json"], is_flag=True, help="Print the task (and attempts) as JSON."
-    ),
+    json_option("Print the task (and attempts, and saved files) as one JSON object."),
     click.Option(["-v", "--verbose"], is_flag=True, help="Show every routed attempt."),
+    click.Option(["-q", "--quiet"], is_flag=True, help="No progress line, no notes."),
     click.Option(
         ["--callback-url"],
         default=None,
@@ -96,9 +104,12 @@ def _generate(
     route: str | None,
     out: Path | None,
     overwrite: bool,
+    formats: tuple[str, ...],
+    unwatermarked: bool,
     timeout: float,
     as_json: bool,
     verbose: bool,
+    quiet: bool,
     callback_url: str | None,
     key: str | None,
     detach: bool,
@@ -106,6 +117,7 @@ def _generate(
     **options: Any,
 ) -> None:
     request = build_request(kind, text, options)
+    check_out(out)  # before anything is paid for
     with store_client(click.get_current_context()) as client:
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
@@ -130,11 +142,21 @@ def _generate(
             key=key,
             verbose=verbose,
             as_json=as_json,
+            quiet=quiet,
         )
         if detach:
             _detached(result, as_json)
             return
-        finish(client, result, out=out, overwrite=overwrite, as_json=as_json, verbose=verbose)
+        if not (verbose or quiet or as_json):
+            say_moves(client, request, result)
+        finish(
+            client,
+            result,
+            out=out,
+            save=Saving(overwrite, formats, unwatermarked),
+            as_json=as_json,
+            verbose=verbose,
+        )
 
 
 def follow(
@@ -144,19 +166,32 @@ def follow(
     key: str | None,
     verbose: bool,
     as_json: bool,
+    quiet: bool = False,
 ) -> RunResult:
-    """Run with the progress display; on failure show the attempts, on Ctrl-C the way back."""
+    """Run with the progress display; on failure show the attempts, on Ctrl-C the way back.
+
+    Under --json the attempts go into the one error object (see `fail`), not to stderr.
+    """
     failure: KlingBridgeError | None = None
-    with Progress(label) as progress:
+    with Progress(label, enabled=not quiet) as progress:
         try:
             return run(progress.update)
         except KeyboardInterrupt:
             _interrupted(progress.task, key)
         except KlingBridgeError as error:
             failure = error
-    if verbose or as_json:
-        print_attempts(list(failure.attempts), as_json)
+    if verbose and not as_json:
+        print_attempts(list(failure.attempts), False)
     raise failure
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Which files to save and whether to replace those already saved."""
+
+    overwrite: bool = False
+    formats: tuple[str, ...] = ()
+    unwatermarked: bool = False
 
 
 def finish(
@@ -164,16 +199,19 @@ def finish(
     result: RunResult,
     *,
     out: Path | None,
-    overwrite: bool,
+    save: Saving,
     as_json: bool,
     verbose: bool,
 ) -> None:
     """Save the outputs (recording them in the store) and print the result."""
-    try:
-        saved = save_outputs(result.task, out, overwrite=overwrite) if out else []
-    except KlingBridgeError as error:
-        error.task = result.task  # the task succeeded and was paid for: say which it was
-        raise
+    saved = save_task(
+        result.task,
+        out,
+        overwrite=save.overwrite,
+        formats=save.formats,
+        unwatermarked=save.unwatermarked,
+        key=result.key,
+    )
     if saved and client.store is not None and result.key is not None:
         client.store.run(procs.saved(result.key, [_saved_record(f) for f in saved], time.time()))
     if as_json:
@@ -182,13 +220,12 @@ def finish(
                 **result.task.model_dump(mode="json"),
                 "key": result.key,
                 "attempts": [a.model_dump(mode="json") for a in result.attempts],
-                "saved": [_saved_json(s) for s in saved],
+                "saved": [saved_json(s) for s in saved],
             }
         )
         return
     print_result(result, verbose)
-    for file in saved:
-        console.print(Text(f"saved {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+    print_saved(saved)
 
 
 def _detached(result: RunResult, as_json: bool) -> None:
@@ -250,27 +287,12 @@ def _saved_record(file: SavedFile) -> SavedFileRecord:
     )
 
 
-def _saved_json(file: SavedFile) -> dict[str, Any]:
-    return {
-        "path": str(file.path),
-        "url": file.url,
-        "format": file.format,
-        "bytes": file.bytes,
-        "sha256": file.sha256,
-    }
-
-
 @main.command()
 @click.argument("task_id")
 @click.option("--provider", required=True)
 @click.option("--kind", default=None, help="sound, speech or video (saves a lookup).")
-@click.option("--json", "as_json", is_flag=True)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Save the outputs of a finished task here.",
-)
+@with_json()
+@with_params(*SAVE_OPTIONS)
 @click.pass_context
 def status(
     ctx: click.Context,
@@ -279,26 +301,34 @@ def status(
     kind: str | None,
     as_json: bool,
     out: Path | None,
+    overwrite: bool,
+    formats: tuple[str, ...],
+    unwatermarked: bool,
 ) -> None:
-    """Show a task as the vendor reports it now (and record it, if the task store has it)."""
+    """Show a task as the vendor reports it now (and record it, if the task store has it).
+
+    With --out, save the files of a succeeded task; files already saved are kept, so it also
+    resumes an interrupted save.
+    """
+    check_out(out)
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
         task = client.get(task_id, provider=provider, kind=kind)
         note(client, task)
-    saved = save_outputs(task, out) if out else []
+    saved = save_task(task, out, overwrite=overwrite, formats=formats, unwatermarked=unwatermarked)
     if as_json:
-        echo_json(task.model_dump(mode="json"))
-    else:
-        print_task(task)
-    for file in saved:
-        err.print(Text(f"saved {file.path}"))
+        extra = {"saved": [saved_json(s) for s in saved]} if out else {}
+        echo_json({**task.model_dump(mode="json"), **extra})
+        return
+    print_task(task)
+    print_saved(saved)
 
 
 @main.command()
 @click.argument("task_id")
 @click.option("--provider", required=True)
 @click.option("--kind", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@with_json()
 @click.pass_context
 def cancel(
     ctx: click.Context, task_id: str, provider: str, kind: str | None, as_json: bool
@@ -321,7 +351,7 @@ def cancel(
     default=None,
     help="Save the outputs here (default: the directory the job was started with, if any).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace files that already exist.")
+@click.option("--overwrite", is_flag=True, help="Fetch and replace files already saved.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -329,8 +359,9 @@ def cancel(
     show_default=True,
     help="Seconds to wait for the task.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the task (and attempts) as JSON.")
+@with_json("Print the task (and attempts, and saved files) as one JSON object.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every attempt.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.option(
     "--resubmit",
     is_flag=True,
@@ -345,6 +376,7 @@ def wait(
     timeout: float,
     as_json: bool,
     verbose: bool,
+    quiet: bool,
     resubmit: bool,
 ) -> None:
     """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
@@ -366,6 +398,9 @@ def wait(
             key=job.key,
             verbose=verbose,
             as_json=as_json,
+            quiet=quiet,
         )
         target = out or (Path(job.out_dir) if job.out_dir else None)
-        finish(client, result, out=target, overwrite=overwrite, as_json=as_json, verbose=verbose)
+        check_out(target)
+        save = Saving(overwrite=overwrite)
+        finish(client, result, out=target, save=save, as_json=as_json, verbose=verbose)

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..render import add_row, console, err
+from ..render import table as fold_table
 from ..store import JobRecord
 from ..store.records import JobState
 from .app import echo_json, main, store_client
@@ -69,7 +69,7 @@ def tasks(
 
 
 def _table(records: list[JobRecord], where: str) -> None:
-    table = Table(
+    table = fold_table(
         "key", "provider", "task id", "kind", "status", "quoted", "charged", "files",
         title=f"task store: {where}",
     )  # fmt: skip

@@ -49,10 +49,16 @@ def serve(
     port: int = 8765,
     *,
     log_level: str = "info",
+    access_log: bool = False,
 ) -> None:
-    """Serve both vendors on ``http://host:port`` until interrupted (``klingbridge simulate``)."""
+    """Serve both vendors on ``http://host:port`` until interrupted (``klingbridge simulate``).
+
+    No line per request unless ``access_log``: a polling client would flood the terminal.
+    """
     _quiet_drops()
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        create_app(config), host=host, port=port, log_level=log_level, access_log=access_log
+    )
 
 
 class SimulatorHandle:

@@ -1,0 +1,99 @@
+"""Saving outputs from the CLI (`generate --out`, `status --out`): the shared options and the
+rules that protect a paid task: the folder is proven writable before anything is paid, and a
+save that fails after paying names the task and the command that saves its files later.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ..download import DownloadError, SavedFile, prepare_directory, save_outputs
+from ..models import Task
+from ..render import console
+from .app import fail
+
+SAVE_OPTIONS = (
+    click.Option(
+        ["--out"],
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Save the output files into this directory (files already saved are kept).",
+    ),
+    click.Option(
+        ["--overwrite"], is_flag=True, help="Fetch and replace files that are already saved."
+    ),
+    click.Option(
+        ["--format", "formats"],
+        multiple=True,
+        metavar="FORMAT",
+        help="Save only files of this format (e.g. wav, mp3, mp4); repeatable.",
+    ),
+    click.Option(
+        ["--unwatermarked"],
+        is_flag=True,
+        help="Save no file known to carry a watermark (the clean copy where there is one).",
+    ),
+)
+
+
+def check_out(out: Path | None) -> None:
+    """Before anything is paid: the folder exists (or is made) and takes a file."""
+    if out is not None:
+        try:
+            prepare_directory(out)
+        except DownloadError as error:
+            fail(f"--out: {error}", 2)
+
+
+def save_task(
+    task: Task,
+    out: Path | None,
+    *,
+    overwrite: bool,
+    formats: tuple[str, ...],
+    unwatermarked: bool,
+    key: str | None = None,
+) -> list[SavedFile]:
+    """Save the files of a task that exists (and may be paid for); a failure says how to retry:
+    `klingbridge wait KEY --out DIR` for a job in the task store, else `status --out`."""
+    if out is None:
+        return []
+    try:
+        return save_outputs(
+            task, out, overwrite=overwrite, formats=formats or None, unwatermarked=unwatermarked
+        )
+    except DownloadError as error:
+        error.task = task
+        folder = shlex.quote(str(out))
+        later = (
+            f"klingbridge wait {key} --out {folder}"
+            if key
+            else f"klingbridge status --provider {task.provider} --out {folder} -- {task.id}"
+        )
+        fail(
+            f"{task.provider} task {task.id} is {task.status.value} but saving failed: {error}; "
+            f"save its files later with: {later}",
+            error=error,
+        )
+
+
+def saved_json(file: SavedFile) -> dict[str, Any]:
+    return {
+        "path": str(file.path),
+        "url": file.url,
+        "format": file.format,
+        "bytes": file.bytes,
+        "sha256": file.sha256,
+        "kept": file.kept,
+    }
+
+
+def print_saved(saved: list[SavedFile]) -> None:
+    for file in saved:
+        verb = "kept" if file.kept else "saved"
+        console.print(Text(f"{verb} {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
