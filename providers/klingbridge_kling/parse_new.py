@@ -162,9 +162,7 @@ def task(data: Mapping[str, Any], *, kind: str | None, rates: Rates) -> Task:
         if succeeded and not isinstance(data.get(key), list | None):
             raise _unreadable(f"succeeded, but {key} is not an array", data)
     found, inferred = outputs(data)
-    known = [
-        o for o in items(data.get("outputs")) if text(obj(o).get("type")) in KIND_OF_OUTPUT
-    ]
+    known = [o for o in items(data.get("outputs")) if text(obj(o).get("type")) in KIND_OF_OUTPUT]
     if succeeded and not found and known:
         raise _unreadable("succeeded with outputs, but none is readable", data)
     if succeeded and not found:

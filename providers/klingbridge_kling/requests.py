@@ -200,5 +200,5 @@ def query_paths(kind: str | None) -> list[str]:
     if kind == "video":
         return [TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH]
     if kind is None:
-        return [SOUND_PATH, TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH]
+        return [SOUND_PATH, TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH, VIDEO_TO_AUDIO_PATH]
     return []  # speech: the create answer is the result; Kling documents no query for it

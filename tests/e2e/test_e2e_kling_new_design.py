@@ -59,9 +59,9 @@ def test_kling_3_text_to_video_with_only_an_api_key(vendor: Any, tmp_path: Path)
     assert task["outputs"][0]["duration_s"] == 4.0
     assert task["cost"] == {"amount": 2.4, "unit": "kling_unit", "usd": 0.336}
     assert vendor.state()["creates"]["kling"] == 1
-    shown = {row["key"]: row["value"] for row in cli("config", "show", "--json").json()}
-    assert shown["providers.kling.api_key"] == "******** (set)"
-    assert "API key" in shown["providers.kling.auth (effective)"]
+    shown = cli("config", "show", "--json").json()["settings"]
+    assert "sim-kling-api-key" not in str(shown)
+    assert "API key" in shown["providers.kling.auth (effective)"]["value"]
     checked = cli("config", "check")
     assert checked.exit_code == 0 and "kling auth: API key" in checked.stdout
 
@@ -154,10 +154,8 @@ def test_sound_for_a_piapi_video_names_the_origin_task(cli: Cli, vendor: Any) ->
 def test_sound_for_video_needs_the_provider_and_quotes_both(cli: Cli, vendor: Any) -> None:
     run = cli("generate", "sound-for-video", "--from-task", "x")
     assert run.exit_code == 2 and "--provider" in run.stderr
-    quotes = {
-        q["provider"]: q
-        for q in cli("quote", "sound-for-video", "--from-task", "x", "--json").json()
-    }
+    answer = cli("quote", "sound-for-video", "--from-task", "x", "--json").json()
+    quotes = {q["provider"]: q for q in answer["quotes"]}
     assert quotes["kling"]["eligible"] and quotes["kling"]["cost"]["amount"] == 0.25
     assert quotes["piapi"]["eligible"] and quotes["piapi"]["cost"]["usd"] == 0.07
     assert vendor.state()["requests"]["kling"]["query"] == 0

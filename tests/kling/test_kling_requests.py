@@ -165,6 +165,7 @@ def test_base_url_comes_from_settings() -> None:
                 "/v1/audio/text-to-audio/ID",
                 "/v1/videos/text2video/ID",
                 "/v1/videos/image2video/ID",
+                "/v1/audio/video-to-audio/ID",
                 "/tasks",
             ],
         ),
