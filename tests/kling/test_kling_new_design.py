@@ -398,3 +398,20 @@ def test_no_repr_or_dump_shows_a_key(tmp_path: Path) -> None:
     assert config.model_dump()["providers"]["piapi"]["base_url"] == "https://example"
     # The configuration itself still holds them, for the providers.
     assert config.providers["kling"]["access_key"] == access
+
+
+def test_succeeded_new_design_outputs_that_cannot_be_read_are_an_error_not_an_empty_success() -> (
+    None
+):
+    bad_url = {
+        "id": "x",
+        "status": "succeeded",
+        "outputs": [{"type": "video", "url": "file:///etc/passwd"}],
+    }
+    with pytest.raises(ProviderResponseError) as caught:
+        keyed().parse_task(bad_url)
+    assert caught.value.retryable is False  # asking again cannot help: the wait stops
+    with pytest.raises(ProviderResponseError):
+        keyed().parse_task({"id": "x", "status": "succeeded", "outputs": {"type": "video"}})
+    running = keyed().parse_task({"id": "x", "status": "processing", "outputs": "later"})
+    assert running.outputs == []
