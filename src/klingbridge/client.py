@@ -116,6 +116,11 @@ class _BaseClient:
             wall=time.time,
         )
 
+    @property
+    def owner(self) -> str:
+        """This client's name on the jobs it holds (host:pid:nonce)."""
+        return self._jobs.owner
+
     def _open_store(self, store: StoreOption) -> TaskStore | None:
         self._owns_store = not isinstance(store, TaskStore)
         if isinstance(store, TaskStore) or store is None:

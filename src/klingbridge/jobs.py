@@ -48,6 +48,24 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def owner_alive(owner: str) -> bool:
+    """False only when the owner surely died: a process of this host that is gone.
+
+    A lease held on another host is trusted until it expires.
+    """
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but not ours to signal
+        return True
+    return True
+
+
 class UnknownOutcome(TransportError):
     """A create may have reached a vendor that cannot be asked about it: a human must check."""
 
@@ -210,7 +228,7 @@ class Jobs:
     def _held_elsewhere(self, job: JobRecord) -> bool:
         if job.lease_owner in (None, self.owner) or job.lease_until is None:
             return False
-        return job.lease_until.timestamp() > self.wall()
+        return job.lease_until.timestamp() > self.wall() and owner_alive(job.lease_owner)
 
 
 def _unknown(job: JobRecord, attempt: AttemptRecord) -> UnknownOutcome:

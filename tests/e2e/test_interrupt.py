@@ -40,6 +40,7 @@ def test_interrupt_names_the_running_task(tmp_path: Path) -> None:
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "keeps running at the vendor" in stderr
-    assert "klingbridge status" in stderr
+    key = stderr.split()[1]  # the first line: "key KEY  (klingbridge wait KEY re-attaches)"
+    assert f"klingbridge wait {key}" in stderr.splitlines()[-1]
     assert len(task_ids) == 1
     assert task_ids[0] in stderr

@@ -6,7 +6,16 @@ payload, invalid request or configuration), 130 interrupted.
 
 from __future__ import annotations
 
-from . import account, config, inspect, local, quote, run, tasks  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    account,
+    config,
+    inspect,
+    local,
+    quote,
+    run,
+    tasks,
+    worker,
+)
 from .app import main
 
 __all__ = ["main"]

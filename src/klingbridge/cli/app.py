@@ -34,8 +34,8 @@ from ..provider import Provider
 from ..render import (
     err,
 )
+from ..store import IdempotencyConflict, procs
 from ..store import default_path as store_default_path
-from ..store import procs
 from ..store.ledger_import import import_ledger
 
 _JSON_MODE = "klingbridge.json"
@@ -141,7 +141,7 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
-        except (ValidationError, ConfigError) as error:
+        except (ValidationError, ConfigError, IdempotencyConflict) as error:
             fail(str(error), 2, error=error)
         except pydantic.ValidationError as error:
             problem = error.errors()[0]

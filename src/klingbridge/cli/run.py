@@ -282,8 +282,9 @@ kind_commands(generate, _generate, RUN_OPTIONS + DURABLE_OPTIONS, text_required=
 
 
 def _saved_record(file: SavedFile) -> SavedFileRecord:
+    path = str(file.path.resolve())
     return SavedFileRecord(
-        path=str(file.path), url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
+        path=path, url=file.url, format=file.format, bytes=file.bytes, sha256=file.sha256
     )
 
 

@@ -110,7 +110,7 @@ def _insert(entries: dict[tuple[str, str], dict[str, Any]], now: float) -> Proc[
 
 def import_ledger(store: TaskStore, path: Path) -> ImportReport | None:
     """Import `path` once into `store`; None when there is nothing (left) to import."""
-    if not path.is_file() or store.run(procs.get_meta(MARK)) is not None:
+    if store.run(procs.get_meta(MARK)) is not None or not path.is_file():  # store checked first
         return None
     try:
         entries, skipped = _fold(path)

@@ -1,0 +1,126 @@
+"""The worker: finishes every unfinished job in the task store, whoever started it.
+
+It claims jobs with leases that expire (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one
+write transaction at a time), carries each on exactly as `klingbridge wait` would (resolving a
+create whose answer was lost, polling, recording the charge), saves the outputs, and renews its
+leases while it works (the journal's heartbeat). Two workers never hold the same job; a worker
+killed with `kill -9` loses nothing: its leases expire and another worker takes its jobs.
+On `stop()` (SIGTERM, SIGINT) it claims nothing more, and lets go of what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .client import AsyncClient
+from .download import SavedFile, save_outputs
+from .errors import KlingBridgeError
+from .router import RunResult
+from .store import SavedFileRecord, TaskStore, procs
+
+logger = logging.getLogger("klingbridge.worker")
+
+
+@dataclass
+class WorkerReport:
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Worker:
+    client: AsyncClient
+    concurrency: int = 16
+    out_dir: Path | None = None
+    once: bool = False
+    idle_s: float = 2.0  # how often an idle worker looks for new jobs
+    timeout_s: float = 3600.0  # longest wait for one job's task
+    on_done: Callable[[str, RunResult | None, str | None], None] | None = None
+    report: WorkerReport = field(default_factory=WorkerReport)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    @property
+    def store(self) -> TaskStore:
+        store = self.client.store
+        if store is None:
+            raise KlingBridgeError("a worker needs the task store ([store] is off)")
+        return store
+
+    @property
+    def owner(self) -> str:
+        return self.client.owner
+
+    def stop(self) -> None:
+        """Claim nothing more; the jobs being worked on are let go (their leases released)."""
+        self._stopping.set()
+
+    async def run(self) -> WorkerReport:
+        lease_s = self.client.config.store.lease_s
+        try:
+            while not self._stopping.is_set():
+                free = self.concurrency - len(self._running)
+                claimed: list[str] = []
+                if free > 0:
+                    claimed = await asyncio.to_thread(
+                        self.store.claim, self.owner, lease_s=lease_s, limit=free
+                    )
+                for key in claimed:
+                    self._running[key] = asyncio.create_task(self._finish(key))
+                if self.once and not self._running:
+                    break
+                waiting = [*self._running.values(), asyncio.ensure_future(self._stopping.wait())]
+                await asyncio.wait(
+                    waiting, timeout=self.idle_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiting[-1].cancel()
+        finally:
+            await self._let_go()
+        return self.report
+
+    async def _let_go(self) -> None:
+        held = list(self._running)
+        for task in self._running.values():
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if held:
+            await asyncio.to_thread(self.store.release, self.owner, held)
+            self.report.released.extend(held)
+        self._running.clear()
+
+    async def _finish(self, key: str) -> None:
+        try:
+            result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
+            await asyncio.to_thread(self._save, key, result)
+        except KlingBridgeError as error:
+            logger.warning("job %s: %s", key, error)
+            self.report.failed[key] = str(error)
+            if self.on_done is not None:
+                self.on_done(key, None, str(error))
+        else:
+            self.report.succeeded.append(key)
+            if self.on_done is not None:
+                self.on_done(key, result, None)
+        finally:
+            self._running.pop(key, None)
+
+    def _save(self, key: str, result: RunResult) -> list[SavedFile]:
+        job = self.store.job(key)
+        target = self.out_dir or (Path(job.out_dir) if job and job.out_dir else None)
+        if target is None or (job is not None and job.saved_at is not None):
+            return []
+        # Resumable: files an earlier try of this job saved whole are kept, the rest fetched.
+        saved = save_outputs(result.task, target)
+        records = [
+            SavedFileRecord(path=str(f.path), url=f.url, format=f.format, bytes=f.bytes,
+                            sha256=f.sha256)
+            for f in saved
+        ]  # fmt: skip
+        self.store.run(procs.saved(key, records, time.time()))
+        return saved

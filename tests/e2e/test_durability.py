@@ -1,0 +1,272 @@
+"""Nothing paid for is lost: write-ahead records, idempotency keys, re-attach, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_support import Cli
+
+from klingbridge import Client, SoundRequest, TransportError
+from klingbridge.store import AttemptState, JobState, StoreError, open_store
+
+KLING_CREATED = {
+    "code": 0,
+    "message": "SUCCEED",
+    "request_id": "r",
+    "data": {"task_id": "T-1", "task_status": "submitted", "created_at": 1, "updated_at": 1},
+}
+
+
+def kling_client(handler: Any, store: Any) -> Client:
+    settings = {"kling": {"access_key": "ak", "secret_key": "sk" * 8}}
+    return Client(
+        "kling", transport=httpx.MockTransport(handler), settings=settings, store=store,
+        poll=None,
+    )  # fmt: skip
+
+
+def test_the_intent_is_committed_before_the_create_leaves(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
+    seen: list[Any] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            # Another process reading the store right now sees the attempt, already `sent`,
+            # with the very external id this create carries.
+            other = open_store(url)
+            assert other is not None
+            job = other.job("order-17")
+            assert job is not None and job.attempt is not None
+            body = json.loads(request.content)
+            seen.append((job.attempt.state, job.attempt.external_id, body["external_task_id"]))
+            other.close()
+            raise httpx.ReadTimeout("the answer is lost", request=request)
+        return httpx.Response(404, json={"code": 1203, "message": "not found"})
+
+    with kling_client(vendor, url) as client, pytest.raises(TransportError):
+        client.run(SoundRequest(prompt="rain", duration=5), key="order-17", timeout=1)
+    state, recorded, sent = seen[0]
+    assert state is AttemptState.SENT and recorded == sent
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_before_any_call(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("a file where a directory should be")
+    calls: list[httpx.Request] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json=KLING_CREATED)
+
+    url = f"sqlite:///{tmp_path / 'not-a-dir' / 'tasks.sqlite3'}"
+    with kling_client(vendor, url) as client, pytest.raises(StoreError) as caught:
+        client.run(SoundRequest(prompt="rain", duration=5))
+    assert calls == []
+    assert str(caught.value).startswith(f"task store {tmp_path / 'not-a-dir'}")
+    assert "\n" not in str(caught.value)
+
+
+def test_the_cli_says_so_in_one_line_and_pays_nothing(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "blocked").write_text("")
+    cli.write(cli.path.read_text() + f'\n[store]\nurl = "sqlite:///{tmp_path}/blocked/t.db"\n')
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling")
+    assert run.exit_code == 1
+    assert run.stderr.startswith("error: task store") and run.stderr.count("\n") == 1
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_the_same_key_never_creates_twice(cli: Cli, vendor: Any) -> None:
+    first = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+                "--key", "order-17", "--json")  # fmt: skip
+    again = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+                "--key", "order-17", "--json")  # fmt: skip
+    assert first.exit_code == again.exit_code == 0, (first, again)
+    assert first.json()["id"] == again.json()["id"]
+    assert vendor.state()["creates"]["kling"] == 1
+    other = cli("generate", "sound", "wind", "--duration", "5", "--provider", "kling",
+                "--key", "order-17")  # fmt: skip
+    assert other.exit_code == 2 and "already names a different request" in other.stderr
+    assert vendor.state()["creates"]["kling"] == 1
+
+
+def test_a_key_is_shown_before_anything_is_sent(cli: Cli, vendor: Any) -> None:
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi")
+    assert run.exit_code == 0
+    key = run.stderr.split()[1]
+    assert run.stderr.startswith(f"key {key}  (klingbridge wait {key} re-attaches)")
+    listed = cli("tasks", "--json").json()
+    assert [(t["key"], t["status"], t["provider"]) for t in listed] == [(key, "succeeded", "piapi")]
+    assert listed[0]["quoted_usd"] == listed[0]["charged_usd"] == 0.07
+
+
+def test_detach_then_wait_from_anywhere(cli: Cli, vendor: Any, tmp_path: Path) -> None:
+    out = tmp_path / "clips"
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+              "--detach", "--json", "--out", str(out))  # fmt: skip
+    assert run.exit_code == 0, run
+    detached = run.json()
+    assert detached["status"] in ("queued", "running")
+    by_task_id = cli("wait", detached["task_id"], "--json")  # a vendor id works as well as a key
+    assert by_task_id.exit_code == 0, by_task_id
+    done = by_task_id.json()
+    assert done["status"] == "succeeded" and done["key"] == detached["key"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        Path(s["path"]).name for s in done["saved"]
+    )  # saved where `generate --out` asked, though `wait` was not told
+    (row,) = cli("tasks", "--json").json()
+    assert len(row["files"]) == 2 and row["status"] == "succeeded"
+    assert vendor.state()["creates"]["kling"] == 1
+
+
+def test_a_lost_piapi_create_is_unknown_until_the_user_resubmits(cli: Cli, vendor: Any) -> None:
+    vendor.set_faults({"piapi": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]})
+    first = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi",
+                "--key", "k")  # fmt: skip
+    assert first.exit_code == 1
+    assert "not resubmitted" in first.stderr
+    again = cli("wait", "k")
+    assert again.exit_code == 1
+    assert "klingbridge wait k --resubmit" in again.stderr
+    assert vendor.state()["creates"]["piapi"] == 1  # nothing was created twice silently
+    (row,) = cli("tasks", "--json").json()
+    assert row["status"] == "unknown"
+    chosen = cli("wait", "k", "--resubmit", "--json")
+    assert chosen.exit_code == 0, chosen
+    assert vendor.state()["creates"]["piapi"] == 2  # the user's explicit choice
+
+
+def test_a_kling_create_whose_answer_was_lost_is_adopted(cli: Cli, vendor: Any) -> None:
+    vendor.set_faults({"kling": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]})
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--json")
+    assert run.exit_code == 0, run
+    assert vendor.state()["creates"]["kling"] == 1
+
+
+def test_tasks_reports_a_damaged_row_and_shows_the_rest(cli: Cli, vendor: Any) -> None:
+    cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--key", "good")
+    cli("generate", "sound", "wind", "--duration", "5", "--provider", "kling", "--key", "bad")
+    store = open_store(None)
+    assert store is not None
+    store.run(_corrupt("bad"))
+    run = cli("tasks", "--json")
+    assert run.exit_code == 0
+    assert [row["key"] for row in run.json()] == ["good"]
+    assert "record 'bad' cannot be read" in run.stderr
+
+
+def _corrupt(key: str) -> Any:
+    yield from ()
+    from klingbridge.store.procs import Sql
+
+    yield Sql("UPDATE kb_jobs SET request = 'not json' WHERE key = ?", (key,))
+
+
+def test_the_old_ledger_is_imported_once_bad_lines_counted(cli: Cli, vendor: Any) -> None:
+    ledger = Path(os.environ["XDG_STATE_HOME"]) / "klingbridge" / "ledger.jsonl"
+    ledger.parent.mkdir(parents=True)
+    lines = [
+        b'{"event": "submit", "provider": "kling", "task_id": "old-1", "kind": "sound"}',
+        b'{"event": "status_change", "provider": "kling", "task_id": "old-1", "status": "succ',
+        b"\xff\xfe not utf-8",
+        b'{"event": "status_change", "provider": "kling", "task_id": "old-1",'
+        b' "status": "succeeded"}',
+        b'{"event": "cost_recorded", "provider": "kling", "task_id": "old-1",'
+        b' "cost": {"amount": 0.25, "unit": "kling_unit", "usd": 0.035}}',
+        b"[1, 2]",
+    ]
+    ledger.write_bytes(b"\n".join(lines) + b"\n")
+    run = cli("tasks", "--json")
+    assert run.exit_code == 0, run
+    assert "imported 1 task(s)" in run.stderr and "3 unreadable line(s) skipped" in run.stderr
+    (row,) = run.json()
+    assert (row["key"], row["task_id"], row["status"], row["charged_usd"]) == (
+        "ledger-kling-old-1", "old-1", "succeeded", 0.035,
+    )  # fmt: skip
+    assert "imported" not in cli("history").stderr  # once
+
+
+# --- crashes: real processes, kill -9 -----------------------------------------------------------
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "klingbridge.cli", *args]
+
+
+def test_kill_9_at_any_moment_loses_nothing_and_pays_once(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    """kill -9 a `generate --key K` between before-the-create and mid-download, then run it
+    again: it ends succeeded with its files, and the vendor created one task per key."""
+    vendor.set_faults({"kling": [{"fault": "slow", "on": "create", "delay_s": 0.4}]})
+    env = {**os.environ, "KLINGBRIDGE_CONFIG": str(cli.path)}
+    rng = random.Random(8)
+    for n in range(6):
+        key, out = f"crash-{n}", tmp_path / f"out-{n}"
+        args = _cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+                    "--key", key, "--out", str(out))  # fmt: skip
+        victim = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(rng.uniform(0.3, 2.0))  # start-up, create (slow), polling, download
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        again = subprocess.run([*args, "--json"], env=env, capture_output=True, text=True,
+                               timeout=60)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        result = json.loads(again.stdout)
+        assert result["status"] == "succeeded"
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+            Path(s["path"]).name for s in result["saved"]
+        )
+    creates = vendor.state()["creates_by_external_id"]
+    assert sum(creates.values()) == vendor.state()["creates"]["kling"] <= 6
+    assert all(count == 1 for count in creates.values())
+
+
+@pytest.mark.postgres
+def test_two_workers_share_a_postgres_store_and_survive_a_kill_9(
+    cli: Cli, vendor: Any, tmp_path: Path, postgres_db: str
+) -> None:
+    cli.write(cli.path.read_text() + f'\n[store]\nurl = "{postgres_db}"\nlease_s = 2\n')
+    vendor.config.queued_s, vendor.config.running_s = 0.5, 1.0
+    env = {**os.environ, "KLINGBRIDGE_CONFIG": str(cli.path)}
+    for n in range(50):
+        provider = "kling" if n % 2 else "piapi"
+        run = cli("generate", "sound", f"rain {n}", "--duration", "5", "--provider", provider,
+                  "--detach", "--key", f"job-{n}")  # fmt: skip
+        assert run.exit_code == 0, run
+    out = tmp_path / "out"
+    args = _cli("worker", "--out", str(out), "--concurrency", "10")
+    doomed = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    steady = subprocess.Popen([*args, "--once"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(1.0)
+    doomed.send_signal(signal.SIGKILL)  # half-way: it holds jobs and loses them all
+    doomed.wait(timeout=10)
+    steady.wait(timeout=120)
+    finisher = subprocess.run(
+        [*args, "--once"], env=env, capture_output=True, text=True, timeout=120
+    )  # the leases of the dead worker have expired by now
+    assert finisher.returncode == 0, finisher.stderr
+    rows = cli("tasks", "--json", "--limit", "100").json()
+    assert len(rows) == 50
+    assert {row["status"] for row in rows} == {"succeeded"}, rows
+    state = vendor.state()
+    assert state["creates"]["kling"] + state["creates"]["piapi"] == 50  # each created once
+    saved = [path for row in rows for path in row["files"]]
+    assert len(saved) == len(set(saved)) and all(Path(p).is_file() for p in saved)
+    expected = 25 * 2 + 25 * vendor.config.piapi_works_per_sound * 2  # each output once
+    assert len(list(out.iterdir())) == expected
+    store = open_store(postgres_db)
+    assert store is not None
+    jobs, _ = store.jobs(limit=100)
+    assert all(job.state is JobState.SUCCEEDED and len(job.attempts) == 1 for job in jobs)
+    store.close()

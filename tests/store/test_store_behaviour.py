@@ -1,0 +1,183 @@
+"""The store's promises, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from klingbridge import Cost, SoundRequest, Task, TaskStatus
+from klingbridge.store import (
+    AttemptState,
+    IdempotencyConflict,
+    JobState,
+    SavedFileRecord,
+    TaskStore,
+    open_store,
+    procs,
+)
+from klingbridge.store.migrations import MIGRATIONS
+
+REQUEST = SoundRequest(prompt="rain on a tin roof", duration=5)
+QUOTE = Cost(amount=700000, unit="piapi_point", usd=0.07)
+
+
+def begin(store: TaskStore, key: str = "k1", owner: str = "me", **extra: object) -> bool:
+    options: dict[str, object] = {"route": None, "provider": "piapi", "out_dir": None}
+    options.update(extra)
+    _, new = store.run(
+        procs.begin(key, REQUEST, owner=owner, lease_s=60, now=time.time(), **options)  # type: ignore[arg-type]
+    )
+    return new
+
+
+def task(status: TaskStatus, **extra: object) -> Task:
+    return Task(provider="piapi", id="T-1", kind="sound", status=status, **extra)  # type: ignore[arg-type]
+
+
+def test_schema_is_migrated_once_and_versioned(store: TaskStore, store_url: str) -> None:
+    assert store.job("nothing") is None
+    again = open_store(store_url)
+    assert again is not None
+    assert again.job("nothing") is None  # a second process finds the schema in place
+    rows = again.run(procs.get_meta("nothing"))
+    assert rows is None
+    version = again.run(_version())
+    assert version == len(MIGRATIONS)
+    again.close()
+
+
+def _version() -> procs.Proc[int]:
+    rows = yield procs.Sql("SELECT MAX(version) FROM kb_schema")
+    return int(rows[0][0])
+
+
+def test_a_key_names_one_request(store: TaskStore) -> None:
+    assert begin(store) is True
+    assert begin(store) is False  # same key, same request: the same job
+    with pytest.raises(IdempotencyConflict, match="'k1' already names a different request"):
+        store.run(
+            procs.begin(
+                "k1", SoundRequest(prompt="other"), route=None, provider="piapi",
+                out_dir=None, owner="me", lease_s=60, now=time.time(),
+            )
+        )  # fmt: skip
+
+
+def test_an_attempt_moves_forward_only_and_keeps_its_history(store: TaskStore) -> None:
+    begin(store)
+    now = time.time()
+    assert store.run(procs.intent("k1", "piapi", "kb-x", QUOTE, now)) == 1
+    job = store.job("k1")
+    assert job is not None and job.attempt is not None
+    assert job.attempt.state is AttemptState.INTENT and job.attempt.quoted == QUOTE
+    store.run(procs.sent("kb-x", now))
+    assert store.run(procs.observe("kb-x", task(TaskStatus.QUEUED), now)) is True
+    assert store.run(procs.observe("kb-x", task(TaskStatus.RUNNING), now)) is True
+    done = task(TaskStatus.SUCCEEDED, cost=QUOTE)
+    assert store.run(procs.observe("kb-x", done, now)) is True
+    # A late poll or a replayed callback never moves it back.
+    assert store.run(procs.observe("kb-x", task(TaskStatus.RUNNING), now)) is False
+    assert store.run(procs.observe("kb-x", task(TaskStatus.QUEUED), now)) is False
+    # The same status again may add detail, but adds no history.
+    assert store.run(procs.observe("kb-x", done, now)) is True
+    job = store.job("T-1")  # found by the vendor task id too
+    assert job is not None and job.key == "k1"
+    assert [h.status for h in job.history] == ["queued", "running", "succeeded"]
+    assert job.attempts[0].state is AttemptState.SUCCEEDED
+    assert job.charged_usd == 0.07 and job.quoted_usd == 0.07
+    assert store.job("kb-x") is not None  # and by the external id
+
+
+def test_finish_saved_files_and_listing(store: TaskStore) -> None:
+    begin(store, "a")
+    begin(store, "b", provider="kling")
+    now = time.time()
+    store.run(procs.finish("a", JobState.FAILED, now, error="refused", owner="me"))
+    store.run(
+        procs.saved("b", [SavedFileRecord(path="/x/b.mp3", url="https://v/b.mp3", bytes=3)], now)
+    )
+    records, damaged = store.jobs()
+    assert damaged == []
+    assert [r.key for r in records] == ["b", "a"]  # newest first
+    failed, _ = store.jobs(states=["failed"])
+    assert [(r.key, r.error, r.lease_owner) for r in failed] == [("a", "refused", None)]
+    kling, _ = store.jobs(provider="kling")
+    assert [r.key for r in kling] == ["b"]
+    b = store.job("b")
+    assert b is not None and b.saved_at is not None and [f.path for f in b.files] == ["/x/b.mp3"]
+    assert store.jobs(since=time.time() + 60)[0] == []
+
+
+def test_a_damaged_row_is_reported_and_the_others_still_show(store: TaskStore) -> None:
+    begin(store, "good")
+    begin(store, "bad")
+    store.run(_damage("bad"))
+    records, damaged = store.jobs()
+    assert [r.key for r in records] == ["good"]
+    assert [d.key for d in damaged] == ["bad"]
+    assert "cannot be read" in str(damaged[0])
+
+
+def _damage(key: str) -> procs.Proc[None]:
+    yield procs.Sql("UPDATE kb_jobs SET request = '{\"kind\": 5}' WHERE key = ?", (key,))
+
+
+def test_leases_keep_two_owners_apart_and_expire(store: TaskStore) -> None:
+    for key in ("j1", "j2", "j3"):
+        begin(store, key, owner="starter")
+    store.release("starter", ["j1", "j2", "j3"])
+    first = store.claim("w1", lease_s=60, limit=2)
+    second = store.claim("w2", lease_s=60, limit=5)
+    assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
+    assert store.claim("w3", lease_s=60, limit=5) == []  # everything is held
+    assert store.renew("w1", first, lease_s=60) == first
+    assert store.renew("w2", first, lease_s=60) == []  # not w2's to renew
+    expired = store.claim("w1", lease_s=-1, limit=5)  # claims nothing new...
+    assert expired == []
+    store.run(procs.take_lease(second[0], "w2", -1, time.time()))  # w2's lease lapses
+    assert store.claim("w3", lease_s=60, limit=5) == second  # ...and another takes it
+
+
+def test_concurrent_claims_never_share_a_job(store_url: str) -> None:
+    setup = open_store(store_url)
+    assert setup is not None
+    for n in range(40):
+        begin(setup, f"job-{n}", owner="starter")
+    setup.release("starter", [f"job-{n}" for n in range(40)])
+    setup.close()
+    taken: dict[str, list[str]] = {}
+
+    def work(name: str) -> None:
+        mine = open_store(store_url)
+        assert mine is not None
+        taken[name] = []
+        while keys := mine.claim(name, lease_s=60, limit=3):
+            taken[name].extend(keys)
+        mine.close()
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    everything = [key for keys in taken.values() for key in keys]
+    assert sorted(everything) == sorted(f"job-{n}" for n in range(40))  # each exactly once
+
+
+def test_async_and_sync_see_the_same_store(store: TaskStore) -> None:
+    async def main() -> None:
+        await store.arun(
+            procs.begin(
+                "async-key", REQUEST, route=None, provider="piapi", out_dir=None,
+                owner="me", lease_s=60, now=time.time(),
+            )
+        )  # fmt: skip
+        job = await store.arun(procs.find("async-key"))
+        assert job is not None and job.request == REQUEST
+        await store.aclose()
+
+    asyncio.run(main())
+    assert store.job("async-key") is not None
