@@ -1,21 +1,26 @@
-"""The official Kling API as a klingbridge provider (JWT auth, units).
+"""The official Kling API as a klingbridge provider: both API designs, API key or JWT auth.
 
 Registered through the `klingbridge` entry-point group, exactly as a third-party plugin is.
+The legacy design (`/v1/...`, `model_name` in the body) and the new one (model in the path,
+`/tasks` queries, API key only: design.py) live side by side; a video request's model picks one.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from klingbridge import (
+    Balance,
     Capability,
     Cost,
     HttpCall,
@@ -23,24 +28,34 @@ from klingbridge import (
     ProviderError,
     ProviderSettings,
     Request,
+    SoundForVideoRequest,
     SoundRequest,
     SpeechRequest,
     Task,
+    ValidationError,
+    VideoRequest,
+    Voice,
     hookimpl,
 )
 from klingbridge.parsing import guard, obj
 
-from . import errors, parse, requests
+from . import account, design, errors, parse, requests
 from .auth import KlingJWTAuth, KlingKeyAuth
+from .parse_new import Rates
 from .prices import PRICES, SOURCE
 
 __all__ = ["KlingProvider", "KlingSettings"]
 
 _MODELS = "|".join(map(re.escape, requests.MODELS))
 #: Every price key that means something (shipped or not): `config check` flags the rest.
+#: New-design models are priced by resolution (any model name: new_models may add some).
 PRICE_KEY = re.compile(
-    rf"unit_usd|sound|speech|video:(?:{_MODELS}):(?:std|pro)(?::sound)?(?::per_s)?"
+    rf"unit_usd|cny_usd|sound|speech|sound-for-video"
+    rf"|video:(?:{_MODELS}):(?:std|pro)(?::sound)?(?::per_s)?"
+    rf"|video:kling-[a-z0-9.-]+:(?:720p|1080p|4k)(?::sound)?(?::per_s)?"
 )
+#: How many new-design task ids a provider remembers (to batch their polls).
+REMEMBERED_IDS = 100_000
 
 
 class KlingSettings(ProviderSettings):
@@ -53,7 +68,22 @@ class KlingSettings(ProviderSettings):
 
     access_key: SecretStr | None = None
     secret_key: SecretStr | None = None
+    #: One key for both designs (the new design takes nothing else), sent as `Bearer <key>`.
     api_key: SecretStr | None = None
+    #: Send a legacy model that the new design also offers (kling-v3, kling-v2-6,
+    #: kling-v2-5-turbo) to the new design when the request fits it and an api_key is set.
+    prefer_new_design: bool = False
+    #: ASSUMPTION (unconfirmed): `GET /tasks?task_ids=` also answers for legacy tasks. On, every
+    #: task is polled (and batched) there; off (safe), only tasks known to be new-design are.
+    tasks_query_covers_legacy: bool = False
+    #: Overrides of the per-model limits of the new design ([3p]), field by field.
+    new_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("new_models")
+    @classmethod
+    def _models_valid(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        design.merged_models(value)  # raises on a bad field, naming it
+        return value
 
 
 class KlingProvider(Provider):
@@ -66,20 +96,67 @@ class KlingProvider(Provider):
     #: Wall clock for JWT claims; tests replace it to show a long-lived client re-mints.
     clock: Callable[[], float] = staticmethod(time.time)
 
+    def __init__(self, settings: KlingSettings | None = None) -> None:
+        super().__init__(settings)
+        self.new_models = design.merged_models(self.settings.new_models)
+        # Ids of tasks seen in new-design answers: those can be polled together on /tasks.
+        self._new_ids: OrderedDict[str, None] = OrderedDict()
+        self._ids_lock = threading.Lock()
+
     def capabilities(self) -> list[Capability]:
-        return requests.CAPABILITIES
+        new = {
+            "new-design models": f"{', '.join(self.new_models)} (need api_key)",
+            "new-design resolution": "per model: 720p | 1080p | 4k (default: std 720p, pro 1080p)",
+            "new-design duration": "per model: 3-15 s; kling-2.6, kling-2.5-turbo: 5 | 10 s",
+        }
+        return [
+            Capability(kind=c.kind, limits={**c.limits, **new}) if c.kind == "video" else c
+            for c in requests.CAPABILITIES
+        ]
+
+    # --- which design --------------------------------------------------------------------
+    def new_design(self, request: Request) -> tuple[str, design.NewModel] | None:
+        """The new-design model a request goes to, or None when it goes to the legacy design."""
+        if not isinstance(request, VideoRequest):
+            return None
+        prefer = self.settings.prefer_new_design and self.settings.api_key is not None
+        return design.target(request, self.new_models, prefer=prefer)
 
     def validate(self, request: Request) -> None:
-        requests.validate(request)
+        target = self.new_design(request)
+        if target is None:
+            requests.validate(request)
+            return
+        name, model = target
+        if self.settings.api_key is None:
+            raise ValidationError(
+                self.name,
+                "model",
+                "is a new-design model: it needs an api_key (KLING_API_KEY)",
+                name,
+            )
+        assert isinstance(request, VideoRequest)
+        design.validate(name, model, request)
 
     def units(self, request: Request) -> Decimal | None:
-        if isinstance(request, SoundRequest | SpeechRequest):
+        if isinstance(request, SoundRequest | SpeechRequest | SoundForVideoRequest):
             return self.price(request.kind)
+        target = self.new_design(request)
+        if target is not None:
+            return self._new_units(target[0], request)
         base = f"video:{request.model}:{request.mode}" + (":sound" if request.sound else "")
         per_second = self.price(f"{base}:per_s")
         if per_second is not None:
             return per_second * request.duration
         per_5s = self.price(base)  # no ":sound" entry: no price known, not the silent one
+        return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
+
+    def _new_units(self, name: str, request: VideoRequest) -> Decimal | None:
+        base = f"video:{name}:{design.resolution(request)}" + (":sound" if request.sound else "")
+        per_second = self.price(f"{base}:per_s")
+        if per_second is not None:
+            return per_second * request.duration
+        per_5s = self.price(base)
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
 
     def is_price_key(self, key: str) -> bool:
@@ -93,15 +170,26 @@ class KlingProvider(Provider):
         usd = units * unit_usd if unit_usd is not None else None
         return Cost(amount=units, unit="kling_unit", usd=usd)
 
+    # --- credentials ---------------------------------------------------------------------
     def auth(self) -> httpx.Auth | None:
+        """The API key when one is set (good on both designs), else the JWT (legacy only)."""
         s = self.settings
+        if s.api_key:
+            return KlingKeyAuth(s.api_key.get_secret_value())
         if s.access_key and s.secret_key:
             return KlingJWTAuth(
                 s.access_key.get_secret_value(), s.secret_key.get_secret_value(), clock=self.clock
             )
-        if s.api_key:
-            return KlingKeyAuth(s.api_key.get_secret_value())
         return None
+
+    def auth_description(self) -> str:
+        """Which credentials calls use (for `config show` / `config check`), never the keys."""
+        s = self.settings
+        if s.api_key:
+            return "API key (Bearer): legacy and new design"
+        if s.access_key and s.secret_key:
+            return "AccessKey/SecretKey JWT: legacy design only (new-design models need api_key)"
+        return "none"
 
     def missing_credentials(self) -> list[str]:
         s = self.settings
@@ -109,41 +197,123 @@ class KlingProvider(Provider):
             return []
         return [name for name in ("access_key", "secret_key") if not getattr(s, name)]
 
+    # --- building calls ------------------------------------------------------------------
     def build_create(
         self, request: Request, *, external_id: str | None = None, callback_url: str | None = None
     ) -> HttpCall:
+        target = self.new_design(request)
+        if target is not None:
+            assert isinstance(request, VideoRequest)
+            return design.build_create(
+                *target, request, external_id=external_id, callback_url=callback_url
+            )
         return requests.build_create(request, external_id=external_id, callback_url=callback_url)
 
+    def is_new_design_task(self, task_id: str) -> bool:
+        """Whether `task_id` is known to be new-design (or /tasks is assumed to answer for all)."""
+        if self.settings.tasks_query_covers_legacy:
+            return True
+        with self._ids_lock:
+            return task_id in self._new_ids
+
+    def remember_new_design(self, ids: Sequence[str]) -> None:
+        with self._ids_lock:
+            for ident in ids:
+                self._new_ids[ident] = None
+                self._new_ids.move_to_end(ident)
+            while len(self._new_ids) > REMEMBERED_IDS:
+                self._new_ids.popitem(last=False)
+
     def build_get(self, task_id: str, kind: str | None = None) -> Sequence[HttpCall]:
+        """Legacy paths by kind, then `/tasks` (video or unknown kinds); `/tasks` alone for a
+        task known to be new-design."""
+        paths = requests.query_paths(kind)
+        if self.is_new_design_task(task_id) and paths:
+            return [design.query([task_id])]
         ident = quote(task_id, safe="")  # an external id is the caller's: any character
-        return [HttpCall("GET", f"{path}/{ident}") for path in requests.query_paths(kind)]
+        calls = [HttpCall("GET", f"{path}/{ident}") for path in paths]
+        if kind in (None, "video"):
+            calls.append(design.query([task_id]))
+        return calls
+
+    def build_get_many(self, tasks: Sequence[Task]) -> HttpCall | None:
+        """`GET /tasks?task_ids=a,b,...` when every task is known to be new-design."""
+        ids = [task.id for task in tasks]
+        if not ids or not all(self.is_new_design_task(ident) for ident in ids):
+            return None
+        return design.query(ids)
 
     def build_get_by_external_id(
         self, external_id: str, kind: str | None = None
     ) -> Sequence[HttpCall]:
-        return self.build_get(external_id, kind)  # the query path takes either id
+        ident = quote(external_id, safe="")
+        calls = [HttpCall("GET", f"{path}/{ident}") for path in requests.query_paths(kind)]
+        if kind in (None, "video"):  # legacy query paths take either id; /tasks needs its key
+            calls.append(design.query([external_id], external=True))
+        return calls
 
     def build_list(
         self, kind: str | None = None, *, page: int = 1, page_size: int = 30
     ) -> HttpCall | None:
+        """Legacy: `GET <path>?pageNum=&pageSize=` per kind. Kind unknown, with an api_key:
+        the first page of the new design's cursor list (`POST /tasks`, every kind)."""
+        if kind is None and self.settings.api_key is not None and page == 1:
+            return design.cursor_list(limit=min(page_size, 500))
         paths = requests.query_paths(kind)
         if not paths:
             return None
         return HttpCall("GET", paths[0], params={"pageNum": page, "pageSize": page_size})
+
+    def build_list_page(
+        self, *, cursor: str | None = None, limit: int = 100, statuses: list[str] | None = None
+    ) -> HttpCall:
+        """One page of the cursor list (`POST /tasks`); read it with `parse_tasks` and
+        `next_cursor` (None on the last page). For recovery scans over every kind."""
+        return design.cursor_list(cursor=cursor, limit=limit, statuses=statuses)
+
+    # --- reading answers -----------------------------------------------------------------
+    def rates(self) -> Rates:
+        return Rates(unit_usd=self.price("unit_usd"), cny_usd=self.price("cny_usd"))
 
     def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
         return errors.parse_error(self.name, payload, http_status)
 
     @guard("kling")
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
-        return parse.task(payload, kind=kind, unit_usd=self.price("unit_usd"))
+        task = parse.task(payload, kind=kind, rates=self.rates())
+        self.remember_new_design(parse.new_design_ids(payload))
+        return task
 
     @guard("kling")
     def parse_tasks(self, payload: Any, *, kind: str | None = None) -> list[Task]:
-        return parse.tasks(payload, kind=kind, unit_usd=self.price("unit_usd"))
+        found = parse.tasks(payload, kind=kind, rates=self.rates())
+        self.remember_new_design(parse.new_design_ids(payload))
+        return found
+
+    @guard("kling")
+    def next_cursor(self, payload: Any) -> str | None:
+        return parse.next_cursor(payload)
 
     def is_list_payload(self, payload: Any) -> bool:
-        return isinstance(obj(payload).get("data"), list) or isinstance(payload, list)
+        if isinstance(payload, list):
+            return True
+        data = obj(payload).get("data")
+        return isinstance(data, list) or isinstance(obj(data).get("result"), list)
+
+    # --- account -------------------------------------------------------------------------
+    def build_balance(self, *, now_ms: int) -> HttpCall | None:
+        return account.build_balance(now_ms=now_ms)
+
+    @guard("kling")
+    def parse_balance(self, payload: Any) -> list[Balance]:
+        return account.parse_balance(payload)
+
+    def build_voices(self, *, custom: bool = False) -> HttpCall | None:
+        return account.build_voices(custom=custom)
+
+    @guard("kling")
+    def parse_voices(self, payload: Any) -> list[Voice]:
+        return account.parse_voices(payload)
 
 
 @hookimpl

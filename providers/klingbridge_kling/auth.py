@@ -48,8 +48,8 @@ class KlingJWTAuth(httpx.Auth):
         self._expires = 0.0
         self._lock = threading.Lock()
 
-    def __repr__(self) -> str:  # never show keys
-        return f"KlingJWTAuth(access_key={self._access_key[:4]}…)"
+    def __repr__(self) -> str:  # never show keys, not even a prefix
+        return "KlingJWTAuth(access_key=***, secret_key=***)"
 
     def token(self) -> str:
         """The cached token, re-minted when it is within `refresh_margin` of expiry."""
@@ -87,7 +87,7 @@ class KlingJWTAuth(httpx.Auth):
 
 
 class KlingKeyAuth(httpx.Auth):
-    """Plain API keys sent as `Bearer <key>` (newer consoles issue these) [reference: ?]."""
+    """An API key sent as `Bearer <key>`: the only auth of the new design, good on /v1 too [doc]."""
 
     def __init__(self, api_key: str) -> None:
         self._api_key = api_key

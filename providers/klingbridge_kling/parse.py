@@ -1,19 +1,22 @@
 """Kling payloads -> Task (seed pages 000-004; statuses, callbacks: reference/kling.md).
 
-One reader for every shape: a response envelope `{code, message, request_id, data}`, the bare
-task object (what callbacks POST), and list answers (`data` is an array).
+One reader for every shape of both designs: a response envelope `{code, message, request_id,
+data}`, the bare task object (what callbacks POST), and list answers (`data` is an array, or a
+new-design cursor page `data: {result[], next_cursor, has_more}`). Legacy task objects carry
+`task_id`/`task_status`/`task_result`; new-design ones `id`/`status`/`outputs[]` (parse_new.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
-from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
+from klingbridge import Cost, File, NotFoundError, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import decimal, epoch_ms, http_url, items, number, obj, text, url_format
 
+from . import parse_new
+from .parse_new import Rates
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
@@ -25,7 +28,20 @@ STATUSES = {
     "failed": TaskStatus.FAILED,
 }
 
-MEDIA_KEYS = ("videos", "audios", "images")
+
+class TaskNotInAnswer(ProviderResponseError, NotFoundError):
+    """A `/tasks` answer without the task asked about: the vendor has no such task.
+
+    Both errors at once: a payload that holds no task (what `parse_task` raises), and a
+    not-found answer (what the lookup by external id needs to know nothing was created).
+    """
+
+    def __init__(self, message: str, *, provider: str, payload: Any = None) -> None:
+        NotFoundError.__init__(self, message, provider=provider)
+        self.payload = payload
+
+
+MEDIA_KEYS = ("videos", "audios", "images", "voices")
 
 
 def _error(message: str, payload: Any, *, final: bool = False) -> ProviderResponseError:
@@ -35,7 +51,7 @@ def _error(message: str, payload: Any, *, final: bool = False) -> ProviderRespon
 def unwrap(payload: Any) -> Any:
     """The `data` of an envelope, or the payload itself when it is a bare task."""
     body = obj(payload)
-    if "task_id" in body or "data" not in body:
+    if "task_id" in body or "data" not in body or parse_new.is_task_object(body):
         return payload
     code = body.get("code")
     if code not in (0, None):
@@ -51,9 +67,16 @@ def status(raw: Any) -> TaskStatus:
     return found
 
 
-def infer_kind(result: Mapping[str, Any]) -> str | None:
-    if items(result.get("videos")):
+def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None:
+    videos = items(result.get("videos"))
+    if videos and (items(result.get("audios")) or info.get("parent_video")):
+        return "sound-for-video"
+    if videos:
         return "video"
+    if items(result.get("images")):
+        return "image"
+    if items(result.get("voices")):
+        return "voice"
     audios = [obj(a) for a in items(result.get("audios"))]
     if any("url_mp3" in a or "url_wav" in a for a in audios):
         return "sound"
@@ -93,6 +116,26 @@ def _video(item: Mapping[str, Any]) -> Output:
     )
 
 
+def _image(item: Mapping[str, Any]) -> Output:
+    clean, marked = http_url(item.get("url")), http_url(item.get("watermark_url"))
+    files = []
+    if clean:
+        files.append(
+            File(url=clean, format=url_format(clean, "png"), watermarked=False if marked else None)
+        )
+    if marked:
+        files.append(File(url=marked, format=url_format(marked, "png"), watermarked=True))
+    ident = text(item.get("id")) or text(item.get("index"))
+    return Output(id=ident, kind="image", files=files)
+
+
+def _voice(item: Mapping[str, Any]) -> Output:
+    """A custom or preset voice: its `voice_id` is the output's id, its sample the file."""
+    url = http_url(item.get("trial_url")) or http_url(item.get("url"))
+    files = [File(url=url, format=url_format(url, "mp3"))] if url else []
+    return Output(id=text(item.get("voice_id")) or text(item.get("id")), kind="audio", files=files)
+
+
 def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
     """A succeeded task whose result is not the documented shape is unreadable, not empty."""
     if state is not TaskStatus.SUCCEEDED:
@@ -108,14 +151,12 @@ def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> No
 def outputs(result: Mapping[str, Any]) -> list[Output]:
     found = [_video(obj(v)) for v in items(result.get("videos"))]
     found += [_audio(obj(a)) for a in items(result.get("audios"))]
+    found += [_image(obj(i)) for i in items(result.get("images"))]
+    found += [_voice(obj(v)) for v in items(result.get("voices"))]
     return [output for output in found if output.files]
 
 
-def task(payload: Any, *, kind: str | None, unit_usd: Decimal | None) -> Task:
-    data = unwrap(payload)
-    if isinstance(data, list):
-        raise _error("a list of tasks, not one task", payload)
-    data = obj(data)
+def _legacy_task(data: Mapping[str, Any], payload: Any, kind: str | None, rates: Rates) -> Task:
     task_id = text(data.get("task_id"))
     if task_id is None:
         raise _error("no task_id: not a Kling task", payload)
@@ -124,22 +165,29 @@ def task(payload: Any, *, kind: str | None, unit_usd: Decimal | None) -> Task:
     state = status(data.get("task_status"))
     check_result(data, state, payload)
     result = obj(data.get("task_result"))
+    info = obj(data.get("task_info"))
     found = outputs(result)
     if state is TaskStatus.SUCCEEDED and not found and any(result.get(k) for k in MEDIA_KEYS):
         raise _error("succeeded with media, but none is readable", payload, final=True)
     units = decimal(data.get("final_unit_deduction"))
     cost = None
     if units is not None:
-        usd = units * unit_usd if unit_usd is not None else None
+        usd = units * rates.unit_usd if rates.unit_usd is not None else None
         cost = Cost(amount=units, unit="kling_unit", usd=usd)
+    if state is TaskStatus.SUCCEEDED and not found:
+        logger.warning(
+            "Kling task %s succeeded but no output could be read (task_result fields: %s)",
+            task_id,
+            ", ".join(sorted(result)) or "none",
+        )
     return Task(
         provider=NAME,
         id=task_id,
-        kind=infer_kind(result) or kind,
+        kind=infer_kind(result, info) or kind,
         status=state,
         provider_status=text(data.get("task_status")),
         status_message=text(data.get("task_status_msg")),
-        external_id=text(obj(data.get("task_info")).get("external_task_id")),
+        external_id=text(info.get("external_task_id")),
         outputs=found,
         cost=cost,
         created_at=epoch_ms(data.get("created_at")),
@@ -147,8 +195,62 @@ def task(payload: Any, *, kind: str | None, unit_usd: Decimal | None) -> Task:
     )
 
 
-def tasks(payload: Any, *, kind: str | None, unit_usd: Decimal | None) -> list[Task]:
+def task_object(item: Any, payload: Any, *, kind: str | None, rates: Rates) -> Task:
+    """One task object of either design."""
+    data = obj(item)
+    if parse_new.is_task_object(data):
+        if text(data.get("id")) is None:
+            raise _error("no id: not a Kling task", payload)
+        return parse_new.task(data, kind=kind, rates=rates)
+    return _legacy_task(data, payload, kind, rates)
+
+
+def _listed(data: Any) -> list[Any] | None:
+    """The task objects of a list answer: `data[]`, or a cursor page's `data.result[]`."""
+    if isinstance(data, list):
+        return data
+    page = obj(data)
+    if isinstance(page.get("result"), list) and ("has_more" in page or "next_cursor" in page):
+        return list(page["result"])
+    return None
+
+
+def task(payload: Any, *, kind: str | None, rates: Rates) -> Task:
     data = unwrap(payload)
-    if not isinstance(data, list):
+    listed = _listed(data)
+    if listed is not None:
+        # A /tasks answer for one id is a list of one; for an id it does not know, empty.
+        if not listed and isinstance(payload, Mapping) and "data" in payload:
+            raise TaskNotInAnswer("no such task in the answer", provider=NAME, payload=payload)
+        if len(listed) == 1 and parse_new.is_task_object(obj(listed[0])):
+            return task_object(listed[0], payload, kind=kind, rates=rates)
+        raise _error("a list of tasks, not one task", payload)
+    return task_object(data, payload, kind=kind, rates=rates)
+
+
+def tasks(payload: Any, *, kind: str | None, rates: Rates) -> list[Task]:
+    listed = _listed(unwrap(payload))
+    if listed is None:
         raise _error("not a list answer: `data` is not an array", payload)
-    return [task(item, kind=kind, unit_usd=unit_usd) for item in data]
+    return [task_object(item, payload, kind=kind, rates=rates) for item in listed]
+
+
+def next_cursor(payload: Any) -> str | None:
+    """A cursor page's `next_cursor` when `has_more`, else None (the last page)."""
+    page = obj(unwrap(payload))
+    return text(page.get("next_cursor")) if page.get("has_more") else None
+
+
+def new_design_ids(payload: Any) -> list[str]:
+    """The ids of the new-design task objects in any payload (to batch their polls later)."""
+    try:
+        data = unwrap(payload)
+    except ProviderResponseError:
+        return []
+    listed = _listed(data)
+    objects = listed if listed is not None else [data]
+    return [
+        ident
+        for item in objects
+        if parse_new.is_task_object(obj(item)) and (ident := text(obj(item).get("id")))
+    ]

@@ -8,6 +8,7 @@ from klingbridge import (
     Capability,
     HttpCall,
     Request,
+    SoundForVideoRequest,
     SoundRequest,
     SpeechRequest,
     ValidationError,
@@ -17,6 +18,7 @@ from klingbridge import (
 NAME = "kling"
 SOUND_PATH = "/v1/audio/text-to-audio"
 TTS_PATH = "/v1/audio/tts"
+VIDEO_TO_AUDIO_PATH = "/v1/audio/video-to-audio"
 TEXT2VIDEO_PATH = "/v1/videos/text2video"
 IMAGE2VIDEO_PATH = "/v1/videos/image2video"
 
@@ -34,6 +36,7 @@ AUDIO_MODELS = ("kling-v2-6", "kling-v3")
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 LANGUAGES = ("zh", "en")
 SOUND_PROMPT_MAX = 200
+VIDEO_TO_AUDIO_PROMPT_MAX = 200
 SOUND_DURATION = (3.0, 10.0)
 TTS_TEXT_MAX = 1000
 TTS_SPEED = (0.8, 2.0)
@@ -56,9 +59,17 @@ CAPABILITIES = [
         },
     ),
     Capability(
+        kind="sound-for-video",
+        limits={
+            "video": "video_id (of a Kling video, read from its task) or video_url; 3-20 s",
+            "prompt": f"sound effects, <= {VIDEO_TO_AUDIO_PROMPT_MAX} chars",
+            "music_prompt": f"background music, <= {VIDEO_TO_AUDIO_PROMPT_MAX} chars",
+        },
+    ),
+    Capability(
         kind="video",
         limits={
-            "model": ", ".join(MODELS),
+            "model": ", ".join(MODELS) + " (legacy design); new design: see new_models",
             "prompt": f"<= {VIDEO_PROMPT_MAX} chars",
             "duration": "5 | 10 s (kling-v3: 3-15 s)",
             "aspect_ratio": " | ".join(ASPECT_RATIOS),
@@ -94,9 +105,15 @@ def validate(request: Request) -> None:
         _check_range("speed", request.speed, *TTS_SPEED)
         if request.language is not None and request.language not in LANGUAGES:
             raise _fail("language", "must be zh or en", request.language)
+    elif isinstance(request, SoundForVideoRequest):
+        _validate_sound_for_video(request)
     elif isinstance(request, VideoRequest):
         if request.model not in MODELS:
             raise _fail("model", f"must be one of {', '.join(MODELS)}", request.model)
+        if request.resolution is not None:
+            raise _fail(
+                "resolution", f"is for the new design's models; {request.model} takes mode", True
+            )
         _check_length("prompt", request.prompt, VIDEO_PROMPT_MAX)
         _check_length("negative_prompt", request.negative_prompt, VIDEO_PROMPT_MAX)
         if request.aspect_ratio not in ASPECT_RATIOS:
@@ -113,6 +130,18 @@ def validate(request: Request) -> None:
             raise _fail("duration", f"must be 5 or 10 s for {request.model}", request.duration)
     else:  # pragma: no cover - the Request union is closed
         raise _fail("kind", "is not supported", getattr(request, "kind", None))
+
+
+def _validate_sound_for_video(request: SoundForVideoRequest) -> None:
+    if bool(request.video_id) == bool(request.video_url):
+        raise _fail(
+            "video_id",
+            "Kling takes exactly one of video_id (its video's id: give the video task and "
+            "klingbridge reads it) or video_url",
+            request.video_id or request.task_id,
+        )
+    _check_length("prompt", request.prompt, VIDEO_TO_AUDIO_PROMPT_MAX)
+    _check_length("music_prompt", request.music_prompt, VIDEO_TO_AUDIO_PROMPT_MAX)
 
 
 def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +164,16 @@ def build_create(
             "voice_speed": request.speed,
         }
         return HttpCall("POST", TTS_PATH, json=body, creates=True)
+    if isinstance(request, SoundForVideoRequest):
+        body = {
+            "video_id": request.video_id,
+            "video_url": request.video_url if not request.video_id else None,
+            "sound_effect_prompt": request.prompt,
+            "bgm_prompt": request.music_prompt,
+            "asmr_mode": True if request.asmr else None,
+            **tracking,
+        }
+        return HttpCall("POST", VIDEO_TO_AUDIO_PATH, json=_drop_none(body), creates=True)
     body = {
         "model_name": request.model,
         "prompt": request.prompt,
@@ -156,8 +195,10 @@ def query_paths(kind: str | None) -> list[str]:
     """Where a task of `kind` can be read: the path takes the task id or the external id."""
     if kind == "sound":
         return [SOUND_PATH]
+    if kind == "sound-for-video":
+        return [VIDEO_TO_AUDIO_PATH]
     if kind == "video":
         return [TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH]
     if kind is None:
-        return [SOUND_PATH, TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH]
+        return [SOUND_PATH, TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH, VIDEO_TO_AUDIO_PATH]
     return []  # speech: the create answer is the result; Kling documents no query for it

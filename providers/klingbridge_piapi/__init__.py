@@ -26,6 +26,7 @@ from klingbridge import (
     ProviderResponseError,
     ProviderSettings,
     Request,
+    SoundForVideoRequest,
     SoundRequest,
     Task,
     VideoRequest,
@@ -45,7 +46,7 @@ WEBHOOK_SECRET_HEADER = "x-webhook-secret"
 _VERSIONS = "|".join(re.escape(v) for v in sorted({v.version for v in requests.VERSIONS.values()}))
 #: Every price key that means something (shipped or not): `config check` flags the rest.
 PRICE_KEY = re.compile(
-    rf"points_per_usd|sound|video:(?:{_VERSIONS}|2\.5):(?:std|pro)(?::sound)?(?::per_s)?"
+    rf"points_per_usd|sound|sound-for-video|video:(?:{_VERSIONS}|2\.5):(?:std|pro)(?::sound)?(?::per_s)?"
 )
 
 
@@ -83,6 +84,10 @@ class PiAPIProvider(Provider):
         """The list price in USD of a validated request, or None when none is known."""
         if isinstance(request, SoundRequest):
             return self.price("sound")
+        if isinstance(request, SoundForVideoRequest):
+            # ASSUMPTION: a sound task priced the same with or without origin_task_id.
+            found = self.price("sound-for-video")
+            return found if found is not None else self.price("sound")
         if not isinstance(request, VideoRequest):
             return None
         version = requests.version(request.model).version

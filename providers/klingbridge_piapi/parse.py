@@ -212,10 +212,13 @@ def outputs(output: Mapping[str, Any]) -> list[Output]:
     return found
 
 
-def task_kind(task_type: str | None, found: list[Output], default: str | None) -> str | None:
-    """From `task_type`; else from the outputs; else what the caller said."""
+def task_kind(
+    task_type: str | None, found: list[Output], default: str | None, origin: str | None = None
+) -> str | None:
+    """From `task_type` (a sound with `origin_task_id` is sound for a video); else from the
+    outputs; else what the caller said."""
     if task_type in SOUND_TYPES:
-        return "sound"
+        return "sound-for-video" if origin else "sound"
     if task_type in VIDEO_TYPES:
         return "video"
     if task_type in IMAGE_TYPES:
@@ -231,9 +234,8 @@ def task_kind(task_type: str | None, found: list[Output], default: str | None) -
 def cost(meta: Mapping[str, Any], state: TaskStatus, points_per_usd: Decimal | None) -> Cost | None:
     """`meta.usage.consume` points (the final charge; `frozen` is only a hold)."""
     usage = obj(meta.get("usage"))
-    if text(usage.get("type")) not in (None, "point"):
-        logger.debug("PiAPI usage of type %r is not in points: no cost", usage.get("type"))
-        return None
+    # Every usage type seen carries `consume` in points, "llm" included (Kling turbo tasks):
+    # the type names what was metered, not the unit charged, so any type is read as points.
     points = decimal(usage.get("consume"))
     if points is None or (points == 0 and not state.is_terminal):
         return None
@@ -286,7 +288,12 @@ def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> T
     return Task(
         provider=NAME,
         id=task_id,
-        kind=task_kind(text(data.get("task_type")), found, kind),
+        kind=task_kind(
+            text(data.get("task_type")),
+            found,
+            kind,
+            text(obj(data.get("input")).get("origin_task_id")),
+        ),
         status=state,
         provider_status=provider_status,
         status_message=error_message(error),

@@ -16,6 +16,7 @@ from klingbridge import (
     Capability,
     HttpCall,
     Request,
+    SoundForVideoRequest,
     SoundRequest,
     SpeechRequest,
     ValidationError,
@@ -52,6 +53,10 @@ PROMPT_MAX = 2500
 
 CAPABILITIES = [
     Capability(kind="sound", limits={"prompt": f"<= {PROMPT_MAX} chars", "duration": "5 | 10 s"}),
+    Capability(
+        kind="sound-for-video",
+        limits={"task_id": "a PiAPI video task (origin_task_id)", "prompt": "text, optional"},
+    ),
     Capability(
         kind="video",
         limits={
@@ -95,6 +100,13 @@ def validate(request: Request) -> None:
             raise _fail("duration", "must be 5 or 10 s", request.duration)
     elif isinstance(request, SpeechRequest):
         raise _fail("kind", "speech is not offered by piapi (use kling)", request.kind)
+    elif isinstance(request, SoundForVideoRequest):
+        if not request.task_id:
+            raise _fail("task_id", "piapi adds sound to a PiAPI video task only", request.video_url)
+        for field in ("music_prompt", "asmr"):
+            if getattr(request, field):
+                raise _fail(field, "is not offered by piapi (use kling)", getattr(request, field))
+        _check_length("prompt", request.prompt)
     elif isinstance(request, VideoRequest):
         found = version(request.model)
         _check_length("prompt", request.prompt)
@@ -118,6 +130,8 @@ def validate(request: Request) -> None:
             raise _fail(
                 "image_tail_url", "needs image_url (the first frame)", request.image_tail_url
             )
+        if request.resolution is not None:
+            raise _fail("resolution", "is not offered by piapi (mode picks it)", request.resolution)
     else:  # pragma: no cover - the Request union is closed
         raise _fail("kind", "is not supported", getattr(request, "kind", None))
 
@@ -152,6 +166,12 @@ def build_create(
             "model": "kling",
             "task_type": "sound",
             "input": {"prompt": request.prompt, "duration": duration},
+        }
+    elif isinstance(request, SoundForVideoRequest):
+        body = {
+            "model": "kling",
+            "task_type": "sound",
+            "input": _drop_none({"prompt": request.prompt, "origin_task_id": request.task_id}),
         }
     elif isinstance(request, VideoRequest):
         found = version(request.model)

@@ -32,16 +32,19 @@ from .events import Event
 from .flows import Backoff, PollPolicy
 from .hookspecs import hookimpl
 from .models import (
+    Balance,
     Cost,
     File,
     Output,
     Quote,
     Request,
+    SoundForVideoRequest,
     SoundRequest,
     SpeechRequest,
     Task,
     TaskStatus,
     VideoRequest,
+    Voice,
 )
 from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
 
@@ -51,6 +54,7 @@ __all__ = [
     "AsyncClient",
     "AuthError",
     "Backoff",
+    "Balance",
     "Capability",
     "Client",
     "ConfigError",
@@ -77,6 +81,7 @@ __all__ = [
     "Request",
     "SavedFile",
     "ServerError",
+    "SoundForVideoRequest",
     "SoundRequest",
     "SpeechRequest",
     "Task",
@@ -85,6 +90,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "VideoRequest",
+    "Voice",
     "WaitTimeout",
     "__version__",
     "async_save_outputs",

@@ -7,6 +7,7 @@ async classes differ only in that runner, so each public method is one call in e
 from __future__ import annotations
 
 import asyncio
+import builtins
 import enum
 import logging
 import threading
@@ -26,7 +27,7 @@ from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .jobs import Jobs, new_key, new_owner
-from .models import Quote, Request, Task
+from .models import Balance, Quote, Request, Task, Voice
 from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
 from .provider import Provider
 from .router import Cooldowns, Router, RunResult
@@ -404,6 +405,15 @@ class Client(_BaseClient):
         flow = flows.list_tasks(self.provider(provider), kind, page=page, page_size=page_size)
         return self._runner.run(flow)
 
+    def balance(self, *, provider: str | None = None) -> builtins.list[Balance]:
+        """What the account has left at `provider` (Kling: its resource packs)."""
+        flow = flows.balance(self.provider(provider), int(time.time() * 1000))
+        return self._runner.run(flow)
+
+    def voices(self, *, provider: str | None = None, custom: bool = False) -> builtins.list[Voice]:
+        """The voices a speech request can name (`custom`: the account's own)."""
+        return self._runner.run(flows.voices(self.provider(provider), custom=custom))
+
     def close(self) -> None:
         self._runner.close()
         if self.store is not None and self._owns_store:
@@ -505,6 +515,15 @@ class AsyncClient(_BaseClient):
     ) -> list[Task]:
         flow = flows.list_tasks(self.provider(provider), kind, page=page, page_size=page_size)
         return await self._runner.run(flow)
+
+    async def balance(self, *, provider: str | None = None) -> builtins.list[Balance]:
+        flow = flows.balance(self.provider(provider), int(time.time() * 1000))
+        return await self._runner.run(flow)
+
+    async def voices(
+        self, *, provider: str | None = None, custom: bool = False
+    ) -> builtins.list[Voice]:
+        return await self._runner.run(flows.voices(self.provider(provider), custom=custom))
 
     async def aclose(self) -> None:
         await self._runner.aclose()

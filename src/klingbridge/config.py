@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,6 +33,15 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 FILE_NAME = "klingbridge.toml"
+#: Words that make a provider setting a secret wherever the configuration is dumped or shown.
+SECRET_WORDS = ("key", "secret", "token", "password")
+MASK = "********"
+
+
+def is_secret_setting(name: str) -> bool:
+    """Whether a provider setting holds a secret (its name says so: api_key, webhook_secret)."""
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
 
 
 class EnvSettings(BaseSettings):
@@ -118,6 +127,17 @@ class Config(BaseModel):
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
     path: Path | None = Field(default=None, exclude=True)
+
+    @field_serializer("providers")
+    def _mask_secrets(self, providers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """`model_dump()` / `model_dump_json()` never show a key: secrets come out masked."""
+        return {
+            name: {
+                key: MASK if is_secret_setting(key) and value else value
+                for key, value in section.items()
+            }
+            for name, section in providers.items()
+        }
 
     def route(self, name: str | None = None) -> Route:
         name = name or self.default_route

@@ -61,6 +61,10 @@ def effective(config: Config, client: Client) -> list[dict[str, Any]]:
         effective_sources[f"providers.{name}.base_url (effective)"] = config.sources.get(
             f"providers.{name}.base_url", f"{name} built-in default"
         )
+        auth = client.provider(name).auth_description()
+        if auth is not None:
+            rows.append((f"providers.{name}.auth (effective)", auth))
+            effective_sources[f"providers.{name}.auth (effective)"] = "from the keys set"
     rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
     rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
     store = client.store

@@ -28,7 +28,7 @@ from .errors import (
     TransportError,
     WaitTimeout,
 )
-from .models import Request, Task
+from .models import Balance, Request, Task, Voice
 from .provider import HttpCall, HttpReply, Provider
 from .store.procs import Proc
 
@@ -257,3 +257,19 @@ def list_tasks(
         raise KlingBridgeError(f"{provider.name} cannot list tasks")
     payload = yield from exchange(provider, call)
     return provider.parse_tasks(payload, kind=kind)
+
+
+def balance(provider: Provider, now_ms: int) -> Flow[list[Balance]]:
+    call = provider.build_balance(now_ms=now_ms)
+    if call is None:
+        raise KlingBridgeError(f"{provider.name} documents no way to read the account's balance")
+    payload = yield from exchange(provider, call)
+    return provider.parse_balance(payload)
+
+
+def voices(provider: Provider, *, custom: bool = False) -> Flow[list[Voice]]:
+    call = provider.build_voices(custom=custom)
+    if call is None:
+        raise KlingBridgeError(f"{provider.name} has no voices to list")
+    payload = yield from exchange(provider, call)
+    return provider.parse_voices(payload)

@@ -117,9 +117,37 @@ class VideoRequest(_Request):
     cfg_scale: float | None = Field(default=None, ge=0, le=1)
     image_url: str | None = None
     image_tail_url: str | None = None
+    resolution: str | None = Field(
+        default=None, description="e.g. 720p, 1080p, 4k (Kling's new design); vendor default"
+    )
 
 
-Request = Annotated[SoundRequest | SpeechRequest | VideoRequest, Field(discriminator="kind")]
+class SoundForVideoRequest(_Request):
+    """Sound (effects, music) added to a video that exists: a generated one or a URL.
+
+    `task_id` names the video task (PiAPI's `origin_task_id`); `video_id` the video itself
+    (Kling's `video_id`, the id of the task's video output); `video_url` an uploaded video.
+    """
+
+    kind: Literal["sound-for-video"] = "sound-for-video"
+    task_id: str | None = Field(default=None, min_length=1, description="the video task")
+    video_id: str | None = Field(default=None, min_length=1, description="the vendor's video id")
+    video_url: str | None = Field(default=None, min_length=1)
+    prompt: str | None = Field(default=None, description="sound effects to make")
+    music_prompt: str | None = Field(default=None, description="background music to make")
+    asmr: bool = Field(default=False, description="Kling's ASMR mode: detailed sound effects")
+
+    @model_validator(mode="after")
+    def _has_a_video(self) -> SoundForVideoRequest:
+        if not (self.task_id or self.video_id or self.video_url):
+            raise ValueError("give the video: task_id, video_id or video_url")
+        return self
+
+
+Request = Annotated[
+    SoundRequest | SpeechRequest | VideoRequest | SoundForVideoRequest,
+    Field(discriminator="kind"),
+]
 
 
 # --- results --------------------------------------------------------------------------------
@@ -187,3 +215,30 @@ class Quote(_Model):
     reason: str | None = None
     cost: Cost | None = None
     source: str | None = Field(default=None, description="where the price comes from, dated")
+
+
+# --- account ---------------------------------------------------------------------------------
+
+
+class Balance(_Model):
+    """What an account has left: one resource pack, or one balance (`klingbridge account`)."""
+
+    provider: str
+    name: str
+    kind: str | None = None
+    remaining: JsonDecimal | None = None
+    total: JsonDecimal | None = None
+    unit: str | None = Field(default=None, description="kling_unit, piapi_point, usd, ...")
+    status: str | None = None
+    expires_at: datetime | None = None
+
+
+class Voice(_Model):
+    """A voice a speech request can name (`SpeechRequest.voice` takes its `id`)."""
+
+    provider: str
+    id: str
+    name: str | None = None
+    language: str | None = None
+    sample_url: str | None = None
+    owned_by: str | None = Field(default=None, description="the vendor's, or the account's")

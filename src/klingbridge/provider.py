@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import ConfigError, ProviderError, ProviderResponseError, ValidationError
-from .models import Cost, Quote, Request, Task
+from .models import Balance, Cost, Quote, Request, Task, Voice
 
 JsonParams = Mapping[str, str | int | float]
 
@@ -145,6 +145,10 @@ class Provider(abc.ABC):
         """How to authenticate calls (an `httpx.Auth`, itself sans-IO), or None."""
         return None
 
+    def auth_description(self) -> str | None:
+        """Which credentials calls use, in words, never the keys (`config show`/`check`)."""
+        return None
+
     def missing_credentials(self) -> list[str]:
         """The settings this provider still needs before it can make calls (for `config check`)."""
         return []
@@ -195,7 +199,22 @@ class Provider(abc.ABC):
         """The call that lists recent tasks, or None when the vendor has no list."""
         return None
 
+    def build_balance(self, *, now_ms: int) -> HttpCall | None:
+        """The call that reports what the account has left (`now_ms`: the caller's clock,
+        epoch ms), or None when the vendor documents none. Read by `parse_balance`."""
+        return None
+
+    def build_voices(self, *, custom: bool = False) -> HttpCall | None:
+        """The call that lists preset voices (or the account's own, `custom`), or None."""
+        return None
+
     # --- reading answers -----------------------------------------------------------------
+    def parse_balance(self, payload: Any) -> list[Balance]:
+        raise ProviderResponseError("this provider reports no balance", provider=self.name)
+
+    def parse_voices(self, payload: Any) -> list[Voice]:
+        raise ProviderResponseError("this provider lists no voices", provider=self.name)
+
     @abc.abstractmethod
     def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
         """The error a vendor payload carries (HTTP status known or not), or None if it is none."""
@@ -204,7 +223,8 @@ class Provider(abc.ABC):
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
         """Any payload that holds one task (envelope, bare task, callback body) as a `Task`.
 
-        Raises only `ProviderResponseError`, whatever the payload.
+        Raises only `ProviderResponseError`, whatever the payload, or `NotFoundError` when the
+        answer says there is no such task (a batch query answering an empty list).
         """
 
     def parse_tasks(self, payload: Any, *, kind: str | None = None) -> list[Task]:

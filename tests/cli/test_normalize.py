@@ -149,8 +149,13 @@ def test_providers_lists_both_with_capabilities_and_readiness() -> None:
     assert result.exit_code == 0
     found = json.loads(result.stdout)
     assert set(found) >= {"kling", "piapi"}
-    assert {c["kind"] for c in found["kling"]["capabilities"]} == {"sound", "speech", "video"}
-    assert {c["kind"] for c in found["piapi"]["capabilities"]} == {"sound", "video"}
+    kinds = {c["kind"] for c in found["kling"]["capabilities"]}
+    assert kinds == {"sound", "speech", "video", "sound-for-video"}
+    assert {c["kind"] for c in found["piapi"]["capabilities"]} == {
+        "sound",
+        "sound-for-video",
+        "video",
+    }
     assert found["kling"]["missing_credentials"] == ["access_key", "secret_key"]
     assert found["piapi"]["missing_credentials"] == []
     table = CliRunner().invoke(main, ["providers"])

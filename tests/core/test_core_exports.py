@@ -11,6 +11,7 @@ INTENDED = {
     "AsyncClient",
     "Client",
     "Backoff",
+    "Balance",
     "PollPolicy",
     # the model
     "Cost",
@@ -18,11 +19,13 @@ INTENDED = {
     "Output",
     "Quote",
     "Request",
+    "SoundForVideoRequest",
     "SoundRequest",
     "SpeechRequest",
     "Task",
     "TaskStatus",
     "VideoRequest",
+    "Voice",
     # the provider contract, for plugin authors
     "Capability",
     "HttpCall",

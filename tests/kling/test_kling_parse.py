@@ -56,8 +56,8 @@ def test_unknown_status_is_running_and_kept(caplog: pytest.LogCaptureFixture) ->
         ({"videos": [{"id": "v", "url": "https://x/v.mp4", "duration": "5"}]}, "video"),
         (
             {"videos": [{"url": "https://x/v.mp4"}], "audios": [{"url_mp3": "https://x/a.mp3"}]},
-            "video",
-        ),  # video to audio answers with both: the video is the primary output
+            "sound-for-video",
+        ),  # video to audio answers with both: the kind that made them
     ],
 )
 def test_kind_is_inferred_from_the_result(result: dict[str, Any], kind: str) -> None:

@@ -156,10 +156,18 @@ def test_base_url_comes_from_settings() -> None:
     ("kind", "paths"),
     [
         ("sound", ["/v1/audio/text-to-audio/ID"]),
-        ("video", ["/v1/videos/text2video/ID", "/v1/videos/image2video/ID"]),
+        ("sound-for-video", ["/v1/audio/video-to-audio/ID"]),
+        # A video may be a new-design task: /tasks is asked last, after the legacy paths.
+        ("video", ["/v1/videos/text2video/ID", "/v1/videos/image2video/ID", "/tasks"]),
         (
             None,
-            ["/v1/audio/text-to-audio/ID", "/v1/videos/text2video/ID", "/v1/videos/image2video/ID"],
+            [
+                "/v1/audio/text-to-audio/ID",
+                "/v1/videos/text2video/ID",
+                "/v1/videos/image2video/ID",
+                "/v1/audio/video-to-audio/ID",
+                "/tasks",
+            ],
         ),
         ("speech", []),  # Kling documents no query for TTS: the create answer is the result
     ],
@@ -168,6 +176,14 @@ def test_query_paths_by_kind(kind: str | None, paths: list[str]) -> None:
     provider = KlingProvider()
     assert [c.path for c in provider.build_get("ID", kind)] == paths
     assert [c.path for c in provider.build_get_by_external_id("ID", kind)] == paths
+    by_id = [dict(c.params or {}) for c in provider.build_get("ID", kind) if c.path == "/tasks"]
+    by_ext = [
+        dict(c.params or {})
+        for c in provider.build_get_by_external_id("ID", kind)
+        if c.path == "/tasks"
+    ]
+    assert by_id == ([{"task_ids": "ID"}] if "/tasks" in paths else [])
+    assert by_ext == ([{"external_task_ids": "ID"}] if "/tasks" in paths else [])
     assert all(c.method == "GET" and not c.creates for c in provider.build_get("ID", kind))
 
 

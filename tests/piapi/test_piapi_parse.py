@@ -275,7 +275,13 @@ def test_points_per_usd_zero_gives_no_usd() -> None:
             usage("2800000"),
             Cost(amount=Decimal(2800000), unit="piapi_point", usd=Decimal("0.28")),
         ),
-        ("completed", {"usage": {"type": "quota", "consume": 3}}, None),  # not points
+        # Kling turbo reports usage type "llm": `consume` is still in points, like every task.
+        (
+            "completed",
+            {"usage": {"type": "llm", "frozen": 2800000, "consume": 2800000}},
+            Cost(amount=Decimal(2800000), unit="piapi_point", usd=Decimal("0.28")),
+        ),
+        ("completed", {"usage": {"type": "llm", "frozen": 2800000}}, None),  # no consume yet
     ],
 )
 def test_cost_edges(provider: PiAPIProvider, status: str, meta: Any, expected: Any) -> None:

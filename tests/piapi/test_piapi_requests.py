@@ -399,7 +399,7 @@ def test_registered_through_the_entry_point() -> None:
 
 def test_capabilities() -> None:
     kinds = {cap.kind: cap.limits for cap in make().capabilities()}
-    assert set(kinds) == {"sound", "video"}
+    assert set(kinds) == {"sound", "sound-for-video", "video"}
     assert kinds["sound"]["duration"] == "5 | 10 s"
     assert "kling-v2-5-turbo (2.5-turbo)" in kinds["video"]["model"]
     assert "kling-v2-master" not in kinds["video"]["model"]

@@ -7,6 +7,7 @@ payload, invalid request or configuration), 130 interrupted.
 from __future__ import annotations
 
 from . import (  # noqa: F401  (each registers its commands)
+    account,
     config,
     dashboard,
     inspect,

@@ -81,5 +81,17 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
             err.print(Text(f"problem: {problem}"))
         if not found and cfg is not None:
             console.print(Text(f"ok: {where}; routes: {', '.join(cfg.routes)}"))
+            _print_auth(Client(config=cfg))
     if found:
         raise SystemExit(1)
+
+
+def _print_auth(client: Client) -> None:
+    """Which credentials each provider's calls use (never the keys)."""
+    for name in client.provider_names:
+        try:
+            auth = client.provider(name).auth_description()
+        except ConfigError:
+            continue  # reported as a problem above
+        if auth is not None:
+            console.print(Text(f"{name} auth: {auth}"))

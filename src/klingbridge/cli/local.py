@@ -50,9 +50,11 @@ def simulate(host: str, port: int, speed: str, faults: str | None, access_log: b
         raise click.BadParameter(message, param_hint="--port") from error
     err.print(
         Text(
-            f"simulator on http://{host}:{port}  (Kling: /v1/..., PiAPI: /api/v1/task)\n"
+            f"simulator on http://{host}:{port}  "
+            f"(Kling: /v1/... and the new design's /tasks, PiAPI: /api/v1/task)\n"
             f"  KLING_BASE_URL=http://{host}:{port} KLING_ACCESS_KEY="
             f"{config.kling_access_key} KLING_SECRET_KEY={config.kling_secret_key}\n"
+            f"  or, for both Kling designs: KLING_API_KEY={config.kling_api_key}\n"
             f"  PIAPI_BASE_URL=http://{host}:{port} PIAPI_API_KEY={config.piapi_api_key}"
         )
     )

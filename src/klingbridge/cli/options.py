@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..models import Request, SoundRequest, SpeechRequest, VideoRequest
+from ..models import Request, SoundForVideoRequest, SoundRequest, SpeechRequest, VideoRequest
 
 F = Callable[..., Any]
 
@@ -21,8 +21,10 @@ F = Callable[..., Any]
 @dataclass(frozen=True)
 class Kind:
     name: str
-    model: type[SoundRequest] | type[SpeechRequest] | type[VideoRequest]
-    text_field: str  # the positional argument's field: prompt or text
+    model: (
+        type[SoundRequest] | type[SpeechRequest] | type[VideoRequest] | type[SoundForVideoRequest]
+    )
+    text_field: str | None  # the positional argument's field (prompt or text), if it has one
     options: tuple[click.Option, ...]
     help: str
 
@@ -72,16 +74,47 @@ KINDS = {
             click.Option(["--image-tail-url"], default=None, help="Last frame image."),
             click.Option(["--sound/--no-sound"], default=False, help="Generate audio too."),
             click.Option(["--cfg-scale"], type=float, default=None),
+            click.Option(
+                ["--resolution"],
+                default=None,
+                help="720p, 1080p or 4k (Kling's new-design models; default from --mode).",
+            ),
         ),
         "A video from a prompt (and an image, with --image-url).",
     ),
+    "sound-for-video": Kind(
+        "sound-for-video",
+        SoundForVideoRequest,
+        None,
+        (
+            click.Option(
+                ["--from-task", "task_id"],
+                default=None,
+                help="The video task to add sound to (run by the same --provider).",
+            ),
+            click.Option(["--video-url"], default=None, help="A video by URL (Kling only)."),
+            click.Option(["--prompt"], default=None, help="Sound effects to make."),
+            click.Option(["--music-prompt"], default=None, help="Background music (Kling only)."),
+            click.Option(["--asmr"], is_flag=True, default=False, help="Kling's ASMR mode."),
+        ),
+        "Add sound to a video: a task's (--from-task ID) or one by URL (--video-url).",
+    ),
 }
+#: What a quote puts in place of what only a run can know (no call is made for a quote).
+QUOTE_PLACEHOLDER = "(price quote)"
 
 
-def build_request(kind: str, text: str | None, options: dict[str, Any]) -> Request:
+def build_request(
+    kind: str, text: str | None, options: dict[str, Any], *, for_quote: bool = False
+) -> Request:
     spec = KINDS[kind]
     fields = {o.name: options.pop(o.name) for o in spec.options if o.name in options}
-    fields[spec.text_field] = text if text is not None else "(price quote)"
+    if spec.text_field is not None:
+        fields[spec.text_field] = text if text is not None else QUOTE_PLACEHOLDER
+    if spec.model is SoundForVideoRequest and for_quote and not fields.get("video_url"):
+        # The price does not depend on which video: stand in for what a run reads from the task.
+        fields["task_id"] = fields.get("task_id") or QUOTE_PLACEHOLDER
+        fields["video_id"] = QUOTE_PLACEHOLDER
     return spec.model(**fields)
 
 
@@ -94,12 +127,17 @@ def kind_commands(
 ) -> None:
     """Add one subcommand per kind to `group`, calling `callback(kind, text=..., **options)`."""
     for spec in KINDS.values():
-        text = click.Argument(["text"], required=text_required, metavar=spec.text_field.upper())
+        params: list[click.Parameter] = [*spec.options, *extra]
+        if spec.text_field is not None:
+            text = click.Argument(["text"], required=text_required, metavar=spec.text_field.upper())
+            params.insert(0, text)
         group.add_command(
             click.Command(
                 spec.name,
-                callback=functools.partial(callback, spec.name),
-                params=[text, *spec.options, *extra],
+                callback=functools.partial(callback, spec.name, text=None)
+                if spec.text_field is None
+                else functools.partial(callback, spec.name),
+                params=params,
                 help=spec.help,
             )
         )

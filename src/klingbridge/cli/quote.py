@@ -25,7 +25,7 @@ def quote() -> None:
 
 
 def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> None:
-    request = build_request(kind, text, options)
+    request = build_request(kind, text, options, for_quote=True)
     quotes = make_client(click.get_current_context()).quote(request)
     if as_json:
         echo_json(

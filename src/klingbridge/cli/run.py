@@ -15,9 +15,10 @@ from ..client import Client
 from ..download import SavedFile
 from ..errors import (
     KlingBridgeError,
+    ValidationError,
 )
 from ..jobs import new_key
-from ..models import Task
+from ..models import SoundForVideoRequest, Task
 from ..render import (
     Progress,
     console,
@@ -118,6 +119,8 @@ def _generate(
     request = build_request(kind, text, options)
     check_out(out)  # before anything is paid for
     with store_client(click.get_current_context()) as client:
+        if isinstance(request, SoundForVideoRequest):
+            request = with_video_id(client, request, provider)
         client.check(request, provider=provider, route=route)  # bad input: before the key
         if key is None:
             key = new_key()
@@ -233,6 +236,34 @@ def _detached(result: RunResult, as_json: bool) -> None:
         return
     console.print(Text(f"{result.key}  {task.provider} task {task.id}  {task.status.value}"))
     err.print(Text(f"detached: klingbridge wait {result.key} follows it to the end"))
+
+
+def with_video_id(
+    client: Client, request: SoundForVideoRequest, provider: str | None
+) -> SoundForVideoRequest:
+    """`--from-task ID`: the task's video id too, where the vendor needs it (Kling adds sound
+    to a video by its id; PiAPI takes the task id itself).
+
+    The video task is read at the provider that ran it, so `--provider` is required.
+    """
+    if request.task_id is None or request.video_id is not None:
+        return request
+    if provider is None:
+        fail("--from-task needs --provider: the vendor that ran the video task", 2)
+    try:
+        client.provider(provider).validate(request)
+        return request  # taken as it is: no lookup needed
+    except ValidationError:
+        pass
+    video = client.get(request.task_id, provider=provider)
+    found = next((o for o in video.outputs if o.kind == "video" and o.id), None)
+    if found is None:
+        fail(
+            f"task {request.task_id} at {provider} has no video to add sound to "
+            f"(status {video.status.value})",
+            2,
+        )
+    return request.model_copy(update={"video_id": found.id})
 
 
 def _interrupted(task: Task | None, key: str | None) -> NoReturn:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import control, kling, piapi
+from . import control, kling, kling_account, kling_new, piapi
 from .clock import Clock, SystemClock
 from .config import SimulatorConfig
 from .core import Simulator
@@ -33,7 +33,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     path = request.url.path
     if path.startswith("/api/"):
         return piapi.error(exc.status_code, exc.detail or "not found")
-    if path.startswith("/v1/"):
+    if path.startswith(
+        ("/v1/", "/tasks", "/account/", *(f"/{k}/" for k in kling_new.NEW_VIDEO_KINDS))
+    ):
         return kling.error(404, 1202, f"invalid request method or path: {request.method} {path}")
     return PlainTextResponse(exc.detail, status_code=exc.status_code)
 
@@ -50,6 +52,8 @@ def create_app(config: SimulatorConfig | None = None, *, clock: Clock | None = N
     app = Starlette(
         routes=[
             *kling.routes(),
+            *kling_new.routes(),
+            *kling_account.routes(),
             *piapi.routes(),
             *control.routes(),
             Route("/media/{path:path}", media_endpoint, methods=["GET"]),

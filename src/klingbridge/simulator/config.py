@@ -14,11 +14,21 @@ from typing import Any, Literal
 
 VideoOutputShape = Literal["works", "video_url", "video"]
 VIDEO_OUTPUT_SHAPES: tuple[VideoOutputShape, ...] = ("works", "video_url", "video")
+KlingBilling = Literal["unit", "usd", "cny"]
+KLING_BILLINGS: tuple[KlingBilling, ...] = ("unit", "usd", "cny")
 
 # Knobs that PATCH /_sim/config may change at run time (keys and secrets are not among them:
 # changing credentials under a running client is what the `auth` fault is for).
 TUNABLE_FIELDS = frozenset(
-    {"queued_s", "running_s", "latency_s", "piapi_works_per_sound", "piapi_video_output_shape"}
+    {
+        "queued_s",
+        "running_s",
+        "latency_s",
+        "piapi_works_per_sound",
+        "piapi_video_output_shape",
+        "kling_billing",
+        "kling_tasks_cover_legacy",
+    }
 )
 
 
@@ -34,6 +44,7 @@ class SimulatorConfig:
 
     kling_access_key: str = "sim-access-key"
     kling_secret_key: str = "sim-secret-key-for-the-local-simulator"
+    kling_api_key: str = "sim-kling-api-key"
     piapi_api_key: str = "sim-piapi-key"
     queued_s: float = 0.2
     running_s: float = 0.5
@@ -43,6 +54,11 @@ class SimulatorConfig:
     piapi_works_per_sound: int = 4
     piapi_video_output_shape: VideoOutputShape = "works"
     notify_timeout_s: float = 5.0
+    # How new-design tasks are charged in ``billing[]``: Kling units, or cash in USD or CNY.
+    kling_billing: KlingBilling = "unit"
+    # ASSUMPTION knob: whether ``GET /tasks`` and ``POST /tasks`` also report legacy tasks
+    # (undocumented; off = they report new-design tasks only).
+    kling_tasks_cover_legacy: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -61,6 +77,13 @@ class SimulatorConfig:
                 f"piapi_video_output_shape must be one of {VIDEO_OUTPUT_SHAPES}, "
                 f"got {self.piapi_video_output_shape!r}"
             )
+
+        if self.kling_billing not in KLING_BILLINGS:
+            raise ValueError(
+                f"kling_billing must be one of {KLING_BILLINGS}, got {self.kling_billing!r}"
+            )
+        if not isinstance(self.kling_tasks_cover_legacy, bool):
+            raise ValueError("kling_tasks_cover_legacy must be true or false")
 
     @classmethod
     def fast(cls, **overrides: Any) -> SimulatorConfig:

@@ -61,6 +61,7 @@ class Simulator:
         self.faults = FaultEngine(seed=config.seed, spec=config.faults)
         self.counters = Counters()
         self.notifier = Notifier(timeout_s=config.notify_timeout_s)
+        self.started_wall = clock.wall()  # when the simulated account bought its pack
 
     def new_task(self, vendor: Vendor, kind: str, task_id: str, request: Request) -> SimTask:
         """A task created now, with the clock durations of the current configuration."""

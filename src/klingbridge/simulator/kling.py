@@ -6,67 +6,46 @@ carry no ``data``.  Status words: submitted, processing, succeed, failed.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .audio import mp3_duration_s
 from .clock import unix_ms
-from .core import KLING_STATUS, Simulator, simulator_of
-from .faults import FaultRule, Op
-from .kling_auth import check_authorization
+from .core import KLING_STATUS, Simulator
+from .kling_new import NEW_VIDEO_KINDS, new_outputs
+from .kling_new import units as new_units
 from .kling_requests import (
     AUDIO_UNITS,
+    IMAGE_SIZES,
+    IMAGE_UNITS_EACH,
     TTS_UNITS,
+    VIDEO_TO_AUDIO_UNITS,
     WATERMARK_MODELS,
     audio_request,
     format_units,
+    image_request,
     tts_request,
     video_request,
+    video_to_audio_request,
     video_units,
 )
-from .media import audio_name, media_url, seed_of, video_name
-from .tasks import SimTask, new_kling_id
-from .validation import BadBody, Invalid, json_object
-from .video import VIDEO_SIZES
-from .wire import retry_after_headers, serve_api
+from .kling_wire import Endpoint, api, error, ok
 
-# Fault kind -> (HTTP status, Kling code, message), from the error-code table.
-FAULTS: dict[str, tuple[int, int, str]] = {
-    "rate_limit": (429, 1302, "requests too fast"),
-    "concurrency": (429, 1303, "parallel task over resource pack limit"),
-    "server_error": (500, 5000, "internal error"),
-    "unavailable": (503, 5001, "service under maintenance"),
-    "gateway_timeout": (504, 5002, "internal timeout"),
-    "auth": (401, 1000, "authentication failed"),
-    "balance": (429, 1102, "resource pack used up or expired"),
-    "content_policy": (400, 1301, "content safety triggered"),
-}
+__all__ = ["charged_units", "error", "routes", "task_object"]
+from .media import audio_name, image_name, media_url, seed_of, video_name
+from .tasks import SimTask, new_kling_id
+from .validation import Invalid, json_object
+from .video import VIDEO_SIZES
+
 FAILURE_MESSAGES = {
     "policy": "Failure to pass the risk control system",
     "internal": "Internal error, please try again later",
 }
 VIDEO_KINDS = ("text2video", "image2video")
-
-
-def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"code": code, "message": message, "request_id": str(uuid.uuid4())}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def ok(data: Any) -> Response:
-    return JSONResponse(
-        {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
-    )
-
-
-def fault_response(rule: FaultRule) -> Response:
-    status, code, message = FAULTS[rule.fault]
-    return error(status, code, rule.message or message, retry_after_headers(rule, status))
 
 
 def seconds_text(seconds: float) -> str:
@@ -75,19 +54,57 @@ def seconds_text(seconds: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
+def _audio_item(task: SimTask, seed: int, ms: int) -> dict[str, Any]:
+    base, tid = task.base_url, task.task_id
+    return {
+        "id": f"{tid}-audio-0",
+        "url_mp3": media_url(base, "kling", tid, audio_name(seed, ms, "mp3")),
+        "url_wav": media_url(base, "kling", tid, audio_name(seed, ms, "wav")),
+        "duration_mp3": seconds_text(mp3_duration_s(ms)),
+        "duration_wav": seconds_text(ms / 1000),
+    }
+
+
+def _images(task: SimTask) -> dict[str, Any]:
+    p, base, tid = task.params, task.base_url, task.task_id
+    width, height = IMAGE_SIZES[p["aspect_ratio"]]
+    seed = seed_of(p["prompt"])
+    return {
+        "images": [
+            {
+                "index": i,
+                "url": media_url(
+                    base, "kling", tid, image_name((seed + i) & 0xFFFFFFFF, width, height)
+                ),
+            }
+            for i in range(p["n"])
+        ]
+    }
+
+
+def _video_to_audio(task: SimTask) -> dict[str, Any]:
+    """The video with its new sound, and the sound alone (``videos[]`` and ``audios[]``)."""
+    p, base, tid = task.params, task.base_url, task.task_id
+    ms: int = p["duration_ms"]
+    width, height = p["size"]
+    seed = seed_of(p["sound_effect_prompt"] + p["bgm_prompt"])
+    video = {
+        "id": f"{tid}-video-0",
+        "url": media_url(base, "kling", tid, video_name(width, height, ms)),
+        "duration": seconds_text(ms / 1000),
+    }
+    return {"videos": [video], "audios": [_audio_item(task, seed, ms)]}
+
+
 def _result(task: SimTask) -> dict[str, Any]:
     p, base, tid = task.params, task.base_url, task.task_id
+    if task.kind == "images":
+        return _images(task)
+    if task.kind == "video-to-audio":
+        return _video_to_audio(task)
     ms = p.get("duration_ms") or p["duration_s"] * 1000
     if task.kind == "text-to-audio":
-        seed = seed_of(p["prompt"])
-        item = {
-            "id": f"{tid}-audio-0",
-            "url_mp3": media_url(base, "kling", tid, audio_name(seed, ms, "mp3")),
-            "url_wav": media_url(base, "kling", tid, audio_name(seed, ms, "wav")),
-            "duration_mp3": seconds_text(mp3_duration_s(ms)),
-            "duration_wav": seconds_text(ms / 1000),
-        }
-        return {"audios": [item]}
+        return {"audios": [_audio_item(task, seed_of(p["prompt"]), ms)]}
     if task.kind == "tts":
         name = audio_name(seed_of(p["text"]), ms, "mp3")
         item = {
@@ -107,9 +124,22 @@ def _result(task: SimTask) -> dict[str, Any]:
 def _units(task: SimTask) -> str:
     if task.kind == "text-to-audio":
         return format_units(AUDIO_UNITS)
+    if task.kind == "video-to-audio":
+        return format_units(VIDEO_TO_AUDIO_UNITS)
+    if task.kind == "images":
+        return format_units(IMAGE_UNITS_EACH * task.params["n"])
     if task.kind == "tts":
         return format_units(TTS_UNITS)
     return format_units(video_units(task.params))
+
+
+def charged_units(sim: Simulator, task: SimTask) -> Decimal:
+    """What a Kling task of either design has charged so far (0 until it succeeds)."""
+    if task.phase_at(sim.offset(task)) != "succeeded":
+        return Decimal(0)
+    if task.kind in NEW_VIDEO_KINDS:
+        return new_units(task.params)
+    return Decimal(_units(task))
 
 
 def task_object(task: SimTask, offset: float) -> dict[str, Any]:
@@ -127,7 +157,11 @@ def task_object(task: SimTask, offset: float) -> dict[str, Any]:
         else "",
     }
     if task.kind != "tts":  # the TTS page shows no task_info
-        info = {"external_task_id": task.external_task_id} if task.external_task_id else {}
+        info: dict[str, Any] = (
+            {"external_task_id": task.external_task_id} if task.external_task_id else {}
+        )
+        if task.kind == "video-to-audio":
+            info["parent_video"] = task.params["parent_video"]
         obj["task_info"] = info
     obj["task_result"] = _result(task) if phase == "succeeded" else {}
     if phase in ("succeeded", "failed"):
@@ -150,40 +184,52 @@ async def _callbacks(sim: Simulator, task: SimTask, url: str) -> None:
             await sim.notifier.post(client, "kling", url, task_object(task, offset))
 
 
-Endpoint = Callable[[Request, Simulator], Awaitable[Response]]
+def _parent_video(sim: Simulator, params: dict[str, Any]) -> dict[str, Any]:
+    """The video sound is added to: a finished Kling video (by its id), or an uploaded URL.
+
+    Assumed for a URL: its duration cannot be read, so 5 s of 16:9 video is made.
+    """
+    video_id = params["video_id"]
+    if video_id is None:
+        params["duration_ms"], params["size"] = 5000, VIDEO_SIZES["16:9"]
+        return {"id": "", "url": params["video_url"], "duration": "5.0"}
+    parent = sim.store.get("kling", video_id.rsplit("-video-", 1)[0])
+    video = parent_video_of(sim, parent, video_id)
+    if video is None:
+        raise Invalid(f"video_id {video_id} is not a finished Kling video")
+    params["duration_ms"] = round(float(video["duration"]) * 1000)
+    params["size"] = VIDEO_SIZES[parent.params.get("aspect_ratio") or "16:9"] if parent else (0, 0)
+    return {"id": video_id, "url": video["url"], "duration": video["duration"]}
 
 
-def _api(op: Op, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap an endpoint with the fault pipeline, JWT auth and the 400 answers."""
+def parent_video_of(sim: Simulator, parent: SimTask | None, video_id: str) -> dict[str, Any] | None:
+    if parent is None or parent.phase_at(sim.offset(parent)) != "succeeded":
+        return None
+    if parent.kind in VIDEO_KINDS:
+        videos = _result(parent)["videos"]
+    elif parent.kind in NEW_VIDEO_KINDS:
+        videos = [o for o in new_outputs(parent) if o["type"] == "video"]
+    else:
+        return None
+    return next((v for v in videos if v["id"] == video_id), None)
 
-    async def route(request: Request) -> Response:
-        sim = simulator_of(request)
 
-        async def handler() -> Response:
-            refused = check_authorization(
-                request.headers.get("authorization"),
-                access_key=sim.config.kling_access_key,
-                secret_key=sim.config.kling_secret_key,
-                now=sim.clock.wall(),
-            )
-            if refused is not None:
-                return error(401, *refused)
-            try:
-                return await endpoint(request, sim)
-            except BadBody as exc:
-                return error(400, 1200, str(exc))
-            except Invalid as exc:
-                return error(400, 1201, str(exc))
-
-        return await serve_api(request, "kling", op, fault_response, handler)
-
-    return route
+def _params(kind: str, body: dict[str, Any], sim: Simulator) -> dict[str, Any]:
+    if kind == "text-to-audio":
+        return audio_request(body)
+    if kind == "images":
+        return image_request(body)
+    if kind == "video-to-audio":
+        params = video_to_audio_request(body)
+        params["parent_video"] = _parent_video(sim, params)
+        return params
+    return video_request(body, kind)
 
 
 def _create(kind: str) -> Endpoint:
     async def endpoint(request: Request, sim: Simulator) -> Response:
         body = json_object(await request.body())
-        params = audio_request(body) if kind == "text-to-audio" else video_request(body, kind)
+        params = _params(kind, body, sim)
         external = params.pop("external_task_id")
         callback_url = params.pop("callback_url")
         if external is not None:
@@ -251,14 +297,16 @@ def _list(kind: str) -> Endpoint:
 
 
 def routes() -> list[Route]:
-    table = [("/v1/audio/text-to-audio", "text-to-audio")] + [
-        (f"/v1/videos/{kind}", kind) for kind in VIDEO_KINDS
-    ]
-    out = [Route("/v1/audio/tts", _api("create", _tts), methods=["POST"])]
+    table = [
+        ("/v1/audio/text-to-audio", "text-to-audio"),
+        ("/v1/audio/video-to-audio", "video-to-audio"),
+        ("/v1/images/generations", "images"),
+    ] + [(f"/v1/videos/{kind}", kind) for kind in VIDEO_KINDS]
+    out = [Route("/v1/audio/tts", api("create", _tts), methods=["POST"])]
     for path, kind in table:
         out += [
-            Route(path, _api("create", _create(kind)), methods=["POST"]),
-            Route(path, _api("query", _list(kind)), methods=["GET"]),
-            Route(f"{path}/{{task_id}}", _api("query", _query(kind)), methods=["GET"]),
+            Route(path, api("create", _create(kind)), methods=["POST"]),
+            Route(path, api("query", _list(kind)), methods=["GET"]),
+            Route(f"{path}/{{task_id}}", api("query", _query(kind)), methods=["GET"]),
         ]
     return out

@@ -1,4 +1,5 @@
-"""Kling's JWT check: ``Authorization: Bearer <HS256 JWT>``, ``iss`` = access key.
+"""Kling's auth: ``Authorization: Bearer <HS256 JWT>`` (``iss`` = access key) on the legacy
+design, or ``Bearer <API key>`` on both designs (the new design takes only the API key).
 
 HS256 is verified here with ``hmac`` rather than PyJWT: PyJWT warns on every decode with a key
 shorter than 32 bytes (the simulator's default secret is 14), and silencing that would take a
@@ -46,8 +47,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_api_key(authorization: str | None, *, api_key: str) -> tuple[int, str] | None:
+    """The new design: ``Bearer <API key>`` only (a JWT is refused, 1002)."""
+    value = (authorization or "").strip()
+    scheme, _, token = value.partition(" ")
+    if not value or (scheme.lower() == "bearer" and not token.strip()):
+        return 1001, "Authorization header is empty"
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), api_key.encode()
+    ):
+        return 1002, "Authorization is invalid: the new API takes an API key only"
+    return None
+
+
 def check_authorization(
-    authorization: str | None, *, access_key: str, secret_key: str, now: float
+    authorization: str | None,
+    *,
+    access_key: str,
+    secret_key: str,
+    now: float,
+    api_key: str | None = None,
 ) -> tuple[int, str] | None:
     """The Kling code and message refusing this header, or None if the token is good.
 
@@ -63,6 +82,8 @@ def check_authorization(
         return 1001, "Authorization header is empty"
     if scheme.lower() != "bearer":
         return 1002, "Authorization is invalid: expected 'Bearer <token>'"
+    if api_key is not None and hmac.compare_digest(token.encode(), api_key.encode()):
+        return None  # the API key is good on the legacy design too
     claims = hs256_claims(token, secret_key)
     if claims is None:
         return 1002, "Authorization is invalid"

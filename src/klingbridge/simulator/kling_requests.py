@@ -160,3 +160,40 @@ def video_units(params: dict[str, Any]) -> Decimal:
 def format_units(units: Decimal) -> str:
     """``final_unit_deduction`` as a plain decimal string: "0.25", "1.5", "10"."""
     return format(units.normalize(), "f")
+
+
+VIDEO_TO_AUDIO_UNITS = Decimal("0.25")
+IMAGE_UNITS_EACH = Decimal("0.25")  # invented: the references give no image price
+IMAGE_SIZES = {"16:9": (320, 180), "9:16": (180, 320), "1:1": (240, 240)}
+
+
+def video_to_audio_request(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/audio/video-to-audio: exactly one of video_id / video_url; prompts <= 200."""
+    video_id = v.text(body, "video_id") or None
+    video_url = v.url(body, "video_url")
+    if bool(video_id) == bool(video_url):
+        raise Invalid("exactly one of video_id and video_url is required")
+    return {
+        "video_id": video_id,
+        "video_url": video_url,
+        "sound_effect_prompt": v.text(body, "sound_effect_prompt", max_len=200),
+        "bgm_prompt": v.text(body, "bgm_prompt", max_len=200),
+        "asmr_mode": v.boolean(body, "asmr_mode"),
+        **_task_keys(body),
+    }
+
+
+def image_request(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/images/generations (only what the image results need): prompt, n 1-9."""
+    prompt = v.text(body, "prompt", required=True, max_len=2500)
+    n = v.number(body, "n", low=1, high=9, default=1)
+    assert n is not None
+    if n != int(n):
+        raise Invalid("n must be an integer")
+    return {
+        "prompt": prompt,
+        "n": int(n),
+        "aspect_ratio": v.choice(body, "aspect_ratio", ASPECT_RATIOS, default="16:9"),
+        "duration_s": 0,
+        **_task_keys(body),
+    }

@@ -119,8 +119,41 @@ def _sound_works(task: SimTask) -> list[dict[str, Any]]:
     return works
 
 
+def _video_with_sound(task: SimTask) -> list[dict[str, Any]]:
+    """Sound added to a video task (``origin_task_id``): the video, now with its sound.
+
+    Assumed shape: one work of content_type video whose ``audio`` holds the sound alone.
+    """
+    p, base, tid = task.params, task.base_url, task.task_id
+    width, height = VIDEO_SIZES[p["origin_aspect_ratio"]]
+    ms = p["origin_duration_s"] * 1000
+    seed = seed_of(p["prompt"] + p["origin"])
+    return [
+        {
+            "content_type": "video",
+            "status": 99,
+            "type": SOUND_TYPE,
+            "cover": dict(_EMPTY_MEDIA),
+            "video": {
+                "resource": media_url(base, "piapi", tid, video_name(width, height, ms)),
+                "resource_without_watermark": "",
+                "height": height,
+                "width": width,
+                "duration": ms,
+            },
+            "audio": {
+                **_EMPTY_MEDIA,
+                "resource": media_url(base, "piapi", tid, audio_name(seed, ms, "mp3")),
+                "duration": round(mp3_duration_s(ms) * 1000),
+            },
+        }
+    ]
+
+
 def _output(task: SimTask) -> dict[str, Any]:
     p, base, tid = task.params, task.base_url, task.task_id
+    if p["task_type"] == "sound" and p.get("origin"):
+        return {"type": SOUND_TYPE, "status": 99, "works": _video_with_sound(task)}
     if p["task_type"] == "sound":
         return {"type": SOUND_TYPE, "status": 99, "works": _sound_works(task)}
     width, height = VIDEO_SIZES[p["aspect_ratio"]]
@@ -225,6 +258,14 @@ async def _create(request: Request, sim: Simulator) -> Response:
     params = task_request(json_object(await request.body()))
     params["works"] = sim.config.piapi_works_per_sound
     params["output_shape"] = sim.config.piapi_video_output_shape
+    if params.get("origin"):
+        origin = sim.store.get("piapi", params["origin"])
+        if origin is None or origin.params["task_type"] != "video_generation":
+            raise Invalid(f"input.origin_task_id {params['origin']} is not a video task")
+        if origin.phase_at(sim.offset(origin)) != "succeeded":
+            raise Invalid(f"input.origin_task_id {params['origin']} has not completed")
+        params["origin_aspect_ratio"] = origin.params["aspect_ratio"]
+        params["origin_duration_s"] = origin.params["duration_s"]
     task = sim.new_task("piapi", params["task_type"], new_piapi_id(), request)
     task.params = params
     task.failure = sim.faults.draw_task_failure("piapi")

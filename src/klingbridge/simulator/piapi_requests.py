@@ -72,7 +72,7 @@ def _sound(data: dict[str, Any], model: str) -> dict[str, Any]:
     if not prompt.strip() and not origin:
         raise Invalid("input.prompt or input.origin_task_id is required")
     duration = _in_input(v.integer_choice, data, "duration", (5, 10), default=10)
-    return {"prompt": prompt, "duration_s": duration, "usd": SOUND_USD}
+    return {"prompt": prompt, "duration_s": duration, "usd": SOUND_USD, "origin": origin or None}
 
 
 def _video(data: dict[str, Any], model: str) -> dict[str, Any]:

@@ -115,6 +115,13 @@ class TaskStore:
             task = self._tasks.get(self._kling_external[key])
         return task if task is not None and task.kind == kind else None
 
+    def find_kling_external(self, external_task_id: str) -> SimTask | None:
+        found = self._kling_external.get(external_task_id)
+        return self._tasks.get(found) if found is not None else None
+
+    def newest_first_all(self, vendor: Vendor) -> list[SimTask]:
+        return [t for t in self._tasks.values() if t.vendor == vendor][::-1]
+
     def newest_first(self, vendor: Vendor, kind: str) -> list[SimTask]:
         found = [t for t in self._tasks.values() if t.vendor == vendor and t.kind == kind]
         return found[::-1]  # dicts keep insertion order, which is creation order
