@@ -13,6 +13,7 @@ second vendor task: the job's recorded state says what to do.
     an attempt in `created`         wait for the vendor task
     `unknown`                       stop and say what to check; `resubmit=True` creates anew
     crashed between attempts        route the request again (each attempt is recorded)
+    failed before any vendor task   route the request again (nothing was paid)
 
 Like flows.py, this is plain logic: it yields operations for the runners.
 """
@@ -156,7 +157,9 @@ class Jobs:
     ) -> Flow[RunResult]:
         deadline = self.clock() + timeout
         job = yield from self._watch(job, deadline)
-        if job.state.is_terminal:
+        # A job that failed before any vendor task existed cost nothing: run it again (the
+        # configuration may have been fixed meanwhile). Any other ended job is its record.
+        if job.state.is_terminal and not (job.state is JobState.FAILED and job.task is None):
             return _recorded_result(job)
         latest = job.attempt
         if job.request is None:  # imported from the old ledger: only its task can be followed

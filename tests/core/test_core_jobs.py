@@ -111,3 +111,16 @@ def test_without_a_store_nothing_is_recorded_and_runs_still_work(tmp_path: Path)
         with pytest.raises(Exception, match="task store is off"):
             client.tasks()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_job_refused_before_any_task_runs_again(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": {"reason": "bad key"}})
+
+    with pytest.raises(Exception, match="bad key"):
+        run_sync(refusing, store, "run", RAIN, key="k")  # type: ignore[arg-type]
+    vendor = Vendor()  # the key was fixed: the same job now runs
+    assert run_sync(vendor, store, "run", RAIN, key="k").status.value == "succeeded"
+    assert vendor.creates == 1
