@@ -78,6 +78,12 @@ class ProviderSettings(BaseModel):
     poll_batch_size: int = Field(
         default=50, ge=1, le=500, description="most tasks asked about in one status query"
     )
+    max_connections: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="most requests in flight to this provider at once (the rest queue, in order)",
+    )
     prices: dict[str, Decimal] = Field(
         default_factory=dict, description="overrides of the provider's shipped price table"
     )

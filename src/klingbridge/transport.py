@@ -18,6 +18,7 @@ import httpx
 
 from .errors import TransportError
 from .flows import Flow, Op, Record, Send, Sleep
+from .inflight import InFlight, pool_limits
 from .provider import HttpReply, Provider
 from .store import TaskStore
 
@@ -41,7 +42,8 @@ def _transport_error(provider: Provider, error: httpx.HTTPError) -> TransportErr
 
 
 def _reply(response: httpx.Response) -> HttpReply:
-    return HttpReply(response.status_code, dict(response.headers), response.text)
+    # httpx.Headers is already a case-insensitive Mapping: no copy.
+    return HttpReply(response.status_code, response.headers, response.text)
 
 
 def _request_args(send: Send) -> dict[str, Any]:
@@ -60,6 +62,7 @@ def _client_args(provider: Provider) -> dict[str, Any]:
         "auth": provider.auth(),
         "timeout": provider.settings.timeout,
         "headers": {"User-Agent": USER_AGENT},
+        "limits": pool_limits(provider.settings.max_connections),
     }
 
 
@@ -143,7 +146,11 @@ class SyncRunner:
 
 
 class AsyncRunner:
-    """The async twin of `SyncRunner`: the same loop, with `await`."""
+    """The async twin of `SyncRunner`: the same loop, with `await`.
+
+    Requests to one provider go through its `InFlight` cap (`max_connections`, first come first
+    served), so any number of concurrent flows proceed steadily instead of piling up in httpx.
+    """
 
     def __init__(
         self,
@@ -156,6 +163,14 @@ class AsyncRunner:
         self._sleep = sleep
         self.store = store
         self._clients: dict[Provider, httpx.AsyncClient] = {}
+        self._caps: dict[Provider, InFlight] = {}
+
+    def cap(self, provider: Provider) -> InFlight:
+        """The queue in front of `provider`'s requests."""
+        cap = self._caps.get(provider)
+        if cap is None:
+            cap = self._caps[provider] = InFlight(provider.settings.max_connections)
+        return cap
 
     def _client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider)  # one event loop: no other task runs meanwhile
@@ -181,12 +196,21 @@ class AsyncRunner:
                     step = _advance(flow, done)
                 continue
             try:
-                response = await self._client(step.provider).request(**_request_args(step))
+                reply = await self._send(step)
             except httpx.HTTPError as exc:
                 step = _advance(flow, error=_transport_error(step.provider, exc))
             else:
-                step = _advance(flow, _reply(response))
+                step = _advance(flow, reply)
         return step.value
+
+    async def _send(self, step: Send) -> HttpReply:
+        cap = self.cap(step.provider)
+        await cap.acquire()
+        try:
+            response = await self._client(step.provider).request(**_request_args(step))
+            return _reply(response)
+        finally:
+            cap.release()
 
     async def aclose(self) -> None:
         for client in self._clients.values():

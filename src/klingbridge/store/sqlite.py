@@ -5,6 +5,9 @@ claiming a job and admitting a create are serialized between processes without a
 `synchronous = NORMAL` in WAL mode survives a killed process (the case that matters here: a
 `kill -9`, a closed laptop lid); `[store] sync = "full"` also survives a power cut, at the cost
 of one fsync per transaction.
+
+The async client's writes are grouped (grouped.py): the procedures that queue up while one
+transaction is written go together in the next, each in its own savepoint.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import threading
 from pathlib import Path
 from typing import TypeVar
 
+from typing import Any
+
 from .base import StoreError, TaskStore
+from .grouped import Outcome, WriteGroups, run_group
 from .procs import Proc, Row, Sql, drive
 
 T = TypeVar("T")
@@ -31,6 +37,7 @@ class SQLiteStore(TaskStore):
         self.busy_timeout_s = busy_timeout_s
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._groups = WriteGroups(self._run_group)
 
     def describe(self) -> str:
         return str(self.path)
@@ -78,6 +85,15 @@ class SQLiteStore(TaskStore):
                 self._rollback(connection)
                 raise
             return result
+
+    async def _aexecute(self, proc: Proc[T], *, write: bool = True) -> T:
+        if not write:
+            return await super()._aexecute(proc, write=False)
+        return await self._groups.run(proc)
+
+    def _run_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
+        with self._lock:
+            return run_group(self._connect(), procs, self.describe())
 
     @staticmethod
     def _rollback(connection: sqlite3.Connection) -> None:

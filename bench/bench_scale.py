@@ -1,0 +1,298 @@
+"""Scale: 1,000 and 10,000 concurrent sound tasks in one process, against bare httpx.
+
+The simulator runs in its own process (`python -m` a tiny launcher below, uvicorn on a free
+port), so the client's process measures only the client. For each count N, the two sides run
+interleaved, each in a fresh subprocess of this script (`--worker SIDE`), so that its peak
+memory is its own:
+
+* bare: one `httpx.AsyncClient` with the same pool limits, an `asyncio.Semaphore` of the same
+  size (<= 50 requests in flight), the same create bodies (built before the clock starts), the
+  same auth header (one pre-minted Kling JWT), and the same poll intervals
+  (`PollPolicy.interval`), reading the status from the raw JSON. Nothing recorded.
+* klingbridge: `AsyncClient.run` for each task under `asyncio.gather`, the default task store
+  ON (SQLite in a temporary directory; `--no-store` for the store-off figure).
+
+Half the tasks go to Kling (legacy sound, JWT) and half to PiAPI. Reported per side: wall time
+from the first create to the last task's end, errors (any exception, `WaitTimeout` included:
+a missed deadline is an error), peak RSS of the worker process (`ru_maxrss`) and its growth over
+the idle, warmed-up client, CPU seconds of the worker, and the simulator's request counts.
+ratio = klingbridge wall / bare wall.
+
+    python bench/bench_scale.py            # N = 1,000 and 10,000, 2 repeats each (~6 min)
+    python bench/bench_scale.py --quick    # N = 1,000, one repeat (~40 s)
+    python bench/bench_scale.py --tasks 2000 --repeat 3 --no-store
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _support import clear_vendor_env, done, header, table
+
+QUEUED_S, RUNNING_S = 1.0, 2.0
+IN_FLIGHT = 50
+POLL = {"initial": 1.0, "factor": 1.5, "maximum": 3.0}  # PollPolicy's defaults, said here
+SIM_KEYS = {
+    "kling_access_key": "sim-access-key",
+    "kling_secret_key": "sim-secret-key-for-the-local-simulator",
+    "piapi_api_key": "sim-piapi-key",
+}
+HERE = Path(__file__).resolve()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def settings(base_url: str) -> dict[str, dict[str, Any]]:
+    return {
+        "kling": {
+            "base_url": base_url,
+            "access_key": SIM_KEYS["kling_access_key"],
+            "secret_key": SIM_KEYS["kling_secret_key"],
+            "max_connections": IN_FLIGHT,
+        },
+        "piapi": {
+            "base_url": base_url,
+            "api_key": SIM_KEYS["piapi_api_key"],
+            "max_connections": IN_FLIGHT,
+        },
+    }
+
+
+def vendor_of(i: int) -> str:
+    return ("kling", "piapi")[i % 2]
+
+
+# --- the two sides, each run in its own subprocess ---------------------------------------------
+async def bare(n: int, base_url: str) -> dict[str, Any]:
+    """The same exchanges with httpx alone: create, then poll until the task ends."""
+    from klingbridge import SoundRequest
+    from klingbridge.config import Config
+    from klingbridge.flows import PollPolicy
+    from klingbridge_kling.auth import KlingJWTAuth
+
+    policy = PollPolicy(**POLL)
+    jwt = KlingJWTAuth(SIM_KEYS["kling_access_key"], SIM_KEYS["kling_secret_key"]).token()
+    headers = {
+        "kling": {"Authorization": f"Bearer {jwt}"},
+        "piapi": {"x-api-key": SIM_KEYS["piapi_api_key"]},
+    }
+    from klingbridge import Client
+
+    with Client(config=Config(), settings=settings(base_url), store=None) as planner:
+        creates = [
+            planner.provider(vendor_of(i)).build_create(
+                SoundRequest(prompt=f"scale {i}", duration=5), external_id=f"bare-{i}"
+            )
+            for i in range(n)
+        ]
+    paths = {"kling": "/v1/audio/text-to-audio/", "piapi": "/api/v1/task/"}
+    ended = {"kling": ("succeed", "failed"), "piapi": ("completed", "failed")}
+    status_key = {"kling": "task_status", "piapi": "status"}
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
+
+        async def one(i: int) -> None:
+            vendor, call = vendor_of(i), creates[i]
+            async with gate:
+                reply = await http.post(call.path, json=call.json, headers=headers[vendor])
+            task_id = json.loads(reply.content)["data"]["task_id"]
+            polls = 0
+            while True:
+                await asyncio.sleep(policy.interval(polls))
+                polls += 1
+                async with gate:
+                    reply = await http.get(paths[vendor] + task_id, headers=headers[vendor])
+                if json.loads(reply.content)["data"][status_key[vendor]] in ended[vendor]:
+                    return
+
+        return await _timed(n, one)
+
+
+async def klingbridge_side(n: int, base_url: str, store: bool) -> dict[str, Any]:
+    from klingbridge import AsyncClient, PollPolicy, SoundRequest
+    from klingbridge.config import Config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        where = str(Path(tmp) / "tasks.db") if store else None
+        async with AsyncClient(
+            config=Config(), settings=settings(base_url), store=where, poll=PollPolicy(**POLL)
+        ) as client:
+
+            async def one(i: int) -> None:
+                request = SoundRequest(prompt=f"scale {i}", duration=5)
+                await client.run(request, provider=vendor_of(i))
+
+            return await _timed(n, one)
+
+
+async def _timed(n: int, one: Any) -> dict[str, Any]:
+    idle = rss_mb()
+    cpu = time.process_time()
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    wall = time.perf_counter() - start
+    errors = [r for r in results if isinstance(r, BaseException)]
+    kinds = sorted({type(e).__name__ for e in errors})
+    return {
+        "wall": wall,
+        "cpu": time.process_time() - cpu,
+        "errors": len(errors),
+        "error_kinds": kinds,
+        "first_error": str(errors[0])[:200] if errors else None,
+        "idle_mb": idle,
+        "peak_mb": peak_mb(),
+    }
+
+
+def worker(side: str, n: int, base_url: str) -> None:
+    clear_vendor_env()
+    if side == "bare":
+        result = asyncio.run(bare(n, base_url))
+    else:
+        result = asyncio.run(klingbridge_side(n, base_url, store=side == "klingbridge"))
+    print(json.dumps(result))
+
+
+# --- the orchestrator ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_simulator(port: int) -> subprocess.Popen[bytes]:
+    code = (
+        "from klingbridge.simulator import SimulatorConfig, serve\n"
+        f"serve(SimulatorConfig(queued_s={QUEUED_S}, running_s={RUNNING_S}),"
+        f" port={port}, log_level='warning')\n"
+    )
+    sim = subprocess.Popen([sys.executable, "-c", code])
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sim/state", timeout=1)
+            return sim
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    sim.kill()
+    raise SystemExit("the simulator did not start")
+
+
+def run_side(side: str, n: int, base_url: str) -> dict[str, Any]:
+    httpx.post(f"{base_url}/_sim/reset", timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--worker", side, "--tasks", str(n), "--base-url", base_url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{side} worker failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    state = httpx.get(f"{base_url}/_sim/state", timeout=30).json()
+    result["creates"] = sum(state["creates"].values())
+    result["requests"] = sum(sum(ops.values()) for ops in state["requests"].values())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1,000 once (~40 s)")
+    parser.add_argument("--tasks", type=int, action="append", help="N (repeatable)")
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--no-store", action="store_true", help="klingbridge with no task store")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.tasks[0], args.base_url)
+        return
+    started = time.perf_counter()
+    counts = args.tasks or ([1000] if args.quick else [1000, 10000])
+    repeat = args.repeat or (1 if args.quick else 2)
+    side = "klingbridge-nostore" if args.no_store else "klingbridge"
+    header(
+        "Scale: N concurrent sound tasks, klingbridge vs bare httpx",
+        f"simulator in its own process (queued {QUEUED_S} s, running {RUNNING_S} s), "
+        f"<= {IN_FLIGHT} requests in flight each side, poll {POLL}, half Kling, half PiAPI; "
+        f"klingbridge {'without' if args.no_store else 'with'} the SQLite task store; "
+        f"{repeat} repeat(s), sides interleaved, each in its own process. "
+        f"load average at start: {os.getloadavg()[0]:.2f}",
+    )
+    port = free_port()
+    sim = start_simulator(port)
+    rows = []
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        for n in counts:
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], side: []}
+            for _ in range(repeat):
+                for name in runs:
+                    runs[name].append(run_side(name, n, base_url))
+                    print(f"  N={n:,} {name}: {json.dumps(runs[name][-1])}", flush=True)
+            bare_wall = statistics.median(r["wall"] for r in runs["bare"])
+            for name, results in runs.items():
+                wall = statistics.median(r["wall"] for r in results)
+                rows.append(
+                    [
+                        f"{n:,}",
+                        name,
+                        " / ".join(f"{r['wall']:.1f}" for r in results),
+                        f"{wall / bare_wall:.2f}x",
+                        sum(r["errors"] for r in results),
+                        " / ".join(f"{r['peak_mb']:.0f}" for r in results),
+                        " / ".join(f"{r['peak_mb'] - r['idle_mb']:.0f}" for r in results),
+                        " / ".join(f"{r['cpu']:.1f}" for r in results),
+                        " / ".join(f"{r['requests'] / n:.2f}" for r in results),
+                    ]
+                )
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    print()
+    print(
+        table(
+            [
+                "N",
+                "side",
+                "wall s (each run)",
+                "ratio (median)",
+                "errors",
+                "peak RSS MB",
+                "growth MB",
+                "CPU s",
+                "requests/task",
+            ],
+            rows,
+        )  # fmt: skip
+    )
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    done("bench_scale.py", started)
+
+
+if __name__ == "__main__":
+    main()

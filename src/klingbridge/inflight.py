@@ -1,0 +1,97 @@
+"""A cap on the requests in flight to one provider, first come first served.
+
+Why not let httpx queue them: its connection pool rescans every waiting request whenever a
+connection frees up, so 10,000 requests waiting in it cost the square of that in CPU and the
+first of them time out (`PoolTimeout`) before they are sent. Here a request waits in a plain
+FIFO queue *before* it reaches httpx, whose pool is sized to match (`pool_limits`), so the pool
+never has a waiter. FIFO is what keeps it fair: a create queued behind polls goes out in its
+turn, and so does a poll queued behind a burst of creates.
+
+The time a request spends queued here is the client's own doing: `waited` counts it so that a
+wait's deadline can be extended by it (a task must not time out because we were slow to ask).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from types import TracebackType
+
+import httpx
+
+#: Requests in flight per provider when configuration says nothing (`max_connections`).
+DEFAULT_MAX_CONNECTIONS = 50
+
+
+def pool_limits(max_connections: int) -> httpx.Limits:
+    """httpx pool limits for `max_connections` requests in flight: every one keeps its socket."""
+    return httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30.0,
+    )
+
+
+class InFlight:
+    """An async FIFO semaphore with `limit` permits (`async with in_flight:`).
+
+    asyncio.Semaphore would do, but for a wake-up that can skip the queue when a permit is
+    released and re-taken in one step; this one hands the permit straight to the oldest waiter.
+    """
+
+    __slots__ = ("limit", "_free", "_waiters", "waited")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_connections must be >= 1, not {limit}")
+        self.limit = limit
+        self._free = limit
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Total seconds requests spent queued here (for the benchmarks and for debugging).
+        self.waited = 0.0
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit - self._free
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        start = time.monotonic()
+        try:
+            await future  # the releaser took the permit on our behalf
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a permit, then cancelled: pass it on
+            else:
+                self._waiters.remove(future)
+            raise
+        finally:
+            self.waited += time.monotonic() - start
+
+    def release(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)  # the permit moves to it; `_free` stays as it is
+                return
+        self._free += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

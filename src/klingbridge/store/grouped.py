@@ -1,0 +1,100 @@
+"""Grouped writes: many concurrent procedures committed in one transaction (SQLite, async).
+
+Ten thousand tasks in flight write some 60,000 small records (intent, sent, each status
+change, the end). One transaction each means one thread hop, one write lock and one WAL commit
+each; grouped, the procedures that queue up while a transaction is being written go together
+in the next one. Nothing about durability changes:
+
+- a caller's `await store.arun(proc)` returns only after the COMMIT that holds its writes, so
+  the write-ahead rule (intent committed before the create is sent) holds as before;
+- each procedure runs in its own SAVEPOINT: one that raises (an idempotency conflict, a damaged
+  row) is rolled back alone and its caller gets its error; the others commit;
+- a transaction that fails as a whole (disk full, the database locked past the busy timeout)
+  fails every procedure in it with `StoreError`: none of their creates is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .base import StoreError
+from .procs import Proc, Row, Sql, drive
+
+T = TypeVar("T")
+Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
+
+#: Most procedures in one transaction (a bound on how long one transaction holds the lock).
+MAX_GROUP = 500
+
+
+@dataclass
+class WriteGroups:
+    """The queue of procedures waiting for the next grouped transaction, for one event loop."""
+
+    run_group: Callable[[list[Proc[Any]]], list[Outcome]]
+    loop: asyncio.AbstractEventLoop | None = None
+    pending: list[tuple[Proc[Any], asyncio.Future[Any]]] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+    async def run(self, proc: Proc[T]) -> T:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new event loop (asyncio.run again): start afresh
+            self.loop, self.pending, self.flusher = loop, [], None
+        future: asyncio.Future[T] = loop.create_future()
+        self.pending.append((proc, future))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self.pending:
+            group, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
+            try:
+                outcomes = await asyncio.to_thread(self.run_group, [proc for proc, _ in group])
+            except Exception as error:  # the database could not even be opened
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                if future.done():  # its caller was cancelled meanwhile (its writes stand)
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+
+def run_group(
+    connection: sqlite3.Connection, procs: list[Proc[Any]], describe: str
+) -> list[Outcome]:
+    """Run `procs` in one write transaction, each in a savepoint; commit once."""
+
+    def execute(statement: Sql) -> list[Row]:
+        try:
+            return connection.execute(statement.text, tuple(statement.params)).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(describe, str(error)) from error
+
+    outcomes: list[Outcome] = []
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        for proc in procs:
+            connection.execute("SAVEPOINT kb_proc")
+            try:
+                outcomes.append((True, drive(proc, execute)))
+            except Exception as error:  # noqa: BLE001  (handed to that procedure's caller)
+                connection.execute("ROLLBACK TO kb_proc")
+                outcomes.append((False, error))
+            connection.execute("RELEASE kb_proc")
+        connection.execute("COMMIT")
+    except sqlite3.Error as error:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        failed = StoreError(describe, str(error))
+        return [(False, failed) for _ in procs]
+    return outcomes

@@ -1,0 +1,51 @@
+"""Concurrent async writes share transactions, yet each keeps its own outcome (both backends)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from klingbridge import SoundRequest
+from klingbridge.store import IdempotencyConflict, TaskStore, procs
+
+REQUEST = SoundRequest(prompt="rain on a tin roof", duration=5)
+OTHER = SoundRequest(prompt="wind in the pines", duration=5)
+
+
+def _begin(key: str, request: SoundRequest = REQUEST) -> procs.Proc[tuple[object, bool]]:
+    return procs.begin(  # type: ignore[return-value]
+        key, request, route=None, provider="piapi", out_dir=None,
+        owner="me", lease_s=60, now=time.time(),
+    )  # fmt: skip
+
+
+def _broken() -> procs.Proc[None]:
+    yield procs.Sql("INSERT INTO kb_meta (name, value) VALUES (?, ?)", ("grouped", "x"))
+    raise RuntimeError("this procedure fails after writing")
+
+
+def test_many_concurrent_writes_each_get_their_own_outcome(store: TaskStore) -> None:
+    store.run(_begin("taken"))
+
+    async def main() -> list[object]:
+        results = await asyncio.gather(
+            *(store.arun(_begin(f"job-{n}")) for n in range(200)),
+            store.arun(_begin("taken", OTHER)),  # a conflict: this one alone fails
+            store.arun(_broken()),  # rolled back alone, its write undone
+            return_exceptions=True,
+        )
+        await store.aclose()
+        return results
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, tuple) and r[1] is True for r in results[:200])
+    assert isinstance(results[200], IdempotencyConflict)
+    assert isinstance(results[201], RuntimeError)
+    assert all(store.job(f"job-{n}") is not None for n in range(200))
+    assert store.read(procs.get_meta("grouped")) is None
+
+
+def test_a_second_event_loop_starts_afresh(store: TaskStore) -> None:
+    for n in range(2):
+        asyncio.run(store.arun(_begin(f"loop-{n}")))
+    assert store.job("loop-0") is not None and store.job("loop-1") is not None
