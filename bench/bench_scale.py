@@ -288,7 +288,7 @@ def main() -> None:
                 "requests/task",
             ],
             rows,
-        )  # fmt: skip
+        )
     )
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     done("bench_scale.py", started)

@@ -40,7 +40,7 @@ class InFlight:
     released and re-taken in one step; this one hands the permit straight to the oldest waiter.
     """
 
-    __slots__ = ("limit", "_free", "_waiters", "waited")
+    __slots__ = ("_free", "_waiters", "limit", "waited")
 
     def __init__(self, limit: int) -> None:
         if limit < 1:

@@ -87,7 +87,7 @@ def run_group(
             connection.execute("SAVEPOINT kb_proc")
             try:
                 outcomes.append((True, drive(proc, execute)))
-            except Exception as error:  # noqa: BLE001  (handed to that procedure's caller)
+            except Exception as error:
                 connection.execute("ROLLBACK TO kb_proc")
                 outcomes.append((False, error))
             connection.execute("RELEASE kb_proc")

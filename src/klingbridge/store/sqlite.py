@@ -15,9 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TypeVar
-
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
 from .grouped import Outcome, WriteGroups, run_group
