@@ -8,47 +8,114 @@ with Client() as client:
 
 from __future__ import annotations
 
-from .client import AsyncClient, Client
-from .download import DownloadError, SavedFile, async_save_outputs, save_outputs
-from .errors import (
-    AuthError,
-    ConfigError,
-    ContentPolicyError,
-    InvalidRequestError,
-    KlingBridgeError,
-    NoProviderAvailable,
-    NotFoundError,
-    ProviderError,
-    ProviderResponseError,
-    QuotaError,
-    RateLimitError,
-    ServerError,
-    TaskFailed,
-    TransportError,
-    ValidationError,
-    WaitTimeout,
-)
-from .events import Event
-from .flows import Backoff, PollPolicy
-from .hookspecs import hookimpl
-from .models import (
-    Balance,
-    Cost,
-    File,
-    Output,
-    Quote,
-    Request,
-    SoundForVideoRequest,
-    SoundRequest,
-    SpeechRequest,
-    Task,
-    TaskStatus,
-    VideoRequest,
-    Voice,
-)
-from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+    from .download import DownloadError, SavedFile, async_save_outputs, save_outputs
+    from .errors import (
+        AuthError,
+        ConfigError,
+        ContentPolicyError,
+        InvalidRequestError,
+        KlingBridgeError,
+        NoProviderAvailable,
+        NotFoundError,
+        ProviderError,
+        ProviderResponseError,
+        QuotaError,
+        RateLimitError,
+        ServerError,
+        TaskFailed,
+        TransportError,
+        ValidationError,
+        WaitTimeout,
+    )
+    from .events import Event
+    from .flows import Backoff, PollPolicy
+    from .hookspecs import hookimpl
+    from .models import (
+        Balance,
+        Cost,
+        File,
+        Output,
+        Quote,
+        Request,
+        SoundForVideoRequest,
+        SoundRequest,
+        SpeechRequest,
+        Task,
+        TaskStatus,
+        VideoRequest,
+        Voice,
+    )
+    from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
 
 __version__ = "0.1.0"
+
+#: Each public name -> the module that defines it, imported on first use: `import klingbridge`
+#: alone (the CLI's `--help`, a plugin's import) stays cheap.
+_LAZY: dict[str, str] = {
+    "AsyncClient": "client",
+    "AuthError": "errors",
+    "Backoff": "flows",
+    "Balance": "models",
+    "Capability": "provider",
+    "Client": "client",
+    "ConfigError": "errors",
+    "ContentPolicyError": "errors",
+    "Cost": "models",
+    "DownloadError": "download",
+    "Event": "events",
+    "File": "models",
+    "HttpCall": "provider",
+    "HttpReply": "provider",
+    "InvalidRequestError": "errors",
+    "KlingBridgeError": "errors",
+    "NoProviderAvailable": "errors",
+    "NotFoundError": "errors",
+    "Output": "models",
+    "PollPolicy": "flows",
+    "Provider": "provider",
+    "ProviderError": "errors",
+    "ProviderResponseError": "errors",
+    "ProviderSettings": "provider",
+    "QuotaError": "errors",
+    "Quote": "models",
+    "RateLimitError": "errors",
+    "Request": "models",
+    "SavedFile": "download",
+    "ServerError": "errors",
+    "SoundForVideoRequest": "models",
+    "SoundRequest": "models",
+    "SpeechRequest": "models",
+    "Task": "models",
+    "TaskFailed": "errors",
+    "TaskStatus": "models",
+    "TransportError": "errors",
+    "ValidationError": "errors",
+    "VideoRequest": "models",
+    "Voice": "models",
+    "WaitTimeout": "errors",
+    "async_save_outputs": "download",
+    "hookimpl": "hookspecs",
+    "save_outputs": "download",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'klingbridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AsyncClient",

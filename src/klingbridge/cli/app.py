@@ -7,11 +7,10 @@ Every failure ends in one line on stderr and a non-zero exit status, never a tra
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -19,7 +18,6 @@ import click
 import pydantic
 from rich.text import Text
 
-from .. import __version__
 from ..client import Client
 from ..config import load_config
 from ..errors import (
@@ -37,6 +35,10 @@ from ..render import (
 from ..store import IdempotencyConflict, procs
 from ..store import default_path as store_default_path
 from ..store.ledger_import import import_ledger
+from . import main
+from .root import Group
+
+__all__ = ["Group", "main"]
 
 _JSON_MODE = "klingbridge.json"
 
@@ -103,7 +105,7 @@ def with_params(*params: click.Parameter) -> Callable[[FC], FC]:
     return decorate
 
 
-def _one_line(error: click.ClickException) -> str:
+def one_line(error: click.ClickException) -> str:
     message = " ".join(error.format_message().split())
     ctx = getattr(error, "ctx", None)
     if isinstance(error, click.UsageError) and ctx is not None:
@@ -111,55 +113,29 @@ def _one_line(error: click.ClickException) -> str:
     return message
 
 
-class Group(click.Group):
-    """Turns every error into one line and an exit status."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        """Click's own errors (usage, bad FILE, interrupt) get the same one line and status."""
-        call = functools.partial(super().main, args, prog_name, complete_var, False, **extra)
-        if not standalone_mode:
-            return call()
-        try:
-            code: Any = call()
-        except (click.UsageError, click.FileError) as error:
-            fail(_one_line(error), 2)
-        except click.ClickException as error:
-            fail(_one_line(error), error.exit_code)
-        except click.Abort:
-            fail("interrupted", 130)
-        raise SystemExit(code if isinstance(code, int) else 0)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+def fail_with(error: Exception) -> NoReturn:
+    """The one line (and exit status) for an error a command raised."""
+    try:
+        raise error
+    except (ValidationError, ConfigError, IdempotencyConflict):
+        fail(str(error), 2, error=error)
+    except pydantic.ValidationError as invalid:
+        problem = invalid.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"]) or "request"
+        fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2, error=error)
+    except NoProviderAvailable as exhausted:
+        fail(describe(exhausted), 2 if exhausted.bad_input else 1, error=error)
+    except KlingBridgeError as known:
+        fail(describe(known), error=error)
+    except RecursionError:
+        fail("input nested too deeply to read", 2, error=error)
+    except Exception:
+        if os.environ.get("KLINGBRIDGE_DEBUG"):
             raise
-        except (ValidationError, ConfigError, IdempotencyConflict) as error:
-            fail(str(error), 2, error=error)
-        except pydantic.ValidationError as error:
-            problem = error.errors()[0]
-            field = ".".join(str(p) for p in problem["loc"]) or "request"
-            fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2, error=error)
-        except NoProviderAvailable as error:
-            fail(describe(error), 2 if error.bad_input else 1, error=error)
-        except KlingBridgeError as error:
-            fail(describe(error), error=error)
-        except RecursionError as error:
-            fail("input nested too deeply to read", 2, error=error)
-        except Exception as error:
-            if os.environ.get("KLINGBRIDGE_DEBUG"):
-                raise
-            fail(
-                f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)",
-                error=error,
-            )
+        fail(
+            f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)",
+            error=error,
+        )
 
 
 def describe(error: KlingBridgeError) -> str:
@@ -217,17 +193,6 @@ def note(client: Client, task: Task) -> None:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-@click.group(cls=Group)
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Configuration file (default: $KLINGBRIDGE_CONFIG, ./klingbridge.toml, user config).",
-)
-@click.version_option(__version__, prog_name="klingbridge")
-def main(config: Path | None) -> None:
-    """One client for Kling generation, whichever vendor runs it."""
 
 
 def check_kind(vendor: Provider, kind: str | None) -> None:
