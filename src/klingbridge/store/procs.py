@@ -280,9 +280,10 @@ def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
     if not rows:
         return False
     job_key = rows[0][0]
-    last = yield Sql(
-        "SELECT status FROM kb_history WHERE external_id = ? ORDER BY id DESC LIMIT 1",
-        (external_id,),
+    last = yield Sql(  # by job first: the (job_key, id) index, not a scan of every job's history
+        "SELECT status FROM kb_history WHERE job_key = ? AND external_id = ?"
+        " ORDER BY id DESC LIMIT 1",
+        (job_key, external_id),
     )
     if not last or last[0][0] != task.status.value:
         provider_status = None if task.provider_status is None else str(task.provider_status)
