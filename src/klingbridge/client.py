@@ -28,6 +28,7 @@ from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .jobs import Jobs, new_key, new_owner
 from .models import Balance, Quote, Request, Task, Voice
+from .pacing import Pacing
 from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
 from .provider import Provider
 from .router import Cooldowns, Router, RunResult
@@ -104,6 +105,7 @@ class _BaseClient:
             poll=self.poll,
             clock=clock,
             emit=self._emit,
+            pacing=Pacing(self.poll),
         )
         self.store: TaskStore | None = self._open_store(store)
         self._jobs = Jobs(

@@ -183,6 +183,8 @@ def wait(
     on_update: OnUpdate | None = None,
     observe: Callable[[Task], Op] | None = None,
     heartbeat: Callable[[], Op | None] | None = None,
+    pace: Callable[[int, float], float] | None = None,
+    started: float | None = None,
 ) -> Flow[Task]:
     """Poll until the task ends or `timeout` seconds pass (then `WaitTimeout`, with the task).
 
@@ -190,7 +192,10 @@ def wait(
     wait: the task is still running at the vendor and its id must not be lost. `observe` makes
     the operation that records a changed task (status, charge, outputs); `heartbeat`, called
     before each pause, may return one that keeps this process's claim on the task alive.
+    `pace(polls, elapsed)` (pacing.py), when given, decides each pause instead of `poll`, from
+    the seconds since `started` (the clock when the task was created; default: now).
     """
+    begun = clock() if started is None else started
     deadline = clock() + timeout
     calls: Sequence[HttpCall] = ()
     polls = 0
@@ -202,7 +207,8 @@ def wait(
         beat = heartbeat() if heartbeat is not None else None
         if beat is not None:
             yield beat
-        yield Sleep(min(max(poll.interval(polls), asked), max(0.0, deadline - now)))
+        pause = poll.interval(polls) if pace is None else pace(polls, now - begun)
+        yield Sleep(min(max(pause, asked), max(0.0, deadline - now)))
         polls += 1
         try:
             # After the first answer, poll only the endpoint that found the task.

@@ -41,6 +41,7 @@ from .errors import (
 from .events import Event
 from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .models import Cost, Request, Task, TaskStatus
+from .pacing import Pacing
 from .provider import Provider
 from .store import StoreError, procs
 from .store.records import AttemptRecord, AttemptState, JobState
@@ -200,6 +201,8 @@ class Router:
     clock: Clock
     emit: Emit
     new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
+    #: Learnt task durations: polls dense around the expected end (pacing.py).
+    pacing: Pacing | None = None
 
     def order(self, request: Request, route: Route) -> list[str]:
         if route.strategy == "ordered":
@@ -473,7 +476,11 @@ class Router:
             on_update=self._status_events(on_update),
             observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
             heartbeat=journal.heartbeat,
+            pace=self._pace(provider.name, request.kind),
+            started=trial.begun,
         )
+        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
+            self.pacing.learn(provider.name, request.kind, self.clock() - trial.begun)
         if task.cost is not None:
             self.emit(
                 Event(
@@ -484,6 +491,12 @@ class Router:
                 )
             )
         return task
+
+    def _pace(self, provider: str, kind: str) -> Callable[[int, float], float] | None:
+        pacing = self.pacing
+        if pacing is None:
+            return None
+        return lambda polls, elapsed: pacing.interval(provider, kind, polls, elapsed)
 
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
