@@ -112,6 +112,7 @@ class Jobs:
             )
         )
         if begun is None or begun[1]:  # no store, or a new job: route it
+            del begun  # its record is not needed while the task runs (10,000 in flight add up)
             return (
                 yield from self.router.run(
                     request,

@@ -196,11 +196,11 @@ class AsyncRunner:
                     step = _advance(flow, done)
                 continue
             try:
-                reply = await self._send(step)
+                reply: HttpReply | None = await self._send(step)
             except httpx.HTTPError as exc:
                 step = _advance(flow, error=_transport_error(step.provider, exc))
             else:
-                step = _advance(flow, reply)
+                step, reply = _advance(flow, reply), None  # the body is not kept while we wait
         return step.value
 
     async def _send(self, step: Send) -> HttpReply:
