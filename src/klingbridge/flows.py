@@ -1,9 +1,10 @@
 """What the client does, written once for sync and async alike.
 
 Each operation is a generator ("flow") that yields what it needs done, `Send` (an HTTP call to a
-provider), `Sleep`, or `Record` (a task-store procedure), and receives the outcome: an
-`HttpReply` for a `Send` (or a `TransportError` thrown into it), None for a `Sleep`, the
-procedure's result for a `Record` (None when the client has no store). `transport.run_sync` and
+provider), `Sleep`, `Record` (a task-store procedure) or `Poll` (one status query of a task, which
+the async runner may batch with others), and receives the outcome: an `HttpReply` for a `Send`
+(or a `TransportError` thrown into it), None for a `Sleep`, the procedure's result for a `Record`
+(None when the client has no store), `(call, task)` for a `Poll`. `transport.run_sync` and
 `transport.run_async` are the only two places that do I/O; everything here is plain logic,
 testable without a network, and the same for `Client` and `AsyncClient`.
 """
@@ -60,7 +61,22 @@ class Record:
     read: bool = False
 
 
-Op = Send | Sleep | Record
+@dataclass(frozen=True)
+class Poll:
+    """Ask about `task` once: by `calls` in order (`locate`), or in a batch with other tasks.
+
+    The runner answers `(call, task)`: the call that found it (None when a batch query did, see
+    scheduler.py), and the task as the vendor reports it now; or throws the error. The sync
+    runner runs `locate` itself; the async one lets its scheduler group due polls where the
+    vendor can report on many tasks in one request (`Provider.build_get_many`).
+    """
+
+    provider: Provider
+    task: Task
+    calls: Sequence[HttpCall]
+
+
+Op = Send | Sleep | Record | Poll
 Flow = Generator[Op, Any, T]
 Clock = Callable[[], float]
 OnUpdate = Callable[[Task], None]
@@ -212,10 +228,10 @@ def wait(
         polls += 1
         try:
             # After the first answer, poll only the endpoint that found the task.
-            call, found = yield from locate(
-                provider, calls or provider.build_get(task.id, task.kind), task.kind
+            call, found = yield Poll(
+                provider, task, calls or provider.build_get(task.id, task.kind)
             )
-            calls = [call]
+            calls = [call] if call is not None else calls
         except Exception as error:
             if isinstance(error, KlingBridgeError):
                 error.task = error.task or task

@@ -16,10 +16,12 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from . import flows
 from .errors import TransportError
-from .flows import Flow, Op, Record, Send, Sleep
+from .flows import Flow, Op, Poll, Record, Send, Sleep
 from .inflight import InFlight, pool_limits
-from .provider import HttpReply, Provider
+from .provider import HttpCall, HttpReply, Provider
+from .scheduler import Found, PollScheduler
 from .store import TaskStore
 
 T = TypeVar("T")
@@ -131,6 +133,14 @@ class SyncRunner:
                 else:
                     step = _advance(flow, done)
                 continue
+            if isinstance(step, Poll):
+                try:
+                    found = self.run(flows.locate(step.provider, step.calls, step.task.kind))
+                except Exception as exc:  # the poll's error goes to the wait, as it would alone
+                    step = _advance(flow, error=exc)
+                else:
+                    step = _advance(flow, found)
+                continue
             try:
                 reply = _reply(self._client(step.provider).request(**_request_args(step)))
             except httpx.HTTPError as exc:
@@ -164,6 +174,7 @@ class AsyncRunner:
         self.store = store
         self._clients: dict[Provider, httpx.AsyncClient] = {}
         self._caps: dict[Provider, InFlight] = {}
+        self.scheduler = PollScheduler(self._exchange)
 
     def cap(self, provider: Provider) -> InFlight:
         """The queue in front of `provider`'s requests."""
@@ -195,6 +206,14 @@ class AsyncRunner:
                 else:
                     step = _advance(flow, done)
                 continue
+            if isinstance(step, Poll):
+                try:
+                    found = await self._poll(step)
+                except Exception as exc:  # the poll's error goes to the wait, as it would alone
+                    step = _advance(flow, error=exc)
+                else:
+                    step = _advance(flow, found)
+                continue
             try:
                 reply: HttpReply | None = await self._send(step)
             except httpx.HTTPError as exc:
@@ -202,6 +221,17 @@ class AsyncRunner:
             else:
                 step, reply = _advance(flow, reply), None  # the body is not kept while we wait
         return step.value
+
+    async def _poll(self, step: Poll) -> Found:
+        """A batched poll where the vendor allows it, else this task alone."""
+        if self.scheduler.batchable(step.provider, step.task):
+            found = await self.scheduler.poll(step.provider, step.task)
+            if found is not None:
+                return found
+        return await self.run(flows.locate(step.provider, step.calls, step.task.kind))
+
+    async def _exchange(self, provider: Provider, call: HttpCall) -> Any:
+        return await self.run(flows.exchange(provider, call))
 
     async def _send(self, step: Send) -> HttpReply:
         cap = self.cap(step.provider)
@@ -213,6 +243,7 @@ class AsyncRunner:
             cap.release()
 
     async def aclose(self) -> None:
+        await self.scheduler.aclose()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()

@@ -1,0 +1,121 @@
+"""Many tasks in one AsyncClient: a bounded, fair request queue, and batched status polls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+import klingbridge
+from klingbridge import PollPolicy, SoundRequest, TaskStatus, VideoRequest
+from klingbridge.config import Config
+from klingbridge.inflight import InFlight
+from klingbridge.simulator import SimulatorConfig, running_simulator
+
+FAST = PollPolicy(initial=0.02, factor=1.5, maximum=0.05)
+
+
+def test_the_in_flight_queue_is_first_come_first_served_and_bounded() -> None:
+    async def main() -> tuple[list[int], int]:
+        cap, order, busy, most = InFlight(3), [], 0, 0
+
+        async def one(n: int) -> None:
+            nonlocal busy, most
+            async with cap:
+                busy += 1
+                most = max(most, busy)
+                order.append(n)
+                await asyncio.sleep(0)
+                busy -= 1
+
+        await asyncio.gather(*(one(n) for n in range(50)))
+        return order, most
+
+    order, most = asyncio.run(main())
+    assert order == list(range(50)) and most == 3
+
+
+def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    async def main() -> bool:
+        cap = InFlight(1)
+        await cap.acquire()
+        waiting = asyncio.ensure_future(cap.acquire())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        cap.release()
+        await asyncio.wait_for(cap.acquire(), 1)  # the permit was not lost with the waiter
+        return cap.queued == 0 and cap.in_flight == 1
+
+    assert asyncio.run(main())
+
+
+def test_2000_concurrent_gets_never_exceed_max_connections() -> None:
+    busy = most = 0
+    body = b'{"code": 200, "data": {"task_id": "T", "status": "completed", "output": {}}}'
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+        await asyncio.sleep(0)
+        busy -= 1
+        return httpx.Response(200, content=body)
+
+    async def main() -> list[klingbridge.Task]:
+        settings = {"piapi": {"api_key": "k", "max_connections": 7}}
+        async with klingbridge.AsyncClient(
+            "piapi", config=Config(), settings=settings, store=None,
+            transport=httpx.MockTransport(handler),
+        ) as client:  # fmt: skip
+            return await asyncio.gather(*(client.get(f"T{n}") for n in range(2000)))
+
+    tasks = asyncio.run(main())
+    assert len(tasks) == 2000 and most == 7
+
+
+def test_waits_on_new_design_tasks_share_batched_status_queries() -> None:
+    config = SimulatorConfig(queued_s=0.2, running_s=0.4)
+    with running_simulator(config) as sim:
+        settings = {"kling": {"base_url": sim.base_url, "api_key": config.kling_api_key}}
+
+        async def main() -> list[klingbridge.Task]:
+            async with klingbridge.AsyncClient(
+                "kling", config=Config(), settings=settings, store=None, poll=FAST
+            ) as client:
+                request = VideoRequest(prompt="wave", model="kling-3.0", duration=3)
+                created = await asyncio.gather(*(client.submit(request) for _ in range(60)))
+                before = sim.state()["requests"]["kling"]["query"]
+                done = await asyncio.gather(*(client.wait(t, timeout=60) for t in created))
+                main.queries = sim.state()["requests"]["kling"]["query"] - before  # type: ignore[attr-defined]
+                return done
+
+        done = asyncio.run(main())
+    assert all(t.status is TaskStatus.SUCCEEDED and t.kind == "video" for t in done)
+    polls_alone = 60 * 10  # at least: 0.6 s of task time at <= 0.05 s intervals, per task
+    assert main.queries < polls_alone / 5  # type: ignore[attr-defined]
+
+
+def test_sound_tasks_run_to_the_end_through_the_queue_with_the_store(tmp_path: object) -> None:
+    config = SimulatorConfig(queued_s=0.05, running_s=0.1)
+    with running_simulator(config) as sim:
+        settings = {
+            "kling": {
+                "base_url": sim.base_url,
+                "access_key": config.kling_access_key,
+                "secret_key": config.kling_secret_key,
+                "max_connections": 4,
+            },
+            "piapi": {"base_url": sim.base_url, "api_key": config.piapi_api_key},
+        }
+
+        async def main() -> list[klingbridge.Task]:
+            async with klingbridge.AsyncClient(
+                config=Config(), settings=settings, store=f"{tmp_path}/tasks.db", poll=FAST
+            ) as client:
+                request = SoundRequest(prompt="rain", duration=5)
+                runs = [client.run(request, provider=("kling", "piapi")[n % 2]) for n in range(80)]
+                return await asyncio.gather(*runs)
+
+        done = asyncio.run(main())
+        assert sim.state()["creates"] == {"kling": 40, "piapi": 40}
+    assert all(t.status is TaskStatus.SUCCEEDED for t in done)
