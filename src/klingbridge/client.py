@@ -106,6 +106,7 @@ class _BaseClient:
             clock=clock,
             emit=self._emit,
             pacing=Pacing(self.poll),
+            listening=self._listening,
         )
         self.store: TaskStore | None = self._open_store(store)
         self._jobs = Jobs(
@@ -281,6 +282,9 @@ class _BaseClient:
             callback_url=callback_url,
             resubmit=resubmit,
         )
+
+    def _listening(self) -> bool:
+        return bool(self._pm.hook.klingbridge_event.get_hookimpls())
 
     def _emit(self, event: Event) -> None:
         """Tell the plugins; one that breaks is logged, never allowed to cost a paid task."""

@@ -203,6 +203,8 @@ class Router:
     new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
     #: Learnt task durations: polls dense around the expected end (pacing.py).
     pacing: Pacing | None = None
+    #: Whether anyone listens to events (a `klingbridge_event` plugin): if not, none is built.
+    listening: Callable[[], bool] = lambda: True
 
     def order(self, request: Request, route: Route) -> list[str]:
         if route.strategy == "ordered":
@@ -452,28 +454,30 @@ class Router:
         """From a created task to its end: announce it, wait for it, record its charge."""
         if on_update is not None:
             on_update(task)
-        quoted = trial.quoted.model_dump(mode="json") if trial.quoted else None
-        self.emit(
-            Event(
-                "submit",
-                provider.name,
-                task.id,
-                {
-                    "external_id": trial.external_id,
-                    "kind": request.kind,
-                    "status": task.status.value,
-                    "quoted": quoted,
-                    "recovered": recovered,
-                },
+        listening = self.listening()
+        quoted = trial.quoted.model_dump(mode="json") if trial.quoted and listening else None
+        if listening:  # events are built only for plugins that listen
+            self.emit(
+                Event(
+                    "submit",
+                    provider.name,
+                    task.id,
+                    {
+                        "external_id": trial.external_id,
+                        "kind": request.kind,
+                        "status": task.status.value,
+                        "quoted": quoted,
+                        "recovered": recovered,
+                    },
+                )
             )
-        )
         task = yield from flows.wait(
             provider,
             task,
             timeout=timeout,
             poll=self.poll,
             clock=self.clock,
-            on_update=self._status_events(on_update),
+            on_update=self._status_events(on_update) if listening else on_update,
             observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
             heartbeat=journal.heartbeat,
             pace=self._pace(provider.name, request.kind),
@@ -481,7 +485,7 @@ class Router:
         )
         if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
             self.pacing.learn(provider.name, request.kind, self.clock() - trial.begun)
-        if task.cost is not None:
+        if task.cost is not None and listening:
             self.emit(
                 Event(
                     "cost_recorded",
