@@ -117,3 +117,38 @@ def sim_settings(sim: Any) -> dict[str, dict[str, Any]]:
 def done(script: str, started: float) -> None:
     print(f"\n({script}: {time.perf_counter() - started:.1f} s wall)\n")
     sys.stdout.flush()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def simulator_process(queued_s: float, running_s: float) -> tuple[Any, str]:
+    """The simulator in its own process (so the client's process measures only the client).
+
+    Returns (the `subprocess.Popen`, its base URL); terminate it when done.
+    """
+    import subprocess
+
+    import httpx
+
+    port = free_port()
+    code = (
+        "from klingbridge.simulator import SimulatorConfig, serve\n"
+        f"serve(SimulatorConfig(queued_s={queued_s}, running_s={running_s}),"
+        f" port={port}, log_level='warning')\n"
+    )
+    sim = subprocess.Popen([sys.executable, "-c", code])
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(f"{base_url}/_sim/state", timeout=1)
+            return sim, base_url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    sim.kill()
+    raise SystemExit("the simulator did not start")

@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _support import clear_vendor_env, done, header, table
+from _support import clear_vendor_env, done, header, simulator_process, table
 
 QUEUED_S, RUNNING_S = 1.0, 2.0
 IN_FLIGHT = 50
@@ -179,29 +178,6 @@ def worker(side: str, n: int, base_url: str) -> None:
 
 
 # --- the orchestrator ----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    code = (
-        "from klingbridge.simulator import SimulatorConfig, serve\n"
-        f"serve(SimulatorConfig(queued_s={QUEUED_S}, running_s={RUNNING_S}),"
-        f" port={port}, log_level='warning')\n"
-    )
-    sim = subprocess.Popen([sys.executable, "-c", code])
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sim/state", timeout=1)
-            return sim
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    sim.kill()
-    raise SystemExit("the simulator did not start")
-
-
 def run_side(side: str, n: int, base_url: str) -> dict[str, Any]:
     httpx.post(f"{base_url}/_sim/reset", timeout=30)
     out = subprocess.run(
@@ -243,11 +219,9 @@ def main() -> None:
         f"{repeat} repeat(s), sides interleaved, each in its own process. "
         f"load average at start: {os.getloadavg()[0]:.2f}",
     )
-    port = free_port()
-    sim = start_simulator(port)
+    sim, base_url = simulator_process(QUEUED_S, RUNNING_S)
     rows = []
     try:
-        base_url = f"http://127.0.0.1:{port}"
         for n in counts:
             runs: dict[str, list[dict[str, Any]]] = {"bare": [], side: []}
             for _ in range(repeat):
