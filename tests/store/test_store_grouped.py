@@ -49,3 +49,8 @@ def test_a_second_event_loop_starts_afresh(store: TaskStore) -> None:
     for n in range(2):
         asyncio.run(store.arun(_begin(f"loop-{n}")))
     assert store.job("loop-0") is not None and store.job("loop-1") is not None
+
+
+def test_a_new_job_is_returned_as_the_store_reads_it_back(store: TaskStore) -> None:
+    job, new = store.run(_begin("fresh"))  # type: ignore[misc]
+    assert new is True and job == store.job("fresh")
