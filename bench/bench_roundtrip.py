@@ -3,8 +3,9 @@
 The simulator runs in its own process with `queued_s=0, running_s=0`, so a task is finished by
 its first poll, and the poll policy has `initial=0`: each `run` is a create and, unless the
 create's answer already says the task ended (PiAPI's may), one status query; both sides alike.
-The bare side makes the same exchanges over one keep-alive httpx client (same create body, same auth header: one pre-minted Kling JWT, the PiAPI key) and
-reads the status from the raw JSON. Cases, for each vendor:
+The bare side makes the same exchanges over one keep-alive httpx client (same create body,
+same auth header: one pre-minted Kling JWT, the PiAPI key) and reads the status from the raw
+JSON. Cases, for each vendor:
 
 * sync: `Client.run` vs `httpx.Client`; async: `AsyncClient.run` vs `httpx.AsyncClient`, one
   run at a time (the cost of one call, not of concurrency);
