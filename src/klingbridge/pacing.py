@@ -7,12 +7,14 @@ tasks of the same provider and kind took (in this process, seeded from the task 
 a client's own tasks; a new process starts with none) and plans each wait from that:
 
 - no history yet: the configured `PollPolicy` (1 s, x1.5, capped at 3 s), as before;
-- with history (median `expected` of the last `SAMPLES` durations): one early poll (a task
-  refused at once is seen soon), then polls at most `SPARSE_MAX` apart until
-  `expected - window` (window: 10 % of `expected`, at least `dense`), then one every `dense`
-  seconds (2.5 s by default) until the task ends;
-  past `expected + window` it falls back to the `PollPolicy` cap, so a slow task is still
-  noticed within `maximum` seconds.
+- with history (the last `SAMPLES` durations, their median `expected`): one early poll (a
+  task refused at once is seen soon), then polls at most `SPARSE_MAX` apart until the fastest
+  recent duration (or `expected` - 10 %, if sooner), then one every `dense` seconds (2.5 s by
+  default) until the slowest recent duration (or `expected` + 10 %, if later); past that, the
+  `PollPolicy` cap, so a slow task is still noticed within `maximum` seconds.
+
+A duration is counted from the vendor's answer to the create (the start of the wait) to the
+poll that saw the end, so time spent queued in this client before the create does not count.
 
 For a 60 s task that means 7 requests, and the end seen within 2.5 s. The price: a task that
 ends well before `expected - window` (much faster than its recent peers) is seen up to
@@ -54,17 +56,21 @@ class Pacing:
 
     def interval(self, provider: str, kind: str | None, polls: int, elapsed: float) -> float:
         """Seconds until the next poll, `elapsed` seconds into the task, after `polls` polls."""
-        expected = self.expected(provider, kind)
+        seen = self._seen.get((provider, kind))
         step = self.policy.interval(polls)
-        if expected is None or self.policy.initial == 0:  # no history, or a test's no-sleep policy
+        if not seen or self.policy.initial == 0:  # no history, or a test's no-sleep policy
             return step
+        expected = statistics.median(seen)
         window = max(self.dense, 0.1 * expected)
-        start = expected - window
+        # Dense from the fastest recent task (or 10 % before the median, if sooner) to the
+        # slowest one (or 10 % past the median, if later): every recent duration is covered.
+        start = min(expected - window, min(seen))
+        end = max(expected + window, max(seen))
         dense = min(self.dense, self.policy.maximum) if self.policy.maximum > 0 else self.dense
         if elapsed < start:
             if polls == 0:  # one early look: a task refused or failed at once is seen soon
                 return min(step, start - elapsed)
             return min(SPARSE_MAX, start - elapsed)
-        if elapsed < expected + window:
+        if elapsed < end:
             return dense
         return self.policy.maximum

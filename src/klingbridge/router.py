@@ -471,6 +471,7 @@ class Router:
                     },
                 )
             )
+        waiting = self.clock()  # the vendor has the task from here (its create was answered)
         task = yield from flows.wait(
             provider,
             task,
@@ -481,10 +482,10 @@ class Router:
             observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
             heartbeat=journal.heartbeat,
             pace=self._pace(provider.name, request.kind),
-            started=trial.begun,
+            started=waiting,
         )
         if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
-            self.pacing.learn(provider.name, request.kind, self.clock() - trial.begun)
+            self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
         if task.cost is not None and listening:
             self.emit(
                 Event(

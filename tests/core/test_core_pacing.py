@@ -49,3 +49,11 @@ def test_kinds_and_providers_learn_apart_and_tests_never_sleep() -> None:
     pacing.learn("kling", "sound", 60.0)
     assert pacing.expected("piapi", "sound") is None and pacing.expected("kling", "video") is None
     assert pacing.interval("kling", "sound", 3, 10.0) == 0.0
+
+
+def test_every_recent_duration_is_covered_by_dense_polls() -> None:
+    pacing = Pacing(PollPolicy())
+    for seconds in (3.0, 10.0, 10.0, 11.0, 30.0):
+        pacing.learn("kling", "sound", seconds)
+    for finish in (3.2, 9.0, 12.5, 29.0):
+        assert _plan(pacing, finish)[1] <= 2.5 + 1e-9, finish
