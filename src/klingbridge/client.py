@@ -105,7 +105,7 @@ class _BaseClient:
             poll=self.poll,
             clock=clock,
             emit=self._emit,
-            pacing=Pacing(self.poll),
+            pacing=Pacing(self.poll) if self.poll.pacing else None,
             listening=self._listening,
         )
         self.store: TaskStore | None = self._open_store(store)

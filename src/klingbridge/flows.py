@@ -95,6 +95,11 @@ class PollPolicy(BaseModel):
     initial: float = Field(default=1.0, ge=0, description="seconds before the first poll")
     factor: float = Field(default=1.5, ge=1)
     maximum: float = Field(default=3.0, ge=0, le=300, description="longest interval, seconds")
+    pacing: bool = Field(
+        default=True,
+        description="once tasks of a provider and kind have ended, poll densely only around "
+        "their usual end (docs/scale.md); false: this schedule always",
+    )
 
     def interval(self, polls: int) -> float:
         return min(self.maximum, self.initial * math.pow(self.factor, polls))
