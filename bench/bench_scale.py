@@ -142,7 +142,10 @@ async def klingbridge_side(n: int, base_url: str, store: bool) -> dict[str, Any]
     with tempfile.TemporaryDirectory() as tmp:
         where = str(Path(tmp) / "tasks.db") if store else None
         async with AsyncClient(
-            config=Config(), settings=settings(base_url), store=where, poll=PollPolicy(**POLL)  # type: ignore[arg-type]
+            config=Config(),
+            settings=settings(base_url),
+            store=where,
+            poll=PollPolicy(**POLL),  # type: ignore[arg-type]
         ) as client:
 
             async def one(i: int) -> None:

@@ -54,3 +54,37 @@ def test_a_second_event_loop_starts_afresh(store: TaskStore) -> None:
 def test_a_new_job_is_returned_as_the_store_reads_it_back(store: TaskStore) -> None:
     job, new = store.run(_begin("fresh"))  # type: ignore[misc]
     assert new is True and job == store.job("fresh")
+
+
+def test_a_group_waits_for_another_writer_without_failing(tmp_path: object) -> None:
+    """SQLite: while another process holds the write lock, the group waits (in a thread)."""
+    import sqlite3
+    import threading
+
+    from klingbridge.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"{tmp_path}/tasks.sqlite3")
+    store.run(_begin("first"))
+    other = sqlite3.connect(f"{tmp_path}/tasks.sqlite3", isolation_level=None,
+                            check_same_thread=False)  # fmt: skip
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release_soon() -> None:
+        released.wait(10)
+        other.execute("COMMIT")
+
+    threading.Thread(target=release_soon).start()
+
+    async def main() -> object:
+        writing = asyncio.ensure_future(store.arun(_begin("second")))
+        await asyncio.sleep(0.05)
+        assert not writing.done()  # waiting for the lock, not failed
+        released.set()
+        return await writing
+
+    result = asyncio.run(main())
+    assert isinstance(result, tuple) and result[1] is True
+    assert store.job("second") is not None
+    other.close()
+    store.close()

@@ -35,7 +35,7 @@ class SQLiteStore(TaskStore):
         self.busy_timeout_s = busy_timeout_s
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._groups = WriteGroups(self._run_group)
+        self._groups = WriteGroups(self._run_group, self._run_group_now)
 
     def describe(self) -> str:
         return str(self.path)
@@ -91,7 +91,27 @@ class SQLiteStore(TaskStore):
 
     def _run_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
         with self._lock:
-            return run_group(self._connect(), procs, self.describe())
+            outcomes = run_group(self._connect(), procs, self.describe())
+        assert outcomes is not None  # without give_way, every procedure has an outcome
+        return outcomes
+
+    def _run_group_now(self, procs: list[Proc[Any]]) -> list[Outcome] | None:
+        """The group on the caller's thread if nothing has to be waited for, else None.
+
+        Not with `sync = "full"` (each commit waits for the disk), not while another thread
+        uses the connection, not while another process holds the write lock.
+        """
+        if self.sync == "full" or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            connection = self._connect()
+            connection.execute("PRAGMA busy_timeout = 0")
+            try:
+                return run_group(connection, procs, self.describe(), give_way=True)
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        finally:
+            self._lock.release()
 
     @staticmethod
     def _rollback(connection: sqlite3.Connection) -> None:
