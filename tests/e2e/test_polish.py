@@ -1,0 +1,29 @@
+"""Rough edges a new user meets in the first hour, each pinned by a test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from e2e_support import Cli, config_toml
+
+
+def test_config_check_reports_a_bad_store_url_among_the_other_problems(
+    cli: Cli, vendor: Any
+) -> None:
+    cli.write(config_toml(vendor, route=["kling", "acme"], extra='[store]\nurl = "mysql://db/x"\n'))
+    run = cli("config", "check")
+    assert run.exit_code == 1, run  # problems found, not "cannot run"
+    lines = run.stderr.strip().splitlines()
+    assert any("[store.url]" in line and "no backend for 'mysql'" in line for line in lines), lines
+    assert any("unknown provider 'acme'" in line for line in lines), lines
+    checked = cli("config", "check", "--json")
+    assert checked.exit_code == 1
+    assert len(checked.json()["problems"]) == 2
+
+
+def test_config_show_shows_a_bad_store_url_instead_of_stopping(cli: Cli, vendor: Any) -> None:
+    cli.write(config_toml(vendor, extra='[store]\nurl = "mysql://db/x"\n'))
+    run = cli("config", "show", "--json")
+    assert run.exit_code == 0, run
+    shown = run.json()["settings"]["store.url"]["value"]
+    assert shown.startswith("INVALID:") and "no backend for 'mysql'" in shown
