@@ -27,3 +27,12 @@ def test_config_show_shows_a_bad_store_url_instead_of_stopping(cli: Cli, vendor:
     assert run.exit_code == 0, run
     shown = run.json()["settings"]["store.url"]["value"]
     assert shown.startswith("INVALID:") and "no backend for 'mysql'" in shown
+
+
+def test_a_too_long_prompt_says_its_length_as_a_number(cli: Cli) -> None:
+    run = cli("generate", "sound", "x" * 201, "--duration", "3", "--provider", "kling")
+    assert run.exit_code == 2
+    assert run.stderr.strip() == ("error: kling: prompt must be at most 200 characters (got 201)")
+    piapi = cli("quote", "video", "x" * 2501, "--json")
+    reasons = {q["provider"]: q["reason"] for q in piapi.json()["quotes"]}
+    assert reasons["piapi"] == "piapi: prompt must be at most 2500 characters (got 2501)"
