@@ -125,7 +125,18 @@ class KlingProvider(Provider):
     def validate(self, request: Request) -> None:
         target = self.new_design(request)
         if target is None:
-            requests.validate(request)
+            try:
+                requests.validate(request)
+            except ValidationError as error:
+                if error.field != "model" or not self.new_models:
+                    raise
+                raise ValidationError(  # a new-design name is as good an answer as a legacy one
+                    self.name,
+                    "model",
+                    f"{error.limit} (legacy design) or {', '.join(self.new_models)} "
+                    "(new design, with an api_key)",
+                    error.value,
+                ) from None
             return
         name, model = target
         if self.settings.api_key is None:

@@ -36,3 +36,12 @@ def test_a_too_long_prompt_says_its_length_as_a_number(cli: Cli) -> None:
     piapi = cli("quote", "video", "x" * 2501, "--json")
     reasons = {q["provider"]: q["reason"] for q in piapi.json()["quotes"]}
     assert reasons["piapi"] == "piapi: prompt must be at most 2500 characters (got 2501)"
+
+
+def test_an_unknown_kling_model_lists_the_new_design_models_too(cli: Cli) -> None:
+    run = cli("generate", "video", "a kite", "--model", "kling-9", "--provider", "kling")
+    assert run.exit_code == 2
+    line = run.stderr.strip()
+    assert line.startswith("error: kling: model must be one of kling-v1, ")
+    assert "kling-3.0" in line and "(got 'kling-9')" in line  # accepted, so listed
+    assert "\n" not in line
