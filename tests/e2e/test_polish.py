@@ -6,6 +6,8 @@ from typing import Any
 
 from e2e_support import Cli, config_toml
 
+from klingbridge.store import open_store
+
 
 def test_config_check_reports_a_bad_store_url_among_the_other_problems(
     cli: Cli, vendor: Any
@@ -45,3 +47,17 @@ def test_an_unknown_kling_model_lists_the_new_design_models_too(cli: Cli) -> Non
     assert line.startswith("error: kling: model must be one of kling-v1, ")
     assert "kling-3.0" in line and "(got 'kling-9')" in line  # accepted, so listed
     assert "\n" not in line
+
+
+def test_worker_once_says_which_jobs_another_process_holds(cli: Cli) -> None:
+    detached = cli("generate", "sound", "rain", "--provider", "kling", "--detach", "--key", "k-1")
+    assert detached.exit_code == 0, detached
+    store = open_store(None)  # the test's own state directory
+    assert store is not None
+    assert store.claim("elsewhere:1:x", lease_s=600, limit=10) == ["k-1"]  # e.g. a stopped run
+    store.close()
+    run = cli("worker", "--once")
+    assert run.exit_code == 0, run
+    assert "0 succeeded" in run.stderr
+    assert "note: 1 unfinished job(s) held by another process until " in run.stderr
+    assert "k-1" in run.stderr.splitlines()[-1]
