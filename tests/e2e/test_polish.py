@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from e2e_support import Cli, config_toml
 
 from klingbridge.store import open_store
@@ -61,3 +62,24 @@ def test_worker_once_says_which_jobs_another_process_holds(cli: Cli) -> None:
     assert "0 succeeded" in run.stderr
     assert "note: 1 unfinished job(s) held by another process until " in run.stderr
     assert "k-1" in run.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--duration", "-3"], "error: SoundRequest.duration must be greater than 0 (got -3.0)"),
+        (["--duration", "0"], "error: SoundRequest.duration must be greater than 0 (got 0.0)"),
+    ],
+)
+def test_a_bad_request_value_reads_field_must_limit(cli: Cli, args: list[str], line: str) -> None:
+    run = cli("generate", "sound", "rain", *args, "--provider", "kling")
+    assert run.exit_code == 2
+    assert run.stderr.strip() == line
+
+
+def test_an_empty_prompt_reads_must_have(cli: Cli) -> None:
+    run = cli("quote", "sound", "")
+    assert run.exit_code == 2
+    assert run.stderr.strip() == (
+        "error: SoundRequest.prompt must have at least 1 character (got '')"
+    )
