@@ -83,3 +83,12 @@ def test_an_empty_prompt_reads_must_have(cli: Cli) -> None:
     assert run.stderr.strip() == (
         "error: SoundRequest.prompt must have at least 1 character (got '')"
     )
+
+
+def test_provider_and_route_together_names_both_options(cli: Cli) -> None:
+    run = cli("generate", "sound", "rain", "--provider", "kling", "--route", "default")
+    assert run.exit_code == 2
+    assert run.stderr.startswith(
+        "error: --provider and --route cannot be used together: give one (see: "
+    )
+    assert run.stderr.count("\n") == 1

@@ -116,6 +116,8 @@ def _generate(
     resubmit: bool,
     **options: Any,
 ) -> None:
+    if provider is not None and route is not None:
+        raise click.UsageError("--provider and --route cannot be used together: give one")
     request = build_request(kind, text, options)
     check_out(out)  # before anything is paid for
     with store_client(click.get_current_context()) as client:
