@@ -65,8 +65,12 @@ def demo_json(results: Results) -> dict[str, Any]:
 
 
 async def _generate_all(config: Config, poll: PollPolicy, request: SoundRequest) -> list[Task]:
-    """Both vendors at once: the async client shares all its logic with the sync one."""
-    async with AsyncClient(config=config, poll=poll) as client:
+    """Both vendors at once: the async client shares all its logic with the sync one.
+
+    Nothing goes in the task store: the simulator's tasks and charges are not the user's (they
+    would count in `tasks` and the dashboard's spend, and a worker would chase them at the
+    real vendors, the simulator gone)."""
+    async with AsyncClient(config=config, poll=poll, store=None) as client:
         runs = (client.run(request, provider=name, timeout=60) for name in PROVIDERS)
         return list(await asyncio.gather(*runs))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,3 +93,11 @@ def test_provider_and_route_together_names_both_options(cli: Cli) -> None:
         "error: --provider and --route cannot be used together: give one (see: "
     )
     assert run.stderr.count("\n") == 1
+
+
+def test_the_demo_leaves_the_task_store_alone(tmp_path: Path, cli: Cli) -> None:
+    run = cli("demo", "--out", str(tmp_path / "demo"), "--json")
+    assert run.exit_code == 0, run
+    listed = cli("tasks", "--json")
+    assert listed.exit_code == 0, listed
+    assert listed.json() == []  # no simulated charges among the user's jobs
