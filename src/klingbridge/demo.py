@@ -17,7 +17,7 @@ from .config import Config
 from .download import SavedFile, save_outputs
 from .flows import PollPolicy
 from .models import SoundRequest, Task
-from .render import add_row
+from .render import add_row, amount_text
 from .simulator import SimulatorConfig, running_simulator
 
 PROVIDERS = ("kling", "piapi")
@@ -101,7 +101,7 @@ def _side_by_side(results: list[tuple[Task, list[SavedFile]]]) -> Table:
         rows["files"].append(
             ", ".join(sorted({f.format for f in task.files})) + f" ({len(saved)} saved)"
         )
-        rows["cost (vendor)"].append(f"{cost.amount} {cost.unit}" if cost else "-")
+        rows["cost (vendor)"].append(amount_text(cost) if cost else "-")
         rows["cost (USD)"].append(f"${cost.usd:.4f}" if cost and cost.usd is not None else "-")
     for label, values in rows.items():
         add_row(table, label, *values)

@@ -62,18 +62,24 @@ class Progress:
             self.live.stop()
 
 
+def amount_text(cost: Cost) -> str:
+    """The vendor amount and unit, the same figure written one way: `3 kling_unit` whether the
+    price table computed 3.0 or the vendor charged 3, `0.25`, `700000` (never `7E+5`)."""
+    return f"{format(cost.amount.normalize(), 'f')} {cost.unit}"
+
+
 def cost_text(cost: Cost | None) -> str:
     if cost is None:
         return "-"
     usd = f" (${cost.usd:.4f})" if cost.usd is not None else ""
-    return f"{cost.amount} {cost.unit}{usd}"
+    return f"{amount_text(cost)}{usd}"
 
 
 def usd_text(cost: Cost | None) -> str:
     """Compact: USD when known (what attempts are compared by), else the vendor amount."""
     if cost is None:
         return "-"
-    return f"${cost.usd:.4f}" if cost.usd is not None else f"{cost.amount} {cost.unit}"
+    return f"${cost.usd:.4f}" if cost.usd is not None else amount_text(cost)
 
 
 def print_task(task: Task) -> None:

@@ -101,3 +101,13 @@ def test_the_demo_leaves_the_task_store_alone(tmp_path: Path, cli: Cli) -> None:
     listed = cli("tasks", "--json")
     assert listed.exit_code == 0, listed
     assert listed.json() == []  # no simulated charges among the user's jobs
+
+
+def test_vendor_amounts_are_written_one_way(cli: Cli) -> None:
+    run = cli("quote", "video", "--duration", "10")
+    assert run.exit_code == 0, run
+    assert "3 kling_unit" in run.stdout and "3.0 kling_unit" not in run.stdout
+    assert "4000000 piapi_point" in run.stdout
+    made = cli("generate", "video", "a kite", "--duration", "10", "--provider", "kling")
+    assert made.exit_code == 0, made
+    assert "quoted 3 kling_unit ($0.4200); charged 3 kling_unit ($0.4200)" in made.stdout
