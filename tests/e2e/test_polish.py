@@ -111,3 +111,25 @@ def test_vendor_amounts_are_written_one_way(cli: Cli) -> None:
     made = cli("generate", "video", "a kite", "--duration", "10", "--provider", "kling")
     assert made.exit_code == 0, made
     assert "quoted 3 kling_unit ($0.4200); charged 3 kling_unit ($0.4200)" in made.stdout
+
+
+def test_simulate_port_zero_says_the_port_it_found(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from klingbridge.simulator import server
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **kw: served.update(kw))
+    run = cli("simulate", "--port", "0")
+    assert run.exit_code == 0, run
+    port = served["port"]
+    assert port != 0
+    assert run.stderr.startswith(f"simulator on http://127.0.0.1:{port} ")
+    assert f"KLING_BASE_URL=http://127.0.0.1:{port} " in run.stderr
+
+
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_simulate_port_out_of_range_is_a_usage_error(cli: Cli, port: str) -> None:
+    run = cli("simulate", "--port", port)
+    assert run.exit_code == 2
+    assert run.stderr.startswith(f"error: Invalid value for '--port': {port} is not in the range")
