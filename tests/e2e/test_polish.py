@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from e2e_support import Cli, config_toml
 
@@ -133,3 +134,21 @@ def test_simulate_port_out_of_range_is_a_usage_error(cli: Cli, port: str) -> Non
     run = cli("simulate", "--port", port)
     assert run.exit_code == 2
     assert run.stderr.startswith(f"error: Invalid value for '--port': {port} is not in the range")
+
+
+def test_a_timeout_points_at_wait_with_the_key(cli: Cli, vendor: Any) -> None:
+    tunables = httpx.get(f"{vendor.base_url}/_sim/config").json()
+    httpx.patch(f"{vendor.base_url}/_sim/config", json={"running_s": 30.0})
+    try:
+        run = cli(
+            "generate", "video", "a kite", "--provider", "kling", "--key", "k-slow",
+            "--timeout", "0.2",
+        )  # fmt: skip
+    finally:
+        httpx.patch(f"{vendor.base_url}/_sim/config", json={"running_s": tunables["running_s"]})
+    assert run.exit_code == 1, run
+    line = run.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: kling task ")
+    assert (
+        "after 0.2 s; it keeps running at the vendor: klingbridge wait k-slow finishes it" in line
+    )

@@ -16,6 +16,7 @@ from ..download import SavedFile
 from ..errors import (
     KlingBridgeError,
     ValidationError,
+    WaitTimeout,
 )
 from ..jobs import new_key
 from ..models import SoundForVideoRequest, Task
@@ -184,6 +185,14 @@ def follow(
             failure = error
     if verbose and not as_json:
         print_attempts(list(failure.attempts), False)
+    if isinstance(failure, WaitTimeout) and key is not None:  # `wait` records and saves too
+        task = failure.task
+        fail(
+            f"{task.provider} task {task.id} still {task.status.value} after "
+            f"{failure.timeout:g} s; it keeps running at the vendor: klingbridge wait {key} "
+            "finishes it (records the charge, saves the files)",
+            error=failure,
+        )
     raise failure
 
 
