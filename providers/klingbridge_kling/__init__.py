@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, field_validator
 from klingbridge import (
     Balance,
     Capability,
+    ConfigError,
     Cost,
     HttpCall,
     Provider,
@@ -207,6 +208,17 @@ class KlingProvider(Provider):
         if (s.access_key and s.secret_key) or s.api_key:
             return []
         return [name for name in ("access_key", "secret_key") if not getattr(s, name)]
+
+    def require_credentials(self) -> None:
+        """Name both ways in: the key pair (legacy design only) or the API key (both designs)."""
+        missing = self.missing_credentials()
+        if missing:
+            pair = " and ".join(f"${KlingSettings.env[m]}" for m in missing)
+            raise ConfigError(
+                f"{self.name}: missing {', '.join(missing)}: set {pair} (legacy design only), "
+                "or api_key: $KLING_API_KEY (both designs), "
+                f"or [providers.{self.name}] in klingbridge.toml"
+            )
 
     # --- building calls ------------------------------------------------------------------
     def build_create(

@@ -152,3 +152,21 @@ def test_a_timeout_points_at_wait_with_the_key(cli: Cli, vendor: Any) -> None:
     assert (
         "after 0.2 s; it keeps running at the vendor: klingbridge wait k-slow finishes it" in line
     )
+
+
+def test_missing_kling_keys_name_the_api_key_too(cli: Cli, vendor: Any) -> None:
+    keyless = config_toml(vendor, route=["kling"]).replace(
+        f'access_key = "{vendor.config.kling_access_key}"', ""
+    )
+    cli.write(keyless.replace(f'secret_key = "{vendor.config.kling_secret_key}"', ""))
+    run = cli("generate", "sound", "rain", "--provider", "kling")
+    assert run.exit_code == 2
+    assert "$KLING_API_KEY" in run.stderr and run.stderr.count("\n") == 1
+    check = cli("config", "check")
+    assert check.exit_code == 1
+    (line,) = [x for x in check.stderr.splitlines() if "[providers.kling]" in x]
+    assert line.endswith(
+        "[providers.kling]: missing access_key, secret_key: set $KLING_ACCESS_KEY and "
+        "$KLING_SECRET_KEY (legacy design only), or api_key: $KLING_API_KEY (both designs), "
+        "or [providers.kling] in klingbridge.toml"
+    )
