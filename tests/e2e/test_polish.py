@@ -170,3 +170,17 @@ def test_missing_kling_keys_name_the_api_key_too(cli: Cli, vendor: Any) -> None:
         "$KLING_SECRET_KEY (legacy design only), or api_key: $KLING_API_KEY (both designs), "
         "or [providers.kling] in klingbridge.toml"
     )
+
+
+def test_config_check_still_checks_the_rest_of_a_route_with_a_mistake(
+    cli: Cli, vendor: Any
+) -> None:
+    broken = config_toml(vendor, route=["kling", "piapii"]).replace(
+        "[routes.default]\n", '[routes.default]\nstrategy = "cheapst"\n'
+    )
+    cli.write(broken)
+    run = cli("config", "check", "--json")
+    assert run.exit_code == 1, run
+    problems = "\n".join(run.json()["problems"])
+    assert "[routes.default.strategy]" in problems
+    assert "unknown provider 'piapii'" in problems  # not hidden by the strategy's mistake
