@@ -184,3 +184,14 @@ def test_config_check_still_checks_the_rest_of_a_route_with_a_mistake(
     problems = "\n".join(run.json()["problems"])
     assert "[routes.default.strategy]" in problems
     assert "unknown provider 'piapii'" in problems  # not hidden by the strategy's mistake
+
+
+def test_tasks_piped_keeps_each_row_on_one_line(cli: Cli) -> None:
+    key = "a-rather-long-key-0123456789abcdef"
+    made = cli("generate", "sound", "rain", "--provider", "piapi", "--key", key, "--detach")
+    assert made.exit_code == 0, made
+    run = cli("tasks")  # stdout is not a terminal here, as in `klingbridge tasks | grep`
+    assert run.exit_code == 0, run
+    (row,) = [line for line in run.stdout.splitlines() if key in line]
+    task_id = cli("tasks", "--json").json()[0]["task_id"]
+    assert task_id in row and "piapi" in row  # the 36-character id is not folded either
