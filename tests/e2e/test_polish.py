@@ -195,3 +195,11 @@ def test_tasks_piped_keeps_each_row_on_one_line(cli: Cli) -> None:
     (row,) = [line for line in run.stdout.splitlines() if key in line]
     task_id = cli("tasks", "--json").json()[0]["task_id"]
     assert task_id in row and "piapi" in row  # the 36-character id is not folded either
+
+
+@pytest.mark.parametrize("args", [[], ["generate"], ["config"], ["quote"]])
+def test_a_bare_group_prints_its_help_as_written(cli: Cli, args: list[str]) -> None:
+    run = cli(*args)
+    assert run.exit_code == 0, run
+    assert run.stdout.startswith("Usage: ") and "\nCommands:\n" in run.stdout
+    assert "error:" not in run.stderr
