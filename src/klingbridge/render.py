@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -22,6 +23,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def table(*headers: str, **options: Any) -> Table:
     """A table whose headers and cells fold on a narrow terminal instead of being cut with "…"."""
     return Table(*(Column(h, overflow="fold") for h in headers), **options)
+
+
+def print_listing(table: Table) -> None:
+    """A listing to search (`tasks`, `config show`): fitted to a terminal; piped or redirected,
+    one line per row at its natural width, so `| grep KEY` finds a key that would have folded."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    whole = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    Console(highlight=False, soft_wrap=True, width=whole).print(table)
 
 
 def add_row(table: Table, *cells: str) -> None:

@@ -203,3 +203,11 @@ def test_a_bare_group_prints_its_help_as_written(cli: Cli, args: list[str]) -> N
     assert run.exit_code == 0, run
     assert run.stdout.startswith("Usage: ") and "\nCommands:\n" in run.stdout
     assert "error:" not in run.stderr
+
+
+def test_config_show_piped_keeps_each_setting_on_one_line(cli: Cli) -> None:
+    run = cli("config", "show")
+    assert run.exit_code == 0, run
+    assert any(
+        "routes.default.fallback_after_lost_create" in line for line in run.stdout.splitlines()
+    )

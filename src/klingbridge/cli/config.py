@@ -15,6 +15,7 @@ from ..render import (
     add_row,
     console,
     err,
+    print_listing,
 )
 from ..render import (
     table as fold_table,
@@ -68,7 +69,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     table = fold_table("key", "value", "from")
     for row in rows:
         add_row(table, row["key"], row["shown"], row["source"])
-    console.print(table)
+    print_listing(table)
 
 
 @config.command("check")

@@ -6,11 +6,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.measure import Measurement
 from rich.text import Text
 
-from ..render import add_row, console, err
+from ..render import add_row, console, err, print_listing
 from ..render import table as fold_table
 from ..store import JobRecord
 from ..store.records import JobState
@@ -88,12 +86,7 @@ def _table(records: list[JobRecord], where: str) -> None:
             _usd(row["charged_usd"]),
             str(len(row["files"])),
         )
-    # Piped or redirected (no terminal to fit), rows stay whole: `klingbridge tasks | grep KEY`.
-    if console.is_terminal:
-        console.print(table)
-    else:
-        whole = Measurement.get(console, console.options.update_width(100_000), table).maximum
-        Console(highlight=False, soft_wrap=True, width=whole).print(table)
+    print_listing(table)
     charged: dict[str, float] = {}
     for job in records:
         latest = job.attempt
