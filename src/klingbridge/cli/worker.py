@@ -56,14 +56,20 @@ def worker(ctx: click.Context, once: bool, out: Path | None, concurrency: int) -
     if once:
         with make_client(ctx) as after:
             if after.store is not None:
-                _say_held(after.store)
+                _say_held(after.store, set(report.failed))
 
 
-def _say_held(store: TaskStore) -> None:
-    """Unfinished jobs another process holds were left alone: say so, or `0 succeeded` puzzles."""
+def _say_held(store: TaskStore, tried: set[str]) -> None:
+    """Unfinished jobs another process holds were left alone: say so, or `0 succeeded` puzzles.
+
+    Jobs this worker tried and failed (still held by it, for lease_s) were reported already."""
     unfinished, _ = store.jobs(states=[JobState.PENDING.value, JobState.RUNNING.value], limit=1000)
     now = datetime.now(timezone.utc)
-    held = [j for j in unfinished if j.lease_until is not None and j.lease_until > now]
+    held = [
+        j
+        for j in unfinished
+        if j.lease_until is not None and j.lease_until > now and j.key not in tried
+    ]
     if not held:
         return
     until = max(j.lease_until for j in held if j.lease_until is not None)
