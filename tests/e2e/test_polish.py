@@ -213,16 +213,15 @@ def test_config_show_piped_keeps_each_setting_on_one_line(cli: Cli) -> None:
     )
 
 
-def test_worker_once_does_not_call_its_own_failures_held_elsewhere(cli: Cli, vendor: Any) -> None:
+def test_a_refused_library_run_leaves_no_job_for_a_worker(cli: Cli, vendor: Any) -> None:
     from klingbridge import Client, SoundRequest, ValidationError
 
     settings = {"piapi": {"base_url": vendor.base_url, "api_key": vendor.config.piapi_api_key}}
     with Client(settings=settings) as client:
         with pytest.raises(ValidationError):
             client.run(SoundRequest(prompt="x", duration=3), provider="piapi", key="bad-1")
-        assert client.store is not None
-        client.store.release(client.owner, ["bad-1"])  # the refused run still held it
-    run = cli("worker", "--once")  # the job stays pending: the worker tries it, and fails
+    run = cli("worker", "--once")  # the job ended failed (nothing paid): nothing to retry
     assert run.exit_code == 0, run
-    assert "1 failed" in run.stderr
-    assert "held by another process" not in run.stderr
+    assert "0 failed" in run.stderr and "held by another process" not in run.stderr
+    (row,) = cli("tasks", "--json").json()
+    assert row["key"] == "bad-1" and row["status"] == "failed"
