@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from klingbridge import (
     Balance,
+    CallbackCheck,
     Capability,
     Cost,
     HttpCall,
@@ -38,7 +39,6 @@ from klingbridge import (
     hookimpl,
 )
 from klingbridge.parsing import guard, obj
-from klingbridge.provider import CallbackCheck
 
 from . import account, design, errors, parse, requests, webhooks
 from .auth import KlingJWTAuth, KlingKeyAuth

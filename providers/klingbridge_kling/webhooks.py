@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from klingbridge.provider import CallbackCheck, CallbackRefused
+from klingbridge import CallbackCheck, CallbackRefused
 
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 

@@ -18,6 +18,8 @@ from pydantic import SecretStr
 
 from klingbridge import (
     AuthError,
+    CallbackCheck,
+    CallbackRefused,
     Capability,
     Cost,
     HttpCall,
@@ -33,7 +35,6 @@ from klingbridge import (
     hookimpl,
 )
 from klingbridge.parsing import guard
-from klingbridge.provider import CallbackCheck, CallbackRefused
 
 from . import errors, parse, requests
 from .auth import PiAPIKeyAuth
