@@ -136,7 +136,9 @@ def test_a_callback_before_the_create_answer_is_matched_by_external_id(store: Ta
 
 
 def _forget_task_id(external_id: str) -> Any:
-    yield recorded.Sql("UPDATE kb_attempts SET task_id = NULL WHERE external_id = ?", (external_id,))
+    yield recorded.Sql(
+        "UPDATE kb_attempts SET task_id = NULL WHERE external_id = ?", (external_id,)
+    )
 
 
 def test_a_replayed_id_with_a_new_body_is_refused(store: TaskStore) -> None:

@@ -14,9 +14,9 @@ from callbacks_support import KLING_SECRET, PIAPI_SECRET, kling_body, kling_head
 from standardwebhooks.webhooks import Webhook
 
 from klingbridge import CallbackRefused
+from klingbridge.simulator.notify import sign
 from klingbridge_kling import KlingProvider, KlingSettings
 from klingbridge_piapi import PiAPIProvider, PiAPISettings
-from klingbridge.simulator.notify import sign
 
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -165,4 +165,6 @@ def test_piapi_secret_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPat
 def test_piapi_without_a_secret_refuses_unless_insecure() -> None:
     with pytest.raises(CallbackRefused, match="no webhook secret configured"):
         piapi(None).verify_callback(piapi_body("P-1", "completed"), {})
-    assert not piapi(None).verify_callback(piapi_body("P-1", "completed"), {}, insecure=True).authentic
+    assert (
+        not piapi(None).verify_callback(piapi_body("P-1", "completed"), {}, insecure=True).authentic
+    )
