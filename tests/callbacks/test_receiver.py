@@ -273,3 +273,19 @@ def test_refusals_are_logged_without_the_secret(
     text = caplog.text
     assert "wrong x-webhook-secret" in text and "too old" in text
     assert PIAPI_SECRET not in text and KLING_SECRET not in text and "guess" not in text
+
+
+def test_a_new_design_kling_callback_is_matched_by_its_external_id(store: TaskStore) -> None:
+    """The new design's callback body (tests/fixtures/kling_new_callback.json, from Kling's
+    callback page) is the bare task object; it arrives before the create's answer is recorded."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "kling_new_callback.json"
+    body = fixture.read_bytes()
+    external = json.loads(body)["external_id"]
+    seed_job(store, "kling", "unknown-yet", external_id=external)
+    store.run(_forget_task_id(external))
+    answer = Harness(store).kling(body, msg_id="m-new")
+    assert (answer.status_code, answer.json()["effect"]) == (200, "changed")
+    job = store.job("job-1")
+    assert job is not None and job.state is JobState.SUCCEEDED
+    assert job.attempt is not None and job.attempt.task_id == "860553425467817985"
+    assert job.task is not None and job.task.outputs and job.task.external_id == external
