@@ -31,6 +31,7 @@ from klingbridge import Client, SoundRequest, TaskStatus
 from klingbridge.config import load_config
 from klingbridge.plugins import default_plugin_manager, provider_classes
 from klingbridge.simulator import SimulatorConfig, running_simulator
+from klingbridge.store import JobState, open_store
 
 
 def batch(config_path: Path, tasks: int, tag: str) -> float:
@@ -50,6 +51,22 @@ def batch(config_path: Path, tasks: int, tag: str) -> float:
     with ThreadPoolExecutor(max_workers=tasks) as pool:
         list(pool.map(one, range(tasks)))
     return time.perf_counter() - start
+
+
+def _saved(store_path: Path, tag: str, tasks: int) -> int:
+    """Jobs of a round that the store shows succeeded with their files (serve --out saves)."""
+    store = open_store(f"sqlite:///{store_path}")
+    assert store is not None
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            jobs = [store.job(f"{tag}-{i}") for i in range(tasks)]
+            done = sum(1 for j in jobs if j and j.state is JobState.SUCCEEDED and j.files)
+            if done == tasks or time.monotonic() > deadline:
+                return done
+            time.sleep(0.1)
+    finally:
+        store.close()
 
 
 def requests(sim: Any) -> dict[str, dict[str, int]]:
@@ -76,11 +93,12 @@ def main() -> None:
     )
     per_task: dict[tuple[str, str], list[float]] = {}
     walls: dict[str, list[float]] = {"callbacks": [], "polling": []}
+    saved: list[int] = []
     with tempfile.TemporaryDirectory() as folder, running_simulator(sim_config) as sim:
         root = Path(folder)
         store, config = root / "tasks.sqlite3", root / "klingbridge.toml"
         config.write_text(config_toml(sim, store), encoding="utf-8")
-        with serving(config) as served:
+        with serving(config, "--out", str(root / "out")) as served:
             for round_ in range(args.repeat):
                 for mode in ("callbacks", "polling"):
                     url = served.url if mode == "callbacks" else ""
@@ -96,6 +114,8 @@ def main() -> None:
                             per_task.setdefault((mode, f"{vendor} {op}"), []).append(
                                 spent / (args.tasks / 2)
                             )
+                    if mode == "callbacks":
+                        saved.append(_saved(store, f"{mode}-{round_}", args.tasks))
     rows = []
     for mode in ("callbacks", "polling"):
         cells: list[object] = [mode]
@@ -113,6 +133,7 @@ def main() -> None:
     cb = sum(statistics.median(per_task[("callbacks", f"{v} query")]) for v in ("kling", "piapi"))
     po = sum(statistics.median(per_task[("polling", f"{v} query")]) for v in ("kling", "piapi"))
     print(f"\nqueries per task, both vendors: callbacks {cb / 2:.2f}, polling {po / 2:.2f}")
+    print(f"callback rounds: jobs succeeded in the store with files saved by serve: {saved}")
 
 
 if __name__ == "__main__":

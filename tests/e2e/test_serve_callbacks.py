@@ -20,7 +20,7 @@ from klingbridge.store import callbacks as recorded
 PER_VENDOR = 5
 
 
-def run_all(config_path: Path, *, detach: bool = False) -> list[str]:
+def run_all(config_path: Path, *, detach: bool = False, out: Path | None = None) -> list[str]:
     """PER_VENDOR sound tasks on each vendor, at once; returns the job keys."""
     config = load_config(config_path, provider_classes=provider_classes(default_plugin_manager()))
     names = ["kling", "piapi"] * PER_VENDOR
@@ -34,6 +34,7 @@ def run_all(config_path: Path, *, detach: bool = False) -> list[str]:
                 key=key,
                 timeout=60,
                 detach=detach,
+                out_dir=None if out is None else out / key,
             )
         assert detach or result.task.status is TaskStatus.SUCCEEDED
         return key
@@ -70,11 +71,10 @@ def paths(tmp_path: Path) -> tuple[Path, Path, Path]:
     return tmp_path / "klingbridge.toml", tmp_path / "tasks.sqlite3", tmp_path / "out"
 
 
-def start(sim: Any, paths: tuple[Path, Path, Path], safety_poll_s: float = 30) -> Any:
-    config, store, out = paths
+def start(sim: Any, paths: tuple[Path, Path, Path], *, out: bool = True) -> Any:
+    config, store, folder = paths
     config.write_text(config_toml(sim, store), encoding="utf-8")
-    served = serving(config, "--out", str(out))
-    return served
+    return serving(config, *(["--out", str(folder)] if out else []))
 
 
 def point_at(served: Served, sim: Any, paths: tuple[Path, Path, Path], **extra: Any) -> None:
@@ -175,3 +175,13 @@ def test_tasks_orphans_lists_deliveries_about_unknown_tasks(paths: tuple[Path, P
         listed = Cli(paths[0])("tasks", "--orphans", "--json")
         assert listed.exit_code == 0, listed
         assert [(o["provider"], o["task_id"]) for o in listed.json()] == [("kling", "K-nobody")]
+
+
+def test_detached_jobs_are_saved_into_their_own_folders(paths: tuple[Path, Path, Path]) -> None:
+    """No `serve --out`: a job nobody holds any more is saved where its run said."""
+    with calling_back() as sim, start(sim, paths, out=False) as served:
+        point_at(served, sim, paths)
+        keys = run_all(paths[0], detach=True, out=paths[2])
+        assert wait_until(lambda: settled(paths[1], keys))
+        for key in keys:
+            assert any((paths[2] / key).iterdir()), key
