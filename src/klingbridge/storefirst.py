@@ -60,6 +60,7 @@ def wait(
     every `safety_poll_s`. `external_id` names the attempt whose task the receiver records."""
     deadline = clock() + timeout
     asked = clock()
+    orphaned = 0  # deliveries that came before the task was known: each one is worth a query
     while not task.status.is_terminal:
         now = clock()
         if now >= deadline:
@@ -68,11 +69,15 @@ def wait(
         if beat is not None:
             yield beat
         yield Sleep(min(plan.store_poll_s, max(0.0, deadline - now)))
-        known = yield Record(callbacks.peek(external_id), read=True)
-        if isinstance(known, Task) and _RANK[known.status] > _RANK[task.status]:
+        peeked = yield Record(callbacks.peek(external_id), read=True)
+        known = peeked.task if isinstance(peeked, callbacks.Peek) else None
+        if known is not None and _RANK[known.status] > _RANK[task.status]:
             task = _moved(task, known, on_update)
             continue
-        if clock() - asked < plan.safety_poll_s:
+        hinted = isinstance(peeked, callbacks.Peek) and peeked.orphaned > orphaned
+        if hinted:
+            orphaned = peeked.orphaned
+        elif clock() - asked < plan.safety_poll_s:
             continue
         asked = clock()
         found = yield from _ask(provider, task)

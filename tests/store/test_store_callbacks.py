@@ -47,7 +47,7 @@ def test_a_task_never_moves_backwards(store: TaskStore) -> None:
     receive(store, "m-done", TaskStatus.SUCCEEDED)
     _, applied = receive(store, "m-run", TaskStatus.RUNNING)  # type: ignore[misc]
     assert applied.effect is cb.Effect.UNCHANGED
-    assert store.read(cb.peek("x-k1")).status is TaskStatus.SUCCEEDED  # type: ignore[union-attr]
+    assert store.read(cb.peek("x-k1")).task.status is TaskStatus.SUCCEEDED  # type: ignore[union-attr]
 
 
 def test_a_failure_is_recorded_on_the_attempt_and_the_job_left_to_its_route(
@@ -88,3 +88,19 @@ def test_concurrent_duplicates_apply_once(store: TaskStore) -> None:
         thread.join()
     assert results.count(cb.Admission.NEW) == 1
     assert results.count(cb.Admission.DUPLICATE) == 5
+
+
+def test_an_orphan_is_seen_by_the_wait_and_unlisted_once_its_task_is_known(
+    store: TaskStore,
+) -> None:
+    now = time.time()
+    store.run(procs.begin("k2", REQUEST, route=None, provider="kling", out_dir=None,
+                          owner="me", lease_s=60, now=now))  # fmt: skip
+    store.run(procs.intent("k2", "kling", "x-k2", None, now))  # the create is on its way
+    early = task(TaskStatus.SUCCEEDED, "T-early")  # no external id echoed: unknown here
+    store.run(cb.receive("kling", "m-early", "d", early, "{}", now))
+    assert [o.task_id for o in store.read(cb.orphans())] == ["T-early"]
+    assert store.read(cb.peek("x-k2")) == cb.Peek(None, 0)
+    store.run(procs.observe("x-k2", task(TaskStatus.QUEUED, "T-early"), now))  # answer recorded
+    assert store.read(cb.peek("x-k2")).orphaned == 1
+    assert store.read(cb.orphans()) == []

@@ -154,15 +154,40 @@ def hint_target(provider: str, task: Task) -> Proc[Task | None]:
     return None if found is None else _keep_known(found[2], task)
 
 
-def peek(external_id: str) -> Proc[Task | None]:
+@dataclass(frozen=True)
+class Peek:
+    """What a waiting client reads: the attempt's task as recorded, and whether a delivery about
+    it arrived as an orphan (before the create's answer was recorded): then ask the vendor now."""
+
+    task: Task | None
+    orphaned: int = 0
+
+
+def peek(external_id: str) -> Proc[Peek]:
     """The attempt's task as the store knows it now (a read: takes no write lock)."""
-    rows = yield Sql("SELECT task FROM kb_attempts WHERE external_id = ?", (external_id,))
-    return Task.model_validate_json(rows[0][0]) if rows and rows[0][0] else None
+    rows = yield Sql(
+        "SELECT a.task, (SELECT COUNT(*) FROM kb_orphans o"
+        " WHERE o.provider = a.provider AND o.task_id = a.task_id)"
+        " FROM kb_attempts a WHERE a.external_id = ?",
+        (external_id,),
+    )
+    if not rows:
+        return Peek(None)
+    task = Task.model_validate_json(rows[0][0]) if rows[0][0] else None
+    return Peek(task, int(rows[0][1] or 0))
 
 
 def orphans(*, provider: str | None = None, limit: int = 50) -> Proc[list[OrphanRecord]]:
-    """Deliveries about tasks this store does not know, newest first."""
-    where = " WHERE provider = ?" if provider else ""
+    """Deliveries about tasks this store does not know (still), newest first.
+
+    An orphan whose task the store learnt later (its create's answer was recorded after the
+    delivery came) is no longer listed: the waiting run asked the vendor about it.
+    """
+    where = (
+        " WHERE NOT EXISTS (SELECT 1 FROM kb_attempts a"
+        " WHERE a.provider = kb_orphans.provider AND a.task_id = kb_orphans.task_id)"
+    )
+    where += " AND provider = ?" if provider else ""
     params: tuple[Any, ...] = (provider, limit) if provider else (limit,)
     rows = yield Sql(
         "SELECT provider, delivery_id, task_id, status, body, at FROM kb_orphans"
