@@ -18,6 +18,7 @@ from ..config import Config
 from ..render import err
 from ..store import TaskStore
 from .app import fail, main, store_client
+from .saving import check_out
 
 
 def build_app(
@@ -100,6 +101,7 @@ def serve(
     from ..dashboard import TOKEN_ENV
 
     logging.getLogger("klingbridge.callbacks").setLevel(logging.INFO)
+    check_out(out)  # a folder that cannot take files fails now, not at the first result
     client = store_client(ctx)
     store = client.store
     assert store is not None
