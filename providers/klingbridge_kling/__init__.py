@@ -23,6 +23,7 @@ from klingbridge import (
     Balance,
     CallbackCheck,
     Capability,
+    ConfigError,
     Cost,
     HttpCall,
     Provider,
@@ -130,7 +131,18 @@ class KlingProvider(Provider):
     def validate(self, request: Request) -> None:
         target = self.new_design(request)
         if target is None:
-            requests.validate(request)
+            try:
+                requests.validate(request)
+            except ValidationError as error:
+                if error.field != "model" or not self.new_models:
+                    raise
+                raise ValidationError(  # a new-design name is as good an answer as a legacy one
+                    self.name,
+                    "model",
+                    f"{error.limit} (legacy design) or {', '.join(self.new_models)} "
+                    "(new design, with an api_key)",
+                    error.value,
+                ) from None
             return
         name, model = target
         if self.settings.api_key is None:
@@ -201,6 +213,17 @@ class KlingProvider(Provider):
         if (s.access_key and s.secret_key) or s.api_key:
             return []
         return [name for name in ("access_key", "secret_key") if not getattr(s, name)]
+
+    def require_credentials(self) -> None:
+        """Name both ways in: the key pair (legacy design only) or the API key (both designs)."""
+        missing = self.missing_credentials()
+        if missing:
+            pair = " and ".join(f"${KlingSettings.env[m]}" for m in missing)
+            raise ConfigError(
+                f"{self.name}: missing {', '.join(missing)}: set {pair} (legacy design only), "
+                "or api_key: $KLING_API_KEY (both designs), "
+                f"or [providers.{self.name}] in klingbridge.toml"
+            )
 
     # --- building calls ------------------------------------------------------------------
     def build_create(

@@ -13,6 +13,8 @@ Environment variables override the file. The core's own (`KLINGBRIDGE_CONFIG`,
 
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 import sys
 from collections.abc import Mapping
@@ -293,22 +295,49 @@ def load_config(
         section = section if isinstance(section, Mapping) else {}
         raw["callbacks"] = {**section, "public_url": env.callback_url}
         sources["callbacks.public_url"] = "env KLINGBRIDGE_CALLBACK_URL"
-    data = {**raw, "providers": providers}
+    data = copy.deepcopy({**raw, "providers": providers})
     try:
         config = Config.model_validate(data)
     except PydanticValidationError as error:
         for problem in error.errors():
             found.append((f"{path or 'defaults'} [{_key(problem)}]", _message(problem)))
             if collect is not None and problem["loc"]:
-                data.pop(str(problem["loc"][0]), None)  # the rest is still checked
+                _drop(data, problem["loc"])  # the rest, of that section too, is still checked
         if collect is None:
             raise ConfigError.many(found) from error
-        config = Config.model_validate(data)
+        config = _validate_rest(data)
     if found:
         if collect is None:
             raise ConfigError.many(found)
         collect.extend(f"{where}: {message}" for where, message in found)
     return config.model_copy(update={"sources": sources, "path": path})
+
+
+def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> None:
+    """Remove the one setting a problem is about (a route's bad `strategy`, not every route)."""
+    keys = list(itertools.takewhile(lambda k: isinstance(k, str), loc))  # a list goes whole
+    chain: list[Any] = [data]
+    for key in keys[:-1]:
+        chain.append(chain[-1].get(key) if isinstance(chain[-1], dict) else None)
+    if not (keys and isinstance(chain[-1], dict) and keys[-1] in chain[-1]):
+        data.pop(str(loc[0]), None)
+        return
+    del chain[-1][keys[-1]]
+    for depth in range(len(keys) - 1, 0, -1):  # a section left empty takes its defaults
+        if chain[depth]:
+            break
+        del chain[depth - 1][keys[depth - 1]]
+
+
+def _validate_rest(data: dict[str, Any]) -> Config:
+    """What is left once each faulty setting is dropped; a section left incomplete by a drop
+    (a route without its `providers`) falls back to its defaults, its problem already said."""
+    try:
+        return Config.model_validate(data)
+    except PydanticValidationError as error:
+        for problem in error.errors():
+            data.pop(str(problem["loc"][0]), None)
+        return Config.model_validate(data)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -234,11 +234,11 @@ class Router:
         let go for `klingbridge wait` or a worker to finish).
         """
         run = _Run()
-        candidates = self.order(request, route)
-        if len(candidates) == 1 and resume is None:  # one provider: its own error, before any call
-            self.providers(candidates[0]).validate(request)
-            self.providers(candidates[0]).require_credentials()
-        try:
+        try:  # every failure, bad input included, closes the job's record (and its lease)
+            candidates = self.order(request, route)
+            if len(candidates) == 1 and resume is None:  # one provider: its own error, first
+                self.providers(candidates[0]).validate(request)
+                self.providers(candidates[0]).require_credentials()
             if resume is not None:
                 provider = self.providers(resume.provider)
                 trial = _Trial.resumed(resume, self.clock())

@@ -20,7 +20,9 @@ from .app import echo_json, main, with_json
 # --- simulator and demo ----------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free."
+)
 @click.option(
     "--speed",
     type=click.Choice(["fast", "default", "realistic"]),
@@ -68,8 +70,8 @@ def simulate(
     except ValueError as error:
         raise click.BadParameter(str(error).splitlines()[0]) from error
     try:
-        with socket.create_server((host, port)):
-            pass  # free: say so only if the server can really start there
+        with socket.create_server((host, port)) as probe:
+            port = probe.getsockname()[1]  # free (--port 0: the one found): say which
     except OSError as error:
         message = f"cannot listen on {host}:{port}: {error}"
         raise click.BadParameter(message, param_hint="--port") from error

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ..render import add_row, console, err
+from ..render import add_row, console, err, print_listing
 from ..render import table as fold_table
 from ..store import JobRecord, callbacks
 from ..store.records import JobState
@@ -117,7 +117,7 @@ def _table(records: list[JobRecord], where: str) -> None:
             _usd(row["charged_usd"]),
             str(len(row["files"])),
         )
-    console.print(table)
+    print_listing(table)
     charged: dict[str, float] = {}
     for job in records:
         latest = job.attempt
