@@ -96,7 +96,7 @@ def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> 
     for o in found:
         add_row(table, o.at.isoformat(), o.provider, o.task_id or "-", o.status or "-",
                 o.delivery_id)  # fmt: skip
-    console.print(table)
+    print_listing(table)
 
 
 def _table(records: list[JobRecord], where: str) -> None:
