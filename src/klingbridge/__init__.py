@@ -46,7 +46,15 @@ from .models import (
     VideoRequest,
     Voice,
 )
-from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
+from .provider import (
+    CallbackCheck,
+    CallbackRefused,
+    Capability,
+    HttpCall,
+    HttpReply,
+    Provider,
+    ProviderSettings,
+)
 
 __version__ = "0.1.0"
 
@@ -55,6 +63,8 @@ __all__ = [
     "AuthError",
     "Backoff",
     "Balance",
+    "CallbackCheck",
+    "CallbackRefused",
     "Capability",
     "Client",
     "ConfigError",

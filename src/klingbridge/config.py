@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,6 +54,7 @@ class EnvSettings(BaseSettings):
     config: Path | None = None
     route: str | None = None
     store: str | None = None
+    callback_url: str | None = None
 
 
 class Route(BaseModel):
@@ -100,6 +101,37 @@ class StoreSettings(BaseModel):
     lease_s: float = Field(default=60.0, gt=0, description="a dead process's jobs wait this long")
 
 
+class CallbackSettings(BaseModel):
+    """`[callbacks]`: where vendors POST status changes, and how waiting works with them.
+
+    With `public_url` set (or `KLINGBRIDGE_CALLBACK_URL`), every create names
+    `<public_url>/callbacks/<provider>`; a wait then reads the store every `store_poll_s` and
+    asks the vendor only every `safety_poll_s` (in case a delivery was lost). See callbacks.md.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_url: str | None = Field(
+        default=None, description="the receiver's base URL as vendors reach it (https://...)"
+    )
+    safety_poll_s: float = Field(
+        default=60.0, ge=0, le=3600, description="seconds between vendor queries while waiting"
+    )
+    store_poll_s: float = Field(
+        default=1.0, ge=0, le=60, description="seconds between reads of the store while waiting"
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, le=64 << 20, description="largest delivery the receiver reads"
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value.rstrip("/") if value else None
+
+
 class LegacyLedgerSettings(BaseModel):
     """`[ledger]` of klingbridge 0.1: read only to import the old ledger into the store once."""
 
@@ -126,6 +158,7 @@ class Config(BaseModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     ledger: LegacyLedgerSettings = Field(default_factory=LegacyLedgerSettings)
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
     path: Path | None = Field(default=None, exclude=True)
@@ -219,7 +252,13 @@ def load_config(
         {
             k.removeprefix("KLINGBRIDGE_").lower(): v
             for k, v in environ.items()
-            if k in ("KLINGBRIDGE_CONFIG", "KLINGBRIDGE_ROUTE", "KLINGBRIDGE_STORE")
+            if k
+            in (
+                "KLINGBRIDGE_CONFIG",
+                "KLINGBRIDGE_ROUTE",
+                "KLINGBRIDGE_STORE",
+                "KLINGBRIDGE_CALLBACK_URL",
+            )
         }
     )
     path = path or find_config_file(env)
@@ -251,6 +290,11 @@ def load_config(
         store = raw.get("store", {})
         raw["store"] = {**(store if isinstance(store, Mapping) else {}), "url": env.store}
         sources["store.url"] = "env KLINGBRIDGE_STORE"
+    if env.callback_url:
+        section = raw.get("callbacks", {})
+        section = section if isinstance(section, Mapping) else {}
+        raw["callbacks"] = {**section, "public_url": env.callback_url}
+        sources["callbacks.public_url"] = "env KLINGBRIDGE_CALLBACK_URL"
     data = copy.deepcopy({**raw, "providers": providers})
     try:
         config = Config.model_validate(data)

@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import flows
+from . import flows, storefirst
 from .config import CooldownPolicy, RetryPolicy, Route
 from .errors import (
     ConfigError,
@@ -200,6 +200,8 @@ class Router:
     clock: Clock
     emit: Emit
     new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
+    #: With a task store: how a run that names a callback URL waits (store first). None: polls.
+    store_first: storefirst.StoreFirst | None = None
 
     def order(self, request: Request, route: Route) -> list[str]:
         if route.strategy == "ordered":
@@ -302,6 +304,7 @@ class Router:
     ) -> Flow[RunResult | None]:
         """One provider's attempt, from wherever `start` left it. None: go on to the next."""
         name = provider.name
+        callback_url = storefirst.endpoint(callback_url, name)  # the base, plus this provider
         try:
             task, recovered = yield from self._reach(
                 provider, request, journal, trial, start, callback_url
@@ -349,8 +352,9 @@ class Router:
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         try:
             task = yield from self._follow(
-                provider, request, task, trial, recovered, timeout, on_update, journal
-            )
+                provider, request, task, trial, recovered, timeout, on_update, journal,
+                callbacks=callback_url is not None,
+            )  # fmt: skip
         except Exception as error:
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
@@ -445,8 +449,14 @@ class Router:
         timeout: float,
         on_update: OnUpdate | None,
         journal: Journal,
+        *,
+        callbacks: bool = False,
     ) -> Flow[Task]:
-        """From a created task to its end: announce it, wait for it, record its charge."""
+        """From a created task to its end: announce it, wait for it, record its charge.
+
+        With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
+        first and the vendor asked only as a safety net (storefirst.py).
+        """
         if on_update is not None:
             on_update(task)
         quoted = trial.quoted.model_dump(mode="json") if trial.quoted else None
@@ -464,16 +474,24 @@ class Router:
                 },
             )
         )
-        task = yield from flows.wait(
-            provider,
-            task,
-            timeout=timeout,
-            poll=self.poll,
-            clock=self.clock,
-            on_update=self._status_events(on_update),
-            observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
-            heartbeat=journal.heartbeat,
-        )
+        observe = lambda found: Record(procs.observe(trial.external_id, found, journal.wall()))  # noqa: E731
+        if callbacks and self.store_first is not None:
+            task = yield from storefirst.wait(
+                provider, task, trial.external_id, plan=self.store_first, timeout=timeout,
+                clock=self.clock, on_update=self._status_events(on_update), observe=observe,
+                heartbeat=journal.heartbeat,
+            )  # fmt: skip
+        else:
+            task = yield from flows.wait(
+                provider,
+                task,
+                timeout=timeout,
+                poll=self.poll,
+                clock=self.clock,
+                on_update=self._status_events(on_update),
+                observe=observe,
+                heartbeat=journal.heartbeat,
+            )
         if task.cost is not None:
             self.emit(
                 Event(

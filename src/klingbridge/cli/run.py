@@ -65,8 +65,9 @@ RUN_OPTIONS = (
     click.Option(
         ["--callback-url"],
         default=None,
-        help="Where the vendor should POST status changes (Kling callback_url, "
-        "PiAPI webhook_config.endpoint).",
+        metavar="BASE",
+        help="The callback receiver's base URL (default: [callbacks] public_url): each create "
+        "names BASE/callbacks/<provider>, and the wait reads the task store first.",
     ),
 )
 
