@@ -50,7 +50,15 @@ if TYPE_CHECKING:
         VideoRequest,
         Voice,
     )
-    from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
+    from .provider import (
+        CallbackCheck,
+        CallbackRefused,
+        Capability,
+        HttpCall,
+        HttpReply,
+        Provider,
+        ProviderSettings,
+    )
 
 __version__ = "0.1.0"
 
@@ -61,6 +69,8 @@ _LAZY: dict[str, str] = {
     "AuthError": "errors",
     "Backoff": "flows",
     "Balance": "models",
+    "CallbackCheck": "provider",
+    "CallbackRefused": "provider",
     "Capability": "provider",
     "Client": "client",
     "ConfigError": "errors",
@@ -122,6 +132,8 @@ __all__ = [
     "AuthError",
     "Backoff",
     "Balance",
+    "CallbackCheck",
+    "CallbackRefused",
     "Capability",
     "Client",
     "ConfigError",

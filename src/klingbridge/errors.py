@@ -16,6 +16,7 @@
     ├── TaskFailed                the task ran and failed or was cancelled (carries the Task)
     ├── WaitTimeout               the task did not finish before the deadline (carries the Task)
     ├── DownloadError             an output could not be saved (download.py; unsafe URL, disk)
+    ├── CallbackRefused           a delivery to the receiver failed verification (provider.py)
     └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
 
 A task that fails is not an API error: `TaskFailed` is raised by `run`, never by `get`.

@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import flows
+from . import flows, storefirst
 from .config import CooldownPolicy, RetryPolicy, Route
 from .errors import (
     ConfigError,
@@ -205,6 +205,8 @@ class Router:
     pacing: Pacing | None = None
     #: Whether anyone listens to events (a `klingbridge_event` plugin): if not, none is built.
     listening: Callable[[], bool] = lambda: True
+    #: With a task store: how a run that names a callback URL waits (store first). None: polls.
+    store_first: storefirst.StoreFirst | None = None
 
     def order(self, request: Request, route: Route) -> list[str]:
         if route.strategy == "ordered":
@@ -237,11 +239,11 @@ class Router:
         let go for `klingbridge wait` or a worker to finish).
         """
         run = _Run()
-        candidates = self.order(request, route)
-        if len(candidates) == 1 and resume is None:  # one provider: its own error, before any call
-            self.providers(candidates[0]).validate(request)
-            self.providers(candidates[0]).require_credentials()
-        try:
+        try:  # every failure, bad input included, closes the job's record (and its lease)
+            candidates = self.order(request, route)
+            if len(candidates) == 1 and resume is None:  # one provider: its own error, first
+                self.providers(candidates[0]).validate(request)
+                self.providers(candidates[0]).require_credentials()
             if resume is not None:
                 provider = self.providers(resume.provider)
                 trial = _Trial.resumed(resume, self.clock())
@@ -307,6 +309,7 @@ class Router:
     ) -> Flow[RunResult | None]:
         """One provider's attempt, from wherever `start` left it. None: go on to the next."""
         name = provider.name
+        callback_url = storefirst.endpoint(callback_url, name)  # the base, plus this provider
         try:
             task, recovered = yield from self._reach(
                 provider, request, journal, trial, start, callback_url
@@ -354,8 +357,9 @@ class Router:
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         try:
             task = yield from self._follow(
-                provider, request, task, trial, recovered, timeout, on_update, journal
-            )
+                provider, request, task, trial, recovered, timeout, on_update, journal,
+                callbacks=callback_url is not None,
+            )  # fmt: skip
         except Exception as error:
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
@@ -450,8 +454,14 @@ class Router:
         timeout: float,
         on_update: OnUpdate | None,
         journal: Journal,
+        *,
+        callbacks: bool = False,
     ) -> Flow[Task]:
-        """From a created task to its end: announce it, wait for it, record its charge."""
+        """From a created task to its end: announce it, wait for it, record its charge.
+
+        With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
+        first and the vendor asked only as a safety net (storefirst.py).
+        """
         if on_update is not None:
             on_update(task)
         listening = self.listening()
@@ -471,21 +481,23 @@ class Router:
                     },
                 )
             )
+        observe = lambda found: Record(procs.observe(trial.external_id, found, journal.wall()))  # noqa: E731
+        changed = self._status_events(on_update) if listening else on_update
         waiting = self.clock()  # the vendor has the task from here (its create was answered)
-        task = yield from flows.wait(
-            provider,
-            task,
-            timeout=timeout,
-            poll=self.poll,
-            clock=self.clock,
-            on_update=self._status_events(on_update) if listening else on_update,
-            observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
-            heartbeat=journal.heartbeat,
-            pace=self._pace(provider.name, request.kind),
-            started=waiting,
-        )
-        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
-            self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
+        if callbacks and self.store_first is not None:
+            task = yield from storefirst.wait(
+                provider, task, trial.external_id, plan=self.store_first, timeout=timeout,
+                clock=self.clock, on_update=changed, observe=observe,
+                heartbeat=journal.heartbeat,
+            )  # fmt: skip
+        else:
+            task = yield from flows.wait(
+                provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
+                on_update=changed, observe=observe, heartbeat=journal.heartbeat,
+                pace=self._pace(provider.name, request.kind), started=waiting,
+            )  # fmt: skip
+            if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
+                self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
         if task.cost is not None and listening:
             self.emit(
                 Event(

@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "quote",
         "Compare what every provider would charge for a request (no call is made).",
     ),
+    "serve": (
+        "serve",
+        "Receive the vendors' callbacks: POST /callbacks/kling, /callbacks/piapi; GET /healthz.",
+    ),
     "simulate": (
         "local",
         "Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI).",

@@ -20,7 +20,9 @@ from .app import echo_json, main, with_json
 # --- simulator and demo ----------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free."
+)
 @click.option(
     "--speed",
     type=click.Choice(["fast", "default", "realistic"]),
@@ -30,7 +32,26 @@ from .app import echo_json, main, with_json
 )
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
 @click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
-def simulate(host: str, port: int, speed: str, faults: str | None, access_log: bool) -> None:
+@click.option(
+    "--kling-webhook-secret",
+    default=None,
+    metavar="whsec_…",
+    help="Sign Kling callbacks with this account secret (Standard Webhooks).",
+)
+@click.option(
+    "--callback-faults",
+    default=None,
+    help='Delivery faults as JSON, e.g. \'{"duplicate": 0.5, "reorder": 1}\' (docs/simulator.md).',
+)
+def simulate(
+    host: str,
+    port: int,
+    speed: str,
+    faults: str | None,
+    access_log: bool,
+    kling_webhook_secret: str | None,
+    callback_faults: str | None,
+) -> None:
     """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
     from ..simulator import SimulatorConfig, serve
 
@@ -43,8 +64,14 @@ def simulate(host: str, port: int, speed: str, faults: str | None, access_log: b
     if faults:
         config.faults = _fault_rules(faults)
     try:
-        with socket.create_server((host, port)):
-            pass  # free: say so only if the server can really start there
+        config.kling_webhook_secret = kling_webhook_secret
+        config.callback_faults = json.loads(callback_faults) if callback_faults else {}
+        config.validate()
+    except ValueError as error:
+        raise click.BadParameter(str(error).splitlines()[0]) from error
+    try:
+        with socket.create_server((host, port)) as probe:
+            port = probe.getsockname()[1]  # free (--port 0: the one found): say which
     except OSError as error:
         message = f"cannot listen on {host}:{port}: {error}"
         raise click.BadParameter(message, param_hint="--port") from error

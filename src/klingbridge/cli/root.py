@@ -25,6 +25,10 @@ def _short_help(text: str, limit: int) -> str:
     return click.Command(None, help=text).get_short_help_str(limit)
 
 
+#: A group called with no command (click >= 8.2 raises it; click 8.1 printed the help itself).
+_NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class Group(click.Group):
     """Turns every error into one line and an exit status."""
 
@@ -43,6 +47,9 @@ class Group(click.Group):
         try:
             code: Any = call()
         except (click.UsageError, click.FileError) as error:
+            if isinstance(error, _NO_ARGS):  # bare `klingbridge`: the help as written, as click 8.1
+                click.echo(error.format_message())
+                raise SystemExit(0) from None
             from .app import fail, one_line
 
             fail(one_line(error), 2)

@@ -71,4 +71,29 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE TABLE kb_meta (name TEXT PRIMARY KEY, value TEXT)",
     ],
+    # callbacks (issue 9): each delivery received once (deduplication), and deliveries about
+    # tasks this store does not know (orphans), kept rather than lost
+    [
+        """CREATE TABLE kb_deliveries (
+            provider TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            task_id TEXT,
+            status TEXT,
+            outcome TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (provider, delivery_id)
+        )""",
+        "CREATE INDEX kb_deliveries_task ON kb_deliveries (provider, task_id)",
+        """CREATE TABLE kb_orphans (
+            id {id},
+            provider TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            task_id TEXT,
+            status TEXT,
+            body TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kb_orphans_task ON kb_orphans (provider, task_id)",
+    ],
 ]
