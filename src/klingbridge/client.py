@@ -22,6 +22,7 @@ import pluggy
 from typing_extensions import Unpack
 
 from . import flows
+from .admission import Admission, OnWait
 from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
@@ -55,6 +56,8 @@ class RunOptions(ResumeOptions, total=False):
     key: str | None  # the job's idempotency key (default: a new one)
     out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
     detach: bool  # return once the vendor task exists; finish it later with resume/worker
+    max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
+    on_wait: OnWait | None  # told what the run waits for ("waiting for a kling slot: 5/5")
 
 
 logger = logging.getLogger("klingbridge")
@@ -104,6 +107,16 @@ class _BaseClient:
             poll=self.poll,
             clock=clock,
             emit=self._emit,
+            admission=Admission(
+                budgets=self.config.budgets,
+                slots=self._max_concurrent,
+                default_route=self.config.default_route,
+                poll=self.poll,
+                clock=clock,
+                wall=time.time,
+                emit=self._emit,
+                lease_s=self.config.store.lease_s,
+            ),
         )
         self.store: TaskStore | None = self._open_store(store)
         self._jobs = Jobs(
@@ -114,6 +127,7 @@ class _BaseClient:
             poll=self.poll,
             clock=clock,
             wall=time.time,
+            default_route=self.config.default_route,
         )
 
     @property
@@ -131,6 +145,9 @@ class _BaseClient:
                 return None
             return open_store(settings.url, self._pm)
         return open_store(store, self._pm)
+
+    def _max_concurrent(self, name: str) -> int | None:
+        return self.provider(name).settings.max_concurrent
 
     def _plan(self, route: str | None, provider: str | None) -> Route:
         """The route a job runs on: one provider alone, or a configured route."""
@@ -246,7 +263,11 @@ class _BaseClient:
         resubmit: bool = False,
         out_dir: str | Path | None = None,
         detach: bool = False,
+        max_usd: float | None = None,
+        on_wait: OnWait | None = None,
     ) -> Flow[RunResult]:
+        if max_usd is not None and not max_usd >= 0:
+            raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
         return self._jobs.run(
             request,
             key=key or new_key(),
@@ -260,6 +281,8 @@ class _BaseClient:
             callback_url=callback_url,
             resubmit=resubmit,
             detach=detach,
+            max_usd=max_usd,
+            on_wait=on_wait,
         )
 
     def _resume(

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .budgets import Budgets
 from .errors import ConfigError
 from .flows import PollPolicy
 from .provider import Provider, ProviderSettings
@@ -68,6 +69,9 @@ class Route(BaseModel):
     #: Fall back after a create whose outcome cannot be known (answer lost, no lookup by external
     #: id): the first vendor may have created, and will bill, a task too. Off: stop and say so.
     fallback_after_lost_create: bool = False
+    #: Fall back when a vendor says its concurrent-task slots are full (Kling 1303). Off: wait
+    #: for a slot there, with backoff (another task ending frees one).
+    fallback_on_concurrency_limit: bool = False
 
 
 class RetryPolicy(BaseModel):
@@ -124,6 +128,8 @@ class Config(BaseModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     ledger: LegacyLedgerSettings = Field(default_factory=LegacyLedgerSettings)
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
+    #: `[budgets]`: USD limits over a window, shared through the task store (budgets.py).
+    budgets: Budgets = Field(default_factory=Budgets)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
     path: Path | None = Field(default=None, exclude=True)

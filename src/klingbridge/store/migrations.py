@@ -72,3 +72,28 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE kb_meta (name TEXT PRIMARY KEY, value TEXT)",
     ],
 ]
+# Limits shared by every process of the store (store/limits.py): the admission lock row,
+# provider cooldowns with their expiry, and the queue of creates waiting for a vendor slot.
+MIGRATIONS.append(
+    [
+        "CREATE TABLE kb_limits (name TEXT PRIMARY KEY, version BIGINT NOT NULL DEFAULT 0)",
+        "INSERT INTO kb_limits (name, version) VALUES ('admission', 0)",
+        """CREATE TABLE kb_cooldowns (
+            provider TEXT PRIMARY KEY,
+            until DOUBLE PRECISION NOT NULL,
+            reason TEXT,
+            set_by TEXT,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE kb_slot_waiters (
+            id {id},
+            provider TEXT NOT NULL,
+            external_id TEXT NOT NULL UNIQUE,
+            owner TEXT NOT NULL,
+            since DOUBLE PRECISION NOT NULL,
+            expires DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kb_slot_waiters_provider ON kb_slot_waiters (provider, id)",
+        "CREATE INDEX kb_attempts_created ON kb_attempts (created_at)",
+    ]
+)
