@@ -30,7 +30,21 @@ from .app import echo_json, main, with_json
 )
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
 @click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
-def simulate(host: str, port: int, speed: str, faults: str | None, access_log: bool) -> None:
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tasks one account may have in flight; a create beyond answers 1303 (Kling) or 429 "
+    "(PiAPI). Default: no limit.",
+)
+def simulate(
+    host: str,
+    port: int,
+    speed: str,
+    faults: str | None,
+    access_log: bool,
+    max_concurrent: int | None,
+) -> None:
     """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
     from ..simulator import SimulatorConfig, serve
 
@@ -42,6 +56,7 @@ def simulate(host: str, port: int, speed: str, faults: str | None, access_log: b
         config = SimulatorConfig()
     if faults:
         config.faults = _fault_rules(faults)
+    config.max_concurrent = max_concurrent
     try:
         with socket.create_server((host, port)):
             pass  # free: say so only if the server can really start there
