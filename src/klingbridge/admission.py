@@ -30,6 +30,8 @@ from .store.limits import Admitted, Ask, Cooling, MustWait, admit, leave_queue
 
 #: The longest pause between two asks for a slot (seconds).
 SLOT_POLL_MAX_S = 2.0
+#: The shortest: a poll policy of zero (tests) must not spin on the store.
+SLOT_POLL_MIN_S = 0.05
 OnWait = Callable[[str], None]
 
 
@@ -142,7 +144,7 @@ class Admission:
                     data={"in_use": verdict.in_use, "limit": verdict.limit, "ahead": verdict.ahead},
                 )
             )
-        pause = min(self.poll.interval(asks), SLOT_POLL_MAX_S)
+        pause = min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
         if self.clock() + pause > deadline:
             yield Record(leave_queue(seat.external_id))
             raise SlotTimeout(
