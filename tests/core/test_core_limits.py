@@ -145,8 +145,11 @@ def test_max_usd_refuses_a_request_quoted_above_it(tmp_path: Path) -> None:
 def test_limits_without_a_store_are_a_configuration_error() -> None:
     vendor = Vendor()
     cfg = config({"echo": {"usd": 5}})
-    with Client(config=cfg, plugins=[Plugin()], transport=httpx.MockTransport(vendor),
-                poll=FAST, store=None) as c, pytest.raises(ConfigError, match="task store"):  # fmt: skip
+    transport = httpx.MockTransport(vendor)
+    with (
+        Client(config=cfg, plugins=[Plugin()], transport=transport, poll=FAST, store=None) as c,
+        pytest.raises(ConfigError, match="task store"),
+    ):
         c.run(RAIN, provider="echo")
     assert vendor.creates == []
 
@@ -184,10 +187,19 @@ def test_no_slot_before_the_deadline_is_a_slot_timeout(tmp_path: Path) -> None:
     holder.run(procs.intent("held", "echo", "x-held", None, time.time()))
     clock = iter(range(0, 10_000, 50))  # each look at the clock: 50 s later
     vendor = Vendor()
-    with client(vendor, store_path, config(), settings={"echo": {"max_concurrent": 1}},
-                clock=lambda: float(next(clock)), poll=PollPolicy(initial=1)) as c:  # fmt: skip
-        with pytest.raises(SlotTimeout, match=r"echo: no concurrency slot came free .*1/1 in use"):
-            c.run(RAIN, provider="echo", timeout=120)
+    slow = PollPolicy(initial=1)
+    with (
+        client(
+            vendor,
+            store_path,
+            config(),
+            settings={"echo": {"max_concurrent": 1}},
+            clock=lambda: float(next(clock)),
+            poll=slow,
+        ) as c,  # fmt: skip
+        pytest.raises(SlotTimeout, match=r"echo: no concurrency slot came free .*1/1 in use"),
+    ):
+        c.run(RAIN, provider="echo", timeout=120)
     assert vendor.creates == []
 
 
@@ -226,8 +238,10 @@ def test_the_async_client_obeys_the_same_budget(tmp_path: Path) -> None:
     cfg = config({"echo": {"usd": 1}})
 
     async def main() -> None:
-        async with AsyncClient(config=cfg, plugins=[Plugin()], transport=httpx.MockTransport(vendor),
-                               poll=FAST, store=store) as c:  # fmt: skip
+        transport = httpx.MockTransport(vendor)
+        async with AsyncClient(
+            config=cfg, plugins=[Plugin()], transport=transport, poll=FAST, store=store
+        ) as c:
             await c.run(RAIN, provider="echo")
             with pytest.raises(BudgetExceeded):
                 await c.run(RAIN, provider="echo")
@@ -239,7 +253,9 @@ def test_the_async_client_obeys_the_same_budget(tmp_path: Path) -> None:
 def test_no_provider_error_lists_budget_skips_beside_real_failures(tmp_path: Path) -> None:
     vendor = Vendor(refuse=10, status=500)
     cfg = config({"echo2": {"usd": 0.1}})
-    with client(vendor, str(tmp_path / "s.sqlite3"), cfg) as c:
-        with pytest.raises(NoProviderAvailable) as failed:
-            c.run(RAIN)
+    with (
+        client(vendor, str(tmp_path / "s.sqlite3"), cfg) as c,
+        pytest.raises(NoProviderAvailable) as failed,
+    ):
+        c.run(RAIN)
     assert [a.error_type for a in failed.value.attempts] == ["ServerError", "BudgetExceeded"]
