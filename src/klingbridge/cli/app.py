@@ -2,7 +2,8 @@
 
 Every failure ends in one line on stderr and a non-zero exit status, never a traceback
 (set KLINGBRIDGE_DEBUG=1 to see one). Exit statuses: 1 the vendor or the task failed,
-2 bad input (usage, unreadable payload, invalid request or configuration).
+2 bad input (usage, unreadable payload, invalid request or configuration), 3 over a budget
+(`BudgetExceeded`: nothing was sent).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .. import __version__
 from ..client import Client
 from ..config import load_config
 from ..errors import (
+    BudgetExceeded,
     ConfigError,
     KlingBridgeError,
     NoProviderAvailable,
@@ -147,6 +149,8 @@ class Group(click.Group):
             problem = error.errors()[0]
             field = ".".join(str(p) for p in problem["loc"]) or "request"
             fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2, error=error)
+        except BudgetExceeded as error:
+            fail(str(error), 3, error=error)
         except NoProviderAvailable as error:
             fail(describe(error), 2 if error.bad_input else 1, error=error)
         except KlingBridgeError as error:
