@@ -83,7 +83,7 @@ def _processes(config: Path, store: str, count: int, per_process: int, provider:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(count)
     ]
     outcomes: list[Any] = []
