@@ -153,11 +153,13 @@ def _in_use(provider: str, now: float) -> Proc[int]:
 def _budget_state(rule: BudgetRule, default_route: str, now: float) -> Proc[BudgetState]:
     where = "a.created_at >= ?"
     params: list[object] = [window_start(rule.window, now)]
+    source = "kb_attempts a"
     if rule.scope == "provider":
         where += " AND a.provider = ?"
         params.append(rule.target)
     elif rule.scope == "route":
         # A job run on the default route records no route name (and no single provider).
+        source += " JOIN kb_jobs j ON j.key = a.job_key"
         where += " AND (j.route = ? OR (j.route IS NULL AND j.provider IS NULL AND ? = ?))"
         params += [rule.target, rule.target, default_route]
     rows = yield Sql(
@@ -165,8 +167,7 @@ def _budget_state(rule: BudgetRule, default_route: str, now: float) -> Proc[Budg
         f" SUM(CASE WHEN a.state IN {_OPEN} THEN COALESCE(a.quoted_usd, 0) ELSE 0 END),"
         f" SUM(CASE WHEN a.state IN {_OPEN} OR a.state = 'error' THEN 0"
         " ELSE COALESCE(a.charged_usd, a.quoted_usd, 0) END)"
-        " FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
-        f" WHERE {where}",
+        f" FROM {source} WHERE {where}",
         params,
     )
     committed, spent = rows[0]

@@ -94,6 +94,11 @@ MIGRATIONS.append(
             expires DOUBLE PRECISION NOT NULL
         )""",
         "CREATE INDEX kb_slot_waiters_provider ON kb_slot_waiters (provider, id)",
-        "CREATE INDEX kb_attempts_created ON kb_attempts (created_at)",
+        # Cover the budget sums (store/limits.py): overall and per provider, each read from its
+        # index alone over the window's range.
+        "CREATE INDEX kb_attempts_spend"
+        " ON kb_attempts (created_at, state, quoted_usd, charged_usd)",
+        "CREATE INDEX kb_attempts_spend_by_provider"
+        " ON kb_attempts (provider, created_at, state, quoted_usd, charged_usd)",
     ]
 )
