@@ -70,10 +70,12 @@ class Admission:
         deadline: float,
         max_usd: float | None = None,
         on_wait: OnWait | None = None,
+        heartbeat: Callable[[], Record | None] | None = None,
     ) -> Flow[KlingBridgeError | None]:
         """None once the create may go (its intent written); else why this provider is skipped.
 
-        Raises `SlotTimeout` when no slot came free before `deadline` (monotonic clock).
+        Raises `SlotTimeout` when no slot came free before `deadline` (monotonic clock). While
+        it waits, `heartbeat` keeps the job's lease (a worker must not take a job still queued).
         """
         usd = None if seat.quoted is None or seat.quoted.usd is None else float(seat.quoted.usd)
         if over_max_usd(usd, max_usd):
@@ -104,6 +106,9 @@ class Admission:
                     f"{verdict.reason or 'repeated failures'})"
                 )
             yield from self._wait(seat, verdict, asks, started, deadline, on_wait)
+            renew = heartbeat() if heartbeat is not None else None
+            if renew is not None:
+                yield renew
             asks += 1
 
     def _ask(self, seat: Seat) -> Ask:

@@ -323,7 +323,11 @@ class Router:
             return None
         return (
             yield from self.admission.admit(
-                seat, deadline=deadline, max_usd=journal.max_usd, on_wait=journal.on_wait
+                seat,
+                deadline=deadline,
+                max_usd=journal.max_usd,
+                on_wait=journal.on_wait,
+                heartbeat=journal.heartbeat,
             )
         )
 
@@ -605,6 +609,9 @@ class Router:
                 full += 1
                 self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
                 yield Sleep(delay)
+                renew = journal.heartbeat()  # a long wait must keep the job's lease
+                if renew is not None:
+                    yield renew
                 continue
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if _maybe_created(error):

@@ -259,3 +259,29 @@ def test_no_provider_error_lists_budget_skips_beside_real_failures(tmp_path: Pat
     ):
         c.run(RAIN)
     assert [a.error_type for a in failed.value.attempts] == ["ServerError", "BudgetExceeded"]
+
+
+def test_a_job_waiting_for_a_slot_keeps_its_lease(tmp_path: Path) -> None:
+    """A worker must not take a job that is only queued for a slot: its lease is renewed."""
+    store_path = str(tmp_path / "s.sqlite3")
+    holder = open_store(store_path)
+    assert holder is not None
+    holder.run(procs.begin("held", RAIN, route=None, provider="echo", out_dir=None,
+                           owner="other-host:1:x", lease_s=600, now=time.time()))  # fmt: skip
+    holder.run(procs.intent("held", "echo", "x-held", None, time.time()))
+    leases: list[float] = []
+
+    def waiting(message: str) -> None:
+        job_record = holder.job("queued")
+        assert job_record is not None and job_record.lease_until is not None
+        leases.append(job_record.lease_until.timestamp() - time.time())
+        if len(leases) == 12:  # 12 pauses of 0.05 s: twice the lease
+            holder.run(procs.attempt_ended("x-held", procs.AttemptState.ERROR, time.time(),
+                                           error=None))  # fmt: skip
+
+    cfg = config()
+    cfg.store.lease_s = 0.3
+    with client(Vendor(), store_path, cfg, settings={"echo": {"max_concurrent": 1}},
+                sleep=time.sleep) as c:  # fmt: skip
+        c.run(RAIN, provider="echo", key="queued", on_wait=waiting)
+    assert len(leases) == 12 and min(leases) > 0  # never expired while it waited
