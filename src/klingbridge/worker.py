@@ -69,8 +69,9 @@ class Worker:
                 claimed: list[str] = []
                 if free > 0:
                     claimed = await asyncio.to_thread(
-                        self.store.claim, self.owner, lease_s=lease_s, limit=free
-                    )
+                        self.store.claim, self.owner, lease_s=lease_s, limit=free,
+                        out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
+                    )  # fmt: skip
                 for key in claimed:
                     self._running[key] = asyncio.create_task(self._finish(key))
                 if self.once and not self._running:

@@ -141,6 +141,20 @@ def test_leases_keep_two_owners_apart_and_expire(store: TaskStore) -> None:
     assert store.claim("w3", lease_s=60, limit=5) == second  # ...and another takes it
 
 
+def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: TaskStore) -> None:
+    begin(store, "j1", owner="starter")
+    store.release("starter", ["j1"])
+    assert store.claim("w1", lease_s=60, limit=5, out_dir="/data/out") == ["j1"]
+    job = store.job("j1")
+    assert job is not None and job.out_dir == "/data/out"
+    store.run(procs.finish("j1", JobState.SUCCEEDED, time.time()))  # w1 dies before saving
+    store.run(procs.take_lease("j1", "w1", -1, time.time()))  # its lease lapses
+    assert store.claim("w2", lease_s=60, limit=5) == ["j1"]  # the files are still owed
+    store.run(procs.saved("j1", [], time.time()))
+    store.run(procs.take_lease("j1", "w2", -1, time.time()))
+    assert store.claim("w3", lease_s=60, limit=5, out_dir="/elsewhere") == []
+
+
 def test_concurrent_claims_never_share_a_job(store_url: str) -> None:
     setup = open_store(store_url)
     assert setup is not None

@@ -131,9 +131,15 @@ class TaskStore(abc.ABC):
         """Newest jobs first, and the rows that could not be read (see `procs.jobs`)."""
         return self.read(procs.jobs(**filters))
 
-    def claim(self, owner: str, *, lease_s: float, limit: int) -> list[str]:
+    def claim(
+        self, owner: str, *, lease_s: float, limit: int, out_dir: str | None = None
+    ) -> list[str]:
         skip_locked = self.dialect == "postgresql"
-        return self.run(procs.claim(owner, lease_s, limit, time.time(), skip_locked=skip_locked))
+        return self.run(
+            procs.claim(
+                owner, lease_s, limit, time.time(), skip_locked=skip_locked, out_dir=out_dir
+            )
+        )
 
     def renew(self, owner: str, keys: Sequence[str], *, lease_s: float) -> list[str]:
         return self.run(procs.renew(owner, keys, lease_s, time.time()))

@@ -182,9 +182,20 @@ def release(owner: str, keys: Sequence[str]) -> Proc[None]:
 
 
 def claim(
-    owner: str, lease_s: float, limit: int, now: float, *, skip_locked: bool
+    owner: str,
+    lease_s: float,
+    limit: int,
+    now: float,
+    *,
+    skip_locked: bool,
+    out_dir: str | None = None,
 ) -> Proc[list[str]]:
-    """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first."""
+    """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first.
+
+    A claimer that will save the outputs (`out_dir`) records where, on jobs that had no place
+    yet: should it die between the task's success and the last file, the job stays claimable
+    (succeeded, unsaved) and the next worker saves it.
+    """
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     rows = yield Sql(
         f"SELECT key FROM kb_jobs WHERE {_CLAIMABLE}"
@@ -195,8 +206,9 @@ def claim(
     keys = [row[0] for row in rows]
     for key in keys:
         yield Sql(
-            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ?",
-            (owner, now + lease_s, key),
+            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ?,"
+            " out_dir = COALESCE(out_dir, ?) WHERE key = ?",
+            (owner, now + lease_s, out_dir, key),
         )
     return keys
 
