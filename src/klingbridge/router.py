@@ -602,18 +602,11 @@ class Router:
                     provider, request, external_id=external_id, callback_url=callback_url
                 )
                 return task, False
-            except ConcurrencyLimitError as error:
-                delay = backoff.delay(min(full, 5), error.retry_after)
-                if fall_back_on_full or self.clock() + delay > deadline:
-                    raise
-                full += 1
-                self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
-                yield Sleep(delay)
-                renew = journal.heartbeat()  # a long wait must keep the job's lease
-                if renew is not None:
-                    yield renew
-                continue
             except (TransportError, ProviderResponseError, ProviderError) as error:
+                if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
+                    yield from self._wait_out_full(provider, error, full, deadline, journal)
+                    full += 1
+                    continue
                 if _maybe_created(error):
                     found = yield from self._look_up(provider, request, external_id, error)
                     if found is not None:
@@ -631,6 +624,26 @@ class Router:
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Sleep(delay)
             attempt += 1
+
+    def _wait_out_full(
+        self,
+        provider: Provider,
+        error: ConcurrencyLimitError,
+        waits: int,
+        deadline: float,
+        journal: Journal,
+    ) -> Flow[None]:
+        """The vendor's slots are full: another task ending frees one. Wait (its Retry-After,
+        else backoff), keeping the job's lease; re-raise when the run's deadline comes first."""
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        delay = backoff.delay(min(waits, 5), error.retry_after)
+        if self.clock() + delay > deadline:
+            raise error
+        self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        yield Sleep(delay)
+        renew = journal.heartbeat()
+        if renew is not None:
+            yield renew
 
     def _look_up(
         self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
