@@ -170,7 +170,10 @@ class Config(BaseModel):
 
 
 def _key(problem: Any) -> str:
-    return ".".join(str(p) for p in problem["loc"])
+    loc = [str(p) for p in problem["loc"]]
+    if loc[:2] == ["budgets", "providers"]:  # [budgets.kling] is read into budgets.providers
+        loc = ["budgets", *loc[2:]]
+    return ".".join(loc)
 
 
 def _message(problem: Any) -> str:

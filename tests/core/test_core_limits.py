@@ -285,3 +285,16 @@ def test_a_job_waiting_for_a_slot_keeps_its_lease(tmp_path: Path) -> None:
                 sleep=time.sleep) as c:  # fmt: skip
         c.run(RAIN, provider="echo", key="queued", on_wait=waiting)
     assert len(leases) == 12 and min(leases) > 0  # never expired while it waited
+
+
+def test_a_bad_budget_is_named_as_written_in_the_file(tmp_path: Path) -> None:
+    from klingbridge.config import load_config
+
+    path = tmp_path / "klingbridge.toml"
+    path.write_text('[budgets.kling]\nusd = -1\nper = "week"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert [p.split(" ", 1)[1].split(":")[0] for p in caught.value.problems] == [
+        "[budgets.kling.usd]",
+        "[budgets.kling.per]",
+    ]
