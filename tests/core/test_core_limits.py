@@ -211,7 +211,7 @@ def test_a_1303_is_waited_out_on_the_same_provider(tmp_path: Path) -> None:
 
 
 def test_a_route_may_fall_back_on_a_1303(tmp_path: Path) -> None:
-    vendor = Vendor(refuse=1)
+    vendor = Vendor(refuse=3)  # retry.attempts tries on echo, then on to echo2
     cfg = config(fallback_on_concurrency_limit=True)
     with client(vendor, str(tmp_path / "s.sqlite3"), cfg, first=FullEcho) as c:
         result = c.dispatch(RAIN)
