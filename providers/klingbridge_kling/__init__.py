@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -21,7 +21,9 @@ from pydantic import Field, SecretStr, field_validator
 
 from klingbridge import (
     Balance,
+    CallbackCheck,
     Capability,
+    ConfigError,
     Cost,
     HttpCall,
     Provider,
@@ -39,7 +41,7 @@ from klingbridge import (
 )
 from klingbridge.parsing import guard, obj
 
-from . import account, design, errors, parse, requests
+from . import account, design, errors, parse, requests, webhooks
 from .auth import KlingJWTAuth, KlingKeyAuth
 from .parse_new import Rates
 from .prices import PRICES, SOURCE
@@ -64,12 +66,16 @@ class KlingSettings(ProviderSettings):
         "secret_key": "KLING_SECRET_KEY",
         "api_key": "KLING_API_KEY",
         "base_url": "KLING_BASE_URL",
+        "webhook_secret": "KLING_WEBHOOK_SECRET",
     }
 
     access_key: SecretStr | None = None
     secret_key: SecretStr | None = None
     #: One key for both designs (the new design takes nothing else), sent as `Bearer <key>`.
     api_key: SecretStr | None = None
+    #: The account's callback signing secret (`whsec_…`, Kling console > Webhook): callbacks
+    #: are verified with it (Standard Webhooks); without it they are refused by the receiver.
+    webhook_secret: SecretStr | None = None
     #: Send a legacy model that the new design also offers (kling-v3, kling-v2-6,
     #: kling-v2-5-turbo) to the new design when the request fits it and an api_key is set.
     prefer_new_design: bool = False
@@ -125,7 +131,18 @@ class KlingProvider(Provider):
     def validate(self, request: Request) -> None:
         target = self.new_design(request)
         if target is None:
-            requests.validate(request)
+            try:
+                requests.validate(request)
+            except ValidationError as error:
+                if error.field != "model" or not self.new_models:
+                    raise
+                raise ValidationError(  # a new-design name is as good an answer as a legacy one
+                    self.name,
+                    "model",
+                    f"{error.limit} (legacy design) or {', '.join(self.new_models)} "
+                    "(new design, with an api_key)",
+                    error.value,
+                ) from None
             return
         name, model = target
         if self.settings.api_key is None:
@@ -196,6 +213,17 @@ class KlingProvider(Provider):
         if (s.access_key and s.secret_key) or s.api_key:
             return []
         return [name for name in ("access_key", "secret_key") if not getattr(s, name)]
+
+    def require_credentials(self) -> None:
+        """Name both ways in: the key pair (legacy design only) or the API key (both designs)."""
+        missing = self.missing_credentials()
+        if missing:
+            pair = " and ".join(f"${KlingSettings.env[m]}" for m in missing)
+            raise ConfigError(
+                f"{self.name}: missing {', '.join(missing)}: set {pair} (legacy design only), "
+                "or api_key: $KLING_API_KEY (both designs), "
+                f"or [providers.{self.name}] in klingbridge.toml"
+            )
 
     # --- building calls ------------------------------------------------------------------
     def build_create(
@@ -289,6 +317,14 @@ class KlingProvider(Provider):
         found = parse.tasks(payload, kind=kind, rates=self.rates())
         self.remember_new_design(parse.new_design_ids(payload))
         return found
+
+    def verify_callback(
+        self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False
+    ) -> CallbackCheck:
+        secret = self.settings.webhook_secret
+        return webhooks.verify(
+            secret.get_secret_value() if secret else None, body, headers, insecure=insecure
+        )
 
     @guard("kling")
     def next_cursor(self, payload: Any) -> str | None:

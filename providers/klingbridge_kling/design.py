@@ -116,7 +116,7 @@ def validate(name: str, model: NewModel, request: VideoRequest) -> None:
             raise _fail(field, f"is not taken by the new design ({name})", getattr(request, field))
     if len(request.prompt) > PROMPT_MAX:
         limit = f"must be at most {PROMPT_MAX} characters"
-        raise _fail("prompt", limit, f"{len(request.prompt)} characters")
+        raise _fail("prompt", limit, len(request.prompt))
     if request.duration not in model.durations:
         allowed = model.durations
         words = (

@@ -86,7 +86,7 @@ def _fail(field: str, limit: str, value: Any) -> ValidationError:
 
 def _check_length(field: str, value: str | None, maximum: int) -> None:
     if value is not None and len(value) > maximum:
-        raise _fail(field, f"must be at most {maximum} characters", f"{len(value)} characters")
+        raise _fail(field, f"must be at most {maximum} characters", len(value))
 
 
 def _check_range(field: str, value: float, low: float, high: float, unit: str = "") -> None:

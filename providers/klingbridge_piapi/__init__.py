@@ -18,6 +18,8 @@ from pydantic import SecretStr
 
 from klingbridge import (
     AuthError,
+    CallbackCheck,
+    CallbackRefused,
     Capability,
     Cost,
     HttpCall,
@@ -51,7 +53,11 @@ PRICE_KEY = re.compile(
 
 
 class PiAPISettings(ProviderSettings):
-    env: ClassVar[dict[str, str]] = {"api_key": "PIAPI_API_KEY", "base_url": "PIAPI_BASE_URL"}
+    env: ClassVar[dict[str, str]] = {
+        "api_key": "PIAPI_API_KEY",
+        "base_url": "PIAPI_BASE_URL",
+        "webhook_secret": "PIAPI_WEBHOOK_SECRET",
+    }
 
     api_key: SecretStr | None = None
     #: Sent as `config.service_mode`: "public" = pay as you go, "private" = your own Kling
@@ -180,8 +186,44 @@ class PiAPIProvider(Provider):
                 ) from error
         return self.parse_task(body)
 
+    def verify_callback(
+        self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False
+    ) -> CallbackCheck:
+        """The secret echoed in `x-webhook-secret`, compared in constant time.
+
+        It proves the sender, not the body (no signature): the receiver confirms a final status
+        by a query. Deliveries carry no id; (task id, status, timestamp) names one [doc].
+        """
+        secret = self.settings.webhook_secret
+        delivery = _delivery_id(body)
+        if secret is None:
+            if insecure:
+                return CallbackCheck(authentic=False, signed=False, delivery_id=delivery)
+            raise CallbackRefused(
+                "piapi: no webhook secret configured (PIAPI_WEBHOOK_SECRET), delivery not trusted"
+            )
+        sent = next((v for k, v in headers.items() if k.lower() == WEBHOOK_SECRET_HEADER), None)
+        if sent is None:
+            raise CallbackRefused(f"piapi: missing header {WEBHOOK_SECRET_HEADER}")
+        expected = secret.get_secret_value().encode()
+        if not hmac.compare_digest(sent.encode(), expected):
+            raise CallbackRefused(f"piapi: wrong {WEBHOOK_SECRET_HEADER}")
+        return CallbackCheck(authentic=True, signed=False, delivery_id=delivery)
+
     def is_list_payload(self, payload: Any) -> bool:
         return False  # PiAPI has no list endpoint
+
+
+def _delivery_id(body: bytes) -> str | None:
+    """`task_id:status:timestamp` of a webhook body, None when it does not say."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict) or not data.get("task_id"):
+        return None
+    return f"{data['task_id']}:{str(data.get('status', '')).lower()}:{payload.get('timestamp')}"
 
 
 @hookimpl

@@ -79,7 +79,7 @@ def _fail(field: str, limit: str, value: Any) -> ValidationError:
 
 def _check_length(field: str, value: str | None) -> None:
     if value is not None and len(value) > PROMPT_MAX:
-        raise _fail(field, f"must be at most {PROMPT_MAX} characters", f"{len(value)} characters")
+        raise _fail(field, f"must be at most {PROMPT_MAX} characters", len(value))
 
 
 def version(model: str) -> Version:

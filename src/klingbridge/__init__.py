@@ -49,7 +49,15 @@ from .models import (
     VideoRequest,
     Voice,
 )
-from .provider import Capability, HttpCall, HttpReply, Provider, ProviderSettings
+from .provider import (
+    CallbackCheck,
+    CallbackRefused,
+    Capability,
+    HttpCall,
+    HttpReply,
+    Provider,
+    ProviderSettings,
+)
 
 __version__ = "0.1.0"
 
@@ -59,6 +67,8 @@ __all__ = [
     "Backoff",
     "Balance",
     "BudgetExceeded",
+    "CallbackCheck",
+    "CallbackRefused",
     "Capability",
     "Client",
     "ConcurrencyLimitError",

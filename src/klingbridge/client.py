@@ -34,6 +34,7 @@ from .provider import Provider
 from .router import Cooldowns, Router, RunResult
 from .store import JobRecord, TaskStore, open_store
 from .store.procs import DamagedRecord
+from .storefirst import StoreFirst
 from .transport import AsyncRunner, SyncRunner
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -44,7 +45,7 @@ class ResumeOptions(TypedDict, total=False):
 
     timeout: float | None  # seconds to wait (default 900)
     on_update: OnUpdate | None  # called with the task at each status change
-    callback_url: str | None  # where the vendor POSTs status changes
+    callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
 
 
@@ -119,6 +120,9 @@ class _BaseClient:
             ),
         )
         self.store: TaskStore | None = self._open_store(store)
+        if self.store is not None:  # the receiver writes there: waits read it first
+            hooks = self.config.callbacks
+            self._router.store_first = StoreFirst(hooks.store_poll_s, hooks.safety_poll_s)
         self._jobs = Jobs(
             router=self._router,
             plan=self._plan,
@@ -278,7 +282,7 @@ class _BaseClient:
             out_dir=None if out_dir is None else str(Path(out_dir).resolve()),
             timeout=_timeout(timeout),
             on_update=on_update,
-            callback_url=callback_url,
+            callback_url=callback_url or self.config.callbacks.public_url,
             resubmit=resubmit,
             detach=detach,
             max_usd=max_usd,
@@ -299,7 +303,7 @@ class _BaseClient:
             ref,
             timeout=_timeout(timeout),
             on_update=on_update,
-            callback_url=callback_url,
+            callback_url=callback_url or self.config.callbacks.public_url,
             resubmit=resubmit,
         )
 

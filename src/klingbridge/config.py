@@ -13,13 +13,15 @@ Environment variables override the file. The core's own (`KLINGBRIDGE_CONFIG`,
 
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -53,6 +55,7 @@ class EnvSettings(BaseSettings):
     config: Path | None = None
     route: str | None = None
     store: str | None = None
+    callback_url: str | None = None
 
 
 class Route(BaseModel):
@@ -102,6 +105,37 @@ class StoreSettings(BaseModel):
     lease_s: float = Field(default=60.0, gt=0, description="a dead process's jobs wait this long")
 
 
+class CallbackSettings(BaseModel):
+    """`[callbacks]`: where vendors POST status changes, and how waiting works with them.
+
+    With `public_url` set (or `KLINGBRIDGE_CALLBACK_URL`), every create names
+    `<public_url>/callbacks/<provider>`; a wait then reads the store every `store_poll_s` and
+    asks the vendor only every `safety_poll_s` (in case a delivery was lost). See callbacks.md.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_url: str | None = Field(
+        default=None, description="the receiver's base URL as vendors reach it (https://...)"
+    )
+    safety_poll_s: float = Field(
+        default=60.0, ge=0, le=3600, description="seconds between vendor queries while waiting"
+    )
+    store_poll_s: float = Field(
+        default=1.0, ge=0, le=60, description="seconds between reads of the store while waiting"
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, le=64 << 20, description="largest delivery the receiver reads"
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value.rstrip("/") if value else None
+
+
 class LegacyLedgerSettings(BaseModel):
     """`[ledger]` of klingbridge 0.1: read only to import the old ledger into the store once."""
 
@@ -130,6 +164,7 @@ class Config(BaseModel):
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
     #: `[budgets]`: USD limits over a window, shared through the task store (budgets.py).
     budgets: Budgets = Field(default_factory=Budgets)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
     path: Path | None = Field(default=None, exclude=True)
@@ -226,7 +261,13 @@ def load_config(
         {
             k.removeprefix("KLINGBRIDGE_").lower(): v
             for k, v in environ.items()
-            if k in ("KLINGBRIDGE_CONFIG", "KLINGBRIDGE_ROUTE", "KLINGBRIDGE_STORE")
+            if k
+            in (
+                "KLINGBRIDGE_CONFIG",
+                "KLINGBRIDGE_ROUTE",
+                "KLINGBRIDGE_STORE",
+                "KLINGBRIDGE_CALLBACK_URL",
+            )
         }
     )
     path = path or find_config_file(env)
@@ -258,22 +299,54 @@ def load_config(
         store = raw.get("store", {})
         raw["store"] = {**(store if isinstance(store, Mapping) else {}), "url": env.store}
         sources["store.url"] = "env KLINGBRIDGE_STORE"
-    data = {**raw, "providers": providers}
+    if env.callback_url:
+        section = raw.get("callbacks", {})
+        section = section if isinstance(section, Mapping) else {}
+        raw["callbacks"] = {**section, "public_url": env.callback_url}
+        sources["callbacks.public_url"] = "env KLINGBRIDGE_CALLBACK_URL"
+    data = copy.deepcopy({**raw, "providers": providers})
     try:
         config = Config.model_validate(data)
     except PydanticValidationError as error:
         for problem in error.errors():
             found.append((f"{path or 'defaults'} [{_key(problem)}]", _message(problem)))
             if collect is not None and problem["loc"]:
-                data.pop(str(problem["loc"][0]), None)  # the rest is still checked
+                _drop(data, problem["loc"])  # the rest, of that section too, is still checked
         if collect is None:
             raise ConfigError.many(found) from error
-        config = Config.model_validate(data)
+        config = _validate_rest(data)
     if found:
         if collect is None:
             raise ConfigError.many(found)
         collect.extend(f"{where}: {message}" for where, message in found)
     return config.model_copy(update={"sources": sources, "path": path})
+
+
+def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> None:
+    """Remove the one setting a problem is about (a route's bad `strategy`, not every route)."""
+    keys = list(itertools.takewhile(lambda k: isinstance(k, str), loc))  # a list goes whole
+    chain: list[Any] = [data]
+    for key in keys[:-1]:
+        chain.append(chain[-1].get(key) if isinstance(chain[-1], dict) else None)
+    if not (keys and isinstance(chain[-1], dict) and keys[-1] in chain[-1]):
+        data.pop(str(loc[0]), None)
+        return
+    del chain[-1][keys[-1]]
+    for depth in range(len(keys) - 1, 0, -1):  # a section left empty takes its defaults
+        if chain[depth]:
+            break
+        del chain[depth - 1][keys[depth - 1]]
+
+
+def _validate_rest(data: dict[str, Any]) -> Config:
+    """What is left once each faulty setting is dropped; a section left incomplete by a drop
+    (a route without its `providers`) falls back to its defaults, its problem already said."""
+    try:
+        return Config.model_validate(data)
+    except PydanticValidationError as error:
+        for problem in error.errors():
+            data.pop(str(problem["loc"][0]), None)
+        return Config.model_validate(data)
 
 
 def _read(path: Path) -> dict[str, Any]:

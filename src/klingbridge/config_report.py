@@ -125,9 +125,10 @@ def problems(config: Config, client: Client) -> list[str]:
                 f"{config.where(f'providers.{name}.prices')}: unknown price "
                 f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.price_table)})"
             )
-        missing = provider.missing_credentials()
-        if missing and name in used:
-            env = type(provider.settings).env
-            hint = ", ".join(f"{m} (or ${env[m]})" if m in env else m for m in missing)
-            found.append(f"{config.where(f'providers.{name}')}: missing {hint}")
+        if name in used:
+            try:  # the provider's own words: it knows which keys stand in for which
+                provider.require_credentials()
+            except ConfigError as error:
+                said = str(error).removeprefix(f"{name}: ")
+                found.append(f"{config.where(f'providers.{name}')}: {said}")
     return found

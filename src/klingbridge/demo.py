@@ -17,7 +17,7 @@ from .config import Config
 from .download import SavedFile, save_outputs
 from .flows import PollPolicy
 from .models import SoundRequest, Task
-from .render import add_row
+from .render import add_row, amount_text
 from .simulator import SimulatorConfig, running_simulator
 
 PROVIDERS = ("kling", "piapi")
@@ -65,8 +65,12 @@ def demo_json(results: Results) -> dict[str, Any]:
 
 
 async def _generate_all(config: Config, poll: PollPolicy, request: SoundRequest) -> list[Task]:
-    """Both vendors at once: the async client shares all its logic with the sync one."""
-    async with AsyncClient(config=config, poll=poll) as client:
+    """Both vendors at once: the async client shares all its logic with the sync one.
+
+    Nothing goes in the task store: the simulator's tasks and charges are not the user's (they
+    would count in `tasks` and the dashboard's spend, and a worker would chase them at the
+    real vendors, the simulator gone)."""
+    async with AsyncClient(config=config, poll=poll, store=None) as client:
         runs = (client.run(request, provider=name, timeout=60) for name in PROVIDERS)
         return list(await asyncio.gather(*runs))
 
@@ -97,7 +101,7 @@ def _side_by_side(results: list[tuple[Task, list[SavedFile]]]) -> Table:
         rows["files"].append(
             ", ".join(sorted({f.format for f in task.files})) + f" ({len(saved)} saved)"
         )
-        rows["cost (vendor)"].append(f"{cost.amount} {cost.unit}" if cost else "-")
+        rows["cost (vendor)"].append(amount_text(cost) if cost else "-")
         rows["cost (USD)"].append(f"${cost.usd:.4f}" if cost and cost.usd is not None else "-")
     for label, values in rows.items():
         add_row(table, label, *values)

@@ -19,6 +19,7 @@
     ├── BudgetExceeded            a create would pass a USD budget; refused before any call
     ├── SlotTimeout               no concurrency slot came free before the deadline
     ├── DownloadError             an output could not be saved (download.py; unsafe URL, disk)
+    ├── CallbackRefused           a delivery to the receiver failed verification (provider.py)
     └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
 
 A task that fails is not an API error: `TaskFailed` is raised by `run`, never by `get`.

@@ -7,6 +7,7 @@ the public contract that `klingbridge normalize` prints, so they change only wit
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -71,12 +72,16 @@ class _Request(_Model):
             raise _request_error(cls.__name__, error) from error
 
 
+#: Pydantic's "Input should be greater than 0" reads, after the field's name, "must be ...".
+_SHOULD = re.compile(r"^(?:input |string |value )?should ")
+
+
 def _request_error(model: str, error: PydanticValidationError) -> ValidationError:
     """The first problem as the error's field/limit/value; every problem in its message."""
     lines = []
     for problem in error.errors():
         field = ".".join(str(p) for p in problem["loc"]) or "request"
-        limit = problem["msg"][:1].lower() + problem["msg"][1:]
+        limit = _SHOULD.sub("must ", problem["msg"][:1].lower() + problem["msg"][1:])
         lines.append((f"{model}.{field}", limit, problem.get("input")))
     found = ValidationError(None, *lines[0])
     if len(lines) > 1:

@@ -21,7 +21,13 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import ConfigError, ProviderError, ProviderResponseError, ValidationError
+from .errors import (
+    ConfigError,
+    KlingBridgeError,
+    ProviderError,
+    ProviderResponseError,
+    ValidationError,
+)
 from .models import Balance, Cost, Quote, Request, Task, Voice
 
 JsonParams = Mapping[str, str | int | float]
@@ -51,6 +57,33 @@ class HttpReply:
     def json(self) -> Any:
         """The body as JSON; raises ValueError when it is not JSON."""
         return json.loads(self.text)
+
+
+@dataclass(frozen=True)
+class CallbackCheck:
+    """What a provider could prove about one delivery POSTed to the receiver.
+
+    `authentic`: the sender knew the configured secret. `signed`: the body itself is covered by
+    the proof (a signature over it), so it can be recorded as is; an authentic but unsigned body
+    (PiAPI's plain secret) and an unverified one are hints, confirmed by querying the vendor.
+    `delivery_id`: the vendor's id of this delivery, the same on every retry (deduplication).
+    """
+
+    authentic: bool
+    signed: bool
+    delivery_id: str | None = None
+
+
+class CallbackRefused(KlingBridgeError):
+    """A delivery that must change nothing: the reason is one line, never with the secret.
+
+    `status` is the HTTP status the receiver answers (401 bad proof, 400 unreadable body).
+    """
+
+    def __init__(self, reason: str, *, status: int = 401) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(reason)
 
 
 class Capability(BaseModel):
@@ -244,6 +277,20 @@ class Provider(abc.ABC):
     def parse_callback(self, body: Any, headers: Mapping[str, str] | None = None) -> Task:
         """A callback / webhook body POSTed by the vendor, as a `Task`."""
         return self.parse_task(body)
+
+    def verify_callback(
+        self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False
+    ) -> CallbackCheck:
+        """Check a delivery POSTed to the receiver, before its body is believed.
+
+        Raise `CallbackRefused` when the proof is missing or wrong. A provider that knows no way
+        to verify (this default) refuses, unless `insecure` (an explicit choice of whoever runs
+        the receiver): then the delivery is only a hint, confirmed by a query of the vendor.
+        Headers are matched case-insensitively by the caller (keys arrive lower-cased).
+        """
+        if not insecure:
+            raise CallbackRefused(f"{self.name}: no way to verify callbacks (--insecure: hints)")
+        return CallbackCheck(authentic=False, signed=False)
 
     def is_list_payload(self, payload: Any) -> bool:
         """True when `payload` is a list answer (for `klingbridge normalize`)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -22,6 +23,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def table(*headers: str, **options: Any) -> Table:
     """A table whose headers and cells fold on a narrow terminal instead of being cut with "…"."""
     return Table(*(Column(h, overflow="fold") for h in headers), **options)
+
+
+def print_listing(table: Table) -> None:
+    """A listing to search (`tasks`, `config show`): fitted to a terminal; piped or redirected,
+    one line per row at its natural width, so `| grep KEY` finds a key that would have folded."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    whole = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    Console(highlight=False, soft_wrap=True, width=whole).print(table)
 
 
 def add_row(table: Table, *cells: str) -> None:
@@ -66,18 +77,24 @@ class Progress:
             self.live.stop()
 
 
+def amount_text(cost: Cost) -> str:
+    """The vendor amount and unit, the same figure written one way: `3 kling_unit` whether the
+    price table computed 3.0 or the vendor charged 3, `0.25`, `700000` (never `7E+5`)."""
+    return f"{format(cost.amount.normalize(), 'f')} {cost.unit}"
+
+
 def cost_text(cost: Cost | None) -> str:
     if cost is None:
         return "-"
     usd = f" (${cost.usd:.4f})" if cost.usd is not None else ""
-    return f"{cost.amount} {cost.unit}{usd}"
+    return f"{amount_text(cost)}{usd}"
 
 
 def usd_text(cost: Cost | None) -> str:
     """Compact: USD when known (what attempts are compared by), else the vendor amount."""
     if cost is None:
         return "-"
-    return f"${cost.usd:.4f}" if cost.usd is not None else f"{cost.amount} {cost.unit}"
+    return f"${cost.usd:.4f}" if cost.usd is not None else amount_text(cost)
 
 
 def print_task(task: Task) -> None:

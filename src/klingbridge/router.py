@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import flows
+from . import flows, storefirst
 from .admission import Admission, OnWait, Seat, write_intent
 from .config import CooldownPolicy, RetryPolicy, Route
 from .errors import (
@@ -214,6 +214,8 @@ class Router:
     clock: Clock
     emit: Emit
     new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
+    #: With a task store: how a run that names a callback URL waits (store first). None: polls.
+    store_first: storefirst.StoreFirst | None = None
     #: Budgets, slots and shared cooldowns (None: the intent is written with no check).
     admission: Admission | None = None
 
@@ -249,11 +251,11 @@ class Router:
         """
         run = _Run()
         deadline = self.clock() + timeout
-        candidates = self.order(request, route)
-        if len(candidates) == 1 and resume is None:  # one provider: its own error, before any call
-            self.providers(candidates[0]).validate(request)
-            self.providers(candidates[0]).require_credentials()
-        try:
+        try:  # every failure, bad input included, closes the job's record (and its lease)
+            candidates = self.order(request, route)
+            if len(candidates) == 1 and resume is None:  # one provider: its own error, first
+                self.providers(candidates[0]).validate(request)
+                self.providers(candidates[0]).require_credentials()
             if resume is not None:
                 provider = self.providers(resume.provider)
                 trial = _Trial.resumed(resume, self.clock())
@@ -347,6 +349,7 @@ class Router:
     ) -> Flow[RunResult | None]:
         """One provider's attempt, from wherever `start` left it. None: go on to the next."""
         name = provider.name
+        callback_url = storefirst.endpoint(callback_url, name)  # the base, plus this provider
         patience = (self.clock() + timeout, route.fallback_on_concurrency_limit)
         try:
             task, recovered = yield from self._reach(
@@ -395,8 +398,9 @@ class Router:
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         try:
             task = yield from self._follow(
-                provider, request, task, trial, recovered, timeout, on_update, journal
-            )
+                provider, request, task, trial, recovered, timeout, on_update, journal,
+                callbacks=callback_url is not None,
+            )  # fmt: skip
         except Exception as error:
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
@@ -495,8 +499,14 @@ class Router:
         timeout: float,
         on_update: OnUpdate | None,
         journal: Journal,
+        *,
+        callbacks: bool = False,
     ) -> Flow[Task]:
-        """From a created task to its end: announce it, wait for it, record its charge."""
+        """From a created task to its end: announce it, wait for it, record its charge.
+
+        With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
+        first and the vendor asked only as a safety net (storefirst.py).
+        """
         if on_update is not None:
             on_update(task)
         quoted = trial.quoted.model_dump(mode="json") if trial.quoted else None
@@ -514,16 +524,24 @@ class Router:
                 },
             )
         )
-        task = yield from flows.wait(
-            provider,
-            task,
-            timeout=timeout,
-            poll=self.poll,
-            clock=self.clock,
-            on_update=self._status_events(on_update),
-            observe=lambda found: Record(procs.observe(trial.external_id, found, journal.wall())),
-            heartbeat=journal.heartbeat,
-        )
+        observe = lambda found: Record(procs.observe(trial.external_id, found, journal.wall()))  # noqa: E731
+        if callbacks and self.store_first is not None:
+            task = yield from storefirst.wait(
+                provider, task, trial.external_id, plan=self.store_first, timeout=timeout,
+                clock=self.clock, on_update=self._status_events(on_update), observe=observe,
+                heartbeat=journal.heartbeat,
+            )  # fmt: skip
+        else:
+            task = yield from flows.wait(
+                provider,
+                task,
+                timeout=timeout,
+                poll=self.poll,
+                clock=self.clock,
+                on_update=self._status_events(on_update),
+                observe=observe,
+                heartbeat=journal.heartbeat,
+            )
         if task.cost is not None:
             self.emit(
                 Event(

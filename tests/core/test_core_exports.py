@@ -27,6 +27,8 @@ INTENDED = {
     "VideoRequest",
     "Voice",
     # the provider contract, for plugin authors
+    "CallbackCheck",
+    "CallbackRefused",
     "Capability",
     "HttpCall",
     "HttpReply",

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from core_support import EchoPlugin, job
 
-from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest, TaskFailed
+from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest, TaskFailed, ValidationError
 from klingbridge.store import IdempotencyConflict, JobState
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
@@ -124,3 +124,15 @@ def test_a_job_refused_before_any_task_runs_again(tmp_path: Path) -> None:
     vendor = Vendor()  # the key was fixed: the same job now runs
     assert run_sync(vendor, store, "run", RAIN, key="k").status.value == "succeeded"
     assert vendor.creates == 1
+
+
+def test_a_request_the_provider_refuses_ends_its_job_and_lets_it_go(
+    call: Any, tmp_path: Path
+) -> None:
+    vendor, store = Vendor(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    too_long = SoundRequest(prompt="x" * 51, duration=5)
+    with pytest.raises(ValidationError, match="prompt"):
+        call(vendor, store, "run", too_long, key="refused")
+    (record,) = call(vendor, store, "tasks")
+    assert record.state is JobState.FAILED and record.lease_owner is None  # no worker retries it
+    assert vendor.creates == 0

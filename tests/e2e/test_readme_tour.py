@@ -9,8 +9,11 @@ the environment, with the README's port replaced by the simulator's.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,28 @@ def test_every_tour_line_works_as_written(
     monkeypatch.setattr(server.uvicorn, "run", lambda app, **kw: None)
     (tmp_path / "tests").symlink_to(ROOT / "tests")  # the README is read from the checkout root
     port = vendor.base_url.rsplit(":", 1)[1]
+    with _taken(8765):  # as for a user who left the tour's own `simulate --port 8765 &` running
+        _run_tour(vendor, port)
+
+
+@contextlib.contextmanager
+def _taken(port: int) -> Iterator[None]:
+    """Hold `port` on loopback for the duration, unless something else already does."""
+    try:
+        held = socket.create_server(("127.0.0.1", port))
+    except OSError:  # already taken: just as good
+        yield
+        return
+    with held:
+        yield
+
+
+def _free_port() -> str:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return str(probe.getsockname()[1])
+
+
+def _run_tour(vendor: Any, port: str) -> None:
     env: dict[str, str] = {}
     last_key = ""
     for line in tour_lines():
@@ -56,6 +81,8 @@ def test_every_tour_line_works_as_written(
                 env[name] = re.sub(r":8765\b", f":{port}", value)
             continue
         assert argv[0] == "klingbridge", line
+        if argv[1] == "simulate" and "8765" in argv:  # the README's port may be in use
+            argv[argv.index("8765")] = _free_port()
         argv = [_fill(a, argv, vendor, last_key) for a in argv[1:]]
         result = CliRunner().invoke(main, argv, env=env)
         assert result.exit_code == 0, f"$ {line}\n{result.stdout}\n{result.stderr}"

@@ -193,12 +193,12 @@ INVALID = [
         "must be one of 16:9, 9:16, 1:1",
         "4:3",
     ),
-    (VideoRequest(prompt="k" * 2501), "prompt", "at most 2500", "2501 characters"),
+    (VideoRequest(prompt="k" * 2501), "prompt", "at most 2500", 2501),
     (
         VideoRequest(prompt="k", negative_prompt="n" * 2501),
         "negative_prompt",
         "at most 2500",
-        "2501 characters",
+        2501,
     ),
     (
         VideoRequest(prompt="k", image_tail_url="https://img/last.png"),

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (each registers its commands)
     local,
     quote,
     run,
+    serve,
     tasks,
     worker,
 )

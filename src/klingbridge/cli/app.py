@@ -113,6 +113,10 @@ def _one_line(error: click.ClickException) -> str:
     return message
 
 
+#: A group called with no command (click >= 8.2 raises it; click 8.1 printed the help itself).
+_NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class Group(click.Group):
     """Turns every error into one line and an exit status."""
 
@@ -131,6 +135,9 @@ class Group(click.Group):
         try:
             code: Any = call()
         except (click.UsageError, click.FileError) as error:
+            if isinstance(error, _NO_ARGS):  # bare `klingbridge`: the help as written, as click 8.1
+                click.echo(error.format_message())
+                raise SystemExit(0) from None
             fail(_one_line(error), 2)
         except click.ClickException as error:
             fail(_one_line(error), error.exit_code)

@@ -15,11 +15,12 @@ from ..render import (
     add_row,
     console,
     err,
+    print_listing,
 )
 from ..render import (
     table as fold_table,
 )
-from .app import Group, echo_json, main, make_client, with_json
+from .app import Group, echo_json, main, with_json
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -28,9 +29,19 @@ def config() -> None:
     """Show or check the effective configuration."""
 
 
-def _load(ctx: click.Context) -> tuple[Config, Client]:
-    client = make_client(ctx)
-    return client.config, client
+def _client(cfg: Config) -> tuple[Client, str | None]:
+    """A client for `cfg`, and the store's problem if its URL cannot be opened (then no store):
+    a bad `[store] url` is one problem to report among the others, not the end of the check."""
+    try:
+        return Client(config=cfg), None
+    except ConfigError as error:
+        return Client(config=cfg, store=None), f"{cfg.where('store.url')}: {error}"
+
+
+def _load(ctx: click.Context) -> tuple[Config, Client, str | None]:
+    path: Path | None = ctx.find_root().params.get("config")
+    cfg = load_config(path, provider_classes=provider_classes(default_plugin_manager()))
+    return (cfg, *_client(cfg))
 
 
 @config.command("show")
@@ -40,8 +51,12 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     """The effective configuration, secrets masked, with where each value came from."""
     from ..config_report import effective
 
-    cfg, client = _load(ctx)
+    cfg, client, store_problem = _load(ctx)
     rows = effective(cfg, client)
+    if store_problem is not None:
+        for row in rows:
+            if row["key"] == "store.url":
+                row["value"] = row["shown"] = f"INVALID: {store_problem}"
     if as_json:
         echo_json(
             {
@@ -54,7 +69,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     table = fold_table("key", "value", "from")
     for row in rows:
         add_row(table, row["key"], row["shown"], row["source"])
-    console.print(table)
+    print_listing(table)
 
 
 @config.command("check")
@@ -71,17 +86,20 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
         cfg = load_config(path, provider_classes=classes, collect=found)
     except ConfigError as error:  # the file itself cannot be read: nothing more to check
         found, cfg = error.problems, None
+    client: Client | None = None
     if cfg is not None:
-        found += problems(cfg, Client(config=cfg))
+        client, store_problem = _client(cfg)
+        found += problems(cfg, client)
+        found += [store_problem] if store_problem is not None else []
     where = str(cfg.path or "no file") if cfg is not None else str(path or "?")
     if as_json:
         echo_json({"ok": not found, "file": where, "problems": found})
     else:
         for problem in found:
             err.print(Text(f"problem: {problem}"))
-        if not found and cfg is not None:
+        if not found and cfg is not None and client is not None:
             console.print(Text(f"ok: {where}; routes: {', '.join(cfg.routes)}"))
-            _print_auth(Client(config=cfg))
+            _print_auth(client)
     if found:
         raise SystemExit(1)
 

@@ -20,7 +20,9 @@ from .app import echo_json, main, with_json
 # --- simulator and demo ----------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free."
+)
 @click.option(
     "--speed",
     type=click.Choice(["fast", "default", "realistic"]),
@@ -37,6 +39,17 @@ from .app import echo_json, main, with_json
     help="Tasks one account may have in flight; a create beyond answers 1303 (Kling) or 429 "
     "(PiAPI). Default: no limit.",
 )
+@click.option(
+    "--kling-webhook-secret",
+    default=None,
+    metavar="whsec_…",
+    help="Sign Kling callbacks with this account secret (Standard Webhooks).",
+)
+@click.option(
+    "--callback-faults",
+    default=None,
+    help='Delivery faults as JSON, e.g. \'{"duplicate": 0.5, "reorder": 1}\' (docs/simulator.md).',
+)
 def simulate(
     host: str,
     port: int,
@@ -44,6 +57,8 @@ def simulate(
     faults: str | None,
     access_log: bool,
     max_concurrent: int | None,
+    kling_webhook_secret: str | None,
+    callback_faults: str | None,
 ) -> None:
     """Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI)."""
     from ..simulator import SimulatorConfig, serve
@@ -58,8 +73,14 @@ def simulate(
         config.faults = _fault_rules(faults)
     config.max_concurrent = max_concurrent
     try:
-        with socket.create_server((host, port)):
-            pass  # free: say so only if the server can really start there
+        config.kling_webhook_secret = kling_webhook_secret
+        config.callback_faults = json.loads(callback_faults) if callback_faults else {}
+        config.validate()
+    except ValueError as error:
+        raise click.BadParameter(str(error).splitlines()[0]) from error
+    try:
+        with socket.create_server((host, port)) as probe:
+            port = probe.getsockname()[1]  # free (--port 0: the one found): say which
     except OSError as error:
         message = f"cannot listen on {host}:{port}: {error}"
         raise click.BadParameter(message, param_hint="--port") from error

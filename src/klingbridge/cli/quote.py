@@ -9,6 +9,7 @@ from rich.text import Text
 
 from ..render import (
     add_row,
+    amount_text,
     console,
 )
 from ..render import (
@@ -38,7 +39,7 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
     table = fold_table("provider", "eligible", "cost", "USD", "why not")
     for q in quotes:
         usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
-        cost = f"{q.cost.amount} {q.cost.unit}" if q.cost else "-"
+        cost = amount_text(q.cost) if q.cost else "-"
         add_row(table, q.provider, "yes" if q.eligible else "no", cost, usd, q.reason or "")
     console.print(table)
     for q in quotes:

@@ -16,6 +16,7 @@ from ..download import SavedFile
 from ..errors import (
     KlingBridgeError,
     ValidationError,
+    WaitTimeout,
 )
 from ..jobs import new_key
 from ..models import SoundForVideoRequest, Task
@@ -64,8 +65,9 @@ RUN_OPTIONS = (
     click.Option(
         ["--callback-url"],
         default=None,
-        help="Where the vendor should POST status changes (Kling callback_url, "
-        "PiAPI webhook_config.endpoint).",
+        metavar="BASE",
+        help="The callback receiver's base URL (default: [callbacks] public_url): each create "
+        "names BASE/callbacks/<provider>, and the wait reads the task store first.",
     ),
 )
 
@@ -124,6 +126,8 @@ def _generate(
     max_usd: float | None,
     **options: Any,
 ) -> None:
+    if provider is not None and route is not None:
+        raise click.UsageError("--provider and --route cannot be used together: give one")
     request = build_request(kind, text, options)
     check_out(out)  # before anything is paid for
     with store_client(click.get_current_context()) as client:
@@ -192,6 +196,14 @@ def follow(
             failure = error
     if verbose and not as_json:
         print_attempts(list(failure.attempts), False)
+    if isinstance(failure, WaitTimeout) and key is not None:  # `wait` records and saves too
+        task = failure.task
+        fail(
+            f"{task.provider} task {task.id} still {task.status.value} after "
+            f"{failure.timeout:g} s; it keeps running at the vendor: klingbridge wait {key} "
+            "finishes it (records the charge, saves the files)",
+            error=failure,
+        )
     raise failure
 
 

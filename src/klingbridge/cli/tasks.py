@@ -8,9 +8,9 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ..render import add_row, console, err
+from ..render import add_row, console, err, print_listing
 from ..render import table as fold_table
-from ..store import JobRecord
+from ..store import JobRecord, callbacks
 from ..store.records import JobState
 from .app import echo_json, main, store_client
 
@@ -40,6 +40,9 @@ def _usd(value: float | None) -> str:
 @click.option("--provider", default=None, help="Only jobs that ran (or asked for) this provider.")
 @click.option("--since", default=None, help="Only jobs created at or after this date (UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--orphans", is_flag=True, help="Callbacks about tasks the store does not know, instead."
+)
 @click.option("--json", "as_json", is_flag=True, help="An array of job objects.")
 @click.pass_context
 def tasks(
@@ -48,12 +51,17 @@ def tasks(
     provider: str | None,
     since: str | None,
     limit: int,
+    orphans: bool,
     as_json: bool,
 ) -> None:
     """Jobs in the task store, newest first: key, vendor task, status, quoted vs charged."""
     with store_client(ctx) as client:
         store = client.store
         assert store is not None
+        if orphans:
+            found = store.read(callbacks.orphans(provider=provider, limit=limit))
+            _orphans(found, store.describe(), as_json)
+            return
         records, damaged = store.jobs(
             states=[status] if status else [],
             provider=provider,
@@ -66,6 +74,29 @@ def tasks(
         echo_json([job.summary() for job in records])
         return
     _table(records, store.describe())
+
+
+def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> None:
+    rows = [
+        {
+            "provider": o.provider,
+            "task_id": o.task_id,
+            "status": o.status,
+            "delivery_id": o.delivery_id,
+            "at": o.at.isoformat(),
+        }
+        for o in found
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    table = fold_table(
+        "received", "provider", "task id", "status", "delivery", title=f"orphan callbacks: {where}"
+    )
+    for o in found:
+        add_row(table, o.at.isoformat(), o.provider, o.task_id or "-", o.status or "-",
+                o.delivery_id)  # fmt: skip
+    print_listing(table)
 
 
 def _table(records: list[JobRecord], where: str) -> None:
@@ -86,7 +117,7 @@ def _table(records: list[JobRecord], where: str) -> None:
             _usd(row["charged_usd"]),
             str(len(row["files"])),
         )
-    console.print(table)
+    print_listing(table)
     charged: dict[str, float] = {}
     for job in records:
         latest = job.attempt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -13,8 +14,9 @@ from ..client import AsyncClient
 from ..config import Config
 from ..render import console, err
 from ..router import RunResult
+from ..store import JobState, TaskStore
 from ..worker import Worker, WorkerReport
-from .app import fail, main, store_client
+from .app import fail, main, make_client, store_client
 
 
 @main.command()
@@ -49,6 +51,34 @@ def worker(ctx: click.Context, once: bool, out: Path | None, concurrency: int) -
         Text(
             f"worker done: {len(report.succeeded)} succeeded, {len(report.failed)} failed, "
             f"{len(report.released)} let go"
+        )
+    )
+    if once:
+        with make_client(ctx) as after:
+            if after.store is not None:
+                _say_held(after.store, set(report.failed))
+
+
+def _say_held(store: TaskStore, tried: set[str]) -> None:
+    """Unfinished jobs another process holds were left alone: say so, or `0 succeeded` puzzles.
+
+    Jobs this worker tried and failed (still held by it, for lease_s) were reported already."""
+    unfinished, _ = store.jobs(states=[JobState.PENDING.value, JobState.RUNNING.value], limit=1000)
+    now = datetime.now(timezone.utc)
+    held = [
+        j
+        for j in unfinished
+        if j.lease_until is not None and j.lease_until > now and j.key not in tried
+    ]
+    if not held:
+        return
+    until = max(j.lease_until for j in held if j.lease_until is not None)
+    keys = ", ".join(j.key for j in held[:5]) + (", ..." if len(held) > 5 else "")
+    err.print(
+        Text(
+            f"note: {len(held)} unfinished job(s) held by another process until "
+            f"{until:%H:%M:%S} UTC, left alone: {keys} (a `generate` or `wait` still running, "
+            "or one that was stopped: run the worker again then, or `klingbridge wait KEY` now)"
         )
     )
 

@@ -8,6 +8,7 @@ task is created or rendered, so a change applies to what happens next.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,6 +64,12 @@ class SimulatorConfig:
     # Tasks one account may have in flight (queued or running) at once, per vendor; a create
     # beyond it is refused as the vendor does (Kling 1303, PiAPI's 429). None: no limit.
     max_concurrent: int | None = None
+    # The account-level callback signing secret (``whsec_…``, as Kling's console makes one):
+    # when set, Kling callbacks carry Standard Webhooks signatures.
+    kling_webhook_secret: str | None = None
+    # Delivery faults of callbacks and webhooks (notify.py): duplicate, drop, forge, reorder
+    # (probabilities) and delay_s.
+    callback_faults: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -93,6 +100,17 @@ class SimulatorConfig:
             raise ValueError(f"max_concurrent must be an int >= 1 or null, got {limit!r}")
         if not isinstance(self.kling_tasks_cover_legacy, bool):
             raise ValueError("kling_tasks_cover_legacy must be true or false")
+        from .notify import CallbackFaults
+
+        CallbackFaults.parse(self.callback_faults)
+        secret = self.kling_webhook_secret
+        if secret is not None:
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except ValueError:
+                key = b""
+            if not 24 <= len(key) <= 64:
+                raise ValueError("kling_webhook_secret must be whsec_ + base64 of 24 to 64 bytes")
 
     @classmethod
     def fast(cls, **overrides: Any) -> SimulatorConfig:

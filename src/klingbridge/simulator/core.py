@@ -15,7 +15,7 @@ from starlette.requests import Request
 from .clock import Clock
 from .config import SimulatorConfig
 from .faults import VENDORS, FaultEngine, Op
-from .notify import Notifier
+from .notify import CallbackFaults, Notifier
 from .tasks import Phase, SimTask, TaskStore, Vendor
 
 # Vendor status words for the neutral phases (Kling never cancels).
@@ -63,7 +63,12 @@ class Simulator:
         self.store = TaskStore()
         self.faults = FaultEngine(seed=config.seed, spec=config.faults)
         self.counters = Counters()
-        self.notifier = Notifier(timeout_s=config.notify_timeout_s)
+        self.notifier = Notifier(
+            timeout_s=config.notify_timeout_s,
+            kling_secret=config.kling_webhook_secret,
+            faults=CallbackFaults.parse(config.callback_faults),
+            seed=config.seed,
+        )
         self.started_wall = clock.wall()  # when the simulated account bought its pack
 
     def new_task(self, vendor: Vendor, kind: str, task_id: str, request: Request) -> SimTask:
@@ -136,6 +141,7 @@ class Simulator:
                 vendor: self.counters.concurrency_rejections[vendor] for vendor in VENDORS
             },
             "notifications": self.notifier.counts(),
+            "notification_faults": dict(self.notifier.fired),
         }
 
     def tasks(self) -> list[dict[str, Any]]:

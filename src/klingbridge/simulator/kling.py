@@ -181,7 +181,8 @@ async def _callbacks(sim: Simulator, task: SimTask, url: str) -> None:
                 continue
             last = phase
             await sim.clock.sleep_until(task.created_mono + offset)
-            await sim.notifier.post(client, "kling", url, task_object(task, offset))
+            final = offset == task.finish_offset
+            await sim.notifier.post(client, "kling", url, task_object(task, offset), final=final)
 
 
 def _parent_video(sim: Simulator, params: dict[str, Any]) -> dict[str, Any]:

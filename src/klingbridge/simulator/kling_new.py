@@ -263,7 +263,7 @@ async def _callbacks(sim: Simulator, task: SimTask, url: str) -> None:
             last = phase
             await sim.clock.sleep_until(task.created_mono + offset)
             body = task_object(task, offset, sim.config.kling_billing)
-            await sim.notifier.post(client, "kling", url, body)
+            await sim.notifier.post(client, "kling", url, body, final=offset == task.finish_offset)
 
 
 def _create(endpoint: str) -> Any:

@@ -71,10 +71,33 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE TABLE kb_meta (name TEXT PRIMARY KEY, value TEXT)",
     ],
-]
-# Limits shared by every process of the store (store/limits.py): the admission lock row,
-# provider cooldowns with their expiry, and the queue of creates waiting for a vendor slot.
-MIGRATIONS.append(
+    # callbacks (issue 9): each delivery received once (deduplication), and deliveries about
+    # tasks this store does not know (orphans), kept rather than lost
+    [
+        """CREATE TABLE kb_deliveries (
+            provider TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            task_id TEXT,
+            status TEXT,
+            outcome TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (provider, delivery_id)
+        )""",
+        "CREATE INDEX kb_deliveries_task ON kb_deliveries (provider, task_id)",
+        """CREATE TABLE kb_orphans (
+            id {id},
+            provider TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            task_id TEXT,
+            status TEXT,
+            body TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kb_orphans_task ON kb_orphans (provider, task_id)",
+    ],
+    # limits (issue 11, store/limits.py): the admission lock row, provider cooldowns with
+    # their expiry, the queue of creates waiting for a vendor slot, indexes for budget sums
     [
         "CREATE TABLE kb_limits (name TEXT PRIMARY KEY, version BIGINT NOT NULL DEFAULT 0)",
         "INSERT INTO kb_limits (name, version) VALUES ('admission', 0)",
@@ -100,5 +123,5 @@ MIGRATIONS.append(
         " ON kb_attempts (created_at, state, quoted_usd, charged_usd)",
         "CREATE INDEX kb_attempts_spend_by_provider"
         " ON kb_attempts (provider, created_at, state, quoted_usd, charged_usd)",
-    ]
-)
+    ],
+]

@@ -1,0 +1,183 @@
+"""The receiver's logic: verify, deduplicate, confirm, record, save. Starlette-free but the I/O.
+
+Every delivery goes through the same steps, in this order, and a refusal at any step leaves the
+store as it was:
+
+    1. size       over `max_body_bytes`: 413
+    2. provider   the provider's `verify_callback` (signature, secret): 401 with a one-line reason
+    3. body       JSON that holds a task (the provider's `parse_callback`): else 400
+    4. once       the delivery id is written down (kb_deliveries); the same delivery again: 200,
+                  no effect; the same id with another body: 409
+    5. effect     a signed body (Kling) is recorded as is; an unsigned one (PiAPI's plain secret,
+                  or any delivery under --insecure) is a hint: a final status is confirmed by a
+                  query of the vendor, in the background, and only the answer is recorded
+    6. files      a task that just succeeded has its outputs saved (background) when an output
+                  directory is known: the receiver's own, or the job's if no process holds it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..client import AsyncClient
+from ..download import save_outputs
+from ..errors import KlingBridgeError
+from ..models import Task, TaskStatus
+from ..provider import CallbackCheck, CallbackRefused, Provider
+from ..store import SavedFileRecord, TaskStore, procs
+from ..store import callbacks as recorded
+from ..store.callbacks import Admission, Applied, Effect
+
+logger = logging.getLogger("klingbridge.callbacks")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the receiver answers the vendor: an HTTP status and a small JSON object."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def refused(status: int, reason: str) -> Answer:
+    return Answer(status, {"error": reason})
+
+
+@dataclass
+class Receiver:
+    store: TaskStore
+    client: AsyncClient
+    insecure: bool = False
+    out_dir: Path | None = None
+    max_body_bytes: int = 1 << 20
+    #: Background work (confirmations, saves) still running: awaited by `drain` (tests, shutdown).
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def provider(self, name: str) -> Provider | None:
+        try:
+            return self.client.provider(name)
+        except KlingBridgeError:
+            return None
+
+    async def deliver(self, name: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """Steps 2 to 6 for one delivery (its size was checked by the caller)."""
+        provider = self.provider(name)
+        if provider is None:
+            return refused(404, f"no provider named {name!r}")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            check = provider.verify_callback(body, lowered, insecure=self.insecure)
+            task = _task(provider, body, lowered)
+        except CallbackRefused as refusal:
+            logger.warning("refused a %s delivery: %s", name, refusal.reason)
+            return refused(refusal.status, refusal.reason)
+        digest = hashlib.sha256(body).hexdigest()
+        delivery = check.delivery_id or f"sha256:{digest}"
+        text = body.decode("utf-8", "replace")
+        if check.signed or (check.authentic and not task.status.is_terminal):
+            admission, applied = await self.store.arun(
+                recorded.receive(name, delivery, digest, task, text, time.time())
+            )
+        else:
+            admission = await self.store.arun(
+                recorded.admit(name, delivery, digest, task_id=task.id,
+                               status=task.status.value, outcome="hint", now=time.time())
+            )  # fmt: skip
+            applied = None
+            if admission is Admission.NEW:
+                self._later(self._confirm(provider, check, delivery, task, text))
+        if admission is Admission.CONFLICT:
+            logger.warning("refused a %s delivery: id %s reused with another body", name, delivery)
+            return refused(409, f"{name}: delivery id reused with another body")
+        if applied is not None and applied.effect is Effect.CHANGED:
+            self._after(applied)
+        if applied is not None:
+            effect = applied.effect.value
+        else:
+            effect = "duplicate" if admission is Admission.DUPLICATE else "hint"
+        return Answer(200, {"ok": True, "delivery": delivery, "effect": effect})
+
+    # --- background ---------------------------------------------------------------------
+    def _later(self, job: Any) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far."""
+        while self.pending:
+            await asyncio.gather(*list(self.pending), return_exceptions=True)
+
+    async def _confirm(
+        self, provider: Provider, check: CallbackCheck, delivery: str, hint: Task, body: str
+    ) -> None:
+        """A hint: only the vendor's own answer is recorded (a final status, or any status from
+        an authenticated sender); a delivery about a task this store does not know is kept."""
+        name = provider.name
+        try:
+            target = await self.store.aread(recorded.hint_target(name, hint))
+            if target is None:
+                await self.store.arun(recorded.apply(name, delivery, hint, body, time.time()))
+                return
+            if not hint.status.is_terminal:
+                return  # an unauthenticated progress note: not worth a query
+            answer = await self.client.get(hint.id, provider=name, kind=target.kind)
+            applied = await self.store.arun(
+                recorded.apply(name, delivery, answer, body, time.time())
+            )
+        except KlingBridgeError as error:
+            logger.warning("%s task %s: confirming a callback failed: %s", name, hint.id, error)
+            return
+        if applied.effect is Effect.CHANGED:
+            self._after(applied)
+
+    def _after(self, applied: Applied) -> None:
+        task = applied.task
+        if task is not None and task.status is TaskStatus.SUCCEEDED and applied.job_key:
+            self._later(self._save(applied.job_key, task))
+
+    async def _save(self, key: str, task: Task) -> None:
+        job = await self.store.aread(procs.load(key))
+        if job is None or job.saved_at is not None:
+            return
+        target = self.out_dir
+        held = job.lease_until is not None and job.lease_until.timestamp() > time.time()
+        if target is None and job.out_dir and not held:  # a live holder saves its own files
+            target = Path(job.out_dir)
+        if target is None:
+            return
+        try:
+            files = await asyncio.to_thread(save_outputs, task, target)
+        except KlingBridgeError as error:
+            logger.warning("job %s: saving outputs into %s failed: %s", key, target, error)
+            return
+        records = [
+            SavedFileRecord(path=str(f.path), url=f.url, format=f.format, bytes=f.bytes,
+                            sha256=f.sha256)
+            for f in files
+        ]  # fmt: skip
+        await self.store.arun(procs.saved(key, records, time.time()))
+        logger.info("job %s: %d file(s) saved into %s", key, len(files), target)
+
+
+def _task(provider: Provider, body: bytes, headers: Mapping[str, str]) -> Task:
+    """The task a delivery's body holds; `CallbackRefused` (400) when it holds none."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise CallbackRefused(f"{provider.name}: body is not JSON", status=400) from None
+    try:
+        return provider.parse_callback(payload, headers)
+    except KlingBridgeError as error:
+        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise CallbackRefused(
+            f"{provider.name}: body is not a task ({first})", status=400
+        ) from None

@@ -1,0 +1,135 @@
+"""`serve`: the callback receiver (and the dashboard at `/`), for vendors to POST status changes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import click
+from rich.text import Text
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from ..config import Config
+from ..render import err
+from ..store import TaskStore
+from .app import fail, main, store_client
+from .saving import check_out
+
+
+def build_app(
+    store: TaskStore,
+    config: Config,
+    *,
+    insecure: bool = False,
+    out_dir: Path | None = None,
+    token: str | None = None,
+    files_root: Path | None = None,
+) -> Starlette:
+    """The receiver's routes (`/callbacks/{provider}`, `/healthz`), the dashboard at `/`."""
+    from ..callbacks import app as callbacks_app
+    from ..dashboard import app as dashboard_app
+
+    receiver = callbacks_app(store, config, insecure=insecure, out_dir=out_dir)
+    dashboard = dashboard_app(store, config, token=token, files_root=files_root)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with receiver.router.lifespan_context(receiver):  # a mount's own is not run
+            yield
+
+    routes = [*receiver.routes, Mount("/", app=dashboard)]
+    outer = Starlette(routes=routes, lifespan=lifespan)
+    outer.state.receiver = receiver.state.receiver
+    return outer
+
+
+def _secrets_note(config: Config, insecure: bool) -> str:
+    configured = [
+        name for name, section in sorted(config.providers.items()) if section.get("webhook_secret")
+    ]
+    note = f"verified: {', '.join(configured) or 'none'}"
+    if insecure:
+        note += "; --insecure: other deliveries are hints, confirmed by a vendor query"
+    return note
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8767, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save the outputs of tasks that succeed into this directory.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Take deliveries no configured secret verifies as hints (each confirmed by a query).",
+)
+@click.option(
+    "--files-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The dashboard serves saved outputs only from under this directory.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    out: Path | None,
+    insecure: bool,
+    files_root: Path | None,
+) -> None:
+    """Receive the vendors' callbacks: POST /callbacks/kling, /callbacks/piapi; GET /healthz.
+
+    Each delivery is verified (Kling: webhook_secret, Standard Webhooks; PiAPI: webhook_secret),
+    deduplicated and recorded in the task store. The dashboard is served at / (loopback only,
+    or with KLINGBRIDGE_DASHBOARD_TOKEN). Vendors must reach this address: set
+    [callbacks] public_url to it as they see it.
+    """
+    import uvicorn
+
+    from ..dashboard import TOKEN_ENV
+
+    logging.getLogger("klingbridge.callbacks").setLevel(logging.INFO)
+    check_out(out)  # a folder that cannot take files fails now, not at the first result
+    client = store_client(ctx)
+    store = client.store
+    assert store is not None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as error:
+        sock.close()
+        fail(f"--port: cannot listen on {host}:{port}: {error}", 2)
+    bound = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
+    err.print(
+        Text(
+            f"callbacks on http://{shown}:{bound}/callbacks/<provider>  "
+            f"({_secrets_note(client.config, insecure)}; task store: {store.describe()})"
+        )
+    )
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    asgi = build_app(
+        store, client.config, insecure=insecure, out_dir=out, token=token, files_root=files_root
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(asgi, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        client.close()

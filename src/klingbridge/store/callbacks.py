@@ -1,0 +1,240 @@
+"""The callback receiver's procedures: each delivery once, never backwards, orphans kept.
+
+Written like procs.py (generators of `Sql`, one transaction each, every backend alike):
+
+    admit     a delivery is written down under (provider, delivery id) before it has any effect;
+              the same id again is a duplicate (no effect), with another body a conflict
+    apply     a task a delivery speaks for (trusted body, or the vendor's answer to a query) is
+              recorded on its attempt through `procs.observe`, which never moves it backwards;
+              a task the store does not know is kept in kb_orphans, never lost
+    peek      what the store knows of an attempt's task: how a waiting client learns a result
+              that a callback brought, without asking the vendor
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..models import Task, TaskStatus
+from . import procs
+from .procs import Proc, Sql
+from .records import from_epoch
+
+
+class Admission(str, enum.Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"  # the same delivery again: answered 200, no effect
+    CONFLICT = "conflict"  # a known delivery id with another body: refused, no effect
+
+
+class Effect(str, enum.Enum):
+    CHANGED = "changed"  # the attempt's record moved on (or gained detail)
+    UNCHANGED = "unchanged"  # stale or repeated: the task never moves backwards
+    ORPHAN = "orphan"  # no attempt in this store has that task
+
+
+@dataclass(frozen=True)
+class Applied:
+    effect: Effect
+    job_key: str | None = None
+    task: Task | None = None  # the task as recorded (kind and external id kept from before)
+
+
+@dataclass(frozen=True)
+class OrphanRecord:
+    provider: str
+    delivery_id: str
+    task_id: str | None
+    status: str | None
+    body: str
+    at: datetime
+
+
+def admit(
+    provider: str,
+    delivery_id: str,
+    body_sha256: str,
+    *,
+    task_id: str | None,
+    status: str | None,
+    outcome: str,
+    now: float,
+) -> Proc[Admission]:
+    """Write the delivery down once; a repeat of it is reported, never applied again."""
+    rows = yield Sql(
+        "INSERT INTO kb_deliveries (provider, delivery_id, body_sha256, task_id, status, outcome,"
+        " at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, delivery_id) DO NOTHING"
+        " RETURNING delivery_id",
+        (provider, delivery_id, body_sha256, task_id, status, outcome, now),
+    )
+    if rows:
+        return Admission.NEW
+    known = yield Sql(
+        "SELECT body_sha256 FROM kb_deliveries WHERE provider = ? AND delivery_id = ?",
+        (provider, delivery_id),
+    )
+    return Admission.DUPLICATE if known and known[0][0] == body_sha256 else Admission.CONFLICT
+
+
+def locate(provider: str, task: Task) -> Proc[tuple[str, str, Task | None] | None]:
+    """(external id, job key, recorded task) of the attempt that made `task`, if any.
+
+    By vendor task id, else by the external id the vendor echoes (Kling): a callback may arrive
+    before the create's answer is recorded.
+    """
+    rows = yield Sql(
+        "SELECT external_id, job_key, task FROM kb_attempts WHERE provider = ? AND task_id = ?"
+        " ORDER BY updated_at DESC LIMIT 1",
+        (provider, task.id),
+    )
+    if not rows and task.external_id:
+        rows = yield Sql(
+            "SELECT external_id, job_key, task FROM kb_attempts"
+            " WHERE provider = ? AND external_id = ?",
+            (provider, task.external_id),
+        )
+    if not rows:
+        return None
+    external_id, job_key, recorded = rows[0]
+    return external_id, job_key, Task.model_validate_json(recorded) if recorded else None
+
+
+def apply(provider: str, delivery_id: str, task: Task, body: str, now: float) -> Proc[Applied]:
+    """Record what a delivery (or the query confirming it) says of its task."""
+    found = yield from locate(provider, task)
+    if found is None:
+        yield Sql(
+            "INSERT INTO kb_orphans (provider, delivery_id, task_id, status, body, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (provider, delivery_id, task.id, task.status.value, body, now),
+        )
+        yield from _outcome(provider, delivery_id, Effect.ORPHAN)
+        return Applied(Effect.ORPHAN)
+    external_id, job_key, before = found
+    task = _keep_known(before, task)
+    recorded = yield from procs.observe(external_id, task, now)
+    changed = recorded and (before is None or _news(before, task))
+    if changed and task.status is TaskStatus.SUCCEEDED:
+        # Succeeded is final for the job whatever its route; a failure may still be resubmitted
+        # by the route, so the process running the job (or a worker) closes it then.
+        yield Sql(
+            "UPDATE kb_jobs SET state = 'succeeded', updated_at = ? WHERE key = ?"
+            " AND state IN ('pending', 'running', 'unknown')",
+            (now, job_key),
+        )
+    effect = Effect.CHANGED if changed else Effect.UNCHANGED
+    yield from _outcome(provider, delivery_id, effect)
+    return Applied(effect, job_key, task)
+
+
+def receive(
+    provider: str, delivery_id: str, body_sha256: str, task: Task, body: str, now: float
+) -> Proc[tuple[Admission, Applied | None]]:
+    """A delivery whose body is believed: admitted and applied in one transaction."""
+    admission = yield from admit(
+        provider,
+        delivery_id,
+        body_sha256,
+        task_id=task.id,
+        status=task.status.value,
+        outcome="received",
+        now=now,
+    )
+    if admission is not Admission.NEW:
+        return admission, None
+    return admission, (yield from apply(provider, delivery_id, task, body, now))
+
+
+def hint_target(provider: str, task: Task) -> Proc[Task | None]:
+    """The recorded task a hint is about (its kind picks the query), None when unknown here."""
+    found = yield from locate(provider, task)
+    return None if found is None else _keep_known(found[2], task)
+
+
+@dataclass(frozen=True)
+class Peek:
+    """What a waiting client reads: the attempt's task as recorded, and whether a delivery about
+    it arrived as an orphan (before the create's answer was recorded): then ask the vendor now."""
+
+    task: Task | None
+    orphaned: int = 0
+
+
+def peek(external_id: str) -> Proc[Peek]:
+    """The attempt's task as the store knows it now (a read: takes no write lock)."""
+    rows = yield Sql(
+        "SELECT a.task, (SELECT COUNT(*) FROM kb_orphans o"
+        " WHERE o.provider = a.provider AND o.task_id = a.task_id)"
+        " FROM kb_attempts a WHERE a.external_id = ?",
+        (external_id,),
+    )
+    if not rows:
+        return Peek(None)
+    task = Task.model_validate_json(rows[0][0]) if rows[0][0] else None
+    return Peek(task, int(rows[0][1] or 0))
+
+
+def orphans(*, provider: str | None = None, limit: int = 50) -> Proc[list[OrphanRecord]]:
+    """Deliveries about tasks this store does not know (still), newest first.
+
+    An orphan whose task the store learnt later (its create's answer was recorded after the
+    delivery came) is no longer listed: the waiting run asked the vendor about it.
+    """
+    where = (
+        " WHERE NOT EXISTS (SELECT 1 FROM kb_attempts a"
+        " WHERE a.provider = kb_orphans.provider AND a.task_id = kb_orphans.task_id)"
+    )
+    where += " AND provider = ?" if provider else ""
+    params: tuple[Any, ...] = (provider, limit) if provider else (limit,)
+    rows = yield Sql(
+        "SELECT provider, delivery_id, task_id, status, body, at FROM kb_orphans"
+        f"{where} ORDER BY id DESC LIMIT ?",
+        params,
+    )
+    return [
+        OrphanRecord(
+            provider=r[0],
+            delivery_id=r[1],
+            task_id=r[2],
+            status=r[3],
+            body=r[4],
+            at=from_epoch(r[5]),  # type: ignore[arg-type]
+        )
+        for r in rows
+    ]
+
+
+def deliveries(provider: str, task_id: str) -> Proc[list[tuple[str, str | None, str]]]:
+    """(delivery id, status, outcome) of every delivery about a task, in arrival order."""
+    rows = yield Sql(
+        "SELECT delivery_id, status, outcome FROM kb_deliveries"
+        " WHERE provider = ? AND task_id = ? ORDER BY at",
+        (provider, task_id),
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _outcome(provider: str, delivery_id: str, effect: Effect) -> Proc[None]:
+    yield Sql(
+        "UPDATE kb_deliveries SET outcome = ? WHERE provider = ? AND delivery_id = ?",
+        (effect.value, provider, delivery_id),
+    )
+
+
+def _news(before: Task, after: Task) -> bool:
+    return (before.status, before.cost, before.outputs) != (after.status, after.cost, after.outputs)
+
+
+def _keep_known(before: Task | None, after: Task) -> Task:
+    """A callback may know less than the create did (kind, external id): keep what was known."""
+    if before is None:
+        return after
+    update: dict[str, Any] = {}
+    if after.kind is None and before.kind is not None:
+        update["kind"] = before.kind
+    if after.external_id is None and before.external_id is not None:
+        update["external_id"] = before.external_id
+    return after.model_copy(update=update) if update else after

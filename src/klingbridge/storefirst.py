@@ -1,0 +1,112 @@
+"""Waiting for a task whose status changes arrive by callback: read the store first.
+
+When a run names a callback URL and keeps a task store, the receiver (klingbridge.callbacks)
+writes each status change into the store as the vendor POSTs it. So the wait reads the store
+often (cheap, local) and asks the vendor rarely, only as a safety net for a delivery that was
+lost: a task that ends by callback costs no query of its own. Like flows.py, this is plain logic
+that yields operations (`Record` to read the store, `Send` through `flows.locate`, `Sleep`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import flows
+from .errors import KlingBridgeError, WaitTimeout
+from .flows import Clock, Flow, OnUpdate, Op, Record, Sleep
+from .models import Task, TaskStatus
+from .provider import Provider
+from .store import callbacks
+
+logger = logging.getLogger("klingbridge")
+
+_RANK = {
+    TaskStatus.QUEUED: 0,
+    TaskStatus.RUNNING: 1,
+    TaskStatus.SUCCEEDED: 2,
+    TaskStatus.FAILED: 2,
+    TaskStatus.CANCELLED: 2,
+}
+
+
+@dataclass(frozen=True)
+class StoreFirst:
+    """How often a callback-driven wait reads the store, and asks the vendor (`[callbacks]`)."""
+
+    store_poll_s: float = 1.0
+    safety_poll_s: float = 60.0
+
+
+def endpoint(base: str | None, provider: str) -> str | None:
+    """`<base>/callbacks/<provider>`: where the receiver takes this provider's deliveries."""
+    return None if base is None else f"{base.rstrip('/')}/callbacks/{provider}"
+
+
+def wait(
+    provider: Provider,
+    task: Task,
+    external_id: str,
+    *,
+    plan: StoreFirst,
+    timeout: float,
+    clock: Clock,
+    on_update: OnUpdate | None = None,
+    observe: Callable[[Task], Op] | None = None,
+    heartbeat: Callable[[], Op | None] | None = None,
+) -> Flow[Task]:
+    """Like `flows.wait`, but the store is read every `store_poll_s` and the vendor asked only
+    every `safety_poll_s`. `external_id` names the attempt whose task the receiver records."""
+    deadline = clock() + timeout
+    asked = clock()
+    orphaned = 0  # deliveries that came before the task was known: each one is worth a query
+    while not task.status.is_terminal:
+        now = clock()
+        if now >= deadline:
+            raise WaitTimeout(task, timeout)
+        beat = heartbeat() if heartbeat is not None else None
+        if beat is not None:
+            yield beat
+        yield Sleep(min(plan.store_poll_s, max(0.0, deadline - now)))
+        peeked = yield Record(callbacks.peek(external_id), read=True)
+        known = peeked.task if isinstance(peeked, callbacks.Peek) else None
+        if known is not None and _RANK[known.status] > _RANK[task.status]:
+            task = _moved(task, known, on_update)
+            continue
+        hinted = isinstance(peeked, callbacks.Peek) and peeked.orphaned > orphaned
+        if hinted:
+            orphaned = peeked.orphaned
+        elif clock() - asked < plan.safety_poll_s:
+            continue
+        asked = clock()
+        found = yield from _ask(provider, task)
+        if found is None:
+            continue
+        if observe is not None and found != task:
+            yield observe(found)
+        task = _moved(task, found, on_update)
+    return task
+
+
+def _ask(provider: Provider, task: Task) -> Flow[Task | None]:
+    """The safety poll: the vendor's answer, or None after a transient error (asked later)."""
+    try:
+        _, found = yield from flows.locate(
+            provider, provider.build_get(task.id, task.kind), task.kind
+        )
+    except Exception as error:
+        if isinstance(error, KlingBridgeError):
+            error.task = error.task or task
+        if not flows._is_transient(error):
+            raise
+        logger.info("safety poll of %s task %s: %s", provider.name, task.id, error)
+        return None
+    return flows._keep_known(task, found)
+
+
+def _moved(before: Task, after: Task, on_update: OnUpdate | None) -> Task:
+    after = flows._keep_known(before, after)
+    if after.status != before.status and on_update is not None:
+        on_update(after)
+    return after
