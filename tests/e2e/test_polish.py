@@ -217,9 +217,8 @@ def test_a_refused_library_run_leaves_no_job_for_a_worker(cli: Cli, vendor: Any)
     from klingbridge import Client, SoundRequest, ValidationError
 
     settings = {"piapi": {"base_url": vendor.base_url, "api_key": vendor.config.piapi_api_key}}
-    with Client(settings=settings) as client:
-        with pytest.raises(ValidationError):
-            client.run(SoundRequest(prompt="x", duration=3), provider="piapi", key="bad-1")
+    with Client(settings=settings) as client, pytest.raises(ValidationError):
+        client.run(SoundRequest(prompt="x", duration=3), provider="piapi", key="bad-1")
     run = cli("worker", "--once")  # the job ended failed (nothing paid): nothing to retry
     assert run.exit_code == 0, run
     assert "0 failed" in run.stderr and "held by another process" not in run.stderr
