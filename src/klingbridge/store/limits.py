@@ -4,8 +4,9 @@
 cooldown, every budget the create counts in, and the provider's concurrency slots, and only then
 writes the attempt's intent (procs.intent). Two processes racing for the last dollars or the
 last slot are serialized by the transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock
-up front; on PostgreSQL the first statement updates the `kb_limits` row, a row lock held to the
-commit, so the second admission reads what the first one wrote.
+up front; on PostgreSQL, when budgets or slots apply, the first statement updates the
+`kb_limits` row, a row lock held to the commit, so the second admission reads what the first one
+wrote (with neither, only the cooldown is read and admissions do not queue on that row).
 
 What counts:
 - spent: attempts of the window that ended (their charge in USD, else their quote; an attempt
@@ -77,7 +78,8 @@ Verdict = Admitted | Cooling | MustWait
 
 def admit(ask: Ask) -> Proc[Verdict]:
     """Admit the create (its intent written) or say why not; raises `BudgetExceeded`."""
-    yield Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
+    if ask.budgets or ask.max_concurrent is not None:  # serialize only what must be
+        yield Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
     rows = yield Sql(
         "SELECT until, reason FROM kb_cooldowns WHERE provider = ? AND until > ?",
         (ask.provider, ask.now),
