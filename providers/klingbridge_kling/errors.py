@@ -9,6 +9,7 @@ from typing import Any
 
 from klingbridge import (
     AuthError,
+    ConcurrencyLimitError,
     ContentPolicyError,
     InvalidRequestError,
     NotFoundError,
@@ -37,7 +38,7 @@ CODES: dict[int, Code] = {
     1300: Code(ContentPolicyError, "platform policy triggered", False, False),
     1301: Code(ContentPolicyError, "content safety triggered", False, False),
     1302: Code(RateLimitError, "requests too fast", True, True),
-    1303: Code(RateLimitError, "concurrent tasks over the resource-pack limit", True, True),
+    1303: Code(ConcurrencyLimitError, "concurrent tasks over the resource-pack limit", True, False),
     1304: Code(AuthError, "IP whitelist policy", False, True),
     5000: Code(ServerError, "internal error", True, True),
     5001: Code(ServerError, "service under maintenance", True, True),

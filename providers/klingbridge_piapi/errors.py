@@ -16,6 +16,7 @@ from typing import Any
 
 from klingbridge import (
     AuthError,
+    ConcurrencyLimitError,
     ContentPolicyError,
     InvalidRequestError,
     NotFoundError,
@@ -57,6 +58,9 @@ SERVER = Code(ServerError, "upstream or server failure", True, True)
 #: A 400 whose message speaks of content rules [?]: PiAPI has no code of its own for it.
 CONTENT_POLICY = Code(ContentPolicyError, "content policy (from the message)", False, False)
 UNKNOWN = Code(ProviderError, "unknown error code", False, False)
+#: A 429 whose message speaks of concurrent tasks: the account's task slots are full [?]: PiAPI
+#: has no code of its own for it, only the message (the simulator's reading of the docs).
+CONCURRENCY = Code(ConcurrencyLimitError, "concurrent task limit (from the message)", True, False)
 
 _CONTENT_WORDS = re.compile(
     r"\bcontent\b(?![-_ ]?type)|polic|sensitive|nsfw|moderat|inappropriate|risk control",
@@ -95,4 +99,6 @@ def parse_error(
         detail = f"{detail}: {reason}" if detail else reason
     if entry.error is InvalidRequestError and detail and _CONTENT_WORDS.search(detail):
         entry = CONTENT_POLICY
+    if entry.error is RateLimitError and detail and "concurren" in detail.lower():
+        entry = CONCURRENCY
     return entry.make(detail, provider=provider, http_status=http_status, code=code)

@@ -22,6 +22,7 @@ import pluggy
 from typing_extensions import Unpack
 
 from . import flows
+from .admission import Admission, OnWait
 from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
@@ -57,6 +58,8 @@ class RunOptions(ResumeOptions, total=False):
     key: str | None  # the job's idempotency key (default: a new one)
     out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
     detach: bool  # return once the vendor task exists; finish it later with resume/worker
+    max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
+    on_wait: OnWait | None  # told what the run waits for ("waiting for a kling slot: 5/5")
 
 
 logger = logging.getLogger("klingbridge")
@@ -108,6 +111,16 @@ class _BaseClient:
             emit=self._emit,
             pacing=Pacing(self.poll) if self.poll.pacing else None,
             listening=self._listening,
+            admission=Admission(
+                budgets=self.config.budgets,
+                slots=self._max_concurrent,
+                default_route=self.config.default_route,
+                poll=self.poll,
+                clock=clock,
+                wall=time.time,
+                emit=self._emit,
+                lease_s=self.config.store.lease_s,
+            ),
         )
         self.store: TaskStore | None = self._open_store(store)
         if self.store is not None:  # the receiver writes there: waits read it first
@@ -121,6 +134,7 @@ class _BaseClient:
             poll=self.poll,
             clock=clock,
             wall=time.time,
+            default_route=self.config.default_route,
         )
 
     @property
@@ -138,6 +152,9 @@ class _BaseClient:
                 return None
             return open_store(settings.url, self._pm)
         return open_store(store, self._pm)
+
+    def _max_concurrent(self, name: str) -> int | None:
+        return self.provider(name).settings.max_concurrent
 
     def _plan(self, route: str | None, provider: str | None) -> Route:
         """The route a job runs on: one provider alone, or a configured route."""
@@ -253,7 +270,11 @@ class _BaseClient:
         resubmit: bool = False,
         out_dir: str | Path | None = None,
         detach: bool = False,
+        max_usd: float | None = None,
+        on_wait: OnWait | None = None,
     ) -> Flow[RunResult]:
+        if max_usd is not None and not max_usd >= 0:
+            raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
         return self._jobs.run(
             request,
             key=key or new_key(),
@@ -267,6 +288,8 @@ class _BaseClient:
             callback_url=callback_url or self.config.callbacks.public_url,
             resubmit=resubmit,
             detach=detach,
+            max_usd=max_usd,
+            on_wait=on_wait,
         )
 
     def _resume(

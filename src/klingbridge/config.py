@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .budgets import Budgets
 from .errors import ConfigError
 from .flows import PollPolicy
 from .provider import Provider, ProviderSettings
@@ -71,6 +72,9 @@ class Route(BaseModel):
     #: Fall back after a create whose outcome cannot be known (answer lost, no lookup by external
     #: id): the first vendor may have created, and will bill, a task too. Off: stop and say so.
     fallback_after_lost_create: bool = False
+    #: Fall back when a vendor says its concurrent-task slots are full (Kling 1303). Off: wait
+    #: for a slot there, with backoff (another task ending frees one).
+    fallback_on_concurrency_limit: bool = False
 
 
 class RetryPolicy(BaseModel):
@@ -158,6 +162,8 @@ class Config(BaseModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     ledger: LegacyLedgerSettings = Field(default_factory=LegacyLedgerSettings)
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
+    #: `[budgets]`: USD limits over a window, shared through the task store (budgets.py).
+    budgets: Budgets = Field(default_factory=Budgets)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     #: Dotted key -> where its value came from ("file.toml", "env KLING_ACCESS_KEY").
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
@@ -199,7 +205,10 @@ class Config(BaseModel):
 
 
 def _key(problem: Any) -> str:
-    return ".".join(str(p) for p in problem["loc"])
+    loc = [str(p) for p in problem["loc"]]
+    if loc[:2] == ["budgets", "providers"]:  # [budgets.kling] is read into budgets.providers
+        loc = ["budgets", *loc[2:]]
+    return ".".join(loc)
 
 
 def _message(problem: Any) -> str:

@@ -7,6 +7,7 @@
     │   ├── AuthError             bad or missing credentials, no permission for the model
     │   ├── QuotaError            balance, arrears, resource pack used up
     │   ├── RateLimitError        too many requests or concurrent tasks (carries retry_after)
+    │   │   └── ConcurrencyLimitError  the account's concurrent-task slots are full (Kling 1303)
     │   ├── InvalidRequestError   the vendor rejected the request itself
     │   ├── NotFoundError         unknown task or model
     │   ├── ContentPolicyError    the prompt or media tripped the vendor's content rules
@@ -15,6 +16,8 @@
     ├── ProviderResponseError     an answer that does not parse (carries the payload)
     ├── TaskFailed                the task ran and failed or was cancelled (carries the Task)
     ├── WaitTimeout               the task did not finish before the deadline (carries the Task)
+    ├── BudgetExceeded            a create would pass a USD budget; refused before any call
+    ├── SlotTimeout               no concurrency slot came free before the deadline
     ├── DownloadError             an output could not be saved (download.py; unsafe URL, disk)
     ├── CallbackRefused           a delivery to the receiver failed verification (provider.py)
     └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
@@ -129,6 +132,16 @@ class RateLimitError(ProviderError):
     default_fallback = True
 
 
+class ConcurrencyLimitError(RateLimitError):
+    """The account already runs as many tasks as it may (Kling 1303, PiAPI's 429 saying so).
+
+    Another task ending frees a slot, so it is waited out with backoff on the same provider;
+    a route falls back on it only with `fallback_on_concurrency_limit = true`.
+    """
+
+    default_fallback = False
+
+
 class InvalidRequestError(ProviderError):
     pass
 
@@ -202,3 +215,52 @@ class NoProviderAvailable(KlingBridgeError):
         self.attempts = list(attempts)
         #: True when every candidate refused the request or lacked its settings, before any call.
         self.bad_input = False
+
+
+class BudgetExceeded(KlingBridgeError):
+    """A create that would pass a budget: refused before anything is sent (CLI exit status 3).
+
+    `spent_usd` is what ended tasks cost in the window (their charge, else their quote),
+    `committed_usd` what tasks still running are quoted; `would_cost_usd` is this request's
+    quote (None when its price is unknown and the budget does not allow unpriced requests).
+    """
+
+    def __init__(
+        self,
+        budget: str,
+        *,
+        window: str,
+        limit_usd: float,
+        spent_usd: float,
+        committed_usd: float,
+        would_cost_usd: float | None,
+        provider: str | None = None,
+    ) -> None:
+        self.budget = budget
+        self.window = window
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.committed_usd = committed_usd
+        self.would_cost_usd = would_cost_usd
+        self.provider = provider
+        where = "" if window == "request" else f" per {window}" if window != "total" else " total"
+        cost = "an unknown price" if would_cost_usd is None else f"${would_cost_usd:.4f}"
+        super().__init__(
+            f"budget {budget} (${limit_usd:g}{where}) exceeded: spent ${spent_usd:.4f}, "
+            f"committed ${committed_usd:.4f}, this request would cost {cost}"
+            + (f" on {provider}" if provider else "")
+        )
+
+
+class SlotTimeout(KlingBridgeError):
+    """No concurrency slot of `provider` came free before the deadline (nothing was sent)."""
+
+    def __init__(self, provider: str, *, in_use: int, limit: int, waited_s: float) -> None:
+        self.provider = provider
+        self.in_use = in_use
+        self.limit = limit
+        self.waited_s = waited_s
+        super().__init__(
+            f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
+            f"({in_use}/{limit} in use; max_concurrent = {limit})"
+        )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventName = Literal[
-    "submit", "status_change", "retry", "fallback", "cooldown", "cost_recorded", "skip"
+    "submit", "status_change", "retry", "fallback", "cooldown", "cost_recorded", "skip", "slot_wait"
 ]
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import flows
+from .admission import OnWait
 from .config import Route
 from .errors import KlingBridgeError, TaskFailed, TransportError, WaitTimeout
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
@@ -82,6 +83,8 @@ class Jobs:
     poll: PollPolicy
     clock: Clock
     wall: Clock
+    #: The configured default route's name (route budgets of jobs that named no route).
+    default_route: str = "default"
 
     def run(
         self,
@@ -96,9 +99,11 @@ class Jobs:
         callback_url: str | None,
         resubmit: bool,
         detach: bool = False,
+        max_usd: float | None = None,
+        on_wait: OnWait | None = None,
     ) -> Flow[RunResult]:
         plan = self.plan(route, provider)  # a bad route or provider fails before anything
-        journal = self._journal(key)
+        journal = self._journal(key, route, provider, max_usd=max_usd, on_wait=on_wait)
         begun = yield Record(
             procs.begin(
                 key,
@@ -124,7 +129,11 @@ class Jobs:
                     detach=detach,
                 )
             )
-        return (yield from self._carry_on(begun[0], timeout, on_update, callback_url, resubmit))
+        return (
+            yield from self._carry_on(
+                begun[0], timeout, on_update, callback_url, resubmit, journal=journal
+            )
+        )
 
     def resume(
         self,
@@ -145,8 +154,24 @@ class Jobs:
         return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
 
     # --- pieces ---------------------------------------------------------------------------
-    def _journal(self, key: str) -> Journal:
-        return Journal(key=key, owner=self.owner, lease_s=self.lease_s, wall=self.wall)
+    def _journal(
+        self,
+        key: str,
+        route: str | None,
+        provider: str | None,
+        *,
+        max_usd: float | None = None,
+        on_wait: OnWait | None = None,
+    ) -> Journal:
+        return Journal(
+            key=key,
+            owner=self.owner,
+            lease_s=self.lease_s,
+            wall=self.wall,
+            route=route if route is not None else None if provider else self.default_route,
+            max_usd=max_usd,
+            on_wait=on_wait,
+        )
 
     def _carry_on(
         self,
@@ -155,6 +180,7 @@ class Jobs:
         on_update: OnUpdate | None,
         callback_url: str | None,
         resubmit: bool,
+        journal: Journal | None = None,
     ) -> Flow[RunResult]:
         deadline = self.clock() + timeout
         job = yield from self._watch(job, deadline)
@@ -180,7 +206,7 @@ class Jobs:
             yield from self.router.run(
                 job.request,
                 self.plan(job.route, job.provider),
-                journal=self._journal(job.key),
+                journal=journal or self._journal(job.key, job.route, job.provider),
                 timeout=max(0.0, deadline - self.clock()),
                 on_update=on_update,
                 callback_url=callback_url,

@@ -120,6 +120,12 @@ class ProviderSettings(BaseModel):
     prices: dict[str, Decimal] = Field(
         default_factory=dict, description="overrides of the provider's shipped price table"
     )
+    max_concurrent: int | None = Field(
+        default=None,
+        ge=1,
+        description="most tasks of this account in flight at once, across every process "
+        "sharing the task store (Kling: 5 on trial, 20 standard); unset: no limit",
+    )
 
     @field_validator("prices")
     @classmethod

@@ -63,6 +63,10 @@ class Progress:
         self.task = task
         self.status = f"{task.provider} {task.id} {task.status.value}"
 
+    def say(self, message: str) -> None:
+        """What the run waits for before any task exists ("waiting for a kling slot: 5/5")."""
+        self.status = message
+
     def __enter__(self) -> Progress:
         if self.enabled:
             self.live.start()

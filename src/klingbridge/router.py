@@ -9,7 +9,11 @@ The rules (docs/routing.md):
   when the route says so;
 - a create whose answer was lost is resolved by looking the task up by its external id before
   anything is retried; where the vendor has no such lookup, it is not re-created there;
-- a provider that failed `allowed_fails` times in a row cools down and is skipped meanwhile;
+- a provider that failed `allowed_fails` times in a row cools down and is skipped meanwhile,
+  by every process sharing the task store;
+- before any create, the store admits it (admission.py): over a budget, the provider is skipped;
+  its `max_concurrent` slots all in use, the create waits for one; a 1303 (slots full) that
+  arrives anyway is waited out, and falls back only with `fallback_on_concurrency_limit`;
 - an accepted task that then fails is resubmitted to the next provider when the route says so.
 Every attempt is recorded; nothing known about a paid task (its id, its charge) is dropped.
 """
@@ -26,8 +30,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from . import flows, storefirst
+from .admission import Admission, OnWait, Seat, write_intent
 from .config import CooldownPolicy, RetryPolicy, Route
 from .errors import (
+    BudgetExceeded,
+    ConcurrencyLimitError,
     ConfigError,
     ContentPolicyError,
     KlingBridgeError,
@@ -44,6 +51,7 @@ from .models import Cost, Request, Task, TaskStatus
 from .pacing import Pacing
 from .provider import Provider
 from .store import StoreError, procs
+from .store.limits import cool_down
 from .store.records import AttemptRecord, AttemptState, JobState
 
 Outcome = Literal["succeeded", "failed", "cancelled", "error", "skipped", "unknown"]
@@ -135,6 +143,12 @@ class Journal:
     lease_s: float = 60.0
     wall: Clock = time.time
     renewed: float = field(default_factory=time.time)
+    #: The route's name for route budgets (None: a provider alone).
+    route: str | None = None
+    #: `--max-usd`: no single create quoted above this.
+    max_usd: float | None = None
+    #: Told what the run waits for (a vendor slot), for a progress display.
+    on_wait: OnWait | None = None
 
     def heartbeat(self) -> Record | None:
         """Renew the lease once a third of it has passed (called before each poll's pause)."""
@@ -207,6 +221,8 @@ class Router:
     listening: Callable[[], bool] = lambda: True
     #: With a task store: how a run that names a callback URL waits (store first). None: polls.
     store_first: storefirst.StoreFirst | None = None
+    #: Budgets, slots and shared cooldowns (None: the intent is written with no check).
+    admission: Admission | None = None
 
     def order(self, request: Request, route: Route) -> list[str]:
         if route.strategy == "ordered":
@@ -239,6 +255,7 @@ class Router:
         let go for `klingbridge wait` or a worker to finish).
         """
         run = _Run()
+        deadline = self.clock() + timeout
         try:  # every failure, bad input included, closes the job's record (and its lease)
             candidates = self.order(request, route)
             if len(candidates) == 1 and resume is None:  # one provider: its own error, first
@@ -278,9 +295,16 @@ class Router:
                     started_at=datetime.now(timezone.utc),
                     begun=self.clock(),
                 )
-                yield Record(
-                    procs.intent(journal.key, name, trial.external_id, trial.quoted, journal.wall())
-                )
+                refusal = yield from self._admit(journal, trial, deadline)
+                if refusal is not None:
+                    run.attempts.append(
+                        trial.attempt("skipped", self.clock(), None, refusal).model_copy(
+                            update={"external_id": None}
+                        )
+                    )
+                    run.last_error = refusal
+                    self.emit(Event("skip", name, data={"reason": str(refusal)}))
+                    continue
                 result = yield from self._one(
                     provider, request, route, journal, run, trial, None, timeout, on_update,
                     callback_url, detach,
@@ -292,6 +316,27 @@ class Router:
             if not isinstance(error, StoreError):
                 yield from journal.close(run, error)
             raise
+
+    def _admit(
+        self, journal: Journal, trial: _Trial, deadline: float
+    ) -> Flow[KlingBridgeError | None]:
+        """Ask the store to admit the create (its intent written); else why it is skipped."""
+        seat = Seat(
+            journal.key, trial.provider, journal.route, trial.external_id, trial.quoted,
+            journal.owner,
+        )  # fmt: skip
+        if self.admission is None:
+            yield write_intent(seat, journal.wall())
+            return None
+        return (
+            yield from self.admission.admit(
+                seat,
+                deadline=deadline,
+                max_usd=journal.max_usd,
+                on_wait=journal.on_wait,
+                heartbeat=journal.heartbeat,
+            )
+        )
 
     def _one(
         self,
@@ -310,9 +355,10 @@ class Router:
         """One provider's attempt, from wherever `start` left it. None: go on to the next."""
         name = provider.name
         callback_url = storefirst.endpoint(callback_url, name)  # the base, plus this provider
+        patience = (self.clock() + timeout, route.fallback_on_concurrency_limit)
         try:
             task, recovered = yield from self._reach(
-                provider, request, journal, trial, start, callback_url
+                provider, request, journal, trial, start, callback_url, patience
             )
         except _Unresolved as unresolved:
             if unresolved.checkable:  # the lookup failed for now: stays `sent`, asked again later
@@ -327,7 +373,7 @@ class Router:
                 )  # fmt: skip
             run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
             run.last_error = unresolved.error
-            self._failed(name)
+            yield from self._failed(name, journal, unresolved.error)
             if not route.fallback_after_lost_create:
                 unresolved.error.attempts = run.attempts  # paying a second vendor is opt-in
                 raise unresolved.error from unresolved.error.__cause__
@@ -344,7 +390,7 @@ class Router:
             if not self._falls_back(error, route):
                 error.attempts = run.attempts
                 raise
-            self._failed(name)
+            yield from self._failed(name, journal, error)
             self.emit(Event("fallback", name, data={"error": str(error)}))
             return None
         run.last_task = task
@@ -401,6 +447,7 @@ class Router:
         trial: _Trial,
         start: AttemptRecord | None,
         callback_url: str | None,
+        patience: tuple[float, bool] = (float("inf"), False),
     ) -> Flow[tuple[Task, bool]]:
         """The attempt's vendor task: created now, found by external id, or already known."""
         external_id = trial.external_id
@@ -418,12 +465,15 @@ class Router:
                 yield Record(procs.observe(external_id, found, journal.wall()))
                 return found, True
         task, recovered = yield from self._create(
-            provider, request, external_id, callback_url, journal
+            provider, request, external_id, callback_url, journal, patience
         )
         yield Record(procs.observe(external_id, task, journal.wall()))
         return task, recovered
 
     def _exhausted(self, run: _Run, alone: bool) -> KlingBridgeError:
+        over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
+        if over and len(over) == len(run.attempts) and run.last_error is not None:
+            alone = True  # every provider over a budget: the budget's own error says it best
         if alone and run.last_error is not None:
             run.last_error.attempts = run.attempts  # one provider: its own error says it best
             return run.last_error
@@ -527,14 +577,22 @@ class Router:
             return KlingBridgeError(f"cooling down for {wait:.0f} s after repeated failures")
         return None
 
-    def _failed(self, name: str) -> None:
+    def _failed(self, name: str, journal: Journal, error: KlingBridgeError) -> Flow[None]:
+        """Count a failure; a cooldown it starts is written to the store for every process."""
         if self.cooldowns.failed(name):
-            self.emit(Event("cooldown", name, data={"seconds": self.cooldowns.policy.cooldown_s}))
+            seconds = self.cooldowns.policy.cooldown_s
+            self.emit(Event("cooldown", name, data={"seconds": seconds}))
+            now = journal.wall()
+            reason = f"{self.cooldowns.policy.allowed_fails} failures in a row, last: {error}"
+            yield Record(cool_down(name, now + seconds, reason=reason[:300], owner=journal.owner,
+                                   now=now))  # fmt: skip
 
     @staticmethod
     def _falls_back(error: KlingBridgeError, route: Route) -> bool:
         if isinstance(error, ContentPolicyError):
             return route.fallback_on_content_policy
+        if isinstance(error, ConcurrencyLimitError):
+            return route.fallback_on_concurrency_limit
         return bool(getattr(error, "fallback", True))
 
     def _status_events(self, on_update: OnUpdate | None) -> OnUpdate:
@@ -552,8 +610,12 @@ class Router:
         external_id: str,
         callback_url: str | None,
         journal: Journal,
+        patience: tuple[float, bool] = (float("inf"), False),
     ) -> Flow[tuple[Task, bool]]:
         """Create on one provider with retries; never create twice. Returns (task, recovered).
+
+        A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
+        deadline in `patience`, not counted as a try, unless the route falls back on it.
 
         After an answer that may have been lost (the request may have reached the vendor), the
         task is looked up by external id: found, it is the result; not found, it is safe to
@@ -561,7 +623,9 @@ class Router:
         re-created there.
         """
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
-        for attempt in range(self.retry.attempts):
+        deadline, fall_back_on_full = patience
+        attempt, full = 0, 0
+        while True:
             yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
             try:
                 task = yield from flows.submit(
@@ -569,6 +633,10 @@ class Router:
                 )
                 return task, False
             except (TransportError, ProviderResponseError, ProviderError) as error:
+                if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
+                    yield from self._wait_out_full(provider, error, full, deadline, journal)
+                    full += 1
+                    continue
                 if _maybe_created(error):
                     found = yield from self._look_up(provider, request, external_id, error)
                     if found is not None:
@@ -585,7 +653,27 @@ class Router:
                 delay = backoff.delay(attempt, wait_asked)
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
+
+    def _wait_out_full(
+        self,
+        provider: Provider,
+        error: ConcurrencyLimitError,
+        waits: int,
+        deadline: float,
+        journal: Journal,
+    ) -> Flow[None]:
+        """The vendor's slots are full: another task ending frees one. Wait (its Retry-After,
+        else backoff), keeping the job's lease; re-raise when the run's deadline comes first."""
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        delay = backoff.delay(min(waits, 5), error.retry_after)
+        if self.clock() + delay > deadline:
+            raise error
+        self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        yield Sleep(delay)
+        renew = journal.heartbeat()
+        if renew is not None:
+            yield renew
 
     def _look_up(
         self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError

@@ -17,7 +17,7 @@ CASES = [
     # vendor, fault rule, exit status, text in the one error line (or None), creates at most
     ("kling", {"fault": "rate_limit", "on": "create", "count": 1}, OK, None, 1),
     ("kling", {"fault": "rate_limit", "on": "create"}, FAIL, "kling 1302 (HTTP 429)", 0),
-    ("kling", {"fault": "concurrency", "on": "create"}, FAIL, "kling 1303 (HTTP 429)", 0),
+    ("kling", {"fault": "concurrency", "on": "create", "count": 4}, OK, None, 1),  # waited out
     ("kling", {"fault": "server_error", "on": "create"}, FAIL, "kling 5000 (HTTP 500)", 0),
     ("kling", {"fault": "unavailable", "on": "create", "count": 2}, OK, None, 1),
     ("kling", {"fault": "auth"}, FAIL, "kling 1000 (HTTP 401)", 0),

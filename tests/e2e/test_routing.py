@@ -35,7 +35,28 @@ def test_rate_limit_backs_off_then_succeeds_on_the_same_provider(cli: Cli, vendo
     assert vendor.state()["creates"]["kling"] == 1
 
 
-def test_1303_backs_off_then_falls_back(cli: Cli, vendor: Any) -> None:
+def test_1303_is_waited_out_not_fallen_back_on(cli: Cli, vendor: Any) -> None:
+    """Full slots free up when another task ends: more 1303s than retry.attempts, same vendor."""
+    vendor.set_faults({"kling": [{"fault": "concurrency", "on": "create", "count": 5}]})
+    run = cli("generate", "sound", "rain", "--duration", "5", "-v", "--json")
+    assert run.exit_code == 0, run
+    assert kinds(run.json()["attempts"]) == [("kling", "succeeded")]
+    assert vendor.state()["requests"]["kling"]["create"] == 6
+
+
+def test_1303_until_the_deadline_is_the_vendor_error(cli: Cli, vendor: Any) -> None:
+    vendor.set_faults({"kling": [{"fault": "concurrency", "on": "create"}]})
+    run = cli("generate", "sound", "rain", "--duration", "5", "--timeout", "0.5")
+    assert run.exit_code == 1
+    assert "kling 1303 (HTTP 429)" in run.stderr
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}  # never fell back to piapi
+
+
+def test_1303_falls_back_when_the_route_says_so(cli: Cli, vendor: Any) -> None:
+    cli.write(config_toml(vendor).replace(
+        'providers = ["kling", "piapi"]',
+        'providers = ["kling", "piapi"]\nfallback_on_concurrency_limit = true',
+    ))  # fmt: skip
     vendor.set_faults({"kling": [{"fault": "concurrency", "on": "create"}]})
     run = cli("generate", "sound", "rain", "--duration", "5", "-v", "--json")
     assert run.exit_code == 0, run

@@ -13,6 +13,7 @@ from kling_support import call, make_client
 import klingbridge
 from klingbridge import (
     AuthError,
+    ConcurrencyLimitError,
     ContentPolicyError,
     File,
     InvalidRequestError,
@@ -252,7 +253,7 @@ def _error_case(
         _error_case(1102, 429, QuotaError, False, True),
         _error_case(1201, 400, InvalidRequestError, False, False),
         _error_case(1301, 400, ContentPolicyError, False, False),
-        _error_case(1303, 429, RateLimitError, True, True),
+        _error_case(1303, 429, ConcurrencyLimitError, True, False),
         _error_case(5000, 500, ServerError, True, True),
     ],
 )

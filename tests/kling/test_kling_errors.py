@@ -10,6 +10,7 @@ import pytest
 
 from klingbridge import (
     AuthError,
+    ConcurrencyLimitError,
     ContentPolicyError,
     HttpReply,
     InvalidRequestError,
@@ -43,7 +44,7 @@ REFERENCE: dict[int, tuple[int, type[ProviderError], bool, bool]] = {
     1300: (400, ContentPolicyError, False, False),  # platform policy triggered
     1301: (400, ContentPolicyError, False, False),  # content safety triggered
     1302: (429, RateLimitError, True, True),  # requests too fast: after backoff
-    1303: (429, RateLimitError, True, True),  # concurrent tasks over the pack limit
+    1303: (429, ConcurrencyLimitError, True, False),  # slots full: wait, no fallback
     1304: (429, AuthError, False, True),  # IP whitelist policy: a permission, not a rate
     5000: (500, ServerError, True, True),  # internal error
     5001: (503, ServerError, True, True),  # maintenance

@@ -7,7 +7,7 @@ one-line help as `--help` shows it (tests/core/test_core_cli_lazy.py checks that
 a module registers is listed here, with the same help).
 
 Exit statuses: 0 success, 1 the vendor or the task failed, 2 bad input (usage, unreadable
-payload, invalid request or configuration), 130 interrupted.
+payload, invalid request or configuration), 3 over a budget (nothing sent), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "account",
         "What the account has left at each vendor (Kling: resource packs; remaining units "
         "lag up to 12 h).",
+    ),
+    "budget": (
+        "budget",
+        "Spent and committed USD per budget, vendor slots in use, providers cooling down.",
     ),
     "cancel": ("run", "Cancel a task (where the vendor allows it)."),
     "config": ("config", "Show or check the effective configuration."),

@@ -2,7 +2,8 @@
 
 Every failure ends in one line on stderr and a non-zero exit status, never a traceback
 (set KLINGBRIDGE_DEBUG=1 to see one). Exit statuses: 1 the vendor or the task failed,
-2 bad input (usage, unreadable payload, invalid request or configuration).
+2 bad input (usage, unreadable payload, invalid request or configuration), 3 over a budget
+(`BudgetExceeded`: nothing was sent).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.text import Text
 from ..client import Client
 from ..config import load_config
 from ..errors import (
+    BudgetExceeded,
     ConfigError,
     KlingBridgeError,
     NoProviderAvailable,
@@ -123,6 +125,8 @@ def fail_with(error: Exception) -> NoReturn:
         problem = invalid.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "request"
         fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2, error=error)
+    except BudgetExceeded:
+        fail(str(error), 3, error=error)
     except NoProviderAvailable as exhausted:
         fail(describe(exhausted), 2 if exhausted.bad_input else 1, error=error)
     except KlingBridgeError as known:

@@ -33,6 +33,13 @@ from .app import echo_json, main, with_json
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
 @click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
 @click.option(
+    "--max-concurrent",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tasks one account may have in flight; a create beyond answers 1303 (Kling) or 429 "
+    "(PiAPI). Default: no limit.",
+)
+@click.option(
     "--kling-webhook-secret",
     default=None,
     metavar="whsec_…",
@@ -49,6 +56,7 @@ def simulate(
     speed: str,
     faults: str | None,
     access_log: bool,
+    max_concurrent: int | None,
     kling_webhook_secret: str | None,
     callback_faults: str | None,
 ) -> None:
@@ -63,6 +71,7 @@ def simulate(
         config = SimulatorConfig()
     if faults:
         config.faults = _fault_rules(faults)
+    config.max_concurrent = max_concurrent
     try:
         config.kling_webhook_secret = kling_webhook_secret
         config.callback_faults = json.loads(callback_faults) if callback_faults else {}

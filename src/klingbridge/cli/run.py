@@ -95,6 +95,13 @@ DURABLE_OPTIONS = (
         is_flag=True,
         help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
     ),
+    click.Option(
+        ["--max-usd"],
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Refuse (exit 3) a request quoted above this many USD, or with no known price; "
+        "on a route, a provider quoted above it is skipped.",
+    ),
 )
 
 
@@ -116,6 +123,7 @@ def _generate(
     key: str | None,
     detach: bool,
     resubmit: bool,
+    max_usd: float | None,
     **options: Any,
 ) -> None:
     if provider is not None and route is not None:
@@ -131,17 +139,19 @@ def _generate(
             err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
         result = follow(
             f"generate {kind}",
-            lambda on_update: client.dispatch(
+            lambda progress: client.dispatch(
                 request,
                 provider=provider,
                 route=route,
                 timeout=timeout,
-                on_update=on_update,
+                on_update=progress.update,
                 callback_url=callback_url,
                 key=key,
                 resubmit=resubmit,
                 out_dir=out,
                 detach=detach,
+                max_usd=max_usd,
+                on_wait=progress.say,
             ),
             key=key,
             verbose=verbose,
@@ -165,7 +175,7 @@ def _generate(
 
 def follow(
     label: str,
-    run: Callable[[Callable[[Task], None]], RunResult],
+    run: Callable[[Progress], RunResult],
     *,
     key: str | None,
     verbose: bool,
@@ -179,7 +189,7 @@ def follow(
     failure: KlingBridgeError | None = None
     with Progress(label, enabled=not quiet) as progress:
         try:
-            return run(progress.update)
+            return run(progress)
         except KeyboardInterrupt:
             _interrupted(progress.task, key)
         except KlingBridgeError as error:
@@ -408,8 +418,8 @@ def wait(
             fail(f"no job with key or task id {ref!r} in {store.describe()}", 2)
         result = follow(
             f"wait {job.key}",
-            lambda on_update: client.resume_dispatch(
-                job.key, timeout=timeout, on_update=on_update, resubmit=resubmit
+            lambda progress: client.resume_dispatch(
+                job.key, timeout=timeout, on_update=progress.update, resubmit=resubmit
             ),
             key=job.key,
             verbose=verbose,

@@ -29,6 +29,7 @@ TUNABLE_FIELDS = frozenset(
         "piapi_video_output_shape",
         "kling_billing",
         "kling_tasks_cover_legacy",
+        "max_concurrent",
     }
 )
 
@@ -60,6 +61,9 @@ class SimulatorConfig:
     # ASSUMPTION knob: whether ``GET /tasks`` and ``POST /tasks`` also report legacy tasks
     # (undocumented; off = they report new-design tasks only).
     kling_tasks_cover_legacy: bool = False
+    # Tasks one account may have in flight (queued or running) at once, per vendor; a create
+    # beyond it is refused as the vendor does (Kling 1303, PiAPI's 429). None: no limit.
+    max_concurrent: int | None = None
     # The account-level callback signing secret (``whsec_…``, as Kling's console makes one):
     # when set, Kling callbacks carry Standard Webhooks signatures.
     kling_webhook_secret: str | None = None
@@ -89,6 +93,11 @@ class SimulatorConfig:
             raise ValueError(
                 f"kling_billing must be one of {KLING_BILLINGS}, got {self.kling_billing!r}"
             )
+        limit = self.max_concurrent
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValueError(f"max_concurrent must be an int >= 1 or null, got {limit!r}")
         if not isinstance(self.kling_tasks_cover_legacy, bool):
             raise ValueError("kling_tasks_cover_legacy must be true or false")
         from .notify import CallbackFaults

@@ -51,6 +51,9 @@ class Counters:
         default_factory=lambda: {vendor: Counter() for vendor in VENDORS}
     )
     media: int = 0
+    # The most tasks ever in flight at once, and creates refused for the concurrency limit.
+    max_in_flight: Counter[str] = field(default_factory=Counter)
+    concurrency_rejections: Counter[str] = field(default_factory=Counter)
 
 
 class Simulator:
@@ -87,6 +90,28 @@ class Simulator:
     def record_create(self, task: SimTask) -> None:
         self.store.add(task)
         self.counters.creates[task.vendor] += 1
+        flying = self.in_flight(task.vendor)
+        self.counters.max_in_flight[task.vendor] = max(
+            self.counters.max_in_flight[task.vendor], flying
+        )
+
+    def in_flight(self, vendor: Vendor) -> int:
+        """Tasks of `vendor` not ended yet (queued or running): what holds the account's slots."""
+        now = self.clock.monotonic()
+        ended = ("succeeded", "failed", "cancelled")
+        return sum(
+            1
+            for task in self.store
+            if task.vendor == vendor and task.phase_at(task.offset(now)) not in ended
+        )
+
+    def over_concurrency(self, vendor: Vendor) -> bool:
+        """True (and counted) when a create now would pass the account's concurrent limit."""
+        limit = self.config.max_concurrent
+        if limit is None or self.in_flight(vendor) < limit:
+            return False
+        self.counters.concurrency_rejections[vendor] += 1
+        return True
 
     def state(self) -> dict[str, Any]:
         by_status = {
@@ -111,6 +136,10 @@ class Simulator:
             },
             "media_requests": self.counters.media,
             "faults_fired": {vendor: dict(self.faults.fired[vendor]) for vendor in VENDORS},
+            "max_in_flight": {vendor: self.counters.max_in_flight[vendor] for vendor in VENDORS},
+            "concurrency_rejections": {
+                vendor: self.counters.concurrency_rejections[vendor] for vendor in VENDORS
+            },
             "notifications": self.notifier.counts(),
             "notification_faults": dict(self.notifier.fired),
         }

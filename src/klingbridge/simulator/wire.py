@@ -95,6 +95,8 @@ async def serve_api(
             return DropResponse(status_code=200, partial=b"", announced=256)
         if fault.phase == "before" and fault.fault == "malformed":
             return _malformed()
+    if op == "create" and fault is None and sim.over_concurrency(vendor):
+        return fault_response(FaultRule(fault="concurrency"))
     response = await handler()
     return response if fault is None else _after(fault, response)
 

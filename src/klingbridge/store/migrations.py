@@ -96,4 +96,32 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX kb_orphans_task ON kb_orphans (provider, task_id)",
     ],
+    # limits (issue 11, store/limits.py): the admission lock row, provider cooldowns with
+    # their expiry, the queue of creates waiting for a vendor slot, indexes for budget sums
+    [
+        "CREATE TABLE kb_limits (name TEXT PRIMARY KEY, version BIGINT NOT NULL DEFAULT 0)",
+        "INSERT INTO kb_limits (name, version) VALUES ('admission', 0)",
+        """CREATE TABLE kb_cooldowns (
+            provider TEXT PRIMARY KEY,
+            until DOUBLE PRECISION NOT NULL,
+            reason TEXT,
+            set_by TEXT,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE kb_slot_waiters (
+            id {id},
+            provider TEXT NOT NULL,
+            external_id TEXT NOT NULL UNIQUE,
+            owner TEXT NOT NULL,
+            since DOUBLE PRECISION NOT NULL,
+            expires DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX kb_slot_waiters_provider ON kb_slot_waiters (provider, id)",
+        # Cover the budget sums (store/limits.py): overall and per provider, each read from its
+        # index alone over the window's range.
+        "CREATE INDEX kb_attempts_spend"
+        " ON kb_attempts (created_at, state, quoted_usd, charged_usd)",
+        "CREATE INDEX kb_attempts_spend_by_provider"
+        " ON kb_attempts (provider, created_at, state, quoted_usd, charged_usd)",
+    ],
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,19 @@ from .grouped import Outcome, WriteGroups, run_group
 from .procs import Proc, Row, Sql, drive
 
 T = TypeVar("T")
+
+
+def _wal(connection: sqlite3.Connection, tries: int = 50) -> None:
+    """Switch to WAL. Several processes opening a fresh file at once may find it locked while
+    another one switches (the busy timeout does not cover this pragma): try again, briefly."""
+    for attempt in range(tries):
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt + 1 == tries:
+                raise
+            time.sleep(0.02 * (1 + attempt % 5))
 
 
 class SQLiteStore(TaskStore):
@@ -50,7 +64,7 @@ class SQLiteStore(TaskStore):
                     isolation_level=None,  # transactions are ours: BEGIN IMMEDIATE ... COMMIT
                     check_same_thread=False,  # guarded by self._lock
                 )
-                connection.execute("PRAGMA journal_mode = WAL")
+                _wal(connection)
                 connection.execute(
                     f"PRAGMA synchronous = {'FULL' if self.sync == 'full' else 'NORMAL'}"
                 )

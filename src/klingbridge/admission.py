@@ -1,0 +1,175 @@
+"""Admission: before any create is sent, the task store is asked whether it may be.
+
+The router calls `Admission.admit` where it used to write the attempt's intent. The store
+(store/limits.py) answers in one transaction, shared by every process using it:
+
+    admitted     the intent is written; the create may go
+    over budget  `BudgetExceeded`: this provider is skipped, like any skip (the next may be
+                 cheaper or under another budget); alone, the run fails with it
+    cooling      another process put the provider in cooldown: skipped until it ends
+    must wait    the provider's `max_concurrent` slots are all in use: wait, in order, and ask
+                 again; `SlotTimeout` when the run's deadline passes first
+
+`--max-usd` (a single request's ceiling) is checked here too, before the store is asked.
+Without a task store nothing can be shared: configured limits then raise `ConfigError`.
+Like flows.py, this is plain logic: it yields operations for the runners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .budgets import Budgets, over_max_usd
+from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
+from .events import Event
+from .flows import Clock, Flow, PollPolicy, Record, Sleep
+from .models import Cost
+from .store import procs
+from .store.limits import Admitted, Ask, Cooling, MustWait, admit, leave_queue
+
+#: The longest pause between two asks for a slot (seconds).
+SLOT_POLL_MAX_S = 2.0
+#: The shortest: a poll policy of zero (tests) must not spin on the store.
+SLOT_POLL_MIN_S = 0.05
+OnWait = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Seat:
+    """The create being admitted: its job, provider, route, external id and quote."""
+
+    key: str
+    provider: str
+    route: str | None
+    external_id: str
+    quoted: Cost | None
+    owner: str
+
+
+@dataclass
+class Admission:
+    """The limits of this configuration, and how to wait for a slot."""
+
+    budgets: Budgets
+    slots: Callable[[str], int | None]  # provider -> max_concurrent
+    default_route: str
+    poll: PollPolicy
+    clock: Clock
+    wall: Clock
+    emit: Callable[[Event], None]
+    lease_s: float = 60.0
+
+    def limited(self, provider: str, route: str | None) -> bool:
+        return bool(self.budgets.applying(provider, route)) or self.slots(provider) is not None
+
+    def admit(
+        self,
+        seat: Seat,
+        *,
+        deadline: float,
+        max_usd: float | None = None,
+        on_wait: OnWait | None = None,
+        heartbeat: Callable[[], Record | None] | None = None,
+    ) -> Flow[KlingBridgeError | None]:
+        """None once the create may go (its intent written); else why this provider is skipped.
+
+        Raises `SlotTimeout` when no slot came free before `deadline` (monotonic clock). While
+        it waits, `heartbeat` keeps the job's lease (a worker must not take a job still queued).
+        """
+        usd = None if seat.quoted is None or seat.quoted.usd is None else float(seat.quoted.usd)
+        if over_max_usd(usd, max_usd):
+            assert max_usd is not None
+            return BudgetExceeded(
+                "--max-usd", window="request", limit_usd=max_usd, spent_usd=0.0,
+                committed_usd=0.0, would_cost_usd=usd, provider=seat.provider,
+            )  # fmt: skip
+        started = self.clock()
+        asks = 0
+        while True:
+            ask = self._ask(seat)
+            try:
+                verdict = yield Record(admit(ask))
+            except BudgetExceeded as error:
+                if asks:
+                    yield Record(leave_queue(seat.external_id))
+                return error
+            if verdict is None:  # no store: nothing can be shared
+                return (yield from self._without_store(seat))
+            if isinstance(verdict, Admitted):
+                return None
+            if isinstance(verdict, Cooling):
+                if asks:
+                    yield Record(leave_queue(seat.external_id))
+                return KlingBridgeError(
+                    f"cooling down for {verdict.remaining_s:.0f} s (shared by every process: "
+                    f"{verdict.reason or 'repeated failures'})"
+                )
+            yield from self._wait(seat, verdict, asks, started, deadline, on_wait)
+            renew = heartbeat() if heartbeat is not None else None
+            if renew is not None:
+                yield renew
+            asks += 1
+
+    def _ask(self, seat: Seat) -> Ask:
+        return Ask(
+            key=seat.key,
+            provider=seat.provider,
+            route=seat.route,
+            external_id=seat.external_id,
+            quoted=seat.quoted,
+            owner=seat.owner,
+            now=self.wall(),
+            budgets=self.budgets.applying(seat.provider, seat.route),
+            max_concurrent=self.slots(seat.provider),
+            default_route=self.default_route,
+            waiter_ttl_s=max(self.lease_s / 2, 4 * SLOT_POLL_MAX_S),
+        )
+
+    def _wait(
+        self,
+        seat: Seat,
+        verdict: MustWait,
+        asks: int,
+        started: float,
+        deadline: float,
+        on_wait: OnWait | None,
+    ) -> Flow[None]:
+        message = (
+            f"waiting for a {verdict.provider} slot: {verdict.in_use}/{verdict.limit} in use"
+            + (f", {verdict.ahead} ahead" if verdict.ahead else "")
+        )
+        if on_wait is not None:
+            on_wait(message)
+        if asks == 0:
+            self.emit(
+                Event(
+                    "slot_wait",
+                    seat.provider,
+                    data={"in_use": verdict.in_use, "limit": verdict.limit, "ahead": verdict.ahead},
+                )
+            )
+        pause = min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
+        if self.clock() + pause > deadline:
+            yield Record(leave_queue(seat.external_id))
+            raise SlotTimeout(
+                seat.provider,
+                in_use=verdict.in_use,
+                limit=verdict.limit,
+                waited_s=self.clock() - started,
+            )
+        yield Sleep(pause)
+
+    def _without_store(self, seat: Seat) -> Flow[KlingBridgeError | None]:
+        if self.limited(seat.provider, seat.route):
+            raise ConfigError(
+                "budgets and max_concurrent live in the task store, which is off "
+                "([store] enabled = false or KLINGBRIDGE_STORE=none)"
+            )
+        return None
+        yield  # a flow
+
+
+def write_intent(seat: Seat, wall: float) -> Record:
+    """The intent alone, for runs without an `Admission` (no limits machinery at all)."""
+    return Record(procs.intent(seat.key, seat.provider, seat.external_id, seat.quoted, wall))

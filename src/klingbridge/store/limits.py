@@ -1,0 +1,228 @@
+"""Limits every process sharing the store obeys: budgets, vendor slots, cooldowns.
+
+`admit` is the one door to a create: in ONE transaction it checks the provider's shared
+cooldown, every budget the create counts in, and the provider's concurrency slots, and only then
+writes the attempt's intent (procs.intent). Two processes racing for the last dollars or the
+last slot are serialized by the transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock
+up front; on PostgreSQL, when budgets or slots apply, the first statement updates the
+`kb_limits` row, a row lock held to the commit, so the second admission reads what the first one
+wrote (with neither, only the cooldown is read and admissions do not queue on that row).
+
+What counts:
+- spent: attempts of the window that ended (their charge in USD, else their quote; an attempt
+  refused before any task existed, `error`, counts nothing);
+- committed: attempts still open (`intent`, `sent`, `created`), at their quote;
+- a slot is held by an open attempt whose job is leased by a live process, or by a created
+  task nobody holds (detached: it still runs at the vendor). A process that died lets its slots
+  go when its lease expires.
+Creates that find no free slot queue in `kb_slot_waiters` and are admitted in their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
+from ..errors import BudgetExceeded
+from ..models import Cost
+from .procs import Proc, Sql, intent
+
+_OPEN = "('intent', 'sent', 'created')"
+_HELD = (
+    f"a.state IN {_OPEN}"
+    " AND (j.lease_until >= ? OR (j.lease_owner IS NULL AND a.state = 'created'))"
+)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A create asking to be admitted: who, where, at what price, under which limits."""
+
+    key: str
+    provider: str
+    route: str | None
+    external_id: str
+    quoted: Cost | None
+    owner: str
+    now: float
+    budgets: Sequence[BudgetRule] = ()
+    max_concurrent: int | None = None
+    default_route: str = "default"
+    #: How long a queued waiter keeps its place without asking again (a dead one drops out).
+    waiter_ttl_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Admitted:
+    seq: int
+
+
+@dataclass(frozen=True)
+class Cooling:
+    provider: str
+    remaining_s: float
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class MustWait:
+    provider: str
+    in_use: int
+    limit: int
+    ahead: int
+
+
+Verdict = Admitted | Cooling | MustWait
+
+
+def admit(ask: Ask) -> Proc[Verdict]:
+    """Admit the create (its intent written) or say why not; raises `BudgetExceeded`."""
+    if ask.budgets or ask.max_concurrent is not None:  # serialize only what must be
+        yield Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
+    rows = yield Sql(
+        "SELECT until, reason FROM kb_cooldowns WHERE provider = ? AND until > ?",
+        (ask.provider, ask.now),
+    )
+    if rows:
+        return Cooling(ask.provider, float(rows[0][0]) - ask.now, rows[0][1])
+    usd = None if ask.quoted is None or ask.quoted.usd is None else float(ask.quoted.usd)
+    for rule in ask.budgets:
+        state = yield from _budget_state(rule, ask.default_route, ask.now)
+        if usd is None and rule.budget.allow_unpriced:
+            continue
+        if usd is None or round(state.spent_usd + state.committed_usd + usd, 9) > rule.budget.usd:
+            raise BudgetExceeded(
+                rule.name,
+                window=rule.window,
+                limit_usd=rule.budget.usd,
+                spent_usd=state.spent_usd,
+                committed_usd=state.committed_usd,
+                would_cost_usd=usd,
+                provider=ask.provider,
+            )
+    if ask.max_concurrent is not None:
+        wait = yield from _take_slot(ask, ask.max_concurrent)
+        if wait is not None:
+            return wait
+    seq = yield from intent(ask.key, ask.provider, ask.external_id, ask.quoted, ask.now)
+    return Admitted(seq)
+
+
+def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
+    """None when a slot is ours; else the create's place in the queue (kept for next time)."""
+    yield Sql("DELETE FROM kb_slot_waiters WHERE expires < ?", (ask.now,))
+    in_use = yield from _in_use(ask.provider, ask.now)
+    mine = yield Sql("SELECT id FROM kb_slot_waiters WHERE external_id = ?", (ask.external_id,))
+    ahead_sql = "SELECT COUNT(*) FROM kb_slot_waiters WHERE provider = ?"
+    params: tuple[object, ...] = (ask.provider,)
+    if mine:
+        ahead_sql += " AND id < ?"
+        params = (ask.provider, mine[0][0])
+    ahead = int((yield Sql(ahead_sql, params))[0][0])
+    if in_use + ahead < limit:
+        if mine:
+            yield Sql("DELETE FROM kb_slot_waiters WHERE id = ?", (mine[0][0],))
+        return None
+    if mine:
+        yield Sql(
+            "UPDATE kb_slot_waiters SET expires = ? WHERE id = ?",
+            (ask.now + ask.waiter_ttl_s, mine[0][0]),
+        )
+    else:
+        yield Sql(
+            "INSERT INTO kb_slot_waiters (provider, external_id, owner, since, expires)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (ask.provider, ask.external_id, ask.owner, ask.now, ask.now + ask.waiter_ttl_s),
+        )
+    return MustWait(ask.provider, in_use, limit, ahead)
+
+
+def leave_queue(external_id: str) -> Proc[None]:
+    """A create that stopped waiting for a slot (timed out, went elsewhere) gives its place up."""
+    yield Sql("DELETE FROM kb_slot_waiters WHERE external_id = ?", (external_id,))
+
+
+def _in_use(provider: str, now: float) -> Proc[int]:
+    rows = yield Sql(
+        "SELECT COUNT(*) FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        f" WHERE a.provider = ? AND {_HELD}",
+        (provider, now),
+    )
+    return int(rows[0][0])
+
+
+def _budget_state(rule: BudgetRule, default_route: str, now: float) -> Proc[BudgetState]:
+    where = "a.created_at >= ?"
+    params: list[object] = [window_start(rule.window, now)]
+    source = "kb_attempts a"
+    if rule.scope == "provider":
+        where += " AND a.provider = ?"
+        params.append(rule.target)
+    elif rule.scope == "route":
+        # A job run on the default route records no route name (and no single provider).
+        source += " JOIN kb_jobs j ON j.key = a.job_key"
+        where += " AND (j.route = ? OR (j.route IS NULL AND j.provider IS NULL AND ? = ?))"
+        params += [rule.target, rule.target, default_route]
+    rows = yield Sql(
+        "SELECT"
+        f" SUM(CASE WHEN a.state IN {_OPEN} THEN COALESCE(a.quoted_usd, 0) ELSE 0 END),"
+        f" SUM(CASE WHEN a.state IN {_OPEN} OR a.state = 'error' THEN 0"
+        " ELSE COALESCE(a.charged_usd, a.quoted_usd, 0) END)"
+        f" FROM {source} WHERE {where}",
+        params,
+    )
+    committed, spent = rows[0]
+    return BudgetState(
+        rule.name, rule.window, rule.budget.usd, float(spent or 0.0), float(committed or 0.0)
+    )
+
+
+# --- cooldowns -------------------------------------------------------------------------------
+def cool_down(
+    provider: str, until: float, *, reason: str | None, owner: str, now: float
+) -> Proc[None]:
+    """Put `provider` in cooldown for every process until `until` (a later end wins)."""
+    yield Sql(
+        "INSERT INTO kb_cooldowns (provider, until, reason, set_by, at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (provider) DO UPDATE SET until = excluded.until, reason = excluded.reason,"
+        " set_by = excluded.set_by, at = excluded.at WHERE kb_cooldowns.until < excluded.until",
+        (provider, until, reason, owner, now),
+    )
+
+
+def cooldowns(now: float) -> Proc[list[tuple[str, float, str | None]]]:
+    rows = yield Sql(
+        "SELECT provider, until, reason FROM kb_cooldowns WHERE until > ? ORDER BY provider",
+        (now,),
+    )
+    return [(r[0], float(r[1]) - now, r[2]) for r in rows]
+
+
+# --- what `klingbridge budget` shows ---------------------------------------------------------
+def summary(
+    rules: Sequence[BudgetRule],
+    slot_limits: Mapping[str, int | None],
+    *,
+    default_route: str,
+    now: float,
+) -> Proc[Summary]:
+    budgets = []
+    for rule in rules:
+        budgets.append((yield from _budget_state(rule, default_route, now)))
+    rows = yield Sql(
+        "SELECT DISTINCT a.provider FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        f" WHERE {_HELD}",
+        (now,),
+    )
+    providers = sorted({r[0] for r in rows} | set(slot_limits))
+    slots = []
+    for provider in providers:
+        in_use = yield from _in_use(provider, now)
+        waiting = yield Sql(
+            "SELECT COUNT(*) FROM kb_slot_waiters WHERE provider = ? AND expires >= ?",
+            (provider, now),
+        )
+        slots.append(SlotState(provider, in_use, slot_limits.get(provider), int(waiting[0][0])))
+    cooling = yield from cooldowns(now)
+    return Summary(budgets, slots, cooling)
