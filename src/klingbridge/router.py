@@ -544,7 +544,9 @@ class Router:
             task = yield from flows.wait(
                 provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
                 on_update=changed, observe=observe, heartbeat=journal.heartbeat,
-                pace=self._pace(provider.name, request.kind), started=waiting,
+                # pacing only for a task created just now: a resumed one may be near its end
+                pace=None if recovered else self._pace(provider.name, request.kind),
+                started=waiting,
             )  # fmt: skip
             if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
                 self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
