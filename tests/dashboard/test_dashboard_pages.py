@@ -11,6 +11,7 @@ import httpx
 import pytest
 from dashboard_support import DAY, NOW, dashboard, make_job
 
+from klingbridge.config import Config
 from klingbridge.models import SoundRequest, TaskStatus, VideoRequest
 from klingbridge.store import TaskStore
 
@@ -177,3 +178,23 @@ async def test_mounted_under_a_path_its_links_follow(
         assert (await client.get("/ops/files/0/rain")).status_code == 200
         assert (await client.get("/ops/static/dashboard.css")).status_code == 200
     await sqlite_store.aclose()
+
+
+async def test_the_spend_page_shows_budgets_slots_and_cooldowns(store: TaskStore) -> None:
+    from klingbridge.budgets import Budgets
+    from klingbridge.store import limits
+
+    now = time.time()
+    make_job(store, "spent", at=now, usd=0.5)
+    make_job(store, "open", at=now, status=TaskStatus.RUNNING)  # its quote is committed
+    store.run(limits.cool_down("piapi", now + 90, reason="3 failures in a row", owner="w", now=now))
+    config = Config(budgets=Budgets.model_validate({"all": {"usd": 1, "per": "day"}}))
+    async with dashboard(store, config, slot_limits={"kling": 5}) as client:
+        page = (await client.get("/spend")).text
+    row = page.split('<tr data-budget="all">')[1].split("</tr>")[0]
+    assert re.findall(r'<td class="num">([^<]+)</td>', row) == [
+        "$1.0000", "$0.5000", "$0.0350", "$0.4650",
+    ]  # fmt: skip
+    kling_row = page.split("<td>kling</td>")[1].split("</tr>")[0]
+    assert "1 / 5" in kling_row  # the running task holds one of five slots
+    assert "piapi is cooling down for 90 s (3 failures in a row)" in page

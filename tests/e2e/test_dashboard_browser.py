@@ -1,5 +1,6 @@
-"""The dashboard in a real browser: the `klingbridge dashboard` process over the task store that
-the CLI fills from the simulator, looked at with headless Chromium.
+"""The dashboard in a real browser: `klingbridge serve` (the callback receiver, the dashboard at
+`/`) as its own process over the task store that the CLI fills from the simulator, looked at
+with headless Chromium.
 
 Tasks created during the test are listed, a finished sound's <audio> loads and reports its
 length, a status change reaches the open page without a reload, and screenshots are kept in
@@ -42,16 +43,17 @@ def _drain(stream: IO[str], lines: list[str]) -> None:
 def store_cli(vendor: Any, tmp_path: Path) -> Cli:
     handle = Cli(tmp_path / "klingbridge.toml")
     store = tmp_path / "tasks.sqlite3"
-    handle.write(config_toml(vendor, extra=f'\n[store]\nurl = "sqlite:///{store}"\n'))
+    budget = '\n[budgets.all]\nusd = 5\nper = "day"\n'
+    handle.write(config_toml(vendor, extra=f'\n[store]\nurl = "sqlite:///{store}"\n{budget}'))
     return handle
 
 
 @pytest.fixture
 def dashboard_url(store_cli: Cli) -> Iterator[str]:
-    """`klingbridge dashboard --port 0` as its own process; its first line says where it is."""
+    """`klingbridge serve --port 0` as its own process; its first line says where it is."""
     env = {**os.environ, "KLINGBRIDGE_CONFIG": str(store_cli.path)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "klingbridge.cli", "dashboard", "--port", "0"],
+        [sys.executable, "-m", "klingbridge.cli", "serve", "--port", "0"],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -117,4 +119,7 @@ def test_the_dashboard_lists_plays_and_follows_tasks_live(
 
     page.goto(dashboard_url + "/spend")
     expect(page.locator("svg.chart rect")).not_to_have_count(0)
+    budget = page.locator('tr[data-budget="all"] td')
+    expect(budget.nth(1)).to_have_text("day")
+    expect(budget.nth(2)).to_have_text("$5.0000")
     page.screenshot(path=str(artifacts_dir / "dashboard-spend.png"), full_page=True)

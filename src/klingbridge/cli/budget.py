@@ -27,9 +27,12 @@ def budget(ctx: click.Context, as_json: bool) -> None:
         store = client.store
         assert store is not None
         config = client.config
-        limits = {name: client.provider(name).settings.max_concurrent for name in _slotted(client)}
         found = summary(
-            store, config.budgets, limits, default_route=config.default_route, now=time.time()
+            store,
+            config.budgets,
+            slot_limits(client),
+            default_route=config.default_route,
+            now=time.time(),
         )
     if as_json:
         echo_json({"store": store.describe(), **found.as_dict()})
@@ -37,16 +40,18 @@ def budget(ctx: click.Context, as_json: bool) -> None:
     _print(found, store.describe())
 
 
-def _slotted(client: Client) -> list[str]:
-    """The providers configured with `max_concurrent` (one that fails to load is left out)."""
-    names = []
+def slot_limits(client: Client) -> dict[str, int | None]:
+    """`max_concurrent` of each provider configured with one (a section that fails to load is
+    left out: reporting it is `config check`'s job)."""
+    limits: dict[str, int | None] = {}
     for name in client.config.providers:
         try:
-            if client.provider(name).settings.max_concurrent is not None:
-                names.append(name)
-        except KlingBridgeError:  # a broken section is `config check`'s to report
+            limit = client.provider(name).settings.max_concurrent
+        except KlingBridgeError:
             continue
-    return names
+        if limit is not None:
+            limits[name] = limit
+    return limits
 
 
 def _print(found: Summary, where: str) -> None:

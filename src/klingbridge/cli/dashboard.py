@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import click
@@ -11,6 +10,8 @@ from rich.text import Text
 
 from ..render import err
 from .app import fail, main, store_client
+from .budget import slot_limits
+from .listen import listen, serve_on
 
 
 @main.command()
@@ -31,8 +32,6 @@ def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None)
     Listens on loopback by default. Anywhere else it requires a token in
     KLINGBRIDGE_DASHBOARD_TOKEN (open the page once with ?token=...).
     """
-    import uvicorn
-
     from ..dashboard import TOKEN_ENV, app, is_loopback
 
     token = os.environ.get(TOKEN_ENV, "").strip() or None
@@ -43,29 +42,18 @@ def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None)
     client = store_client(ctx)
     store = client.store
     assert store is not None  # store_client refuses to run without one
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as error:
-        sock.close()
-        message = f"cannot listen on {host}:{port}: {error}"
-        raise click.BadParameter(message, param_hint="--port") from error
-    bound = sock.getsockname()[1]
-    shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
-    err.print(
-        Text(
-            f"dashboard on http://{shown}:{bound}/  (task store: {store.describe()})"
-            + (f"\n  open it once with ?token=${TOKEN_ENV}" if token else "")
+        sock, url = listen(host, port)
+        err.print(
+            Text(
+                f"dashboard on {url}/  (task store: {store.describe()})"
+                + (f"\n  open it once with ?token=${TOKEN_ENV}" if token else "")
+            )
         )
-    )
-    asgi = app(store, client.config, token=token, files_root=files_root)
-    server = uvicorn.Server(
-        uvicorn.Config(asgi, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
-    )
-    try:
-        server.run(sockets=[sock])
+        asgi = app(
+            store, client.config, token=token, files_root=files_root,
+            slot_limits=slot_limits(client),
+        )  # fmt: skip
+        serve_on(sock, asgi, graceful_s=1)
     finally:
-        sock.close()
         client.close()

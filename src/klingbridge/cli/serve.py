@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import click
@@ -17,7 +16,9 @@ from starlette.routing import Mount
 from ..config import Config
 from ..render import err
 from ..store import TaskStore
-from .app import fail, main, store_client
+from .app import main, store_client
+from .budget import slot_limits
+from .listen import listen, serve_on
 from .saving import check_out
 
 
@@ -29,13 +30,16 @@ def build_app(
     out_dir: Path | None = None,
     token: str | None = None,
     files_root: Path | None = None,
+    slot_limits: Mapping[str, int | None] | None = None,
 ) -> Starlette:
     """The receiver's routes (`/callbacks/{provider}`, `/healthz`), the dashboard at `/`."""
     from ..callbacks import app as callbacks_app
     from ..dashboard import app as dashboard_app
 
     receiver = callbacks_app(store, config, insecure=insecure, out_dir=out_dir)
-    dashboard = dashboard_app(store, config, token=token, files_root=files_root)
+    dashboard = dashboard_app(
+        store, config, token=token, files_root=files_root, slot_limits=slot_limits
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -96,8 +100,6 @@ def serve(
     or with KLINGBRIDGE_DASHBOARD_TOKEN). Vendors must reach this address: set
     [callbacks] public_url to it as they see it.
     """
-    import uvicorn
-
     from ..dashboard import TOKEN_ENV
 
     logging.getLogger("klingbridge.callbacks").setLevel(logging.INFO)
@@ -105,31 +107,19 @@ def serve(
     client = store_client(ctx)
     store = client.store
     assert store is not None
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as error:
-        sock.close()
-        fail(f"--port: cannot listen on {host}:{port}: {error}", 2)
-    bound = sock.getsockname()[1]
-    shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
-    err.print(
-        Text(
-            f"callbacks on http://{shown}:{bound}/callbacks/<provider>  "
-            f"({_secrets_note(client.config, insecure)}; task store: {store.describe()})"
+        sock, url = listen(host, port)
+        err.print(
+            Text(
+                f"callbacks on {url}/callbacks/<provider>, dashboard on {url}/  "
+                f"({_secrets_note(client.config, insecure)}; task store: {store.describe()})"
+            )
         )
-    )
-    token = os.environ.get(TOKEN_ENV, "").strip() or None
-    asgi = build_app(
-        store, client.config, insecure=insecure, out_dir=out, token=token, files_root=files_root
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(asgi, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
-    )
-    try:
-        server.run(sockets=[sock])
+        token = os.environ.get(TOKEN_ENV, "").strip() or None
+        asgi = build_app(
+            store, client.config, insecure=insecure, out_dir=out, token=token,
+            files_root=files_root, slot_limits=slot_limits(client),
+        )  # fmt: skip
+        serve_on(sock, asgi, graceful_s=2)
     finally:
-        sock.close()
         client.close()

@@ -4,7 +4,8 @@
     asgi = app(store, config)                       # loopback only
     asgi = app(store, config, token="s3cret")       # anywhere, with the token
 
-It is a Starlette app: `klingbridge dashboard` serves it, and it can be mounted in any ASGI
+It is a Starlette app: `klingbridge serve` (with the callback receiver) and
+`klingbridge dashboard` (alone) serve it, and it can be mounted in any ASGI
 application. It never writes to the store. Pages are rendered on the server (Jinja2, every
 value escaped); status changes reach open pages as server-sent events (`/events`). See
 docs/dashboard.md.
@@ -12,6 +13,7 @@ docs/dashboard.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def app(
     files_root: Path | None = None,
     poll_s: float = 1.0,
     url_lifetimes: dict[str, timedelta] | None = None,
+    slot_limits: Mapping[str, int | None] | None = None,
 ) -> Starlette:
     """The dashboard over `store`.
 
@@ -44,9 +47,15 @@ def app(
     under it (relative paths in the store are read against it; default: the working directory,
     any recorded path). `poll_s`: how often an open page's event stream asks the store for
     changes. `url_lifetimes`: how long each vendor keeps its output URLs (see present.py).
+    `slot_limits`: each provider's `max_concurrent`, shown against its slots in use.
     """
     views = Dashboard(
-        store, config, files_root=files_root, poll_s=poll_s, url_lifetimes=url_lifetimes
+        store,
+        config,
+        files_root=files_root,
+        poll_s=poll_s,
+        url_lifetimes=url_lifetimes,
+        slot_limits=slot_limits,
     )
     routes = [
         Route("/", views.tasks, name="tasks"),

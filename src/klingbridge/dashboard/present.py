@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..budgets import BudgetState, SlotState
 from ..models import File, Output
 from ..store import JobRecord
 from ..store.records import REQUEST
@@ -24,6 +25,30 @@ _PLAYABLE = {"audio": ("mp3", "wav", "m4a", "ogg"), "video": ("mp4", "webm", "mo
 
 def usd(value: float | None) -> str:
     return "–" if value is None else f"${value:,.4f}"
+
+
+def slots(state: SlotState | None) -> str:
+    """Tasks at the vendor now, against `max_concurrent` when set, and creates waiting."""
+    if state is None:
+        return "0"
+    shown = str(state.in_use) if state.limit is None else f"{state.in_use} / {state.limit}"
+    return shown + (f" ({state.waiting} waiting)" if state.waiting else "")
+
+
+def budget(state: BudgetState) -> dict[str, Any]:
+    left = state.left_usd
+    return {
+        "name": state.name,
+        "window": state.window,
+        "limit": usd(state.limit_usd),
+        "spent": usd(state.spent_usd),
+        "committed": usd(state.committed_usd),
+        "left": usd(left),
+        "used_pct": 100
+        if state.limit_usd <= 0
+        else min(100, round(100 * (state.spent_usd + state.committed_usd) / state.limit_usd)),
+        "over": left <= 0,
+    }
 
 
 def age(moment: datetime | None, now: datetime) -> str:

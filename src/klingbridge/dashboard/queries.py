@@ -1,4 +1,6 @@
-"""What the dashboard reads from the task store beyond jobs themselves: changes, spend, slots.
+"""What the dashboard reads from the task store beyond jobs themselves: changes and spend.
+
+Budgets and vendor slots are the limits' own summary (`store.limits.summary`).
 
 Procedures in the store's style (they yield `Sql` and receive rows), so they run on every
 backend, sync or async. Each is one cheap statement: the change feed is asked once a second per
@@ -48,15 +50,6 @@ def state_counts() -> Proc[dict[str, int]]:
 def providers_seen() -> Proc[list[str]]:
     rows = yield Sql("SELECT DISTINCT provider FROM kb_attempts ORDER BY provider")
     return [str(row[0]) for row in rows]
-
-
-def slots_in_use() -> Proc[dict[str, int]]:
-    """Attempts that hold a vendor slot now: sent (maybe created) or created and not ended."""
-    rows = yield Sql(
-        "SELECT provider, COUNT(*) FROM kb_attempts WHERE state IN ('sent', 'created')"
-        " GROUP BY provider ORDER BY provider"
-    )
-    return {str(provider): int(count) for provider, count in rows}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from starlette.templating import Jinja2Templates
 from ..config import Config
 from ..errors import KlingBridgeError
 from ..store import JobRecord, TaskStore, procs
+from ..store import limits as store_limits
 from ..store.records import JobState
 from . import present, queries
 from .chart import colour, spend_svg
@@ -112,9 +114,11 @@ class Dashboard:
         files_root: Path | None,
         poll_s: float,
         url_lifetimes: dict[str, timedelta] | None,
+        slot_limits: Mapping[str, int | None] | None = None,
     ) -> None:
         self.store = store
         self.config = config
+        self.slot_limits = dict(slot_limits or {})
         self.files_root = files_root.resolve() if files_root is not None else None
         self.poll_s = poll_s
         self.url_lifetimes = url_lifetimes
@@ -185,7 +189,15 @@ class Dashboard:
     async def spend(self, request: Request) -> Response:
         today = datetime.now(timezone.utc).date()
         spend = await self.store.aread(queries.spend(today, 30))
-        slots = await self.store.aread(queries.slots_in_use())
+        limits = await self.store.aread(
+            store_limits.summary(
+                self.config.budgets.rules(),
+                self.slot_limits,
+                default_route=self.config.default_route,
+                now=time.time(),
+            )
+        )
+        slots = {s.provider: s for s in limits.slots}
         providers = sorted(set(spend.providers) | set(slots) | set(await self._providers()))
         legend = [(p, colour(i)) for i, p in enumerate(spend.providers)]
         totals = [
@@ -194,7 +206,7 @@ class Dashboard:
                 "today": present.usd(spend.total(p, 1)),
                 "week": present.usd(spend.total(p, 7)),
                 "month": present.usd(spend.total(p)),
-                "slots": slots.get(p, 0),
+                "slots": present.slots(slots.get(p)),
             }
             for p in providers
         ]
@@ -202,6 +214,8 @@ class Dashboard:
             "chart": spend_svg(spend),
             "legend": legend,
             "totals": totals,
+            "budgets": [present.budget(b) for b in limits.budgets],
+            "cooldowns": [(p, round(left), why) for p, left, why in limits.cooldowns],
             "first": spend.days[0].isoformat(),
             "last": spend.days[-1].isoformat(),
             "drawn": time.time(),
