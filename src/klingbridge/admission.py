@@ -11,16 +11,20 @@ The router calls `Admission.admit` where it used to write the attempt's intent. 
                  again; `SlotTimeout` when the run's deadline passes first
 
 `--max-usd` (a single request's ceiling) is checked here too, before the store is asked.
+`Cooldowns` counts one process's failures in a row per provider; when one starts a cooldown,
+the router writes it to the store, where every process sees it.
 Without a task store nothing can be shared: configured limits then raise `ConfigError`.
 Like flows.py, this is plain logic: it yields operations for the runners.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .budgets import Budgets, over_max_usd
+from .config import CooldownPolicy
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
@@ -173,3 +177,28 @@ class Admission:
 def write_intent(seat: Seat, wall: float) -> Record:
     """The intent alone, for runs without an `Admission` (no limits machinery at all)."""
     return Record(procs.intent(seat.key, seat.provider, seat.external_id, seat.quoted, wall))
+
+
+@dataclass
+class Cooldowns:
+    """Failures in a row per provider; a provider over the limit is skipped until its time."""
+
+    policy: CooldownPolicy
+    clock: Clock = time.monotonic
+    fails: dict[str, int] = field(default_factory=dict)
+    until: dict[str, float] = field(default_factory=dict)
+
+    def remaining(self, provider: str) -> float:
+        return max(0.0, self.until.get(provider, 0.0) - self.clock())
+
+    def failed(self, provider: str) -> bool:
+        """Count a failure; True when it starts a cooldown."""
+        self.fails[provider] = self.fails.get(provider, 0) + 1
+        if self.fails[provider] >= self.policy.allowed_fails:
+            self.fails[provider] = 0
+            self.until[provider] = self.clock() + self.policy.cooldown_s
+            return True
+        return False
+
+    def succeeded(self, provider: str) -> None:
+        self.fails.pop(provider, None)

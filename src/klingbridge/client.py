@@ -22,17 +22,18 @@ import pluggy
 from typing_extensions import Unpack
 
 from . import flows
-from .admission import Admission, OnWait
+from .admission import Admission, Cooldowns, OnWait
 from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .jobs import Jobs, new_key, new_owner
+from .journal import RunResult
 from .models import Balance, Quote, Request, Task, Voice
 from .pacing import Pacing
 from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
 from .provider import Provider
-from .router import Cooldowns, Router, RunResult
+from .router import Router
 from .store import JobRecord, TaskStore, open_store
 from .store.procs import DamagedRecord
 from .storefirst import StoreFirst

@@ -46,7 +46,7 @@ class KlingBridgeError(Exception):
     """
 
     task: Task | None = None
-    #: The routed attempts that led to this error (`klingbridge.router.Attempt`), when routed.
+    #: The routed attempts that led to this error (`klingbridge.journal.Attempt`), when routed.
     attempts: Sequence[Any] = ()
 
 

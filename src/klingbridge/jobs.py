@@ -31,8 +31,9 @@ from .admission import OnWait
 from .config import Route
 from .errors import KlingBridgeError, TaskFailed, TransportError, WaitTimeout
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
+from .journal import Attempt, Journal, Outcome, RunResult
 from .models import Request
-from .router import Attempt, Journal, Outcome, Router, RunResult
+from .router import Router
 from .store import procs
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
 

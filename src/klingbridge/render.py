@@ -12,8 +12,8 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
+from .journal import Attempt, RunResult
 from .models import Cost, Task
-from .router import Attempt, RunResult
 
 #: Results go to stdout; progress, attempts and errors to stderr (so `--json` stays parseable).
 console = Console(highlight=False, soft_wrap=True)

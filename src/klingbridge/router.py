@@ -20,18 +20,14 @@ Every attempt is recorded; nothing known about a paid task (its id, its charge) 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from . import flows, storefirst
-from .admission import Admission, OnWait, Seat, write_intent
-from .config import CooldownPolicy, RetryPolicy, Route
+from .admission import Admission, Cooldowns, Seat, write_intent
+from .config import RetryPolicy, Route
 from .errors import (
     BudgetExceeded,
     ConcurrencyLimitError,
@@ -47,161 +43,15 @@ from .errors import (
 )
 from .events import Event
 from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
-from .models import Cost, Request, Task, TaskStatus
+from .journal import Attempt, Journal, Outcome, RunResult, RunState, Trial
+from .models import Request, Task, TaskStatus
 from .pacing import Pacing
 from .provider import Provider
 from .store import StoreError, procs
 from .store.limits import cool_down
 from .store.records import AttemptRecord, AttemptState, JobState
 
-Outcome = Literal["succeeded", "failed", "cancelled", "error", "skipped", "unknown"]
 Emit = Callable[[Event], None]
-
-
-class Attempt(BaseModel):
-    """One provider's part in a routed run."""
-
-    model_config = ConfigDict(frozen=True)
-
-    provider: str
-    outcome: Outcome
-    task_id: str | None = None
-    external_id: str | None = None
-    error: str | None = None
-    error_type: str | None = None
-    quoted: Cost | None = None
-    charged: Cost | None = None
-    started_at: datetime | None = None
-    elapsed_s: float | None = None
-
-
-class RunResult(BaseModel):
-    """The task a routed run ended with, and every attempt that led there, in order."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task: Task
-    attempts: list[Attempt]
-    #: The job's key in the task store: `klingbridge wait KEY` / `client.resume(KEY)`.
-    key: str | None = None
-
-
-@dataclass(frozen=True)
-class _Trial:
-    """One provider's attempt while it runs: what becomes its `Attempt` once it ends."""
-
-    provider: str
-    external_id: str
-    quoted: Cost | None
-    started_at: datetime
-    begun: float
-
-    @classmethod
-    def resumed(cls, record: AttemptRecord, now: float) -> _Trial:
-        """An attempt recorded by another run (maybe another process), carried on here."""
-        return cls(record.provider, record.external_id, record.quoted, record.created_at, now)
-
-    def attempt(
-        self, outcome: Outcome, now: float, task: Task | None, error: BaseException | None
-    ) -> Attempt:
-        return Attempt(
-            provider=self.provider,
-            outcome=outcome,
-            task_id=task.id if task else None,
-            external_id=self.external_id,
-            error=str(error) if error else None,
-            error_type=type(error).__name__ if error else None,
-            quoted=self.quoted,
-            charged=task.cost if task else None,
-            started_at=self.started_at,
-            elapsed_s=round(now - self.begun, 3),
-        )
-
-
-@dataclass
-class _Run:
-    """What a routed run has learnt so far."""
-
-    attempts: list[Attempt] = field(default_factory=list)
-    last_error: KlingBridgeError | None = None
-    last_task: Task | None = None
-    open_task: bool = False  # a vendor task exists and has not ended
-    unsettled: bool = False  # a create may have been received; the vendor can be asked later
-    unknown: bool = False  # a create may have been received; the vendor cannot be asked
-
-
-@dataclass
-class Journal:
-    """Where a routed run writes its job down: the key, and this process's claim on it.
-
-    The router yields the store procedures it builds (as `Record` operations); with no store
-    they are not run, and the routing is the same.
-    """
-
-    key: str
-    owner: str
-    lease_s: float = 60.0
-    wall: Clock = time.time
-    renewed: float = field(default_factory=time.time)
-    #: The route's name for route budgets (None: a provider alone).
-    route: str | None = None
-    #: `--max-usd`: no single create quoted above this.
-    max_usd: float | None = None
-    #: Told what the run waits for (a vendor slot), for a progress display.
-    on_wait: OnWait | None = None
-
-    def heartbeat(self) -> Record | None:
-        """Renew the lease once a third of it has passed (called before each poll's pause)."""
-        now = self.wall()
-        if now - self.renewed < self.lease_s / 3:
-            return None
-        self.renewed = now
-        return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
-
-    def close(
-        self, run: _Run, error: KlingBridgeError | None, state: JobState | None = None
-    ) -> Flow[None]:
-        """Record how the run ended; a job whose task or create is still open is only let go."""
-        if state is None and not (run.open_task or run.unsettled):
-            if run.unknown:
-                state = JobState.UNKNOWN
-            elif isinstance(error, TaskFailed) and error.task is not None:
-                cancelled = error.task.status is TaskStatus.CANCELLED
-                state = JobState.CANCELLED if cancelled else JobState.FAILED
-            else:
-                state = JobState.FAILED
-        if state is None:
-            yield Record(procs.release(self.owner, [self.key]))
-        else:
-            message = str(error) if error is not None else None
-            yield Record(
-                procs.finish(self.key, state, self.wall(), error=message, owner=self.owner)
-            )
-
-
-@dataclass
-class Cooldowns:
-    """Failures in a row per provider; a provider over the limit is skipped until its time."""
-
-    policy: CooldownPolicy
-    clock: Clock = time.monotonic
-    fails: dict[str, int] = field(default_factory=dict)
-    until: dict[str, float] = field(default_factory=dict)
-
-    def remaining(self, provider: str) -> float:
-        return max(0.0, self.until.get(provider, 0.0) - self.clock())
-
-    def failed(self, provider: str) -> bool:
-        """Count a failure; True when it starts a cooldown."""
-        self.fails[provider] = self.fails.get(provider, 0) + 1
-        if self.fails[provider] >= self.policy.allowed_fails:
-            self.fails[provider] = 0
-            self.until[provider] = self.clock() + self.policy.cooldown_s
-            return True
-        return False
-
-    def succeeded(self, provider: str) -> None:
-        self.fails.pop(provider, None)
 
 
 @dataclass
@@ -254,7 +104,7 @@ class Router:
         it in the route. With `detach`, return as soon as the vendor task exists (recorded, and
         let go for `klingbridge wait` or a worker to finish).
         """
-        run = _Run()
+        run = RunState()
         deadline = self.clock() + timeout
         try:  # every failure, bad input included, closes the job's record (and its lease)
             candidates = self.order(request, route)
@@ -263,7 +113,7 @@ class Router:
                 self.providers(candidates[0]).require_credentials()
             if resume is not None:
                 provider = self.providers(resume.provider)
-                trial = _Trial.resumed(resume, self.clock())
+                trial = Trial.resumed(resume, self.clock())
                 after = (
                     candidates.index(resume.provider) + 1 if resume.provider in candidates else 0
                 )
@@ -288,7 +138,7 @@ class Router:
                     )
                     self.emit(Event("skip", name, data={"reason": str(skip)}))
                     continue
-                trial = _Trial(
+                trial = Trial(
                     provider=name,
                     external_id=self.new_external_id(),
                     quoted=provider.quote(request).cost,
@@ -318,7 +168,7 @@ class Router:
             raise
 
     def _admit(
-        self, journal: Journal, trial: _Trial, deadline: float
+        self, journal: Journal, trial: Trial, deadline: float
     ) -> Flow[KlingBridgeError | None]:
         """Ask the store to admit the create (its intent written); else why it is skipped."""
         seat = Seat(
@@ -344,8 +194,8 @@ class Router:
         request: Request,
         route: Route,
         journal: Journal,
-        run: _Run,
-        trial: _Trial,
+        run: RunState,
+        trial: Trial,
         start: AttemptRecord | None,
         timeout: float,
         on_update: OnUpdate | None,
@@ -444,7 +294,7 @@ class Router:
         provider: Provider,
         request: Request,
         journal: Journal,
-        trial: _Trial,
+        trial: Trial,
         start: AttemptRecord | None,
         callback_url: str | None,
         patience: tuple[float, bool] = (float("inf"), False),
@@ -470,7 +320,7 @@ class Router:
         yield Record(procs.observe(external_id, task, journal.wall()))
         return task, recovered
 
-    def _exhausted(self, run: _Run, alone: bool) -> KlingBridgeError:
+    def _exhausted(self, run: RunState, alone: bool) -> KlingBridgeError:
         over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
         if over and len(over) == len(run.attempts) and run.last_error is not None:
             alone = True  # every provider over a budget: the budget's own error says it best
@@ -499,7 +349,7 @@ class Router:
         provider: Provider,
         request: Request,
         task: Task,
-        trial: _Trial,
+        trial: Trial,
         recovered: bool,
         timeout: float,
         on_update: OnUpdate | None,
@@ -727,4 +577,4 @@ class _Unresolved(Exception):
         super().__init__(message)
 
 
-__all__: Sequence[str] = ["Attempt", "Cooldowns", "Journal", "Router", "RunResult"]
+__all__: Sequence[str] = ["Router"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from .client import AsyncClient
 from .download import SavedFile, save_outputs
 from .errors import KlingBridgeError
-from .router import RunResult
+from .journal import RunResult
 from .store import SavedFileRecord, TaskStore, procs
 
 logger = logging.getLogger("klingbridge.worker")

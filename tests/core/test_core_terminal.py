@@ -13,7 +13,7 @@ from rich.console import Console
 
 from klingbridge import Client, PollPolicy, SoundRequest, Task, TaskStatus, render
 from klingbridge.cli import main
-from klingbridge.router import Attempt
+from klingbridge.journal import Attempt
 
 
 # --- item 17 --------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from rich.text import Text
 
 from ..client import Client
 from ..errors import KlingBridgeError
+from ..journal import RunResult
 from ..models import Cost, Request
 from ..render import err
-from ..router import RunResult
 
 
 def say_moves(client: Client, request: Request, result: RunResult) -> None:

@@ -19,6 +19,7 @@ from ..errors import (
     WaitTimeout,
 )
 from ..jobs import new_key
+from ..journal import RunResult
 from ..models import SoundForVideoRequest, Task
 from ..render import (
     Progress,
@@ -28,7 +29,6 @@ from ..render import (
     print_result,
     print_task,
 )
-from ..router import RunResult
 from ..store import SavedFileRecord, procs
 from .app import (
     Group,

@@ -12,8 +12,8 @@ from rich.text import Text
 
 from ..client import AsyncClient
 from ..config import Config
+from ..journal import RunResult
 from ..render import console, err
-from ..router import RunResult
 from ..store import JobState, TaskStore
 from ..worker import Worker, WorkerReport
 from .app import fail, main, make_client, store_client

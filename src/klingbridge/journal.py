@@ -1,0 +1,146 @@
+"""What a routed run writes down: its attempts, its result, and the job's journal in the store.
+
+`Trial` is one provider's attempt while it runs; `RunState` what the run has learnt so far;
+`Journal` the job's key and this process's lease on it, and the store procedures that record how
+the run ended. The router (router.py) yields them as `Record` operations; with no store they are
+not run, and the routing is the same.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .admission import OnWait
+from .errors import KlingBridgeError, TaskFailed
+from .flows import Clock, Flow, Record
+from .models import Cost, Task, TaskStatus
+from .store import procs
+from .store.records import AttemptRecord, JobState
+
+Outcome = Literal["succeeded", "failed", "cancelled", "error", "skipped", "unknown"]
+
+
+class Attempt(BaseModel):
+    """One provider's part in a routed run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    outcome: Outcome
+    task_id: str | None = None
+    external_id: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    quoted: Cost | None = None
+    charged: Cost | None = None
+    started_at: datetime | None = None
+    elapsed_s: float | None = None
+
+
+class RunResult(BaseModel):
+    """The task a routed run ended with, and every attempt that led there, in order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    attempts: list[Attempt]
+    #: The job's key in the task store: `klingbridge wait KEY` / `client.resume(KEY)`.
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One provider's attempt while it runs: what becomes its `Attempt` once it ends."""
+
+    provider: str
+    external_id: str
+    quoted: Cost | None
+    started_at: datetime
+    begun: float
+
+    @classmethod
+    def resumed(cls, record: AttemptRecord, now: float) -> Trial:
+        """An attempt recorded by another run (maybe another process), carried on here."""
+        return cls(record.provider, record.external_id, record.quoted, record.created_at, now)
+
+    def attempt(
+        self, outcome: Outcome, now: float, task: Task | None, error: BaseException | None
+    ) -> Attempt:
+        return Attempt(
+            provider=self.provider,
+            outcome=outcome,
+            task_id=task.id if task else None,
+            external_id=self.external_id,
+            error=str(error) if error else None,
+            error_type=type(error).__name__ if error else None,
+            quoted=self.quoted,
+            charged=task.cost if task else None,
+            started_at=self.started_at,
+            elapsed_s=round(now - self.begun, 3),
+        )
+
+
+@dataclass
+class RunState:
+    """What a routed run has learnt so far."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    last_error: KlingBridgeError | None = None
+    last_task: Task | None = None
+    open_task: bool = False  # a vendor task exists and has not ended
+    unsettled: bool = False  # a create may have been received; the vendor can be asked later
+    unknown: bool = False  # a create may have been received; the vendor cannot be asked
+
+
+@dataclass
+class Journal:
+    """Where a routed run writes its job down: the key, and this process's claim on it.
+
+    The router yields the store procedures it builds (as `Record` operations); with no store
+    they are not run, and the routing is the same.
+    """
+
+    key: str
+    owner: str
+    lease_s: float = 60.0
+    wall: Clock = time.time
+    renewed: float = field(default_factory=time.time)
+    #: The route's name for route budgets (None: a provider alone).
+    route: str | None = None
+    #: `--max-usd`: no single create quoted above this.
+    max_usd: float | None = None
+    #: Told what the run waits for (a vendor slot), for a progress display.
+    on_wait: OnWait | None = None
+
+    def heartbeat(self) -> Record | None:
+        """Renew the lease once a third of it has passed (called before each poll's pause)."""
+        now = self.wall()
+        if now - self.renewed < self.lease_s / 3:
+            return None
+        self.renewed = now
+        return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
+
+    def close(
+        self, run: RunState, error: KlingBridgeError | None, state: JobState | None = None
+    ) -> Flow[None]:
+        """Record how the run ended; a job whose task or create is still open is only let go."""
+        if state is None and not (run.open_task or run.unsettled):
+            if run.unknown:
+                state = JobState.UNKNOWN
+            elif isinstance(error, TaskFailed) and error.task is not None:
+                cancelled = error.task.status is TaskStatus.CANCELLED
+                state = JobState.CANCELLED if cancelled else JobState.FAILED
+            else:
+                state = JobState.FAILED
+        if state is None:
+            yield Record(procs.release(self.owner, [self.key]))
+        else:
+            message = str(error) if error is not None else None
+            yield Record(
+                procs.finish(self.key, state, self.wall(), error=message, owner=self.owner)
+            )
