@@ -1,0 +1,322 @@
+"""What `Client` and `AsyncClient` share: configuration, providers, the store, routing and jobs.
+
+Every method builds a flow (flows.py); the two shells in client.py hand it to their runner.
+`RunOptions`/`ResumeOptions` are the options both take, checked by type checkers.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+import pluggy
+
+from . import flows
+from .admission import Admission, Cooldowns, OnWait
+from .config import Config, Route, load_config
+from .errors import ConfigError
+from .events import Event
+from .flows import Clock, Flow, OnUpdate, PollPolicy
+from .jobs import Jobs, new_key, new_owner
+from .journal import RunResult
+from .models import Quote, Request, Task
+from .pacing import Pacing
+from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
+from .provider import Provider
+from .router import Router
+from .store import JobRecord, TaskStore, open_store
+from .store.procs import DamagedRecord
+from .storefirst import StoreFirst
+
+DEFAULT_TIMEOUT_S = 900.0
+
+
+class ResumeOptions(TypedDict, total=False):
+    """How to finish a recorded job (`resume`): checked by type checkers, typos included."""
+
+    timeout: float | None  # seconds to wait (default 900)
+    on_update: OnUpdate | None  # called with the task at each status change
+    callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
+    resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
+
+
+class RunOptions(ResumeOptions, total=False):
+    """How to run a request (`run` / `dispatch`)."""
+
+    provider: str | None  # this provider alone
+    route: str | None  # this configured route (default: the configured default)
+    key: str | None  # the job's idempotency key (default: a new one)
+    out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
+    detach: bool  # return once the vendor task exists; finish it later with resume/worker
+    max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
+    on_wait: OnWait | None  # told what the run waits for ("waiting for a kling slot: 5/5")
+
+
+logger = logging.getLogger("klingbridge")
+
+
+class Configured(enum.Enum):
+    """`store=CONFIGURED` (the default): the store the configuration names (SQLite by default)."""
+
+    CONFIGURED = "configured"
+
+
+CONFIGURED = Configured.CONFIGURED
+StoreOption = TaskStore | str | Path | None | Configured
+
+
+class ClientBase:
+    def __init__(
+        self,
+        provider: str | None = None,
+        *,
+        config: Config | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        plugins: Iterable[object] = (),
+        poll: PollPolicy | None = None,
+        clock: Clock = time.monotonic,
+        store: StoreOption = CONFIGURED,
+    ) -> None:
+        plugins = list(plugins)
+        self._pm: pluggy.PluginManager = (
+            make_plugin_manager(plugins) if plugins else default_plugin_manager()
+        )
+        self._classes = provider_classes(self._pm)
+        self.config = config if config is not None else load_config(provider_classes=self._classes)
+        if settings:
+            self.config = self.config.model_copy(deep=True)  # never change the caller's config
+        for name, section in (settings or {}).items():
+            self.config.providers[name] = {**self.config.providers.get(name, {}), **section}
+        self.default_provider = provider
+        self.poll = poll or self.config.poll
+        self._clock = clock
+        self._providers: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+        self._router = Router(
+            providers=self.provider,
+            retry=self.config.retry,
+            cooldowns=Cooldowns(self.config.cooldown, clock),
+            poll=self.poll,
+            clock=clock,
+            emit=self._emit,
+            pacing=Pacing(self.poll) if self.poll.pacing else None,
+            listening=self._listening,
+            admission=Admission(
+                budgets=self.config.budgets,
+                slots=self._max_concurrent,
+                default_route=self.config.default_route,
+                poll=self.poll,
+                clock=clock,
+                wall=time.time,
+                emit=self._emit,
+                lease_s=self.config.store.lease_s,
+            ),
+        )
+        self.store: TaskStore | None = self._open_store(store)
+        if self.store is not None:  # the receiver writes there: waits read it first
+            hooks = self.config.callbacks
+            self._router.store_first = StoreFirst(hooks.store_poll_s, hooks.safety_poll_s)
+        self._jobs = Jobs(
+            router=self._router,
+            plan=self._plan,
+            owner=new_owner(),
+            lease_s=self.config.store.lease_s,
+            poll=self.poll,
+            clock=clock,
+            wall=time.time,
+            default_route=self.config.default_route,
+        )
+
+    @property
+    def owner(self) -> str:
+        """This client's name on the jobs it holds (host:pid:nonce)."""
+        return self._jobs.owner
+
+    def _open_store(self, store: StoreOption) -> TaskStore | None:
+        self._owns_store = not isinstance(store, TaskStore)
+        if isinstance(store, TaskStore) or store is None:
+            return store
+        if store is CONFIGURED:
+            settings = self.config.store
+            if not settings.enabled:
+                return None
+            return open_store(settings.url, self._pm)
+        return open_store(store, self._pm)
+
+    def _max_concurrent(self, name: str) -> int | None:
+        return self.provider(name).settings.max_concurrent
+
+    def _plan(self, route: str | None, provider: str | None) -> Route:
+        """The route a job runs on: one provider alone, or a configured route."""
+        if provider is not None and route is not None:
+            raise ConfigError("give a provider or a route, not both")
+        alone = provider or (self.default_provider if route is None else None)
+        # One provider is a route of one: no other route's settings apply to it.
+        return Route(providers=[alone]) if alone else self.config.route(route)
+
+    def check(
+        self, request: Request, *, provider: str | None = None, route: str | None = None
+    ) -> None:
+        """Raise now what a run would refuse before any call: a bad route or, for one
+        provider, a request it cannot take or missing credentials."""
+        plan = self._plan(route, provider)
+        if len(plan.providers) == 1:
+            alone = self.provider(plan.providers[0])
+            alone.validate(request)
+            alone.require_credentials()
+
+    def tasks(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        provider: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """The jobs in the task store, newest first (rows that cannot be read are logged)."""
+        records, damaged = self._require_store().jobs(
+            states=[status] if isinstance(status, str) else list(status or ()),
+            provider=provider,
+            kind=kind,
+            since=since,
+            limit=limit,
+        )
+        for problem in damaged:
+            logger.warning("%s", problem)
+        return records
+
+    def damaged_tasks(self, **filters: Any) -> list[DamagedRecord]:
+        """The rows `tasks` skipped because they cannot be read."""
+        return self._require_store().jobs(**filters)[1]
+
+    def _require_store(self) -> TaskStore:
+        if self.store is None:
+            raise ConfigError(
+                "the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)"
+            )
+        return self.store
+
+    @property
+    def provider_names(self) -> list[str]:
+        """Every installed provider, in name order."""
+        return sorted(self._classes)
+
+    def provider(self, name: str | None = None) -> Provider:
+        """The configured provider `name` (default: the client's, else the route's first)."""
+        name = name or self.default_provider or self.config.route().providers[0]
+        with self._lock:
+            found = self._providers.get(name)
+            if found is None:
+                cls = self._classes.get(name)
+                if cls is None:
+                    known = ", ".join(self.provider_names) or "none"
+                    raise ConfigError(f"no provider named {name!r} (installed: {known})")
+                found = self._providers[name] = cls(self.config.provider_settings(cls))
+            return found
+
+    def quote(self, request: Request, providers: Iterable[str] | None = None) -> list[Quote]:
+        """Every provider's price for `request`, eligible and cheapest first. No network call."""
+        quotes = [self.provider(name).quote(request) for name in providers or self.provider_names]
+
+        def order(quote: Quote) -> tuple[int, float]:
+            usd = quote.cost.usd if quote.cost is not None else None
+            return (0 if quote.eligible else 1, float(usd) if usd is not None else float("inf"))
+
+        return sorted(quotes, key=order)
+
+    # --- flows shared by both clients ----------------------------------------------------
+    def _submit(
+        self,
+        request: Request,
+        provider: str | None,
+        external_id: str | None,
+        callback_url: str | None,
+    ) -> Flow[Task]:
+        return flows.submit(
+            self.provider(provider), request, external_id=external_id, callback_url=callback_url
+        )
+
+    def _wait(self, task: Task, timeout: float | None, on_update: OnUpdate | None) -> Flow[Task]:
+        return flows.wait(
+            self.provider(task.provider),
+            task,
+            timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+            poll=self.poll,
+            clock=self._clock,
+            on_update=on_update,
+        )
+
+    def _dispatch(
+        self,
+        request: Request,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
+        key: str | None = None,
+        resubmit: bool = False,
+        out_dir: str | Path | None = None,
+        detach: bool = False,
+        max_usd: float | None = None,
+        on_wait: OnWait | None = None,
+    ) -> Flow[RunResult]:
+        if max_usd is not None and not max_usd >= 0:
+            raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
+        return self._jobs.run(
+            request,
+            key=key or new_key(),
+            route=route,
+            provider=provider
+            if provider is not None or route is not None
+            else self.default_provider,
+            out_dir=None if out_dir is None else str(Path(out_dir).resolve()),
+            timeout=checked_timeout(timeout),
+            on_update=on_update,
+            callback_url=callback_url or self.config.callbacks.public_url,
+            resubmit=resubmit,
+            detach=detach,
+            max_usd=max_usd,
+            on_wait=on_wait,
+        )
+
+    def _resume(
+        self,
+        ref: str,
+        *,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        callback_url: str | None = None,
+        resubmit: bool = False,
+    ) -> Flow[RunResult]:
+        self._require_store()
+        return self._jobs.resume(
+            ref,
+            timeout=checked_timeout(timeout),
+            on_update=on_update,
+            callback_url=callback_url or self.config.callbacks.public_url,
+            resubmit=resubmit,
+        )
+
+    def _listening(self) -> bool:
+        return bool(self._pm.hook.klingbridge_event.get_hookimpls())
+
+    def _emit(self, event: Event) -> None:
+        """Tell the plugins; one that breaks is logged, never allowed to cost a paid task."""
+        try:
+            self._pm.hook.klingbridge_event(event=event)
+        except Exception:
+            logger.exception("a klingbridge_event plugin failed on %s", event)
+
+
+def checked_timeout(timeout: float | None) -> float:
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
+    return DEFAULT_TIMEOUT_S if timeout is None else timeout
