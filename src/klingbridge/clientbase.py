@@ -30,7 +30,7 @@ from .plugins import default_plugin_manager, make_plugin_manager, provider_class
 from .provider import Provider
 from .router import Router
 from .store import JobRecord, TaskStore, open_store
-from .store.procs import DamagedRecord
+from .store.reads import DamagedRecord
 from .storefirst import StoreFirst
 
 DEFAULT_TIMEOUT_S = 900.0

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .models import Balance, Request, Task, Voice
 from .provider import HttpCall, HttpReply, Provider
-from .store.procs import Proc
+from .store.sql import Proc
 
 logger = logging.getLogger("klingbridge")
 T = TypeVar("T")

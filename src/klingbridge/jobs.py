@@ -34,7 +34,7 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Attempt, Journal, Outcome, RunResult
 from .models import Request
 from .router import Router
-from .store import procs
+from .store import procs, reads
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
@@ -145,7 +145,7 @@ class Jobs:
         callback_url: str | None,
         resubmit: bool,
     ) -> Flow[RunResult]:
-        job = yield Record(procs.find(ref), read=True)
+        job = yield Record(reads.find(ref), read=True)
         if job is None:
             raise KlingBridgeError(
                 f"no job with key, id or vendor task id {ref!r} in the task store "
@@ -233,7 +233,7 @@ class Jobs:
         )
         state = JobState(task.status.value)
         yield Record(procs.finish(job.key, state, self.wall(), owner=self.owner))
-        found = yield Record(procs.load(job.key))
+        found = yield Record(reads.load(job.key))
         return _recorded_result(found or job.model_copy(update={"state": state}))
 
     def _watch(self, job: JobRecord, deadline: float) -> Flow[JobRecord]:
@@ -250,7 +250,7 @@ class Jobs:
                 raise WaitTimeout(task, deadline)
             yield Sleep(min(self.poll.interval(looks), WATCH_INTERVAL_S))
             looks += 1
-            found = yield Record(procs.load(job.key), read=True)
+            found = yield Record(reads.load(job.key), read=True)
             job = found if found is not None else job
             if not self._held_elsewhere(job):
                 yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))

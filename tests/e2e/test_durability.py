@@ -167,7 +167,7 @@ def test_tasks_reports_a_damaged_row_and_shows_the_rest(cli: Cli, vendor: Any) -
 
 def _corrupt(key: str) -> Any:
     yield from ()
-    from klingbridge.store.procs import Sql
+    from klingbridge.store.sql import Sql
 
     yield Sql("UPDATE kb_jobs SET request = 'not json' WHERE key = ?", (key,))
 

@@ -17,6 +17,8 @@ from klingbridge.store import (
     TaskStore,
     open_store,
     procs,
+    reads,
+    sql,
 )
 from klingbridge.store.migrations import MIGRATIONS
 
@@ -42,15 +44,15 @@ def test_schema_is_migrated_once_and_versioned(store: TaskStore, store_url: str)
     again = open_store(store_url)
     assert again is not None
     assert again.job("nothing") is None  # a second process finds the schema in place
-    rows = again.run(procs.get_meta("nothing"))
+    rows = again.run(reads.get_meta("nothing"))
     assert rows is None
     version = again.run(_version())
     assert version == len(MIGRATIONS)
     again.close()
 
 
-def _version() -> procs.Proc[int]:
-    rows = yield procs.Sql("SELECT MAX(version) FROM kb_schema")
+def _version() -> sql.Proc[int]:
+    rows = yield sql.Sql("SELECT MAX(version) FROM kb_schema")
     return int(rows[0][0])
 
 
@@ -121,8 +123,8 @@ def test_a_damaged_row_is_reported_and_the_others_still_show(store: TaskStore) -
     assert "cannot be read" in str(damaged[0])
 
 
-def _damage(key: str) -> procs.Proc[None]:
-    yield procs.Sql("UPDATE kb_jobs SET request = '{\"kind\": 5}' WHERE key = ?", (key,))
+def _damage(key: str) -> sql.Proc[None]:
+    yield sql.Sql("UPDATE kb_jobs SET request = '{\"kind\": 5}' WHERE key = ?", (key,))
 
 
 def test_leases_keep_two_owners_apart_and_expire(store: TaskStore) -> None:
@@ -189,7 +191,7 @@ def test_async_and_sync_see_the_same_store(store: TaskStore) -> None:
                 owner="me", lease_s=60, now=time.time(),
             )
         )  # fmt: skip
-        job = await store.arun(procs.find("async-key"))
+        job = await store.arun(reads.find("async-key"))
         assert job is not None and job.request == REQUEST
         await store.aclose()
 

@@ -6,21 +6,21 @@ import asyncio
 import time
 
 from klingbridge import SoundRequest
-from klingbridge.store import IdempotencyConflict, TaskStore, procs
+from klingbridge.store import IdempotencyConflict, TaskStore, procs, reads, sql
 
 REQUEST = SoundRequest(prompt="rain on a tin roof", duration=5)
 OTHER = SoundRequest(prompt="wind in the pines", duration=5)
 
 
-def _begin(key: str, request: SoundRequest = REQUEST) -> procs.Proc[tuple[object, bool]]:
+def _begin(key: str, request: SoundRequest = REQUEST) -> sql.Proc[tuple[object, bool]]:
     return procs.begin(  # type: ignore[return-value]
         key, request, route=None, provider="piapi", out_dir=None,
         owner="me", lease_s=60, now=time.time(),
     )  # fmt: skip
 
 
-def _broken() -> procs.Proc[None]:
-    yield procs.Sql("INSERT INTO kb_meta (name, value) VALUES (?, ?)", ("grouped", "x"))
+def _broken() -> sql.Proc[None]:
+    yield sql.Sql("INSERT INTO kb_meta (name, value) VALUES (?, ?)", ("grouped", "x"))
     raise RuntimeError("this procedure fails after writing")
 
 
@@ -42,7 +42,7 @@ def test_many_concurrent_writes_each_get_their_own_outcome(store: TaskStore) -> 
     assert isinstance(results[200], IdempotencyConflict)
     assert isinstance(results[201], RuntimeError)
     assert all(store.job(f"job-{n}") is not None for n in range(200))
-    assert store.read(procs.get_meta("grouped")) is None
+    assert store.read(reads.get_meta("grouped")) is None
 
 
 def test_a_second_event_loop_starts_afresh(store: TaskStore) -> None:

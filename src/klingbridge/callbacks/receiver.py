@@ -32,7 +32,7 @@ from ..download import save_outputs
 from ..errors import KlingBridgeError
 from ..models import Task, TaskStatus
 from ..provider import CallbackCheck, CallbackRefused, Provider
-from ..store import SavedFileRecord, TaskStore, procs
+from ..store import SavedFileRecord, TaskStore, procs, reads
 from ..store import callbacks as recorded
 from ..store.callbacks import Admission, Applied, Effect
 
@@ -145,7 +145,7 @@ class Receiver:
             self._later(self._save(applied.job_key, task))
 
     async def _save(self, key: str, task: Task) -> None:
-        job = await self.store.aread(procs.load(key))
+        job = await self.store.aread(reads.load(key))
         if job is None or job.saved_at is not None:
             return
         target = self.out_dir

@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from ..store.procs import Proc, Sql
 from ..store.records import JobState
+from ..store.sql import Proc, Sql
 
 _ALL_STATES = tuple(s.value for s in JobState)
 _STATE_MARKS = ", ".join("?" for _ in _ALL_STATES)

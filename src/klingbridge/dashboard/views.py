@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from ..config import Config
 from ..errors import KlingBridgeError
-from ..store import JobRecord, TaskStore, procs
+from ..store import JobRecord, TaskStore, reads
 from ..store import limits as store_limits
 from ..store.records import JobState
 from . import present, queries
@@ -130,7 +130,7 @@ class Dashboard:
         now = datetime.now(timezone.utc)
         drawn = time.time()
         found, damaged = await self.store.aread(
-            procs.jobs(
+            reads.jobs(
                 states=[filters.status] if filters.status else [],
                 provider=filters.provider,
                 kind=filters.kind,
@@ -162,7 +162,7 @@ class Dashboard:
     async def task(self, request: Request) -> Response:
         key = request.path_params["key"]
         try:
-            job = await self.store.aread(procs.find(key))
+            job = await self.store.aread(reads.find(key))
         except KlingBridgeError as error:
             return self._render(request, "error.html", {"message": str(error)}, status=500)
         if job is None:
@@ -225,7 +225,7 @@ class Dashboard:
 
     async def file(self, request: Request) -> Response:
         """A saved output, only one the store recorded for this job: never a path from the URL."""
-        job = await self.store.aread(procs.load(request.path_params["key"]))
+        job = await self.store.aread(reads.load(request.path_params["key"]))
         index: int = request.path_params["index"]
         if job is None or not 0 <= index < len(job.files):
             return Response("no such saved file\n", status_code=404, media_type="text/plain")

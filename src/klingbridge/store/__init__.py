@@ -19,7 +19,8 @@ import pluggy
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from .base import StoreError, TaskStore
-from .procs import DamagedRecord, IdempotencyConflict
+from .procs import IdempotencyConflict
+from .reads import DamagedRecord
 from .records import AttemptRecord, AttemptState, JobRecord, JobState, SavedFileRecord
 
 Factory = Callable[[str], TaskStore]

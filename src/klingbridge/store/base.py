@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from ..errors import KlingBridgeError
-from . import procs
+from . import procs, reads
 from .migrations import MIGRATIONS
-from .procs import DamagedRecord, Proc, Sql
+from .reads import DamagedRecord
 from .records import JobRecord
+from .sql import Proc, Sql
 
 T = TypeVar("T")
 
@@ -125,11 +126,11 @@ class TaskStore(abc.ABC):
     # --- conveniences over the procedures -------------------------------------------------
     def job(self, ref: str) -> JobRecord | None:
         """A job by key, attempt external id or vendor task id."""
-        return self.read(procs.find(ref))
+        return self.read(reads.find(ref))
 
     def jobs(self, **filters: Any) -> tuple[list[JobRecord], list[DamagedRecord]]:
-        """Newest jobs first, and the rows that could not be read (see `procs.jobs`)."""
-        return self.read(procs.jobs(**filters))
+        """Newest jobs first, and the rows that could not be read (see `reads.jobs`)."""
+        return self.read(reads.jobs(**filters))
 
     def claim(
         self, owner: str, *, lease_s: float, limit: int, out_dir: str | None = None

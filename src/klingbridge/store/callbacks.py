@@ -20,8 +20,8 @@ from typing import Any
 
 from ..models import Task, TaskStatus
 from . import procs
-from .procs import Proc, Sql
 from .records import from_epoch
+from .sql import Proc, Sql
 
 
 class Admission(str, enum.Enum):

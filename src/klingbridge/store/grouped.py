@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .base import StoreError
-from .procs import Proc, Row, Sql, drive
+from .sql import Proc, Row, Sql, drive
 
 T = TypeVar("T")
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from ..models import Cost, Task, TaskStatus
-from . import procs
+from . import procs, reads
 from .base import TaskStore
-from .procs import Proc, Sql
+from .sql import Proc, Sql
 
 logger = logging.getLogger("klingbridge.store")
 MARK = "ledger_imported"
@@ -60,7 +60,7 @@ def _fold(path: Path) -> tuple[dict[tuple[str, str], dict[str, Any]], int]:
 
 
 def _insert(entries: dict[tuple[str, str], dict[str, Any]], now: float) -> Proc[int]:
-    done = yield from procs.get_meta(MARK)
+    done = yield from reads.get_meta(MARK)
     if done is not None:
         return 0
     count = 0
@@ -110,7 +110,7 @@ def _insert(entries: dict[tuple[str, str], dict[str, Any]], now: float) -> Proc[
 
 def import_ledger(store: TaskStore, path: Path) -> ImportReport | None:
     """Import `path` once into `store`; None when there is nothing (left) to import."""
-    if store.run(procs.get_meta(MARK)) is not None or not path.is_file():  # store checked first
+    if store.run(reads.get_meta(MARK)) is not None or not path.is_file():  # store checked first
         return None
     try:
         entries, skipped = _fold(path)

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded
 from ..models import Cost
-from .procs import Proc, Sql, intent
+from .procs import intent
+from .sql import Proc, Sql
 
 _OPEN = "('intent', 'sent', 'created')"
 _HELD = (

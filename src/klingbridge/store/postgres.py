@@ -13,7 +13,7 @@ import threading
 from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
-from .procs import Proc, Row, Sql, adrive, drive
+from .sql import Proc, Row, Sql, adrive, drive
 
 T = TypeVar("T")
 _MIGRATION_LOCK = 0x6B6C696E67  # "kling": any constant shared by every klingbridge process

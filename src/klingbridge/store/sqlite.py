@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
 from .grouped import Outcome, WriteGroups, run_group
-from .procs import Proc, Row, Sql, drive
+from .sql import Proc, Row, Sql, drive
 
 T = TypeVar("T")
 
