@@ -188,7 +188,7 @@ def find_by_external_id(
     return task
 
 
-def _is_transient(error: Exception) -> bool:
+def is_transient(error: Exception) -> bool:
     if isinstance(error, ProviderError | TransportError | ProviderResponseError):
         return error.retryable
     return False
@@ -240,29 +240,19 @@ def wait(
         except Exception as error:
             if isinstance(error, KlingBridgeError):
                 error.task = error.task or task
-            if not _is_transient(error):
+            if not is_transient(error):
                 raise
             logger.info("polling %s task %s: %s (will retry)", provider.name, task.id, error)
             asked = getattr(error, "retry_after", None) or 0.0
             continue
         asked = 0.0
-        found = _keep_known(task, found)
+        found = found.keeping(task)
         if observe is not None and found != task:
             yield observe(found)
         if found.status != task.status and on_update is not None:
             on_update(found)
         task = found
     return task
-
-
-def _keep_known(before: Task, after: Task) -> Task:
-    """A poll may know less than the create did (kind, external id): keep what we knew."""
-    update: dict[str, Any] = {}
-    if after.kind is None and before.kind is not None:
-        update["kind"] = before.kind
-    if after.external_id is None and before.external_id is not None:
-        update["external_id"] = before.external_id
-    return after.model_copy(update=update) if update else after
 
 
 def cancel(provider: Provider, task_id: str, kind: str | None = None) -> Flow[Task]:

@@ -46,6 +46,11 @@ class TaskStatus(str, enum.Enum):
     def is_terminal(self) -> bool:
         return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
+    @property
+    def rank(self) -> int:
+        """How far along: queued 0, running 1, ended 2. A task's status never goes back."""
+        return 2 if self.is_terminal else (1 if self is TaskStatus.RUNNING else 0)
+
     def __str__(self) -> str:
         return self.value
 
@@ -210,6 +215,18 @@ class Task(_Model):
     def files(self) -> list[File]:
         """Every file of every output, in order."""
         return [file for output in self.outputs for file in output.files]
+
+    def keeping(self, before: Task | None) -> Task:
+        """This task, with the kind and external id `before` knew where this one does not (a
+        poll or a callback may know less than the create did)."""
+        if before is None:
+            return self
+        update: dict[str, Any] = {}
+        if self.kind is None and before.kind is not None:
+            update["kind"] = before.kind
+        if self.external_id is None and before.external_id is not None:
+            update["external_id"] = before.external_id
+        return self.model_copy(update=update) if update else self
 
 
 class Quote(_Model):

@@ -16,19 +16,11 @@ from dataclasses import dataclass
 from . import flows
 from .errors import KlingBridgeError, WaitTimeout
 from .flows import Clock, Flow, OnUpdate, Op, Record, Sleep
-from .models import Task, TaskStatus
+from .models import Task
 from .provider import Provider
 from .store import callbacks
 
 logger = logging.getLogger("klingbridge")
-
-_RANK = {
-    TaskStatus.QUEUED: 0,
-    TaskStatus.RUNNING: 1,
-    TaskStatus.SUCCEEDED: 2,
-    TaskStatus.FAILED: 2,
-    TaskStatus.CANCELLED: 2,
-}
 
 
 @dataclass(frozen=True)
@@ -71,7 +63,7 @@ def wait(
         yield Sleep(min(plan.store_poll_s, max(0.0, deadline - now)))
         peeked = yield Record(callbacks.peek(external_id), read=True)
         known = peeked.task if isinstance(peeked, callbacks.Peek) else None
-        if known is not None and _RANK[known.status] > _RANK[task.status]:
+        if known is not None and known.status.rank > task.status.rank:
             task = _moved(task, known, on_update)
             continue
         hinted = isinstance(peeked, callbacks.Peek) and peeked.orphaned > orphaned
@@ -98,15 +90,15 @@ def _ask(provider: Provider, task: Task) -> Flow[Task | None]:
     except Exception as error:
         if isinstance(error, KlingBridgeError):
             error.task = error.task or task
-        if not flows._is_transient(error):
+        if not flows.is_transient(error):
             raise
         logger.info("safety poll of %s task %s: %s", provider.name, task.id, error)
         return None
-    return flows._keep_known(task, found)
+    return found.keeping(task)
 
 
 def _moved(before: Task, after: Task, on_update: OnUpdate | None) -> Task:
-    after = flows._keep_known(before, after)
+    after = after.keeping(before)
     if after.status != before.status and on_update is not None:
         on_update(after)
     return after

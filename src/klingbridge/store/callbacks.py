@@ -114,7 +114,7 @@ def apply(provider: str, delivery_id: str, task: Task, body: str, now: float) ->
         yield from _outcome(provider, delivery_id, Effect.ORPHAN)
         return Applied(Effect.ORPHAN)
     external_id, job_key, before = found
-    task = _keep_known(before, task)
+    task = task.keeping(before)
     recorded = yield from procs.observe(external_id, task, now)
     changed = recorded and (before is None or _news(before, task))
     if changed and task.status is TaskStatus.SUCCEEDED:
@@ -151,7 +151,7 @@ def receive(
 def hint_target(provider: str, task: Task) -> Proc[Task | None]:
     """The recorded task a hint is about (its kind picks the query), None when unknown here."""
     found = yield from locate(provider, task)
-    return None if found is None else _keep_known(found[2], task)
+    return None if found is None else task.keeping(found[2])
 
 
 @dataclass(frozen=True)
@@ -226,15 +226,3 @@ def _outcome(provider: str, delivery_id: str, effect: Effect) -> Proc[None]:
 
 def _news(before: Task, after: Task) -> bool:
     return (before.status, before.cost, before.outputs) != (after.status, after.cost, after.outputs)
-
-
-def _keep_known(before: Task | None, after: Task) -> Task:
-    """A callback may know less than the create did (kind, external id): keep what was known."""
-    if before is None:
-        return after
-    update: dict[str, Any] = {}
-    if after.kind is None and before.kind is not None:
-        update["kind"] = before.kind
-    if after.external_id is None and before.external_id is not None:
-        update["external_id"] = before.external_id
-    return after.model_copy(update=update) if update else after

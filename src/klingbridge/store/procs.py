@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from ..errors import KlingBridgeError
-from ..models import Cost, Request, Task, TaskStatus
+from ..models import Cost, Request, Task
 from .reads import load
 from .records import (
     REQUEST,
@@ -37,13 +37,6 @@ class IdempotencyConflict(KlingBridgeError):
         )
 
 
-_RANK = {
-    TaskStatus.QUEUED: 0,
-    TaskStatus.RUNNING: 1,
-    TaskStatus.SUCCEEDED: 2,
-    TaskStatus.FAILED: 2,
-    TaskStatus.CANCELLED: 2,
-}
 #: Jobs a worker finishes: not ended yet, or succeeded with outputs still to save.
 _CLAIMABLE = (
     "(state IN ('pending', 'running')"
@@ -246,7 +239,7 @@ def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
     A status of lower rank than the one recorded (running after succeeded, from a late poll or
     a replayed callback) changes nothing; the same status may add detail (a charge, outputs).
     """
-    rank = _RANK[task.status]
+    rank = task.status.rank
     state = AttemptState.CREATED if rank < 2 else AttemptState(task.status.value)
     rows = yield Sql(
         "UPDATE kb_attempts SET state = ?, task_id = ?, status = ?, status_rank = ?, task = ?,"
