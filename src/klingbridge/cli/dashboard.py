@@ -11,19 +11,12 @@ from rich.text import Text
 from ..render import err
 from .app import fail, main, store_client
 from .budget import slot_limits
-from .listen import listen, serve_on
+from .listen import listen, serve_on, server_options
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8766, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
-)
-@click.option(
-    "--files-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Serve saved outputs only from under this directory (relative paths read against it).",
+@server_options(
+    8766, "Serve saved outputs only from under this directory (relative paths read against it)."
 )
 @click.pass_context
 def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None) -> None:

@@ -3,9 +3,45 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
 
 from .app import fail
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(port: int, files_help: str) -> Callable[[F], F]:
+    """--host, --port and --files-root, as `serve` and `dashboard` both take them."""
+
+    def add(command: F) -> F:
+        for option in reversed(
+            [
+                click.option(
+                    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+                ),
+                click.option(
+                    "--port",
+                    default=port,
+                    show_default=True,
+                    type=click.IntRange(0, 65535),
+                    help="0: any free.",
+                ),
+                click.option(
+                    "--files-root",
+                    type=click.Path(file_okay=False, path_type=Path),
+                    default=None,
+                    help=files_help,
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return add
 
 
 def listen(host: str, port: int) -> tuple[socket.socket, str]:

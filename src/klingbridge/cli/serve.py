@@ -18,7 +18,7 @@ from ..render import err
 from ..store import TaskStore
 from .app import main, store_client
 from .budget import slot_limits
-from .listen import listen, serve_on
+from .listen import listen, serve_on, server_options
 from .saving import check_out
 
 
@@ -63,10 +63,7 @@ def _secrets_note(config: Config, insecure: bool) -> str:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8767, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
-)
+@server_options(8767, "The dashboard serves saved outputs only from under this directory.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -77,12 +74,6 @@ def _secrets_note(config: Config, insecure: bool) -> str:
     "--insecure",
     is_flag=True,
     help="Take deliveries no configured secret verifies as hints (each confirmed by a query).",
-)
-@click.option(
-    "--files-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The dashboard serves saved outputs only from under this directory.",
 )
 @click.pass_context
 def serve(
