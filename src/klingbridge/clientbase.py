@@ -305,6 +305,16 @@ class ClientBase:
             resubmit=resubmit,
         )
 
+    def let_go(self, key: str) -> None:
+        """Release this client's lease on job `key` now (after Ctrl-C), so that a worker may
+        take the job at once instead of when the lease lapses. Best effort: it lapses anyway."""
+        if self.store is None:
+            return
+        try:
+            self.store.release(self.owner, [key])
+        except Exception:  # an interrupted transaction, a store gone: the lease lapses
+            logger.debug("could not release the lease on %s", key, exc_info=True)
+
     def _listening(self) -> bool:
         return bool(self._pm.hook.klingbridge_event.get_hookimpls())
 

@@ -1,4 +1,4 @@
-"""Ctrl-C while waiting: the paid task's id is printed, never dropped."""
+"""Ctrl-C while waiting: the paid task's id is printed, never dropped, and its job let go."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from e2e_support import config_toml
 
 from klingbridge.simulator import SimulatorConfig, running_simulator
+from klingbridge.store import open_store
 
 SCRIPT = shutil.which("klingbridge")
 
@@ -21,7 +22,8 @@ SCRIPT = shutil.which("klingbridge")
 def test_interrupt_names_the_running_task(tmp_path: Path) -> None:
     with running_simulator(SimulatorConfig(queued_s=60, running_s=1)) as slow:
         path = tmp_path / "klingbridge.toml"
-        path.write_text(config_toml(slow, route=["kling"]))
+        store = f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
+        path.write_text(config_toml(slow, route=["kling"], extra=f'[store]\nurl = "{store}"\n'))
         env = {**os.environ, "KLINGBRIDGE_CONFIG": str(path)}
         process = subprocess.Popen(
             [SCRIPT or "klingbridge", "generate", "sound", "hum", "--duration", "3"],
@@ -44,3 +46,9 @@ def test_interrupt_names_the_running_task(tmp_path: Path) -> None:
     assert f"klingbridge wait {key}" in stderr.splitlines()[-1]
     assert len(task_ids) == 1
     assert task_ids[0] in stderr
+    opened = open_store(store)
+    assert opened is not None
+    job = opened.job(key)
+    assert job is not None and job.task is not None and job.task.id == task_ids[0]
+    assert job.lease_owner is None  # handed over: a worker takes it now, not in lease_s
+    opened.close()

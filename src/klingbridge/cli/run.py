@@ -154,6 +154,7 @@ def _generate(
                 on_wait=progress.say,
             ),
             key=key,
+            let_go=lambda: client.let_go(key),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,
@@ -181,8 +182,10 @@ def follow(
     verbose: bool,
     as_json: bool,
     quiet: bool = False,
+    let_go: Callable[[], None] | None = None,
 ) -> RunResult:
-    """Run with the progress display; on failure show the attempts, on Ctrl-C the way back.
+    """Run with the progress display; on failure show the attempts, on Ctrl-C the way back
+    (after `let_go`, which hands the job over: a worker need not wait for the lease to lapse).
 
     Under --json the attempts go into the one error object (see `fail`), not to stderr.
     """
@@ -191,6 +194,8 @@ def follow(
         try:
             return run(progress)
         except KeyboardInterrupt:
+            if let_go is not None:
+                let_go()
             _interrupted(progress.task, key)
         except KlingBridgeError as error:
             failure = error
@@ -422,6 +427,7 @@ def wait(
                 job.key, timeout=timeout, on_update=progress.update, resubmit=resubmit
             ),
             key=job.key,
+            let_go=lambda: client.let_go(job.key),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,
