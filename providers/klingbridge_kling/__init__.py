@@ -308,8 +308,9 @@ class KlingProvider(Provider):
 
     @guard("kling")
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
-        task = parse.task(payload, kind=kind, rates=self.rates())
-        self.remember_new_design(parse.new_design_ids(payload))
+        task, new_design = parse.read(payload, kind=kind, rates=self.rates())
+        if new_design:
+            self.remember_new_design([task.id])
         return task
 
     @guard("kling")

@@ -13,13 +13,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from klingbridge import Cost, File, NotFoundError, Output, ProviderResponseError, Task, TaskStatus
-from klingbridge.parsing import decimal, epoch_ms, http_url, items, number, obj, text, url_format
+from klingbridge.parsing import (
+    builder,
+    decimal,
+    epoch_ms,
+    http_url,
+    items,
+    number,
+    obj,
+    text,
+    url_format,
+)
 
 from . import parse_new
 from .parse_new import Rates
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
+#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
+_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
 
 STATUSES = {
     "submitted": TaskStatus.QUEUED,
@@ -85,55 +97,59 @@ def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None
     return None
 
 
+AUDIO_URLS = (("url_mp3", "mp3"), ("url_wav", "wav"), ("url", "mp3"))
+AUDIO_DURATIONS = ("duration_wav", "duration_mp3", "duration")
+
+
 def _audio(item: Mapping[str, Any]) -> Output:
-    files = [
-        File(url=url, format=url_format(url, default))
-        for key, default in (("url_mp3", "mp3"), ("url_wav", "wav"), ("url", "mp3"))
-        if (url := http_url(item.get(key)))
-    ]
-    duration = next(
-        (
-            d
-            for key in ("duration_wav", "duration_mp3", "duration")
-            if (d := number(item.get(key))) is not None
-        ),
-        None,
+    files = []
+    for key, default in AUDIO_URLS:
+        value = item.get(key)
+        if value and (url := http_url(value)):
+            files.append(_file({"url": url, "format": url_format(url, default)}))
+    duration = None
+    for key in AUDIO_DURATIONS:
+        value = item.get(key)
+        if value is not None and (duration := number(value)) is not None:
+            break
+    return _output_of(
+        {"id": text(item.get("id")), "kind": "audio", "duration_s": duration, "files": files}
     )
-    return Output(id=text(item.get("id")), kind="audio", duration_s=duration, files=files)
+
+
+def _pair(clean: str | None, marked: str | None, default: str) -> list[File]:
+    """The clean file (watermarked=False when a marked one is given too), then the marked."""
+    files = []
+    if clean:
+        watermarked = False if marked else None
+        fmt = url_format(clean, default)
+        files.append(_file({"url": clean, "format": fmt, "watermarked": watermarked}))
+    if marked:
+        fmt = url_format(marked, default)
+        files.append(_file({"url": marked, "format": fmt, "watermarked": True}))
+    return files
 
 
 def _video(item: Mapping[str, Any]) -> Output:
-    clean, marked = http_url(item.get("url")), http_url(item.get("watermark_url"))
-    files = []
-    if clean:
-        files.append(
-            File(url=clean, format=url_format(clean, "mp4"), watermarked=False if marked else None)
-        )
-    if marked:
-        files.append(File(url=marked, format=url_format(marked, "mp4"), watermarked=True))
-    return Output(
-        id=text(item.get("id")), kind="video", duration_s=number(item.get("duration")), files=files
+    files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
+    duration = number(item.get("duration"))
+    return _output_of(
+        {"id": text(item.get("id")), "kind": "video", "duration_s": duration, "files": files}
     )
 
 
 def _image(item: Mapping[str, Any]) -> Output:
-    clean, marked = http_url(item.get("url")), http_url(item.get("watermark_url"))
-    files = []
-    if clean:
-        files.append(
-            File(url=clean, format=url_format(clean, "png"), watermarked=False if marked else None)
-        )
-    if marked:
-        files.append(File(url=marked, format=url_format(marked, "png"), watermarked=True))
+    files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
     ident = text(item.get("id")) or text(item.get("index"))
-    return Output(id=ident, kind="image", files=files)
+    return _output_of({"id": ident, "kind": "image", "files": files})
 
 
 def _voice(item: Mapping[str, Any]) -> Output:
     """A custom or preset voice: its `voice_id` is the output's id, its sample the file."""
     url = http_url(item.get("trial_url")) or http_url(item.get("url"))
-    files = [File(url=url, format=url_format(url, "mp3"))] if url else []
-    return Output(id=text(item.get("voice_id")) or text(item.get("id")), kind="audio", files=files)
+    files = [_file({"url": url, "format": url_format(url, "mp3")})] if url else []
+    ident = text(item.get("voice_id")) or text(item.get("id"))
+    return _output_of({"id": ident, "kind": "audio", "files": files})
 
 
 def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
@@ -148,12 +164,19 @@ def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> No
             raise _error(f"succeeded, but task_result.{key} is not an array", payload, final=True)
 
 
+READERS = (("videos", _video), ("audios", _audio), ("images", _image), ("voices", _voice))
+
+
 def outputs(result: Mapping[str, Any]) -> list[Output]:
-    found = [_video(obj(v)) for v in items(result.get("videos"))]
-    found += [_audio(obj(a)) for a in items(result.get("audios"))]
-    found += [_image(obj(i)) for i in items(result.get("images"))]
-    found += [_voice(obj(v)) for v in items(result.get("voices"))]
-    return [output for output in found if output.files]
+    found = []
+    for key, read in READERS:
+        listed = result.get(key)
+        if listed and isinstance(listed, list):
+            for item in listed:
+                output = read(obj(item))
+                if output.files:
+                    found.append(output)
+    return found
 
 
 def _legacy_task(data: Mapping[str, Any], payload: Any, kind: str | None, rates: Rates) -> Task:
@@ -173,36 +196,43 @@ def _legacy_task(data: Mapping[str, Any], payload: Any, kind: str | None, rates:
     cost = None
     if units is not None:
         usd = units * rates.unit_usd if rates.unit_usd is not None else None
-        cost = Cost(amount=units, unit="kling_unit", usd=usd)
+        cost = _cost_of({"amount": units, "unit": "kling_unit", "usd": usd})
     if state is TaskStatus.SUCCEEDED and not found:
         logger.warning(
             "Kling task %s succeeded but no output could be read (task_result fields: %s)",
             task_id,
             ", ".join(sorted(result)) or "none",
         )
-    return Task(
-        provider=NAME,
-        id=task_id,
-        kind=infer_kind(result, info) or kind,
-        status=state,
-        provider_status=text(data.get("task_status")),
-        status_message=text(data.get("task_status_msg")),
-        external_id=text(info.get("external_task_id")),
-        outputs=found,
-        cost=cost,
-        created_at=epoch_ms(data.get("created_at")),
-        updated_at=epoch_ms(data.get("updated_at")),
+    return _task_of(
+        {
+            "provider": NAME,
+            "id": task_id,
+            "kind": infer_kind(result, info) or kind,
+            "status": state,
+            "provider_status": text(data.get("task_status")),
+            "status_message": text(data.get("task_status_msg")),
+            "external_id": text(info.get("external_task_id")),
+            "outputs": found,
+            "cost": cost,
+            "created_at": epoch_ms(data.get("created_at")),
+            "updated_at": epoch_ms(data.get("updated_at")),
+        }
     )
 
 
 def task_object(item: Any, payload: Any, *, kind: str | None, rates: Rates) -> Task:
     """One task object of either design."""
+    return _object(item, payload, kind=kind, rates=rates)[0]
+
+
+def _object(item: Any, payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
+    """One task object of either design, and whether it is new-design."""
     data = obj(item)
     if parse_new.is_task_object(data):
         if text(data.get("id")) is None:
             raise _error("no id: not a Kling task", payload)
-        return parse_new.task(data, kind=kind, rates=rates)
-    return _legacy_task(data, payload, kind, rates)
+        return parse_new.task(data, kind=kind, rates=rates), True
+    return _legacy_task(data, payload, kind, rates), False
 
 
 def _listed(data: Any) -> list[Any] | None:
@@ -215,7 +245,9 @@ def _listed(data: Any) -> list[Any] | None:
     return None
 
 
-def task(payload: Any, *, kind: str | None, rates: Rates) -> Task:
+def read(payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
+    """The one task of a payload, and whether it is a new-design task object (in one pass:
+    what `task` and `new_design_ids` would say together)."""
     data = unwrap(payload)
     listed = _listed(data)
     if listed is not None:
@@ -223,9 +255,13 @@ def task(payload: Any, *, kind: str | None, rates: Rates) -> Task:
         if not listed and isinstance(payload, Mapping) and "data" in payload:
             raise TaskNotInAnswer("no such task in the answer", provider=NAME, payload=payload)
         if len(listed) == 1 and parse_new.is_task_object(obj(listed[0])):
-            return task_object(listed[0], payload, kind=kind, rates=rates)
+            return _object(listed[0], payload, kind=kind, rates=rates)
         raise _error("a list of tasks, not one task", payload)
-    return task_object(data, payload, kind=kind, rates=rates)
+    return _object(data, payload, kind=kind, rates=rates)
+
+
+def task(payload: Any, *, kind: str | None, rates: Rates) -> Task:
+    return read(payload, kind=kind, rates=rates)[0]
 
 
 def tasks(payload: Any, *, kind: str | None, rates: Rates) -> list[Task]:

@@ -13,11 +13,23 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
-from klingbridge.parsing import decimal, epoch_ms, http_url, items, number, obj, text, url_format
+from klingbridge.parsing import (
+    builder,
+    decimal,
+    epoch_ms,
+    http_url,
+    items,
+    number,
+    obj,
+    text,
+    url_format,
+)
 
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
+#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
+_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
 
 STATUSES = {
     "submitted": TaskStatus.QUEUED,
@@ -60,16 +72,24 @@ def _pair(url: str | None, marked: str | None, default: str) -> list[File]:
     files = []
     if url:
         files.append(
-            File(url=url, format=url_format(url, default), watermarked=False if marked else None)
+            _file(
+                {
+                    "url": url,
+                    "format": url_format(url, default),
+                    "watermarked": False if marked else None,
+                }
+            )
         )
     if marked:
-        files.append(File(url=marked, format=url_format(marked, default), watermarked=True))
+        files.append(
+            _file({"url": marked, "format": url_format(marked, default), "watermarked": True})
+        )
     return files
 
 
 def _audio_files(item: Mapping[str, Any]) -> list[File]:
     return [
-        File(url=url, format=url_format(url, fmt))
+        _file({"url": url, "format": url_format(url, fmt)})
         for key, fmt in (("mp3_url", "mp3"), ("wav_url", "wav"), ("url", "mp3"))
         if (url := http_url(item.get(key)))
     ]
@@ -82,11 +102,15 @@ def output(item: Mapping[str, Any]) -> Output | None:
     if kind == "video":
         files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
         duration = number(item.get("duration"))
-        return Output(id=ident, kind="video", duration_s=duration, files=files) if files else None
+        return (
+            _output_of({"id": ident, "kind": "video", "duration_s": duration, "files": files})
+            if files
+            else None
+        )
     if kind == "image":
         files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
         ident = ident or text(item.get("group_id"))
-        return Output(id=ident, kind="image", files=files) if files else None
+        return _output_of({"id": ident, "kind": "image", "files": files}) if files else None
     if kind in ("audio", "voice"):
         files = _audio_files(item)
         duration = next(
@@ -98,15 +122,19 @@ def output(item: Mapping[str, Any]) -> Output | None:
             None,
         )
         # A voice's id is the `voice_id` a speech request takes: kept as the output's id.
-        return Output(id=ident, kind="audio", duration_s=duration, files=files) if files else None
+        return (
+            _output_of({"id": ident, "kind": "audio", "duration_s": duration, "files": files})
+            if files
+            else None
+        )
     if kind == "element":
         refs = [obj(r) for r in items(item.get("references"))]
         files = [
-            File(url=url, format=url_format(url, "png"))
+            _file({"url": url, "format": url_format(url, "png")})
             for ref in refs
             if (url := http_url(ref.get("url")) or http_url(ref.get("image_url")))
         ]
-        return Output(id=ident, kind="image", files=files) if files else None
+        return _output_of({"id": ident, "kind": "image", "files": files}) if files else None
     return None
 
 
@@ -147,7 +175,7 @@ def cost(billing: Any, rates: Rates) -> Cost | None:
     amount = sum((a for u, a in charges if u == unit), Decimal(0))
     rate = {"kling_unit": rates.unit_usd, "usd": Decimal(1), "cny": rates.cny_usd}[unit]
     usd = amount * rate if rate is not None else None
-    return Cost(amount=amount, unit=unit, usd=usd)
+    return _cost_of({"amount": amount, "unit": unit, "usd": usd})
 
 
 def _unreadable(message: str, data: Mapping[str, Any]) -> ProviderResponseError:
@@ -173,16 +201,18 @@ def task(data: Mapping[str, Any], *, kind: str | None, rates: Rates) -> Task:
             ", ".join(sorted({str(obj(o).get("type")) for o in items(data.get("outputs"))}))
             or "none",
         )
-    return Task(
-        provider=NAME,
-        id=str(text(data.get("id"))),
-        kind=inferred or kind,
-        status=state,
-        provider_status=text(data.get("status")),
-        status_message=text(data.get("message")),
-        external_id=text(data.get("external_id")) or text(data.get("external_task_id")),
-        outputs=found,
-        cost=cost(data.get("billing"), rates),
-        created_at=epoch_ms(data.get("create_time")),
-        updated_at=epoch_ms(data.get("update_time")),
+    return _task_of(
+        {
+            "provider": NAME,
+            "id": str(text(data.get("id"))),
+            "kind": inferred or kind,
+            "status": state,
+            "provider_status": text(data.get("status")),
+            "status_message": text(data.get("message")),
+            "external_id": text(data.get("external_id")) or text(data.get("external_task_id")),
+            "outputs": found,
+            "cost": cost(data.get("billing"), rates),
+            "created_at": epoch_ms(data.get("create_time")),
+            "updated_at": epoch_ms(data.get("update_time")),
+        }
     )

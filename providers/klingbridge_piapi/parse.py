@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
+    builder,
     decimal,
     http_url,
     items,
@@ -32,6 +33,8 @@ from .errors import is_success
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.piapi")
+#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
+_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
 
 STATUSES = {
     "pending": TaskStatus.QUEUED,
@@ -121,9 +124,7 @@ def status(
     return TaskStatus.RUNNING, numeric
 
 
-def _url(value: Any) -> str | None:
-    """A URL is a non-empty http(s) string (a number, `file:` or `javascript:` never is)."""
-    return http_url(value)
+_url = http_url  # a URL is a non-empty http(s) string (a number, `file:` never is)
 
 
 def _seconds(media: Mapping[str, Any]) -> float | None:
@@ -131,44 +132,64 @@ def _seconds(media: Mapping[str, Any]) -> float | None:
     return ms / 1000 if ms is not None and ms > 0 else None
 
 
-def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
-    """PiAPI's own clean copy first (watermarked=False), then the Kling CDN copy.
+#: The order media objects of a work are read in, by the work's main kind.
+ORDER: dict[str, tuple[Literal["video", "audio", "image"], ...]] = {
+    main: (main, *(k for k in MEDIA_KINDS if k != main)) for main in MEDIA_KINDS
+}
+#: Where a media object keeps its URLs: PiAPI's own clean copy first (watermarked=False),
+#: then the Kling CDN copy (whether that carries a watermark is not documented, hence None).
+RESOURCES = (("resource_without_watermark", False), ("resource", None))
 
-    Whether the Kling copy carries a watermark is not documented, hence None.
-    """
+
+def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
     files = []
-    for key, watermarked in (("resource_without_watermark", False), ("resource", None)):
-        url = _url(media.get(key))
-        if url is not None and url not in seen:
+    for key, watermarked in RESOURCES:
+        value = media.get(key)
+        if value and (url := http_url(value)) is not None and url not in seen:
             seen.add(url)
-            files.append(
-                File(url=url, format=url_format(url, DEFAULT_FORMAT[kind]), watermarked=watermarked)
-            )
+            fmt = url_format(url, DEFAULT_FORMAT[kind])
+            files.append(_file({"url": url, "format": fmt, "watermarked": watermarked}))
     return files
 
 
-def _has_resource(media: Mapping[str, Any]) -> bool:
-    return bool(_url(media.get("resource")) or _url(media.get("resource_without_watermark")))
+def _has_resource(media: Any) -> bool:
+    return isinstance(media, Mapping) and bool(
+        _url(media.get("resource")) or _url(media.get("resource_without_watermark"))
+    )
 
 
 def _media_output(
     work: Mapping[str, Any], kind: Literal["video", "audio", "image"], seen: set[str]
 ) -> Output | None:
-    media = obj(work.get(kind))
-    files = _files(media, kind, seen)
-    if not files:
+    media = work.get(kind)
+    if type(media) is not dict and not isinstance(media, Mapping):
         return None
-    cover = obj(work.get("cover"))
+    files = _files(media, kind, seen)
+    return _output(work, kind, media, files) if files else None
+
+
+def _output(
+    work: Mapping[str, Any],
+    kind: Literal["video", "audio", "image"],
+    media: Mapping[str, Any],
+    files: list[File],
+) -> Output:
+    cover = work.get("cover")
+    cover_url = None
+    if type(cover) is dict or isinstance(cover, Mapping):
+        cover_url = _url(cover.get("resource")) or _url(cover.get("resource_without_watermark"))
     is_video = kind == "video"
-    return Output(
-        id=text(work.get("id")),
-        kind=kind,
-        duration_s=_seconds(media),
-        # An audio object carries the cover's 414x414: not the clip's size.
-        width=positive_int(media.get("width")) if is_video else None,
-        height=positive_int(media.get("height")) if is_video else None,
-        files=files,
-        cover_url=_url(cover.get("resource")) or _url(cover.get("resource_without_watermark")),
+    return _output_of(
+        {
+            "id": text(work.get("id")),
+            "kind": kind,
+            "duration_s": _seconds(media),
+            # An audio object carries the cover's 414x414: not the clip's size.
+            "width": positive_int(media.get("width")) if is_video else None,
+            "height": positive_int(media.get("height")) if is_video else None,
+            "files": files,
+            "cover_url": cover_url,
+        }
     )
 
 
@@ -178,14 +199,24 @@ def _work_outputs(work: Mapping[str, Any], seen: set[str]) -> list[Output]:
     A work whose other media object also holds a resource yields a second Output for it,
     so that no URL is dropped.
     """
-    content_type = text(work.get("content_type"))
-    main = next((k for k in MEDIA_KINDS if k == (content_type or "").lower()), None)
-    if main is None:
-        main = next((k for k in MEDIA_KINDS if _has_resource(obj(work.get(k)))), None)
-    if main is None:
-        return []
-    order = [main, *(k for k in MEDIA_KINDS if k != main)]
-    return [out for k in order if (out := _media_output(work, k, seen)) is not None]
+    content_type = work.get("content_type")
+    order = ORDER.get(content_type.lower()) if isinstance(content_type, str) else None
+    if order is None:
+        main = next((k for k in MEDIA_KINDS if _has_resource(work.get(k))), None)
+        if main is None:
+            return []
+        order = ORDER[main]
+    found = []
+    for kind in order:
+        media = work.get(kind)
+        # Most media objects of a work are empty placeholders: skipped before any call.
+        if (type(media) is dict or isinstance(media, Mapping)) and (
+            media.get("resource") or media.get("resource_without_watermark")
+        ):
+            files = _files(media, kind, seen)
+            if files:
+                found.append(_output(work, kind, media, files))
+    return found
 
 
 def _url_output(value: Any, seen: set[str]) -> Output | None:
@@ -199,7 +230,9 @@ def _url_output(value: Any, seen: set[str]) -> Output | None:
     if url is None or url in seen:
         return None
     seen.add(url)
-    return Output(kind="video", files=[File(url=url, format=url_format(url, "mp4"))])
+    return _output_of(
+        {"kind": "video", "files": [_file({"url": url, "format": url_format(url, "mp4")})]}
+    )
 
 
 def outputs(output: Mapping[str, Any]) -> list[Output]:
@@ -240,7 +273,7 @@ def cost(meta: Mapping[str, Any], state: TaskStatus, points_per_usd: Decimal | N
     if points is None or (points == 0 and not state.is_terminal):
         return None
     usd = points / points_per_usd if points_per_usd else None
-    return Cost(amount=points, unit="piapi_point", usd=usd)
+    return _cost_of({"amount": points, "unit": "piapi_point", "usd": usd})
 
 
 def check_output(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
@@ -285,23 +318,25 @@ def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> T
     found = outputs(output)
     if state is TaskStatus.SUCCEEDED and not found and _has_media(output):
         raise _error("completed with media, but none is readable", payload, final=True)
-    return Task(
-        provider=NAME,
-        id=task_id,
-        kind=task_kind(
-            text(data.get("task_type")),
-            found,
-            kind,
-            text(obj(data.get("input")).get("origin_task_id")),
-        ),
-        status=state,
-        provider_status=provider_status,
-        status_message=error_message(error),
-        external_id=None,  # PiAPI has no caller-supplied task id
-        outputs=found,
-        cost=cost(meta, state, points_per_usd),
-        created_at=rfc3339(meta.get("created_at")),
-        updated_at=rfc3339(meta.get("ended_at")) or rfc3339(meta.get("started_at")),
+    return _task_of(
+        {
+            "provider": NAME,
+            "id": task_id,
+            "kind": task_kind(
+                text(data.get("task_type")),
+                found,
+                kind,
+                text(obj(data.get("input")).get("origin_task_id")),
+            ),
+            "status": state,
+            "provider_status": provider_status,
+            "status_message": error_message(error),
+            "external_id": None,
+            "outputs": found,
+            "cost": cost(meta, state, points_per_usd),
+            "created_at": rfc3339(meta.get("created_at")),
+            "updated_at": rfc3339(meta.get("ended_at")) or rfc3339(meta.get("started_at")),
+        }
     )
 
 
