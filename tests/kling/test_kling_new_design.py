@@ -415,3 +415,26 @@ def test_succeeded_new_design_outputs_that_cannot_be_read_are_an_error_not_an_em
         keyed().parse_task({"id": "x", "status": "succeeded", "outputs": {"type": "video"}})
     running = keyed().parse_task({"id": "x", "status": "processing", "outputs": "later"})
     assert running.outputs == []
+
+
+# --- issue 13: parse_task reads the payload once, and still learns which ids are new-design ---
+
+
+def test_parse_task_remembers_a_new_design_id_and_not_a_legacy_one() -> None:
+    provider = keyed()
+    task = provider.parse_task(fixture("kling_new_tasks_one.json"))
+    assert provider.is_new_design_task(task.id)
+    legacy = provider.parse_task(fixture("kling_sound_query.json"))
+    assert not provider.is_new_design_task(legacy.id)
+    bare = fixture("kling_new_tasks_one.json")["data"][0] | {"id": "bare-1"}
+    assert provider.parse_task(bare).id == "bare-1" and provider.is_new_design_task("bare-1")
+
+
+@pytest.mark.parametrize("name", ["kling_new_tasks_one.json", "kling_sound_query.json"])
+def test_a_kind_that_is_not_text_is_still_a_typed_error(name: str) -> None:
+    payload = fixture(name)
+    data = payload["data"][0] if isinstance(payload["data"], list) else payload["data"]
+    data.pop("task_result", None)
+    data.pop("outputs", None)
+    with pytest.raises(ProviderResponseError):
+        keyed().parse_task(payload, kind=5)  # type: ignore[arg-type]

@@ -568,3 +568,41 @@ def test_only_strings_are_urls(provider: PiAPIProvider) -> None:
     # Completed with media named but none readable: unreadable, never an empty success (#12.5).
     with pytest.raises(ProviderResponseError, match="none is readable"):
         provider.parse_task(task_data(output=output))
+
+
+# --- issue 13: one pass over the works, the same answers ---------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["AUDIO", "Audio", 7, None, "", "music"])
+def test_any_content_type_reads_the_audio_of_a_work(content_type: Any) -> None:
+    """`content_type` in any case, or not a media kind (then the media that holds a resource):
+    the empty placeholder objects beside it give nothing."""
+    work = {
+        "id": "w1",
+        "content_type": content_type,
+        "video": media(),
+        "image": {"resource": 0, "resource_without_watermark": None},
+        "audio": media("https://cdn.example/a.mp3", "https://store.example/a.wav", ms=3000),
+        "cover": "not an object",
+    }
+    task = make().parse_task(envelope(task_data(task_type="sound", output={"works": [work]})))
+    (output,) = task.outputs
+    assert (output.id, output.kind, output.duration_s, output.cover_url) == (
+        "w1",
+        "audio",
+        3.0,
+        None,
+    )
+    assert [(f.format, f.watermarked) for f in output.files] == [("wav", False), ("mp3", None)]
+
+
+def test_a_media_object_that_is_not_an_object_is_skipped() -> None:
+    work = {"content_type": "video", "video": ["https://cdn.example/v.mp4"], "audio": media()}
+    data = task_data(status="processing", output={"works": [work]})
+    assert make().parse_task(envelope(data)).outputs == []
+
+
+@pytest.mark.parametrize("kind", [5, ["sound"]])
+def test_a_kind_that_is_not_text_is_still_a_typed_error(kind: Any) -> None:
+    with pytest.raises(ProviderResponseError):
+        make().parse_task(envelope(task_data(task_type=None)), kind=kind)

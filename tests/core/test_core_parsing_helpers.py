@@ -1,0 +1,171 @@
+"""The parsing helpers' fast paths give exactly what the plain ways give (issue 13: parsing
+without per-output URL parsing): `url_format` against `urlsplit`, `number` against the
+isinstance chain, `builder` against the model's constructor."""
+
+from __future__ import annotations
+
+import posixpath
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError as PydanticValidationError
+
+from klingbridge import Cost, File, Output, Task, TaskStatus
+from klingbridge.parsing import MAX_MAGNITUDE, MAX_NUMBER_CHARS, builder, number, url_format
+
+
+def url_format_reference(url: str, default: str) -> str:
+    """What url_format answered before its fast path: urlsplit, then splitext."""
+    suffix = posixpath.splitext(urlsplit(url).path.rstrip("/"))[1].lower().lstrip(".")
+    return suffix if suffix.isalnum() and 2 <= len(suffix) <= 4 else default
+
+
+def number_reference(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            return None
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and value == value and abs(value) <= MAX_MAGNITUDE:
+        return float(value)
+    return None
+
+
+URL_PARTS = st.sampled_from(
+    [
+        "/",
+        ".",
+        "..",
+        "?",
+        "#",
+        "a",
+        "mp3",
+        "MP4",
+        "x.y",
+        "[",
+        "]",
+        "\t",
+        "\n",
+        "é",
+        "@",
+        ":",
+        "_",
+        "0",
+    ]
+)
+URLS = st.builds(
+    lambda scheme, parts: scheme + "".join(parts),
+    st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", "", "https:/"]),
+    st.lists(URL_PARTS | st.text(max_size=3), max_size=12),
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://v21-kling.klingai.com/bs2/a/fada_audio_mp3.mp3?x-kcdn-pid=112372",
+        "https://h/a.mp4#x?y",
+        "https://h?q=/a.mp3",
+        "https://h#/a.mp3",
+        "https://h/..mp3",
+        "https://h/.b.mp3/",
+        "https://h",
+        "https://h/",
+        "https:///a.wav",
+        "http://h/x/y.JPEG",
+        "https://h/a.mp3.x",
+        "https://h/a.mp3\t",
+        "https://h/é.mp3",
+        "https://[::1]/a.mp3",
+    ],
+)
+def test_url_format_matches_urlsplit(url: str) -> None:
+    try:
+        expected = url_format_reference(url, "d")
+    except ValueError:
+        with pytest.raises(ValueError):
+            url_format(url, "d")
+        return
+    assert url_format(url, "d") == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(url=URLS)
+def test_url_format_matches_urlsplit_on_any_url(url: str) -> None:
+    try:
+        expected = url_format_reference(url, "d")
+    except ValueError:  # urlsplit rejects it (a bracket): the fast path must not answer
+        with pytest.raises(ValueError):
+            url_format(url, "d")
+        return
+    assert url_format(url, "d") == expected
+
+
+NUMBERS = (
+    st.integers(min_value=-(10**16), max_value=10**16)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=45)
+    | st.sampled_from(["1e15", "1e16", "-1e15", " 3.0 ", "nan", "inf", "1_000", "0x10", "9" * 41])
+    | st.decimals(allow_nan=False, allow_infinity=False)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=NUMBERS)
+def test_number_matches_the_plain_checks(value: Any) -> None:
+    found, expected = number(value), number_reference(value)
+    assert found == expected and type(found) is type(expected)
+
+
+def test_number_on_subclasses_takes_the_plain_checks() -> None:
+    class Text(str):
+        pass
+
+    class Int(int):
+        pass
+
+    assert number(Text("2.5")) == 2.5
+    assert number(Int(7)) == 7.0
+    assert number(True) is None
+    assert number(10**15) == 1e15 and number(10**15 + 1) is None
+    assert number(1e15) == 1e15 and number(1.0000001e15) is None
+
+
+def test_builder_is_the_constructor() -> None:
+    made = builder(File)({"url": "https://h/a.mp3", "format": "mp3"})
+    plain = File(url="https://h/a.mp3", format="mp3")
+    assert made == plain and made.model_fields_set == plain.model_fields_set
+    output = builder(Output)({"kind": "audio", "files": [made]})
+    assert output == Output(kind="audio", files=[plain])
+    assert output.model_fields_set == {"kind", "files"}
+    task = builder(Task)({"provider": "p", "id": "1", "status": TaskStatus.QUEUED})
+    assert task == Task(provider="p", id="1", status=TaskStatus.QUEUED)
+    assert builder(Cost)({"amount": Decimal("0.25"), "unit": "kling_unit"}).usd is None
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        (File, {"url": 3, "format": "mp3"}),
+        (Output, {"kind": "sound"}),
+        (Cost, {"amount": Decimal("NaN"), "unit": "kling_unit"}),
+        (Cost, {"amount": Decimal(1), "unit": "Not A Unit"}),
+        (Task, {"provider": "p", "id": "1", "status": "queued", "kind": 5}),
+        (Task, {"provider": "p", "id": "1", "status": "queued", "surprise": 1}),
+    ],
+)
+def test_builder_still_validates(model: type[Any], values: dict[str, Any]) -> None:
+    with pytest.raises(PydanticValidationError):
+        builder(model)(values)
