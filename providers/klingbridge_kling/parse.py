@@ -80,19 +80,20 @@ def status(raw: Any) -> TaskStatus:
 
 
 def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None:
-    videos = items(result.get("videos"))
-    if videos and (items(result.get("audios")) or info.get("parent_video")):
-        return "sound-for-video"
-    if videos:
-        return "video"
+    videos, audios = result.get("videos"), result.get("audios")
+    has_audios = isinstance(audios, list) and bool(audios)
+    if isinstance(videos, list) and videos:
+        return "sound-for-video" if has_audios or info.get("parent_video") else "video"
     if items(result.get("images")):
         return "image"
     if items(result.get("voices")):
         return "voice"
-    audios = [obj(a) for a in items(result.get("audios"))]
-    if any("url_mp3" in a or "url_wav" in a for a in audios):
+    if not has_audios:
+        return None
+    listed = [obj(a) for a in items(audios)]
+    if any("url_mp3" in a or "url_wav" in a for a in listed):
         return "sound"
-    if any("url" in a for a in audios):
+    if any("url" in a for a in listed):
         return "speech"
     return None
 

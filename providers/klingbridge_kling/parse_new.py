@@ -186,14 +186,15 @@ def _unreadable(message: str, data: Mapping[str, Any]) -> ProviderResponseError:
 def task(data: Mapping[str, Any], *, kind: str | None, rates: Rates) -> Task:
     state = status(data.get("status"))
     succeeded = state is TaskStatus.SUCCEEDED
-    for key in ("outputs", "materials"):
-        if succeeded and not isinstance(data.get(key), list | None):
-            raise _unreadable(f"succeeded, but {key} is not an array", data)
+    if succeeded:
+        for key in ("outputs", "materials"):
+            if not isinstance(data.get(key), list | None):
+                raise _unreadable(f"succeeded, but {key} is not an array", data)
     found, inferred = outputs(data)
-    known = [o for o in items(data.get("outputs")) if text(obj(o).get("type")) in KIND_OF_OUTPUT]
-    if succeeded and not found and known:
-        raise _unreadable("succeeded with outputs, but none is readable", data)
     if succeeded and not found:
+        outputs_list = items(data.get("outputs"))
+        if any(text(obj(o).get("type")) in KIND_OF_OUTPUT for o in outputs_list):
+            raise _unreadable("succeeded with outputs, but none is readable", data)
         logger.warning(
             "Kling task %s succeeded but no output could be read (fields: %s; outputs types: %s)",
             data.get("id"),
