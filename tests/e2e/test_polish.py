@@ -34,6 +34,19 @@ def test_config_show_shows_a_bad_store_url_instead_of_stopping(cli: Cli, vendor:
     assert shown.startswith("INVALID:") and "no backend for 'mysql'" in shown
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("providers",), ("quote", "sound", "rain", "--duration", "5"), ("normalize", "--help")],
+)
+def test_commands_that_record_nothing_work_whatever_the_store(
+    cli: Cli, vendor: Any, args: tuple[str, ...]
+) -> None:
+    cli.write(config_toml(vendor, extra='[store]\nurl = "mysql://db/x"\n'))
+    run = cli(*args)
+    assert run.exit_code == 0, run
+    assert cli("tasks").exit_code == 2  # the store's commands still say what is wrong
+
+
 def test_a_too_long_prompt_says_its_length_as_a_number(cli: Cli) -> None:
     run = cli("generate", "sound", "x" * 201, "--duration", "3", "--provider", "kling")
     assert run.exit_code == 2

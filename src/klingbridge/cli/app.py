@@ -149,11 +149,13 @@ def describe(error: KlingBridgeError) -> str:
     return text
 
 
-def make_client(ctx: click.Context) -> Client:
-    """A client from the configuration (its task store is opened only when used)."""
+def make_client(ctx: click.Context, *, store: bool = False) -> Client:
+    """A client from the configuration; with the task store only when `store` (the commands
+    that record nothing, such as `providers` or `quote`, work whatever the store's state)."""
     path: Path | None = ctx.find_root().params.get("config")
     classes = provider_classes(default_plugin_manager())
-    return Client(config=load_config(path, provider_classes=classes))
+    config = load_config(path, provider_classes=classes)
+    return Client(config=config) if store else Client(config=config, store=None)
 
 
 def store_client(ctx: click.Context) -> Client:
@@ -161,7 +163,7 @@ def store_client(ctx: click.Context) -> Client:
 
     The old JSON-lines ledger, if any, is imported into the store once.
     """
-    client = make_client(ctx)
+    client = make_client(ctx, store=True)
     store = client.store
     if store is None:
         fail("the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)", 2)
