@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,34 @@ def test_a_refused_library_run_leaves_no_job_for_a_worker(cli: Cli, vendor: Any)
     assert "0 failed" in run.stderr and "held by another process" not in run.stderr
     (row,) = cli("tasks", "--json").json()
     assert row["key"] == "bad-1" and row["status"] == "failed"
+
+
+def test_status_records_what_it_sees_in_the_task_store(cli: Cli, vendor: Any) -> None:
+    vendor.config.queued_s, vendor.config.running_s = 0.2, 0.2
+    run = cli("generate", "sound", "hum", "--duration", "3", "--provider", "kling", "--detach",
+              "--key", "seen", "--json")  # fmt: skip
+    assert run.exit_code == 0, run
+    (row,) = cli("tasks", "--json").json()
+    assert row["charged_usd"] is None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        shown = cli("status", "--provider", "kling", "--json", "--", row["task_id"]).json()
+        if shown["status"] == "succeeded":
+            break
+        time.sleep(0.2)
+    (after,) = cli("tasks", "--json").json()
+    assert after["charged_usd"] == 0.035  # the charge status saw is recorded (wait closes the job)
+
+
+def test_status_works_when_the_store_cannot_be_opened(cli: Cli, vendor: Any) -> None:
+    task = vendor_task(cli, vendor)
+    cli.write(cli.path.read_text() + '\n[store]\nurl = "mysql://db/x"\n')
+    run = cli("status", "--provider", "kling", "--", task)
+    assert run.exit_code == 0, run
+    assert "warning: not recorded in the task store" in run.stderr
+
+
+def vendor_task(cli: Cli, vendor: Any) -> str:
+    run = cli("generate", "sound", "hum", "--duration", "3", "--provider", "kling", "--json")
+    assert run.exit_code == 0, run
+    return str(run.json()["id"])
