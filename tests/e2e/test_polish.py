@@ -269,3 +269,14 @@ def vendor_task(cli: Cli, vendor: Any) -> str:
     run = cli("generate", "sound", "hum", "--duration", "3", "--provider", "kling", "--json")
     assert run.exit_code == 0, run
     return str(run.json()["id"])
+
+
+def test_config_check_names_a_budget_for_an_unknown_provider_or_route(
+    cli: Cli, vendor: Any
+) -> None:
+    budgets = "[budgets.klnig]\nusd = 5\n[budgets.route.nightly]\nusd = 9\n"
+    cli.write(config_toml(vendor, extra=budgets))
+    run = cli("config", "check")
+    assert run.exit_code == 1, run
+    assert "[budgets.klnig]: budget for a provider that is not installed" in run.stderr
+    assert "[budgets.route.nightly]: budget for a route that is not configured" in run.stderr
