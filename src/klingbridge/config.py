@@ -127,6 +127,11 @@ class CallbackSettings(BaseModel):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, le=64 << 20, description="largest delivery the receiver reads"
     )
+    keep_deliveries_days: float = Field(
+        default=30.0,
+        ge=1,
+        description="days a delivery id is remembered to refuse its repeats (older are pruned)",
+    )
 
     @field_validator("public_url")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ def test_config_show_shows_a_bad_store_url_instead_of_stopping(cli: Cli, vendor:
     assert run.exit_code == 0, run
     shown = run.json()["settings"]["store.url"]["value"]
     assert shown.startswith("INVALID:") and "no backend for 'mysql'" in shown
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("providers",), ("quote", "sound", "rain", "--duration", "5"), ("normalize", "--help")],
+)
+def test_commands_that_record_nothing_work_whatever_the_store(
+    cli: Cli, vendor: Any, args: tuple[str, ...]
+) -> None:
+    cli.write(config_toml(vendor, extra='[store]\nurl = "mysql://db/x"\n'))
+    run = cli(*args)
+    assert run.exit_code == 0, run
+    assert cli("tasks").exit_code == 2  # the store's commands still say what is wrong
 
 
 def test_a_too_long_prompt_says_its_length_as_a_number(cli: Cli) -> None:
@@ -224,3 +238,45 @@ def test_a_refused_library_run_leaves_no_job_for_a_worker(cli: Cli, vendor: Any)
     assert "0 failed" in run.stderr and "held by another process" not in run.stderr
     (row,) = cli("tasks", "--json").json()
     assert row["key"] == "bad-1" and row["status"] == "failed"
+
+
+def test_status_records_what_it_sees_in_the_task_store(cli: Cli, vendor: Any) -> None:
+    vendor.config.queued_s, vendor.config.running_s = 0.2, 0.2
+    run = cli("generate", "sound", "hum", "--duration", "3", "--provider", "kling", "--detach",
+              "--key", "seen", "--json")  # fmt: skip
+    assert run.exit_code == 0, run
+    (row,) = cli("tasks", "--json").json()
+    assert row["charged_usd"] is None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        shown = cli("status", "--provider", "kling", "--json", "--", row["task_id"]).json()
+        if shown["status"] == "succeeded":
+            break
+        time.sleep(0.2)
+    (after,) = cli("tasks", "--json").json()
+    assert after["charged_usd"] == 0.035  # the charge status saw is recorded (wait closes the job)
+
+
+def test_status_works_when_the_store_cannot_be_opened(cli: Cli, vendor: Any) -> None:
+    task = vendor_task(cli, vendor)
+    cli.write(cli.path.read_text() + '\n[store]\nurl = "mysql://db/x"\n')
+    run = cli("status", "--provider", "kling", "--", task)
+    assert run.exit_code == 0, run
+    assert "warning: not recorded in the task store" in run.stderr
+
+
+def vendor_task(cli: Cli, vendor: Any) -> str:
+    run = cli("generate", "sound", "hum", "--duration", "3", "--provider", "kling", "--json")
+    assert run.exit_code == 0, run
+    return str(run.json()["id"])
+
+
+def test_config_check_names_a_budget_for_an_unknown_provider_or_route(
+    cli: Cli, vendor: Any
+) -> None:
+    budgets = "[budgets.klnig]\nusd = 5\n[budgets.route.nightly]\nusd = 9\n"
+    cli.write(config_toml(vendor, extra=budgets))
+    run = cli("config", "check")
+    assert run.exit_code == 1, run
+    assert "[budgets.klnig]: budget for a provider that is not installed" in run.stderr
+    assert "[budgets.route.nightly]: budget for a route that is not configured" in run.stderr

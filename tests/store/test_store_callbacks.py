@@ -104,3 +104,15 @@ def test_an_orphan_is_seen_by_the_wait_and_unlisted_once_its_task_is_known(
     store.run(procs.observe("x-k2", task(TaskStatus.QUEUED, "T-early"), now))  # answer recorded
     assert store.read(cb.peek("x-k2")).orphaned == 1
     assert store.read(cb.orphans()) == []
+
+
+def test_old_deliveries_are_pruned_and_orphans_kept(store: TaskStore) -> None:
+    seed(store)
+    old = time.time() - 40 * 86400
+    store.run(cb.receive("kling", "old", "d", task(TaskStatus.RUNNING), "{}", old))
+    store.run(cb.receive("kling", "lost", "d", task(TaskStatus.QUEUED, "T-9"), "{}", old))
+    receive(store, "new", TaskStatus.SUCCEEDED)
+    store.run(cb.prune(time.time() - 30 * 86400))
+    assert [d[0] for d in store.read(cb.deliveries("kling", "T-1"))] == ["new"]
+    assert [o.task_id for o in store.read(cb.orphans())] == ["T-9"]  # never lost
+    assert receive(store, "old", TaskStatus.RUNNING)[0] is cb.Admission.NEW  # forgotten

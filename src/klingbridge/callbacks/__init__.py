@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from starlette.routing import Route
 from ..client import AsyncClient
 from ..config import Config
 from ..store import TaskStore
+from ..store.callbacks import prune
 from .receiver import Answer, Receiver, refused
 
 logger = logging.getLogger("klingbridge.callbacks")
@@ -108,6 +110,8 @@ def app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        keep_s = config.callbacks.keep_deliveries_days * 86400
+        await store.arun(prune(time.time() - keep_s))  # ids old enough to forget
         try:
             yield
         finally:

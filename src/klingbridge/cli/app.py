@@ -149,11 +149,13 @@ def describe(error: KlingBridgeError) -> str:
     return text
 
 
-def make_client(ctx: click.Context) -> Client:
-    """A client from the configuration (its task store is opened only when used)."""
+def make_client(ctx: click.Context, *, store: bool = False) -> Client:
+    """A client from the configuration; with the task store only when `store` (the commands
+    that record nothing, such as `providers` or `quote`, work whatever the store's state)."""
     path: Path | None = ctx.find_root().params.get("config")
     classes = provider_classes(default_plugin_manager())
-    return Client(config=load_config(path, provider_classes=classes))
+    config = load_config(path, provider_classes=classes)
+    return Client(config=config) if store else Client(config=config, store=None)
 
 
 def store_client(ctx: click.Context) -> Client:
@@ -161,7 +163,7 @@ def store_client(ctx: click.Context) -> Client:
 
     The old JSON-lines ledger, if any, is imported into the store once.
     """
-    client = make_client(ctx)
+    client = make_client(ctx, store=True)
     store = client.store
     if store is None:
         fail("the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)", 2)
@@ -181,18 +183,18 @@ def store_client(ctx: click.Context) -> Client:
     return client
 
 
-def note(client: Client, task: Task) -> None:
-    """Record a task seen by `status` when the task store knows it (best effort)."""
-    store = client.store
-    if store is None:
-        return
+def note(ctx: click.Context, task: Task) -> None:
+    """Record a task seen by `status` when the task store knows it (best effort: a store that
+    cannot be opened is a warning, not a failure of `status`)."""
     try:
-        job = store.job(task.id)
-        attempt = next((a for a in job.attempts if a.task_id == task.id), None) if job else None
-        if attempt is not None:
-            store.run(procs.observe(attempt.external_id, task, time.time()))
+        with make_client(ctx, store=True) as client:
+            store = client.store
+            job = store.job(task.id) if store is not None else None
+            attempt = next((a for a in job.attempts if a.task_id == task.id), None) if job else None
+            if store is not None and attempt is not None:
+                store.run(procs.observe(attempt.external_id, task, time.time()))
     except KlingBridgeError as error:
-        err.print(Text(f"warning: {error}"))
+        err.print(Text(f"warning: not recorded in the task store: {error}"))
 
 
 def echo_json(data: Any) -> None:

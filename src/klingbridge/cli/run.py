@@ -345,7 +345,7 @@ def status(
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
         task = client.get(task_id, provider=provider, kind=kind)
-        note(client, task)
+    note(ctx, task)
     saved = save_task(task, out, overwrite=overwrite, formats=formats, unwatermarked=unwatermarked)
     if as_json:
         extra = {"saved": [saved_json(s) for s in saved]} if out else {}

@@ -54,7 +54,7 @@ def worker(ctx: click.Context, once: bool, out: Path | None, concurrency: int) -
         )
     )
     if once:
-        with make_client(ctx) as after:
+        with make_client(ctx, store=True) as after:
             if after.store is not None:
                 _say_held(after.store, set(report.failed))
 

@@ -79,6 +79,12 @@ def admit(
     return Admission.DUPLICATE if known and known[0][0] == body_sha256 else Admission.CONFLICT
 
 
+def prune(before: float) -> Proc[None]:
+    """Forget deliveries received before `before` (their ids deduplicate repeats; a vendor
+    does not retry for weeks). Orphans are kept: they are never lost."""
+    yield Sql("DELETE FROM kb_deliveries WHERE at < ?", (before,))
+
+
 def locate(provider: str, task: Task) -> Proc[tuple[str, str, Task | None] | None]:
     """(external id, job key, recorded task) of the attempt that made `task`, if any.
 
