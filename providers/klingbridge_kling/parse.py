@@ -26,7 +26,7 @@ from klingbridge.parsing import (
 )
 
 from . import parse_new
-from .parse_new import Rates
+from .parse_new import Rates, pair
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
@@ -118,21 +118,8 @@ def _audio(item: Mapping[str, Any]) -> Output:
     )
 
 
-def _pair(clean: str | None, marked: str | None, default: str) -> list[File]:
-    """The clean file (watermarked=False when a marked one is given too), then the marked."""
-    files = []
-    if clean:
-        watermarked = False if marked else None
-        fmt = url_format(clean, default)
-        files.append(_file({"url": clean, "format": fmt, "watermarked": watermarked}))
-    if marked:
-        fmt = url_format(marked, default)
-        files.append(_file({"url": marked, "format": fmt, "watermarked": True}))
-    return files
-
-
 def _video(item: Mapping[str, Any]) -> Output:
-    files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
+    files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
     duration = number(item.get("duration"))
     return _output_of(
         {"id": text(item.get("id")), "kind": "video", "duration_s": duration, "files": files}
@@ -140,7 +127,7 @@ def _video(item: Mapping[str, Any]) -> Output:
 
 
 def _image(item: Mapping[str, Any]) -> Output:
-    files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
+    files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
     ident = text(item.get("id")) or text(item.get("index"))
     return _output_of({"id": ident, "kind": "image", "files": files})
 

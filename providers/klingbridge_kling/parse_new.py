@@ -68,22 +68,16 @@ def status(raw: Any) -> TaskStatus:
     return found
 
 
-def _pair(url: str | None, marked: str | None, default: str) -> list[File]:
+def pair(clean: str | None, marked: str | None, default: str) -> list[File]:
+    """The clean file (watermarked=False when a marked one is given too), then the marked."""
     files = []
-    if url:
-        files.append(
-            _file(
-                {
-                    "url": url,
-                    "format": url_format(url, default),
-                    "watermarked": False if marked else None,
-                }
-            )
-        )
+    if clean:
+        watermarked = False if marked else None
+        fmt = url_format(clean, default)
+        files.append(_file({"url": clean, "format": fmt, "watermarked": watermarked}))
     if marked:
-        files.append(
-            _file({"url": marked, "format": url_format(marked, default), "watermarked": True})
-        )
+        fmt = url_format(marked, default)
+        files.append(_file({"url": marked, "format": fmt, "watermarked": True}))
     return files
 
 
@@ -100,7 +94,7 @@ def output(item: Mapping[str, Any]) -> Output | None:
     kind = text(item.get("type"))
     ident = text(item.get("id"))
     if kind == "video":
-        files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
+        files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
         duration = number(item.get("duration"))
         return (
             _output_of({"id": ident, "kind": "video", "duration_s": duration, "files": files})
@@ -108,7 +102,7 @@ def output(item: Mapping[str, Any]) -> Output | None:
             else None
         )
     if kind == "image":
-        files = _pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
+        files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
         ident = ident or text(item.get("group_id"))
         return _output_of({"id": ident, "kind": "image", "files": files}) if files else None
     if kind in ("audio", "voice"):
