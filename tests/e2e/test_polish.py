@@ -280,3 +280,10 @@ def test_config_check_names_a_budget_for_an_unknown_provider_or_route(
     assert run.exit_code == 1, run
     assert "[budgets.klnig]: budget for a provider that is not installed" in run.stderr
     assert "[budgets.route.nightly]: budget for a route that is not configured" in run.stderr
+
+
+def test_tasks_with_a_misspelt_provider_says_so(cli: Cli) -> None:
+    run = cli("tasks", "--provider", "klnig")
+    assert run.exit_code == 0, run
+    assert "note: no provider named 'klnig' is installed (installed: kling, piapi)" in run.stderr
+    assert "note:" not in cli("tasks", "--provider", "kling").stderr

@@ -68,6 +68,13 @@ def tasks(
             since=_since(since),
             limit=limit,
         )
+        if provider is not None and not records and provider not in client.provider_names:
+            err.print(
+                Text(
+                    f"note: no provider named {provider!r} is installed "
+                    f"(installed: {', '.join(client.provider_names)})"
+                )
+            )
     for problem in damaged:
         err.print(Text(f"warning: {problem} (skipped)"))
     if as_json:
