@@ -3,8 +3,8 @@
 A vendor's tasks of one kind take about the same time (a 5 s sound: ~40 s at Kling). Polling
 at a fixed short interval notices the end quickly but spends a request every few seconds of
 the task's life; backing off saves requests but notices late. `Pacing` learns how long recent
-tasks of the same provider and kind took (in this process, seeded from the task store's
-a client's own tasks; a new process starts with none) and plans each wait from that:
+tasks of the same provider and kind took (in this process only, from the client's own tasks; a
+new process starts with none) and plans each wait from that:
 
 - no history yet: the configured `PollPolicy` (1 s, x1.5, capped at 3 s), as before;
 - with history (the last `SAMPLES` durations, their median `expected`): one early poll (a
