@@ -202,7 +202,7 @@ def wait(
     poll: PollPolicy,
     clock: Clock,
     on_update: OnUpdate | None = None,
-    observe: Callable[[Task], Op] | None = None,
+    observe: Callable[[Task], Op | None] | None = None,
     heartbeat: Callable[[], Op | None] | None = None,
     pace: Callable[[int, float], float] | None = None,
     started: float | None = None,
@@ -247,8 +247,9 @@ def wait(
             continue
         asked = 0.0
         found = found.keeping(task)
-        if observe is not None and found != task:
-            yield observe(found)
+        recorded = observe(found) if observe is not None and found != task else None
+        if recorded is not None:  # None: the caller records this one itself (with its end)
+            yield recorded
         if found.status != task.status and on_update is not None:
             on_update(found)
         task = found

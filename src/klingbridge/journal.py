@@ -126,9 +126,19 @@ class Journal:
         return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
 
     def close(
-        self, run: RunState, error: KlingBridgeError | None, state: JobState | None = None
+        self,
+        run: RunState,
+        error: KlingBridgeError | None,
+        state: JobState | None = None,
+        *,
+        ended: Task | None = None,
+        external_id: str | None = None,
     ) -> Flow[None]:
-        """Record how the run ended; a job whose task or create is still open is only let go."""
+        """Record how the run ended; a job whose task or create is still open is only let go.
+
+        `ended`: the attempt's final task (under `external_id`), not recorded yet: written in the
+        same transaction as the job's end (one commit instead of two).
+        """
         if state is None and not (run.open_task or run.unsettled):
             if run.unknown:
                 state = JobState.UNKNOWN
@@ -137,10 +147,12 @@ class Journal:
                 state = JobState.CANCELLED if cancelled else JobState.FAILED
             else:
                 state = JobState.FAILED
+        now = self.wall()
         if state is None:
-            yield Record(procs.release(self.owner, [self.key]))
+            end = procs.release(self.owner, [self.key])
         else:
             message = str(error) if error is not None else None
-            yield Record(
-                procs.finish(self.key, state, self.wall(), error=message, owner=self.owner)
-            )
+            end = procs.finish(self.key, state, now, error=message, owner=self.owner)
+        if ended is not None and external_id is not None:
+            end = procs.chain(procs.observe(external_id, ended, now), end)
+        yield Record(end)

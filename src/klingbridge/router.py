@@ -251,12 +251,15 @@ class Router:
             run.attempts.append(trial.attempt("unknown", self.clock(), task, None))
             yield from journal.close(run, None)
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
+        unrecorded: list[Task] = []  # the final status, recorded with the job's end
         try:
             task = yield from self._follow(
                 provider, request, task, trial, recovered, timeout, on_update, journal,
-                callbacks=callback_url is not None,
+                callbacks=callback_url is not None, unrecorded=unrecorded,
             )  # fmt: skip
         except Exception as error:
+            if unrecorded:  # the wait saw the end, then something broke: record the end first
+                yield Record(procs.observe(trial.external_id, unrecorded[-1], journal.wall()))
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
             known = (
@@ -277,8 +280,13 @@ class Router:
         if task.status is TaskStatus.SUCCEEDED:
             run.attempts.append(trial.attempt("succeeded", self.clock(), task, None))
             self.cooldowns.succeeded(name)
-            yield from journal.close(run, None, state=JobState.SUCCEEDED)
+            ended = unrecorded[-1] if unrecorded else None
+            yield from journal.close(
+                run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id
+            )
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
+        if unrecorded:
+            yield Record(procs.observe(trial.external_id, unrecorded[-1], journal.wall()))
         outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
         failure = TaskFailed(task)
         run.attempts.append(trial.attempt(outcome, self.clock(), task, failure))
@@ -356,11 +364,14 @@ class Router:
         journal: Journal,
         *,
         callbacks: bool = False,
+        unrecorded: list[Task] | None = None,
     ) -> Flow[Task]:
         """From a created task to its end: announce it, wait for it, record its charge.
 
         With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
-        first and the vendor asked only as a safety net (storefirst.py).
+        first and the vendor asked only as a safety net (storefirst.py). With `unrecorded`, a
+        poll that finds the task ended does not record it: it is appended there, for the
+        caller to record with the job's end (in one transaction).
         """
         if on_update is not None:
             on_update(task)
@@ -381,7 +392,16 @@ class Router:
                     },
                 )
             )
-        observe = lambda found: Record(procs.observe(trial.external_id, found, journal.wall()))  # noqa: E731
+
+        def observe(found: Task) -> Record:
+            return Record(procs.observe(trial.external_id, found, journal.wall()))
+
+        def deferring(found: Task) -> Record | None:
+            if unrecorded is not None and found.status.is_terminal:
+                unrecorded.append(found)
+                return None
+            return observe(found)
+
         changed = self._status_events(on_update) if listening else on_update
         waiting = self.clock()  # the vendor has the task from here (its create was answered)
         if callbacks and self.store_first is not None:
@@ -393,7 +413,7 @@ class Router:
         else:
             task = yield from flows.wait(
                 provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
-                on_update=changed, observe=observe, heartbeat=journal.heartbeat,
+                on_update=changed, observe=deferring, heartbeat=journal.heartbeat,
                 # pacing only for a task created just now: a resumed one may be near its end
                 pace=None if recovered else self._pace(provider.name, request.kind),
                 started=waiting,

@@ -198,6 +198,12 @@ def finish(
     )
 
 
+def chain(*procedures: Proc[object]) -> Proc[None]:
+    """Several procedures in one transaction, in order (one commit instead of several)."""
+    for procedure in procedures:
+        yield from procedure
+
+
 def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
     for f in files:
         yield Sql(
