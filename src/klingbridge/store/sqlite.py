@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
+from .checkpoint import Checkpointer
 from .grouped import Outcome, WriteGroups, run_group
 from .sql import Proc, Row, Sql, drive
 
@@ -50,6 +51,7 @@ class SQLiteStore(TaskStore):
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._groups = WriteGroups(self._run_group, self._run_group_now)
+        self._checkpointer = Checkpointer(self.path)
 
     def describe(self) -> str:
         return str(self.path)
@@ -69,6 +71,8 @@ class SQLiteStore(TaskStore):
                     f"PRAGMA synchronous = {'FULL' if self.sync == 'full' else 'NORMAL'}"
                 )
                 connection.execute("PRAGMA foreign_keys = ON")
+                # Checkpoints run on a thread of their own, not in this connection's COMMITs.
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
             except (OSError, sqlite3.Error) as error:
                 raise StoreError(self.describe(), f"cannot open: {error}") from error
             self._connection = connection
@@ -90,6 +94,8 @@ class SQLiteStore(TaskStore):
                 connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 result = drive(proc, execute)
                 connection.execute("COMMIT")
+                if write:
+                    self._checkpointer.committed()
             except sqlite3.Error as error:
                 self._rollback(connection)
                 raise StoreError(self.describe(), str(error)) from error
@@ -106,6 +112,7 @@ class SQLiteStore(TaskStore):
     def _run_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
         with self._lock:
             outcomes = run_group(self._connect(), procs, self.describe())
+            self._checkpointer.committed()
         assert outcomes is not None  # without give_way, every procedure has an outcome
         return outcomes
 
@@ -121,7 +128,10 @@ class SQLiteStore(TaskStore):
             connection = self._connect()
             connection.execute("PRAGMA busy_timeout = 0")
             try:
-                return run_group(connection, procs, self.describe(), give_way=True)
+                outcomes = run_group(connection, procs, self.describe(), give_way=True)
+                if outcomes is not None:
+                    self._checkpointer.committed()
+                return outcomes
             finally:
                 connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         finally:
@@ -133,6 +143,7 @@ class SQLiteStore(TaskStore):
             connection.execute("ROLLBACK")
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
