@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .budgets import Budgets, over_max_usd
 from .config import CooldownPolicy
@@ -30,7 +31,10 @@ from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
 from .models import Cost
 from .store import procs
-from .store.limits import Admitted, Ask, Cooling, MustWait, admit, leave_queue
+from .store.limits import Admitted, Ask, Cooling, MustWait, Verdict, admit, leave_queue
+from .store.sql import Proc
+
+T = TypeVar("T")
 
 #: The longest pause between two asks for a slot (seconds).
 SLOT_POLL_MAX_S = 2.0
@@ -75,11 +79,14 @@ class Admission:
         max_usd: float | None = None,
         on_wait: OnWait | None = None,
         heartbeat: Callable[[], Record | None] | None = None,
+        record: Callable[[Proc[Verdict]], Flow[Verdict]] | None = None,
     ) -> Flow[KlingBridgeError | None]:
         """None once the create may go (its intent written); else why this provider is skipped.
 
         Raises `SlotTimeout` when no slot came free before `deadline` (monotonic clock). While
         it waits, `heartbeat` keeps the job's lease (a worker must not take a job still queued).
+        `record` makes the operation that runs the admission (the journal's: with the job's own
+        record when that is not written yet).
         """
         usd = None if seat.quoted is None or seat.quoted.usd is None else float(seat.quoted.usd)
         if over_max_usd(usd, max_usd):
@@ -93,7 +100,7 @@ class Admission:
         while True:
             ask = self._ask(seat)
             try:
-                verdict = yield Record(admit(ask))
+                verdict = yield from (record or _plain)(admit(ask))
             except BudgetExceeded as error:
                 if asks:
                     yield Record(leave_queue(seat.external_id))
@@ -172,6 +179,10 @@ class Admission:
             )
         return None
         yield  # a flow
+
+
+def _plain(proc: Proc[T]) -> Flow[T]:
+    return (yield Record(proc))  # type: ignore[no-any-return]
 
 
 def write_intent(seat: Seat, wall: float) -> Record:

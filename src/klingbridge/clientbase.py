@@ -273,6 +273,7 @@ class ClientBase:
         return self._jobs.run(
             request,
             key=key or new_key(),
+            fresh=key is None,
             route=route,
             provider=provider
             if provider is not None or route is not None

@@ -9,9 +9,10 @@ not run, and the routing is the same.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +22,9 @@ from .flows import Clock, Flow, Record
 from .models import Cost, Task, TaskStatus
 from .store import procs
 from .store.records import AttemptRecord, JobState
+from .store.sql import Proc
+
+T = TypeVar("T")
 
 Outcome = Literal["succeeded", "failed", "cancelled", "error", "skipped", "unknown"]
 
@@ -116,6 +120,18 @@ class Journal:
     max_usd: float | None = None
     #: Told what the run waits for (a vendor slot), for a progress display.
     on_wait: OnWait | None = None
+    #: Makes the job's own record (`procs.begin`) while it is not written yet: it goes in the
+    #: transaction of the run's first record, until one commits.
+    unwritten: Callable[[], Proc[object]] | None = None
+
+    def record(self, proc: Proc[T]) -> Flow[T]:
+        """Run `proc`; until one has committed, the job's own record goes with it."""
+        begin = self.unwritten
+        if begin is None:
+            return (yield Record(proc))  # type: ignore[no-any-return]
+        result: T = yield Record(procs.chain(begin(), proc))
+        self.unwritten = None  # committed (a procedure that raised rolled the job back too)
+        return result
 
     def heartbeat(self) -> Record | None:
         """Renew the lease once a third of it has passed (called before each poll's pause)."""
@@ -155,4 +171,4 @@ class Journal:
             end = procs.finish(self.key, state, now, error=message, owner=self.owner)
         if ended is not None and external_id is not None:
             end = procs.chain(procs.observe(external_id, ended, now), end)
-        yield Record(end)
+        yield from self.record(end)

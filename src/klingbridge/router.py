@@ -176,7 +176,7 @@ class Router:
             journal.owner,
         )  # fmt: skip
         if self.admission is None:
-            yield write_intent(seat, journal.wall())
+            yield from journal.record(write_intent(seat, journal.wall()).proc)
             return None
         return (
             yield from self.admission.admit(
@@ -185,6 +185,7 @@ class Router:
                 max_usd=journal.max_usd,
                 on_wait=journal.on_wait,
                 heartbeat=journal.heartbeat,
+                record=journal.record,
             )
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from ..errors import KlingBridgeError
 from ..models import Cost, Request, Task
@@ -24,6 +25,8 @@ from .records import (
     from_epoch,
 )
 from .sql import Proc, Sql
+
+T = TypeVar("T")
 
 
 class IdempotencyConflict(KlingBridgeError):
@@ -198,10 +201,10 @@ def finish(
     )
 
 
-def chain(*procedures: Proc[object]) -> Proc[None]:
-    """Several procedures in one transaction, in order (one commit instead of several)."""
-    for procedure in procedures:
-        yield from procedure
+def chain(first: Proc[object], then: Proc[T]) -> Proc[T]:
+    """Two procedures in one transaction, in order (one commit instead of two); `then`'s result."""
+    yield from first
+    return (yield from then)
 
 
 def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
