@@ -25,6 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from . import flows
 from .admission import OnWait
@@ -36,7 +37,6 @@ from .models import Request
 from .router import Router
 from .store import procs, reads
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
-from .store.sql import Proc
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
 WATCH_INTERVAL_S = 2.0
@@ -109,21 +109,17 @@ class Jobs:
         can have it yet), or carry on the job already under `key`."""
         plan = self.plan(route, provider)  # a bad route or provider fails before anything
         journal = self._journal(key, route, provider, max_usd=max_usd, on_wait=on_wait)
-        now = self.wall()
-
-        def begin() -> Proc[tuple[JobRecord, bool]]:
-            return procs.begin(
-                key, request, route=route, provider=provider, out_dir=out_dir,
-                owner=self.owner, lease_s=self.lease_s, now=now,
-            )  # fmt: skip
-
+        begin = partial(
+            procs.begin, key, request, route=route, provider=provider, out_dir=out_dir,
+            owner=self.owner, lease_s=self.lease_s, now=self.wall(),
+        )  # fmt: skip
         if fresh:
             # A key made just now names no job yet: the job is written in the transaction of
             # the run's first record (its first attempt's intent), one commit instead of two.
-            journal.unwritten = begin
-            begun = None
+            journal.unwritten, begun = begin, None
         else:
             begun = yield Record(begin())
+        del begin  # (not kept while the task runs)
         if begun is None or begun[1]:  # no store, or a new job: route it
             del begun  # its record is not needed while the task runs (10,000 in flight add up)
             return (
