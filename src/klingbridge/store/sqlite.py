@@ -4,7 +4,8 @@ Writers take the database's write lock at the start of each transaction (`BEGIN 
 claiming a job and admitting a create are serialized between processes without any server.
 `synchronous = NORMAL` in WAL mode survives a killed process (the case that matters here: a
 `kill -9`, a closed laptop lid); `[store] sync = "full"` also survives a power cut, at the cost
-of one fsync per transaction.
+of one fsync per transaction. WAL checkpoints (the one place where `NORMAL` syncs) run on a
+thread of the store's own, not inside a caller's COMMIT (checkpoint.py).
 
 The async client's writes are grouped (grouped.py): the procedures that queue up while one
 transaction is written go together in the next, each in its own savepoint.
@@ -95,7 +96,7 @@ class SQLiteStore(TaskStore):
                 result = drive(proc, execute)
                 connection.execute("COMMIT")
                 if write:
-                    self._checkpointer.committed()
+                    self._checkpointer.committed(connection)
             except sqlite3.Error as error:
                 self._rollback(connection)
                 raise StoreError(self.describe(), str(error)) from error
@@ -111,8 +112,9 @@ class SQLiteStore(TaskStore):
 
     def _run_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
         with self._lock:
-            outcomes = run_group(self._connect(), procs, self.describe())
-            self._checkpointer.committed()
+            connection = self._connect()
+            outcomes = run_group(connection, procs, self.describe())
+            self._checkpointer.committed(connection, len(procs))
         assert outcomes is not None  # without give_way, every procedure has an outcome
         return outcomes
 
@@ -130,7 +132,7 @@ class SQLiteStore(TaskStore):
             try:
                 outcomes = run_group(connection, procs, self.describe(), give_way=True)
                 if outcomes is not None:
-                    self._checkpointer.committed()
+                    self._checkpointer.committed(connection, len(procs))
                 return outcomes
             finally:
                 connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
