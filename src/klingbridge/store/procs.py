@@ -48,8 +48,14 @@ _CLAIMABLE = (
 
 
 def request_hash(request: Request) -> str:
-    canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _request_json(request)[1]
+
+
+def _request_json(request: Request) -> tuple[str, str]:
+    """The request as stored, and the hash that tells another request under the same key."""
+    dumped = REQUEST.dump_python(request, mode="json")
+    canonical = json.dumps(dumped, sort_keys=True)
+    return json.dumps(dumped), hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _json(model: Task | Cost | None) -> str | None:
@@ -76,9 +82,17 @@ def begin(
 
     The same key with another request raises `IdempotencyConflict`.
     """
-    found = yield Sql("SELECT request_hash FROM kb_jobs WHERE key = ?", (key,))
-    digest = request_hash(request)
-    if found:
+    body, digest = _request_json(request)
+    # A new key (the common case) in one statement; a key already taken writes nothing here.
+    inserted = yield Sql(
+        "INSERT INTO kb_jobs (key, request, request_hash, kind, route, provider, state, out_dir,"
+        " created_at, updated_at, lease_owner, lease_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)"
+        " ON CONFLICT (key) DO NOTHING RETURNING key",
+        (key, body, digest, request.kind, route, provider, out_dir, now, now, owner, now + lease_s),
+    )
+    if not inserted:
+        found = yield Sql("SELECT request_hash FROM kb_jobs WHERE key = ?", (key,))
         if found[0][0] != digest:
             raise IdempotencyConflict(key)
         yield from take_lease(key, owner, lease_s, now)
@@ -89,24 +103,6 @@ def begin(
         job = yield from load(key)
         assert job is not None
         return job, False
-    yield Sql(
-        "INSERT INTO kb_jobs (key, request, request_hash, kind, route, provider, state, out_dir,"
-        " created_at, updated_at, lease_owner, lease_until)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
-        (
-            key,
-            json.dumps(REQUEST.dump_python(request, mode="json")),
-            digest,
-            request.kind,
-            route,
-            provider,
-            out_dir,
-            now,
-            now,
-            owner,
-            now + lease_s,
-        ),
-    )
     # What was just written, without reading it back (four queries saved on every new job).
     job = JobRecord(
         key=key,
@@ -223,15 +219,15 @@ def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
 # --- attempts --------------------------------------------------------------------------------
 def intent(key: str, provider: str, external_id: str, quoted: Cost | None, now: float) -> Proc[int]:
     """Write the attempt down before anything is sent; returns its number within the job."""
-    rows = yield Sql("SELECT COUNT(*) FROM kb_attempts WHERE job_key = ?", (key,))
-    seq = int(rows[0][0]) + 1
-    yield Sql(
+    rows = yield Sql(
         "INSERT INTO kb_attempts (external_id, job_key, seq, provider, state, quoted, quoted_usd,"
-        " created_at, updated_at) VALUES (?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
-        (external_id, key, seq, provider, _json(quoted), _usd(quoted), now, now),
+        " created_at, updated_at) VALUES (?, ?,"
+        " (SELECT COUNT(*) + 1 FROM kb_attempts WHERE job_key = ?), ?, 'intent', ?, ?, ?, ?)"
+        " RETURNING seq",
+        (external_id, key, key, provider, _json(quoted), _usd(quoted), now, now),
     )
     yield Sql("UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?", (now, key))
-    return seq
+    return int(rows[0][0])
 
 
 def sent(external_id: str, now: float) -> Proc[None]:
@@ -273,18 +269,18 @@ def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
     if not rows:
         return False
     job_key = rows[0][0]
-    last = yield Sql(  # by job first: the (job_key, id) index, not a scan of every job's history
+    provider_status = None if task.provider_status is None else str(task.provider_status)
+    yield Sql(  # a history row when the status differs from the attempt's last one
+        "INSERT INTO kb_history (job_key, external_id, at, status, provider_status)"
+        " SELECT ?, ?, CAST(? AS DOUBLE PRECISION), ?, ? WHERE COALESCE(("
+        # by job first: the (job_key, id) index, not a scan of every job's history
         "SELECT status FROM kb_history WHERE job_key = ? AND external_id = ?"
-        " ORDER BY id DESC LIMIT 1",
-        (job_key, external_id),
-    )
-    if not last or last[0][0] != task.status.value:
-        provider_status = None if task.provider_status is None else str(task.provider_status)
-        yield Sql(
-            "INSERT INTO kb_history (job_key, external_id, at, status, provider_status)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (job_key, external_id, now, task.status.value, provider_status),
-        )
+        " ORDER BY id DESC LIMIT 1), '') <> ?",
+        (
+            job_key, external_id, now, task.status.value, provider_status,
+            job_key, external_id, task.status.value,
+        ),
+    )  # fmt: skip
     if rank < 2:
         yield Sql(
             "UPDATE kb_jobs SET state = 'running', updated_at = ? WHERE key = ?"
