@@ -63,12 +63,12 @@ class WriteGroups:
         while self.pending:
             group, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
             procs = [proc for proc, _ in group]
+            on_loop = False
             try:
                 outcomes = self.run_now(procs) if self.run_now is not None else None
+                on_loop = outcomes is not None
                 if outcomes is None:
                     outcomes = await asyncio.to_thread(self.run_group, procs)
-                else:
-                    await asyncio.sleep(0)  # let the loop run between groups
             except Exception as error:  # the database could not even be opened
                 for _, future in group:
                     if not future.done():
@@ -81,6 +81,8 @@ class WriteGroups:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+            if on_loop and self.pending:
+                await asyncio.sleep(0)  # let the loop run between groups
 
 
 def run_group(
