@@ -17,14 +17,17 @@ from typing import Any, Literal
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    builder,
+    cost_of,
     decimal,
+    file_of,
     http_url,
     items,
     number,
     obj,
+    output_of,
     positive_int,
     rfc3339,
+    task_of,
     text,
     url_format,
 )
@@ -33,8 +36,8 @@ from .errors import is_success
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.piapi")
-#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
-_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
+#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
+_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
 
 STATUSES = {
     "pending": TaskStatus.QUEUED,

@@ -8,6 +8,7 @@ leniently and return None for "not set", so parsers stay short.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -16,8 +17,33 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 
 from .errors import ProviderError, ProviderResponseError
+from .trusted import cost_of, file_of, output_of, task_of
+
+__all__ = [  # the helpers, and the result constructors of `klingbridge.trusted`
+    "MAX_MAGNITUDE",
+    "MAX_NUMBER_CHARS",
+    "ErrorCode",
+    "builder",
+    "cost_of",
+    "decimal",
+    "epoch_ms",
+    "file_of",
+    "guard",
+    "http_url",
+    "items",
+    "loads",
+    "number",
+    "obj",
+    "output_of",
+    "positive_int",
+    "rfc3339",
+    "task_of",
+    "text",
+    "url_format",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,6 +100,19 @@ _SCHEMES = ("http://", "https://")
 _UTC = timezone.utc
 
 
+def loads(data: str | bytes) -> Any:
+    """JSON text as `json.loads` reads it, in about half the time for a vendor answer.
+
+    pydantic-core's parser (jiter) reads what it can; anything it refuses (not JSON, a lone
+    surrogate, nesting past its depth limit, not text at all) goes to `json.loads`, so the value,
+    and the error for what is not JSON (`json.JSONDecodeError`), are always `json.loads`'s.
+    """
+    try:
+        return from_json(data)
+    except (ValueError, TypeError):
+        return json.loads(data)
+
+
 def obj(value: Any) -> Mapping[str, Any]:
     """`value` if it is a JSON object, else an empty one."""
     return value if type(value) is dict or isinstance(value, Mapping) else {}
@@ -86,7 +125,7 @@ def items(value: Any) -> list[Any]:
 
 def text(value: Any) -> str | None:
     """A non-empty string, or None."""
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -172,7 +211,8 @@ def positive_int(value: Any) -> int | None:
 
 def epoch_ms(value: Any) -> datetime | None:
     """A Unix timestamp in milliseconds as UTC; 0 and absent mean None."""
-    ms = number(value)
+    # An int (what vendors send) is exact as a float below 2**53: the same as number()'s.
+    ms = value if type(value) is int and 0 < value <= _MAX_INT else number(value)
     if not ms or ms <= 0:
         return None
     try:
