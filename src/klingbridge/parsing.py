@@ -225,12 +225,21 @@ def rfc3339(value: Any) -> datetime | None:
     """An RFC 3339 time as UTC (any number of fraction digits); Go's zero time means None."""
     if not isinstance(value, str):
         return None
-    match = _RFC3339.match(value.strip())
+    found = value.strip()
+    match = _RFC3339.match(found)
     if match is None:
         return None
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     if int(year) <= 1:
         return None  # 0001-01-01T00:00:00Z: Go's zero time, "not set yet"
+    if zone == "Z" and found[10] == "T":  # what vendors send: fromisoformat reads it whole
+        try:  # (Python 3.11+; it truncates a fraction past 6 digits, as below)
+            moment = datetime.fromisoformat(found)
+        except ValueError:
+            pass  # Python 3.10, or no such date: the reading below says which
+        else:
+            if moment.tzinfo is _UTC:
+                return moment
     micro = (fraction or "0")[:6].ljust(6, "0")
     offset = (zone or "Z").upper()
     offset = "+00:00" if offset == "Z" else f"{offset[:3]}:{offset[-2:]}"
