@@ -19,6 +19,7 @@ from klingbridge.parsing import (
     epoch_ms,
     file_of,
     http_url,
+    is_object,
     number,
     obj,
     output_of,
@@ -93,7 +94,7 @@ def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None
         return "voice"
     if not isinstance(audios, list) or not audios:
         return None
-    listed = [a for a in audios if isinstance(a, Mapping)]  # plain loops: no generator frames
+    listed = [a for a in audios if is_object(a)]  # plain loops: no generator frames
     for a in listed:
         if "url_mp3" in a or "url_wav" in a:
             return "sound"
@@ -150,7 +151,7 @@ def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> No
     if state is not TaskStatus.SUCCEEDED:
         return
     result = data.get("task_result")
-    if result is not None and not isinstance(result, Mapping):
+    if result is not None and not is_object(result):
         raise _error("succeeded, but task_result is not an object", payload, final=True)
     for key, value in obj(result).items():
         if key in MEDIA_KEYS and not isinstance(value, list | None):
@@ -246,7 +247,7 @@ def read(payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
     listed = _listed(data)
     if listed is not None:
         # A /tasks answer for one id is a list of one; for an id it does not know, empty.
-        if not listed and isinstance(payload, Mapping) and "data" in payload:
+        if not listed and is_object(payload) and "data" in payload:
             raise TaskNotInAnswer("no such task in the answer", provider=NAME, payload=payload)
         if len(listed) == 1 and parse_new.is_task_object(obj(listed[0])):
             return _object(listed[0], payload, kind=kind, rates=rates)

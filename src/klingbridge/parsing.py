@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
+from typing import Any, NamedTuple, ParamSpec, TypeGuard, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -33,6 +33,7 @@ __all__ = [  # the helpers, and the result constructors of `klingbridge.trusted`
     "file_of",
     "guard",
     "http_url",
+    "is_object",
     "items",
     "loads",
     "number",
@@ -113,9 +114,25 @@ def loads(data: str | bytes) -> Any:
         return json.loads(data)
 
 
+#: JSON's other types: never a Mapping (answered without the ABC's `isinstance`, which costs
+#: a Python-level call each time, hot in parsers).
+_NOT_OBJECTS = frozenset({type(None), str, int, float, bool, list})
+
+
+def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """Whether `value` is a JSON object (any Mapping): `isinstance(value, Mapping)`, faster."""
+    kind = type(value)
+    if kind is dict:
+        return True
+    return False if kind in _NOT_OBJECTS else isinstance(value, Mapping)
+
+
 def obj(value: Any) -> Mapping[str, Any]:
     """`value` if it is a JSON object, else an empty one."""
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
+    kind = type(value)
+    if kind is dict or (kind not in _NOT_OBJECTS and isinstance(value, Mapping)):
+        return value  # type: ignore[no-any-return]
+    return {}
 
 
 def items(value: Any) -> list[Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -22,7 +24,9 @@ from klingbridge.parsing import (
     MAX_NUMBER_CHARS,
     builder,
     epoch_ms,
+    is_object,
     number,
+    obj,
     rfc3339,
     text,
     url_format,
@@ -271,3 +275,31 @@ def test_text_keeps_its_answers(value: Any) -> None:
     )
     found = text(value)
     assert found == expected and type(found) is type(expected)
+
+
+class _View(Mapping[str, Any]):
+    """A Mapping that is not a dict (what a plugin's payload may be)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, {"a": 1}, OrderedDict(a=1), _Dict(a=1), _View(), None, "x", 1, 1.5, True, [], (), b"x"],
+    ids=repr,
+)
+def test_is_object_and_obj_are_the_mapping_check(value: Any) -> None:
+    assert is_object(value) is isinstance(value, Mapping)
+    assert obj(value) is (value if isinstance(value, Mapping) else obj(value))
+    assert obj(value) == (value if isinstance(value, Mapping) else {})
