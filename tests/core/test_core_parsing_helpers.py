@@ -301,5 +301,7 @@ class _Dict(dict[str, Any]):
 )
 def test_is_object_and_obj_are_the_mapping_check(value: Any) -> None:
     assert is_object(value) is isinstance(value, Mapping)
-    assert obj(value) is (value if isinstance(value, Mapping) else obj(value))
-    assert obj(value) == (value if isinstance(value, Mapping) else {})
+    if isinstance(value, Mapping):
+        assert obj(value) is value
+    else:
+        assert obj(value) == {}
