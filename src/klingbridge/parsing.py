@@ -108,8 +108,8 @@ def loads(data: str | bytes) -> Any:
     surrogate, nesting past its depth limit, not text at all) goes to `json.loads`, so the value,
     and the error for what is not JSON (`json.JSONDecodeError`), are always `json.loads`'s.
     """
-    try:
-        return from_json(data)
+    try:  # keys are cached (a vendor repeats them), values not (ids, URLs: all different)
+        return from_json(data, cache_strings="keys")
     except (ValueError, TypeError):
         return json.loads(data)
 
