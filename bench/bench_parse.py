@@ -16,6 +16,12 @@ statuses, works[], durations as strings or milliseconds, formats from URLs).
 
     python bench/bench_parse.py             # the table
     python bench/bench_parse.py --profile   # plus a cProfile of parse_task (where time goes)
+
+Instruction counts, which a loaded machine does not change (per call: the count of N calls
+minus the count of 0 calls, divided by N; WHAT is json, normalize or parse_json):
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python bench/bench_parse.py --loop normalize kling_sound_query.json 3000
 """
 
 from __future__ import annotations
@@ -49,10 +55,33 @@ def providers() -> dict[str, Provider]:
     return {name: cls(config.provider_settings(cls)) for name, cls in classes.items()}
 
 
+def loop(what: str, filename: str, count: str) -> None:
+    """`what` on one fixture, `count` times after 200 warm-up calls, nothing printed."""
+    name = next(name for name, fixture, _ in PAYLOADS if fixture == filename)
+    provider, raw = providers()[name], (FIXTURES / filename).read_bytes()
+    calls: dict[str, Any] = {
+        "json": lambda: json.loads(raw),
+        "normalize": lambda: provider.parse_task(loads(raw)),
+        "parse_json": lambda: provider.parse_task(json.loads(raw)),
+    }
+    call = calls[what]
+    for _ in range(200 + int(count)):
+        call()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true", help="cProfile parse_task")
+    parser.add_argument(
+        "--loop",
+        nargs=3,
+        metavar=("WHAT", "FIXTURE", "N"),
+        help="only call WHAT (json, normalize, parse_json) on FIXTURE N times (for valgrind)",
+    )
     args = parser.parse_args()
+    if args.loop:
+        loop(*args.loop)
+        return
     started = time.perf_counter()
     header(
         "bench_parse: vendor payload -> Task",
