@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
@@ -119,3 +120,39 @@ def test_sound_tasks_run_to_the_end_through_the_queue_with_the_store(tmp_path: o
         done = asyncio.run(main())
         assert sim.state()["creates"] == {"kling": 40, "piapi": 40}
     assert all(t.status is TaskStatus.SUCCEEDED for t in done)
+
+
+def test_time_queued_in_the_client_does_not_count_against_a_wait() -> None:
+    """20 runs share one connection (`max_connections` 1) and each request takes 50 ms, so a
+    poll waits up to ~1 s in the client's own queue; the waits' 0.5 s timeout must not expire
+    for that: only the wait's own time counts (each task needs a second poll after the queue)."""
+    polls: dict[str, int] = {}
+    created = iter(range(20))
+
+    def data(task_id: str, status: str) -> bytes:
+        task = {"task_id": task_id, "model": "kling", "task_type": "sound", "status": status,
+                "output": {}, "meta": {}, "error": {"code": 0, "message": ""}}  # fmt: skip
+        return json.dumps({"code": 200, "data": task, "message": "success"}).encode()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        if request.method == "POST":
+            return httpx.Response(200, content=data(f"T{next(created)}", "pending"))
+        task_id = request.url.path.rsplit("/", 1)[-1]
+        polls[task_id] = polls.get(task_id, 0) + 1
+        status = "completed" if polls[task_id] > 1 else "processing"
+        return httpx.Response(200, content=data(task_id, status))
+
+    async def main() -> list[klingbridge.Task]:
+        settings = {"piapi": {"api_key": "k", "max_connections": 1}}
+        async with klingbridge.AsyncClient(
+            "piapi", config=Config(), settings=settings, store=None,
+            transport=httpx.MockTransport(handler),
+            poll=PollPolicy(initial=0, maximum=0, pacing=False),
+        ) as client:  # fmt: skip
+            request = SoundRequest(prompt="rain", duration=5)
+            return await asyncio.gather(*(client.run(request, timeout=0.5) for _ in range(20)))
+
+    done = asyncio.run(main())
+    assert all(t.status is TaskStatus.SUCCEEDED for t in done)
+    assert sorted(polls.values()) == [2] * 20
