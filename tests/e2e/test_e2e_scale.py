@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 
@@ -156,3 +157,27 @@ def test_time_queued_in_the_client_does_not_count_against_a_wait() -> None:
     done = asyncio.run(main())
     assert all(t.status is TaskStatus.SUCCEEDED for t in done)
     assert sorted(polls.values()) == [2] * 20
+
+
+def test_a_new_client_paces_its_first_wait_from_durations_in_the_store(
+    vendor: Any, tmp_path: Any
+) -> None:
+    """A CLI command is a new process each time: with a task store it starts from the recorded
+    durations of recent tasks of the same provider and kind, not from nothing."""
+    settings = {"piapi": {"base_url": vendor.base_url, "api_key": vendor.config.piapi_api_key}}
+    options: dict[str, Any] = {
+        "config": Config(), "settings": settings, "store": f"{tmp_path}/tasks.db", "poll": FAST,
+    }  # fmt: skip
+    request = SoundRequest(prompt="rain", duration=5)
+    with klingbridge.Client("piapi", **options) as first:
+        first.run(request)
+        first.run(request)
+    with klingbridge.Client("piapi", **options) as second:
+        pacing = second._router.pacing
+        assert pacing is not None and pacing.expected("piapi", "sound") is None
+        second.run(request)
+        # the two recorded durations, then this run's own
+        assert len(pacing._seen[("piapi", "sound")]) == 3
+    with klingbridge.Client("piapi", **{**options, "store": None}) as storeless:
+        storeless.run(request)
+        assert len(storeless._router.pacing._seen[("piapi", "sound")]) == 1  # type: ignore[union-attr]
