@@ -15,7 +15,8 @@ pydantic error as ever): a task's `kind` (the caller's argument), a cost's unit 
 and its amounts (finite: a configured rate could make them infinite).
 
 `validated(constructor)` is the same constructor with pydantic's validation: the tests run every
-parser both ways on the recorded fixtures and on generated payloads and compare the results.
+parser both ways, on the fixtures (transcribed vendor examples) and on generated payloads, and
+compare the results.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The parsers' unvalidated result constructors (`klingbridge.trusted`, issue 13) give exactly
-what pydantic's validation gives: every parser is run both ways, on the recorded fixtures and on
-generated payloads, and the results must be the same objects in every observable way (fields and
-their types, field order, `model_fields_set`, JSON, errors). Also: `parsing.loads` reads JSON
-exactly as `json.loads` does."""
+what pydantic's validation gives: every parser is run both ways, on the fixtures (transcribed
+vendor examples) and on generated payloads, and the results must be the same objects in every
+observable way (fields and their types, field order, `model_fields_set`, JSON, errors). Also:
+`parsing.loads` reads JSON exactly as `json.loads` does."""
 
 from __future__ import annotations
 
