@@ -111,7 +111,7 @@ class Jobs:
         journal = self._journal(key, route, provider, max_usd=max_usd, on_wait=on_wait)
         begin = partial(
             procs.begin, key, request, route=route, provider=provider, out_dir=out_dir,
-            owner=self.owner, lease_s=self.lease_s, now=self.wall(),
+            owner=self.owner, lease_s=self.lease_s, now=self.wall(), record=False,
         )  # fmt: skip
         if fresh:
             # A key made just now names no job yet: the job is written in the transaction of
@@ -133,9 +133,11 @@ class Jobs:
                     detach=detach,
                 )
             )
+        job = begun[0]
+        assert job is not None  # an existing job is always read back
         return (
             yield from self._carry_on(
-                begun[0], timeout, on_update, callback_url, resubmit, journal=journal
+                job, timeout, on_update, callback_url, resubmit, journal=journal
             )
         )
 

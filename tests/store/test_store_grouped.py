@@ -56,6 +56,23 @@ def test_a_new_job_is_returned_as_the_store_reads_it_back(store: TaskStore) -> N
     assert new is True and job == store.job("fresh")
 
 
+def test_a_new_job_written_without_building_its_record(store: TaskStore) -> None:
+    """What a routed run asks for (it never uses a new job's record): the job is written all
+    the same; a key already taken still gives its record back."""
+    lean = procs.begin(
+        "lean", REQUEST, route=None, provider="piapi", out_dir=None,
+        owner="me", lease_s=60, now=time.time(), record=False,
+    )  # fmt: skip
+    assert store.run(lean) == (None, True)
+    assert store.job("lean") is not None
+    again = procs.begin(
+        "lean", REQUEST, route=None, provider="piapi", out_dir=None,
+        owner="me", lease_s=60, now=time.time(), record=False,
+    )  # fmt: skip
+    job, new = store.run(again)
+    assert new is False and job == store.job("lean")
+
+
 def test_a_group_waits_for_another_writer_without_failing(tmp_path: object) -> None:
     """SQLite: while another process holds the write lock, the group waits (in a thread)."""
     import sqlite3

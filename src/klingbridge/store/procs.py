@@ -77,10 +77,12 @@ def begin(
     owner: str,
     lease_s: float,
     now: float,
-) -> Proc[tuple[JobRecord, bool]]:
+    record: bool = True,
+) -> Proc[tuple[JobRecord | None, bool]]:
     """The job under `key`, created if new (returns it and True). Takes the lease when free.
 
-    The same key with another request raises `IdempotencyConflict`.
+    The same key with another request raises `IdempotencyConflict`. `record=False`: a new job's
+    record is not built (None is returned with True; a run routing it does not need it).
     """
     body, digest = _request_json(request)
     # A new key (the common case) in one statement; a key already taken writes nothing here.
@@ -103,6 +105,8 @@ def begin(
         job = yield from load(key)
         assert job is not None
         return job, False
+    if not record:
+        return None, True
     # What was just written, without reading it back (four queries saved on every new job).
     job = JobRecord(
         key=key,
