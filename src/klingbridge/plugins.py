@@ -59,6 +59,15 @@ def default_plugin_manager() -> pluggy.PluginManager:
     return make_plugin_manager()
 
 
+def listening(pm: pluggy.PluginManager) -> bool:
+    """Whether an event emitted now reaches anyone: a plugin of its own, or the built-in
+    logger with DEBUG on. When not, the router builds no event at all (issue 13)."""
+    for impl in pm.hook.klingbridge_event.get_hookimpls():
+        if not isinstance(impl.plugin, LogEvents) or LogEvents.enabled():
+            return True
+    return False
+
+
 def provider_classes(pm: pluggy.PluginManager) -> dict[str, type[Provider]]:
     """Every registered provider class by name. Two classes under one name is an error."""
     found: dict[str, type[Provider]] = {}
@@ -79,6 +88,11 @@ class LogEvents:
     """The built-in event plugin: every event at DEBUG on the `klingbridge.events` logger."""
 
     log = logging.getLogger("klingbridge.events")
+
+    @classmethod
+    def enabled(cls) -> bool:
+        """Whether an event logged now would be written anywhere (DEBUG on its logger)."""
+        return cls.log.isEnabledFor(logging.DEBUG)
 
     @hookspecs.hookimpl
     def klingbridge_event(self, event: Event) -> None:
