@@ -20,7 +20,7 @@ Every attempt is recorded; nothing known about a paid task (its id, its charge) 
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,7 +44,7 @@ from .errors import (
 from .events import Event
 from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Attempt, Journal, Outcome, RunResult, RunState, Trial
-from .models import Request, Task, TaskStatus
+from .models import Cost, Request, Task, TaskStatus
 from .pacing import Pacing
 from .provider import Provider
 from .store import StoreError, procs
@@ -64,7 +64,7 @@ class Router:
     poll: PollPolicy
     clock: Clock
     emit: Emit
-    new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
+    new_external_id: Callable[[], str] = lambda: f"kb-{secrets.token_hex(16)}"
     #: Learnt task durations: polls dense around the expected end (pacing.py).
     pacing: Pacing | None = None
     #: Whether anyone listens to events (a `klingbridge_event` plugin): if not, none is built.
@@ -141,7 +141,7 @@ class Router:
                 trial = Trial(
                     provider=name,
                     external_id=self.new_external_id(),
-                    quoted=provider.quote(request).cost,
+                    quoted=_quoted(provider, request),
                     started_at=datetime.now(timezone.utc),
                     begun=self.clock(),
                 )
@@ -553,6 +553,17 @@ class Router:
             f"lost and the lookup failed); not resubmitted there.",
             checkable=True,
         )
+
+
+def _quoted(provider: Provider, request: Request) -> Cost | None:
+    """The cost of the provider's quote for a request it just validated (`_skip_reason`).
+
+    Where the provider keeps the core's `quote` (validate, then `estimate`), `estimate` alone
+    gives the same cost without validating again or building the `Quote`.
+    """
+    if type(provider).quote is Provider.quote:
+        return provider.estimate(request)
+    return provider.quote(request).cost
 
 
 def _maybe_created(error: KlingBridgeError) -> bool:
