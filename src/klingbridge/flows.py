@@ -140,8 +140,11 @@ def submit(
     payload = yield from exchange(provider, call)
     task = provider.parse_task(payload, kind=request.kind)
     # Keep the caller's id only where the vendor knows it (it can find the task by it).
-    known = external_id is not None and provider.build_get_by_external_id(external_id, request.kind)
-    if task.external_id is None and known:
+    if (
+        task.external_id is None
+        and external_id is not None
+        and provider.build_get_by_external_id(external_id, request.kind)
+    ):
         task = task.model_copy(update={"external_id": external_id})
     return task
 
