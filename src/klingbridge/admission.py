@@ -30,7 +30,8 @@ from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
 from .models import Cost
 from .store import procs
-from .store.limits import Admitted, Ask, Cooling, MustWait, admit, leave_queue
+from .store.limits import Admitted, Ask, Cooling, MustWait, Verdict, admit, leave_queue
+from .store.sql import Proc
 
 #: The longest pause between two asks for a slot (seconds).
 SLOT_POLL_MAX_S = 2.0
@@ -91,9 +92,8 @@ class Admission:
         started = self.clock()
         asks = 0
         while True:
-            ask = self._ask(seat)
             try:
-                verdict = yield Record(admit(ask))
+                verdict = yield Record(self._admit(seat))
             except BudgetExceeded as error:
                 if asks:
                     yield Record(leave_queue(seat.external_id))
@@ -114,6 +114,10 @@ class Admission:
             if renew is not None:
                 yield renew
             asks += 1
+
+    def _admit(self, seat: Seat) -> Proc[Verdict]:
+        """`admit` for `seat`, its `Ask` built when a store runs it (without one: never)."""
+        return (yield from admit(self._ask(seat)))
 
     def _ask(self, seat: Seat) -> Ask:
         return Ask(
