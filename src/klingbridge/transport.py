@@ -44,8 +44,9 @@ def _transport_error(provider: Provider, error: httpx.HTTPError) -> TransportErr
 
 
 def _reply(response: httpx.Response) -> HttpReply:
-    # httpx.Headers is already a case-insensitive Mapping: no copy.
-    return HttpReply(response.status_code, response.headers, response.text)
+    # httpx.Headers is already a case-insensitive Mapping: no copy. The body's bytes go to
+    # `json.loads` as they are: no text decoded first (issue 13: the body decoded once).
+    return HttpReply(response.status_code, response.headers, content=response.content)
 
 
 def _request_args(send: Send) -> dict[str, Any]:
