@@ -54,7 +54,7 @@ class HttpReply:
     go straight to `json.loads`, and `text` is decoded only if something reads it.
     """
 
-    __slots__ = ("status_code", "headers", "_text", "_content")
+    __slots__ = ("_content", "_text", "headers", "status_code")
 
     def __init__(
         self,

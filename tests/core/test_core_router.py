@@ -267,9 +267,11 @@ def test_events_are_logged_when_the_event_logger_is_at_debug(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     built = _counting_events(monkeypatch)
-    with caplog.at_level(logging.DEBUG, logger="klingbridge.events"):
-        with client(_succeeding, ["kling"]) as kb:
-            assert kb.run(SOUND).id == "k1"
+    with (
+        caplog.at_level(logging.DEBUG, logger="klingbridge.events"),
+        client(_succeeding, ["kling"]) as kb,
+    ):
+        assert kb.run(SOUND).id == "k1"
     assert "submit" in built and "cost_recorded" in built
     logged = [r.getMessage() for r in caplog.records if r.name == "klingbridge.events"]
     assert any(m.startswith("submit kling task=k1") for m in logged), logged
