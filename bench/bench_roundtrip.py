@@ -13,7 +13,10 @@ JSON. Cases, for each vendor:
 
 Each figure is the median over `--repeat` repeats of `--number` runs, the klingbridge and bare
 cases interleaved. ratio = klingbridge / bare (targets, issue 13: <= 1.05 store off, <= 1.15
-store on). requests/run: the simulator's count over both sides (the same exchanges each side).
+store on). CPU: the client process's CPU time per run (`time.process_time`, the simulator's own
+process not counted), less sensitive than wall time to other work on a shared machine; its
+ratio is printed beside the wall ratio. requests/run: the simulator's count over both sides
+(the same exchanges each side).
 
     python bench/bench_roundtrip.py            # 5 repeats x 100 runs per case (~2 min)
     python bench/bench_roundtrip.py --quick    # 3 repeats x 40 runs
@@ -95,25 +98,32 @@ class Bare:
         assert json.loads(reply.content)["data"][self.key] in self.ended
 
 
-def timed(fn: Callable[[], None], number: int) -> float:
-    start = time.perf_counter()
+Sample = tuple[float, float]  # (wall s, CPU s) per run
+
+
+def timed(fn: Callable[[], object], number: int) -> Sample:
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - start) / number
+    return (time.perf_counter() - start) / number, (time.process_time() - cpu) / number
 
 
-async def atimed(fn: Callable[[], Any], number: int) -> float:
-    start = time.perf_counter()
+async def atimed(fn: Callable[[], Any], number: int) -> Sample:
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(number):
         await fn()
-    return (time.perf_counter() - start) / number
+    return (time.perf_counter() - start) / number, (time.process_time() - cpu) / number
+
+
+def medians(samples: list[Sample]) -> Sample:
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
 def sync_case(
     base_url: str, vendor: str, store: str | None, number: int, repeat: int
-) -> tuple[float, float]:
+) -> tuple[Sample, Sample]:
     bare = Bare(base_url, vendor)
-    samples: dict[str, list[float]] = {"kb": [], "bare": []}
+    samples: dict[str, list[Sample]] = {"kb": [], "bare": []}
     with (
         Client(config=Config(), settings=settings(base_url), store=store, poll=NOW) as client,
         httpx.Client(base_url=base_url) as http,
@@ -124,14 +134,14 @@ def sync_case(
         for _ in range(repeat):
             samples["kb"].append(timed(run, number))
             samples["bare"].append(timed(once, number))
-    return statistics.median(samples["kb"]), statistics.median(samples["bare"])
+    return medians(samples["kb"]), medians(samples["bare"])
 
 
 async def async_case(
     base_url: str, vendor: str, store: str | None, number: int, repeat: int
-) -> tuple[float, float]:
+) -> tuple[Sample, Sample]:
     bare = Bare(base_url, vendor)
-    samples: dict[str, list[float]] = {"kb": [], "bare": []}
+    samples: dict[str, list[Sample]] = {"kb": [], "bare": []}
     async with (
         AsyncClient(config=Config(), settings=settings(base_url), store=store, poll=NOW) as client,
         httpx.AsyncClient(base_url=base_url) as http,
@@ -142,7 +152,12 @@ async def async_case(
         for _ in range(repeat):
             samples["kb"].append(await atimed(run, number))
             samples["bare"].append(await atimed(once, number))
-    return statistics.median(samples["kb"]), statistics.median(samples["bare"])
+    return medians(samples["kb"]), medians(samples["bare"])
+
+
+def _figures(kb: float, bare: float) -> list[str]:
+    """bare µs, klingbridge µs, ratio."""
+    return [f"{bare * 1e6:,.0f}", f"{kb * 1e6:,.0f}", f"{kb / bare:.2f}x"]
 
 
 def main() -> None:
@@ -181,7 +196,7 @@ def main() -> None:
                     rows.append(
                         [
                             "on" if store_on else "off", mode, vendor,
-                            f"{bare * 1e6:,.0f}", f"{kb * 1e6:,.0f}", f"{kb / bare:.2f}x",
+                            *_figures(kb[0], bare[0]), *_figures(kb[1], bare[1]),
                             f"{requests / runs:.2f}",
                         ]
                     )  # fmt: skip
@@ -199,6 +214,9 @@ def main() -> None:
                 "bare µs/run",
                 "klingbridge µs/run",
                 "ratio",
+                "bare CPU µs/run",
+                "klingbridge CPU µs/run",
+                "CPU ratio",
                 "requests/run",
             ],
             rows,
