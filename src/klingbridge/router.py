@@ -20,6 +20,7 @@ Every attempt is recorded; nothing known about a paid task (its id, its charge) 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,11 +46,13 @@ from .events import Event
 from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Attempt, Journal, Outcome, RunResult, RunState, Trial
 from .models import Cost, Request, Task, TaskStatus
-from .pacing import Pacing
+from .pacing import SAMPLES, SEED_DAYS, Pacing
 from .provider import Provider
-from .store import StoreError, procs
+from .store import StoreError, procs, reads
 from .store.limits import cool_down
 from .store.records import AttemptRecord, AttemptState, JobState
+
+logger = logging.getLogger("klingbridge")
 
 Emit = Callable[[Event], None]
 
@@ -391,6 +394,8 @@ class Router:
                 heartbeat=journal.heartbeat,
             )  # fmt: skip
         else:
+            if not recovered:
+                yield from self._seed_pacing(provider.name, request.kind, journal)
             task = yield from flows.wait(
                 provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
                 on_update=changed, observe=observe, heartbeat=journal.heartbeat,
@@ -410,6 +415,18 @@ class Router:
                 )
             )
         return task
+
+    def _seed_pacing(self, provider: str, kind: str, journal: Journal) -> Flow[None]:
+        """The first wait for tasks of `provider`/`kind` reads their recorded durations."""
+        if self.pacing is None or not self.pacing.wants_seed(provider, kind):
+            return
+        since = journal.wall() - SEED_DAYS * 86400
+        try:
+            seen = yield Record(reads.durations(provider, kind, since, SAMPLES), read=True)
+        except StoreError as error:  # a hint only: the wait polls on its default schedule
+            logger.info("pacing not seeded from the store: %s", error)
+            return
+        self.pacing.seed(provider, kind, seen or [])
 
     def _pace(self, provider: str, kind: str) -> Callable[[int, float], float] | None:
         pacing = self.pacing

@@ -18,7 +18,7 @@ import httpx
 
 from . import flows
 from .errors import TransportError
-from .flows import Flow, Op, Poll, Record, Send, Sleep
+from .flows import Flow, Op, Poll, Queued, Record, Send, Sleep
 from .inflight import InFlight, pool_limits
 from .provider import HttpCall, HttpReply, Provider
 from .scheduler import Found, PollScheduler
@@ -79,6 +79,15 @@ async def _arecord(store: TaskStore | None, step: Record) -> Any:
     if store is None:
         return None
     return await (store.aread(step.proc) if step.read else store.arun(step.proc))
+
+
+class _Queued:
+    """Seconds one run's requests have spent in `InFlight` queues (the answer to `Queued`)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,9 @@ class SyncRunner:
                 else:
                     step = _advance(flow, found)
                 continue
+            if isinstance(step, Queued):
+                step = _advance(flow, 0.0)  # requests queue in no client of ours here
+                continue
             try:
                 reply = _reply(self._client(step.provider).request(**_request_args(step)))
             except httpx.HTTPError as exc:
@@ -191,7 +203,10 @@ class AsyncRunner:
             self._clients[provider] = client
         return client
 
-    async def run(self, flow: Flow[T]) -> T:
+    async def run(self, flow: Flow[T], queued: _Queued | None = None) -> T:
+        """Drive `flow`; `queued` adds up the seconds its requests wait in an `InFlight` queue
+        (a flow run on behalf of another, such as a poll's lookup, adds to its parent's)."""
+        queued = _Queued() if queued is None else queued
         step = _advance(flow)
         while not isinstance(step, _Done):
             if isinstance(step, Sleep):
@@ -209,34 +224,40 @@ class AsyncRunner:
                 continue
             if isinstance(step, Poll):
                 try:
-                    found = await self._poll(step)
+                    found = await self._poll(step, queued)
                 except Exception as exc:  # the poll's error goes to the wait, as it would alone
                     step = _advance(flow, error=exc)
                 else:
                     step = _advance(flow, found)
                 continue
+            if isinstance(step, Queued):
+                step = _advance(flow, queued.seconds)
+                continue
             try:
-                reply: HttpReply | None = await self._send(step)
+                reply: HttpReply | None = await self._send(step, queued)
             except httpx.HTTPError as exc:
                 step = _advance(flow, error=_transport_error(step.provider, exc))
             else:
                 step, reply = _advance(flow, reply), None  # the body is not kept while we wait
         return step.value
 
-    async def _poll(self, step: Poll) -> Found:
+    async def _poll(self, step: Poll, queued: _Queued) -> Found:
         """A batched poll where the vendor allows it, else this task alone."""
         if self.scheduler.batchable(step.provider, step.task):
-            found = await self.scheduler.poll(step.provider, step.task)
+            found, seconds = await self.scheduler.poll(step.provider, step.task)
+            queued.seconds += seconds
             if found is not None:
                 return found
-        return await self.run(flows.locate(step.provider, step.calls, step.task.kind))
+        return await self.run(flows.locate(step.provider, step.calls, step.task.kind), queued)
 
-    async def _exchange(self, provider: Provider, call: HttpCall) -> Any:
-        return await self.run(flows.exchange(provider, call))
+    async def _exchange(self, provider: Provider, call: HttpCall) -> tuple[Any, float]:
+        queued = _Queued()
+        payload = await self.run(flows.exchange(provider, call), queued)
+        return payload, queued.seconds
 
-    async def _send(self, step: Send) -> HttpReply:
+    async def _send(self, step: Send, queued: _Queued) -> HttpReply:
         cap = self.cap(step.provider)
-        await cap.acquire()
+        queued.seconds += await cap.acquire()
         try:
             response = await self._client(step.provider).request(**_request_args(step))
             return _reply(response)
