@@ -228,6 +228,7 @@ def wait(
         beat = heartbeat() if heartbeat is not None else None
         if beat is not None:
             yield beat
+            beat = None  # not held through the pause
         pause = poll.interval(polls) if pace is None else pace(polls, now - begun)
         yield Sleep(min(max(pause, asked), max(0.0, deadline - now)))
         polls += 1
