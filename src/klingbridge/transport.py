@@ -214,12 +214,22 @@ class AsyncRunner:
                 else:
                     step = _advance(flow, found)
                 continue
+            # The request is sent here, not in a coroutine of its own: each of 10,000 requests
+            # queued for the cap would hold one more frame.
+            cap = self.cap(step.provider)
+            await cap.acquire()
             try:
-                reply: HttpReply | None = await self._send(step)
+                response = await self._client(step.provider).request(**_request_args(step))
             except httpx.HTTPError as exc:
+                cap.release()
                 step = _advance(flow, error=_transport_error(step.provider, exc))
-            else:
-                step, reply = _advance(flow, reply), None  # the body is not kept while we wait
+                continue
+            except BaseException:
+                cap.release()
+                raise
+            cap.release()
+            step = _advance(flow, _reply(response))
+            del response  # the body is not kept while the flow waits
         return step.value
 
     async def _poll(self, step: Poll) -> Found:
@@ -232,15 +242,6 @@ class AsyncRunner:
 
     async def _exchange(self, provider: Provider, call: HttpCall) -> Any:
         return await self.run(flows.exchange(provider, call))
-
-    async def _send(self, step: Send) -> HttpReply:
-        cap = self.cap(step.provider)
-        await cap.acquire()
-        try:
-            response = await self._client(step.provider).request(**_request_args(step))
-            return _reply(response)
-        finally:
-            cap.release()
 
     async def aclose(self) -> None:
         await self.scheduler.aclose()
