@@ -26,7 +26,7 @@ from .jobs import Jobs, new_key, new_owner
 from .journal import RunResult
 from .models import Quote, Request, Task
 from .pacing import Pacing
-from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
+from .plugins import default_plugin_manager, listening, make_plugin_manager, provider_classes
 from .provider import Provider
 from .router import Router
 from .store import JobRecord, TaskStore, open_store
@@ -316,7 +316,7 @@ class ClientBase:
             logger.debug("could not release the lease on %s", key, exc_info=True)
 
     def _listening(self) -> bool:
-        return bool(self._pm.hook.klingbridge_event.get_hookimpls())
+        return listening(self._pm)
 
     def _emit(self, event: Event) -> None:
         """Tell the plugins; one that breaks is logged, never allowed to cost a paid task."""
