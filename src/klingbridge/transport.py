@@ -8,6 +8,8 @@ each operation it yields. They differ only in `await`. An `httpx` transport can 
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -58,13 +60,22 @@ def _request_args(send: Send) -> dict[str, Any]:
     }
 
 
-def _client_args(provider: Provider) -> dict[str, Any]:
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every provider's pool: each costs 0.8 MB (the CA bundle, parsed)."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
+def _client_args(provider: Provider, transport: object) -> dict[str, Any]:
     return {
+        "transport": transport,
         "base_url": provider.base_url,
         "auth": provider.auth(),
         "timeout": provider.settings.timeout,
         "headers": {"User-Agent": USER_AGENT},
         "limits": pool_limits(provider.settings.max_connections),
+        # a transport given (tests, the in-process simulator) makes its own TLS decisions
+        **({"verify": _tls()} if transport is None else {}),
     }
 
 
@@ -113,7 +124,7 @@ class SyncRunner:
         with self._lock:
             client = self._clients.get(provider)
             if client is None:
-                client = httpx.Client(transport=self._transport, **_client_args(provider))
+                client = httpx.Client(**_client_args(provider, self._transport))
                 self._clients[provider] = client
             return client
 
@@ -186,7 +197,7 @@ class AsyncRunner:
     def _client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider)  # one event loop: no other task runs meanwhile
         if client is None:
-            client = httpx.AsyncClient(transport=self._transport, **_client_args(provider))
+            client = httpx.AsyncClient(**_client_args(provider, self._transport))
             self._clients[provider] = client
         return client
 
