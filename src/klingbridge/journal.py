@@ -125,6 +125,10 @@ class Journal:
         self.renewed = now
         return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
 
+    def observed(self, external_id: str, task: Task) -> Record:
+        """The procedure that records a changed `task` of attempt `external_id`."""
+        return Record(procs.observe(external_id, task, self.wall()))
+
     def close(
         self, run: RunState, error: KlingBridgeError | None, state: JobState | None = None
     ) -> Flow[None]:

@@ -20,6 +20,7 @@ Every attempt is recorded; nothing known about a paid task (its id, its charge) 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -381,7 +382,7 @@ class Router:
                     },
                 )
             )
-        observe = lambda found: Record(procs.observe(trial.external_id, found, journal.wall()))  # noqa: E731
+        observe = functools.partial(journal.observed, trial.external_id)
         changed = self._status_events(on_update) if listening else on_update
         waiting = self.clock()  # the vendor has the task from here (its create was answered)
         if callbacks and self.store_first is not None:
@@ -415,7 +416,7 @@ class Router:
         pacing = self.pacing
         if pacing is None:
             return None
-        return lambda polls, elapsed: pacing.interval(provider, kind, polls, elapsed)
+        return functools.partial(pacing.interval, provider, kind)  # (lighter than a closure)
 
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
