@@ -73,7 +73,7 @@ class InFlight:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release()  # handed a permit, then cancelled: pass it on
-            else:
+            elif future in self._waiters:  # (a release may have dropped it already)
                 self._waiters.remove(future)
             raise
         finally:
