@@ -85,6 +85,23 @@ class Trial:
         )
 
 
+class Observer:
+    """`observer(task)`: the procedure that records a changed task of attempt `external_id`.
+
+    A callable object rather than a closure: 10,000 runs in flight each hold one (64 bytes
+    instead of about 200).
+    """
+
+    __slots__ = ("external_id", "wall")
+
+    def __init__(self, external_id: str, wall: Clock) -> None:
+        self.external_id = external_id
+        self.wall = wall
+
+    def __call__(self, task: Task) -> Record:
+        return Record(procs.observe(self.external_id, task, self.wall()))
+
+
 @dataclass
 class RunState:
     """What a routed run has learnt so far."""
@@ -124,10 +141,6 @@ class Journal:
             return None
         self.renewed = now
         return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
-
-    def observed(self, external_id: str, task: Task) -> Record:
-        """The procedure that records a changed `task` of attempt `external_id`."""
-        return Record(procs.observe(external_id, task, self.wall()))
 
     def close(
         self, run: RunState, error: KlingBridgeError | None, state: JobState | None = None
