@@ -137,8 +137,10 @@ def submit(
     """Validate (before any I/O), create, and read the created task."""
     provider.validate(request)
     call = provider.build_create(request, external_id=external_id, callback_url=callback_url)
-    payload = yield from exchange(provider, call)
-    task = provider.parse_task(payload, kind=request.kind)
+    # `exchange`, inline: while 10,000 creates wait for their turn, each holds one frame less.
+    provider.require_credentials()
+    reply: HttpReply = yield Send(provider, call)
+    task = provider.parse_task(provider.check_reply(reply), kind=request.kind)
     # Keep the caller's id only where the vendor knows it (it can find the task by it).
     known = external_id is not None and provider.build_get_by_external_id(external_id, request.kind)
     if task.external_id is None and known:
