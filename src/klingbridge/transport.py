@@ -228,7 +228,17 @@ class AsyncRunner:
             # The request is sent here, not in a coroutine of its own: each of 10,000 requests
             # queued for the cap would hold one more frame.
             cap = self.cap(step.provider)
-            await cap.acquire()
+            turn = cap.take()  # (`await cap.acquire()`, without its coroutine)
+            if turn is not None:
+                queued = time.monotonic()
+                try:
+                    await turn
+                except asyncio.CancelledError:
+                    cap.give_up(turn)
+                    raise
+                finally:
+                    cap.waited += time.monotonic() - queued
+                del turn
             try:
                 response = await self._client(step.provider).request(**_request_args(step))
             except httpx.HTTPError as exc:

@@ -69,3 +69,41 @@ def test_concurrent_async_runs_each_get_their_own_task() -> None:
 def _piapi(task_id: str, status: str) -> dict[str, Any]:
     data = {"task_id": task_id, "task_type": "sound", "status": status, "output": {}}
     return {"code": 200, "data": data}
+
+
+def test_a_run_cancelled_while_queued_for_a_permit_leaves_the_queue() -> None:
+    """The runner awaits the queue's future itself: a cancelled run must still leave it."""
+    gate = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            await gate.wait()
+            prompt = json.loads(request.content)["input"]["prompt"]
+            return httpx.Response(200, json=_piapi(f"t-{prompt}", "completed"))
+        return httpx.Response(200, json=_piapi(request.url.path.rsplit("/", 1)[-1], "completed"))
+
+    async def go() -> tuple[list[str], int, int, bool]:
+        async with AsyncClient(
+            config=Config(),
+            settings={
+                "piapi": {"api_key": "pk", "base_url": "https://p.test", "max_connections": 1}
+            },
+            transport=httpx.MockTransport(handler),
+            store=None,
+            poll=PollPolicy(initial=0),
+        ) as kb:
+            runs = [
+                asyncio.ensure_future(kb.run(SoundRequest(prompt=f"p{i}"), provider="piapi"))
+                for i in range(3)
+            ]
+            cap = kb._runner.cap(kb.provider("piapi"))
+            while cap.queued < 2:
+                await asyncio.sleep(0)
+            runs[1].cancel()
+            await asyncio.sleep(0)
+            gate.set()
+            done = await asyncio.gather(runs[0], runs[2])
+            return [t.id for t in done], cap.queued, cap.in_flight, runs[1].cancelled()
+
+    ids, queued, in_flight, cancelled = asyncio.run(go())
+    assert ids == ["t-p0", "t-p2"] and queued == 0 and in_flight == 0 and cancelled
