@@ -215,7 +215,7 @@ class AsyncRunner:
                 except Exception as exc:  # the procedure's own error, or StoreError
                     step = _advance(flow, error=exc)
                 else:
-                    step = _advance(flow, done)
+                    step, done = _advance(flow, done), None  # not held while the flow waits
                 continue
             if isinstance(step, Poll):
                 try:
@@ -224,6 +224,7 @@ class AsyncRunner:
                     step = _advance(flow, error=exc)
                 else:
                     step = _advance(flow, found)
+                    del found  # (call, task): not held while the flow waits
                 continue
             # The request is sent here, not in a coroutine of its own: each of 10,000 requests
             # queued for the cap would hold one more frame.
