@@ -37,18 +37,18 @@ logger = logging.getLogger("klingbridge")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Send:
     provider: Provider
     call: HttpCall
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sleep:
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """A task-store procedure (klingbridge.store.procs) to run in one transaction.
 
@@ -61,7 +61,7 @@ class Record:
     read: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Poll:
     """Ask about `task` once: by `calls` in order (`locate`), or in a batch with other tasks.
 

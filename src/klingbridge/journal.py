@@ -53,7 +53,7 @@ class RunResult(BaseModel):
     key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trial:
     """One provider's attempt while it runs: what becomes its `Attempt` once it ends."""
 
@@ -102,7 +102,7 @@ class Observer:
         return Record(procs.observe(self.external_id, task, self.wall()))
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """What a routed run has learnt so far."""
 
@@ -114,7 +114,7 @@ class RunState:
     unknown: bool = False  # a create may have been received; the vendor cannot be asked
 
 
-@dataclass
+@dataclass(slots=True)
 class Journal:
     """Where a routed run writes its job down: the key, and this process's claim on it.
 

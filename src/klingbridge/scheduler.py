@@ -27,7 +27,7 @@ Found = tuple[HttpCall | None, Task]
 SendJson = Callable[[Provider, HttpCall], Awaitable[Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Due:
     task: Task
     future: asyncio.Future[Found | None]
