@@ -105,7 +105,7 @@ class PollPolicy(BaseModel):
         return min(self.maximum, self.initial * math.pow(self.factor, polls))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Backoff:
     """Exponential backoff with jitter, capped; a vendor's Retry-After wins when it is longer."""
 
