@@ -306,26 +306,39 @@ class Router:
         callback_url: str | None,
         patience: tuple[float, bool] = (float("inf"), False),
     ) -> Flow[tuple[Task, bool]]:
-        """The attempt's vendor task: created now, found by external id, or already known."""
-        external_id = trial.external_id
+        """The flow to the attempt's vendor task: created now, found by external id, or already
+        known; each records it. Hands the flow over rather than wrapping it: each of 10,000
+        creates waiting for their turn holds one generator frame less."""
         if start is not None and start.state is AttemptState.CREATED and start.task is not None:
-            return start.task, True
+            return _known(start.task)
         if start is not None and start.state is AttemptState.SENT:
-            # The create may have reached the vendor before the process that sent it died.
-            cause = TransportError(
-                "a create was sent and its answer never recorded",
-                provider=provider.name,
-                may_have_been_received=True,
-            )
-            found = yield from self._look_up(provider, request, external_id, cause)
-            if found is not None:
-                yield Record(procs.observe(external_id, found, journal.wall()))
-                return found, True
-        task, recovered = yield from self._create(
-            provider, request, external_id, callback_url, journal, patience
+            return self._recover(provider, request, journal, trial, callback_url, patience)
+        return self._create(provider, request, trial.external_id, callback_url, journal, patience)
+
+    def _recover(
+        self,
+        provider: Provider,
+        request: Request,
+        journal: Journal,
+        trial: Trial,
+        callback_url: str | None,
+        patience: tuple[float, bool],
+    ) -> Flow[tuple[Task, bool]]:
+        """A create sent, its answer never recorded: it may have reached the vendor before the
+        process that sent it died. Found by its external id, or created now."""
+        external_id = trial.external_id
+        cause = TransportError(
+            "a create was sent and its answer never recorded",
+            provider=provider.name,
+            may_have_been_received=True,
         )
-        yield Record(procs.observe(external_id, task, journal.wall()))
-        return task, recovered
+        found = yield from self._look_up(provider, request, external_id, cause)
+        if found is not None:
+            yield Record(procs.observe(external_id, found, journal.wall()))
+            return found, True
+        return (
+            yield from self._create(provider, request, external_id, callback_url, journal, patience)
+        )
 
     def _exhausted(self, run: RunState, alone: bool) -> KlingBridgeError:
         over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
@@ -480,7 +493,8 @@ class Router:
         journal: Journal,
         patience: tuple[float, bool] = (float("inf"), False),
     ) -> Flow[tuple[Task, bool]]:
-        """Create on one provider with retries; never create twice. Returns (task, recovered).
+        """Create on one provider with retries; never create twice; record the task. Returns
+        (task, recovered).
 
         A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
         deadline in `patience`, not counted as a try, unless the route falls back on it.
@@ -499,6 +513,7 @@ class Router:
                 task = yield from flows.submit(
                     provider, request, external_id=external_id, callback_url=callback_url
                 )
+                yield Record(procs.observe(external_id, task, journal.wall()))
                 return task, False
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
@@ -507,8 +522,9 @@ class Router:
                     continue
                 if _maybe_created(error):
                     found = yield from self._look_up(provider, request, external_id, error)
-                    if found is not None:
-                        return found, True  # created after all: found by its external id
+                    if found is not None:  # created after all: found by its external id
+                        yield Record(procs.observe(external_id, found, journal.wall()))
+                        return found, True
                 # Surely not created (never sent, refused, or not found by its external id).
                 retryable = not isinstance(error, ProviderError) or error.retryable
                 wait_asked = getattr(error, "retry_after", None)
@@ -569,6 +585,12 @@ class Router:
             f"lost and the lookup failed); not resubmitted there.",
             checkable=True,
         )
+
+
+def _known(task: Task) -> Flow[tuple[Task, bool]]:
+    """The flow to a task known already: nothing to do."""
+    yield from ()
+    return task, True
 
 
 def _quoted(trial: Trial) -> dict[str, object] | None:
