@@ -94,8 +94,22 @@ def _by_file(snapshot: tracemalloc.Snapshot, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def _measure(n: int, base_url: str, one: Any, trace: bool, top: int) -> dict[str, Any]:
-    """Run `one(0..n-1)` to the end; the traced bytes at their peak, and a snapshot near it."""
+def _stages(client: Any) -> dict[str, int]:
+    """Where a klingbridge client's runs are: queued for a permit, in flight, store writes."""
+    caps = client._runner._caps.values()
+    groups = getattr(client.store, "_groups", None)
+    return {
+        "queued": sum(cap.queued for cap in caps),
+        "sending": sum(cap.in_flight for cap in caps),
+        "store_pending": len(groups.pending) if groups is not None else -1,
+    }
+
+
+async def _measure(
+    n: int, base_url: str, one: Any, trace: bool, top: int, client: Any = None
+) -> dict[str, Any]:
+    """Run `one(0..n-1)` to the end; the traced bytes at their peak, and a snapshot near it.
+    Without tracing, the RSS is sampled twice a second: where the runs were at its peak."""
     gc.collect()
     idle_rss = rss_mb()
     if trace:
@@ -106,16 +120,21 @@ async def _measure(n: int, base_url: str, one: Any, trace: bool, top: int) -> di
     async def watch() -> None:
         while True:
             await asyncio.sleep(0.5)
+            if not trace:
+                now = rss_mb()
+                if now > best[0]:
+                    where = _stages(client) if client is not None else {}
+                    best[:] = [now, where, time.perf_counter() - start]
+                continue
             current = tracemalloc.get_traced_memory()[0] - base
             if current > best[0] * 1.03:
                 best[:] = [current, tracemalloc.take_snapshot(), time.perf_counter() - start]
 
     start = time.perf_counter()
-    watcher = asyncio.ensure_future(watch()) if trace else None
+    watcher = asyncio.ensure_future(watch())
     results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
     wall = time.perf_counter() - start
-    if watcher is not None:
-        watcher.cancel()
+    watcher.cancel()
     result: dict[str, Any] = {
         "n": n,
         "wall_s": round(wall, 1),
@@ -129,6 +148,9 @@ async def _measure(n: int, base_url: str, one: Any, trace: bool, top: int) -> di
         "threads": threading.active_count(),
         "malloc_arenas": malloc_arenas(),
     }
+    if not trace:
+        result["peak_at_s"] = round(best[2], 1)
+        result["at_peak"] = best[1]
     if trace:
         peak = tracemalloc.get_traced_memory()[1] - base
         result["traced_peak_mb"] = round(peak / 2**20, 1)
@@ -210,7 +232,7 @@ async def klingbridge_side(
         request = SoundRequest(prompt=f"scale {i}", duration=5)
         await client.run(request, provider=vendor_of(i))
 
-    return await _measure(n, base_url, one, trace, top)
+    return await _measure(n, base_url, one, trace, top, client)
 
 
 def worker(side: str, n: int, base_url: str, trace: bool, top: int) -> None:
