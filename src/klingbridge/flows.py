@@ -1,12 +1,12 @@
 """What the client does, written once for sync and async alike.
 
 Each operation is a generator ("flow") that yields what it needs done, `Send` (an HTTP call to a
-provider), `Sleep`, `Record` (a task-store procedure) or `Poll` (one status query of a task, which
-the async runner may batch with others), and receives the outcome: an `HttpReply` for a `Send`
-(or a `TransportError` thrown into it), None for a `Sleep`, the procedure's result for a `Record`
-(None when the client has no store), `(call, task)` for a `Poll`. `transport.run_sync` and
-`transport.run_async` are the only two places that do I/O; everything here is plain logic,
-testable without a network, and the same for `Client` and `AsyncClient`.
+provider), `Sleep`, `Record` (a task-store procedure), `Poll` (one status query of a task, which
+the async runner may batch with others) or `Queued`, and receives the outcome: an `HttpReply` for
+a `Send` (or a `TransportError` thrown into it), None for a `Sleep`, the procedure's result for a
+`Record` (None when the client has no store), `(call, task)` for a `Poll`, seconds for `Queued`.
+`transport.run_sync` and `transport.run_async` are the only two places that do I/O; everything
+here is plain logic, testable without a network, and the same for `Client` and `AsyncClient`.
 """
 
 from __future__ import annotations
@@ -76,7 +76,16 @@ class Poll:
     calls: Sequence[HttpCall]
 
 
-Op = Send | Sleep | Record | Poll
+@dataclass(frozen=True)
+class Queued:
+    """Ask how many seconds this run's requests have waited so far in the client's own queue in
+    front of the vendor (`InFlight`, async only); answered with a float, 0.0 by the sync runner.
+
+    A wait adds that time to its deadline: the client queueing is not the vendor taking long.
+    """
+
+
+Op = Send | Sleep | Record | Poll | Queued
 Flow = Generator[Op, Any, T]
 Clock = Callable[[], float]
 OnUpdate = Callable[[Task], None]
@@ -190,6 +199,30 @@ def find_by_external_id(
     return task
 
 
+@dataclass
+class Deadline:
+    """A wait's deadline, `timeout` seconds of its own time away: the seconds its polls spend in
+    the client's queue (`Queued`) are added back when it would otherwise expire."""
+
+    at: float
+    counted: float  # queued seconds already added (or before the wait began)
+
+
+def deadline(clock: Clock, timeout: float) -> Flow[Deadline]:
+    counted = yield Queued()
+    return Deadline(clock() + timeout, counted)
+
+
+def expired(deadline: Deadline, now: float) -> Flow[bool]:
+    """Whether `now` is past the deadline, after adding the time queued since last asked."""
+    if now < deadline.at:
+        return False
+    queued: float = yield Queued()
+    deadline.at += queued - deadline.counted
+    deadline.counted = queued
+    return now >= deadline.at
+
+
 def is_transient(error: Exception) -> bool:
     if isinstance(error, ProviderError | TransportError | ProviderResponseError):
         return error.retryable
@@ -219,20 +252,20 @@ def wait(
     the seconds since `started` (the clock when the task was created; default: now).
     """
     begun = clock() if started is None else started
-    deadline = clock() + timeout
+    due = yield from deadline(clock, timeout)
     calls: Sequence[HttpCall] = ()
     polls = 0
     asked = 0.0  # a vendor's Retry-After on the last poll
     while not task.status.is_terminal:
         now = clock()
-        if now >= deadline:
+        if (yield from expired(due, now)):
             raise WaitTimeout(task, timeout)
         beat = heartbeat() if heartbeat is not None else None
         if beat is not None:
             yield beat
             beat = None  # not held through the pause
         pause = poll.interval(polls) if pace is None else pace(polls, now - begun)
-        yield Sleep(min(max(pause, asked), max(0.0, deadline - now)))
+        yield Sleep(min(max(pause, asked), max(0.0, due.at - now)))
         polls += 1
         try:
             # After the first answer, poll only the endpoint that found the task.

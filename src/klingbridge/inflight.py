@@ -7,10 +7,10 @@ FIFO queue *before* it reaches httpx, whose pool is sized to match (`pool_limits
 never has a waiter. FIFO is what keeps it fair: a create queued behind polls goes out in its
 turn, and so does a poll queued behind a burst of creates.
 
-The time requests spend queued here is the client's own doing; `waited` adds it up (the
-benchmarks print it). It does not extend a wait's deadline: with the queue in front of the pool
-10,000 concurrent runs met no deadline in bench_scale.py, but a deadline shorter than the queue
-is long would still expire.
+The time requests spend queued here is the client's own doing, not the vendor's: `acquire`
+returns it, the runner adds it up per run (the `Queued` operation of flows.py) and a wait adds
+it to its deadline, so no deadline expires because the client was queueing. `waited` totals it
+for the benchmarks.
 """
 
 from __future__ import annotations
@@ -83,10 +83,11 @@ class InFlight:
         elif future in self._waiters:  # (a release may have dropped it already)
             self._waiters.remove(future)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Take a permit, in turn; the seconds spent waiting for it."""
         future = self.take()
         if future is None:
-            return
+            return 0.0
         start = time.monotonic()
         try:
             await future  # the releaser took the permit on our behalf
@@ -94,7 +95,9 @@ class InFlight:
             self.give_up(future)
             raise
         finally:
-            self.waited += time.monotonic() - start
+            waited = time.monotonic() - start
+            self.waited += waited
+        return waited
 
     def release(self) -> None:
         while self._waiters:

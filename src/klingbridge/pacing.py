@@ -3,8 +3,9 @@
 A vendor's tasks of one kind take about the same time (a 5 s sound: ~40 s at Kling). Polling
 at a fixed short interval notices the end quickly but spends a request every few seconds of
 the task's life; backing off saves requests but notices late. `Pacing` learns how long recent
-tasks of the same provider and kind took (in this process only, from the client's own tasks; a
-new process starts with none) and plans each wait from that:
+tasks of the same provider and kind took (the client's own tasks, and with a task store, the
+last ones it recorded in the past `SEED_DAYS`: a new process, a CLI command, starts from those)
+and plans each wait from that:
 
 - no history yet: the configured `PollPolicy` (1 s, x1.5, capped at 3 s), as before;
 - with history (the last `SAMPLES` durations, their median `expected`): one early poll (a
@@ -33,6 +34,8 @@ from .flows import PollPolicy
 SAMPLES = 20
 #: Sparse polls at most this far apart before the dense window (seconds).
 SPARSE_MAX = 20.0
+#: Recorded durations older than this do not seed a new process's pacing (days).
+SEED_DAYS = 7.0
 
 
 @dataclass
@@ -42,6 +45,22 @@ class Pacing:
     policy: PollPolicy = field(default_factory=PollPolicy)
     dense: float = 2.5
     _seen: dict[tuple[str, str | None], deque[float]] = field(default_factory=dict)
+    _seeded: set[tuple[str, str | None]] = field(default_factory=set)
+
+    def wants_seed(self, provider: str, kind: str | None) -> bool:
+        """True once per (provider, kind): read the recorded durations (`seed`) before waiting.
+        Only the first wait asks; others meanwhile start from what is learnt so far."""
+        if (provider, kind) in self._seeded:
+            return False
+        self._seeded.add((provider, kind))
+        return True
+
+    def seed(self, provider: str, kind: str | None, durations: list[float]) -> None:
+        """Recorded durations, newest first, learnt before anything this process learns."""
+        seen = self._seen.setdefault((provider, kind), deque(maxlen=SAMPLES))
+        for seconds in durations[: SAMPLES - len(seen)]:
+            if seconds > 0:
+                seen.appendleft(seconds)
 
     def learn(self, provider: str, kind: str | None, seconds: float) -> None:
         """A task of `provider`/`kind` ended `seconds` after it was created."""

@@ -12,7 +12,6 @@ and registers the class from a `klingbridge_register_providers` hook; see docs/p
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +28,7 @@ from .errors import (
     ValidationError,
 )
 from .models import Balance, Cost, Quote, Request, Task, Voice
+from .parsing import loads
 
 JsonParams = Mapping[str, str | int | float]
 
@@ -56,7 +56,7 @@ class HttpReply:
 
     def json(self) -> Any:
         """The body as JSON; raises ValueError when it is not JSON."""
-        return json.loads(self.text)
+        return loads(self.text)
 
 
 @dataclass(frozen=True)

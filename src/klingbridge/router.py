@@ -20,6 +20,7 @@ Every attempt is recorded; nothing known about a paid task (its id, its charge) 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,11 +46,13 @@ from .events import Event
 from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
 from .models import Request, Task, TaskStatus
-from .pacing import Pacing
+from .pacing import SAMPLES, SEED_DAYS, Pacing
 from .provider import Provider
-from .store import StoreError, procs
+from .store import StoreError, procs, reads
 from .store.limits import cool_down
 from .store.records import AttemptRecord, AttemptState, JobState
+
+logger = logging.getLogger("klingbridge")
 
 Emit = Callable[[Event], None]
 
@@ -260,9 +263,13 @@ class Router:
                 provider, request, task, trial, recovered, timeout, on_update, journal,
                 callbacks=callback_url is not None, listening=listening, started=waiting,
             )  # fmt: skip
+            polling = not (callback_url is not None and self.store_first is not None)
+            if polling and not recovered:  # (after the task is announced, as before)
+                yield from self._seed_pacing(provider.name, request.kind, journal)
             task = yield from follow
             del follow
-            self._followed(provider, request, task, trial, recovered, waiting, listening)
+            learn = polling and not recovered
+            self._followed(provider, request, task, trial, learn, waiting, listening)
         except Exception as error:
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
@@ -423,12 +430,13 @@ class Router:
         request: Request,
         task: Task,
         trial: Trial,
-        recovered: bool,
+        learn: bool,
         waiting: float,
         listening: bool,
     ) -> None:
-        """A followed task ended: learn how long it took, announce its charge."""
-        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
+        """A followed task ended: learn how long it took (`learn`: a new task, polled), announce
+        its charge."""
+        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and learn:
             self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
         if task.cost is not None and listening:
             self.emit(
@@ -439,6 +447,18 @@ class Router:
                     {"cost": task.cost.model_dump(mode="json"), "quoted": _quoted(trial)},
                 )
             )
+
+    def _seed_pacing(self, provider: str, kind: str, journal: Journal) -> Flow[None]:
+        """The first wait for tasks of `provider`/`kind` reads their recorded durations."""
+        if self.pacing is None or not self.pacing.wants_seed(provider, kind):
+            return
+        since = journal.wall() - SEED_DAYS * 86400
+        try:
+            seen = yield Record(reads.durations(provider, kind, since, SAMPLES), read=True)
+        except StoreError as error:  # a hint only: the wait polls on its default schedule
+            logger.info("pacing not seeded from the store: %s", error)
+            return
+        self.pacing.seed(provider, kind, seen or [])
 
     def _pace(self, provider: str, kind: str) -> Callable[[int, float], float] | None:
         pacing = self.pacing

@@ -24,18 +24,21 @@ from .provider import HttpCall, Provider
 
 #: (call that found the task or None, the task), as a `Poll` is answered.
 Found = tuple[HttpCall | None, Task]
-SendJson = Callable[[Provider, HttpCall], Awaitable[Any]]
+#: What a batched poll answers: the task (None: ask alone) and the seconds its request queued.
+Batched = tuple[Found | None, float]
+#: Runs one call: its JSON payload and the seconds it queued in the client (`InFlight`).
+SendJson = Callable[[Provider, HttpCall], Awaitable[tuple[Any, float]]]
 
 
 @dataclass(slots=True)
 class _Due:
     task: Task
-    future: asyncio.Future[Found | None]
+    future: asyncio.Future[Batched]
 
 
 @dataclass
 class PollScheduler:
-    """Groups batchable polls per provider; `send_json` runs one call and returns its payload."""
+    """Groups batchable polls per provider; `send_json` runs one call (its payload, queued s)."""
 
     send_json: SendJson
     window: float = 0.2
@@ -46,10 +49,10 @@ class PollScheduler:
     def batchable(provider: Provider, task: Task) -> bool:
         return provider.settings.poll_batch_size > 1 and provider.build_get_many([task]) is not None
 
-    async def poll(self, provider: Provider, task: Task) -> Found | None:
+    async def poll(self, provider: Provider, task: Task) -> Batched:
         """The task as the vendor reports it now, asked together with other due polls (None:
-        the batch answer did not include it; ask alone)."""
-        future: asyncio.Future[Found | None] = asyncio.get_running_loop().create_future()
+        the batch answer did not include it; ask alone), and the seconds the batch queued."""
+        future: asyncio.Future[Batched] = asyncio.get_running_loop().create_future()
         due = self._due.setdefault(provider, [])
         due.append(_Due(task, future))
         if len(due) == 1:  # the first of a group starts its timer
@@ -78,10 +81,10 @@ class PollScheduler:
         if call is None:  # cannot go together after all: each is asked alone
             for due in chunk:
                 if not due.future.done():
-                    due.future.set_result(None)
+                    due.future.set_result((None, 0.0))
             return
         try:
-            payload = await self.send_json(provider, call)
+            payload, queued = await self.send_json(provider, call)
             found = {task.id: task for task in provider.parse_tasks(payload)}
         except Exception as error:  # every wait in the batch retries or fails as it would alone
             for due in chunk:
@@ -91,7 +94,7 @@ class PollScheduler:
         for due in chunk:
             if not due.future.done():
                 task = found.get(due.task.id)
-                due.future.set_result(None if task is None else (None, task))
+                due.future.set_result((None if task is None else (None, task), queued))
 
     async def aclose(self) -> None:
         for timer in list(self._timers):

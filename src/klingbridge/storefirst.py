@@ -50,17 +50,17 @@ def wait(
 ) -> Flow[Task]:
     """Like `flows.wait`, but the store is read every `store_poll_s` and the vendor asked only
     every `safety_poll_s`. `external_id` names the attempt whose task the receiver records."""
-    deadline = clock() + timeout
+    due = yield from flows.deadline(clock, timeout)
     asked = clock()
     orphaned = 0  # deliveries that came before the task was known: each one is worth a query
     while not task.status.is_terminal:
         now = clock()
-        if now >= deadline:
+        if (yield from flows.expired(due, now)):
             raise WaitTimeout(task, timeout)
         beat = heartbeat() if heartbeat is not None else None
         if beat is not None:
             yield beat
-        yield Sleep(min(plan.store_poll_s, max(0.0, deadline - now)))
+        yield Sleep(min(plan.store_poll_s, max(0.0, due.at - now)))
         peeked = yield Record(callbacks.peek(external_id), read=True)
         known = peeked.task if isinstance(peeked, callbacks.Peek) else None
         if known is not None and known.status.rank > task.status.rank:

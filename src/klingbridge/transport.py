@@ -20,7 +20,7 @@ import httpx
 
 from . import flows
 from .errors import TransportError
-from .flows import Flow, Op, Poll, Record, Send, Sleep
+from .flows import Flow, Op, Poll, Queued, Record, Send, Sleep
 from .inflight import InFlight, pool_limits
 from .provider import HttpCall, HttpReply, Provider
 from .scheduler import Found, PollScheduler
@@ -91,6 +91,15 @@ async def _arecord(store: TaskStore | None, step: Record) -> Any:
     return await (store.aread(step.proc) if step.read else store.arun(step.proc))
 
 
+class _Queued:
+    """Seconds one run's requests have spent in `InFlight` queues (the answer to `Queued`)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
 @dataclass(frozen=True)
 class _Done(Generic[T]):
     value: T
@@ -152,6 +161,9 @@ class SyncRunner:
                 else:
                     step = _advance(flow, found)
                 continue
+            if isinstance(step, Queued):
+                step = _advance(flow, 0.0)  # requests queue in no client of ours here
+                continue
             try:
                 reply = _reply(self._client(step.provider).request(**_request_args(step)))
             except httpx.HTTPError as exc:
@@ -201,7 +213,10 @@ class AsyncRunner:
             self._clients[provider] = client
         return client
 
-    async def run(self, flow: Flow[T]) -> T:
+    async def run(self, flow: Flow[T], queued: _Queued | None = None) -> T:
+        """Drive `flow`; `queued` adds up the seconds its requests wait in an `InFlight` queue
+        (a flow run on behalf of another, such as a poll's lookup, adds to its parent's)."""
+        queued = _Queued() if queued is None else queued
         step = _advance(flow)
         while not isinstance(step, _Done):
             if isinstance(step, Sleep):
@@ -219,26 +234,31 @@ class AsyncRunner:
                 continue
             if isinstance(step, Poll):
                 try:
-                    found = await self._poll(step)
+                    found = await self._poll(step, queued)
                 except Exception as exc:  # the poll's error goes to the wait, as it would alone
                     step = _advance(flow, error=exc)
                 else:
                     step = _advance(flow, found)
                     del found  # (call, task): not held while the flow waits
                 continue
+            if isinstance(step, Queued):
+                step = _advance(flow, queued.seconds)
+                continue
             # The request is sent here, not in a coroutine of its own: each of 10,000 requests
             # queued for the cap would hold one more frame.
             cap = self.cap(step.provider)
             turn = cap.take()  # (`await cap.acquire()`, without its coroutine)
             if turn is not None:
-                queued = time.monotonic()
+                start = time.monotonic()
                 try:
                     await turn
                 except asyncio.CancelledError:
                     cap.give_up(turn)
                     raise
                 finally:
-                    cap.waited += time.monotonic() - queued
+                    waited = time.monotonic() - start
+                    cap.waited += waited
+                    queued.seconds += waited
                 del turn
             try:
                 response = await self._client(step.provider).request(**_request_args(step))
@@ -254,16 +274,19 @@ class AsyncRunner:
             del response  # the body is not kept while the flow waits
         return step.value
 
-    async def _poll(self, step: Poll) -> Found:
+    async def _poll(self, step: Poll, queued: _Queued) -> Found:
         """A batched poll where the vendor allows it, else this task alone."""
         if self.scheduler.batchable(step.provider, step.task):
-            found = await self.scheduler.poll(step.provider, step.task)
+            found, seconds = await self.scheduler.poll(step.provider, step.task)
+            queued.seconds += seconds
             if found is not None:
                 return found
-        return await self.run(flows.locate(step.provider, step.calls, step.task.kind))
+        return await self.run(flows.locate(step.provider, step.calls, step.task.kind), queued)
 
-    async def _exchange(self, provider: Provider, call: HttpCall) -> Any:
-        return await self.run(flows.exchange(provider, call))
+    async def _exchange(self, provider: Provider, call: HttpCall) -> tuple[Any, float]:
+        queued = _Queued()
+        payload = await self.run(flows.exchange(provider, call), queued)
+        return payload, queued.seconds
 
     async def aclose(self) -> None:
         await self.scheduler.aclose()

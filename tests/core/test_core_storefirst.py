@@ -12,7 +12,7 @@ import httpx
 
 from klingbridge import Client, SoundRequest, Task, TaskStatus
 from klingbridge.config import Config
-from klingbridge.flows import Record, Send, Sleep
+from klingbridge.flows import Queued, Record, Send, Sleep
 from klingbridge.provider import HttpReply
 from klingbridge.store import callbacks as cb
 from klingbridge.store import open_store
@@ -41,6 +41,8 @@ def drive(flow: Any, peeks: list[cb.Peek], vendor_status: str = "processing") ->
                 answer = None
             elif isinstance(op, Record):
                 answer = peeks.pop(0) if len(peeks) > 1 else peeks[0]
+            elif isinstance(op, Queued):
+                answer = 0.0
             elif isinstance(op, Send):
                 queries += 1
                 body = {"code": 200, "data": piapi_data("P-1", vendor_status), "message": "ok"}
@@ -85,6 +87,8 @@ def test_the_vendor_is_asked_only_every_safety_poll() -> None:
                 clock[0] += op.seconds
             elif isinstance(op, Record):
                 answer = cb.Peek(QUEUED) if op.proc.__name__ == "peek" else True
+            elif isinstance(op, Queued):
+                answer = 0.0
             elif isinstance(op, Send):
                 queries += 1
                 body = {"code": 200, "data": piapi_data("P-1", "processing"), "message": "ok"}

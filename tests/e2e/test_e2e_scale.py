@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import httpx
 
@@ -122,3 +124,63 @@ def test_sound_tasks_run_to_the_end_through_the_queue_with_the_store(tmp_path: o
         done = asyncio.run(main())
         assert sim.state()["creates"] == {"kling": 40, "piapi": 40}
     assert all(t.status is TaskStatus.SUCCEEDED for t in done)
+
+
+def test_time_queued_in_the_client_does_not_count_against_a_wait() -> None:
+    """20 runs share one connection (`max_connections` 1) and each request takes 50 ms, so a
+    poll waits up to ~1 s in the client's own queue; the waits' 0.5 s timeout must not expire
+    for that: only the wait's own time counts (each task needs a second poll after the queue)."""
+    polls: dict[str, int] = {}
+    created = iter(range(20))
+
+    def data(task_id: str, status: str) -> bytes:
+        task = {"task_id": task_id, "model": "kling", "task_type": "sound", "status": status,
+                "output": {}, "meta": {}, "error": {"code": 0, "message": ""}}  # fmt: skip
+        return json.dumps({"code": 200, "data": task, "message": "success"}).encode()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        if request.method == "POST":
+            return httpx.Response(200, content=data(f"T{next(created)}", "pending"))
+        task_id = request.url.path.rsplit("/", 1)[-1]
+        polls[task_id] = polls.get(task_id, 0) + 1
+        status = "completed" if polls[task_id] > 1 else "processing"
+        return httpx.Response(200, content=data(task_id, status))
+
+    async def main() -> list[klingbridge.Task]:
+        settings = {"piapi": {"api_key": "k", "max_connections": 1}}
+        async with klingbridge.AsyncClient(
+            "piapi", config=Config(), settings=settings, store=None,
+            transport=httpx.MockTransport(handler),
+            poll=PollPolicy(initial=0, maximum=0, pacing=False),
+        ) as client:  # fmt: skip
+            request = SoundRequest(prompt="rain", duration=5)
+            return await asyncio.gather(*(client.run(request, timeout=0.5) for _ in range(20)))
+
+    done = asyncio.run(main())
+    assert all(t.status is TaskStatus.SUCCEEDED for t in done)
+    assert sorted(polls.values()) == [2] * 20
+
+
+def test_a_new_client_paces_its_first_wait_from_durations_in_the_store(
+    vendor: Any, tmp_path: Any
+) -> None:
+    """A CLI command is a new process each time: with a task store it starts from the recorded
+    durations of recent tasks of the same provider and kind, not from nothing."""
+    settings = {"piapi": {"base_url": vendor.base_url, "api_key": vendor.config.piapi_api_key}}
+    options: dict[str, Any] = {
+        "config": Config(), "settings": settings, "store": f"{tmp_path}/tasks.db", "poll": FAST,
+    }  # fmt: skip
+    request = SoundRequest(prompt="rain", duration=5)
+    with klingbridge.Client("piapi", **options) as first:
+        first.run(request)
+        first.run(request)
+    with klingbridge.Client("piapi", **options) as second:
+        pacing = second._router.pacing
+        assert pacing is not None and pacing.expected("piapi", "sound") is None
+        second.run(request)
+        # the two recorded durations, then this run's own
+        assert len(pacing._seen[("piapi", "sound")]) == 3
+    with klingbridge.Client("piapi", **{**options, "store": None}) as storeless:
+        storeless.run(request)
+        assert len(storeless._router.pacing._seen[("piapi", "sound")]) == 1  # type: ignore[union-attr]

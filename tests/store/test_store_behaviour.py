@@ -197,3 +197,20 @@ def test_async_and_sync_see_the_same_store(store: TaskStore) -> None:
 
     asyncio.run(main())
     assert store.job("async-key") is not None
+
+
+def test_durations_of_recent_successes_seed_pacing_newest_first(store: TaskStore) -> None:
+    now = time.time()
+    for n, (seconds, end) in enumerate([(40.0, TaskStatus.SUCCEEDED), (50.0, TaskStatus.FAILED),
+                                        (60.0, TaskStatus.SUCCEEDED)]):  # fmt: skip
+        key, external_id, at = f"k{n}", f"kb-{n}", now - 1000 + n * 100
+        begin(store, key)
+        store.run(procs.intent(key, "piapi", external_id, QUOTE, at))
+        store.run(procs.observe(external_id, task(TaskStatus.QUEUED), at))
+        store.run(procs.observe(external_id, task(TaskStatus.RUNNING), at + 5))
+        store.run(procs.observe(external_id, task(end), at + seconds))
+    assert store.run(reads.durations("piapi", "sound", now - 2000, 20)) == [60.0, 40.0]
+    assert store.run(reads.durations("piapi", "sound", now - 2000, 1)) == [60.0]
+    assert store.run(reads.durations("piapi", "sound", now - 850, 20)) == [60.0]  # the window
+    assert store.run(reads.durations("piapi", "video", now - 2000, 20)) == []
+    assert store.run(reads.durations("kling", "sound", now - 2000, 20)) == []

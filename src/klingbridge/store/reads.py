@@ -217,3 +217,17 @@ def _attempt(row: Row) -> AttemptRecord:
         created_at=from_epoch(created),  # type: ignore[arg-type]
         updated_at=from_epoch(updated),  # type: ignore[arg-type]
     )
+
+
+def durations(provider: str, kind: str, since: float, limit: int) -> Proc[list[float]]:
+    """Seconds from the create's answer to the end, newest first, of the last `limit` tasks of
+    `provider` and `kind` that succeeded after `since` (epoch s): where pacing.py starts."""
+    rows = yield Sql(
+        "SELECT (SELECT MAX(h.at) - MIN(h.at) FROM kb_history h"
+        "  WHERE h.job_key = a.job_key AND h.external_id = a.external_id)"
+        " FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        " WHERE a.provider = ? AND a.created_at >= ? AND a.state = 'succeeded' AND j.kind = ?"
+        " ORDER BY a.created_at DESC LIMIT ?",
+        (provider, since, kind, limit),
+    )
+    return [float(row[0]) for row in rows if row[0]]
