@@ -2,18 +2,26 @@
 
 For each documented payload (tests/fixtures), from the raw bytes:
 
-* klingbridge: `provider.parse_task(json.loads(raw))`, the whole normalization;
-* baseline: `json.loads(raw)` then `Task.model_validate(normalized)`, where `normalized` is the
+* normalize: `provider.parse_task(loads(raw))`, the whole normalization as the client does it
+  (`HttpReply.json` decodes with `klingbridge.parsing.loads`, pydantic-core's JSON parser);
+* baseline: `loads(raw)` then `Task.model_validate(normalized)`, where `normalized` is the
   already-normalized task as a dict (`Task.model_dump()`, computed once beforehand): decoding
   the same bytes and building the same result type, with no reading of the vendor's shape.
 
-ratio = klingbridge / baseline: how many times the floor the normalization costs. "vs json.loads"
-= klingbridge / `json.loads` alone, the issue-13 figure (target <= 3x). What is above
-1.0 is the price of reading the vendor's loose shapes (envelopes, numeric statuses, works[],
-durations as strings or milliseconds, formats from URLs).
+ratio = normalize / baseline: how many times the floor the normalization costs. "vs json.loads"
+= normalize / `json.loads(raw)` alone, the issue-13 figure (target <= 3x). "parse_task(json.loads)
+vs json.loads" is the same with the standard library's decoder (the parser's share alone). What
+is above the floor is the price of reading the vendor's loose shapes (envelopes, numeric
+statuses, works[], durations as strings or milliseconds, formats from URLs).
 
     python bench/bench_parse.py             # the table
     python bench/bench_parse.py --profile   # plus a cProfile of parse_task (where time goes)
+
+Instruction counts, which a loaded machine does not change (per call: the count of N calls
+minus the count of 0 calls, divided by N; WHAT is json, normalize or parse_json):
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python bench/bench_parse.py --loop normalize kling_sound_query.json 3000
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from _support import FIXTURES, compare, done, header, ratio, table, us
 
 from klingbridge import Provider, Task
 from klingbridge.config import Config
+from klingbridge.parsing import loads
 from klingbridge.plugins import default_plugin_manager, provider_classes
 
 PAYLOADS = (
@@ -46,15 +55,38 @@ def providers() -> dict[str, Provider]:
     return {name: cls(config.provider_settings(cls)) for name, cls in classes.items()}
 
 
+def loop(what: str, filename: str, count: str) -> None:
+    """`what` on one fixture, `count` times after 200 warm-up calls, nothing printed."""
+    name = next(name for name, fixture, _ in PAYLOADS if fixture == filename)
+    provider, raw = providers()[name], (FIXTURES / filename).read_bytes()
+    calls: dict[str, Any] = {
+        "json": lambda: json.loads(raw),
+        "normalize": lambda: provider.parse_task(loads(raw)),
+        "parse_json": lambda: provider.parse_task(json.loads(raw)),
+    }
+    call = calls[what]
+    for _ in range(200 + int(count)):
+        call()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true", help="cProfile parse_task")
+    parser.add_argument(
+        "--loop",
+        nargs=3,
+        metavar=("WHAT", "FIXTURE", "N"),
+        help="only call WHAT (json, normalize, parse_json) on FIXTURE N times (for valgrind)",
+    )
     args = parser.parse_args()
+    if args.loop:
+        loop(*args.loop)
+        return
     started = time.perf_counter()
     header(
         "bench_parse: vendor payload -> Task",
-        "per payload, from the raw bytes; baseline = json.loads + Task.model_validate of the "
-        "already-normalized dict; ratio = klingbridge / baseline",
+        "per payload, from the raw bytes; normalize = parse_task(loads(raw)); baseline = loads + "
+        "Task.model_validate of the already-normalized dict; ratio = normalize / baseline",
     )
     found = providers()
     rows = []
@@ -62,20 +94,33 @@ def main() -> None:
         provider = found[name]
         raw = (FIXTURES / filename).read_bytes()
         normalized: dict[str, Any] = provider.parse_task(json.loads(raw)).model_dump()
-        assert Task.model_validate(normalized) == provider.parse_task(json.loads(raw))
+        assert Task.model_validate(normalized) == provider.parse_task(loads(raw))
+        assert loads(raw) == json.loads(raw)
 
         def klingbridge(provider: Provider = provider, raw: bytes = raw) -> Task:
+            return provider.parse_task(loads(raw))
+
+        def with_json(provider: Provider = provider, raw: bytes = raw) -> Task:
             return provider.parse_task(json.loads(raw))
 
         def baseline(raw: bytes = raw, normalized: dict[str, Any] = normalized) -> Task:
-            json.loads(raw)
+            loads(raw)
             return Task.model_validate(normalized)
 
-        def loads_only(raw: bytes = raw) -> Any:
+        def json_only(raw: bytes = raw) -> Any:
             return json.loads(raw)
 
+        def loads_only(raw: bytes = raw) -> Any:
+            return loads(raw)
+
         t = compare(
-            {"kb": klingbridge, "base": baseline, "loads": loads_only},
+            {
+                "kb": klingbridge,
+                "kb_json": with_json,
+                "base": baseline,
+                "json": json_only,
+                "loads": loads_only,
+            },
             number=NUMBER,
             repeat=REPEAT,
             warmup=WARMUP,
@@ -84,12 +129,14 @@ def main() -> None:
             [
                 label,
                 f"{len(raw):,}",
+                us(t["json"]),
                 us(t["loads"]),
                 us(t["base"]),
                 us(t["kb"]),
                 f"{1 / t['kb']:,.0f}",
                 ratio(t["kb"], t["base"]),
-                ratio(t["kb"], t["loads"]),
+                ratio(t["kb"], t["json"]),
+                ratio(t["kb_json"], t["json"]),
             ]
         )
     print(
@@ -98,11 +145,13 @@ def main() -> None:
                 "payload",
                 "bytes",
                 "json.loads µs",
+                "loads µs",
                 "baseline µs",
-                "parse_task µs",
+                "normalize µs",
                 "payloads/s",
                 "ratio",
                 "vs json.loads",
+                "parse_task(json.loads) vs json.loads",
             ],
             rows,
         )

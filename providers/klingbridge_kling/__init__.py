@@ -108,6 +108,7 @@ class KlingProvider(Provider):
         # Ids of tasks seen in new-design answers: those can be polled together on /tasks.
         self._new_ids: OrderedDict[str, None] = OrderedDict()
         self._ids_lock = threading.Lock()
+        self._rates = Rates(self.price)
 
     def capabilities(self) -> list[Capability]:
         new = {
@@ -301,7 +302,8 @@ class KlingProvider(Provider):
 
     # --- reading answers -----------------------------------------------------------------
     def rates(self) -> Rates:
-        return Rates(unit_usd=self.price("unit_usd"), cny_usd=self.price("cny_usd"))
+        """The USD rates, looked up in the current prices when a payload carries a charge."""
+        return self._rates
 
     def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
         return errors.parse_error(self.name, payload, http_status)

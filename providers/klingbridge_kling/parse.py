@@ -12,15 +12,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from klingbridge import Cost, File, NotFoundError, Output, ProviderResponseError, Task, TaskStatus
+from klingbridge import NotFoundError, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    builder,
+    cost_of,
     decimal,
     epoch_ms,
+    file_of,
     http_url,
-    items,
+    is_object,
     number,
     obj,
+    output_of,
+    task_of,
     text,
     url_format,
 )
@@ -30,8 +33,8 @@ from .parse_new import Rates, pair
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
-#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
-_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
+#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
+_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
 
 STATUSES = {
     "submitted": TaskStatus.QUEUED,
@@ -84,17 +87,20 @@ def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None
     has_audios = isinstance(audios, list) and bool(audios)
     if isinstance(videos, list) and videos:
         return "sound-for-video" if has_audios or info.get("parent_video") else "video"
-    if items(result.get("images")):
+    images, voices = result.get("images"), result.get("voices")
+    if isinstance(images, list) and images:
         return "image"
-    if items(result.get("voices")):
+    if isinstance(voices, list) and voices:
         return "voice"
-    if not has_audios:
+    if not isinstance(audios, list) or not audios:
         return None
-    listed = [obj(a) for a in items(audios)]
-    if any("url_mp3" in a or "url_wav" in a for a in listed):
-        return "sound"
-    if any("url" in a for a in listed):
-        return "speech"
+    listed = [a for a in audios if is_object(a)]  # plain loops: no generator frames
+    for a in listed:
+        if "url_mp3" in a or "url_wav" in a:
+            return "sound"
+    for a in listed:
+        if "url" in a:
+            return "speech"
     return None
 
 
@@ -145,7 +151,7 @@ def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> No
     if state is not TaskStatus.SUCCEEDED:
         return
     result = data.get("task_result")
-    if result is not None and not isinstance(result, Mapping):
+    if result is not None and not is_object(result):
         raise _error("succeeded, but task_result is not an object", payload, final=True)
     for key, value in obj(result).items():
         if key in MEDIA_KEYS and not isinstance(value, list | None):
@@ -183,7 +189,8 @@ def _legacy_task(data: Mapping[str, Any], payload: Any, kind: str | None, rates:
     units = decimal(data.get("final_unit_deduction"))
     cost = None
     if units is not None:
-        usd = units * rates.unit_usd if rates.unit_usd is not None else None
+        rate = rates.unit_usd
+        usd = units * rate if rate is not None else None
         cost = _cost_of({"amount": units, "unit": "kling_unit", "usd": usd})
     if state is TaskStatus.SUCCEEDED and not found:
         logger.warning(
@@ -240,7 +247,7 @@ def read(payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
     listed = _listed(data)
     if listed is not None:
         # A /tasks answer for one id is a list of one; for an id it does not know, empty.
-        if not listed and isinstance(payload, Mapping) and "data" in payload:
+        if not listed and is_object(payload) and "data" in payload:
             raise TaskNotInAnswer("no such task in the answer", provider=NAME, payload=payload)
         if len(listed) == 1 and parse_new.is_task_object(obj(listed[0])):
             return _object(listed[0], payload, kind=kind, rates=rates)

@@ -8,19 +8,22 @@ page's `data.result[]`, and bare as a callback body. Times are epoch millisecond
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    builder,
+    cost_of,
     decimal,
     epoch_ms,
+    file_of,
     http_url,
     items,
     number,
     obj,
+    output_of,
+    task_of,
     text,
     url_format,
 )
@@ -28,8 +31,8 @@ from klingbridge.parsing import (
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
-#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
-_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
+#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
+_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
 
 STATUSES = {
     "submitted": TaskStatus.QUEUED,
@@ -48,11 +51,25 @@ KIND_OF_OUTPUT = {
 }
 
 
-class Rates(NamedTuple):
-    """USD per Kling unit and per CNY (configured prices; None: not converted)."""
+_ONE, _ZERO = Decimal(1), Decimal(0)
 
-    unit_usd: Decimal | None
-    cny_usd: Decimal | None
+
+class Rates(NamedTuple):
+    """USD per Kling unit and per CNY (configured prices; None: not converted).
+
+    Read from `price` (the provider's price lookup) only when a payload carries a charge: most
+    answers (every poll of an unfinished task) carry none, and the prices stay current.
+    """
+
+    price: Callable[[str], Decimal | None]
+
+    @property
+    def unit_usd(self) -> Decimal | None:
+        return self.price("unit_usd")
+
+    @property
+    def cny_usd(self) -> Decimal | None:
+        return self.price("cny_usd")
 
 
 def is_task_object(data: Mapping[str, Any]) -> bool:
@@ -134,11 +151,18 @@ def output(item: Mapping[str, Any]) -> Output | None:
 
 def outputs(data: Mapping[str, Any]) -> tuple[list[Output], str | None]:
     """The readable outputs (`outputs[]`, or `materials[]` as the callback page names it)."""
-    entries = [obj(o) for o in items(data.get("outputs")) + items(data.get("materials"))]
-    found = [out for entry in entries if (out := output(entry)) is not None]
-    types = {text(entry.get("type")) for entry in entries}
-    kind = next((k for t, k in KIND_OF_OUTPUT.items() if t in types), None)
-    return found, kind
+    found = []
+    types = set()
+    for entry in items(data.get("outputs")) + items(data.get("materials")):
+        entry = obj(entry)
+        out = output(entry)
+        if out is not None:
+            found.append(out)
+        types.add(text(entry.get("type")))
+    for output_type, kind in KIND_OF_OUTPUT.items():
+        if output_type in types:
+            return found, kind
+    return found, None
 
 
 def cost(billing: Any, rates: Rates) -> Cost | None:
@@ -147,9 +171,9 @@ def cost(billing: Any, rates: Rates) -> Cost | None:
 
     Entries in different units cannot be one Cost: the first unit is kept, and a warning says so.
     """
-    entries = [obj(b) for b in items(billing)]
     charges: list[tuple[str, Decimal]] = []
-    for entry in entries:
+    for item in items(billing):
+        entry = obj(item)
         amount = decimal(entry.get("amount"))
         if amount is None:
             continue
@@ -164,10 +188,16 @@ def cost(billing: Any, rates: Rates) -> Cost | None:
     if not charges:
         return None
     unit = charges[0][0]
-    if any(u != unit for u, _ in charges):
+    amount = _ZERO  # summed from Decimal(0), as `sum` does: the same exponent in every case
+    mixed = False
+    for charge_unit, charge in charges:
+        if charge_unit == unit:
+            amount += charge
+        else:
+            mixed = True
+    if mixed:
         logger.warning("Kling billing in several units %s: only %s kept", charges, unit)
-    amount = sum((a for u, a in charges if u == unit), Decimal(0))
-    rate = {"kling_unit": rates.unit_usd, "usd": Decimal(1), "cny": rates.cny_usd}[unit]
+    rate = rates.unit_usd if unit == "kling_unit" else rates.cny_usd if unit == "cny" else _ONE
     usd = amount * rate if rate is not None else None
     return _cost_of({"amount": amount, "unit": unit, "usd": usd})
 

@@ -34,7 +34,7 @@ from klingbridge import (
     VideoRequest,
     hookimpl,
 )
-from klingbridge.parsing import guard
+from klingbridge.parsing import guard, loads
 
 from . import errors, parse, requests
 from .auth import PiAPIKeyAuth
@@ -179,7 +179,7 @@ class PiAPIProvider(Provider):
                 )
         if isinstance(body, bytes | str):
             try:
-                body = json.loads(body)
+                body = loads(body)
             except ValueError as error:
                 raise ProviderResponseError(
                     f"webhook body is not JSON: {error}", provider=self.name, payload=body

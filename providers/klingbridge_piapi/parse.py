@@ -17,14 +17,18 @@ from typing import Any, Literal
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    builder,
+    cost_of,
     decimal,
+    file_of,
     http_url,
+    is_object,
     items,
     number,
     obj,
+    output_of,
     positive_int,
     rfc3339,
+    task_of,
     text,
     url_format,
 )
@@ -33,8 +37,8 @@ from .errors import is_success
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.piapi")
-#: `File(...)` and the others, validated, from one dict each (see `klingbridge.parsing.builder`).
-_file, _output_of, _cost_of, _task_of = builder(File), builder(Output), builder(Cost), builder(Task)
+#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
+_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
 
 STATUSES = {
     "pending": TaskStatus.QUEUED,
@@ -153,7 +157,7 @@ def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
 
 
 def _has_resource(media: Any) -> bool:
-    return isinstance(media, Mapping) and bool(
+    return is_object(media) and bool(
         _url(media.get("resource")) or _url(media.get("resource_without_watermark"))
     )
 
@@ -162,7 +166,7 @@ def _media_output(
     work: Mapping[str, Any], kind: Literal["video", "audio", "image"], seen: set[str]
 ) -> Output | None:
     media = work.get(kind)
-    if type(media) is not dict and not isinstance(media, Mapping):
+    if not is_object(media):
         return None
     files = _files(media, kind, seen)
     return _output(work, kind, media, files) if files else None
@@ -176,7 +180,7 @@ def _output(
 ) -> Output:
     cover = work.get("cover")
     cover_url = None
-    if type(cover) is dict or isinstance(cover, Mapping):
+    if is_object(cover):
         cover_url = _url(cover.get("resource")) or _url(cover.get("resource_without_watermark"))
     is_video = kind == "video"
     return _output_of(
@@ -210,9 +214,7 @@ def _work_outputs(work: Mapping[str, Any], seen: set[str]) -> list[Output]:
     for kind in order:
         media = work.get(kind)
         # Most media objects of a work are empty placeholders: skipped before any call.
-        if (type(media) is dict or isinstance(media, Mapping)) and (
-            media.get("resource") or media.get("resource_without_watermark")
-        ):
+        if is_object(media) and (media.get("resource") or media.get("resource_without_watermark")):
             files = _files(media, kind, seen)
             if files:
                 found.append(_output(work, kind, media, files))
@@ -221,7 +223,7 @@ def _work_outputs(work: Mapping[str, Any], seen: set[str]) -> list[Output]:
 
 def _url_output(value: Any, seen: set[str]) -> Output | None:
     """`output.video_url` / `output.video`: a URL string (or, leniently, a media object)."""
-    if isinstance(value, Mapping):
+    if is_object(value):
         url = _url(value.get("url"))
         if url is None:
             return _media_output({"video": value}, "video", seen)
@@ -281,7 +283,7 @@ def check_output(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> No
     if state is not TaskStatus.SUCCEEDED:
         return
     output = data.get("output")
-    if output is not None and not isinstance(output, Mapping):
+    if output is not None and not is_object(output):
         raise _error("completed, but output is not an object", payload, final=True)
     works = obj(output).get("works")
     if works is not None and not isinstance(works, list):

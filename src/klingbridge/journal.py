@@ -53,7 +53,7 @@ class RunResult(BaseModel):
     key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trial:
     """One provider's attempt while it runs: what becomes its `Attempt` once it ends."""
 
@@ -85,7 +85,24 @@ class Trial:
         )
 
 
-@dataclass
+class Observer:
+    """`observer(task)`: the procedure that records a changed task of attempt `external_id`.
+
+    A callable object rather than a closure: 10,000 runs in flight each hold one (64 bytes
+    instead of about 200).
+    """
+
+    __slots__ = ("external_id", "wall")
+
+    def __init__(self, external_id: str, wall: Clock) -> None:
+        self.external_id = external_id
+        self.wall = wall
+
+    def __call__(self, task: Task) -> Record:
+        return Record(procs.observe(self.external_id, task, self.wall()))
+
+
+@dataclass(slots=True)
 class RunState:
     """What a routed run has learnt so far."""
 
@@ -97,7 +114,7 @@ class RunState:
     unknown: bool = False  # a create may have been received; the vendor cannot be asked
 
 
-@dataclass
+@dataclass(slots=True)
 class Journal:
     """Where a routed run writes its job down: the key, and this process's claim on it.
 

@@ -59,15 +59,6 @@ def default_plugin_manager() -> pluggy.PluginManager:
     return make_plugin_manager()
 
 
-def listening(pm: pluggy.PluginManager) -> bool:
-    """Whether an event emitted now reaches anyone: a plugin of its own, or the built-in
-    logger with DEBUG on. When not, the router builds no event at all (issue 13)."""
-    for impl in pm.hook.klingbridge_event.get_hookimpls():
-        if not isinstance(impl.plugin, LogEvents) or LogEvents.enabled():
-            return True
-    return False
-
-
 def provider_classes(pm: pluggy.PluginManager) -> dict[str, type[Provider]]:
     """Every registered provider class by name. Two classes under one name is an error."""
     found: dict[str, type[Provider]] = {}
@@ -89,11 +80,15 @@ class LogEvents:
 
     log = logging.getLogger("klingbridge.events")
 
-    @classmethod
-    def enabled(cls) -> bool:
-        """Whether an event logged now would be written anywhere (DEBUG on its logger)."""
-        return cls.log.isEnabledFor(logging.DEBUG)
-
     @hookspecs.hookimpl
     def klingbridge_event(self, event: Event) -> None:
         self.log.debug("%s %s task=%s %s", event.name, event.provider, event.task_id, event.data)
+
+
+def listening(pm: pluggy.PluginManager) -> bool:
+    """Whether any plugin would do something with an event: the built-in `LogEvents` counts
+    only while its logger is on at DEBUG. With none listening, runs build no events."""
+    for impl in pm.hook.klingbridge_event.get_hookimpls():
+        if not isinstance(impl.plugin, LogEvents) or LogEvents.log.isEnabledFor(logging.DEBUG):
+            return True
+    return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import codecs
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +29,7 @@ from .errors import (
     ValidationError,
 )
 from .models import Balance, Cost, Quote, Request, Task, Voice
+from .parsing import loads
 
 JsonParams = Mapping[str, str | int | float]
 
@@ -51,7 +51,7 @@ class HttpReply:
     """What came back: the status, the headers and the body (parsed as JSON when it is JSON).
 
     Built from the body's `text`, or (by the transport) from its raw `content`: then the bytes
-    go straight to `json.loads`, and `text` is decoded only if something reads it.
+    go straight to the JSON parser, and `text` is decoded only if something reads it.
     """
 
     __slots__ = ("_content", "_text", "headers", "status_code")
@@ -81,10 +81,10 @@ class HttpReply:
         """The body as JSON; raises ValueError when it is not JSON."""
         if self._content is not None:
             try:
-                return json.loads(self._content)
+                return loads(self._content)
             except UnicodeDecodeError:  # a body in another charset than JSON's UTF-8
                 pass
-        return json.loads(self.text)
+        return loads(self.text)
 
     def __repr__(self) -> str:
         return f"HttpReply({self.status_code}, {self.text[:80]!r})"

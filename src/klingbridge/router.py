@@ -44,7 +44,7 @@ from .errors import (
 )
 from .events import Event
 from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
-from .journal import Attempt, Journal, Outcome, RunResult, RunState, Trial
+from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
 from .models import Cost, Request, Task, TaskStatus
 from .pacing import SAMPLES, SEED_DAYS, Pacing
 from .provider import Provider
@@ -144,7 +144,7 @@ class Router:
                 trial = Trial(
                     provider=name,
                     external_id=self.new_external_id(),
-                    quoted=_quoted(provider, request),
+                    quoted=_quoted_cost(provider, request),
                     started_at=datetime.now(timezone.utc),
                     begun=self.clock(),
                 )
@@ -255,10 +255,21 @@ class Router:
             yield from journal.close(run, None)
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         try:
-            task = yield from self._follow(
+            # The wait runs right under this frame (no generator of its own in between: one
+            # frame less held by each of 10,000 runs in flight).
+            waiting = self.clock()  # the vendor has the task from here (its create was answered)
+            listening = self.listening()
+            follow = self._follow(
                 provider, request, task, trial, recovered, timeout, on_update, journal,
-                callbacks=callback_url is not None,
+                callbacks=callback_url is not None, listening=listening, started=waiting,
             )  # fmt: skip
+            polling = not (callback_url is not None and self.store_first is not None)
+            if polling and not recovered:  # (after the task is announced, as before)
+                yield from self._seed_pacing(provider.name, request.kind, journal)
+            task = yield from follow
+            del follow
+            learn = polling and not recovered
+            self._followed(provider, request, task, trial, learn, waiting, listening)
         except Exception as error:
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
@@ -302,26 +313,39 @@ class Router:
         callback_url: str | None,
         patience: tuple[float, bool] = (float("inf"), False),
     ) -> Flow[tuple[Task, bool]]:
-        """The attempt's vendor task: created now, found by external id, or already known."""
-        external_id = trial.external_id
+        """The flow to the attempt's vendor task: created now, found by external id, or already
+        known; each records it. Hands the flow over rather than wrapping it: each of 10,000
+        creates waiting for their turn holds one generator frame less."""
         if start is not None and start.state is AttemptState.CREATED and start.task is not None:
-            return start.task, True
+            return _known(start.task)
         if start is not None and start.state is AttemptState.SENT:
-            # The create may have reached the vendor before the process that sent it died.
-            cause = TransportError(
-                "a create was sent and its answer never recorded",
-                provider=provider.name,
-                may_have_been_received=True,
-            )
-            found = yield from self._look_up(provider, request, external_id, cause)
-            if found is not None:
-                yield Record(procs.observe(external_id, found, journal.wall()))
-                return found, True
-        task, recovered = yield from self._create(
-            provider, request, external_id, callback_url, journal, patience
+            return self._recover(provider, request, journal, trial, callback_url, patience)
+        return self._create(provider, request, trial.external_id, callback_url, journal, patience)
+
+    def _recover(
+        self,
+        provider: Provider,
+        request: Request,
+        journal: Journal,
+        trial: Trial,
+        callback_url: str | None,
+        patience: tuple[float, bool],
+    ) -> Flow[tuple[Task, bool]]:
+        """A create sent, its answer never recorded: it may have reached the vendor before the
+        process that sent it died. Found by its external id, or created now."""
+        external_id = trial.external_id
+        cause = TransportError(
+            "a create was sent and its answer never recorded",
+            provider=provider.name,
+            may_have_been_received=True,
         )
-        yield Record(procs.observe(external_id, task, journal.wall()))
-        return task, recovered
+        found = yield from self._look_up(provider, request, external_id, cause)
+        if found is not None:
+            yield Record(procs.observe(external_id, found, journal.wall()))
+            return found, True
+        return (
+            yield from self._create(provider, request, external_id, callback_url, journal, patience)
+        )
 
     def _exhausted(self, run: RunState, alone: bool) -> KlingBridgeError:
         over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
@@ -359,16 +383,16 @@ class Router:
         journal: Journal,
         *,
         callbacks: bool = False,
+        listening: bool = True,
+        started: float | None = None,
     ) -> Flow[Task]:
-        """From a created task to its end: announce it, wait for it, record its charge.
+        """Announce a created task; the flow that waits for its end (`_followed` then records it).
 
         With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
         first and the vendor asked only as a safety net (storefirst.py).
         """
         if on_update is not None:
             on_update(task)
-        listening = self.listening()
-        quoted = trial.quoted.model_dump(mode="json") if trial.quoted and listening else None
         if listening:  # events are built only for plugins that listen
             self.emit(
                 Event(
@@ -379,42 +403,50 @@ class Router:
                         "external_id": trial.external_id,
                         "kind": request.kind,
                         "status": task.status.value,
-                        "quoted": quoted,
+                        "quoted": _quoted(trial),
                         "recovered": recovered,
                     },
                 )
             )
-        observe = lambda found: Record(procs.observe(trial.external_id, found, journal.wall()))  # noqa: E731
+        observe = Observer(trial.external_id, journal.wall)
         changed = self._status_events(on_update) if listening else on_update
-        waiting = self.clock()  # the vendor has the task from here (its create was answered)
         if callbacks and self.store_first is not None:
-            task = yield from storefirst.wait(
+            return storefirst.wait(
                 provider, task, trial.external_id, plan=self.store_first, timeout=timeout,
                 clock=self.clock, on_update=changed, observe=observe,
                 heartbeat=journal.heartbeat,
             )  # fmt: skip
-        else:
-            if not recovered:
-                yield from self._seed_pacing(provider.name, request.kind, journal)
-            task = yield from flows.wait(
-                provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
-                on_update=changed, observe=observe, heartbeat=journal.heartbeat,
-                # pacing only for a task created just now: a resumed one may be near its end
-                pace=None if recovered else self._pace(provider.name, request.kind),
-                started=waiting,
-            )  # fmt: skip
-            if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
-                self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
+        return flows.wait(
+            provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
+            on_update=changed, observe=observe, heartbeat=journal.heartbeat,
+            # pacing only for a task created just now: a resumed one may be near its end
+            pace=None if recovered else self._pace(provider.name, request.kind),
+            started=started,
+        )  # fmt: skip
+
+    def _followed(
+        self,
+        provider: Provider,
+        request: Request,
+        task: Task,
+        trial: Trial,
+        learn: bool,
+        waiting: float,
+        listening: bool,
+    ) -> None:
+        """A followed task ended: learn how long it took (`learn`: a new task, polled), announce
+        its charge."""
+        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and learn:
+            self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
         if task.cost is not None and listening:
             self.emit(
                 Event(
                     "cost_recorded",
                     provider.name,
                     task.id,
-                    {"cost": task.cost.model_dump(mode="json"), "quoted": quoted},
+                    {"cost": task.cost.model_dump(mode="json"), "quoted": _quoted(trial)},
                 )
             )
-        return task
 
     def _seed_pacing(self, provider: str, kind: str, journal: Journal) -> Flow[None]:
         """The first wait for tasks of `provider`/`kind` reads their recorded durations."""
@@ -432,7 +464,7 @@ class Router:
         pacing = self.pacing
         if pacing is None:
             return None
-        return lambda polls, elapsed: pacing.interval(provider, kind, polls, elapsed)
+        return pacing.paced(provider, kind)
 
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
@@ -481,7 +513,8 @@ class Router:
         journal: Journal,
         patience: tuple[float, bool] = (float("inf"), False),
     ) -> Flow[tuple[Task, bool]]:
-        """Create on one provider with retries; never create twice. Returns (task, recovered).
+        """Create on one provider with retries; never create twice; record the task. Returns
+        (task, recovered).
 
         A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
         deadline in `patience`, not counted as a try, unless the route falls back on it.
@@ -500,6 +533,7 @@ class Router:
                 task = yield from flows.submit(
                     provider, request, external_id=external_id, callback_url=callback_url
                 )
+                yield Record(procs.observe(external_id, task, journal.wall()))
                 return task, False
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
@@ -508,8 +542,9 @@ class Router:
                     continue
                 if _maybe_created(error):
                     found = yield from self._look_up(provider, request, external_id, error)
-                    if found is not None:
-                        return found, True  # created after all: found by its external id
+                    if found is not None:  # created after all: found by its external id
+                        yield Record(procs.observe(external_id, found, journal.wall()))
+                        return found, True
                 # Surely not created (never sent, refused, or not found by its external id).
                 retryable = not isinstance(error, ProviderError) or error.retryable
                 wait_asked = getattr(error, "retry_after", None)
@@ -572,7 +607,7 @@ class Router:
         )
 
 
-def _quoted(provider: Provider, request: Request) -> Cost | None:
+def _quoted_cost(provider: Provider, request: Request) -> Cost | None:
     """The cost of the provider's quote for a request it just validated (`_skip_reason`).
 
     Where the provider keeps the core's `quote` (validate, then `estimate`), `estimate` alone
@@ -581,6 +616,17 @@ def _quoted(provider: Provider, request: Request) -> Cost | None:
     if type(provider).quote is Provider.quote:
         return provider.estimate(request)
     return provider.quote(request).cost
+
+
+def _known(task: Task) -> Flow[tuple[Task, bool]]:
+    """The flow to a task known already: nothing to do."""
+    yield from ()
+    return task, True
+
+
+def _quoted(trial: Trial) -> dict[str, object] | None:
+    """The attempt's quote, as events carry it."""
+    return trial.quoted.model_dump(mode="json") if trial.quoted else None
 
 
 def _maybe_created(error: KlingBridgeError) -> bool:

@@ -5,6 +5,10 @@ isinstance chain, `builder` against the model's constructor."""
 from __future__ import annotations
 
 import posixpath
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +19,18 @@ from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
 
 from klingbridge import Cost, File, Output, Task, TaskStatus
-from klingbridge.parsing import MAX_MAGNITUDE, MAX_NUMBER_CHARS, builder, number, url_format
+from klingbridge.parsing import (
+    MAX_MAGNITUDE,
+    MAX_NUMBER_CHARS,
+    builder,
+    epoch_ms,
+    is_object,
+    number,
+    obj,
+    rfc3339,
+    text,
+    url_format,
+)
 
 
 def url_format_reference(url: str, default: str) -> str:
@@ -169,3 +184,124 @@ def test_builder_is_the_constructor() -> None:
 def test_builder_still_validates(model: type[Any], values: dict[str, Any]) -> None:
     with pytest.raises(PydanticValidationError):
         builder(model)(values)
+
+
+_RFC3339_REFERENCE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def rfc3339_reference(value: Any) -> datetime | None:
+    """What rfc3339 answered before its fast path (regex, then a rebuilt ISO string)."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339_REFERENCE.match(value.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if int(year) <= 1:
+        return None
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    offset = (zone or "Z").upper()
+    offset = "+00:00" if offset == "Z" else f"{offset[:3]}:{offset[-2:]}"
+    try:
+        moment = datetime.fromisoformat(
+            f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro}{offset}"
+        )
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc)
+
+
+TIMES = (
+    st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(None)
+    ).map(lambda d: d.isoformat())
+    | st.builds(
+        lambda date, frac, zone: f"{date}{frac}{zone}",
+        st.datetimes(timezones=st.just(None)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S")),
+        st.sampled_from(["", ".1", ".26273132", ".123456", ".9999999", ".1234567891234", "."]),
+        st.sampled_from(["Z", "z", "+08:00", "-0530", "+00:00", "", " ", "Zx"]),
+    )
+    | st.text(alphabet="0123456789-:T tZz.+\u0663", max_size=32)
+    | st.sampled_from(
+        [
+            "0001-01-01T00:00:00Z",
+            "2025-07-02T24:00:00Z",
+            "2025-02-30T00:00:00Z",
+            "2025-07-02T06:54:60Z",
+            " 2025-07-02T06:54:49.26273132Z ",
+            "\u0662\u0660\u0662\u0665-07-02T06:54:49Z",  # other digits match \d
+        ]
+    )
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=TIMES)
+def test_rfc3339_matches_the_plain_reading(value: str) -> None:
+    found, expected = rfc3339(value), rfc3339_reference(value)
+    assert found == expected
+    if found is not None and expected is not None:
+        assert found.tzinfo is expected.tzinfo and repr(found) == repr(expected)
+
+
+def epoch_ms_reference(value: Any) -> datetime | None:
+    ms = number(value)
+    if not ms or ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=NUMBERS | st.integers(min_value=0, max_value=10**16))
+def test_epoch_ms_matches_the_plain_reading(value: Any) -> None:
+    found, expected = epoch_ms(value), epoch_ms_reference(value)
+    assert found == expected and repr(found) == repr(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=NUMBERS | st.text().map(lambda t: type("Text", (str,), {})(t)))
+def test_text_keeps_its_answers(value: Any) -> None:
+    expected = (
+        (value or None)
+        if isinstance(value, str)
+        else str(value)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else None
+    )
+    found = text(value)
+    assert found == expected and type(found) is type(expected)
+
+
+class _View(Mapping[str, Any]):
+    """A Mapping that is not a dict (what a plugin's payload may be)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, {"a": 1}, OrderedDict(a=1), _Dict(a=1), _View(), None, "x", 1, 1.5, True, [], (), b"x"],
+    ids=repr,
+)
+def test_is_object_and_obj_are_the_mapping_check(value: Any) -> None:
+    assert is_object(value) is isinstance(value, Mapping)
+    if isinstance(value, Mapping):
+        assert obj(value) is value
+    else:
+        assert obj(value) == {}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from ..client import AsyncClient
 from ..download import save_outputs
 from ..errors import KlingBridgeError
 from ..models import Task, TaskStatus
+from ..parsing import loads
 from ..provider import CallbackCheck, CallbackRefused, Provider
 from ..store import SavedFileRecord, TaskStore, procs, reads
 from ..store import callbacks as recorded
@@ -171,7 +171,7 @@ class Receiver:
 def _task(provider: Provider, body: bytes, headers: Mapping[str, str]) -> Task:
     """The task a delivery's body holds; `CallbackRefused` (400) when it holds none."""
     try:
-        payload = json.loads(body)
+        payload = loads(body)  # json.loads's answers, about twice as fast
     except ValueError:
         raise CallbackRefused(f"{provider.name}: body is not JSON", status=400) from None
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -15,6 +14,7 @@ from ..errors import (
     ProviderError,
     ProviderResponseError,
 )
+from ..parsing import loads
 from ..provider import Provider
 from ..render import (
     add_row,
@@ -67,7 +67,7 @@ def providers(ctx: click.Context, as_json: bool) -> None:
 def normalize(ctx: click.Context, provider: str, kind: str | None, file: Any) -> None:
     """Print a raw vendor payload (FILE, or - for stdin) as the normalized Task JSON."""
     try:
-        payload = json.loads(file.read())
+        payload = loads(file.read())
     except RecursionError:
         fail(f"{file.name}: JSON nested too deeply to read", 2)
     except (ValueError, UnicodeDecodeError) as error:

@@ -1,0 +1,188 @@
+"""Result models built without running pydantic, from values a parser has already checked.
+
+Validating a `Task` with its outputs, files and cost costs about as much as decoding the vendor's
+JSON (issue 13). Yet a parser puts into a result only values that came out of the checking
+readers of `klingbridge.parsing` (`text`, `number`, `positive_int`, `http_url`, `url_format`,
+`decimal`, `epoch_ms`, `rfc3339`), constants, and models made here: validating them again
+changes nothing, it only costs. These constructors leave an instance exactly as pydantic's
+validation of the same dict would: the same `__dict__` (every field, in declaration order,
+defaults filled in), `model_fields_set` (the keys given), no extra, no private state, frozen.
+
+Each takes one dict typed as a `TypedDict` of the model's fields, so mypy checks every key and
+every value's type at the call site. What no parser helper vouches for is checked here, and
+sent through pydantic's validation when it is not plainly valid (a bad value is then the same
+pydantic error as ever): a task's `kind` (the caller's argument), a cost's unit (the pattern)
+and its amounts (finite: a configured rate could make them infinite).
+
+`validated(constructor)` is the same constructor with pydantic's validation: the tests run every
+parser both ways, on the fixtures (transcribed vendor examples) and on generated payloads, and
+compare the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, TypedDict, TypeVar, cast
+
+from pydantic import BaseModel
+
+from .models import Cost, File, Output, Task, TaskStatus
+
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+# The instance slots every pydantic model has, set through their descriptors (cheaper than
+# `object.__setattr__`, which a frozen model's own `__setattr__` would refuse anyway).
+_slots = vars(BaseModel)
+_set_dict = _slots["__dict__"].__set__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
+
+
+def _made(model: type[_M], state: dict[str, Any], given: set[str]) -> _M:
+    """An instance with `state` as its fields, as pydantic-core leaves a validated one."""
+    made = _new(model)
+    _set_dict(made, state)
+    _set_fields_set(made, given)
+    _set_extra(made, None)
+    _set_private(made, None)
+    return made
+
+
+class _FileRequired(TypedDict):
+    url: str
+    format: str
+
+
+class FileValues(_FileRequired, total=False):
+    watermarked: bool | None
+
+
+def file_of(values: FileValues) -> File:
+    """`File(**values)`, for an http(s) URL from `http_url` and a format from `url_format`."""
+    state = {
+        "url": values["url"],
+        "format": values["format"],
+        "watermarked": values.get("watermarked"),
+    }
+    return _made(File, state, set(values))
+
+
+class _OutputRequired(TypedDict):
+    kind: Literal["audio", "video", "image"]
+
+
+class OutputValues(_OutputRequired, total=False):
+    id: str | None
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    files: list[File]
+    cover_url: str | None
+
+
+def output_of(values: OutputValues) -> Output:
+    """`Output(**values)`: `files` from `file_of`, numbers from `number`/`positive_int`."""
+    get = values.get
+    files = get("files")
+    state: dict[str, Any] = {
+        "id": get("id"),
+        "kind": values["kind"],
+        "duration_s": get("duration_s"),
+        "width": get("width"),
+        "height": get("height"),
+        "files": [] if files is None else files,
+        "cover_url": get("cover_url"),
+    }
+    return _made(Output, state, set(values))
+
+
+class _CostRequired(TypedDict):
+    amount: Decimal
+    unit: str
+
+
+class CostValues(_CostRequired, total=False):
+    usd: Decimal | None
+
+
+#: Units known to match `CostUnit`'s pattern (any other goes through pydantic's check).
+UNITS = frozenset({"kling_unit", "piapi_point", "usd", "cny"})
+_validate_cost = cast(Callable[[Any], Cost], Cost.__pydantic_validator__.validate_python)
+
+
+def cost_of(values: CostValues) -> Cost:
+    """`Cost(**values)`: amounts from `decimal` (finite), or sums and products of them."""
+    amount, usd = values["amount"], values.get("usd")
+    if (
+        values["unit"] not in UNITS
+        or type(amount) is not Decimal
+        or not amount.is_finite()
+        or (usd is not None and (type(usd) is not Decimal or not usd.is_finite()))
+    ):
+        return _validate_cost(values)  # a plugin's unit, or a value pydantic must judge
+    state: dict[str, Any] = {"amount": amount, "unit": values["unit"], "usd": usd}
+    return _made(Cost, state, set(values))
+
+
+class _TaskRequired(TypedDict):
+    provider: str
+    id: str
+    status: TaskStatus
+
+
+class TaskValues(_TaskRequired, total=False):
+    kind: str | None
+    provider_status: str | int | None
+    status_message: str | None
+    external_id: str | None
+    outputs: list[Output]
+    cost: Cost | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+_validate_task = cast(Callable[[Any], Task], Task.__pydantic_validator__.validate_python)
+
+
+def task_of(values: TaskValues) -> Task:
+    """`Task(**values)`: strings from `text`, times from `epoch_ms`/`rfc3339`, models from here.
+
+    `kind` often is the caller's own argument, unchecked so far: anything but a str or None
+    goes through pydantic (which refuses it, as it always did).
+    """
+    get = values.get
+    kind = get("kind")
+    if kind is not None and type(kind) is not str:
+        return _validate_task(values)
+    outputs = get("outputs")
+    state: dict[str, Any] = {
+        "provider": values["provider"],
+        "id": values["id"],
+        "kind": kind,
+        "status": values["status"],
+        "provider_status": get("provider_status"),
+        "status_message": get("status_message"),
+        "external_id": get("external_id"),
+        "outputs": [] if outputs is None else outputs,
+        "cost": get("cost"),
+        "created_at": get("created_at"),
+        "updated_at": get("updated_at"),
+    }
+    return _made(Task, state, set(values))
+
+
+#: Each constructor's model (for `validated`, and for the tests).
+MODELS: dict[Callable[..., BaseModel], type[BaseModel]] = {
+    file_of: File,
+    output_of: Output,
+    cost_of: Cost,
+    task_of: Task,
+}
+
+
+def validated(constructor: Callable[[Any], _M]) -> Callable[[Any], _M]:
+    """The same constructor with pydantic's full validation (what the fast path must equal)."""
+    return cast(Callable[[Any], _M], MODELS[constructor].__pydantic_validator__.validate_python)
