@@ -26,12 +26,18 @@ import httpx
 DEFAULT_MAX_CONNECTIONS = 50
 
 
+#: Seconds an idle connection is kept for reuse. Under the 5 s after which common servers
+#: (uvicorn, the simulator's) close idle ones: a request written to a socket the server is closing
+#: fails as "may have been received", and a create lost that way cannot always be looked up.
+KEEPALIVE_S = 4.0
+
+
 def pool_limits(max_connections: int) -> httpx.Limits:
     """httpx pool limits for `max_connections` requests in flight: every one keeps its socket."""
     return httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
-        keepalive_expiry=30.0,
+        keepalive_expiry=KEEPALIVE_S,
     )
 
 
