@@ -13,10 +13,19 @@ JSON. Cases, for each vendor:
 
 Each figure is the median over `--repeat` repeats of `--number` runs, the klingbridge and bare
 cases interleaved. ratio = klingbridge / bare (targets, issue 13: <= 1.05 store off, <= 1.15
-store on). requests/run: the simulator's count over both sides (the same exchanges each side).
+store on). CPU: the client process's CPU time per run (`time.process_time`, the simulator's own
+process not counted), less sensitive than wall time to other work on a shared machine; its
+ratio is printed beside the wall ratio. requests/run: the simulator's count over both sides
+(the same exchanges each side).
+
+`--replay`: the simulator's answers are recorded once (a create, a finished status, per vendor)
+and both sides then get them from an `httpx.MockTransport` (the same handler each side): no
+socket, no server, no connection pool, so what is left is the client-side work alone, the figure
+least moved by other work on the machine (store off only).
 
     python bench/bench_roundtrip.py            # 5 repeats x 100 runs per case (~2 min)
     python bench/bench_roundtrip.py --quick    # 3 repeats x 40 runs
+    python bench/bench_roundtrip.py --replay   # client-side work alone (MockTransport)
 """
 
 from __future__ import annotations
@@ -95,28 +104,64 @@ class Bare:
         assert json.loads(reply.content)["data"][self.key] in self.ended
 
 
-def timed(fn: Callable[[], None], number: int) -> float:
-    start = time.perf_counter()
+Sample = tuple[float, float]  # (wall s, CPU s) per run
+
+
+def timed(fn: Callable[[], object], number: int) -> Sample:
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - start) / number
+    return (time.perf_counter() - start) / number, (time.process_time() - cpu) / number
 
 
-async def atimed(fn: Callable[[], Any], number: int) -> float:
-    start = time.perf_counter()
+async def atimed(fn: Callable[[], Any], number: int) -> Sample:
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(number):
         await fn()
-    return (time.perf_counter() - start) / number
+    return (time.perf_counter() - start) / number, (time.process_time() - cpu) / number
+
+
+def medians(samples: list[Sample]) -> Sample:
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+class Replay:
+    """The simulator's answers to one vendor's exchanges, recorded once, replayed by method."""
+
+    def __init__(self, base_url: str, vendor: str) -> None:
+        self.answers: dict[str, tuple[int, list[tuple[bytes, bytes]], bytes]] = {}
+        bare = Bare(base_url, vendor)
+        with httpx.Client(base_url=base_url, transport=httpx.MockTransport(self._record)) as http:
+            self._real = httpx.Client(base_url=base_url)
+            bare.once(http)
+            self._real.close()
+
+    def _record(self, request: httpx.Request) -> httpx.Response:
+        reply = self._real.send(request)
+        self.answers[request.method] = (reply.status_code, reply.headers.raw, reply.content)
+        return httpx.Response(reply.status_code, headers=reply.headers.raw, content=reply.content)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        status, headers, content = self.answers[request.method]
+        return httpx.Response(status, headers=headers, content=content)
 
 
 def sync_case(
-    base_url: str, vendor: str, store: str | None, number: int, repeat: int
-) -> tuple[float, float]:
+    base_url: str,
+    vendor: str,
+    store: str | None,
+    number: int,
+    repeat: int,
+    replay: Replay | None = None,
+) -> tuple[Sample, Sample]:
     bare = Bare(base_url, vendor)
-    samples: dict[str, list[float]] = {"kb": [], "bare": []}
+    samples: dict[str, list[Sample]] = {"kb": [], "bare": []}
+    mock = httpx.MockTransport(replay) if replay is not None else None
     with (
-        Client(config=Config(), settings=settings(base_url), store=store, poll=NOW) as client,
-        httpx.Client(base_url=base_url) as http,
+        Client(
+            config=Config(), settings=settings(base_url), store=store, poll=NOW, transport=mock
+        ) as client,
+        httpx.Client(base_url=base_url, transport=mock) as http,
     ):
         run = lambda: client.run(REQUEST, provider=vendor)  # noqa: E731
         once = lambda: bare.once(http)  # noqa: E731
@@ -124,17 +169,25 @@ def sync_case(
         for _ in range(repeat):
             samples["kb"].append(timed(run, number))
             samples["bare"].append(timed(once, number))
-    return statistics.median(samples["kb"]), statistics.median(samples["bare"])
+    return medians(samples["kb"]), medians(samples["bare"])
 
 
 async def async_case(
-    base_url: str, vendor: str, store: str | None, number: int, repeat: int
-) -> tuple[float, float]:
+    base_url: str,
+    vendor: str,
+    store: str | None,
+    number: int,
+    repeat: int,
+    replay: Replay | None = None,
+) -> tuple[Sample, Sample]:
     bare = Bare(base_url, vendor)
-    samples: dict[str, list[float]] = {"kb": [], "bare": []}
+    samples: dict[str, list[Sample]] = {"kb": [], "bare": []}
+    mock = httpx.MockTransport(replay) if replay is not None else None
     async with (
-        AsyncClient(config=Config(), settings=settings(base_url), store=store, poll=NOW) as client,
-        httpx.AsyncClient(base_url=base_url) as http,
+        AsyncClient(
+            config=Config(), settings=settings(base_url), store=store, poll=NOW, transport=mock
+        ) as client,
+        httpx.AsyncClient(base_url=base_url, transport=mock) as http,
     ):
         run = lambda: client.run(REQUEST, provider=vendor)  # noqa: E731
         once = lambda: bare.aonce(http)  # noqa: E731
@@ -142,7 +195,38 @@ async def async_case(
         for _ in range(repeat):
             samples["kb"].append(await atimed(run, number))
             samples["bare"].append(await atimed(once, number))
-    return statistics.median(samples["kb"]), statistics.median(samples["bare"])
+    return medians(samples["kb"]), medians(samples["bare"])
+
+
+def _figures(kb: float, bare: float) -> list[str]:
+    """bare µs, klingbridge µs, ratio."""
+    return [f"{bare * 1e6:,.0f}", f"{kb * 1e6:,.0f}", f"{kb / bare:.2f}x"]
+
+
+def _row(
+    base_url: str,
+    store_on: bool,
+    mode: str,
+    vendor: str,
+    number: int,
+    repeat: int,
+    replay: Replay | None,
+) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "tasks.db") if store_on else None
+        httpx.post(f"{base_url}/_sim/reset", timeout=10)
+        if mode == "sync":
+            kb, bare = sync_case(base_url, vendor, store, number, repeat, replay)
+        else:
+            kb, bare = asyncio.run(async_case(base_url, vendor, store, number, repeat, replay))
+        state = httpx.get(f"{base_url}/_sim/state", timeout=10).json()
+    requests = sum(state["requests"][vendor].values())
+    runs = 2 * (10 + repeat * number)
+    return [
+        "on" if store_on else "off", mode, vendor,
+        *_figures(kb[0], bare[0]), *_figures(kb[1], bare[1]),
+        "replayed" if replay is not None else f"{requests / runs:.2f}",
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -150,6 +234,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--number", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--replay", action="store_true", help="MockTransport: client side alone")
     args = parser.parse_args()
     number = args.number or (40 if args.quick else 100)
     repeat = args.repeat or (3 if args.quick else 5)
@@ -158,33 +243,19 @@ def main() -> None:
     header(
         "Per round trip: routed run (create + one poll) vs bare httpx",
         f"simulator in its own process (tasks done at once), {repeat} repeats x {number} runs, "
-        f"interleaved; load average at start {os.getloadavg()[0]:.2f}",
+        f"interleaved; load average at start {os.getloadavg()[0]:.2f}"
+        + ("; answers replayed through httpx.MockTransport (--replay)" if args.replay else ""),
     )
     sim, base_url = simulator_process(0.0, 0.0)
     rows = []
     try:
-        for store_on in (False, True):
+        replays = {v: Replay(base_url, v) for v in ("kling", "piapi")} if args.replay else {}
+        for store_on in (False,) if args.replay else (False, True):
             for mode in ("sync", "async"):
                 for vendor in ("kling", "piapi"):
-                    with tempfile.TemporaryDirectory() as tmp:
-                        store = str(Path(tmp) / "tasks.db") if store_on else None
-                        httpx.post(f"{base_url}/_sim/reset", timeout=10)
-                        if mode == "sync":
-                            kb, bare = sync_case(base_url, vendor, store, number, repeat)
-                        else:
-                            kb, bare = asyncio.run(
-                                async_case(base_url, vendor, store, number, repeat)
-                            )
-                        state = httpx.get(f"{base_url}/_sim/state", timeout=10).json()
-                    requests = sum(state["requests"][vendor].values())
-                    runs = 2 * (10 + repeat * number)
                     rows.append(
-                        [
-                            "on" if store_on else "off", mode, vendor,
-                            f"{bare * 1e6:,.0f}", f"{kb * 1e6:,.0f}", f"{kb / bare:.2f}x",
-                            f"{requests / runs:.2f}",
-                        ]
-                    )  # fmt: skip
+                        _row(base_url, store_on, mode, vendor, number, repeat, replays.get(vendor))
+                    )
                     print(f"  {rows[-1]}", flush=True)
     finally:
         sim.terminate()
@@ -199,6 +270,9 @@ def main() -> None:
                 "bare µs/run",
                 "klingbridge µs/run",
                 "ratio",
+                "bare CPU µs/run",
+                "klingbridge CPU µs/run",
+                "CPU ratio",
                 "requests/run",
             ],
             rows,

@@ -98,9 +98,8 @@ class Admission:
         started = self.clock()
         asks = 0
         while True:
-            ask = self._ask(seat)
             try:
-                verdict = yield from (record or _plain)(admit(ask))
+                verdict = yield from (record or _plain)(self._admit(seat))
             except BudgetExceeded as error:
                 if asks:
                     yield Record(leave_queue(seat.external_id))
@@ -121,6 +120,10 @@ class Admission:
             if renew is not None:
                 yield renew
             asks += 1
+
+    def _admit(self, seat: Seat) -> Proc[Verdict]:
+        """`admit` for `seat`, its `Ask` built when a store runs it (without one: never)."""
+        return (yield from admit(self._ask(seat)))
 
     def _ask(self, seat: Seat) -> Ask:
         return Ask(

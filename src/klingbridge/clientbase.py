@@ -26,7 +26,7 @@ from .jobs import Jobs, new_key, new_owner
 from .journal import RunResult
 from .models import Quote, Request, Task
 from .pacing import Pacing
-from .plugins import default_plugin_manager, make_plugin_manager, provider_classes
+from .plugins import default_plugin_manager, listening, make_plugin_manager, provider_classes
 from .provider import Provider
 from .router import Router
 from .store import JobRecord, TaskStore, open_store
@@ -96,6 +96,7 @@ class ClientBase:
         self.poll = poll or self.config.poll
         self._clock = clock
         self._providers: dict[str, Provider] = {}
+        self._alone: dict[str, Route] = {}
         self._lock = threading.Lock()
         self._router = Router(
             providers=self.provider,
@@ -156,8 +157,14 @@ class ClientBase:
         if provider is not None and route is not None:
             raise ConfigError("give a provider or a route, not both")
         alone = provider or (self.default_provider if route is None else None)
-        # One provider is a route of one: no other route's settings apply to it.
-        return Route(providers=[alone]) if alone else self.config.route(route)
+        if not alone:
+            return self.config.route(route)
+        # One provider is a route of one: no other route's settings apply to it. Built once
+        # per provider and shared by its runs (nothing changes a Route once it is made).
+        found = self._alone.get(alone)
+        if found is None:
+            found = self._alone[alone] = Route(providers=[alone])
+        return found
 
     def check(
         self, request: Request, *, provider: str | None = None, route: str | None = None
@@ -317,7 +324,7 @@ class ClientBase:
             logger.debug("could not release the lease on %s", key, exc_info=True)
 
     def _listening(self) -> bool:
-        return bool(self._pm.hook.klingbridge_event.get_hookimpls())
+        return listening(self._pm)
 
     def _emit(self, event: Event) -> None:
         """Tell the plugins; one that breaks is logged, never allowed to cost a paid task."""

@@ -7,7 +7,7 @@ Where the file is (the first that exists):
    `~/.config/klingbridge`; `%APPDATA%\\klingbridge` on Windows).
 
 Environment variables override the file. The core's own (`KLINGBRIDGE_CONFIG`,
-`KLINGBRIDGE_ROUTE`) are read with pydantic-settings; each provider declares its own (e.g.
+`KLINGBRIDGE_ROUTE`, ...) are read here (`EnvSettings`); each provider declares its own (e.g.
 `KLING_ACCESS_KEY`) in its `Settings.env`, so the core knows no vendor's variable names.
 """
 
@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .budgets import Budgets
 from .errors import ConfigError
@@ -47,10 +46,14 @@ def is_secret_setting(name: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
-class EnvSettings(BaseSettings):
-    """The core's own environment variables."""
+class EnvSettings(BaseModel):
+    """The core's own environment variables (`KLINGBRIDGE_<FIELD>`), as `load_config` reads them.
 
-    model_config = SettingsConfigDict(env_prefix="KLINGBRIDGE_", extra="ignore")
+    A plain model, not pydantic-settings: that package imports 130 modules (8 MB in every
+    process using the client) to read four variables.
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     config: Path | None = None
     route: str | None = None

@@ -37,18 +37,18 @@ logger = logging.getLogger("klingbridge")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Send:
     provider: Provider
     call: HttpCall
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sleep:
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """A task-store procedure (klingbridge.store.procs) to run in one transaction.
 
@@ -61,7 +61,7 @@ class Record:
     read: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Poll:
     """Ask about `task` once: by `calls` in order (`locate`), or in a batch with other tasks.
 
@@ -114,7 +114,7 @@ class PollPolicy(BaseModel):
         return min(self.maximum, self.initial * math.pow(self.factor, polls))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Backoff:
     """Exponential backoff with jitter, capped; a vendor's Retry-After wins when it is longer."""
 
@@ -146,11 +146,16 @@ def submit(
     """Validate (before any I/O), create, and read the created task."""
     provider.validate(request)
     call = provider.build_create(request, external_id=external_id, callback_url=callback_url)
-    payload = yield from exchange(provider, call)
-    task = provider.parse_task(payload, kind=request.kind)
+    # `exchange`, inline: while 10,000 creates wait for their turn, each holds one frame less.
+    provider.require_credentials()
+    reply: HttpReply = yield Send(provider, call)
+    task = provider.parse_task(provider.check_reply(reply), kind=request.kind)
     # Keep the caller's id only where the vendor knows it (it can find the task by it).
-    known = external_id is not None and provider.build_get_by_external_id(external_id, request.kind)
-    if task.external_id is None and known:
+    if (
+        task.external_id is None
+        and external_id is not None
+        and provider.build_get_by_external_id(external_id, request.kind)
+    ):
         task = task.model_copy(update={"external_id": external_id})
     return task
 
@@ -261,6 +266,7 @@ def wait(
         beat = heartbeat() if heartbeat is not None else None
         if beat is not None:
             yield beat
+            beat = None  # not held through the pause
         pause = poll.interval(polls) if pace is None else pace(polls, now - begun)
         yield Sleep(min(max(pause, asked), max(0.0, due.at - now)))
         polls += 1

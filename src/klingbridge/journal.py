@@ -57,7 +57,7 @@ class RunResult(BaseModel):
     key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trial:
     """One provider's attempt while it runs: what becomes its `Attempt` once it ends."""
 
@@ -89,7 +89,41 @@ class Trial:
         )
 
 
-@dataclass
+class Observer:
+    """`observer(task)`: the procedure that records a changed task of attempt `external_id`.
+
+    A callable object rather than a closure: 10,000 runs in flight each hold one (64 bytes
+    instead of about 200).
+    """
+
+    __slots__ = ("external_id", "wall")
+
+    def __init__(self, external_id: str, wall: Clock) -> None:
+        self.external_id = external_id
+        self.wall = wall
+
+    def __call__(self, task: Task) -> Record:
+        return Record(procs.observe(self.external_id, task, self.wall()))
+
+
+class Deferring:
+    """An `Observer` that keeps a task which has ended in `unrecorded` instead of recording it:
+    the caller records it with the job's end, in one transaction (None: nothing to record now)."""
+
+    __slots__ = ("observer", "unrecorded")
+
+    def __init__(self, observer: Observer, unrecorded: list[Task]) -> None:
+        self.observer = observer
+        self.unrecorded = unrecorded
+
+    def __call__(self, task: Task) -> Record | None:
+        if task.status.is_terminal:
+            self.unrecorded.append(task)
+            return None
+        return self.observer(task)
+
+
+@dataclass(slots=True)
 class RunState:
     """What a routed run has learnt so far."""
 
@@ -101,7 +135,7 @@ class RunState:
     unknown: bool = False  # a create may have been received; the vendor cannot be asked
 
 
-@dataclass
+@dataclass(slots=True)
 class Journal:
     """Where a routed run writes its job down: the key, and this process's claim on it.
 

@@ -83,3 +83,12 @@ class LogEvents:
     @hookspecs.hookimpl
     def klingbridge_event(self, event: Event) -> None:
         self.log.debug("%s %s task=%s %s", event.name, event.provider, event.task_id, event.data)
+
+
+def listening(pm: pluggy.PluginManager) -> bool:
+    """Whether any plugin would do something with an event: the built-in `LogEvents` counts
+    only while its logger is on at DEBUG. With none listening, runs build no events."""
+    for impl in pm.hook.klingbridge_event.get_hookimpls():
+        if not isinstance(impl.plugin, LogEvents) or LogEvents.log.isEnabledFor(logging.DEBUG):
+            return True
+    return False

@@ -21,7 +21,7 @@ Every attempt is recorded; nothing known about a paid task (its id, its charge) 
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from . import flows, storefirst
 from .admission import Admission, Cooldowns, Seat, write_intent
 from .config import RetryPolicy, Route
+from .creating import Creating, Emit, Unresolved
 from .errors import (
     BudgetExceeded,
     ConcurrencyLimitError,
@@ -43,9 +44,9 @@ from .errors import (
     ValidationError,
 )
 from .events import Event
-from .flows import Backoff, Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
-from .journal import Attempt, Journal, Outcome, RunResult, RunState, Trial
-from .models import Request, Task, TaskStatus
+from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
+from .journal import Attempt, Deferring, Journal, Observer, Outcome, RunResult, RunState, Trial
+from .models import Cost, Request, Task, TaskStatus
 from .pacing import SAMPLES, SEED_DAYS, Pacing
 from .provider import Provider
 from .store import StoreError, procs, reads
@@ -54,11 +55,9 @@ from .store.records import AttemptRecord, AttemptState, JobState
 
 logger = logging.getLogger("klingbridge")
 
-Emit = Callable[[Event], None]
-
 
 @dataclass
-class Router:
+class Router(Creating):
     """Runs one request over a route. Holds no I/O: `run` is a flow, like those of flows.py."""
 
     providers: Callable[[str], Provider]
@@ -67,7 +66,7 @@ class Router:
     poll: PollPolicy
     clock: Clock
     emit: Emit
-    new_external_id: Callable[[], str] = lambda: f"kb-{uuid.uuid4().hex}"
+    new_external_id: Callable[[], str] = lambda: f"kb-{secrets.token_hex(16)}"
     #: Learnt task durations: polls dense around the expected end (pacing.py).
     pacing: Pacing | None = None
     #: Whether anyone listens to events (a `klingbridge_event` plugin): if not, none is built.
@@ -144,7 +143,7 @@ class Router:
                 trial = Trial(
                     provider=name,
                     external_id=self.new_external_id(),
-                    quoted=provider.quote(request).cost,
+                    quoted=_quoted_cost(provider, request),
                     started_at=datetime.now(timezone.utc),
                     begun=self.clock(),
                 )
@@ -214,7 +213,7 @@ class Router:
             task, recovered = yield from self._reach(
                 provider, request, journal, trial, start, callback_url, patience
             )
-        except _Unresolved as unresolved:
+        except Unresolved as unresolved:
             if unresolved.checkable:  # the lookup failed for now: stays `sent`, asked again later
                 run.unsettled = True
             else:
@@ -257,10 +256,22 @@ class Router:
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         unrecorded: list[Task] = []  # the final status, recorded with the job's end
         try:
-            task = yield from self._follow(
+            # The wait runs right under this frame (no generator of its own in between: one
+            # frame less held by each of 10,000 runs in flight).
+            waiting = self.clock()  # the vendor has the task from here (its create was answered)
+            listening = self.listening()
+            follow = self._follow(
                 provider, request, task, trial, recovered, timeout, on_update, journal,
-                callbacks=callback_url is not None, unrecorded=unrecorded,
+                callbacks=callback_url is not None, listening=listening, started=waiting,
+                unrecorded=unrecorded,
             )  # fmt: skip
+            polling = not (callback_url is not None and self.store_first is not None)
+            if polling and not recovered:  # (after the task is announced, as before)
+                yield from self._seed_pacing(provider.name, request.kind, journal)
+            task = yield from follow
+            del follow
+            learn = polling and not recovered
+            self._followed(provider, request, task, trial, learn, waiting, listening)
         except Exception as error:
             if unrecorded:  # the wait saw the end, then something broke: record the end first
                 yield Record(procs.observe(trial.external_id, unrecorded[-1], journal.wall()))
@@ -301,37 +312,6 @@ class Router:
         self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
         return None
 
-    def _reach(
-        self,
-        provider: Provider,
-        request: Request,
-        journal: Journal,
-        trial: Trial,
-        start: AttemptRecord | None,
-        callback_url: str | None,
-        patience: tuple[float, bool] = (float("inf"), False),
-    ) -> Flow[tuple[Task, bool]]:
-        """The attempt's vendor task: created now, found by external id, or already known."""
-        external_id = trial.external_id
-        if start is not None and start.state is AttemptState.CREATED and start.task is not None:
-            return start.task, True
-        if start is not None and start.state is AttemptState.SENT:
-            # The create may have reached the vendor before the process that sent it died.
-            cause = TransportError(
-                "a create was sent and its answer never recorded",
-                provider=provider.name,
-                may_have_been_received=True,
-            )
-            found = yield from self._look_up(provider, request, external_id, cause)
-            if found is not None:
-                yield Record(procs.observe(external_id, found, journal.wall()))
-                return found, True
-        task, recovered = yield from self._create(
-            provider, request, external_id, callback_url, journal, patience
-        )
-        yield Record(procs.observe(external_id, task, journal.wall()))
-        return task, recovered
-
     def _exhausted(self, run: RunState, alone: bool) -> KlingBridgeError:
         over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
         if over and len(over) == len(run.attempts) and run.last_error is not None:
@@ -368,9 +348,11 @@ class Router:
         journal: Journal,
         *,
         callbacks: bool = False,
+        listening: bool = True,
+        started: float | None = None,
         unrecorded: list[Task] | None = None,
     ) -> Flow[Task]:
-        """From a created task to its end: announce it, wait for it, record its charge.
+        """Announce a created task; the flow that waits for its end (`_followed` then records it).
 
         With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
         first and the vendor asked only as a safety net (storefirst.py). With `unrecorded`, a
@@ -379,8 +361,6 @@ class Router:
         """
         if on_update is not None:
             on_update(task)
-        listening = self.listening()
-        quoted = trial.quoted.model_dump(mode="json") if trial.quoted and listening else None
         if listening:  # events are built only for plugins that listen
             self.emit(
                 Event(
@@ -391,51 +371,51 @@ class Router:
                         "external_id": trial.external_id,
                         "kind": request.kind,
                         "status": task.status.value,
-                        "quoted": quoted,
+                        "quoted": _quoted(trial),
                         "recovered": recovered,
                     },
                 )
             )
-
-        def observe(found: Task) -> Record:
-            return Record(procs.observe(trial.external_id, found, journal.wall()))
-
-        def deferring(found: Task) -> Record | None:
-            if unrecorded is not None and found.status.is_terminal:
-                unrecorded.append(found)
-                return None
-            return observe(found)
-
+        observe = Observer(trial.external_id, journal.wall)
         changed = self._status_events(on_update) if listening else on_update
-        waiting = self.clock()  # the vendor has the task from here (its create was answered)
         if callbacks and self.store_first is not None:
-            task = yield from storefirst.wait(
+            return storefirst.wait(
                 provider, task, trial.external_id, plan=self.store_first, timeout=timeout,
                 clock=self.clock, on_update=changed, observe=observe,
                 heartbeat=journal.heartbeat,
             )  # fmt: skip
-        else:
-            if not recovered:
-                yield from self._seed_pacing(provider.name, request.kind, journal)
-            task = yield from flows.wait(
-                provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
-                on_update=changed, observe=deferring, heartbeat=journal.heartbeat,
-                # pacing only for a task created just now: a resumed one may be near its end
-                pace=None if recovered else self._pace(provider.name, request.kind),
-                started=waiting,
-            )  # fmt: skip
-            if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and not recovered:
-                self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
+        return flows.wait(
+            provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
+            on_update=changed, heartbeat=journal.heartbeat,
+            observe=observe if unrecorded is None else Deferring(observe, unrecorded),
+            # pacing only for a task created just now: a resumed one may be near its end
+            pace=None if recovered else self._pace(provider.name, request.kind),
+            started=started,
+        )  # fmt: skip
+
+    def _followed(
+        self,
+        provider: Provider,
+        request: Request,
+        task: Task,
+        trial: Trial,
+        learn: bool,
+        waiting: float,
+        listening: bool,
+    ) -> None:
+        """A followed task ended: learn how long it took (`learn`: a new task, polled), announce
+        its charge."""
+        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and learn:
+            self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
         if task.cost is not None and listening:
             self.emit(
                 Event(
                     "cost_recorded",
                     provider.name,
                     task.id,
-                    {"cost": task.cost.model_dump(mode="json"), "quoted": quoted},
+                    {"cost": task.cost.model_dump(mode="json"), "quoted": _quoted(trial)},
                 )
             )
-        return task
 
     def _seed_pacing(self, provider: str, kind: str, journal: Journal) -> Flow[None]:
         """The first wait for tasks of `provider`/`kind` reads their recorded durations."""
@@ -453,7 +433,7 @@ class Router:
         pacing = self.pacing
         if pacing is None:
             return None
-        return lambda polls, elapsed: pacing.interval(provider, kind, polls, elapsed)
+        return pacing.paced(provider, kind)
 
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
@@ -493,126 +473,21 @@ class Router:
 
         return changed
 
-    def _create(
-        self,
-        provider: Provider,
-        request: Request,
-        external_id: str,
-        callback_url: str | None,
-        journal: Journal,
-        patience: tuple[float, bool] = (float("inf"), False),
-    ) -> Flow[tuple[Task, bool]]:
-        """Create on one provider with retries; never create twice. Returns (task, recovered).
 
-        A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
-        deadline in `patience`, not counted as a try, unless the route falls back on it.
+def _quoted_cost(provider: Provider, request: Request) -> Cost | None:
+    """The cost of the provider's quote for a request it just validated (`_skip_reason`).
 
-        After an answer that may have been lost (the request may have reached the vendor), the
-        task is looked up by external id: found, it is the result; not found, it is safe to
-        create again. Where the vendor has no lookup, `_Unresolved` says so and nothing is
-        re-created there.
-        """
-        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
-        deadline, fall_back_on_full = patience
-        attempt, full = 0, 0
-        while True:
-            yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
-            try:
-                task = yield from flows.submit(
-                    provider, request, external_id=external_id, callback_url=callback_url
-                )
-                return task, False
-            except (TransportError, ProviderResponseError, ProviderError) as error:
-                if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
-                    yield from self._wait_out_full(provider, error, full, deadline, journal)
-                    full += 1
-                    continue
-                if _maybe_created(error):
-                    found = yield from self._look_up(provider, request, external_id, error)
-                    if found is not None:
-                        return found, True  # created after all: found by its external id
-                # Surely not created (never sent, refused, or not found by its external id).
-                retryable = not isinstance(error, ProviderError) or error.retryable
-                wait_asked = getattr(error, "retry_after", None)
-                if (
-                    not retryable
-                    or attempt + 1 >= self.retry.attempts
-                    or (wait_asked is not None and wait_asked > self.retry.max_delay)
-                ):
-                    raise  # (a vendor asking for a longer wait than we allow: fall back now)
-                delay = backoff.delay(attempt, wait_asked)
-            self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
-            yield Sleep(delay)
-            attempt += 1
-
-    def _wait_out_full(
-        self,
-        provider: Provider,
-        error: ConcurrencyLimitError,
-        waits: int,
-        deadline: float,
-        journal: Journal,
-    ) -> Flow[None]:
-        """The vendor's slots are full: another task ending frees one. Wait (its Retry-After,
-        else backoff), keeping the job's lease; re-raise when the run's deadline comes first."""
-        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
-        delay = backoff.delay(min(waits, 5), error.retry_after)
-        if self.clock() + delay > deadline:
-            raise error
-        self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
-        yield Sleep(delay)
-        renew = journal.heartbeat()
-        if renew is not None:
-            yield renew
-
-    def _look_up(
-        self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
-    ) -> Flow[Task | None]:
-        """The task created under `external_id`, or None when surely none was created."""
-        if not provider.build_get_by_external_id(external_id, request.kind):
-            raise _Unresolved(
-                cause,
-                f"a task may have been created (the answer was lost: {cause}); "
-                f"{provider.name} offers no lookup by external id, so it was not resubmitted "
-                f"there. Check the vendor's dashboard before retrying.",
-                checkable=False,
-            )
-        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
-        for attempt in range(max(2, self.retry.attempts)):
-            try:
-                return (yield from flows.find_by_external_id(provider, external_id, request.kind))
-            except (TransportError, ProviderResponseError, ProviderError) as error:
-                if isinstance(error, ProviderError) and not error.retryable:
-                    break
-                yield Sleep(backoff.delay(attempt, getattr(error, "retry_after", None)))
-        raise _Unresolved(
-            cause,
-            f"a task with external id {external_id!r} may have been created (the answer was "
-            f"lost and the lookup failed); not resubmitted there.",
-            checkable=True,
-        )
+    Where the provider keeps the core's `quote` (validate, then `estimate`), `estimate` alone
+    gives the same cost without validating again or building the `Quote`.
+    """
+    if type(provider).quote is Provider.quote:
+        return provider.estimate(request)
+    return provider.quote(request).cost
 
 
-def _maybe_created(error: KlingBridgeError) -> bool:
-    """After a create, can this error hide a task that exists (and is billed) anyway?"""
-    if isinstance(error, TransportError):
-        return error.may_have_been_received
-    if isinstance(error, ProviderError):
-        return error.outcome_unknown
-    return isinstance(error, ProviderResponseError)  # an answer came, but garbled
-
-
-class _Unresolved(Exception):
-    """A create whose outcome cannot be known. Carries a user-facing error."""
-
-    def __init__(self, cause: KlingBridgeError, message: str, *, checkable: bool) -> None:
-        #: True when the vendor can be asked again later (its lookup failed for now).
-        self.checkable = checkable
-        self.error = TransportError(
-            message, provider=getattr(cause, "provider", "?"), may_have_been_received=True
-        )
-        self.error.__cause__ = cause
-        super().__init__(message)
+def _quoted(trial: Trial) -> dict[str, object] | None:
+    """The attempt's quote, as events carry it."""
+    return trial.quoted.model_dump(mode="json") if trial.quoted else None
 
 
 __all__: Sequence[str] = ["Router"]

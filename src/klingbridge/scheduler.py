@@ -30,7 +30,7 @@ Batched = tuple[Found | None, float]
 SendJson = Callable[[Provider, HttpCall], Awaitable[tuple[Any, float]]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Due:
     task: Task
     future: asyncio.Future[Batched]

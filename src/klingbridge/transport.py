@@ -8,6 +8,8 @@ each operation it yields. They differ only in `await`. An `httpx` transport can 
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -44,8 +46,9 @@ def _transport_error(provider: Provider, error: httpx.HTTPError) -> TransportErr
 
 
 def _reply(response: httpx.Response) -> HttpReply:
-    # httpx.Headers is already a case-insensitive Mapping: no copy.
-    return HttpReply(response.status_code, response.headers, response.text)
+    # httpx.Headers is already a case-insensitive Mapping: no copy. The body's bytes go to
+    # `json.loads` as they are: no text decoded first (issue 13: the body decoded once).
+    return HttpReply(response.status_code, response.headers, content=response.content)
 
 
 def _request_args(send: Send) -> dict[str, Any]:
@@ -58,13 +61,22 @@ def _request_args(send: Send) -> dict[str, Any]:
     }
 
 
-def _client_args(provider: Provider) -> dict[str, Any]:
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every provider's pool: each costs 0.8 MB (the CA bundle, parsed)."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
+def _client_args(provider: Provider, transport: object) -> dict[str, Any]:
     return {
+        "transport": transport,
         "base_url": provider.base_url,
         "auth": provider.auth(),
         "timeout": provider.settings.timeout,
         "headers": {"User-Agent": USER_AGENT},
         "limits": pool_limits(provider.settings.max_connections),
+        # a transport given (tests, the in-process simulator) makes its own TLS decisions
+        **({"verify": _tls()} if transport is None else {}),
     }
 
 
@@ -122,7 +134,7 @@ class SyncRunner:
         with self._lock:
             client = self._clients.get(provider)
             if client is None:
-                client = httpx.Client(transport=self._transport, **_client_args(provider))
+                client = httpx.Client(**_client_args(provider, self._transport))
                 self._clients[provider] = client
             return client
 
@@ -198,7 +210,7 @@ class AsyncRunner:
     def _client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider)  # one event loop: no other task runs meanwhile
         if client is None:
-            client = httpx.AsyncClient(transport=self._transport, **_client_args(provider))
+            client = httpx.AsyncClient(**_client_args(provider, self._transport))
             self._clients[provider] = client
         return client
 
@@ -219,7 +231,7 @@ class AsyncRunner:
                 except Exception as exc:  # the procedure's own error, or StoreError
                     step = _advance(flow, error=exc)
                 else:
-                    step = _advance(flow, done)
+                    step, done = _advance(flow, done), None  # not held while the flow waits
                 continue
             if isinstance(step, Poll):
                 try:
@@ -228,16 +240,39 @@ class AsyncRunner:
                     step = _advance(flow, error=exc)
                 else:
                     step = _advance(flow, found)
+                    del found  # (call, task): not held while the flow waits
                 continue
             if isinstance(step, Queued):
                 step = _advance(flow, queued.seconds)
                 continue
+            # The request is sent here, not in a coroutine of its own: each of 10,000 requests
+            # queued for the cap would hold one more frame.
+            cap = self.cap(step.provider)
+            turn = cap.take()  # (`await cap.acquire()`, without its coroutine)
+            if turn is not None:
+                start = time.monotonic()
+                try:
+                    await turn
+                except asyncio.CancelledError:
+                    cap.give_up(turn)
+                    raise
+                finally:
+                    waited = time.monotonic() - start
+                    cap.waited += waited
+                    queued.seconds += waited
+                del turn
             try:
-                reply: HttpReply | None = await self._send(step, queued)
+                response = await self._client(step.provider).request(**_request_args(step))
             except httpx.HTTPError as exc:
+                cap.release()
                 step = _advance(flow, error=_transport_error(step.provider, exc))
-            else:
-                step, reply = _advance(flow, reply), None  # the body is not kept while we wait
+                continue
+            except BaseException:
+                cap.release()
+                raise
+            cap.release()
+            step = _advance(flow, _reply(response))
+            del response  # the body is not kept while the flow waits
         return step.value
 
     async def _poll(self, step: Poll, queued: _Queued) -> Found:
@@ -253,15 +288,6 @@ class AsyncRunner:
         queued = _Queued()
         payload = await self.run(flows.exchange(provider, call), queued)
         return payload, queued.seconds
-
-    async def _send(self, step: Send, queued: _Queued) -> HttpReply:
-        cap = self.cap(step.provider)
-        queued.seconds += await cap.acquire()
-        try:
-            response = await self._client(step.provider).request(**_request_args(step))
-            return _reply(response)
-        finally:
-            cap.release()
 
     async def aclose(self) -> None:
         await self.scheduler.aclose()

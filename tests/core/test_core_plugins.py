@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -148,3 +149,48 @@ def test_unknown_provider_is_a_config_error_naming_the_installed_ones() -> None:
     with klingbridge.Client(plugins=[EchoPlugin()]) as client, pytest.raises(ConfigError) as caught:
         client.provider("nope")
     assert "echo" in str(caught.value) and "kling" in str(caught.value)
+
+
+def test_events_are_built_only_when_someone_listens(caplog: pytest.LogCaptureFixture) -> None:
+    """The built-in LogEvents counts as a listener only while its logger is on at DEBUG."""
+    from klingbridge.plugins import listening
+
+    pm = make_plugin_manager()
+    caplog.set_level(logging.INFO, logger="klingbridge.events")
+    assert not listening(pm)
+    caplog.set_level(logging.DEBUG, logger="klingbridge.events")
+    assert listening(pm)
+
+    class Listener:
+        @klingbridge.hookimpl
+        def klingbridge_event(self, event: Any) -> None:
+            pass
+
+    caplog.set_level(logging.INFO, logger="klingbridge.events")
+    assert listening(make_plugin_manager([Listener()]))
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["quiet", "debug"])
+def test_a_run_tells_listening_plugins_and_the_debug_log(
+    debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    class Listener:
+        @klingbridge.hookimpl
+        def klingbridge_event(self, event: Any) -> None:
+            seen.append(event.name)
+
+    caplog.set_level(logging.DEBUG if debug else logging.INFO, logger="klingbridge.events")
+    transport, _ = echo_server()
+    with klingbridge.Client(
+        "echo",
+        plugins=[EchoPlugin(), Listener()],
+        poll=klingbridge.PollPolicy(initial=0),
+        transport=transport,
+        store=None,
+    ) as client:
+        client.run(SoundRequest(prompt="hello", duration=2.5))
+    assert seen[0] == "submit" and "status_change" in seen
+    logged = [r.getMessage() for r in caplog.records if r.name == "klingbridge.events"]
+    assert bool(logged) is debug

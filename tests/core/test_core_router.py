@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -229,3 +230,85 @@ def test_an_on_update_callback_that_raises_still_says_which_task() -> None:
 
 def test_server_error_flags() -> None:
     assert ServerError("x", provider="p").outcome_unknown is False
+
+
+def _counting_events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the events the router builds, counted as they are made."""
+    import klingbridge.router as router_module
+
+    built: list[str] = []
+    real = router_module.Event
+
+    def counted(name: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(router_module, "Event", counted)
+    return built
+
+
+def _succeeding(request: httpx.Request) -> httpx.Response:
+    ext = json.loads(request.content)["external_task_id"] if request.content else "e"
+    return httpx.Response(200, json=kling_task("k1", ext, "succeed"))
+
+
+def test_no_event_is_built_when_nobody_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _counting_events(monkeypatch)
+    logging.getLogger("klingbridge.events").setLevel(logging.INFO)
+    try:
+        with client(_succeeding, ["kling"]) as kb:
+            assert kb.run(SOUND).id == "k1"
+    finally:
+        logging.getLogger("klingbridge.events").setLevel(logging.NOTSET)
+    assert built == []
+
+
+def test_events_are_logged_when_the_event_logger_is_at_debug(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    built = _counting_events(monkeypatch)
+    with (
+        caplog.at_level(logging.DEBUG, logger="klingbridge.events"),
+        client(_succeeding, ["kling"]) as kb,
+    ):
+        assert kb.run(SOUND).id == "k1"
+    assert "submit" in built and "cost_recorded" in built
+    logged = [r.getMessage() for r in caplog.records if r.name == "klingbridge.events"]
+    assert any(m.startswith("submit kling task=k1") for m in logged), logged
+    assert any(m.startswith("cost_recorded kling task=k1") for m in logged), logged
+
+
+def test_a_plugin_hears_every_event_whatever_the_log_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from klingbridge import hookimpl
+
+    heard: list[str] = []
+
+    class Listener:
+        @hookimpl
+        def klingbridge_event(self, event: Any) -> None:
+            heard.append(event.name)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            ext = json.loads(request.content)["external_task_id"]
+            return httpx.Response(200, json=kling_task("k1", ext, "submitted"))
+        return httpx.Response(200, json=kling_task("k1", "e", "succeed"))
+
+    config = Config(
+        providers={"kling": dict(KLING)}, routes={"default": Route(providers=["kling"])}
+    )
+    logging.getLogger("klingbridge.events").setLevel(logging.WARNING)
+    try:
+        with Client(
+            config=config,
+            transport=httpx.MockTransport(handler),
+            plugins=[Listener()],
+            poll=PollPolicy(initial=0),
+            store=None,
+        ) as kb:
+            assert kb.run(SOUND).id == "k1"
+    finally:
+        logging.getLogger("klingbridge.events").setLevel(logging.NOTSET)
+    assert heard == ["submit", "status_change", "cost_recorded"]

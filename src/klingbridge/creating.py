@@ -1,0 +1,214 @@
+"""Creating a vendor task without ever paying for it twice.
+
+A create is retried (backoff, the vendor's Retry-After) on rate limits, 5xx and lost answers; a
+refusal for full slots is waited out. Before anything is retried after an answer that may have
+been lost, the task is looked up by its external id: found, it is the result; surely not
+created, it is safe to create again; where the vendor has no such lookup, `Unresolved` says so
+and nothing is re-created there. A create sent whose answer was never recorded (the process
+died) is resolved the same way when its job is resumed. Every step is recorded first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import flows
+from .config import RetryPolicy
+from .errors import (
+    ConcurrencyLimitError,
+    KlingBridgeError,
+    ProviderError,
+    ProviderResponseError,
+    TransportError,
+)
+from .events import Event
+from .flows import Backoff, Clock, Flow, Record, Sleep
+from .journal import Journal, Trial
+from .models import Request, Task
+from .provider import Provider
+from .store import procs
+from .store.records import AttemptRecord, AttemptState
+
+Emit = Callable[[Event], None]
+
+
+class Creating:
+    """The create half of `Router`: what it needs from the router is these three attributes."""
+
+    retry: RetryPolicy
+    clock: Clock
+    emit: Emit
+
+    def _reach(
+        self,
+        provider: Provider,
+        request: Request,
+        journal: Journal,
+        trial: Trial,
+        start: AttemptRecord | None,
+        callback_url: str | None,
+        patience: tuple[float, bool] = (float("inf"), False),
+    ) -> Flow[tuple[Task, bool]]:
+        """The flow to the attempt's vendor task: created now, found by external id, or already
+        known; each records it. Hands the flow over rather than wrapping it: each of 10,000
+        creates waiting for their turn holds one generator frame less."""
+        if start is not None and start.state is AttemptState.CREATED and start.task is not None:
+            return known(start.task)
+        if start is not None and start.state is AttemptState.SENT:
+            return self._recover(provider, request, journal, trial, callback_url, patience)
+        return self._create(provider, request, trial.external_id, callback_url, journal, patience)
+
+    def _recover(
+        self,
+        provider: Provider,
+        request: Request,
+        journal: Journal,
+        trial: Trial,
+        callback_url: str | None,
+        patience: tuple[float, bool],
+    ) -> Flow[tuple[Task, bool]]:
+        """A create sent, its answer never recorded: it may have reached the vendor before the
+        process that sent it died. Found by its external id, or created now."""
+        external_id = trial.external_id
+        cause = TransportError(
+            "a create was sent and its answer never recorded",
+            provider=provider.name,
+            may_have_been_received=True,
+        )
+        found = yield from self._look_up(provider, request, external_id, cause)
+        if found is not None:
+            yield Record(procs.observe(external_id, found, journal.wall()))
+            return found, True
+        return (
+            yield from self._create(provider, request, external_id, callback_url, journal, patience)
+        )
+
+    def _create(
+        self,
+        provider: Provider,
+        request: Request,
+        external_id: str,
+        callback_url: str | None,
+        journal: Journal,
+        patience: tuple[float, bool] = (float("inf"), False),
+    ) -> Flow[tuple[Task, bool]]:
+        """Create on one provider with retries; never create twice; record the task. Returns
+        (task, recovered).
+
+        A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
+        deadline in `patience`, not counted as a try, unless the route falls back on it.
+
+        After an answer that may have been lost (the request may have reached the vendor), the
+        task is looked up by external id: found, it is the result; not found, it is safe to
+        create again. Where the vendor has no lookup, `Unresolved` says so and nothing is
+        re-created there.
+        """
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        deadline, fall_back_on_full = patience
+        attempt, full = 0, 0
+        while True:
+            yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
+            try:
+                task = yield from flows.submit(
+                    provider, request, external_id=external_id, callback_url=callback_url
+                )
+                yield Record(procs.observe(external_id, task, journal.wall()))
+                return task, False
+            except (TransportError, ProviderResponseError, ProviderError) as error:
+                if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
+                    yield from self._wait_out_full(provider, error, full, deadline, journal)
+                    full += 1
+                    continue
+                if maybe_created(error):
+                    found = yield from self._look_up(provider, request, external_id, error)
+                    if found is not None:  # created after all: found by its external id
+                        yield Record(procs.observe(external_id, found, journal.wall()))
+                        return found, True
+                # Surely not created (never sent, refused, or not found by its external id).
+                retryable = not isinstance(error, ProviderError) or error.retryable
+                wait_asked = getattr(error, "retry_after", None)
+                if (
+                    not retryable
+                    or attempt + 1 >= self.retry.attempts
+                    or (wait_asked is not None and wait_asked > self.retry.max_delay)
+                ):
+                    raise  # (a vendor asking for a longer wait than we allow: fall back now)
+                delay = backoff.delay(attempt, wait_asked)
+            self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
+            yield Sleep(delay)
+            attempt += 1
+
+    def _wait_out_full(
+        self,
+        provider: Provider,
+        error: ConcurrencyLimitError,
+        waits: int,
+        deadline: float,
+        journal: Journal,
+    ) -> Flow[None]:
+        """The vendor's slots are full: another task ending frees one. Wait (its Retry-After,
+        else backoff), keeping the job's lease; re-raise when the run's deadline comes first."""
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        delay = backoff.delay(min(waits, 5), error.retry_after)
+        if self.clock() + delay > deadline:
+            raise error
+        self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        yield Sleep(delay)
+        renew = journal.heartbeat()
+        if renew is not None:
+            yield renew
+
+    def _look_up(
+        self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
+    ) -> Flow[Task | None]:
+        """The task created under `external_id`, or None when surely none was created."""
+        if not provider.build_get_by_external_id(external_id, request.kind):
+            raise Unresolved(
+                cause,
+                f"a task may have been created (the answer was lost: {cause}); "
+                f"{provider.name} offers no lookup by external id, so it was not resubmitted "
+                f"there. Check the vendor's dashboard before retrying.",
+                checkable=False,
+            )
+        backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
+        for attempt in range(max(2, self.retry.attempts)):
+            try:
+                return (yield from flows.find_by_external_id(provider, external_id, request.kind))
+            except (TransportError, ProviderResponseError, ProviderError) as error:
+                if isinstance(error, ProviderError) and not error.retryable:
+                    break
+                yield Sleep(backoff.delay(attempt, getattr(error, "retry_after", None)))
+        raise Unresolved(
+            cause,
+            f"a task with external id {external_id!r} may have been created (the answer was "
+            f"lost and the lookup failed); not resubmitted there.",
+            checkable=True,
+        )
+
+
+def known(task: Task) -> Flow[tuple[Task, bool]]:
+    """The flow to a task known already: nothing to do."""
+    yield from ()
+    return task, True
+
+
+def maybe_created(error: KlingBridgeError) -> bool:
+    """After a create, can this error hide a task that exists (and is billed) anyway?"""
+    if isinstance(error, TransportError):
+        return error.may_have_been_received
+    if isinstance(error, ProviderError):
+        return error.outcome_unknown
+    return isinstance(error, ProviderResponseError)  # an answer came, but garbled
+
+
+class Unresolved(Exception):
+    """A create whose outcome cannot be known. Carries a user-facing error."""
+
+    def __init__(self, cause: KlingBridgeError, message: str, *, checkable: bool) -> None:
+        #: True when the vendor can be asked again later (its lookup failed for now).
+        self.checkable = checkable
+        self.error = TransportError(
+            message, provider=getattr(cause, "provider", "?"), may_have_been_received=True
+        )
+        self.error.__cause__ = cause
+        super().__init__(message)
