@@ -5,7 +5,7 @@ port), so the client's process measures only the client. For each count N, the t
 interleaved, each in a fresh subprocess of this script (`--worker SIDE`), so that its peak
 memory is its own:
 
-* bare: one `httpx.AsyncClient` with the same pool limits, an `asyncio.Semaphore` of the same
+* bare: one `httpx.AsyncClient` with the same pool limits (`inflight.pool_limits`), an `asyncio.Semaphore` of the same
   size (<= 50 requests in flight), the same create bodies (built before the clock starts), the
   same auth header (one pre-minted Kling JWT), and the same poll intervals
   (`PollPolicy.interval`; klingbridge's pacing is off, so both poll on the same schedule),
@@ -93,6 +93,7 @@ async def bare(n: int, base_url: str) -> dict[str, Any]:
     from klingbridge import SoundRequest
     from klingbridge.config import Config
     from klingbridge.flows import PollPolicy
+    from klingbridge.inflight import pool_limits
     from klingbridge_kling.auth import KlingJWTAuth
 
     policy = PollPolicy(**POLL)  # type: ignore[arg-type]
@@ -114,7 +115,7 @@ async def bare(n: int, base_url: str) -> dict[str, Any]:
     ended = {"kling": ("succeed", "failed"), "piapi": ("completed", "failed")}
     status_key = {"kling": "task_status", "piapi": "status"}
     gate = asyncio.Semaphore(IN_FLIGHT)
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    limits = pool_limits(IN_FLIGHT)  # the same pool as klingbridge's (keep-alive included)
 
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
 
