@@ -5,9 +5,10 @@ port), so the client's process measures only the client. For each count N, the t
 interleaved, each in a fresh subprocess of this script (`--worker SIDE`), so that its peak
 memory is its own:
 
-* bare: one `httpx.AsyncClient` with the same pool limits (`inflight.pool_limits`), an `asyncio.Semaphore` of the same
-  size (<= 50 requests in flight), the same create bodies (built before the clock starts), the
-  same auth header (one pre-minted Kling JWT), and the same poll intervals
+* bare: one `httpx.AsyncClient` with the same pool limits (`inflight.pool_limits`), an
+  `asyncio.Semaphore` of the same size (<= 50 requests in flight), the same create bodies
+  (built before the clock starts), the same auth header (one pre-minted Kling JWT), and the
+  same poll intervals
   (`PollPolicy.interval`; klingbridge's pacing is off, so both poll on the same schedule),
   reading the status from the raw JSON. Nothing recorded.
 * klingbridge: `AsyncClient.run` for each task under `asyncio.gather`, the default task store
