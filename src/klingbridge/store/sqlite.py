@@ -3,9 +3,10 @@
 Writers take the database's write lock at the start of each transaction (`BEGIN IMMEDIATE`), so
 claiming a job and admitting a create are serialized between processes without any server.
 `synchronous = NORMAL` in WAL mode survives a killed process (the case that matters here: a
-`kill -9`, a closed laptop lid); `[store] sync = "full"` also survives a power cut, at the cost
-of one fsync per transaction. WAL checkpoints (the one place where `NORMAL` syncs) run on a
-thread of the store's own, not inside a caller's COMMIT (checkpoint.py).
+`kill -9`, a closed laptop lid); `SQLiteStore(path, sync="full")` (Python only, no setting)
+also survives a power cut, at the cost of one fsync per transaction. WAL checkpoints (the one
+place where `NORMAL` syncs) run on a thread of the store's own, not inside a caller's COMMIT
+(checkpoint.py).
 
 The async client's writes are grouped (grouped.py): the procedures that queue up while one
 transaction is written go together in the next, each in its own savepoint.
