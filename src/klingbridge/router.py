@@ -260,21 +260,21 @@ class Router(Creating):
             # frame less held by each of 10,000 runs in flight).
             waiting = self.clock()  # the vendor has the task from here (its create was answered)
             listening = self.listening()
+            plan = None if callback_url is None else self.store_first  # None: poll the vendor
             follow = self._follow(
                 provider, request, task, trial, recovered, timeout, on_update, journal,
-                callbacks=callback_url is not None, listening=listening, started=waiting,
+                store_first=plan, listening=listening, started=waiting,
                 unrecorded=unrecorded,
             )  # fmt: skip
-            polling = not (callback_url is not None and self.store_first is not None)
-            if polling and not recovered:  # (after the task is announced, as before)
+            if plan is None and not recovered:  # (after the task is announced, as before)
                 yield from self._seed_pacing(provider.name, request.kind, journal)
             task = yield from follow
             del follow
-            learn = polling and not recovered
+            learn = plan is None and not recovered
             self._followed(provider, request, task, trial, learn, waiting, listening)
         except Exception as error:
             if unrecorded:  # the wait saw the end, then something broke: record the end first
-                yield Record(procs.observe(trial.external_id, unrecorded[-1], journal.wall()))
+                yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
             # Whatever broke after the create (the wait, a callback), the task is paid for:
             # the error says which it is.
             known = (
@@ -301,7 +301,7 @@ class Router(Creating):
             )
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         if unrecorded:
-            yield Record(procs.observe(trial.external_id, unrecorded[-1], journal.wall()))
+            yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
         outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
         failure = TaskFailed(task)
         run.attempts.append(trial.attempt(outcome, self.clock(), task, failure))
@@ -347,14 +347,14 @@ class Router(Creating):
         on_update: OnUpdate | None,
         journal: Journal,
         *,
-        callbacks: bool = False,
+        store_first: storefirst.StoreFirst | None = None,
         listening: bool = True,
         started: float | None = None,
         unrecorded: list[Task] | None = None,
     ) -> Flow[Task]:
         """Announce a created task; the flow that waits for its end (`_followed` then records it).
 
-        With `callbacks` (the vendor POSTs to a receiver writing the store), the store is read
+        With `store_first` (the vendor POSTs to a receiver writing the store), the store is read
         first and the vendor asked only as a safety net (storefirst.py). With `unrecorded`, a
         poll that finds the task ended does not record it: it is appended there, for the
         caller to record with the job's end (in one transaction).
@@ -378,9 +378,9 @@ class Router(Creating):
             )
         observe = Observer(trial.external_id, journal.wall)
         changed = self._status_events(on_update) if listening else on_update
-        if callbacks and self.store_first is not None:
+        if store_first is not None:
             return storefirst.wait(
-                provider, task, trial.external_id, plan=self.store_first, timeout=timeout,
+                provider, task, trial.external_id, plan=store_first, timeout=timeout,
                 clock=self.clock, on_update=changed, observe=observe,
                 heartbeat=journal.heartbeat,
             )  # fmt: skip
