@@ -34,11 +34,10 @@ from typing import Any
 import httpx
 from _support import clear_vendor_env, simulator_process
 from bench_scale import (
-    IN_FLIGHT,
     POLL,
     QUEUED_S,
     RUNNING_S,
-    SIM_KEYS,
+    bare_exchanges,
     peak_mb,
     rss_mb,
     settings,
@@ -164,51 +163,9 @@ async def _measure(
 
 
 async def bare_side(n: int, base_url: str, trace: bool, top: int) -> dict[str, Any]:
-    from klingbridge import Client, SoundRequest
-    from klingbridge.config import Config
-    from klingbridge.flows import PollPolicy
-    from klingbridge_kling.auth import KlingJWTAuth
-
-    policy = PollPolicy(**POLL)  # type: ignore[arg-type]
-    jwt = KlingJWTAuth(SIM_KEYS["kling_access_key"], SIM_KEYS["kling_secret_key"]).token()
-    headers = {
-        "kling": {"Authorization": f"Bearer {jwt}"},
-        "piapi": {"x-api-key": SIM_KEYS["piapi_api_key"]},
-    }
-    with Client(config=Config(), settings=settings(base_url), store=None) as planner:
-        creates = [
-            planner.provider(vendor_of(i)).build_create(
-                SoundRequest(prompt=f"scale {i}", duration=5), external_id=f"bare-{i}"
-            )
-            for i in range(n)
-        ]
-    paths = {"kling": "/v1/audio/text-to-audio/", "piapi": "/api/v1/task/"}
-    status_key = {"kling": "task_status", "piapi": "status"}
-    gate = asyncio.Semaphore(IN_FLIGHT)
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
-
-        async def one(i: int) -> None:
-            vendor, call = vendor_of(i), creates[i]
-            async with gate:
-                reply = await http.post(call.path, json=call.json, headers=headers[vendor])
-            task_id = json.loads(reply.content)["data"]["task_id"]
-            polls = 0
-            while True:
-                await asyncio.sleep(policy.interval(polls))
-                polls += 1
-                async with gate:
-                    reply = await http.get(paths[vendor] + task_id, headers=headers[vendor])
-                if json.loads(reply.content)["data"][status_key[vendor]] in (
-                    "succeed",
-                    "completed",
-                ):
-                    return
-
-        # a warm-up exchange per vendor, so that the idle figure includes httpx's first use
-        for vendor in paths:
-            await http.get(paths[vendor] + "warm-up", headers=headers[vendor])
-        return await _measure(n, base_url, one, trace, top)
+    async with bare_exchanges(n, base_url) as side:
+        await side.warm_up()
+        return await _measure(n, base_url, side.one, trace, top)
 
 
 async def klingbridge_side(

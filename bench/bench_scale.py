@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -37,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +92,17 @@ def vendor_of(i: int) -> str:
 
 
 # --- the two sides, each run in its own subprocess ---------------------------------------------
-async def bare(n: int, base_url: str) -> dict[str, Any]:
-    """The same exchanges with httpx alone: create, then poll until the task ends."""
+@dataclass(frozen=True)
+class Bare:
+    """The bare-httpx side: `one(i)` runs task i; `warm_up()` makes one exchange per vendor."""
+
+    one: Callable[[int], Awaitable[None]]
+    warm_up: Callable[[], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def bare_exchanges(n: int, base_url: str) -> AsyncIterator[Bare]:
+    """The same exchanges with httpx alone: `one(i)` creates task i, then polls until it ends."""
     from klingbridge import SoundRequest
     from klingbridge.config import Config
     from klingbridge.flows import PollPolicy
@@ -134,7 +146,17 @@ async def bare(n: int, base_url: str) -> dict[str, Any]:
                 if json.loads(reply.content)["data"][status_key[vendor]] in ended[vendor]:
                     return
 
-        return await _timed(n, one)
+        async def warm_up() -> None:
+            """One exchange per vendor, so that an idle figure includes httpx's first use."""
+            for vendor in paths:
+                await http.get(paths[vendor] + "warm-up", headers=headers[vendor])
+
+        yield Bare(one, warm_up)
+
+
+async def bare(n: int, base_url: str) -> dict[str, Any]:
+    async with bare_exchanges(n, base_url) as side:
+        return await _timed(n, side.one)
 
 
 async def klingbridge_side(n: int, base_url: str, store: bool) -> dict[str, Any]:
