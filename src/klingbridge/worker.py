@@ -73,7 +73,8 @@ class Worker:
                         out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
                     )  # fmt: skip
                 for key in claimed:
-                    self._running[key] = asyncio.create_task(self._finish(key))
+                    if key not in self._running:  # (its lease lapsed while this worker saved)
+                        self._running[key] = asyncio.create_task(self._finish(key))
                 if self.once and not self._running:
                     break
                 waiting = [*self._running.values(), asyncio.ensure_future(self._stopping.wait())]

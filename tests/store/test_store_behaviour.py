@@ -214,3 +214,21 @@ def test_durations_of_recent_successes_seed_pacing_newest_first(store: TaskStore
     assert store.run(reads.durations("piapi", "sound", now - 850, 20)) == [60.0]  # the window
     assert store.run(reads.durations("piapi", "video", now - 2000, 20)) == []
     assert store.run(reads.durations("kling", "sound", now - 2000, 20)) == []
+
+
+def test_a_job_that_succeeded_with_files_to_save_stays_leased_until_saved(
+    store: TaskStore,
+) -> None:
+    """Two workers must not save the same outputs at once: the saver keeps its lease from the
+    job's success to `saved`; a job saved nowhere (no out_dir) is let go at its end."""
+    begin(store, "files", owner="w1", out_dir="/tmp/out")
+    begin(store, "nofiles", owner="w1")
+    now = time.time()
+    store.run(procs.finish("files", JobState.SUCCEEDED, now, owner="w1"))
+    store.run(procs.finish("nofiles", JobState.SUCCEEDED, now, owner="w1"))
+    assert store.job("files").lease_owner == "w1"  # type: ignore[union-attr]
+    assert store.job("nofiles").lease_owner is None  # type: ignore[union-attr]
+    assert store.claim("w2", lease_s=60, limit=5) == []  # held: nobody else saves it
+    store.run(procs.saved("files", [], now))
+    assert store.job("files").lease_owner is None  # type: ignore[union-attr]
+    assert store.claim("w2", lease_s=60, limit=5) == []  # saved: nothing left to do

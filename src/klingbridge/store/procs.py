@@ -191,13 +191,20 @@ def claim(
 def finish(
     key: str, state: JobState, now: float, *, error: str | None = None, owner: str | None = None
 ) -> Proc[None]:
-    """The job's final state (its lease released), or `unknown`/`pending` with the reason."""
+    """The job's final state (its lease released), or `unknown`/`pending` with the reason.
+
+    A job that succeeded with outputs still to save (`out_dir` set, not `saved`) keeps its lease:
+    the saver holds it until `saved`, so no other worker saves the same files at the same time;
+    should the saver die, the lease expires and the job is claimable (`_CLAIMABLE`).
+    """
+    saving = state is JobState.SUCCEEDED
+    keep = "(lease_owner = ? AND NOT (? AND out_dir IS NOT NULL AND saved_at IS NULL))"
     yield Sql(
         "UPDATE kb_jobs SET state = ?, error = ?, updated_at = ?,"
-        " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,"
-        " lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END"
+        f" lease_owner = CASE WHEN {keep} THEN NULL ELSE lease_owner END,"
+        f" lease_until = CASE WHEN {keep} THEN NULL ELSE lease_until END"
         " WHERE key = ?",
-        (state.value, error, now, owner, owner, key),
+        (state.value, error, now, owner, saving, owner, saving, key),
     )
 
 
@@ -217,7 +224,11 @@ def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
             " at = excluded.at",
             (key, f.path, f.url, f.format, f.bytes, f.sha256, now),
         )
-    yield Sql("UPDATE kb_jobs SET saved_at = ?, updated_at = ? WHERE key = ?", (now, now, key))
+    yield Sql(  # saved: done, and let go (`finish` kept the lease for the saver)
+        "UPDATE kb_jobs SET saved_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL"
+        " WHERE key = ?",
+        (now, now, key),
+    )
 
 
 # --- attempts --------------------------------------------------------------------------------
