@@ -28,6 +28,7 @@ from klingbridge import (
     HttpCall,
     Provider,
     ProviderError,
+    ProviderResponseError,
     ProviderSettings,
     Request,
     SoundForVideoRequest,
@@ -39,7 +40,7 @@ from klingbridge import (
     Voice,
     hookimpl,
 )
-from klingbridge.parsing import guard, obj
+from klingbridge.parsing import READ_ERRORS, guard, obj, unreadable
 
 from . import account, design, errors, parse, requests, webhooks
 from .auth import KlingJWTAuth, KlingKeyAuth
@@ -253,6 +254,17 @@ class KlingProvider(Provider):
             while len(self._new_ids) > REMEMBERED_IDS:
                 self._new_ids.popitem(last=False)
 
+    def _remember_one(self, ident: str) -> None:
+        """`remember_new_design([ident])`, for the one task of an answer."""
+        with self._ids_lock:
+            known = self._new_ids
+            if ident in known:
+                known.move_to_end(ident)
+                return
+            known[ident] = None
+            if len(known) > REMEMBERED_IDS:
+                known.popitem(last=False)
+
     def build_get(self, task_id: str, kind: str | None = None) -> Sequence[HttpCall]:
         """Legacy paths by kind, then `/tasks` (video or unknown kinds); `/tasks` alone for a
         task known to be new-design."""
@@ -308,11 +320,15 @@ class KlingProvider(Provider):
     def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
         return errors.parse_error(self.name, payload, http_status)
 
-    @guard("kling")
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
-        task, new_design = parse.read(payload, kind=kind, rates=self.rates())
+        try:  # `guard`'s net, without its wrapper (hot: every create and poll answer)
+            task, new_design = parse.read(payload, kind=kind, rates=self._rates)
+        except ProviderResponseError:
+            raise
+        except READ_ERRORS as error:
+            raise unreadable("kling", error, payload) from error
         if new_design:
-            self.remember_new_design([task.id])
+            self._remember_one(task.id)
         return task
 
     @guard("kling")

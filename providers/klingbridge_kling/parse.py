@@ -14,16 +14,16 @@ from typing import Any
 
 from klingbridge import NotFoundError, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    cost_of,
     decimal,
     epoch_ms,
-    file_of,
     http_url,
     is_object,
+    make_cost,
+    make_file,
+    make_output,
+    make_task,
     number,
     obj,
-    output_of,
-    task_of,
     text,
     url_format,
 )
@@ -33,8 +33,8 @@ from .parse_new import Rates, pair
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
-#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
-_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
+#: `File(...)` and the others, of values checked here, unvalidated (`klingbridge.trusted`).
+_file, _output, _cost, _task = make_file, make_output, make_cost, make_task
 
 STATUSES = {
     "submitted": TaskStatus.QUEUED,
@@ -65,8 +65,9 @@ def _error(message: str, payload: Any, *, final: bool = False) -> ProviderRespon
 
 def unwrap(payload: Any) -> Any:
     """The `data` of an envelope, or the payload itself when it is a bare task."""
-    body = obj(payload)
-    if "task_id" in body or "data" not in body or parse_new.is_task_object(body):
+    body = payload if type(payload) is dict else obj(payload)
+    # A bare task: legacy (`task_id`), new-design (`id` and `status`: parse_new.is_task_object).
+    if "task_id" in body or "data" not in body or ("id" in body and "status" in body):
         return payload
     code = body.get("code")
     if code not in (0, None):
@@ -94,12 +95,11 @@ def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None
         return "voice"
     if not isinstance(audios, list) or not audios:
         return None
-    listed = [a for a in audios if is_object(a)]  # plain loops: no generator frames
-    for a in listed:
-        if "url_mp3" in a or "url_wav" in a:
+    for a in audios:  # plain loops: no generator frames
+        if is_object(a) and ("url_mp3" in a or "url_wav" in a):
             return "sound"
-    for a in listed:
-        if "url" in a:
+    for a in audios:
+        if is_object(a) and "url" in a:
             return "speech"
     return None
 
@@ -109,52 +109,48 @@ AUDIO_DURATIONS = ("duration_wav", "duration_mp3", "duration")
 
 
 def _audio(item: Mapping[str, Any]) -> Output:
+    get = item.get
     files = []
     for key, default in AUDIO_URLS:
-        value = item.get(key)
+        value = get(key)
         if value and (url := http_url(value)):
-            files.append(_file({"url": url, "format": url_format(url, default)}))
+            files.append(_file(url=url, format=url_format(url, default)))
     duration = None
     for key in AUDIO_DURATIONS:
-        value = item.get(key)
+        value = get(key)
         if value is not None and (duration := number(value)) is not None:
             break
-    return _output_of(
-        {"id": text(item.get("id")), "kind": "audio", "duration_s": duration, "files": files}
-    )
+    return _output(id=text(get("id")), kind="audio", duration_s=duration, files=files)
 
 
 def _video(item: Mapping[str, Any]) -> Output:
-    files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
-    duration = number(item.get("duration"))
-    return _output_of(
-        {"id": text(item.get("id")), "kind": "video", "duration_s": duration, "files": files}
-    )
+    get = item.get
+    files = pair(http_url(get("url")), http_url(get("watermark_url")), "mp4")
+    duration = number(get("duration"))
+    return _output(id=text(get("id")), kind="video", duration_s=duration, files=files)
 
 
 def _image(item: Mapping[str, Any]) -> Output:
     files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
     ident = text(item.get("id")) or text(item.get("index"))
-    return _output_of({"id": ident, "kind": "image", "files": files})
+    return _output(id=ident, kind="image", files=files)
 
 
 def _voice(item: Mapping[str, Any]) -> Output:
     """A custom or preset voice: its `voice_id` is the output's id, its sample the file."""
     url = http_url(item.get("trial_url")) or http_url(item.get("url"))
-    files = [_file({"url": url, "format": url_format(url, "mp3")})] if url else []
+    files = [_file(url=url, format=url_format(url, "mp3"))] if url else []
     ident = text(item.get("voice_id")) or text(item.get("id"))
-    return _output_of({"id": ident, "kind": "audio", "files": files})
+    return _output(id=ident, kind="audio", files=files)
 
 
-def check_result(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
-    """A succeeded task whose result is not the documented shape is unreadable, not empty."""
-    if state is not TaskStatus.SUCCEEDED:
-        return
-    result = data.get("task_result")
-    if result is not None and not is_object(result):
-        raise _error("succeeded, but task_result is not an object", payload, final=True)
-    for key, value in obj(result).items():
-        if key in MEDIA_KEYS and not isinstance(value, list | None):
+def check_result(result: Mapping[str, Any], payload: Any) -> None:
+    """A succeeded task whose result is not the documented shape is unreadable, not empty.
+
+    `result` is the task's `task_result` as a mapping (`obj`): one that is not is refused
+    before this, by the caller."""
+    for key, value in result.items():
+        if key in MEDIA_KEYS and value is not None and not isinstance(value, list):
             raise _error(f"succeeded, but task_result.{key} is not an array", payload, final=True)
 
 
@@ -163,55 +159,66 @@ READERS = (("videos", _video), ("audios", _audio), ("images", _image), ("voices"
 
 def outputs(result: Mapping[str, Any]) -> list[Output]:
     found = []
+    get = result.get
     for key, read in READERS:
-        listed = result.get(key)
+        listed = get(key)
         if listed and isinstance(listed, list):
             for item in listed:
-                output = read(obj(item))
+                output = read(item if type(item) is dict else obj(item))
                 if output.files:
                     found.append(output)
     return found
 
 
 def _legacy_task(data: Mapping[str, Any], payload: Any, kind: str | None, rates: Rates) -> Task:
-    task_id = text(data.get("task_id"))
+    """One legacy task object, in one pass (hot: every poll of a legacy task comes here)."""
+    get = data.get
+    task_id = text(get("task_id"))
     if task_id is None:
         raise _error("no task_id: not a Kling task", payload)
     if "task_status" not in data:
         raise _error("no task_status: not a Kling task", payload)
-    state = status(data.get("task_status"))
-    check_result(data, state, payload)
-    result = obj(data.get("task_result"))
-    info = obj(data.get("task_info"))
+    raw_status = get("task_status")
+    state = STATUSES.get(raw_status) if type(raw_status) is str else None
+    if state is None:
+        state = status(raw_status)  # another spelling or an unknown status (logged)
+    succeeded = state is TaskStatus.SUCCEEDED
+    result = get("task_result")
+    if type(result) is not dict:
+        if succeeded and result is not None and not is_object(result):
+            raise _error("succeeded, but task_result is not an object", payload, final=True)
+        result = obj(result)
+    if succeeded:
+        check_result(result, payload)
+    info = get("task_info")
+    info = info if type(info) is dict else obj(info)
     found = outputs(result)
-    if state is TaskStatus.SUCCEEDED and not found and any(result.get(k) for k in MEDIA_KEYS):
+    if succeeded and not found and any(result.get(k) for k in MEDIA_KEYS):
         raise _error("succeeded with media, but none is readable", payload, final=True)
-    units = decimal(data.get("final_unit_deduction"))
+    units = decimal(get("final_unit_deduction"))
     cost = None
     if units is not None:
         rate = rates.unit_usd
         usd = units * rate if rate is not None else None
-        cost = _cost_of({"amount": units, "unit": "kling_unit", "usd": usd})
-    if state is TaskStatus.SUCCEEDED and not found:
+        cost = _cost(amount=units, unit="kling_unit", usd=usd)
+    if succeeded and not found:
         logger.warning(
             "Kling task %s succeeded but no output could be read (task_result fields: %s)",
             task_id,
             ", ".join(sorted(result)) or "none",
         )
-    return _task_of(
-        {
-            "provider": NAME,
-            "id": task_id,
-            "kind": infer_kind(result, info) or kind,
-            "status": state,
-            "provider_status": text(data.get("task_status")),
-            "status_message": text(data.get("task_status_msg")),
-            "external_id": text(info.get("external_task_id")),
-            "outputs": found,
-            "cost": cost,
-            "created_at": epoch_ms(data.get("created_at")),
-            "updated_at": epoch_ms(data.get("updated_at")),
-        }
+    return _task(
+        provider=NAME,
+        id=task_id,
+        kind=infer_kind(result, info) or kind,
+        status=state,
+        provider_status=text(raw_status),
+        status_message=text(get("task_status_msg")),
+        external_id=text(info.get("external_task_id")),
+        outputs=found,
+        cost=cost,
+        created_at=epoch_ms(get("created_at")),
+        updated_at=epoch_ms(get("updated_at")),
     )
 
 
@@ -222,8 +229,8 @@ def task_object(item: Any, payload: Any, *, kind: str | None, rates: Rates) -> T
 
 def _object(item: Any, payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
     """One task object of either design, and whether it is new-design."""
-    data = obj(item)
-    if parse_new.is_task_object(data):
+    data = item if type(item) is dict else obj(item)
+    if "id" in data and "status" in data and "task_id" not in data:  # parse_new.is_task_object
         if text(data.get("id")) is None:
             raise _error("no id: not a Kling task", payload)
         return parse_new.task(data, kind=kind, rates=rates), True
@@ -234,7 +241,7 @@ def _listed(data: Any) -> list[Any] | None:
     """The task objects of a list answer: `data[]`, or a cursor page's `data.result[]`."""
     if isinstance(data, list):
         return data
-    page = obj(data)
+    page = data if type(data) is dict else obj(data)
     if isinstance(page.get("result"), list) and ("has_more" in page or "next_cursor" in page):
         return list(page["result"])
     return None
@@ -245,14 +252,14 @@ def read(payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
     what `task` and `new_design_ids` would say together)."""
     data = unwrap(payload)
     listed = _listed(data)
-    if listed is not None:
-        # A /tasks answer for one id is a list of one; for an id it does not know, empty.
-        if not listed and is_object(payload) and "data" in payload:
-            raise TaskNotInAnswer("no such task in the answer", provider=NAME, payload=payload)
-        if len(listed) == 1 and parse_new.is_task_object(obj(listed[0])):
-            return _object(listed[0], payload, kind=kind, rates=rates)
-        raise _error("a list of tasks, not one task", payload)
-    return _object(data, payload, kind=kind, rates=rates)
+    if listed is None:
+        return _object(data, payload, kind=kind, rates=rates)
+    # A /tasks answer for one id is a list of one; for an id it does not know, empty.
+    if not listed and is_object(payload) and "data" in payload:
+        raise TaskNotInAnswer("no such task in the answer", provider=NAME, payload=payload)
+    if len(listed) == 1 and parse_new.is_task_object(obj(listed[0])):
+        return _object(listed[0], payload, kind=kind, rates=rates)
+    raise _error("a list of tasks, not one task", payload)
 
 
 def task(payload: Any, *, kind: str | None, rates: Rates) -> Task:

@@ -14,16 +14,16 @@ from typing import Any, NamedTuple
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    cost_of,
     decimal,
     epoch_ms,
-    file_of,
     http_url,
     items,
+    make_cost,
+    make_file,
+    make_output,
+    make_task,
     number,
     obj,
-    output_of,
-    task_of,
     text,
     url_format,
 )
@@ -31,8 +31,8 @@ from klingbridge.parsing import (
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.kling")
-#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
-_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
+#: `File(...)` and the others, of values checked here, unvalidated (`klingbridge.trusted`).
+_file, _output, _cost, _task = make_file, make_output, make_cost, make_task
 
 STATUSES = {
     "submitted": TaskStatus.QUEUED,
@@ -87,82 +87,91 @@ def status(raw: Any) -> TaskStatus:
 
 def pair(clean: str | None, marked: str | None, default: str) -> list[File]:
     """The clean file (watermarked=False when a marked one is given too), then the marked."""
-    files = []
     if clean:
-        watermarked = False if marked else None
         fmt = url_format(clean, default)
-        files.append(_file({"url": clean, "format": fmt, "watermarked": watermarked}))
+        if not marked:
+            return [_file(url=clean, format=fmt, watermarked=None)]
+        first = _file(url=clean, format=fmt, watermarked=False)
+        return [first, _file(url=marked, format=url_format(marked, default), watermarked=True)]
     if marked:
-        fmt = url_format(marked, default)
-        files.append(_file({"url": marked, "format": fmt, "watermarked": True}))
-    return files
+        return [_file(url=marked, format=url_format(marked, default), watermarked=True)]
+    return []
+
+
+AUDIO_URLS = (("mp3_url", "mp3"), ("wav_url", "wav"), ("url", "mp3"))
+AUDIO_DURATIONS = ("wav_duration", "mp3_duration", "duration")
 
 
 def _audio_files(item: Mapping[str, Any]) -> list[File]:
-    return [
-        _file({"url": url, "format": url_format(url, fmt)})
-        for key, fmt in (("mp3_url", "mp3"), ("wav_url", "wav"), ("url", "mp3"))
-        if (url := http_url(item.get(key)))
-    ]
+    files = []
+    for key, fmt in AUDIO_URLS:
+        url = http_url(item.get(key))
+        if url:
+            files.append(_file(url=url, format=url_format(url, fmt)))
+    return files
 
 
 def output(item: Mapping[str, Any]) -> Output | None:
     """One `outputs[]` entry, by its `type`; None when it holds nothing downloadable."""
-    kind = text(item.get("type"))
-    ident = text(item.get("id"))
+    return _output_of_type(text(item.get("type")), item)
+
+
+def _output_of_type(kind: str | None, item: Mapping[str, Any]) -> Output | None:
+    get = item.get
+    ident = text(get("id"))
     if kind == "video":
-        files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "mp4")
-        duration = number(item.get("duration"))
-        return (
-            _output_of({"id": ident, "kind": "video", "duration_s": duration, "files": files})
-            if files
-            else None
-        )
+        files = pair(http_url(get("url")), http_url(get("watermark_url")), "mp4")
+        if not files:
+            return None
+        return _output(id=ident, kind="video", duration_s=number(get("duration")), files=files)
     if kind == "image":
-        files = pair(http_url(item.get("url")), http_url(item.get("watermark_url")), "png")
-        ident = ident or text(item.get("group_id"))
-        return _output_of({"id": ident, "kind": "image", "files": files}) if files else None
+        files = pair(http_url(get("url")), http_url(get("watermark_url")), "png")
+        ident = ident or text(get("group_id"))
+        return _output(id=ident, kind="image", files=files) if files else None
     if kind in ("audio", "voice"):
         files = _audio_files(item)
-        duration = next(
-            (
-                d
-                for key in ("wav_duration", "mp3_duration", "duration")
-                if (d := number(item.get(key))) is not None
-            ),
-            None,
-        )
+        duration = None
+        for key in AUDIO_DURATIONS:
+            duration = number(get(key))
+            if duration is not None:
+                break
         # A voice's id is the `voice_id` a speech request takes: kept as the output's id.
-        return (
-            _output_of({"id": ident, "kind": "audio", "duration_s": duration, "files": files})
-            if files
-            else None
-        )
+        return _output(id=ident, kind="audio", duration_s=duration, files=files) if files else None
     if kind == "element":
-        refs = [obj(r) for r in items(item.get("references"))]
+        refs = [obj(r) for r in items(get("references"))]
         files = [
-            _file({"url": url, "format": url_format(url, "png")})
+            _file(url=url, format=url_format(url, "png"))
             for ref in refs
             if (url := http_url(ref.get("url")) or http_url(ref.get("image_url")))
         ]
-        return _output_of({"id": ident, "kind": "image", "files": files}) if files else None
+        return _output(id=ident, kind="image", files=files) if files else None
     return None
+
+
+#: KIND_OF_OUTPUT's precedence: the first listed type present among the outputs wins.
+_RANK = {output_type: rank for rank, output_type in enumerate(KIND_OF_OUTPUT)}
+_KINDS = tuple(KIND_OF_OUTPUT.values())
 
 
 def outputs(data: Mapping[str, Any]) -> tuple[list[Output], str | None]:
     """The readable outputs (`outputs[]`, or `materials[]` as the callback page names it)."""
     found = []
-    types = set()
-    for entry in items(data.get("outputs")) + items(data.get("materials")):
-        entry = obj(entry)
-        out = output(entry)
-        if out is not None:
-            found.append(out)
-        types.add(text(entry.get("type")))
-    for output_type, kind in KIND_OF_OUTPUT.items():
-        if output_type in types:
-            return found, kind
-    return found, None
+    best = len(_KINDS)  # the rank of the task kind found so far (none yet)
+    for key in ("outputs", "materials"):
+        listed = data.get(key)
+        if not isinstance(listed, list):
+            continue
+        for entry in listed:
+            if type(entry) is not dict:
+                entry = obj(entry)
+            output_type = text(entry.get("type"))
+            out = _output_of_type(output_type, entry)
+            if out is not None:
+                found.append(out)
+            rank = _RANK.get(output_type, best) if output_type is not None else best
+            if rank < best:
+                best = rank
+    return found, _KINDS[best] if best < len(_KINDS) else None
 
 
 def cost(billing: Any, rates: Rates) -> Cost | None:
@@ -171,9 +180,11 @@ def cost(billing: Any, rates: Rates) -> Cost | None:
 
     Entries in different units cannot be one Cost: the first unit is kept, and a warning says so.
     """
+    if not isinstance(billing, list) or not billing:
+        return None
     charges: list[tuple[str, Decimal]] = []
-    for item in items(billing):
-        entry = obj(item)
+    for item in billing:
+        entry = item if type(item) is dict else obj(item)
         amount = decimal(entry.get("amount"))
         if amount is None:
             continue
@@ -199,7 +210,7 @@ def cost(billing: Any, rates: Rates) -> Cost | None:
         logger.warning("Kling billing in several units %s: only %s kept", charges, unit)
     rate = rates.unit_usd if unit == "kling_unit" else rates.cny_usd if unit == "cny" else _ONE
     usd = amount * rate if rate is not None else None
-    return _cost_of({"amount": amount, "unit": unit, "usd": usd})
+    return _cost(amount=amount, unit=unit, usd=usd)
 
 
 def _unreadable(message: str, data: Mapping[str, Any]) -> ProviderResponseError:
@@ -208,36 +219,44 @@ def _unreadable(message: str, data: Mapping[str, Any]) -> ProviderResponseError:
 
 
 def task(data: Mapping[str, Any], *, kind: str | None, rates: Rates) -> Task:
-    state = status(data.get("status"))
+    """One new-design task object, in one pass (hot: every poll of a new-design task)."""
+    get = data.get
+    raw_status = get("status")
+    state = STATUSES.get(raw_status) if type(raw_status) is str else None
+    if state is None:
+        state = status(raw_status)  # another spelling or an unknown status (logged)
     succeeded = state is TaskStatus.SUCCEEDED
     if succeeded:
         for key in ("outputs", "materials"):
-            if not isinstance(data.get(key), list | None):
+            value = get(key)
+            if value is not None and not isinstance(value, list):
                 raise _unreadable(f"succeeded, but {key} is not an array", data)
     found, inferred = outputs(data)
     if succeeded and not found:
-        outputs_list = items(data.get("outputs"))
-        if any(text(obj(o).get("type")) in KIND_OF_OUTPUT for o in outputs_list):
-            raise _unreadable("succeeded with outputs, but none is readable", data)
-        logger.warning(
-            "Kling task %s succeeded but no output could be read (fields: %s; outputs types: %s)",
-            data.get("id"),
-            ", ".join(sorted(data)),
-            ", ".join(sorted({str(obj(o).get("type")) for o in items(data.get("outputs"))}))
-            or "none",
-        )
-    return _task_of(
-        {
-            "provider": NAME,
-            "id": str(text(data.get("id"))),
-            "kind": inferred or kind,
-            "status": state,
-            "provider_status": text(data.get("status")),
-            "status_message": text(data.get("message")),
-            "external_id": text(data.get("external_id")) or text(data.get("external_task_id")),
-            "outputs": found,
-            "cost": cost(data.get("billing"), rates),
-            "created_at": epoch_ms(data.get("create_time")),
-            "updated_at": epoch_ms(data.get("update_time")),
-        }
+        _none_readable(data)
+    return _task(
+        provider=NAME,
+        id=str(text(get("id"))),
+        kind=inferred or kind,
+        status=state,
+        provider_status=text(raw_status),
+        status_message=text(get("message")),
+        external_id=text(get("external_id")) or text(get("external_task_id")),
+        outputs=found,
+        cost=cost(get("billing"), rates),
+        created_at=epoch_ms(get("create_time")),
+        updated_at=epoch_ms(get("update_time")),
+    )
+
+
+def _none_readable(data: Mapping[str, Any]) -> None:
+    """A succeeded task without a readable output: unreadable if it lists some, else logged."""
+    outputs_list = items(data.get("outputs"))
+    if any(text(obj(o).get("type")) in KIND_OF_OUTPUT for o in outputs_list):
+        raise _unreadable("succeeded with outputs, but none is readable", data)
+    logger.warning(
+        "Kling task %s succeeded but no output could be read (fields: %s; outputs types: %s)",
+        data.get("id"),
+        ", ".join(sorted(data)),
+        ", ".join(sorted({str(obj(o).get("type")) for o in outputs_list})) or "none",
     )

@@ -34,7 +34,7 @@ from klingbridge import (
     VideoRequest,
     hookimpl,
 )
-from klingbridge.parsing import guard, loads
+from klingbridge.parsing import READ_ERRORS, guard, loads, unreadable
 
 from . import errors, parse, requests
 from .auth import PiAPIKeyAuth
@@ -149,9 +149,13 @@ class PiAPIProvider(Provider):
     def parse_error(self, payload: Any, http_status: int | None = None) -> ProviderError | None:
         return errors.parse_error(self.name, payload, http_status)
 
-    @guard("piapi")
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
-        return parse.task(payload, kind=kind, points_per_usd=self.points_per_usd())
+        try:  # `guard`'s net, without its wrapper (hot: every create and poll answer)
+            return parse.task(payload, kind=kind, points_per_usd=self.points_per_usd())
+        except ProviderResponseError:
+            raise
+        except READ_ERRORS as error:
+            raise unreadable("piapi", error, payload) from error
 
     @guard("piapi")
     def parse_cancel(self, payload: Any, task_id: str, kind: str | None = None) -> Task | None:

@@ -20,11 +20,23 @@ from pydantic import BaseModel
 from pydantic_core import from_json
 
 from .errors import ProviderError, ProviderResponseError
-from .trusted import cost_of, file_of, output_of, task_of
+from .trusted import (
+    UNSET,
+    cost_of,
+    file_of,
+    make_cost,
+    make_file,
+    make_output,
+    make_task,
+    output_of,
+    task_of,
+)
 
 __all__ = [  # the helpers, and the result constructors of `klingbridge.trusted`
     "MAX_MAGNITUDE",
     "MAX_NUMBER_CHARS",
+    "READ_ERRORS",
+    "UNSET",
     "ErrorCode",
     "builder",
     "cost_of",
@@ -36,6 +48,10 @@ __all__ = [  # the helpers, and the result constructors of `klingbridge.trusted`
     "is_object",
     "items",
     "loads",
+    "make_cost",
+    "make_file",
+    "make_output",
+    "make_task",
     "number",
     "obj",
     "output_of",
@@ -43,6 +59,7 @@ __all__ = [  # the helpers, and the result constructors of `klingbridge.trusted`
     "rfc3339",
     "task_of",
     "text",
+    "unreadable",
     "url_format",
 ]
 
@@ -191,11 +208,14 @@ def decimal(value: Any) -> Decimal | None:
     A number past `MAX_NUMBER_CHARS` characters or `MAX_MAGNITUDE` is not a vendor's amount but
     a broken or hostile payload: `ValueError`, which the `guard` turns into an unreadable payload.
     """
-    if isinstance(value, bool) or value is None or value == "":
+    if type(value) is str:  # what vendors send (exact type: hot in parsers)
+        raw = value.strip()
+    elif isinstance(value, bool) or value is None or value == "":
         return None
-    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+    elif isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
         raise ValueError(f"number out of range: {str(value)[:20]}…")
-    raw = str(value).strip() if not isinstance(value, str) else value.strip()
+    else:
+        raw = str(value).strip() if not isinstance(value, str) else value.strip()
     if len(raw) > MAX_NUMBER_CHARS:
         raise ValueError(f"number too long ({len(raw)} characters): {raw[:20]}…")
     try:
@@ -284,12 +304,22 @@ def url_format(url: str, default: str) -> str:
     ):
         # The path ends at the first "?" or "#"; its last part is after its last "/" (past
         # the scheme's "//", else the path is empty).
-        head = url.partition("?")[0].partition("#")[0].rstrip("/")
+        if "?" in url or "#" in url or url[-1] == "/":
+            head = url.partition("?")[0].partition("#")[0].rstrip("/")
+        else:
+            head = url  # the usual output URL: the path is the rest
         slash = head.rfind("/")
         if slash < (7 if url[4] == ":" else 8):
             return default  # no path
-        stem, dot, suffix = head[slash + 1 :].rpartition(".")
-        if not dot or not stem.lstrip(".") or not 2 <= len(suffix) <= 4 or not suffix.isalnum():
+        # The last part's extension: after its last ".", 2-4 letters or digits, with a stem
+        # that is not only dots (posixpath.splitext: ".mp3" alone has no extension).
+        dot = head.rfind(".")
+        if dot <= slash or not 2 <= len(head) - dot - 1 <= 4:
+            return default
+        suffix = head[dot + 1 :]
+        if not suffix.isalnum():
+            return default
+        if head[slash + 1] == "." and not head[slash + 1 : dot].strip("."):
             return default
         return suffix.lower()
     return _suffix(urlsplit(url).path, default)
@@ -315,6 +345,19 @@ def builder(model: type[_M]) -> Callable[[dict[str, Any]], _M]:
     return cast(Callable[[dict[str, Any]], _M], model.__pydantic_validator__.validate_python)
 
 
+#: What a parser may raise on odd input (`guard` turns each into `ProviderResponseError`).
+READ_ERRORS = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
+
+
+def unreadable(provider: str, error: Exception, payload: Any) -> ProviderResponseError:
+    """The `ProviderResponseError` for a parser's slip on `payload` (see `guard`); raise it
+    `from error`. For a hot parser that catches `READ_ERRORS` itself rather than through
+    `guard`'s wrapper (a call with `*args, **kwargs` that costs about as much as reading a
+    status field)."""
+    message = f"cannot read payload: {error}"
+    return ProviderResponseError(message, provider=provider, payload=payload)
+
+
 def guard(provider: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Turn any slip of a parser on odd input into `ProviderResponseError`, never another error.
 
@@ -329,11 +372,9 @@ def guard(provider: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 return parse(*args, **kwargs)
             except ProviderResponseError:
                 raise
-            except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as error:
+            except READ_ERRORS as error:
                 payload = args[1] if len(args) > 1 else None
-                raise ProviderResponseError(
-                    f"cannot read payload: {error}", provider=provider, payload=payload
-                ) from error
+                raise unreadable(provider, error, payload) from error
 
         return guarded
 

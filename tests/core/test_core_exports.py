@@ -109,6 +109,11 @@ def test_parsing_helpers_are_public_for_plugin_authors() -> None:
         "rfc3339",
         "url_format",
         "guard",
+        "unreadable",
         "positive_int",
+        "make_file",
+        "make_output",
+        "make_cost",
+        "make_task",
     ):
         assert callable(getattr(parsing, name)), name

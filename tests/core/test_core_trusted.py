@@ -28,7 +28,20 @@ from test_core_properties import installed, payloads
 
 from klingbridge import Cost, File, Output, Provider, Task, TaskStatus
 from klingbridge.parsing import loads
-from klingbridge.trusted import MODELS, cost_of, file_of, output_of, task_of, validated
+from klingbridge.trusted import (
+    KEYWORD,
+    MODELS,
+    UNSET,
+    cost_of,
+    file_of,
+    make_cost,
+    make_file,
+    make_output,
+    make_task,
+    output_of,
+    task_of,
+    validated,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONSTRUCTORS = tuple(MODELS)
@@ -191,14 +204,47 @@ FULL: list[tuple[Callable[[Any], BaseModel], dict[str, Any]]] = [
         },
     ),
     (task_of, {"status": TaskStatus.QUEUED, "id": "2", "provider": "piapi"}),
+    # the keyword constructors: a keyword left out (or UNSET) is a field not given
+    (make_file, {"url": "https://cdn.test/a.mp3", "format": "mp3"}),
+    (make_file, {"format": "mp4", "url": "https://cdn.test/a.mp4", "watermarked": None}),
+    (make_file, {"url": "https://cdn.test/a.mp4", "format": "mp4", "watermarked": True}),
+    (make_file, {"url": "https://cdn.test/a.mp4", "format": "mp4", "watermarked": UNSET}),
+    (make_output, {"id": None, "kind": "image", "files": [FILE]}),
+    (make_output, {"kind": "audio", "id": "o", "files": [], "duration_s": 3.0}),
+    (make_output, {"id": "o", "kind": "video", "files": [FILE], "duration_s": None}),
+    (make_cost, {"amount": Decimal("0.25"), "unit": "kling_unit", "usd": Decimal("0.035")}),
+    (make_cost, {"amount": Decimal("1E+2"), "unit": "piapi_point", "usd": None}),
+    (
+        make_task,
+        {
+            "provider": "kling",
+            "id": "1",
+            "kind": None,
+            "status": TaskStatus.RUNNING,
+            "provider_status": "processing",
+            "status_message": None,
+            "external_id": None,
+            "outputs": [],
+            "cost": None,
+            "created_at": None,
+            "updated_at": NOW,
+        },
+    ),
 ]
+
+
+def build(make: Callable[..., BaseModel], values: dict[str, Any], *, slow: bool = False) -> Any:
+    """`make` (or, `slow`, its validating twin) of `values`: one dict, or keywords for the
+    keyword constructors."""
+    call = validated(make) if slow else make
+    return call(**values) if make in KEYWORD else call(dict(values))
 
 
 @pytest.mark.parametrize(("make", "values"), FULL)
 def test_a_constructed_model_is_a_validated_one(
     make: Callable[[Any], BaseModel], values: dict[str, Any]
 ) -> None:
-    fast, slow = make(dict(values)), validated(make)(dict(values))
+    fast, slow = build(make, values), build(make, values, slow=True)
     assert snapshot(fast) == snapshot(slow)
     assert fast == slow and hash(type(fast)) == hash(type(slow))
     assert snapshot(copy.deepcopy(fast)) == snapshot(slow)
@@ -224,16 +270,29 @@ def test_defaults_are_fresh_lists() -> None:
         (cost_of, {"amount": Decimal(1), "unit": "Not A Unit"}),
         (task_of, {"provider": "p", "id": "1", "status": TaskStatus.QUEUED, "kind": 5}),
         (task_of, {"provider": "p", "id": "1", "status": TaskStatus.QUEUED, "kind": ["x"]}),
+        (make_cost, {"amount": Decimal("NaN"), "unit": "kling_unit", "usd": None}),
+        (make_cost, {"amount": Decimal(1), "unit": "usd", "usd": Decimal("-Infinity")}),
+        (make_cost, {"amount": Decimal(1), "unit": "Not A Unit", "usd": None}),
+        (make_task, {**FULL[-1][1], "kind": 5}),
     ],
 )
 def test_what_no_parser_vouches_for_is_still_validated(
     make: Callable[[Any], BaseModel], values: dict[str, Any]
 ) -> None:
     with pytest.raises(PydanticValidationError) as fast:
-        make(values)
+        build(make, values)
     with pytest.raises(PydanticValidationError) as slow:
-        validated(make)(values)
+        build(make, values, slow=True)
     assert str(fast.value) == str(slow.value)
+
+
+def test_the_keyword_constructors_coerce_and_check_as_pydantic_does() -> None:
+    task = {**FULL[-1][1], "kind": b"sound"}
+    assert snapshot(make_task(**task)) == snapshot(validated(make_task)(**task))
+    cost = {"amount": Decimal(3), "unit": "acme_credit", "usd": None}
+    assert snapshot(make_cost(**cost)) == snapshot(Cost(**cost))
+    assert make_file(url="https://a.test/x", format="x").model_fields_set == {"url", "format"}
+    assert make_output(id=None, kind="audio", files=[]).files == []
 
 
 def test_a_kind_pydantic_would_coerce_is_coerced() -> None:
@@ -249,12 +308,12 @@ def test_a_plugin_unit_goes_through_the_pattern() -> None:
 
 def test_every_field_is_covered_in_order() -> None:
     """A field added to a model must be added to its constructor (this fails until it is)."""
-    for make, values in FULL:
-        if len(values) == len(MODELS[make].model_fields):
-            assert list(make(dict(values)).__dict__) == list(MODELS[make].model_fields)
-    assert {make for make, values in FULL if len(values) == len(MODELS[make].model_fields)} == set(
-        CONSTRUCTORS
-    )
+    for make, values in FULL:  # the keyword constructors fill in every field, always
+        if make in KEYWORD or len(values) == len(MODELS[make].model_fields):
+            assert list(build(make, values).__dict__) == list(MODELS[make].model_fields)
+    covered = {make for make, values in FULL if len(values) == len(MODELS[make].model_fields)}
+    assert covered | KEYWORD == set(CONSTRUCTORS)
+    assert {make for make, _ in FULL} == set(CONSTRUCTORS)
 
 
 # --- loads: json.loads's answers, faster --------------------------------------------------------
