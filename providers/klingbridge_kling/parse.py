@@ -96,10 +96,10 @@ def infer_kind(result: Mapping[str, Any], info: Mapping[str, Any]) -> str | None
     if not isinstance(audios, list) or not audios:
         return None
     for a in audios:  # plain loops: no generator frames
-        if is_object(a) and ("url_mp3" in a or "url_wav" in a):
+        if (type(a) is dict or is_object(a)) and ("url_mp3" in a or "url_wav" in a):
             return "sound"
     for a in audios:
-        if is_object(a) and "url" in a:
+        if (type(a) is dict or is_object(a)) and "url" in a:
             return "speech"
     return None
 
@@ -251,6 +251,8 @@ def read(payload: Any, *, kind: str | None, rates: Rates) -> tuple[Task, bool]:
     """The one task of a payload, and whether it is a new-design task object (in one pass:
     what `task` and `new_design_ids` would say together)."""
     data = unwrap(payload)
+    if type(data) is dict and not isinstance(data.get("result"), list):
+        return _object(data, payload, kind=kind, rates=rates)  # one task object: the usual
     listed = _listed(data)
     if listed is None:
         return _object(data, payload, kind=kind, rates=rates)
