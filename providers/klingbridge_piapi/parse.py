@@ -17,18 +17,19 @@ from typing import Any, Literal
 
 from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
-    cost_of,
     decimal,
-    file_of,
     http_url,
     is_object,
     items,
+    make_cost,
+    make_file,
+    make_output,
+    make_task,
     number,
     obj,
     output_of,
     positive_int,
     rfc3339,
-    task_of,
     text,
     url_format,
 )
@@ -37,8 +38,9 @@ from .errors import is_success
 from .requests import NAME
 
 logger = logging.getLogger("klingbridge.piapi")
-#: `File(...)` and the others from one dict each, of values checked here (`klingbridge.trusted`).
-_file, _output_of, _cost_of, _task_of = file_of, output_of, cost_of, task_of
+#: `File(...)` and the others, of values checked here, unvalidated (`klingbridge.trusted`).
+_file, _made_output, _cost, _task = make_file, make_output, make_cost, make_task
+_output_of = output_of  # (an output without an id, from one dict)
 
 STATUSES = {
     "pending": TaskStatus.QUEUED,
@@ -152,7 +154,7 @@ def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
         if value and (url := http_url(value)) is not None and url not in seen:
             seen.add(url)
             fmt = url_format(url, DEFAULT_FORMAT[kind])
-            files.append(_file({"url": url, "format": fmt, "watermarked": watermarked}))
+            files.append(_file(url=url, format=fmt, watermarked=watermarked))
     return files
 
 
@@ -183,17 +185,15 @@ def _output(
     if is_object(cover):
         cover_url = _url(cover.get("resource")) or _url(cover.get("resource_without_watermark"))
     is_video = kind == "video"
-    return _output_of(
-        {
-            "id": text(work.get("id")),
-            "kind": kind,
-            "duration_s": _seconds(media),
-            # An audio object carries the cover's 414x414: not the clip's size.
-            "width": positive_int(media.get("width")) if is_video else None,
-            "height": positive_int(media.get("height")) if is_video else None,
-            "files": files,
-            "cover_url": cover_url,
-        }
+    return _made_output(
+        id=text(work.get("id")),
+        kind=kind,
+        duration_s=_seconds(media),
+        # An audio object carries the cover's 414x414: not the clip's size.
+        width=positive_int(media.get("width")) if is_video else None,
+        height=positive_int(media.get("height")) if is_video else None,
+        files=files,
+        cover_url=cover_url,
     )
 
 
@@ -232,9 +232,8 @@ def _url_output(value: Any, seen: set[str]) -> Output | None:
     if url is None or url in seen:
         return None
     seen.add(url)
-    return _output_of(
-        {"kind": "video", "files": [_file({"url": url, "format": url_format(url, "mp4")})]}
-    )
+    files = [_file(url=url, format=url_format(url, "mp4"))]
+    return _output_of({"kind": "video", "files": files})
 
 
 def outputs(output: Mapping[str, Any]) -> list[Output]:
@@ -275,7 +274,7 @@ def cost(meta: Mapping[str, Any], state: TaskStatus, points_per_usd: Decimal | N
     if points is None or (points == 0 and not state.is_terminal):
         return None
     usd = points / points_per_usd if points_per_usd else None
-    return _cost_of({"amount": points, "unit": "piapi_point", "usd": usd})
+    return _cost(amount=points, unit="piapi_point", usd=usd)
 
 
 def check_output(data: Mapping[str, Any], state: TaskStatus, payload: Any) -> None:
@@ -320,25 +319,23 @@ def task(payload: Any, *, kind: str | None, points_per_usd: Decimal | None) -> T
     found = outputs(output)
     if state is TaskStatus.SUCCEEDED and not found and _has_media(output):
         raise _error("completed with media, but none is readable", payload, final=True)
-    return _task_of(
-        {
-            "provider": NAME,
-            "id": task_id,
-            "kind": task_kind(
-                text(data.get("task_type")),
-                found,
-                kind,
-                text(obj(data.get("input")).get("origin_task_id")),
-            ),
-            "status": state,
-            "provider_status": provider_status,
-            "status_message": error_message(error),
-            "external_id": None,
-            "outputs": found,
-            "cost": cost(meta, state, points_per_usd),
-            "created_at": rfc3339(meta.get("created_at")),
-            "updated_at": rfc3339(meta.get("ended_at")) or rfc3339(meta.get("started_at")),
-        }
+    return _task(
+        provider=NAME,
+        id=task_id,
+        kind=task_kind(
+            text(data.get("task_type")),
+            found,
+            kind,
+            text(obj(data.get("input")).get("origin_task_id")),
+        ),
+        status=state,
+        provider_status=provider_status,
+        status_message=error_message(error),
+        external_id=None,
+        outputs=found,
+        cost=cost(meta, state, points_per_usd),
+        created_at=rfc3339(meta.get("created_at")),
+        updated_at=rfc3339(meta.get("ended_at")) or rfc3339(meta.get("started_at")),
     )
 
 

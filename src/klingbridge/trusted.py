@@ -210,34 +210,46 @@ def make_file(
     return made
 
 
-_OUTPUT_GIVEN = frozenset({"id", "kind", "files"})
-_OUTPUT_TIMED = frozenset({"id", "kind", "files", "duration_s"})
-
-
 def make_output(
     *,
     id: str | None,
     kind: Literal["audio", "video", "image"],
     files: list[File],
     duration_s: float | Literal[Unset.UNSET] | None = UNSET,
+    width: int | Literal[Unset.UNSET] | None = UNSET,
+    height: int | Literal[Unset.UNSET] | None = UNSET,
+    cover_url: str | Literal[Unset.UNSET] | None = UNSET,
 ) -> Output:
-    """`Output(id=..., kind=..., files=...[, duration_s=...])`: as `output_of`."""
-    made = _new(Output)
+    """`Output(id=..., kind=..., files=..., ...)`: as `output_of`."""
+    given = {"id", "kind", "files"}
     if duration_s is UNSET:
-        given, duration_s = _OUTPUT_GIVEN, None
+        duration_s = None
     else:
-        given = _OUTPUT_TIMED
+        given.add("duration_s")
+    if width is UNSET:
+        width = None
+    else:
+        given.add("width")
+    if height is UNSET:
+        height = None
+    else:
+        given.add("height")
+    if cover_url is UNSET:
+        cover_url = None
+    else:
+        given.add("cover_url")
+    made = _new(Output)
     state = {
         "id": id,
         "kind": kind,
         "duration_s": duration_s,
-        "width": None,
-        "height": None,
+        "width": width,
+        "height": height,
         "files": files,
-        "cover_url": None,
+        "cover_url": cover_url,
     }
     _set_dict(made, state)
-    _set_fields_set(made, set(given))
+    _set_fields_set(made, given)
     _set_extra(made, None)
     _set_private(made, None)
     return made

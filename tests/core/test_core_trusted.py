@@ -212,6 +212,20 @@ FULL: list[tuple[Callable[[Any], BaseModel], dict[str, Any]]] = [
     (make_output, {"id": None, "kind": "image", "files": [FILE]}),
     (make_output, {"kind": "audio", "id": "o", "files": [], "duration_s": 3.0}),
     (make_output, {"id": "o", "kind": "video", "files": [FILE], "duration_s": None}),
+    (make_output, {"id": "o", "kind": "video", "files": [FILE], "width": 1280, "height": None}),
+    (
+        make_output,
+        {
+            "id": "o",
+            "kind": "video",
+            "files": [FILE],
+            "duration_s": 5.0,
+            "width": 1280,
+            "height": 720,
+            "cover_url": "https://cdn.test/c.png",
+        },
+    ),
+    (make_output, {"id": "o", "kind": "audio", "files": [], "cover_url": UNSET}),
     (make_cost, {"amount": Decimal("0.25"), "unit": "kling_unit", "usd": Decimal("0.035")}),
     (make_cost, {"amount": Decimal("1E+2"), "unit": "piapi_point", "usd": None}),
     (
