@@ -133,8 +133,8 @@ def status(
 _url = http_url  # a URL is a non-empty http(s) string (a number, `file:` never is)
 
 
-def _seconds(media: Mapping[str, Any]) -> float | None:
-    ms = number(media.get("duration"))
+def _seconds(duration_ms: Any) -> float | None:
+    ms = number(duration_ms)
     return ms / 1000 if ms is not None and ms > 0 else None
 
 
@@ -149,8 +149,9 @@ RESOURCES = (("resource_without_watermark", False), ("resource", None))
 
 def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
     files = []
+    get = media.get
     for key, watermarked in RESOURCES:
-        value = media.get(key)
+        value = get(key)
         if value and (url := http_url(value)) is not None and url not in seen:
             seen.add(url)
             fmt = url_format(url, DEFAULT_FORMAT[kind])
@@ -182,13 +183,13 @@ def _output(
 ) -> Output:
     cover = work.get("cover")
     cover_url = None
-    if is_object(cover):
+    if type(cover) is dict or is_object(cover):
         cover_url = _url(cover.get("resource")) or _url(cover.get("resource_without_watermark"))
     is_video = kind == "video"
     return _made_output(
         id=text(work.get("id")),
         kind=kind,
-        duration_s=_seconds(media),
+        duration_s=_seconds(media.get("duration")),
         # An audio object carries the cover's 414x414: not the clip's size.
         width=positive_int(media.get("width")) if is_video else None,
         height=positive_int(media.get("height")) if is_video else None,
@@ -214,7 +215,9 @@ def _work_outputs(work: Mapping[str, Any], seen: set[str]) -> list[Output]:
     for kind in order:
         media = work.get(kind)
         # Most media objects of a work are empty placeholders: skipped before any call.
-        if is_object(media) and (media.get("resource") or media.get("resource_without_watermark")):
+        if (type(media) is dict or is_object(media)) and (
+            media.get("resource") or media.get("resource_without_watermark")
+        ):
             files = _files(media, kind, seen)
             if files:
                 found.append(_output(work, kind, media, files))
@@ -238,7 +241,9 @@ def _url_output(value: Any, seen: set[str]) -> Output | None:
 
 def outputs(output: Mapping[str, Any]) -> list[Output]:
     seen: set[str] = set()
-    found = [out for work in items(output.get("works")) for out in _work_outputs(obj(work), seen)]
+    found = []
+    for work in items(output.get("works")):
+        found += _work_outputs(work if type(work) is dict else obj(work), seen)
     for key in ("video_url", "video"):
         extra = _url_output(output.get(key), seen)
         if extra is not None:
