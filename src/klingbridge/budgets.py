@@ -68,6 +68,8 @@ class Budgets(BaseModel):
 
     def applying(self, provider: str, route: str | None) -> list[BudgetRule]:
         """The budgets a create on `provider` within `route` (None: a provider alone) counts in."""
+        if self.all is None and not self.providers and not self.route:
+            return []  # no budget configured (the usual case): asked before every create
         return [r for r in self.rules() if r.applies(provider, route)]
 
 
