@@ -1,0 +1,270 @@
+"""`batch`: run every request of a JSON-lines file, a bounded number at a time (batch.py).
+
+Each line is one request as JSON, e.g. `{"kind": "sound", "prompt": "rain", "duration": 5}`,
+with an optional `"key"`. Every line is read and checked before anything is sent. A line's job
+key is its `"key"`, else derived from the request (and `--tag`): running the same file again
+carries the batch on, and pays for nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import pydantic
+from rich.live import Live
+from rich.text import Text
+
+from ..batch import DEFAULT_CONCURRENCY, Finished, batch_key
+from ..client import AsyncClient, Client
+from ..config import Config
+from ..download import SavedFile
+from ..errors import KlingBridgeError
+from ..models import Request
+from ..render import console, err, usd_text
+from ..store.records import REQUEST
+from ..worker import save_job
+from .app import fail, fail_with, json_option, main, store_client, with_params
+from .saving import SAVE_OPTIONS, check_out, saved_json
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # in the file, from 1
+    request: Request
+    key: str
+
+
+class BadLine(Exception):
+    """A line that cannot be run: `FILE:LINE: what is wrong`."""
+
+
+def read_lines(path: Path, tag: str) -> list[Line]:
+    """Every request of the file, with its key; the first bad line is a `BadLine`."""
+    lines: list[Line] = []
+    seen: Counter[str] = Counter()
+    keys: dict[str, int] = {}
+    with path.open(encoding="utf-8") as file:
+        for number, text in enumerate(file, 1):
+            if not text.strip() or text.lstrip().startswith("#"):
+                continue
+            request, key = _parse(text, f"{path}:{number}")
+            if key is None:
+                canonical = REQUEST.dump_json(request).decode()
+                key = batch_key(request, seen[canonical], tag)
+                seen[canonical] += 1
+            if key in keys:
+                raise BadLine(f"{path}:{number}: key {key!r} is also line {keys[key]}'s")
+            keys[key] = number
+            lines.append(Line(number, request, key))
+    if not lines:
+        raise BadLine(f"{path}: no requests (one JSON object per line)")
+    return lines
+
+
+def _parse(text: str, where: str) -> tuple[Request, str | None]:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise BadLine(f"{where}: not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise BadLine(f"{where}: a request is a JSON object, not {type(data).__name__}")
+    key = data.pop("key", None)
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise BadLine(f"{where}: key must be a non-empty string, not {key!r}")
+    if "kind" not in data:
+        raise BadLine(f"{where}: kind is required ('sound', 'speech', 'video', ...)")
+    try:
+        return REQUEST.validate_python(data), key
+    except KlingBridgeError as error:  # the request's own checks (ValidationError)
+        raise BadLine(f"{where}: {error}") from None
+    except pydantic.ValidationError as error:  # the kind itself
+        expected = error.errors()[0].get("ctx", {}).get("expected_tags", "?")
+        raise BadLine(f"{where}: kind {data['kind']!r} is not one of {expected}") from None
+
+
+@dataclass
+class Tally:
+    """What the batch has come to, for the progress line and the summary: charges are those
+    of every line's tasks, whichever run of the batch started them."""
+
+    total: int
+    ended: int = 0
+    failed: int = 0
+    charged_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, finished: Finished) -> None:
+        self.ended += 1
+        self.failed += not finished.ok
+        for attempt in finished.attempts:
+            if attempt.charged is not None and attempt.charged.usd is not None:
+                self.charged_usd += float(attempt.charged.usd)
+
+    def __rich__(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        return Text(
+            f"batch: {self.ended}/{self.total} ended, {self.failed} failed, "
+            f"${self.charged_usd:.4f} charged  {elapsed:5.1f} s",
+            style="cyan",
+        )
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_params(
+    click.Option(["--provider"], default=None, help="Run every line on this provider only."),
+    click.Option(["--route"], default=None, help="Run every line over this configured route."),
+    SAVE_OPTIONS[0],  # --out DIR
+    click.Option(
+        ["--concurrency"],
+        type=click.IntRange(min=1, max=10_000),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        help="Lines run at once (each vendor still caps its requests at max_connections).",
+    ),
+    click.Option(
+        ["--timeout"],
+        type=click.FloatRange(min=0, min_open=True),
+        default=900.0,
+        show_default=True,
+        help="Seconds to wait for each task.",
+    ),
+    click.Option(
+        ["--max-usd"],
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Refuse any line quoted above this many USD (or with no known price).",
+    ),
+    click.Option(
+        ["--detach"],
+        is_flag=True,
+        help="Submit every line and exit once each vendor task exists (a worker finishes them).",
+    ),
+    click.Option(
+        ["--tag"],
+        default="",
+        help="Mixed into the derived keys: the same file with another tag is a new batch.",
+    ),
+    json_option("One JSON object per line as it ends (JSON lines)."),
+    click.Option(["-q", "--quiet"], is_flag=True, help="No progress line, no summary."),
+)
+@click.pass_context
+def batch(ctx: click.Context, /, file: Path, **options: Any) -> None:
+    """Run every request of a JSON-lines FILE, a bounded number at a time.
+
+    One request per line, e.g. {"kind": "sound", "prompt": "rain", "duration": 5}, with an
+    optional "key". Every line is checked before anything is sent. Run the same file again to
+    carry on after Ctrl-C or a crash: lines that ended are not run again, none is paid twice.
+    """
+    if options["provider"] is not None and options["route"] is not None:
+        raise click.UsageError("--provider and --route cannot be used together: give one")
+    try:
+        lines = read_lines(file, options["tag"])
+    except BadLine as bad:
+        fail(str(bad), 2)
+    check_out(options["out"])
+    with store_client(ctx) as client:
+        _check(client, lines, options["provider"], options["route"])
+        config = client.config
+    tally = Tally(len(lines))
+    try:
+        asyncio.run(_run(config, lines, tally, options))
+    except KeyboardInterrupt:
+        err.print(
+            Text(
+                f"interrupted after {tally.ended} of {tally.total}: run `klingbridge batch "
+                f"{file}` again to carry on (nothing is paid twice), or `klingbridge worker`"
+            )
+        )
+        raise SystemExit(130) from None
+    if not options["quiet"]:
+        err.print(Text.assemble(tally.__rich__(), style=""))
+    if tally.failed:
+        raise SystemExit(1)
+
+
+def _check(client: Client, lines: list[Line], provider: str | None, route: str | None) -> None:
+    """What a run would refuse before any call (a bad route, provider or request): now."""
+    for line in lines:
+        try:
+            client.check(line.request, provider=provider, route=route)
+        except KlingBridgeError as error:
+            if line is lines[0]:
+                fail_with(error)  # the same for every line (route, provider, credentials)
+            fail(f"line {line.number}: {error}", 2, error=error)
+
+
+async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[str, Any]) -> None:
+    out: Path | None = options["out"]
+    live = Live(tally, console=err, refresh_per_second=4, transient=True)
+    show = err.is_terminal and not options["quiet"]
+    async with AsyncClient(config=config) as client:
+        batch = client.run_many(
+            (line.request for line in lines),
+            keys=(line.key for line in lines),
+            concurrency=options["concurrency"],
+            provider=options["provider"],
+            route=options["route"],
+            timeout=options["timeout"],
+            max_usd=options["max_usd"],
+            detach=options["detach"],
+            out_dir=out,
+        )
+        if show:
+            live.start()
+        try:
+            async for finished in batch:
+                saved, problem = await _save(client, finished, out, options["detach"])
+                tally.add(finished)
+                _say(lines[finished.index], finished, saved, problem, options["as_json"])
+        finally:
+            await batch.aclose()
+            if show:
+                live.stop()
+
+
+async def _save(
+    client: AsyncClient, finished: Finished, out: Path | None, detach: bool
+) -> tuple[list[SavedFile], str | None]:
+    if out is None or detach or finished.result is None or client.store is None:
+        return [], None
+    try:
+        saved = await asyncio.to_thread(
+            save_job, client.store, finished.key, finished.result.task, out
+        )
+    except KlingBridgeError as error:
+        return [], f"saving failed: {error} (klingbridge wait {finished.key} --out {out} retries)"
+    return saved, None
+
+
+def _say(
+    line: Line, finished: Finished, saved: list[SavedFile], problem: str | None, as_json: bool
+) -> None:
+    task = finished.task
+    if as_json:
+        record: dict[str, Any] = {"line": line.number, "key": finished.key, "ok": finished.ok}
+        record["task"] = None if task is None else task.model_dump(mode="json")
+        if finished.error is not None:
+            error = finished.error
+            record["error"] = {"message": str(error), "type": type(error).__name__}
+        record["saved"] = [saved_json(s) for s in saved]
+        if problem is not None:
+            record["save_error"] = problem
+        click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    where = f"{task.provider} {task.id}  {task.status.value}" if task is not None else "no task"
+    cost = usd_text(task.cost) if task is not None and task.cost is not None else ""
+    text = f"line {line.number}  {finished.key}  {where}  {cost}".rstrip()
+    if finished.error is not None:
+        console.print(Text(f"{text}  error: {finished.error}", style="red"))
+    else:
+        console.print(Text(f"{text}  {len(saved)} file(s)" if saved else text))
+    if problem is not None:
+        console.print(Text(f"line {line.number}  {problem}", style="yellow"))
