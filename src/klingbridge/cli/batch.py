@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ..batch import DEFAULT_CONCURRENCY, Finished, batch_key
 from ..client import AsyncClient, Client
 from ..config import Config
 from ..download import SavedFile
-from ..errors import KlingBridgeError
+from ..errors import KlingBridgeError, ValidationError
 from ..models import Request
 from ..render import console, err, usd_text
 from ..store.records import REQUEST
@@ -195,14 +196,17 @@ def _check(client: Client, lines: list[Line], provider: str | None, route: str |
     for line in lines:
         try:
             client.check(line.request, provider=provider, route=route)
-        except KlingBridgeError as error:
-            if line is lines[0]:
-                fail_with(error)  # the same for every line (route, provider, credentials)
+        except ValidationError as error:  # this line's request
             fail(f"line {line.number}: {error}", 2, error=error)
+        except KlingBridgeError as error:  # every line's (route, provider, credentials)
+            fail_with(error)
+
+
+#: Downloads at once: saving runs beside the batch, which goes on starting lines meanwhile.
+SAVERS = 4
 
 
 async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[str, Any]) -> None:
-    out: Path | None = options["out"]
     live = Live(tally, console=err, refresh_per_second=4, transient=True)
     show = err.is_terminal and not options["quiet"]
     async with AsyncClient(config=config) as client:
@@ -215,33 +219,74 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             timeout=options["timeout"],
             max_usd=options["max_usd"],
             detach=options["detach"],
-            out_dir=out,
+            out_dir=options["out"],
         )
+        saver = Saver(client, options["out"] if not options["detach"] else None)
         if show:
             live.start()
         try:
             async for finished in batch:
-                saved, problem = await _save(client, finished, out, options["detach"])
-                tally.add(finished)
-                _say(lines[finished.index], finished, saved, problem, options["as_json"])
+                saver.start(finished, lambda *said: _said(lines, tally, options, *said))
+            await saver.drain()
         finally:
             await batch.aclose()
+            await saver.cancel()
             if show:
                 live.stop()
 
 
-async def _save(
-    client: AsyncClient, finished: Finished, out: Path | None, detach: bool
-) -> tuple[list[SavedFile], str | None]:
-    if out is None or detach or finished.result is None or client.store is None:
-        return [], None
-    try:
-        saved = await asyncio.to_thread(
-            save_job, client.store, finished.key, finished.result.task, out
-        )
-    except KlingBridgeError as error:
-        return [], f"saving failed: {error} (klingbridge wait {finished.key} --out {out} retries)"
-    return saved, None
+def _said(
+    lines: list[Line],
+    tally: Tally,
+    options: dict[str, Any],
+    finished: Finished,
+    saved: list[SavedFile],
+    problem: str | None,
+) -> None:
+    tally.add(finished)
+    _say(lines[finished.index], finished, saved, problem, options["as_json"])
+
+
+@dataclass
+class Saver:
+    """Saves each ended line's files (at most `SAVERS` at once), then has it reported."""
+
+    client: AsyncClient
+    out: Path | None
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SAVERS))
+    _saving: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def start(self, finished: Finished, then: Callable[..., None]) -> None:
+        saving = asyncio.ensure_future(self._save(finished, then))
+        self._saving.add(saving)
+        saving.add_done_callback(self._saving.discard)
+
+    async def _save(self, finished: Finished, then: Callable[..., None]) -> None:
+        store, result = self.client.store, finished.result
+        if self.out is None or result is None or store is None:
+            then(finished, [], None)
+            return
+        async with self._slots:
+            try:
+                saved = await asyncio.to_thread(
+                    save_job, store, finished.key, result.task, self.out
+                )
+            except KlingBridgeError as error:
+                problem = (
+                    f"saving failed: {error} (klingbridge wait {finished.key} --out {self.out})"
+                )
+                then(finished, [], problem)
+                return
+        then(finished, saved, None)
+
+    async def drain(self) -> None:
+        while self._saving:
+            await asyncio.gather(*list(self._saving))
+
+    async def cancel(self) -> None:
+        for saving in self._saving:
+            saving.cancel()
+        await asyncio.gather(*list(self._saving), return_exceptions=True)
 
 
 def _say(
