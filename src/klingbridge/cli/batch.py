@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,50 +221,59 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             detach=options["detach"],
             out_dir=options["out"],
         )
-        saver = Saver(client, options["out"] if not options["detach"] else None)
+        saver = Saver(client, None if options["detach"] else options["out"])
+        feeding = asyncio.ensure_future(saver.feed(batch))
         if show:
             live.start()
-        try:
-            async for finished in batch:
-                saver.start(finished, lambda *said: _said(lines, tally, options, *said))
-            await saver.drain()
+        try:  # lines are reported here, in the command's own task, as they are saved
+            while (said := await saver.said.get()) is not None:
+                tally.add(said.finished)
+                _say(lines[said.finished.index], said, options["as_json"])
+            await feeding  # the batch's own failure, if any
         finally:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
             await batch.aclose()
             await saver.cancel()
             if show:
                 live.stop()
 
 
-def _said(
-    lines: list[Line],
-    tally: Tally,
-    options: dict[str, Any],
-    finished: Finished,
-    saved: list[SavedFile],
-    problem: str | None,
-) -> None:
-    tally.add(finished)
-    _say(lines[finished.index], finished, saved, problem, options["as_json"])
+@dataclass(frozen=True)
+class Said:
+    """A line that ended, with the files saved for it or why none could be."""
+
+    finished: Finished
+    saved: list[SavedFile] = field(default_factory=list)
+    problem: str | None = None
 
 
 @dataclass
 class Saver:
-    """Saves each ended line's files (at most `SAVERS` at once), then has it reported."""
+    """Saves the files of each line as it ends (`SAVERS` at once), beside the batch, which
+    goes on starting lines meanwhile; hands each line on in `said` (None: all done)."""
 
     client: AsyncClient
     out: Path | None
+    said: asyncio.Queue[Said | None] = field(default_factory=asyncio.Queue)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SAVERS))
     _saving: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def start(self, finished: Finished, then: Callable[..., None]) -> None:
-        saving = asyncio.ensure_future(self._save(finished, then))
-        self._saving.add(saving)
-        saving.add_done_callback(self._saving.discard)
+    async def feed(self, batch: AsyncIterator[Finished]) -> None:
+        try:
+            async for finished in batch:
+                saving = asyncio.ensure_future(self._save(finished))
+                self._saving.add(saving)
+                saving.add_done_callback(self._saving.discard)
+            while self._saving:
+                await asyncio.gather(*list(self._saving))
+        finally:
+            self.said.put_nowait(None)
 
-    async def _save(self, finished: Finished, then: Callable[..., None]) -> None:
+    async def _save(self, finished: Finished) -> None:
         store, result = self.client.store, finished.result
         if self.out is None or result is None or store is None:
-            then(finished, [], None)
+            self.said.put_nowait(Said(finished))
             return
         async with self._slots:
             try:
@@ -272,16 +281,10 @@ class Saver:
                     save_job, store, finished.key, result.task, self.out
                 )
             except KlingBridgeError as error:
-                problem = (
-                    f"saving failed: {error} (klingbridge wait {finished.key} --out {self.out})"
-                )
-                then(finished, [], problem)
+                retry = f"klingbridge wait {finished.key} --out {self.out}"
+                self.said.put_nowait(Said(finished, problem=f"saving failed: {error} ({retry})"))
                 return
-        then(finished, saved, None)
-
-    async def drain(self) -> None:
-        while self._saving:
-            await asyncio.gather(*list(self._saving))
+        self.said.put_nowait(Said(finished, saved))
 
     async def cancel(self) -> None:
         for saving in self._saving:
@@ -289,9 +292,8 @@ class Saver:
         await asyncio.gather(*list(self._saving), return_exceptions=True)
 
 
-def _say(
-    line: Line, finished: Finished, saved: list[SavedFile], problem: str | None, as_json: bool
-) -> None:
+def _say(line: Line, said: Said, as_json: bool) -> None:
+    finished, saved, problem = said.finished, said.saved, said.problem
     task = finished.task
     if as_json:
         record: dict[str, Any] = {"line": line.number, "key": finished.key, "ok": finished.ok}
