@@ -258,3 +258,31 @@ def test_a_failed_line_is_reported_and_the_batch_exits_1(
     assert run.exit_code == 1, run
     assert "line 1" in run.stdout and "error:" in run.stdout
     assert "1/1 ended, 1 failed" in run.stderr
+
+
+def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+        {"kind": "sound", "prompt": "wind", "duration": 10},
+        {"kind": "speech", "text": "Welcome back", "voice": "oversea_male1"},
+    )
+    run = cli("batch", str(file), "--dry-run", "--json")
+    assert run.exit_code == 0, run
+    found = run.json()
+    assert found["lines"] == 3 and found["sent"] == 0
+    by_name = {row["provider"]: row for row in found["providers"]}
+    assert by_name["kling"]["lines"] == 3 and by_name["kling"]["usd"] > 0
+    assert by_name["piapi"]["lines"] == 2 and sum(by_name["piapi"]["refused"].values()) == 1
+    each = cli("quote", "sound", "--duration", "5", "--json").json()["quotes"]
+    five = {q["provider"]: q["cost"]["usd"] for q in each}
+    ten = {
+        q["provider"]: q["cost"]["usd"]
+        for q in cli("quote", "sound", "--duration", "10", "--json").json()["quotes"]
+    }
+    assert by_name["piapi"]["usd"] == pytest.approx(five["piapi"] + ten["piapi"])
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+    unknown = cli("batch", str(file), "--dry-run", "--route", "nowhere")
+    assert unknown.exit_code == 2 and "nowhere" in unknown.stderr

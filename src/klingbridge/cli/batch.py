@@ -27,11 +27,21 @@ from ..client import AsyncClient, Client
 from ..config import Config
 from ..download import SavedFile
 from ..errors import KlingBridgeError, ValidationError
-from ..models import Request
-from ..render import console, err, usd_text
+from ..models import Quote, Request
+from ..render import add_row, console, err, usd_text
+from ..render import table as fold_table
 from ..store.records import REQUEST
 from ..worker import save_job
-from .app import fail, fail_with, json_option, main, store_client, with_params
+from .app import (
+    echo_json,
+    fail,
+    fail_with,
+    json_option,
+    main,
+    make_client,
+    store_client,
+    with_params,
+)
 from .saving import SAVE_OPTIONS, check_out, saved_json
 
 
@@ -153,6 +163,11 @@ class Tally:
         default="",
         help="Mixed into the derived keys: the same file with another tag is a new batch.",
     ),
+    click.Option(
+        ["--dry-run"],
+        is_flag=True,
+        help="Check every line and print what the batch would cost on each provider; send nothing.",
+    ),
     json_option("One JSON object per line as it ends (JSON lines)."),
     click.Option(["-q", "--quiet"], is_flag=True, help="No progress line, no summary."),
 )
@@ -170,6 +185,13 @@ def batch(ctx: click.Context, /, file: Path, **options: Any) -> None:
         lines = read_lines(file, options["tag"])
     except BadLine as bad:
         fail(str(bad), 2)
+    if options["dry_run"]:  # no credentials needed: a line a provider refuses is counted
+        with make_client(ctx) as client:
+            try:
+                _dry_run(client, lines, options["provider"], options["route"], options["as_json"])
+            except KlingBridgeError as error:  # an unknown route or provider
+                fail_with(error)
+        return
     check_out(options["out"])
     with store_client(ctx) as client:
         _check(client, lines, options["provider"], options["route"])
@@ -189,6 +211,49 @@ def batch(ctx: click.Context, /, file: Path, **options: Any) -> None:
         err.print(Text.assemble(tally.__rich__(), style=""))
     if tally.failed:
         raise SystemExit(1)
+
+
+@dataclass
+class Priced:
+    """What one provider would charge for the lines it can run (`--dry-run`)."""
+
+    provider: str
+    lines: int = 0
+    usd: float = 0.0
+    unpriced: int = 0  # lines it can run, with no known price
+    refused: Counter[str] = field(default_factory=Counter)  # why not, and how many lines
+
+    def add(self, quote: Quote) -> None:
+        if not quote.eligible:
+            self.refused[quote.reason or "not eligible"] += 1
+        elif quote.cost is None or quote.cost.usd is None:
+            self.unpriced += 1
+        else:
+            self.lines += 1
+            self.usd += float(quote.cost.usd)
+
+
+def _dry_run(
+    client: Client, lines: list[Line], provider: str | None, route: str | None, as_json: bool
+) -> None:
+    """What the whole batch would cost on each provider it may run on (no call is made)."""
+    names = [provider] if provider else client.config.route(route).providers
+    priced = {name: Priced(name) for name in names}
+    for line in lines:
+        for quote in client.quote(line.request, names):
+            priced[quote.provider].add(quote)
+    if as_json:
+        rows = [
+            {**vars(p), "usd": round(p.usd, 6), "refused": dict(p.refused)} for p in priced.values()
+        ]
+        echo_json({"lines": len(lines), "sent": 0, "providers": rows})
+        return
+    table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")
+    for p in priced.values():
+        why = "; ".join(f"{n} x {reason}" for reason, n in p.refused.most_common(3))
+        add_row(table, p.provider, str(p.lines), f"${p.usd:.4f}", str(p.unpriced), why)
+    console.print(table)
+    err.print(Text(f"{len(lines)} line(s) checked; nothing was sent (--dry-run)"))
 
 
 def _check(client: Client, lines: list[Line], provider: str | None, route: str | None) -> None:
