@@ -77,8 +77,7 @@ def test_commits_survive_a_killed_process_without_any_checkpoint(tmp_path: Path)
         f"""
         import os, time
         from klingbridge import SoundRequest
-        from klingbridge.errors import ConfigError
-from klingbridge.store import open_store, procs, sql
+        from klingbridge.store import procs, sql
         from klingbridge.store.checkpoint import Checkpointer
         from klingbridge.store.sqlite import SQLiteStore
         store = SQLiteStore({str(path)!r})
