@@ -146,6 +146,39 @@ def test_leaving_a_batch_early_cancels_the_rest_and_lets_their_jobs_go(tmp_path:
     assert vendor.creates == 10  # the cancelled runs' tasks were followed, not created again
 
 
+def test_runs_of_one_client_under_one_key_create_one_task(tmp_path: Path) -> None:
+    """One client's runs share its lease owner, so the store alone cannot keep two of them
+    under one key apart: the second waits for the first, then gives its recorded result."""
+    vendor = Vendor()
+    request = SoundRequest(prompt="rain")
+
+    async def main() -> tuple[list[klingbridge.Task], list[Finished]]:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            runs = await asyncio.gather(*(kb.run(request, key="same") for _ in range(3)))
+            many = [f async for f in kb.run_many([request] * 3, keys=["other"] * 3)]
+            return runs, many
+
+    runs, many = asyncio.run(main())
+    assert vendor.creates == 2
+    assert len({t.id for t in runs}) == 1 and len({f.task.id for f in many if f.task}) == 1
+
+
+def test_a_cancelled_run_gives_its_key_back(tmp_path: Path) -> None:
+    vendor = Vendor()
+
+    async def main() -> klingbridge.Task:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            first = asyncio.ensure_future(kb.run(SoundRequest(prompt="slow rain"), key="k"))
+            while not vendor.creates:
+                await asyncio.sleep(0.01)
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+            vendor.slow_ends = True
+            return await asyncio.wait_for(kb.run(SoundRequest(prompt="slow rain"), key="k"), 10)
+
+    assert asyncio.run(main()).id == "T1" and vendor.creates == 1
+
+
 def test_bad_batch_options_fail_before_anything_is_sent() -> None:
     vendor = Vendor()
 
