@@ -1,0 +1,222 @@
+"""`batch`: run every request of a JSON-lines file, a bounded number at a time.
+
+The file format and its keys: batchfile.py; running many requests: batch.py (`run_many`);
+what is shown and saved: batch_report.py. Every line is read and checked before anything is
+sent; running the same file again carries the batch on and pays for nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+import sys
+from typing import Any, NoReturn
+
+import click
+from rich.live import Live
+from rich.text import Text
+
+from ..batch import DEFAULT_CONCURRENCY
+from ..batchfile import MAX_PROBLEMS, BatchFileError, Line, read_batch
+from ..client import AsyncClient, Client
+from ..config import Config
+from ..errors import KlingBridgeError, ValidationError
+from ..render import err
+from .app import fail, fail_with, json_option, main, make_client, store_client, with_params
+from .batch_report import Saver, Tally, counted, dry_run, say
+from .saving import SAVE_OPTIONS, check_out
+
+OPTIONS = (
+    click.Option(["--provider"], default=None, help="Run every line on this provider only."),
+    click.Option(["--route"], default=None, help="Run every line over this configured route."),
+    SAVE_OPTIONS[0],  # --out DIR
+    click.Option(
+        ["--concurrency"],
+        type=click.IntRange(min=1, max=10_000),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        help="Lines under way at once (each vendor's requests are capped by max_connections).",
+    ),
+    click.Option(
+        ["--timeout"],
+        type=click.FloatRange(min=0, min_open=True),
+        default=900.0,
+        show_default=True,
+        help="Seconds to wait for each task.",
+    ),
+    click.Option(
+        ["--max-usd"],
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Refuse any line quoted above this many USD (or with no known price).",
+    ),
+    click.Option(
+        ["--detach"],
+        is_flag=True,
+        help="Submit every line and exit once each vendor task exists (a worker finishes them).",
+    ),
+    click.Option(
+        ["--tag"],
+        default=None,
+        help="Goes into the derived keys in place of the file's name: the same lines under "
+        'another tag are a new batch (lines with their own "key" keep it).',
+    ),
+    click.Option(
+        ["--dry-run"],
+        is_flag=True,
+        help="Check every line and print what the batch would cost on each provider; send nothing.",
+    ),
+    json_option("One JSON object per line as it ends (JSON lines)."),
+    click.Option(["-q", "--quiet"], is_flag=True, help="No progress line, no summary."),
+)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@with_params(*OPTIONS)
+@click.pass_context
+def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
+    """Run every request of a JSON-lines FILE (- for stdin), a bounded number at a time.
+
+    One request per line, e.g. {"kind": "sound", "prompt": "rain", "duration": 5}, with an
+    optional "key". Every line is checked before anything is sent. Run the same file again to
+    carry on after Ctrl-C or a crash: lines that ended are not run again, none is paid twice.
+    """
+    if options["provider"] is not None and options["route"] is not None:
+        raise click.UsageError("--provider and --route cannot be used together: give one")
+    lines = _read(file, options["tag"])
+    if options["dry_run"]:  # no credentials needed: a line a provider refuses is counted
+        with make_client(ctx) as client:
+            names = _providers(client, options["provider"], options["route"])
+            dry_run(client, lines, names, options["max_usd"], options["as_json"])
+        return
+    check_out(options["out"])
+    with store_client(ctx) as client:
+        _check(client, lines, _providers(client, options["provider"], options["route"]), file)
+        config = client.config
+    tally = Tally(len(lines), detach=options["detach"])
+    try:
+        asyncio.run(_run(config, lines, tally, options))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM
+        err.print(Text(_interrupted(file, tally, options)))
+        raise SystemExit(130) from None
+    if not options["quiet"]:
+        err.print(Text(tally.line()))
+    if tally.failed or tally.waiting:
+        raise SystemExit(1)
+
+
+def _read(file: str, tag: str | None) -> list[Line]:
+    try:
+        if file == "-":
+            return read_batch(sys.stdin.buffer, _name(file), tag)
+        with open(file, "rb") as opened:
+            return read_batch(opened, file, tag)
+    except BatchFileError as bad:
+        _refuse(bad.problems, bad.more)
+    except OSError as error:
+        fail(f"{file}: {error.strerror or error}", 2, error=error)
+
+
+def _providers(client: Client, provider: str | None, route: str | None) -> list[str]:
+    try:
+        return (
+            [client.provider(provider).name] if provider else client.config.route(route).providers
+        )
+    except KlingBridgeError as error:  # no such provider or route
+        fail_with(error)
+
+
+def _check(client: Client, lines: list[Line], names: list[str], file: str) -> None:
+    """What a run would refuse before any call, now: providers without credentials, and lines
+    no provider of the route can run (each named, `FILE:LINE: why`)."""
+    usable: list[str] = []
+    for name in names:
+        try:
+            client.provider(name).require_credentials()
+            usable.append(name)
+        except KlingBridgeError as error:
+            if len(names) == 1:
+                fail_with(error)
+            err.print(Text(f"note: {error}: the batch runs without {name}"))
+    if not usable:
+        fail(f"no provider of the route has credentials ({', '.join(names)})", 2)
+    problems = []
+    for line in lines:
+        reasons = []
+        for name in usable:
+            try:
+                client.provider(name).validate(line.request)
+                break
+            except ValidationError as error:
+                reasons.append(str(error))
+        else:
+            problems.append(f"{_name(file)}:{line.number}: {'; '.join(reasons)}")
+    if problems:
+        _refuse(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
+
+
+def _refuse(problems: list[str], more: int) -> NoReturn:
+    """Each bad line on its own `error:` line (the last one through `fail`), exit 2."""
+    for problem in problems[:-1]:
+        err.print(Text(f"error: {problem}"))
+    tail = f" (and {more} more bad line(s))" if more else ""
+    fail(problems[-1] + tail, 2, problems=problems)
+
+
+def _name(file: str) -> str:
+    return "<stdin>" if file == "-" else file
+
+
+async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    if main_task is not None:  # SIGTERM: stop as Ctrl-C does (the jobs under way let go)
+        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+    live = Live(tally, console=err, refresh_per_second=4, transient=True)
+    show = err.is_terminal and not options["quiet"]
+    async with AsyncClient(config=config) as client:
+        batch = client.run_many(
+            counted(lines, tally),
+            keys=[line.key for line in lines],
+            concurrency=options["concurrency"],
+            provider=options["provider"],
+            route=options["route"],
+            timeout=options["timeout"],
+            max_usd=options["max_usd"],
+            detach=options["detach"],
+            out_dir=options["out"],
+        )
+        saver = Saver(client, None if options["detach"] else options["out"])
+        feeding = asyncio.ensure_future(saver.feed(batch))
+        if show:
+            live.start()
+        try:  # lines are reported here, in the command's own task, as they are saved
+            while (said := await saver.said.get()) is not None:
+                tally.add(said.finished)
+                say(lines[said.finished.index], said, options["as_json"])
+            await feeding  # the batch's own failure, if any
+        finally:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
+            await batch.aclose()
+            await saver.cancel()
+            if show:
+                live.stop()
+
+
+def _interrupted(file: str, tally: Tally, options: dict[str, Any]) -> str:
+    """What was left, and the command that carries the batch on (with the same options: the
+    keys depend on --tag, and the lines should go where they went)."""
+    again = ["klingbridge", "batch", file]
+    for name in ("provider", "route", "out", "tag", "max_usd", "timeout", "concurrency"):
+        value, default = options[name], {"timeout": 900.0, "concurrency": DEFAULT_CONCURRENCY}
+        if value is not None and value != default.get(name):
+            again += [f"--{name.replace('_', '-')}", str(value)]
+    left = tally.total - tally.started
+    under_way = tally.started - tally.ended
+    return (
+        f"interrupted: {tally.ended} of {tally.total} ended, {under_way} under way (let go), "
+        f"{left} not started. Carry the batch on, paying for nothing twice: {shlex.join(again)}"
+    )
