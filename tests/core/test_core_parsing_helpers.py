@@ -17,13 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
+from test_core_properties import installed
 
-from klingbridge import Cost, File, Output, Task, TaskStatus
+from klingbridge import Cost, File, Output, ProviderResponseError, Task, TaskStatus
 from klingbridge.parsing import (
     MAX_MAGNITUDE,
     MAX_NUMBER_CHARS,
     builder,
+    decimal,
     epoch_ms,
+    guard,
     is_object,
     number,
     obj,
@@ -305,3 +308,37 @@ def test_is_object_and_obj_are_the_mapping_check(value: Any) -> None:
         assert obj(value) is value
     else:
         assert obj(value) == {}
+
+
+# --- parse_task's own net: the error `guard` gives, without its wrapper ------------------------
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        (
+            "kling",
+            {"data": {"task_id": "1", "task_status": "succeed", "final_unit_deduction": "1" * 50}},
+        ),
+        (
+            "piapi",
+            {
+                "data": {
+                    "task_id": "1",
+                    "status": "completed",
+                    "meta": {"usage": {"consume": "9" * 50}},
+                }
+            },
+        ),
+    ],
+)
+def test_parse_task_reports_a_slip_as_guard_does(name: str, payload: dict[str, Any]) -> None:
+    (provider,) = [p for p in installed() if p.name == name]
+    with pytest.raises(ProviderResponseError) as inline:
+        provider.parse_task(payload)
+    guarded = guard(name)(lambda _self, value: decimal(value))
+    with pytest.raises(ProviderResponseError) as wrapped:
+        guarded(provider, "1" * 50)
+    assert str(inline.value) == f"{name}: cannot read payload: {inline.value.__cause__}"
+    assert type(inline.value.__cause__) is ValueError and "number too long" in str(inline.value)
+    assert inline.value.payload is payload and inline.value.provider == name
+    assert str(wrapped.value) == f"{name}: cannot read payload: {wrapped.value.__cause__}"
+    assert wrapped.value.provider == name
