@@ -52,6 +52,8 @@ class Ask:
     default_route: str = "default"
     #: How long a queued waiter keeps its place without asking again (a dead one drops out).
     waiter_ttl_s: float = 30.0
+    #: The create is sent right after admission: the attempt is written `sent` (procs.intent).
+    sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ def admit(ask: Ask) -> Proc[Verdict]:
         wait = yield from _take_slot(ask, ask.max_concurrent)
         if wait is not None:
             return wait
-    seq = yield from intent(ask.key, ask.provider, ask.external_id, ask.quoted, ask.now)
+    seq = yield from intent(
+        ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent
+    )
     return Admitted(seq)
 
 

@@ -232,15 +232,30 @@ def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
 
 
 # --- attempts --------------------------------------------------------------------------------
-def intent(key: str, provider: str, external_id: str, quoted: Cost | None, now: float) -> Proc[int]:
-    """Write the attempt down before anything is sent; returns its number within the job."""
+def intent(
+    key: str,
+    provider: str,
+    external_id: str,
+    quoted: Cost | None,
+    now: float,
+    *,
+    sent: bool = False,
+) -> Proc[int]:
+    """Write the attempt down before anything is sent; returns its number within the job.
+
+    `sent`: the create goes out right after this commit (nothing in between can pay), so the
+    attempt is written as `sent` at once, the commit `sent` would have made saved.
+    """
     rows = yield Sql(
         "INSERT INTO kb_attempts (external_id, job_key, seq, provider, state, quoted, quoted_usd,"
         " created_at, updated_at) VALUES (?, ?,"
-        " (SELECT COUNT(*) + 1 FROM kb_attempts WHERE job_key = ?), ?, 'intent', ?, ?, ?, ?)"
+        " (SELECT COUNT(*) + 1 FROM kb_attempts WHERE job_key = ?), ?, ?, ?, ?, ?, ?)"
         " RETURNING seq",
-        (external_id, key, key, provider, _json(quoted), _usd(quoted), now, now),
-    )
+        (
+            external_id, key, key, provider, "sent" if sent else "intent",
+            _json(quoted), _usd(quoted), now, now,
+        ),
+    )  # fmt: skip
     yield Sql("UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?", (now, key))
     return int(rows[0][0])
 
