@@ -268,36 +268,40 @@ def sent(external_id: str, now: float) -> Proc[None]:
     )
 
 
-def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
+def observe(external_id: str, task: Task, now: float, *, seen: bool = False) -> Proc[bool]:
     """Record the vendor task as seen now; never moves it backwards. True if anything changed.
 
     A status of lower rank than the one recorded (running after succeeded, from a late poll or
     a replayed callback) changes nothing; the same status may add detail (a charge, outputs).
+
+    `seen`: the task was recorded before (a poll of it), so its id most likely is already: it is
+    then not written again unless it differs. Only columns that may change are SET: SQLite
+    rewrites an index entry whenever its column is SET, to the same value or not (the task id's
+    index page, written again at every poll's commit, for nothing); the charge likewise, only
+    when the task carries one.
     """
     rank = task.status.rank
     state = AttemptState.CREATED if rank < 2 else AttemptState(task.status.value)
+    sets = "state = ?, status = ?, status_rank = ?, task = ?"
+    params: list[object] = [state.value, task.status.value, rank, task.model_dump_json()]
+    if not seen:
+        sets += ", task_id = ?"
+        params.append(task.id)
+    if task.cost is not None:
+        sets += ", charged = ?, charged_usd = COALESCE(?, charged_usd)"
+        params += [_json(task.cost), _usd(task.cost)]
     rows = yield Sql(
-        "UPDATE kb_attempts SET state = ?, task_id = ?, status = ?, status_rank = ?, task = ?,"
-        " charged = COALESCE(?, charged), charged_usd = COALESCE(?, charged_usd), updated_at = ?"
+        f"UPDATE kb_attempts SET {sets}, updated_at = ?"
         " WHERE external_id = ? AND (status_rank < ? OR (status_rank = ? AND status = ?))"
-        " RETURNING job_key",
-        (
-            state.value,
-            task.id,
-            task.status.value,
-            rank,
-            task.model_dump_json(),
-            _json(task.cost),
-            _usd(task.cost),
-            now,
-            external_id,
-            rank,
-            rank,
-            task.status.value,
-        ),
+        " RETURNING job_key, task_id",
+        (*params, now, external_id, rank, rank, task.status.value),
     )
     if not rows:
         return False
+    if rows[0][1] != task.id:  # (seen, yet not recorded with this id)
+        yield Sql(
+            "UPDATE kb_attempts SET task_id = ? WHERE external_id = ?", (task.id, external_id)
+        )
     job_key = rows[0][0]
     provider_status = None if task.provider_status is None else str(task.provider_status)
     yield Sql(  # a history row when the status differs from the attempt's last one

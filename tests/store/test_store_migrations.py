@@ -1,0 +1,147 @@
+"""Migration 4 (kb_history numbered by a plain rowid on SQLite), fresh and upgraded, both backends.
+
+A store of version 3 is made by opening it with the first three migrations only, as klingbridge
+before migration 4 did; opening it again migrates it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from klingbridge import SoundRequest, Task, TaskStatus
+from klingbridge.store import TaskStore, base, open_store, procs, sql
+from klingbridge.store.migrations import MIGRATIONS, Only
+
+REQUEST = SoundRequest(prompt="rain on a tin roof", duration=5)
+
+
+def opened(url: str) -> TaskStore:
+    store = open_store(url)
+    assert store is not None
+    return store
+
+
+def observe(store: TaskStore, external_id: str, status: TaskStatus) -> None:
+    task = Task(provider="piapi", id=f"T-{external_id}", kind="sound", status=status)
+    assert store.run(procs.observe(external_id, task, time.time())) is True
+
+
+def new_job(store: TaskStore, key: str) -> str:
+    now = time.time()
+    begin = procs.begin(
+        key, REQUEST, route=None, provider="piapi", out_dir=None, owner="me", lease_s=60, now=now
+    )
+    store.run(begin)
+    external_id = f"kb-{key}"
+    store.run(procs.intent(key, "piapi", external_id, None, now))
+    return external_id
+
+
+def history(store: TaskStore) -> sql.Proc[list[tuple[int, str, str]]]:
+    rows = yield sql.Sql("SELECT id, job_key, status FROM kb_history ORDER BY id")
+    return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def version() -> sql.Proc[int]:
+    rows = yield sql.Sql("SELECT MAX(version) FROM kb_schema")
+    return int(rows[0][0])
+
+
+def sqlite_schema() -> sql.Proc[tuple[str, int]]:
+    table = yield sql.Sql("SELECT sql FROM sqlite_master WHERE name = 'kb_history'")
+    counters = yield sql.Sql(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"
+    )  # (the table exists while any table of the store uses AUTOINCREMENT)
+    counted = 0
+    if counters[0][0]:
+        rows = yield sql.Sql("SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'kb_history'")
+        counted = int(rows[0][0])
+    return str(table[0][0]), counted
+
+
+@pytest.fixture
+def version_3(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A store left at schema version 3, with history, by a klingbridge before migration 4."""
+    with monkeypatch.context() as patched:
+        patched.setattr(base, "MIGRATIONS", MIGRATIONS[:3])
+        old = opened(store_url)
+        assert old.run(version()) == 3
+        for key in ("a", "b"):
+            external_id = new_job(old, key)
+            observe(old, external_id, TaskStatus.QUEUED)
+            observe(old, external_id, TaskStatus.RUNNING)
+        old.close()
+    yield store_url
+
+
+def test_a_fresh_store_is_at_the_last_version(store: TaskStore) -> None:
+    assert store.run(version()) == len(MIGRATIONS) == 4
+    external_id = new_job(store, "k")
+    for status in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.SUCCEEDED):
+        observe(store, external_id, status)
+    rows = store.read(history(store))
+    assert [status for _, _, status in rows] == ["queued", "running", "succeeded"]
+    assert [i for i, _, _ in rows] == sorted({i for i, _, _ in rows})
+    if store.dialect == "sqlite":
+        table, counted = store.read(sqlite_schema())
+        assert "AUTOINCREMENT" not in table.upper() and counted == 0
+
+
+def test_a_store_of_version_3_is_upgraded_keeping_its_history(version_3: str) -> None:
+    store = opened(version_3)
+    before = None
+    try:
+        assert store.job("a") is not None  # (opening migrates)
+        assert store.run(version()) == 4
+        before = store.read(history(store))
+        assert [(k, s) for _, k, s in before] == [
+            ("a", "queued"), ("a", "running"), ("b", "queued"), ("b", "running"),
+        ]  # fmt: skip
+        observe(store, "kb-a", TaskStatus.SUCCEEDED)
+        after = store.read(history(store))
+        assert after[:4] == before  # the same rows, under the same ids
+        assert after[4][1:] == ("a", "succeeded") and after[4][0] > before[-1][0]
+        job = store.job("a")
+        assert job is not None
+        assert [h.status for h in job.history] == ["queued", "running", "succeeded"]
+        if store.dialect == "sqlite":
+            table, counted = store.read(sqlite_schema())
+            assert "AUTOINCREMENT" not in table.upper() and counted == 0
+    finally:
+        store.close()
+    again = opened(version_3)  # another process: nothing left to migrate
+    try:
+        assert again.run(version()) == 4
+        assert again.read(history(again))[:4] == before
+    finally:
+        again.close()
+
+
+class Recording(TaskStore):
+    """A backend of any dialect that records what a migration from version 3 would run."""
+
+    def _execute(self, proc: sql.Proc[object], *, write: bool = True) -> object:
+        raise AssertionError("not used")
+
+    def migration_4(self) -> list[str]:
+        statements: list[str] = []
+
+        def execute(statement: sql.Sql) -> list[sql.Row]:
+            statements.append(statement.text)
+            return [(3,)]  # (read as the version found: 3)
+
+        sql.drive(self._migrate(), execute)
+        return statements
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "otherdb"])
+def test_a_statement_for_one_dialect_runs_there_alone(dialect: str) -> None:
+    backend = type("Backend", (Recording,), {"dialect": dialect})("fake://")
+    statements = backend.migration_4()
+    rebuilt = any("kb_history_new" in s for s in statements)
+    assert rebuilt is (dialect == "sqlite")
+    assert any("INSERT INTO kb_schema" in s for s in statements)  # the version, everywhere
+    assert all(isinstance(s, str | Only) for m in MIGRATIONS for s in m)
