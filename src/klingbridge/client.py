@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -17,9 +18,11 @@ import httpx
 from typing_extensions import Unpack
 
 from . import flows
+from .batch import DEFAULT_CONCURRENCY, Finished, check_concurrency, run_bounded
 from .clientbase import (
     CONFIGURED,
     ClientBase,
+    ManyOptions,
     ResumeOptions,
     RunOptions,
     StoreOption,
@@ -228,6 +231,35 @@ class AsyncClient(ClientBase):
     ) -> RunResult:
         flow = self._dispatch(request, **options)
         return await self._runner.run(flow)
+
+    def run_many(
+        self,
+        requests: Iterable[Request],
+        *,
+        keys: Iterable[str | None] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        **options: Unpack[ManyOptions],
+    ) -> AsyncGenerator[Finished, None]:
+        """Run every request, `concurrency` at a time; yield each as it ends (batch.py).
+
+        `keys`, one per request (None: a new key), make the batch idempotent: run again, it
+        carries on and pays for nothing twice. A run's error is its `Finished.error`; other
+        exceptions stop the batch. Leaving early (`break`, cancellation) cancels the runs
+        under way and lets go of their jobs: use `contextlib.aclosing` to leave at once.
+        """
+        check_concurrency(concurrency)
+        items = zip(
+            requests, itertools.repeat(None) if keys is None else keys, strict=keys is not None
+        )
+
+        async def start(request: Request, key: str, fresh: bool) -> RunResult:
+            return await self._runner.run(self._dispatch(request, key=key, fresh=fresh, **options))
+
+        return run_bounded(start, items, concurrency, self._let_go_all)
+
+    async def _let_go_all(self, keys: builtins.list[str]) -> None:
+        if self.store is not None:
+            await asyncio.to_thread(self.store.release, self.owner, keys)
 
     async def resume(self, ref: str, **options: Unpack[ResumeOptions]) -> Task:
         return (await self.resume_dispatch(ref, **options)).task

@@ -1,7 +1,7 @@
 """What `Client` and `AsyncClient` share: configuration, providers, the store, routing and jobs.
 
 Every method builds a flow (flows.py); the two shells in client.py hand it to their runner.
-`RunOptions`/`ResumeOptions` are the options both take, checked by type checkers.
+`RunOptions`/`ResumeOptions`/`ManyOptions` are the options they take, checked by type checkers.
 """
 
 from __future__ import annotations
@@ -45,16 +45,21 @@ class ResumeOptions(TypedDict, total=False):
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
 
 
-class RunOptions(ResumeOptions, total=False):
-    """How to run a request (`run` / `dispatch`)."""
+class ManyOptions(ResumeOptions, total=False):
+    """How to run each request of a batch (`run_many`): `RunOptions` but the key."""
 
     provider: str | None  # this provider alone
     route: str | None  # this configured route (default: the configured default)
-    key: str | None  # the job's idempotency key (default: a new one)
     out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
     detach: bool  # return once the vendor task exists; finish it later with resume/worker
     max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
     on_wait: OnWait | None  # told what the run waits for ("waiting for a kling slot: 5/5")
+
+
+class RunOptions(ManyOptions, total=False):
+    """How to run a request (`run` / `dispatch`)."""
+
+    key: str | None  # the job's idempotency key (default: a new one)
 
 
 logger = logging.getLogger("klingbridge")
@@ -274,13 +279,15 @@ class ClientBase:
         detach: bool = False,
         max_usd: float | None = None,
         on_wait: OnWait | None = None,
+        fresh: bool = False,
     ) -> Flow[RunResult]:
+        """The flow of one run (`fresh`: `key` was made just now, so no job can have it)."""
         if max_usd is not None and not max_usd >= 0:
             raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
         return self._jobs.run(
             request,
             key=key or new_key(),
-            fresh=key is None,
+            fresh=fresh or key is None,
             route=route,
             provider=provider
             if provider is not None or route is not None

@@ -21,6 +21,7 @@ from .client import AsyncClient
 from .download import SavedFile, save_outputs
 from .errors import KlingBridgeError
 from .journal import RunResult
+from .models import Task
 from .store import SavedFileRecord, TaskStore, procs
 
 logger = logging.getLogger("klingbridge.worker")
@@ -113,16 +114,29 @@ class Worker:
             self._running.pop(key, None)
 
     def _save(self, key: str, result: RunResult) -> list[SavedFile]:
-        job = self.store.job(key)
-        target = self.out_dir or (Path(job.out_dir) if job and job.out_dir else None)
-        if target is None or (job is not None and job.saved_at is not None):
-            return []
-        # Resumable: files an earlier try of this job saved whole are kept, the rest fetched.
-        saved = save_outputs(result.task, target)
-        records = [
-            SavedFileRecord(path=str(f.path), url=f.url, format=f.format, bytes=f.bytes,
-                            sha256=f.sha256)
-            for f in saved
-        ]  # fmt: skip
-        self.store.run(procs.saved(key, records, time.time()))
-        return saved
+        return save_job(self.store, key, result.task, self.out_dir)
+
+
+def save_job(store: TaskStore, key: str, task: Task, out_dir: Path | None) -> list[SavedFile]:
+    """Save the outputs of job `key`'s task into `out_dir` (default: the job's own directory)
+    and record them; nothing when neither is given, or when the job's files were saved before.
+
+    Resumable: files an earlier try of this job saved whole are kept, the rest fetched."""
+    job = store.job(key)
+    target = out_dir or (Path(job.out_dir) if job and job.out_dir else None)
+    if target is None or (job is not None and job.saved_at is not None):
+        return []
+    saved = save_outputs(task, target)
+    store.run(procs.saved(key, [saved_record(f) for f in saved], time.time()))
+    return saved
+
+
+def saved_record(file: SavedFile) -> SavedFileRecord:
+    """A saved file as the store records it."""
+    return SavedFileRecord(
+        path=str(file.path.resolve()),  # readable by a process started elsewhere (dashboard)
+        url=file.url,
+        format=file.format,
+        bytes=file.bytes,
+        sha256=file.sha256,
+    )

@@ -45,7 +45,8 @@ def test_every_tour_line_works_as_written(
     from klingbridge.simulator import server
 
     monkeypatch.setattr(server.uvicorn, "run", lambda app, **kw: None)
-    (tmp_path / "tests").symlink_to(ROOT / "tests")  # the README is read from the checkout root
+    for folder in ("tests", "docs"):  # the tour's paths are relative to the checkout's root
+        (tmp_path / folder).symlink_to(ROOT / folder)
     port = vendor.base_url.rsplit(":", 1)[1]
     with _taken(8765):  # as for a user who left the tour's own `simulate --port 8765 &` running
         _run_tour(vendor, port)

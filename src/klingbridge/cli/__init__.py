@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "What the account has left at each vendor (Kling: resource packs; remaining units "
         "lag up to 12 h).",
     ),
+    "batch": (
+        "batch",
+        "Run every request of a JSON-lines FILE, a bounded number at a time.",
+    ),
     "budget": (
         "budget",
         "Spent and committed USD per budget, vendor slots in use, providers cooling down.",

@@ -12,7 +12,6 @@ import click
 from rich.text import Text
 
 from ..client import Client
-from ..download import SavedFile
 from ..errors import (
     KlingBridgeError,
     ValidationError,
@@ -29,7 +28,8 @@ from ..render import (
     print_result,
     print_task,
 )
-from ..store import SavedFileRecord, procs
+from ..store import procs
+from ..worker import saved_record
 from .app import (
     Group,
     check_kind,
@@ -240,7 +240,7 @@ def finish(
         key=result.key,
     )
     if saved and client.store is not None and result.key is not None:
-        client.store.run(procs.saved(result.key, [_saved_record(f) for f in saved], time.time()))
+        client.store.run(procs.saved(result.key, [saved_record(f) for f in saved], time.time()))
     if as_json:
         echo_json(
             {
@@ -306,16 +306,6 @@ def _interrupted(task: Task | None, key: str | None) -> NoReturn:
 
 
 kind_commands(generate, _generate, RUN_OPTIONS + DURABLE_OPTIONS, text_required=True)
-
-
-def _saved_record(file: SavedFile) -> SavedFileRecord:
-    return SavedFileRecord(
-        path=str(file.path.resolve()),  # readable by a process started elsewhere (dashboard)
-        url=file.url,
-        format=file.format,
-        bytes=file.bytes,
-        sha256=file.sha256,
-    )
 
 
 @main.command()

@@ -1,0 +1,288 @@
+"""Batches: `AsyncClient.run_many` (a bounded number of runs at once, idempotent with keys)
+and `klingbridge batch FILE` over the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_support import Cli
+
+import klingbridge
+from klingbridge import ConfigError, PollPolicy, SoundRequest, TaskFailed
+from klingbridge.batch import Finished, batch_key
+from klingbridge.config import Config
+
+FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
+
+
+class Vendor:
+    """A PiAPI stand-in counting creates and the tasks alive at once (created, not yet seen
+    ended); a prompt containing "fail" makes a task that fails, one containing "slow" a task
+    that runs until `slow_ends`."""
+
+    def __init__(self) -> None:
+        self.creates = 0
+        self.alive: set[str] = set()
+        self.most_alive = 0
+        self.polls: dict[str, int] = {}
+        self.prompts: dict[str, str] = {}
+        self.slow_ends = False
+
+    def data(self, task_id: str, status: str) -> bytes:
+        error = {"code": 1, "message": "bad"} if status == "failed" else {"code": 0, "message": ""}
+        task = {"task_id": task_id, "model": "kling", "task_type": "sound", "status": status,
+                "output": {}, "meta": {}, "error": error}  # fmt: skip
+        return json.dumps({"code": 200, "data": task, "message": "success"}).encode()
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.001)
+        if request.method == "POST":
+            self.creates += 1
+            task_id = f"T{self.creates}"
+            self.prompts[task_id] = json.loads(request.content)["input"]["prompt"]
+            self.alive.add(task_id)
+            self.most_alive = max(self.most_alive, len(self.alive))
+            return httpx.Response(200, content=self.data(task_id, "pending"))
+        task_id = request.url.path.rsplit("/", 1)[-1]
+        self.polls[task_id] = self.polls.get(task_id, 0) + 1
+        slow = "slow" in self.prompts[task_id] and not self.slow_ends
+        if self.polls[task_id] < 3 or slow:
+            return httpx.Response(200, content=self.data(task_id, "processing"))
+        self.alive.discard(task_id)
+        status = "failed" if "fail" in self.prompts[task_id] else "completed"
+        return httpx.Response(200, content=self.data(task_id, status))
+
+
+def client(vendor: Vendor, store: Any) -> klingbridge.AsyncClient:
+    return klingbridge.AsyncClient(
+        "piapi", config=Config(), settings={"piapi": {"api_key": "k"}}, store=store,
+        transport=httpx.MockTransport(vendor.handler), poll=FAST,
+    )  # fmt: skip
+
+
+def prompts(n: int, fail: set[int] = frozenset()) -> list[SoundRequest]:  # type: ignore[assignment]
+    return [
+        SoundRequest(prompt=f"{'fail' if i in fail else 'rain'} {i}", duration=5) for i in range(n)
+    ]
+
+
+def test_run_many_keeps_at_most_concurrency_tasks_alive_and_reads_lazily(tmp_path: Path) -> None:
+    vendor = Vendor()
+    pulled = 0
+
+    def requests() -> Iterator[SoundRequest]:
+        nonlocal pulled
+        for request in prompts(40, fail={7}):
+            pulled += 1
+            yield request
+
+    async def main() -> tuple[list[Finished], int]:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            finished, pulled_at_first = [], 0
+            async for one in kb.run_many(requests(), concurrency=5):
+                pulled_at_first = pulled_at_first or pulled
+                finished.append(one)
+            return finished, pulled_at_first
+
+    finished, pulled_at_first = asyncio.run(main())
+    assert vendor.creates == 40 and vendor.most_alive <= 5
+    assert pulled_at_first <= 6  # 5 started, at most one more once the first ended
+    assert sorted(f.index for f in finished) == list(range(40))
+    failed = [f for f in finished if not f.ok]
+    assert [f.index for f in failed] == [7] and isinstance(failed[0].error, TaskFailed)
+    assert failed[0].task is not None and failed[0].task.id.startswith("T")
+    assert all(f.result is not None and f.result.key == f.key for f in finished if f.ok)
+    assert len({f.key for f in finished}) == 40
+
+
+def test_a_batch_with_keys_run_again_pays_for_nothing_twice(tmp_path: Path) -> None:
+    vendor = Vendor()
+    requests = prompts(12)
+    keys = [batch_key(r, 0) for r in requests]
+
+    async def main() -> list[Finished]:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            return [f async for f in kb.run_many(requests, keys=keys, concurrency=4)]
+
+    first = asyncio.run(main())
+    again = asyncio.run(main())
+    assert vendor.creates == 12
+    ids = {f.key: f.task.id for f in first if f.task}
+    assert {f.key: f.task.id for f in again if f.task} == ids and len(ids) == 12
+
+
+def test_leaving_a_batch_early_cancels_the_rest_and_lets_their_jobs_go(tmp_path: Path) -> None:
+    vendor = Vendor()
+    requests = [SoundRequest(prompt=f"{'rain' if i == 0 else 'slow'} {i}") for i in range(10)]
+    keys = [f"k{i}" for i in range(10)]
+
+    async def first_only() -> list[str]:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            async with contextlib.aclosing(kb.run_many(requests, keys=keys, concurrency=4)) as run:
+                async for finished in run:
+                    assert finished.key == "k0"
+                    break
+            jobs = kb.tasks(limit=20)
+            assert sorted(job.key for job in jobs) == ["k0", "k1", "k2", "k3"]
+            return [job.key for job in jobs if job.lease_owner is not None]
+
+    # the 3 cancelled runs let go of their jobs: a worker (or the next run) may take them now
+    assert asyncio.run(first_only()) == []
+    assert vendor.creates == 4
+
+    async def rest() -> list[Finished]:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            return [f async for f in kb.run_many(requests, keys=keys, concurrency=4)]
+
+    vendor.slow_ends = True
+    assert all(f.ok for f in asyncio.run(rest()))
+    assert vendor.creates == 10  # the cancelled runs' tasks were followed, not created again
+
+
+def test_bad_batch_options_fail_before_anything_is_sent() -> None:
+    vendor = Vendor()
+
+    async def main(**options: Any) -> None:
+        async with client(vendor, None) as kb:
+            async for _ in kb.run_many(prompts(3), **options):
+                pass
+
+    with pytest.raises(ConfigError, match="concurrency must be a whole number >= 1, not 0"):
+        asyncio.run(main(concurrency=0))
+    with pytest.raises(ValueError):  # zip(strict=True): one key per request
+        asyncio.run(main(keys=["a", "b"]))
+    assert vendor.creates <= 2  # (the short keys are found when the third request is read)
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def write_lines(path: Path, *lines: object) -> Path:
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    )
+    return path
+
+
+def test_batch_runs_every_line_saves_the_files_and_carries_on_when_run_again(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        "# a comment, then a blank line",
+        "",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+        {"kind": "sound", "prompt": "rain", "duration": 5},  # the same again: a second task
+        {"kind": "speech", "text": "Welcome back", "voice": "oversea_male1", "key": "welcome"},
+    )
+    out = tmp_path / "clips"
+    run = cli("batch", str(file), "--provider", "kling", "--out", str(out), "--json")
+    assert run.exit_code == 0, run
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert sorted(r["line"] for r in records) == [3, 4, 5]
+    assert all(r["ok"] and r["task"]["status"] == "succeeded" for r in records)
+    assert {r["key"] for r in records if r["line"] == 5} == {"welcome"}
+    saved = [Path(s["path"]) for r in records for s in r["saved"]]
+    assert len(saved) >= 3 and all(p.parent == out.resolve() and p.is_file() for p in saved)
+    assert vendor.state()["creates"]["kling"] == 3
+
+    assert "3/3 ended, 0 failed, $0.0770 charged" in run.stderr  # 2 x $0.035 + $0.007
+    again = cli("batch", str(file), "--provider", "kling", "--out", str(out), "--json")
+    assert again.exit_code == 0, again
+    assert "3/3 ended, 0 failed, $0.0770 charged" in again.stderr  # the batch's, recorded
+    assert vendor.state()["creates"]["kling"] == 3  # nothing run twice
+    assert {json.loads(r)["task"]["id"] for r in again.stdout.splitlines()} == {
+        r["task"]["id"] for r in records
+    }
+    tagged = cli("batch", str(file), "--provider", "kling", "--tag", "take 2", "-q")
+    assert tagged.exit_code == 0, tagged
+    assert vendor.state()["creates"]["kling"] == 5  # derived keys changed; "welcome" did not
+
+
+SOUND = '{"kind": "sound", "prompt": "rain"'
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("not json", "not JSON"),
+        ('["sound"]', "a request is a JSON object, not list"),
+        ('{"prompt": "rain"}', "kind is required"),
+        ('{"kind": "song", "prompt": "x"}', "kind 'song' is not one of 'sound', 'speech'"),
+        (SOUND + ', "duration": -1}', "SoundRequest.duration must be greater than 0"),
+        (SOUND + ', "key": ""}', "key must be a non-empty string"),
+        (SOUND + ', "key": "a"}', "key 'a' is also line 1's"),
+    ],
+)
+def test_a_bad_line_fails_the_batch_before_anything_is_sent(
+    cli: Cli, vendor: Any, tmp_path: Path, line: str, says: str
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl", '{"kind": "sound", "prompt": "ok", "key": "a"}', line
+    )
+    run = cli("batch", str(file), "--provider", "kling")
+    assert run.exit_code == 2, run
+    assert f"prompts.jsonl:2: {says}" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_a_line_the_provider_refuses_is_named_before_anything_is_sent(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+        {"kind": "sound", "prompt": "rain", "duration": 3},  # PiAPI: 5 or 10 s only
+    )
+    run = cli("batch", str(file), "--provider", "piapi")
+    assert run.exit_code == 2 and "error: line 2: " in run.stderr and "duration" in run.stderr
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_a_failed_line_is_reported_and_the_batch_exits_1(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    vendor.set_faults({"kling": [{"fault": "task_fail_policy", "count": 1}]})
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+    )
+    run = cli("batch", str(file), "--provider", "kling")
+    assert run.exit_code == 1, run
+    assert "line 1" in run.stdout and "error:" in run.stdout
+    assert "1/1 ended, 1 failed" in run.stderr
+
+
+def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+        {"kind": "sound", "prompt": "wind", "duration": 10},
+        {"kind": "speech", "text": "Welcome back", "voice": "oversea_male1"},
+    )
+    run = cli("batch", str(file), "--dry-run", "--json")
+    assert run.exit_code == 0, run
+    found = run.json()
+    assert found["lines"] == 3 and found["sent"] == 0
+    by_name = {row["provider"]: row for row in found["providers"]}
+    assert by_name["kling"]["lines"] == 3 and by_name["kling"]["usd"] > 0
+    assert by_name["piapi"]["lines"] == 2 and sum(by_name["piapi"]["refused"].values()) == 1
+    each = cli("quote", "sound", "--duration", "5", "--json").json()["quotes"]
+    five = {q["provider"]: q["cost"]["usd"] for q in each}
+    ten = {
+        q["provider"]: q["cost"]["usd"]
+        for q in cli("quote", "sound", "--duration", "10", "--json").json()["quotes"]
+    }
+    assert by_name["piapi"]["usd"] == pytest.approx(five["piapi"] + ten["piapi"])
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+    unknown = cli("batch", str(file), "--dry-run", "--route", "nowhere")
+    assert unknown.exit_code == 2 and "nowhere" in unknown.stderr
