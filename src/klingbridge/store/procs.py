@@ -52,10 +52,13 @@ def request_hash(request: Request) -> str:
 
 
 def _request_json(request: Request) -> tuple[str, str]:
-    """The request as stored, and the hash that tells another request under the same key."""
-    dumped = REQUEST.dump_python(request, mode="json")
-    canonical = json.dumps(dumped, sort_keys=True)
-    return json.dumps(dumped), hashlib.sha256(canonical.encode()).hexdigest()
+    """The request as stored, and the hash that tells another request under the same key.
+
+    Stored as the hashed text itself (keys sorted; read back by name, so the order is moot):
+    one encoding per new job, not two.
+    """
+    canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
+    return canonical, hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _json(model: Task | Cost | None) -> str | None:
