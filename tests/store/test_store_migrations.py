@@ -1,4 +1,5 @@
-"""Migration 4 (kb_history numbered by a plain rowid on SQLite), fresh and upgraded, both backends.
+"""Migration 4 (open attempts in a partial index; kb_history numbered by a plain rowid on
+SQLite), on a fresh store and on one upgraded from version 3, both backends.
 
 A store of version 3 is made by opening it with the first three migrations only, as klingbridge
 before migration 4 did; opening it again migrates it.
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from klingbridge import SoundRequest, Task, TaskStatus
-from klingbridge.store import TaskStore, base, open_store, procs, sql
+from klingbridge.store import TaskStore, base, limits, open_store, procs, reads, sql
 from klingbridge.store.migrations import MIGRATIONS, Only
 
 REQUEST = SoundRequest(prompt="rain on a tin roof", duration=5)
@@ -118,6 +119,28 @@ def test_a_store_of_version_3_is_upgraded_keeping_its_history(version_3: str) ->
         assert again.read(history(again))[:4] == before
     finally:
         again.close()
+
+
+def plan(store: TaskStore, query: str, params: tuple[object, ...]) -> sql.Proc[str]:
+    if store.dialect == "postgresql":  # (tiny tables: a scan would win without this)
+        yield sql.Sql("SET LOCAL enable_seqscan = off")
+    explain = "EXPLAIN" if store.dialect == "postgresql" else "EXPLAIN QUERY PLAN"
+    rows = yield sql.Sql(f"{explain} {query}", params)
+    return " ".join(" ".join(str(c) for c in row) for row in rows)
+
+
+def test_open_attempts_are_counted_from_their_own_index(store: TaskStore) -> None:
+    for key in ("a", "b"):
+        new_job(store, key)
+    observe(store, "kb-a", TaskStatus.SUCCEEDED)  # (leaves the index)
+    now = time.time()
+    in_use = (
+        "SELECT COUNT(*) FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        f" WHERE a.provider = ? AND {limits._HELD}"
+    )
+    assert "kb_attempts_open" in store.run(plan(store, in_use, ("piapi", now)))
+    assert store.run(limits._in_use("piapi", now)) == 1  # b, leased by "me"
+    assert [a.external_id for a in store.read(reads.open_attempts("piapi"))] == ["kb-b"]
 
 
 class Recording(TaskStore):

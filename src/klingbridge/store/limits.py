@@ -29,6 +29,8 @@ from ..models import Cost
 from .procs import intent
 from .sql import Proc, Sql
 
+#: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
+#: which serves a query that says it so.
 _OPEN = "('intent', 'sent', 'created')"
 _HELD = (
     f"a.state IN {_OPEN}"
