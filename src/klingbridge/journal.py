@@ -204,5 +204,7 @@ class Journal:
             message = str(error) if error is not None else None
             end = procs.finish(self.key, state, now, error=message, owner=self.owner)
         if ended is not None and external_id is not None:
-            end = procs.chain(procs.observe(external_id, ended, now, seen=True), end)
+            # (`finish` writes the job's row right after: `observe` leaves it to it)
+            observed = procs.observe(external_id, ended, now, seen=True, job=state is None)
+            end = procs.chain(observed, end)
         yield from self.record(end)

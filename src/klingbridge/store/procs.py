@@ -271,7 +271,9 @@ def sent(external_id: str, now: float) -> Proc[None]:
     )
 
 
-def observe(external_id: str, task: Task, now: float, *, seen: bool = False) -> Proc[bool]:
+def observe(
+    external_id: str, task: Task, now: float, *, seen: bool = False, job: bool = True
+) -> Proc[bool]:
     """Record the vendor task as seen now; never moves it backwards. True if anything changed.
 
     A status of lower rank than the one recorded (running after succeeded, from a late poll or
@@ -281,7 +283,8 @@ def observe(external_id: str, task: Task, now: float, *, seen: bool = False) -> 
     then not written again unless it differs. Only columns that may change are SET: SQLite
     rewrites an index entry whenever its column is SET, to the same value or not (the task id's
     index page, written again at every poll's commit, for nothing); the charge likewise, only
-    when the task carries one.
+    when the task carries one. `job=False`: the caller writes the job's row itself in the same
+    transaction (`finish`, after a task that ended): its `updated_at` is not written twice.
     """
     rank = task.status.rank
     state = AttemptState.CREATED if rank < 2 else AttemptState(task.status.value)
@@ -324,7 +327,7 @@ def observe(external_id: str, task: Task, now: float, *, seen: bool = False) -> 
             " AND state IN ('pending', 'running', 'unknown')",
             (now, job_key),
         )
-    else:
+    elif job:
         yield Sql("UPDATE kb_jobs SET updated_at = ? WHERE key = ?", (now, job_key))
     return True
 
