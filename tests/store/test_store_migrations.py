@@ -143,6 +143,16 @@ def test_open_attempts_are_counted_from_their_own_index(store: TaskStore) -> Non
     assert [a.external_id for a in store.read(reads.open_attempts("piapi"))] == ["kb-b"]
 
 
+def test_a_task_is_found_by_its_id_from_an_index_of_ids_alone(store: TaskStore) -> None:
+    new_job(store, "a")  # no task id yet: no entry
+    new_job(store, "b")
+    observe(store, "kb-b", TaskStatus.QUEUED)
+    by_task = "SELECT external_id, job_key, task FROM kb_attempts WHERE provider = ? AND task_id = ?"
+    assert "kb_attempts_task" in store.run(plan(store, by_task, ("piapi", "T-kb-b")))
+    job = store.job("T-kb-b")
+    assert job is not None and job.key == "b"
+
+
 class Recording(TaskStore):
     """A backend of any dialect that records what a migration from version 3 would run."""
 

@@ -143,6 +143,9 @@ MIGRATIONS: list[list[Statement]] = [
     #   what is in flight instead of growing with every attempt ever made, each state change
     #   rewrites one entry of a page always in cache, and the slot count, the budget summary's
     #   providers and `open_attempts` read it instead of scanning a provider's every attempt.
+    # - `kb_attempts_task` holds attempts with a task id alone: an attempt written down before
+    #   its create no longer puts an entry among the NULLs, to be moved out again when the task
+    #   id comes (two pages for one); a lookup by task id (`task_id = ?`) implies NOT NULL.
     # - On SQLite, `kb_history.id` becomes a plain rowid key. AUTOINCREMENT wrote its counter (a
     #   row of `sqlite_sequence`, one more page) in every transaction that recorded a status;
     #   history rows are never deleted, so a plain rowid (largest + 1) numbers them in the same
@@ -151,6 +154,8 @@ MIGRATIONS: list[list[Statement]] = [
         "DROP INDEX kb_attempts_open",
         "CREATE INDEX kb_attempts_open ON kb_attempts (provider, created_at)"
         " WHERE state IN ('intent', 'sent', 'created')",
+        "DROP INDEX kb_attempts_task",
+        "CREATE INDEX kb_attempts_task ON kb_attempts (task_id) WHERE task_id IS NOT NULL",
         Only(
             "sqlite",
             """CREATE TABLE kb_history_new (
