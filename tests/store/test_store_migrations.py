@@ -147,7 +147,7 @@ def test_a_task_is_found_by_its_id_from_an_index_of_ids_alone(store: TaskStore) 
     new_job(store, "a")  # no task id yet: no entry
     new_job(store, "b")
     observe(store, "kb-b", TaskStatus.QUEUED)
-    by_task = "SELECT external_id, job_key, task FROM kb_attempts WHERE provider = ? AND task_id = ?"
+    by_task = "SELECT external_id, job_key FROM kb_attempts WHERE provider = ? AND task_id = ?"
     assert "kb_attempts_task" in store.run(plan(store, by_task, ("piapi", "T-kb-b")))
     job = store.job("T-kb-b")
     assert job is not None and job.key == "b"
