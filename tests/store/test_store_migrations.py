@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from klingbridge import SoundRequest, Task, TaskStatus
+from klingbridge.budgets import Budget, BudgetRule
 from klingbridge.store import TaskStore, base, limits, open_store, procs, reads, sql
 from klingbridge.store.migrations import MIGRATIONS, Only
 
@@ -151,6 +152,19 @@ def test_a_task_is_found_by_its_id_from_an_index_of_ids_alone(store: TaskStore) 
     assert "kb_attempts_task" in store.run(plan(store, by_task, ("piapi", "T-kb-b")))
     job = store.job("T-kb-b")
     assert job is not None and job.key == "b"
+
+
+@pytest.mark.parametrize("scope", ["all", "route", "provider"])
+def test_a_budget_is_summed_from_the_index_by_provider(store: TaskStore, scope: str) -> None:
+    """`kb_attempts_spend` is gone: every budget reads `kb_attempts_spend_by_provider`."""
+    for key in ("a", "b"):
+        new_job(store, key)
+    observe(store, "kb-a", TaskStatus.SUCCEEDED)
+    rule = BudgetRule(name="b", scope=scope, target="piapi", budget=Budget(usd=5))  # type: ignore[arg-type]
+    sums = limits._budget_state(rule, "default", time.time())
+    statement = next(sums)
+    query = store.run(plan(store, statement.text, tuple(statement.params)))
+    assert "kb_attempts_spend_by_provider" in query and "kb_attempts_spend " not in query
 
 
 class Recording(TaskStore):

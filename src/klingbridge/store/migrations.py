@@ -146,6 +146,9 @@ MIGRATIONS: list[list[Statement]] = [
     # - `kb_attempts_task` holds attempts with a task id alone: an attempt written down before
     #   its create no longer puts an entry among the NULLs, to be moved out again when the task
     #   id comes (two pages for one); a lookup by task id (`task_id = ?`) implies NOT NULL.
+    # - `kb_attempts_spend` goes: a budget over every provider (or a route) is summed from
+    #   `kb_attempts_spend_by_provider`, one range per provider (store/limits.py). It was one
+    #   more index holding `state`, rewritten at each state change of every attempt.
     # - On SQLite, `kb_history.id` becomes a plain rowid key. AUTOINCREMENT wrote its counter (a
     #   row of `sqlite_sequence`, one more page) in every transaction that recorded a status;
     #   history rows are never deleted, so a plain rowid (largest + 1) numbers them in the same
@@ -156,6 +159,7 @@ MIGRATIONS: list[list[Statement]] = [
         " WHERE state IN ('intent', 'sent', 'created')",
         "DROP INDEX kb_attempts_task",
         "CREATE INDEX kb_attempts_task ON kb_attempts (task_id) WHERE task_id IS NOT NULL",
+        "DROP INDEX kb_attempts_spend",
         Only(
             "sqlite",
             """CREATE TABLE kb_history_new (
