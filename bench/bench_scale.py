@@ -23,6 +23,7 @@ ratio = klingbridge wall / bare wall.
     python bench/bench_scale.py            # N = 1,000 and 10,000, 2 repeats each (~6 min)
     python bench/bench_scale.py --quick    # N = 1,000, one repeat (~40 s)
     python bench/bench_scale.py --tasks 2000 --repeat 3 --no-store
+    python bench/bench_scale.py --tasks 10000 --many 1000   # AsyncClient.run_many instead
 """
 
 from __future__ import annotations
@@ -156,10 +157,12 @@ async def bare_exchanges(n: int, base_url: str) -> AsyncIterator[Bare]:
 
 async def bare(n: int, base_url: str) -> dict[str, Any]:
     async with bare_exchanges(n, base_url) as side:
-        return await _timed(n, side.one)
+        return await _timed(lambda: _gathered(n, side.one))
 
 
-async def klingbridge_side(n: int, base_url: str, store: bool) -> dict[str, Any]:
+async def klingbridge_side(n: int, base_url: str, store: bool, many: int = 0) -> dict[str, Any]:
+    """`run` for each task under `gather`; with `many`, `run_many` per vendor instead, at
+    most `many` runs under way in all (half per vendor)."""
     from klingbridge import AsyncClient, PollPolicy, SoundRequest
     from klingbridge.config import Config
 
@@ -176,16 +179,32 @@ async def klingbridge_side(n: int, base_url: str, store: bool) -> dict[str, Any]
                 request = SoundRequest(prompt=f"scale {i}", duration=5)
                 await client.run(request, provider=vendor_of(i))
 
-            return await _timed(n, one)
+            async def half(vendor: str) -> list[BaseException]:
+                mine = (i for i in range(n) if vendor_of(i) == vendor)
+                requests = (SoundRequest(prompt=f"scale {i}", duration=5) for i in mine)
+                batch = client.run_many(requests, concurrency=max(1, many // 2), provider=vendor)
+                return [done.error async for done in batch if done.error is not None]
+
+            async def both() -> list[BaseException]:
+                found = await asyncio.gather(half("kling"), half("piapi"))
+                return [error for errors in found for error in errors]
+
+            if many:
+                return await _timed(both)
+            return await _timed(lambda: _gathered(n, one))
 
 
-async def _timed(n: int, one: Any) -> dict[str, Any]:
+async def _gathered(n: int, one: Any) -> list[BaseException]:
+    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    return [r for r in results if isinstance(r, BaseException)]
+
+
+async def _timed(run: Callable[[], Awaitable[list[BaseException]]]) -> dict[str, Any]:
     idle = rss_mb()
     cpu = time.process_time()
     start = time.perf_counter()
-    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    errors = await run()
     wall = time.perf_counter() - start
-    errors = [r for r in results if isinstance(r, BaseException)]
     kinds = sorted({type(e).__name__ for e in errors})
     return {
         "wall": wall,
@@ -202,6 +221,8 @@ def worker(side: str, n: int, base_url: str) -> None:
     clear_vendor_env()
     if side == "bare":
         result = asyncio.run(bare(n, base_url))
+    elif side.startswith("run_many"):  # run_many-C
+        result = asyncio.run(klingbridge_side(n, base_url, True, int(side.split("-")[1])))
     else:
         result = asyncio.run(klingbridge_side(n, base_url, store=side == "klingbridge"))
     print(json.dumps(result))
@@ -231,6 +252,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, action="append", help="N (repeatable)")
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--no-store", action="store_true", help="klingbridge with no task store")
+    parser.add_argument(
+        "--many", type=int, default=0, metavar="C",
+        help="klingbridge through run_many, at most C runs under way (store on)",
+    )  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,7 +265,8 @@ def main() -> None:
     started = time.perf_counter()
     counts = args.tasks or ([1000] if args.quick else [1000, 10000])
     repeat = args.repeat or (1 if args.quick else 2)
-    side = "klingbridge-nostore" if args.no_store else "klingbridge"
+    side = f"run_many-{args.many}" if args.many else "klingbridge"
+    side = "klingbridge-nostore" if args.no_store else side
     header(
         "Scale: N concurrent sound tasks, klingbridge vs bare httpx",
         f"simulator in its own process (queued {QUEUED_S} s, running {RUNNING_S} s), "

@@ -16,9 +16,7 @@ to take up.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,12 +25,13 @@ from .errors import ConfigError, KlingBridgeError
 from .jobs import new_key
 from .journal import Attempt, RunResult
 from .models import Request, Task
-from .store.records import REQUEST
 
 logger = logging.getLogger("klingbridge")
 
-#: Runs at once when no `concurrency` is given: the default cap on requests in flight to one
-#: vendor (`max_connections`), so that a batch on one provider fills it and no more.
+#: Runs at once when no `concurrency` is given. A run has a request in flight only while it
+#: creates or polls, so 50 runs rarely fill one vendor's `max_connections` (50); the vendor's
+#: own limit on tasks at once (Kling's resource packs, PiAPI's plan) is what bounds it in
+#: practice (docs/limits.md: slots).
 DEFAULT_CONCURRENCY = 50
 
 
@@ -119,12 +118,3 @@ async def _cancel(
         await let_go([key for _, key in running.values()])
     except Exception:  # best effort: the leases lapse anyway
         logger.debug("could not let go of %d batch job(s)", len(running), exc_info=True)
-
-
-def batch_key(request: Request, occurrence: int = 0, tag: str = "") -> str:
-    """The key of a request in a batch: the same request (and tag) gives the same key, so a
-    batch run again carries on instead of paying twice; `occurrence` tells apart identical
-    requests of one batch (the second "rain" is another task)."""
-    canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
-    digest = hashlib.sha256(f"{tag}\0{occurrence}\0{canonical}".encode()).hexdigest()
-    return f"batch-{digest[:16]}"

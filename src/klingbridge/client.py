@@ -10,7 +10,7 @@ import asyncio
 import builtins
 import itertools
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sized
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +28,7 @@ from .clientbase import (
     StoreOption,
 )
 from .config import Config
+from .errors import ConfigError
 from .flows import Clock, OnUpdate, PollPolicy
 from .journal import RunResult
 from .models import Balance, Request, Task, Voice
@@ -248,6 +249,8 @@ class AsyncClient(ClientBase):
         under way and lets go of their jobs: use `contextlib.aclosing` to leave at once.
         """
         check_concurrency(concurrency)
+        if isinstance(requests, Sized) and isinstance(keys, Sized) and len(keys) != len(requests):
+            raise ConfigError(f"keys: one per request ({len(requests)}), not {len(keys)}")
         items = zip(
             requests, itertools.repeat(None) if keys is None else keys, strict=keys is not None
         )

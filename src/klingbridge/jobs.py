@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from . import flows
@@ -40,6 +41,8 @@ from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
 WATCH_INTERVAL_S = 2.0
+#: The first look at a job another run of this client holds (then twice as long each time).
+TURN_S = 0.05
 
 
 def new_key() -> str:
@@ -87,6 +90,9 @@ class Jobs:
     wall: Clock
     #: The configured default route's name (route budgets of jobs that named no route).
     default_route: str = "default"
+    #: The keys of the jobs this client's runs hold now (see `_turn`).
+    running: set[str] = field(default_factory=set)
+    _turns: threading.Lock = field(default_factory=threading.Lock)  # (a sync client's threads)
 
     def run(
         self,
@@ -108,38 +114,45 @@ class Jobs:
         """Run `request` as job `key` (`fresh`: a key made just now for this run, so no job
         can have it yet), or carry on the job already under `key`."""
         plan = self.plan(route, provider)  # a bad route or provider fails before anything
-        journal = self._journal(key, route, provider, max_usd=max_usd, on_wait=on_wait)
-        begin = partial(
-            procs.begin, key, request, route=route, provider=provider, out_dir=out_dir,
-            owner=self.owner, lease_s=self.lease_s, now=self.wall(), record=False,
-        )  # fmt: skip
         if fresh:
-            # A key made just now names no job yet: the job is written in the transaction of
-            # the run's first record (its first attempt's intent), one commit instead of two.
-            journal.unwritten, begun = begin, None
+            self.running.add(key)  # (no other run can have a key made just now)
         else:
-            begun = yield Record(begin())
-        del begin  # (not kept while the task runs)
-        if begun is None or begun[1]:  # no store, or a new job: route it
-            del begun  # its record is not needed while the task runs (10,000 in flight add up)
+            yield from self._turn(key)
+        try:
+            journal = self._journal(key, route, provider, max_usd=max_usd, on_wait=on_wait)
+            begin = partial(
+                procs.begin, key, request, route=route, provider=provider, out_dir=out_dir,
+                owner=self.owner, lease_s=self.lease_s, now=self.wall(), record=False,
+            )  # fmt: skip
+            if fresh:
+                # A key made just now names no job yet: the job is written in the transaction
+                # of the run's first record (its first attempt's intent), one commit, not two.
+                journal.unwritten, begun = begin, None
+            else:
+                begun = yield Record(begin())
+            del begin  # (not kept while the task runs)
+            if begun is None or begun[1]:  # no store, or a new job: route it
+                del begun  # its record is not needed while the task runs (10,000 add up)
+                return (
+                    yield from self.router.run(
+                        request,
+                        plan,
+                        journal=journal,
+                        timeout=timeout,
+                        on_update=on_update,
+                        callback_url=callback_url,
+                        detach=detach,
+                    )
+                )
+            job = begun[0]
+            assert job is not None  # an existing job is always read back
             return (
-                yield from self.router.run(
-                    request,
-                    plan,
-                    journal=journal,
-                    timeout=timeout,
-                    on_update=on_update,
-                    callback_url=callback_url,
-                    detach=detach,
+                yield from self._carry_on(
+                    job, timeout, on_update, callback_url, resubmit, journal=journal
                 )
             )
-        job = begun[0]
-        assert job is not None  # an existing job is always read back
-        return (
-            yield from self._carry_on(
-                job, timeout, on_update, callback_url, resubmit, journal=journal
-            )
-        )
+        finally:
+            self.running.discard(key)
 
     def resume(
         self,
@@ -156,10 +169,31 @@ class Jobs:
                 f"no job with key, id or vendor task id {ref!r} in the task store "
                 "(klingbridge tasks lists them)"
             )
-        yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
-        return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
+        if (yield from self._turn(job.key)):  # another run here had it: read what it left
+            job = (yield Record(reads.load(job.key), read=True)) or job
+        try:
+            yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
+            return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
+        finally:
+            self.running.discard(job.key)
 
     # --- pieces ---------------------------------------------------------------------------
+    def _turn(self, key: str) -> Flow[bool]:
+        """Wait while another run of this client has job `key`, then take it (True: waited).
+
+        The store's lease cannot tell two runs of one client apart (they share its owner), so
+        without this two concurrent runs under one key would both create a task. The second
+        carries the job on once the first ends: the recorded result, nothing sent again.
+        """
+        looks = 0
+        while True:
+            with self._turns:
+                if key not in self.running:
+                    self.running.add(key)
+                    return looks > 0
+            yield Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S))
+            looks += 1
+
     def _journal(
         self,
         key: str,

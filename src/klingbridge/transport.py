@@ -139,38 +139,42 @@ class SyncRunner:
             return client
 
     def run(self, flow: Flow[T]) -> T:
-        step = _advance(flow)
-        while not isinstance(step, _Done):
-            if isinstance(step, Sleep):
-                if step.seconds > 0:
-                    self._sleep(step.seconds)
-                step = _advance(flow)
-                continue
-            if isinstance(step, Record):
+        try:
+            step = _advance(flow)
+            while not isinstance(step, _Done):
+                if isinstance(step, Sleep):
+                    if step.seconds > 0:
+                        self._sleep(step.seconds)
+                    step = _advance(flow)
+                    continue
+                if isinstance(step, Record):
+                    try:
+                        done = _record(self.store, step)
+                    except Exception as exc:  # the procedure's own error, or StoreError
+                        step = _advance(flow, error=exc)
+                    else:
+                        step = _advance(flow, done)
+                    continue
+                if isinstance(step, Poll):
+                    try:
+                        found = self.run(flows.locate(step.provider, step.calls, step.task.kind))
+                    except Exception as exc:  # the poll's error goes to the wait, as it would alone
+                        step = _advance(flow, error=exc)
+                    else:
+                        step = _advance(flow, found)
+                    continue
+                if isinstance(step, Queued):
+                    step = _advance(flow, 0.0)  # requests queue in no client of ours here
+                    continue
                 try:
-                    done = _record(self.store, step)
-                except Exception as exc:  # the procedure's own error, or StoreError
-                    step = _advance(flow, error=exc)
+                    reply = _reply(self._client(step.provider).request(**_request_args(step)))
+                except httpx.HTTPError as exc:
+                    step = _advance(flow, error=_transport_error(step.provider, exc))
                 else:
-                    step = _advance(flow, done)
-                continue
-            if isinstance(step, Poll):
-                try:
-                    found = self.run(flows.locate(step.provider, step.calls, step.task.kind))
-                except Exception as exc:  # the poll's error goes to the wait, as it would alone
-                    step = _advance(flow, error=exc)
-                else:
-                    step = _advance(flow, found)
-                continue
-            if isinstance(step, Queued):
-                step = _advance(flow, 0.0)  # requests queue in no client of ours here
-                continue
-            try:
-                reply = _reply(self._client(step.provider).request(**_request_args(step)))
-            except httpx.HTTPError as exc:
-                step = _advance(flow, error=_transport_error(step.provider, exc))
-            else:
-                step = _advance(flow, reply)
+                    step = _advance(flow, reply)
+        except BaseException:
+            flow.close()  # a flow left half-way runs its `finally` now, not when collected
+            raise
         return step.value
 
     def close(self) -> None:
@@ -218,61 +222,65 @@ class AsyncRunner:
         """Drive `flow`; `queued` adds up the seconds its requests wait in an `InFlight` queue
         (a flow run on behalf of another, such as a poll's lookup, adds to its parent's)."""
         queued = _Queued() if queued is None else queued
-        step = _advance(flow)
-        while not isinstance(step, _Done):
-            if isinstance(step, Sleep):
-                if step.seconds > 0:
-                    await self._sleep(step.seconds)
-                step = _advance(flow)
-                continue
-            if isinstance(step, Record):
+        try:
+            step = _advance(flow)
+            while not isinstance(step, _Done):
+                if isinstance(step, Sleep):
+                    if step.seconds > 0:
+                        await self._sleep(step.seconds)
+                    step = _advance(flow)
+                    continue
+                if isinstance(step, Record):
+                    try:
+                        done = await _arecord(self.store, step)
+                    except Exception as exc:  # the procedure's own error, or StoreError
+                        step = _advance(flow, error=exc)
+                    else:
+                        step, done = _advance(flow, done), None  # not held while the flow waits
+                    continue
+                if isinstance(step, Poll):
+                    try:
+                        found = await self._poll(step, queued)
+                    except Exception as exc:  # the poll's error goes to the wait, as it would alone
+                        step = _advance(flow, error=exc)
+                    else:
+                        step = _advance(flow, found)
+                        del found  # (call, task): not held while the flow waits
+                    continue
+                if isinstance(step, Queued):
+                    step = _advance(flow, queued.seconds)
+                    continue
+                # The request is sent here, not in a coroutine of its own: each of 10,000 requests
+                # queued for the cap would hold one more frame.
+                cap = self.cap(step.provider)
+                turn = cap.take()  # (`await cap.acquire()`, without its coroutine)
+                if turn is not None:
+                    start = time.monotonic()
+                    try:
+                        await turn
+                    except asyncio.CancelledError:
+                        cap.give_up(turn)
+                        raise
+                    finally:
+                        waited = time.monotonic() - start
+                        cap.waited += waited
+                        queued.seconds += waited
+                    del turn
                 try:
-                    done = await _arecord(self.store, step)
-                except Exception as exc:  # the procedure's own error, or StoreError
-                    step = _advance(flow, error=exc)
-                else:
-                    step, done = _advance(flow, done), None  # not held while the flow waits
-                continue
-            if isinstance(step, Poll):
-                try:
-                    found = await self._poll(step, queued)
-                except Exception as exc:  # the poll's error goes to the wait, as it would alone
-                    step = _advance(flow, error=exc)
-                else:
-                    step = _advance(flow, found)
-                    del found  # (call, task): not held while the flow waits
-                continue
-            if isinstance(step, Queued):
-                step = _advance(flow, queued.seconds)
-                continue
-            # The request is sent here, not in a coroutine of its own: each of 10,000 requests
-            # queued for the cap would hold one more frame.
-            cap = self.cap(step.provider)
-            turn = cap.take()  # (`await cap.acquire()`, without its coroutine)
-            if turn is not None:
-                start = time.monotonic()
-                try:
-                    await turn
-                except asyncio.CancelledError:
-                    cap.give_up(turn)
+                    response = await self._client(step.provider).request(**_request_args(step))
+                except httpx.HTTPError as exc:
+                    cap.release()
+                    step = _advance(flow, error=_transport_error(step.provider, exc))
+                    continue
+                except BaseException:
+                    cap.release()
                     raise
-                finally:
-                    waited = time.monotonic() - start
-                    cap.waited += waited
-                    queued.seconds += waited
-                del turn
-            try:
-                response = await self._client(step.provider).request(**_request_args(step))
-            except httpx.HTTPError as exc:
                 cap.release()
-                step = _advance(flow, error=_transport_error(step.provider, exc))
-                continue
-            except BaseException:
-                cap.release()
-                raise
-            cap.release()
-            step = _advance(flow, _reply(response))
-            del response  # the body is not kept while the flow waits
+                step = _advance(flow, _reply(response))
+                del response  # the body is not kept while the flow waits
+        except BaseException:
+            flow.close()  # (as in SyncRunner.run)
+            raise
         return step.value
 
     async def _poll(self, step: Poll, queued: _Queued) -> Found:

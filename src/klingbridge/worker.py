@@ -118,13 +118,16 @@ class Worker:
 
 
 def save_job(store: TaskStore, key: str, task: Task, out_dir: Path | None) -> list[SavedFile]:
-    """Save the outputs of job `key`'s task into `out_dir` (default: the job's own directory)
-    and record them; nothing when neither is given, or when the job's files were saved before.
+    """Save the outputs of job `key`'s task into `out_dir` and record them. Without `out_dir`:
+    into the job's own directory, unless its files were saved already (or it has none).
 
-    Resumable: files an earlier try of this job saved whole are kept, the rest fetched."""
+    Resumable: files saved whole before (by an earlier try, or into this same directory) are
+    kept, not fetched again; the rest are fetched."""
     job = store.job(key)
+    if out_dir is None and job is not None and job.saved_at is not None:
+        return []
     target = out_dir or (Path(job.out_dir) if job and job.out_dir else None)
-    if target is None or (job is not None and job.saved_at is not None):
+    if target is None:
         return []
     saved = save_outputs(task, target)
     store.run(procs.saved(key, [saved_record(f) for f in saved], time.time()))

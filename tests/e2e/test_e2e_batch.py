@@ -16,7 +16,8 @@ from e2e_support import Cli
 
 import klingbridge
 from klingbridge import ConfigError, PollPolicy, SoundRequest, TaskFailed
-from klingbridge.batch import Finished, batch_key
+from klingbridge.batch import Finished
+from klingbridge.batchfile import batch_keys
 from klingbridge.config import Config
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
@@ -105,7 +106,7 @@ def test_run_many_keeps_at_most_concurrency_tasks_alive_and_reads_lazily(tmp_pat
 def test_a_batch_with_keys_run_again_pays_for_nothing_twice(tmp_path: Path) -> None:
     vendor = Vendor()
     requests = prompts(12)
-    keys = [batch_key(r, 0) for r in requests]
+    keys = list(batch_keys(requests))
 
     async def main() -> list[Finished]:
         async with client(vendor, tmp_path / "tasks.db") as kb:
@@ -146,6 +147,39 @@ def test_leaving_a_batch_early_cancels_the_rest_and_lets_their_jobs_go(tmp_path:
     assert vendor.creates == 10  # the cancelled runs' tasks were followed, not created again
 
 
+def test_runs_of_one_client_under_one_key_create_one_task(tmp_path: Path) -> None:
+    """One client's runs share its lease owner, so the store alone cannot keep two of them
+    under one key apart: the second waits for the first, then gives its recorded result."""
+    vendor = Vendor()
+    request = SoundRequest(prompt="rain")
+
+    async def main() -> tuple[list[klingbridge.Task], list[Finished]]:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            runs = await asyncio.gather(*(kb.run(request, key="same") for _ in range(3)))
+            many = [f async for f in kb.run_many([request] * 3, keys=["other"] * 3)]
+            return runs, many
+
+    runs, many = asyncio.run(main())
+    assert vendor.creates == 2
+    assert len({t.id for t in runs}) == 1 and len({f.task.id for f in many if f.task}) == 1
+
+
+def test_a_cancelled_run_gives_its_key_back(tmp_path: Path) -> None:
+    vendor = Vendor()
+
+    async def main() -> klingbridge.Task:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            first = asyncio.ensure_future(kb.run(SoundRequest(prompt="slow rain"), key="k"))
+            while not vendor.creates:
+                await asyncio.sleep(0.01)
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+            vendor.slow_ends = True
+            return await asyncio.wait_for(kb.run(SoundRequest(prompt="slow rain"), key="k"), 10)
+
+    assert asyncio.run(main()).id == "T1" and vendor.creates == 1
+
+
 def test_bad_batch_options_fail_before_anything_is_sent() -> None:
     vendor = Vendor()
 
@@ -156,9 +190,11 @@ def test_bad_batch_options_fail_before_anything_is_sent() -> None:
 
     with pytest.raises(ConfigError, match="concurrency must be a whole number >= 1, not 0"):
         asyncio.run(main(concurrency=0))
-    with pytest.raises(ValueError):  # zip(strict=True): one key per request
+    with pytest.raises(ConfigError, match=r"keys: one per request \(3\), not 2"):
         asyncio.run(main(keys=["a", "b"]))
-    assert vendor.creates <= 2  # (the short keys are found when the third request is read)
+    assert vendor.creates == 0
+    with pytest.raises(ValueError):  # iterators: zip(strict=True) finds it at the third
+        asyncio.run(main(keys=iter(["a", "b"])))
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -242,7 +278,7 @@ def test_a_line_the_provider_refuses_is_named_before_anything_is_sent(
         {"kind": "sound", "prompt": "rain", "duration": 3},  # PiAPI: 5 or 10 s only
     )
     run = cli("batch", str(file), "--provider", "piapi")
-    assert run.exit_code == 2 and "error: line 2: " in run.stderr and "duration" in run.stderr
+    assert run.exit_code == 2 and "prompts.jsonl:2: " in run.stderr and "duration" in run.stderr
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
@@ -275,7 +311,7 @@ def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
     assert found["lines"] == 3 and found["sent"] == 0
     by_name = {row["provider"]: row for row in found["providers"]}
     assert by_name["kling"]["lines"] == 3 and by_name["kling"]["usd"] > 0
-    assert by_name["piapi"]["lines"] == 2 and sum(by_name["piapi"]["refused"].values()) == 1
+    assert by_name["piapi"]["lines"] == 2 and list(by_name["piapi"]["refused"].values()) == [[3]]
     each = cli("quote", "sound", "--duration", "5", "--json").json()["quotes"]
     five = {q["provider"]: q["cost"]["usd"] for q in each}
     ten = {
@@ -286,3 +322,48 @@ def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
     unknown = cli("batch", str(file), "--dry-run", "--route", "nowhere")
     assert unknown.exit_code == 2 and "nowhere" in unknown.stderr
+
+
+def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) -> None:
+    file = tmp_path / "prompts.jsonl"
+    file.write_bytes(
+        b'\xef\xbb\xbf{"kind": "sound", "prompt": "a BOM is fine"}\n'
+        b'{"kind": "caf\xe9"}\n'
+        b'{"kind": "sound-for-video"}\n'
+        b'{"kind": "sound", "prompt": "fine"}\n'
+        b'{"kind": "speech", "text": "x", "voice": "v", "language": "fr"}\n'
+    )
+    run = cli("batch", str(file))
+    assert run.exit_code == 2, run
+    errors = run.stderr.strip().splitlines()
+    assert [e.split(": ")[1].rsplit(":", 1)[-1] for e in errors] == ["2", "3"], errors
+    assert "prompts.jsonl:2: not UTF-8 text" in errors[0]
+    assert "prompts.jsonl:3: give the video: task_id, video_id or video_url" in errors[1]
+    write_lines(
+        file,
+        {"kind": "sound", "prompt": "fine"},
+        {"kind": "speech", "text": "x", "voice": "v", "language": "fr"},  # kling: zh, en
+    )
+    run = cli("batch", str(file))  # the lines read; line 2 is one no provider can run
+    assert run.exit_code == 2 and "prompts.jsonl:2: " in run.stderr, run
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_a_batch_is_its_file_saved_where_asked_and_detached_lines_are_submitted(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    line = {"kind": "sound", "prompt": "applause", "duration": 5}
+    day1, day2 = (
+        write_lines(tmp_path / "day1.jsonl", line),
+        write_lines(tmp_path / "day2.jsonl", line),
+    )
+    assert cli("batch", str(day1), "--provider", "kling", "-q").exit_code == 0
+    assert cli("batch", str(day2), "--provider", "kling", "-q").exit_code == 0
+    assert vendor.state()["creates"]["kling"] == 2  # the same line in another file: another task
+    again = cli(
+        "batch", str(day1), "--provider", "kling", "--out", str(tmp_path / "later"), "--json"
+    )
+    assert again.exit_code == 0 and vendor.state()["creates"]["kling"] == 2
+    assert len(json.loads(again.stdout)["saved"]) >= 1  # an ended line's files, saved now
+    detached = cli("batch", str(day1), "--provider", "kling", "--tag", "d", "--detach")
+    assert detached.exit_code == 0 and "batch: 1/1 submitted, 0 failed" in detached.stderr

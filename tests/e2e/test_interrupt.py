@@ -77,7 +77,8 @@ def test_interrupting_a_batch_lets_its_jobs_go_and_running_it_again_pays_nothing
         _, stderr = process.communicate(timeout=20)
         assert process.returncode == 130, stderr
         assert "Traceback" not in stderr
-        assert f"interrupted after 0 of 6: run `klingbridge batch {lines}` again" in stderr
+        assert "interrupted: 0 of 6 ended, 3 under way (let go), 3 not started" in stderr
+        assert stderr.rstrip().endswith(f"klingbridge batch {lines} --concurrency 3")
         opened = open_store(store)
         assert opened is not None
         jobs, _ = opened.jobs(limit=10)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from klingbridge import SoundRequest
-from klingbridge.store import procs, sql
+from klingbridge.errors import ConfigError
+from klingbridge.store import open_store, procs, sql
 from klingbridge.store.checkpoint import BEHIND, Checkpointer
 from klingbridge.store.sqlite import SQLiteStore
 
@@ -93,3 +94,17 @@ def test_commits_survive_a_killed_process_without_any_checkpoint(tmp_path: Path)
     store = SQLiteStore(path)
     assert all(store.job(f"job-{n}") is not None for n in range(50))
     store.close()
+
+
+def test_a_sqlite_url_chooses_full_sync_and_refuses_unknown_options(tmp_path: Path) -> None:
+    full = open_store(f"sqlite:///{tmp_path / 'a.db'}?sync=FULL")
+    normal = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    assert isinstance(full, SQLiteStore) and isinstance(normal, SQLiteStore)
+    assert full.path == tmp_path / "a.db" and (full.sync, normal.sync) == ("full", "normal")
+    row = full._connect().execute("PRAGMA synchronous").fetchone()
+    assert row[0] == 2  # FULL (NORMAL is 1)
+    full.close()
+    normal.close()
+    for bad, says in [("?sync=off", "'sync=off'"), ("?mode=ro", "'mode='")]:
+        with pytest.raises(ConfigError, match=f"{says} is not a SQLite option"):
+            open_store(f"sqlite:///{tmp_path / 'c.db'}{bad}")

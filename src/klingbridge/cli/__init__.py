@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "batch": (
         "batch",
-        "Run every request of a JSON-lines FILE, a bounded number at a time.",
+        "Run every request of a JSON-lines FILE (- for stdin), a bounded number at a time.",
     ),
     "budget": (
         "budget",

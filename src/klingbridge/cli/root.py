@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,10 +71,22 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # `klingbridge ... | head`: the reader left; say nothing more
+            _silence_stdout()
+            raise SystemExit(1) from None
         except Exception as error:
             from .app import fail_with
 
             fail_with(error)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real file (CliRunner)
+        pass
 
 
 class LazyGroup(Group):

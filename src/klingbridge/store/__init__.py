@@ -11,6 +11,7 @@ directory) and PostgreSQL are built in; a plugin adds another with the
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,13 +35,25 @@ def default_path() -> Path:
     return Path(platformdirs.user_state_dir("klingbridge", appauthor=False)) / "tasks.sqlite3"
 
 
+#: What `?sync=` may say in a SQLite store URL (`PRAGMA synchronous`; see docs/durability.md).
+SQLITE_SYNC = ("normal", "full")
+
+
 def _sqlite(url: str) -> TaskStore:
     from .sqlite import SQLiteStore
 
     path = url.removeprefix("sqlite://").removeprefix("/") if "://" in url else url
+    path, _, query = path.partition("?")
+    options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    sync = options.pop("sync", "normal").lower()
+    if options or sync not in SQLITE_SYNC:
+        wrong = f"{next(iter(options))}=" if options else f"sync={sync}"
+        raise ConfigError(
+            f"store URL {url!r}: {wrong!r} is not a SQLite option (sync=normal or sync=full)"
+        )
     if not path:
         raise ConfigError(f"store URL {url!r} names no file (sqlite:///relative or sqlite:////abs)")
-    return SQLiteStore(path)
+    return SQLiteStore(path, sync=sync)
 
 
 def _postgres(url: str) -> TaskStore:

@@ -3,7 +3,7 @@
 Writers take the database's write lock at the start of each transaction (`BEGIN IMMEDIATE`), so
 claiming a job and admitting a create are serialized between processes without any server.
 `synchronous = NORMAL` in WAL mode survives a killed process (the case that matters here: a
-`kill -9`, a closed laptop lid); `SQLiteStore(path, sync="full")` (Python only, no setting)
+`kill -9`, a closed laptop lid); `sync="full"` (store URL `sqlite:///path?sync=full`)
 also survives a power cut, at the cost of one fsync per transaction. WAL checkpoints (the one
 place where `NORMAL` syncs) run on a thread of the store's own, not inside a caller's COMMIT
 (checkpoint.py).

@@ -1,0 +1,219 @@
+"""What `batch` shows: a line per ended request (saved files included), the progress line and
+the summary, and `--dry-run`'s prices. Files are saved here too, beside the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ..batch import Finished
+from ..batchfile import Line
+from ..client import AsyncClient, Client
+from ..download import SavedFile
+from ..errors import KlingBridgeError, WaitTimeout
+from ..models import Quote, Request
+from ..render import add_row, console, err, usd_text
+from ..render import table as fold_table
+from ..worker import save_job
+from .app import echo_json
+from .saving import saved_json
+
+#: Downloads at once: saving runs beside the batch, which goes on starting lines meanwhile.
+SAVERS = 4
+
+
+@dataclass
+class Tally:
+    """What the batch has come to, for the progress line and the summary. Charges are those
+    of every line's tasks, whichever run of the batch started them."""
+
+    total: int
+    detach: bool = False
+    started: int = 0  # lines handed to the client
+    ended: int = 0
+    failed: int = 0  # ended with an error (the task failed, or none could be made)
+    waiting: int = 0  # still running at the vendor when the wait timed out
+    charged_usd: float = 0.0
+    clock: float = field(default_factory=time.monotonic)
+
+    def add(self, finished: Finished) -> None:
+        self.ended += 1
+        if isinstance(finished.error, WaitTimeout):
+            self.waiting += 1
+        elif finished.error is not None:
+            self.failed += 1
+        for attempt in finished.attempts:
+            if attempt.charged is not None and attempt.charged.usd is not None:
+                self.charged_usd += float(attempt.charged.usd)
+
+    def __rich__(self) -> Text:
+        return Text(self.line(), style="cyan")
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.clock
+        done = "submitted" if self.detach else "ended"
+        running = self.started - self.ended
+        parts = [f"batch: {self.ended}/{self.total} {done}", f"{self.failed} failed"]
+        if self.waiting:
+            parts.append(f"{self.waiting} still running at the vendor")
+        if running:
+            parts.append(f"{running} under way")
+        return ", ".join(parts) + f", ${self.charged_usd:.4f} charged  {elapsed:5.1f} s"
+
+
+@dataclass(frozen=True)
+class Said:
+    """A line that ended, with the files saved for it or why none could be."""
+
+    finished: Finished
+    saved: list[SavedFile] = field(default_factory=list)
+    problem: str | None = None
+
+
+@dataclass
+class Saver:
+    """Saves the files of each line as it ends (`SAVERS` at once), beside the batch, which
+    goes on starting lines meanwhile; hands each line on in `said` (None: all done)."""
+
+    client: AsyncClient
+    out: Path | None
+    said: asyncio.Queue[Said | None] = field(default_factory=asyncio.Queue)
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SAVERS))
+    _saving: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def feed(self, batch: AsyncIterator[Finished]) -> None:
+        try:
+            async for finished in batch:
+                saving = asyncio.ensure_future(self._save(finished))
+                self._saving.add(saving)
+                saving.add_done_callback(self._saving.discard)
+            while self._saving:
+                await asyncio.gather(*list(self._saving))
+        finally:
+            self.said.put_nowait(None)
+
+    async def _save(self, finished: Finished) -> None:
+        store, result = self.client.store, finished.result
+        if self.out is None or result is None or store is None:
+            self.said.put_nowait(Said(finished))
+            return
+        async with self._slots:
+            try:
+                saved = await asyncio.to_thread(
+                    save_job, store, finished.key, result.task, self.out
+                )
+            except KlingBridgeError as error:
+                retry = f"klingbridge wait {finished.key} --out {self.out}"
+                self.said.put_nowait(Said(finished, problem=f"saving failed: {error} ({retry})"))
+                return
+        self.said.put_nowait(Said(finished, saved))
+
+    async def cancel(self) -> None:
+        for saving in self._saving:
+            saving.cancel()
+        await asyncio.gather(*list(self._saving), return_exceptions=True)
+
+
+def say(line: Line, said: Said, as_json: bool) -> None:
+    """One ended line: a line of text, or (`--json`) one JSON object."""
+    finished, task = said.finished, said.finished.task
+    error = finished.error
+    if as_json:
+        record: dict[str, Any] = {
+            "line": line.number,
+            "key": finished.key,
+            "ok": finished.ok,
+            "task": None if task is None else task.model_dump(mode="json"),
+            "error": None
+            if error is None
+            else {"message": str(error), "type": type(error).__name__},
+            "saved": [saved_json(s) for s in said.saved],
+            "save_error": said.problem,
+        }
+        click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    where = f"{task.provider} {task.id}  {task.status.value}" if task is not None else "no task"
+    cost = usd_text(task.cost) if task is not None and task.cost is not None else ""
+    text = f"line {line.number}  {finished.key}  {where}  {cost}".rstrip()
+    if isinstance(error, WaitTimeout):
+        console.print(
+            Text(
+                f"{text}  still running after {error.timeout:g} s: run the batch again "
+                f"(or klingbridge wait {finished.key}) to finish it",
+                style="yellow",
+            )
+        )
+    elif error is not None:
+        console.print(Text(f"{text}  error: {error}", style="red"))
+    else:
+        console.print(Text(f"{text}  {len(said.saved)} file(s)" if said.saved else text))
+    if said.problem is not None:
+        console.print(Text(f"line {line.number}  {said.problem}", style="yellow"))
+
+
+@dataclass
+class Priced:
+    """What one provider would charge for the lines it can run (`--dry-run`)."""
+
+    provider: str
+    lines: int = 0
+    usd: float = 0.0
+    unpriced: list[int] = field(default_factory=list)  # lines it can run, at no known price
+    refused: dict[str, list[int]] = field(default_factory=dict)  # why not -> line numbers
+
+    def add(self, line: Line, quote: Quote, max_usd: float | None) -> None:
+        usd = quote.cost.usd if quote.cost is not None else None
+        reason = quote.reason or "not eligible"
+        if quote.eligible and max_usd is not None and (usd is None or usd > max_usd):
+            eligible, reason = False, f"over --max-usd {max_usd:g}"
+        else:
+            eligible = quote.eligible
+        if not eligible:
+            self.refused.setdefault(reason, []).append(line.number)
+        elif usd is None:
+            self.unpriced.append(line.number)
+        else:
+            self.lines += 1
+            self.usd += float(usd)
+
+
+def dry_run(
+    client: Client, lines: list[Line], names: list[str], max_usd: float | None, as_json: bool
+) -> None:
+    """What the whole batch would cost on each provider it may run on (no call is made)."""
+    priced = {name: Priced(name) for name in names}
+    for line in lines:
+        for quote in client.quote(line.request, names):
+            priced[quote.provider].add(line, quote, max_usd)
+    if as_json:
+        rows = [{**vars(p), "usd": round(p.usd, 6)} for p in priced.values()]
+        echo_json({"lines": len(lines), "sent": 0, "providers": rows})
+        return
+    table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")
+    for p in priced.values():
+        why = [f"{len(n)} x {reason} (line {_numbers(n)})" for reason, n in p.refused.items()]
+        add_row(
+            table, p.provider, str(p.lines), f"${p.usd:.4f}", str(len(p.unpriced)), "\n".join(why)
+        )
+    console.print(table)
+    err.print(Text(f"{len(lines)} line(s) checked; nothing was sent (--dry-run)"))
+
+
+def _numbers(numbers: list[int], most: int = 5) -> str:
+    shown = ", ".join(str(n) for n in numbers[:most])
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
+
+
+def counted(lines: list[Line], tally: Tally) -> Iterator[Request]:
+    """The lines' requests, counting in `tally` those handed to the client."""
+    for line in lines:
+        tally.started += 1
+        yield line.request
