@@ -9,8 +9,9 @@ checkpoints: on the store's own thread (the default, store/checkpoint.py) and `i
 automatic checkpoint inside one COMMIT in a hundred or so, as before issue 13's store work).
 
 Reported per case: runs, transactions and statements per run, mean / median / p99 µs per run
-inside the store, CPU µs per run inside the store, and the whole run's wall µs (store included).
-Nothing is asserted.
+inside the store, CPU µs per run inside the store, and the whole run's wall µs (store included);
+then the WAL pages a run writes (each page a commit touched, once per commit: the steadiest
+measure of a commit's cost, which is mostly writing them). Nothing is asserted.
 
     python bench/bench_store.py              # 1,000 runs per case
     python bench/bench_store.py --runs 300   # shorter
@@ -143,6 +144,29 @@ def case(base_url: str, mode: str, vendor: str, inline: bool, runs: int) -> list
     ]  # fmt: skip
 
 
+def wal_pages(base_url: str, vendor: str, runs: int = 300) -> float:
+    """WAL frames (pages) a sequential sync run writes: checkpoints off for the count, so the
+    WAL only grows (every page each commit touched, once per commit)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tasks.sqlite3"
+        with Client(config=Config(), settings=settings(base_url), store=str(path),
+                    poll=NOW) as client:  # fmt: skip
+            store = client.store
+            assert isinstance(store, sqlite.SQLiteStore)
+            for _ in range(runs):  # (a store of some size: b-trees of more than one page)
+                client.run(REQUEST, provider=vendor)
+            store._checkpointer.committed = lambda *a, **k: None  # type: ignore[method-assign]
+            connection = store._connect()
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            page = connection.execute("PRAGMA page_size").fetchone()[0]
+            wal = Path(f"{path}-wal")
+            before = wal.stat().st_size if wal.exists() else 0
+            for _ in range(runs):
+                client.run(REQUEST, provider=vendor)
+            grown = wal.stat().st_size - before - (32 if before == 0 else 0)
+    return grown / (page + 24) / runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -165,6 +189,7 @@ def main() -> None:
                 for inline in (True, False):
                     rows.append(case(base_url, mode, vendor, inline, args.runs))
                     print(f"  {rows[-1]}", flush=True)
+        pages = {vendor: wal_pages(base_url, vendor) for vendor in ("kling", "piapi")}
     finally:
         sim.terminate()
         sim.wait(10)
@@ -178,7 +203,11 @@ def main() -> None:
             rows,
         )
     )  # fmt: skip
-    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    print(
+        "\nWAL pages written per sync run (checkpoints off while counting): "
+        + ", ".join(f"{vendor} {count:.1f}" for vendor, count in pages.items())
+    )
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     done("bench_store.py", started)
 
 

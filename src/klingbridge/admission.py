@@ -53,6 +53,9 @@ class Seat:
     external_id: str
     quoted: Cost | None
     owner: str
+    #: The create is sent right after it is admitted: its attempt is written `sent` in the
+    #: admission's own transaction (one commit fewer; see docs/durability.md).
+    sent: bool = False
 
 
 @dataclass
@@ -138,6 +141,7 @@ class Admission:
             max_concurrent=self.slots(seat.provider),
             default_route=self.default_route,
             waiter_ttl_s=max(self.lease_s / 2, 4 * SLOT_POLL_MAX_S),
+            sent=seat.sent,
         )
 
     def _wait(
@@ -190,7 +194,9 @@ def _plain(proc: Proc[T]) -> Flow[T]:
 
 def write_intent(seat: Seat, wall: float) -> Record:
     """The intent alone, for runs without an `Admission` (no limits machinery at all)."""
-    return Record(procs.intent(seat.key, seat.provider, seat.external_id, seat.quoted, wall))
+    return Record(
+        procs.intent(seat.key, seat.provider, seat.external_id, seat.quoted, wall, sent=seat.sent)
+    )
 
 
 @dataclass

@@ -56,7 +56,11 @@ class Creating:
             return known(start.task)
         if start is not None and start.state is AttemptState.SENT:
             return self._recover(provider, request, journal, trial, callback_url, patience)
-        return self._create(provider, request, trial.external_id, callback_url, journal, patience)
+        # A fresh attempt (no start) was admitted as `sent` already (router: `Seat.sent`).
+        return self._create(
+            provider, request, trial.external_id, callback_url, journal, patience,
+            sent=start is None,
+        )  # fmt: skip
 
     def _recover(
         self,
@@ -91,9 +95,14 @@ class Creating:
         callback_url: str | None,
         journal: Journal,
         patience: tuple[float, bool] = (float("inf"), False),
+        *,
+        sent: bool = False,
     ) -> Flow[tuple[Task, bool]]:
         """Create on one provider with retries; never create twice; record the task. Returns
         (task, recovered).
+
+        `sent`: the attempt is committed as `sent` already (with its admission), so the first
+        try does not record it again; every retry does.
 
         A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
         deadline in `patience`, not counted as a try, unless the route falls back on it.
@@ -107,7 +116,9 @@ class Creating:
         deadline, fall_back_on_full = patience
         attempt, full = 0, 0
         while True:
-            yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
+            if not sent:
+                yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
+            sent = False
             try:
                 task = yield from flows.submit(
                     provider, request, external_id=external_id, callback_url=callback_url

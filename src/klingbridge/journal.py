@@ -103,7 +103,7 @@ class Observer:
         self.wall = wall
 
     def __call__(self, task: Task) -> Record:
-        return Record(procs.observe(self.external_id, task, self.wall()))
+        return Record(procs.observe(self.external_id, task, self.wall(), seen=True))
 
 
 class Deferring:
@@ -204,5 +204,7 @@ class Journal:
             message = str(error) if error is not None else None
             end = procs.finish(self.key, state, now, error=message, owner=self.owner)
         if ended is not None and external_id is not None:
-            end = procs.chain(procs.observe(external_id, ended, now), end)
+            # (`finish` writes the job's row right after: `observe` leaves it to it)
+            observed = procs.observe(external_id, ended, now, seen=True, job=state is None)
+            end = procs.chain(observed, end)
         yield from self.record(end)

@@ -173,9 +173,10 @@ class Router(Creating):
         self, journal: Journal, trial: Trial, deadline: float
     ) -> Flow[KlingBridgeError | None]:
         """Ask the store to admit the create (its intent written); else why it is skipped."""
+        # The create follows at once (`_one`, no start): its `sent` goes in this commit.
         seat = Seat(
             journal.key, trial.provider, journal.route, trial.external_id, trial.quoted,
-            journal.owner,
+            journal.owner, sent=True,
         )  # fmt: skip
         if self.admission is None:
             yield from journal.record(write_intent(seat, journal.wall()).proc)

@@ -59,6 +59,39 @@ def test_the_intent_is_committed_before_the_create_leaves(tmp_path: Path) -> Non
     assert state is AttemptState.SENT and recorded == sent
 
 
+def test_a_routed_run_commits_three_times_each_before_what_depends_on_it(tmp_path: Path) -> None:
+    """The job and its attempt, already `sent`, before the create; the vendor's task id as the
+    create answers, before the poll; the end with the job's (issue 13: a `sent` of its own was
+    a fourth commit, with nothing between it and the admission's)."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "kling_sound_query.json"
+    done = json.loads(fixture.read_text())
+    done["data"]["task_id"] = "T-1"
+    commits: list[str] = []
+    seen: list[tuple[str, int]] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, len(commits)))
+        return httpx.Response(200, json=KLING_CREATED if request.method == "POST" else done)
+
+    with kling_client(vendor, str(tmp_path / "tasks.sqlite3")) as client:
+        store = client.store
+        assert store is not None
+        store.job("warm-up")  # (the schema is made before counting)
+        connection = store._connect()  # type: ignore[attr-defined]
+        # (write transactions: a read, such as the pacing's, begins with a plain BEGIN)
+        connection.set_trace_callback(lambda s: commits.append(s) if s == "BEGIN IMMEDIATE" else 0)
+        result = client.run(SoundRequest(prompt="rain", duration=5))  # a key made for the run
+    assert result.id == "T-1"
+    assert seen == [("POST", 1), ("GET", 2)] and len(commits) == 3
+    job = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
+    assert job is not None
+    (listed,), _ = job.jobs()
+    recorded = job.job(listed.key)  # (with its history)
+    job.close()
+    assert recorded is not None and recorded.state is JobState.SUCCEEDED
+    assert [h.status for h in recorded.history] == ["queued", "succeeded"]
+
+
 def test_a_store_that_cannot_be_written_stops_the_run_before_any_call(tmp_path: Path) -> None:
     (tmp_path / "not-a-dir").write_text("a file where a directory should be")
     calls: list[httpx.Request] = []

@@ -45,6 +45,26 @@ def test_many_concurrent_writes_each_get_their_own_outcome(store: TaskStore) -> 
     assert store.read(reads.get_meta("grouped")) is None
 
 
+def test_a_write_alone_in_its_group_fails_alone_and_the_next_goes_on(store: TaskStore) -> None:
+    """One run at a time: each group holds one procedure (no savepoint; the transaction is
+    rolled back): its write is undone, its caller gets its error, the store goes on."""
+
+    async def main() -> list[object]:
+        results: list[object] = []
+        for proc in (_broken(), _begin("after"), _begin("after", OTHER)):
+            try:
+                results.append(await store.arun(proc))
+            except Exception as error:
+                results.append(error)
+        await store.aclose()
+        return results
+
+    broken, after, conflict = asyncio.run(main())
+    assert isinstance(broken, RuntimeError) and store.read(reads.get_meta("grouped")) is None
+    assert after == (store.job("after"), True)
+    assert isinstance(conflict, IdempotencyConflict)
+
+
 def test_a_second_event_loop_starts_afresh(store: TaskStore) -> None:
     for n in range(2):
         asyncio.run(store.arun(_begin(f"loop-{n}")))

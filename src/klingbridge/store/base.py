@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..errors import KlingBridgeError
 from . import procs, reads
-from .migrations import MIGRATIONS
+from .migrations import MIGRATIONS, Only
 from .reads import DamagedRecord
 from .records import JobRecord
 from .sql import Proc, Sql
@@ -117,6 +117,10 @@ class TaskStore(abc.ABC):
             )
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in statements:
+                if isinstance(statement, Only):
+                    if statement.dialect != self.dialect:
+                        continue
+                    statement = statement.text
                 yield Sql(statement.replace("{id}", self.id_column))
             yield Sql(
                 "INSERT INTO kb_schema (version, applied_at) VALUES (?, ?)", (number, time.time())

@@ -92,7 +92,8 @@ def run_group(
     *,
     give_way: bool = False,
 ) -> list[Outcome] | None:
-    """Run `procs` in one write transaction, each in a savepoint; commit once.
+    """Run `procs` in one write transaction, each in a savepoint (one alone: the transaction
+    itself, two statements fewer); commit once.
 
     `give_way`: if the write lock is taken (another process writes), return None at once,
     before any procedure started, instead of failing them.
@@ -112,14 +113,21 @@ def run_group(
             if give_way:
                 return None
             raise
-        for proc in procs:
-            connection.execute("SAVEPOINT kb_proc")
+        if len(procs) == 1:  # alone (one run at a time): its transaction is its savepoint
             try:
-                outcomes.append((True, drive(proc, execute)))
+                outcomes.append((True, drive(procs[0], execute)))
             except Exception as error:
-                connection.execute("ROLLBACK TO kb_proc")
-                outcomes.append((False, error))
-            connection.execute("RELEASE kb_proc")
+                connection.execute("ROLLBACK")
+                return [(False, error)]
+        else:
+            for proc in procs:
+                connection.execute("SAVEPOINT kb_proc")
+                try:
+                    outcomes.append((True, drive(proc, execute)))
+                except Exception as error:
+                    connection.execute("ROLLBACK TO kb_proc")
+                    outcomes.append((False, error))
+                connection.execute("RELEASE kb_proc")
         connection.execute("COMMIT")
     except sqlite3.Error as error:
         if connection.in_transaction:

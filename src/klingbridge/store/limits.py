@@ -29,6 +29,8 @@ from ..models import Cost
 from .procs import intent
 from .sql import Proc, Sql
 
+#: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
+#: which serves a query that says it so.
 _OPEN = "('intent', 'sent', 'created')"
 _HELD = (
     f"a.state IN {_OPEN}"
@@ -52,6 +54,8 @@ class Ask:
     default_route: str = "default"
     #: How long a queued waiter keeps its place without asking again (a dead one drops out).
     waiter_ttl_s: float = 30.0
+    #: The create is sent right after admission: the attempt is written `sent` (procs.intent).
+    sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,9 @@ def admit(ask: Ask) -> Proc[Verdict]:
         wait = yield from _take_slot(ask, ask.max_concurrent)
         if wait is not None:
             return wait
-    seq = yield from intent(ask.key, ask.provider, ask.external_id, ask.quoted, ask.now)
+    seq = yield from intent(
+        ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent
+    )
     return Admitted(seq)
 
 
@@ -153,20 +159,37 @@ def _in_use(provider: str, now: float) -> Proc[int]:
     return int(rows[0][0])
 
 
+#: Every provider that has attempts, found by skipping through the `(provider, ...)` index one
+#: provider at a time (a loose index scan: a lookup per provider, not a read of every attempt),
+#: so that a sum over all providers is read from `kb_attempts_spend_by_provider` too.
+_PROVIDERS = (
+    "WITH RECURSIVE kb_providers (name) AS ("
+    "SELECT MIN(provider) FROM kb_attempts"
+    " UNION ALL SELECT (SELECT MIN(provider) FROM kb_attempts WHERE provider > kb_providers.name)"
+    " FROM kb_providers WHERE kb_providers.name IS NOT NULL) "
+)
+
+
 def _budget_state(rule: BudgetRule, default_route: str, now: float) -> Proc[BudgetState]:
+    """What the window of `rule` holds, read from `kb_attempts_spend_by_provider` alone (with
+    the job of each attempt for a route's budget)."""
     where = "a.created_at >= ?"
     params: list[object] = [window_start(rule.window, now)]
     source = "kb_attempts a"
+    providers = ""
     if rule.scope == "provider":
         where += " AND a.provider = ?"
         params.append(rule.target)
-    elif rule.scope == "route":
+    else:  # every provider, one range of the index each
+        providers = _PROVIDERS
+        where = "a.provider IN (SELECT name FROM kb_providers) AND " + where
+    if rule.scope == "route":
         # A job run on the default route records no route name (and no single provider).
         source += " JOIN kb_jobs j ON j.key = a.job_key"
         where += " AND (j.route = ? OR (j.route IS NULL AND j.provider IS NULL AND ? = ?))"
         params += [rule.target, rule.target, default_route]
     rows = yield Sql(
-        "SELECT"
+        f"{providers}SELECT"
         f" SUM(CASE WHEN a.state IN {_OPEN} THEN COALESCE(a.quoted_usd, 0) ELSE 0 END),"
         f" SUM(CASE WHEN a.state IN {_OPEN} OR a.state = 'error' THEN 0"
         " ELSE COALESCE(a.charged_usd, a.quoted_usd, 0) END)"

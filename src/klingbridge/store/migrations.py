@@ -1,13 +1,27 @@
 """The schema, as numbered migrations: both backends apply the same list, once each, in order.
 
 A migration is a list of statements in the SQL both SQLite and PostgreSQL speak; `{id}` stands
-for an auto-numbered key column. Applied versions are kept in `kb_schema`. To change the schema,
-append a migration; never edit one that has shipped.
+for an auto-numbered key column. A statement wrapped in `Only` runs on that dialect alone (a
+change the other backend does not need). Applied versions are kept in `kb_schema`. To change the
+schema, append a migration; never edit one that has shipped.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[list[str]] = [
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Only:
+    """A statement for one dialect alone ("sqlite", "postgresql"); other backends skip it."""
+
+    dialect: str
+    text: str
+
+
+Statement = str | Only
+
+MIGRATIONS: list[list[Statement]] = [
     # 1: jobs, their attempts, status history, saved files, and small facts (kb_meta)
     [
         """CREATE TABLE kb_jobs (
@@ -123,5 +137,47 @@ MIGRATIONS: list[list[str]] = [
         " ON kb_attempts (created_at, state, quoted_usd, charged_usd)",
         "CREATE INDEX kb_attempts_spend_by_provider"
         " ON kb_attempts (provider, created_at, state, quoted_usd, charged_usd)",
+    ],
+    # 4 (issue 13, the store's share of a run: fewer pages written per commit).
+    # - `kb_attempts_open` holds open attempts alone (a partial index): it stays as small as
+    #   what is in flight instead of growing with every attempt ever made, each state change
+    #   rewrites one entry of a page always in cache, and the slot count, the budget summary's
+    #   providers and `open_attempts` read it instead of scanning a provider's every attempt.
+    # - `kb_attempts_task` holds attempts with a task id alone: an attempt written down before
+    #   its create no longer puts an entry among the NULLs, to be moved out again when the task
+    #   id comes (two pages for one); a lookup by task id (`task_id = ?`) implies NOT NULL.
+    # - `kb_attempts_spend` goes: a budget over every provider (or a route) is summed from
+    #   `kb_attempts_spend_by_provider`, one range per provider (store/limits.py). It was one
+    #   more index holding `state`, rewritten at each state change of every attempt.
+    # - On SQLite, `kb_history.id` becomes a plain rowid key. AUTOINCREMENT wrote its counter (a
+    #   row of `sqlite_sequence`, one more page) in every transaction that recorded a status;
+    #   history rows are never deleted, so a plain rowid (largest + 1) numbers them in the same
+    #   order. The ids kept are the same. PostgreSQL's BIGSERIAL has no such cost.
+    [
+        "DROP INDEX kb_attempts_open",
+        "CREATE INDEX kb_attempts_open ON kb_attempts (provider, created_at)"
+        " WHERE state IN ('intent', 'sent', 'created')",
+        "DROP INDEX kb_attempts_task",
+        "CREATE INDEX kb_attempts_task ON kb_attempts (task_id) WHERE task_id IS NOT NULL",
+        "DROP INDEX kb_attempts_spend",
+        Only(
+            "sqlite",
+            """CREATE TABLE kb_history_new (
+            id INTEGER PRIMARY KEY,
+            job_key TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            provider_status TEXT
+        )""",
+        ),
+        Only(
+            "sqlite",
+            "INSERT INTO kb_history_new (id, job_key, external_id, at, status, provider_status)"
+            " SELECT id, job_key, external_id, at, status, provider_status FROM kb_history",
+        ),
+        Only("sqlite", "DROP TABLE kb_history"),
+        Only("sqlite", "ALTER TABLE kb_history_new RENAME TO kb_history"),
+        Only("sqlite", "CREATE INDEX kb_history_job ON kb_history (job_key, id)"),
     ],
 ]

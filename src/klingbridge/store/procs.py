@@ -52,10 +52,13 @@ def request_hash(request: Request) -> str:
 
 
 def _request_json(request: Request) -> tuple[str, str]:
-    """The request as stored, and the hash that tells another request under the same key."""
-    dumped = REQUEST.dump_python(request, mode="json")
-    canonical = json.dumps(dumped, sort_keys=True)
-    return json.dumps(dumped), hashlib.sha256(canonical.encode()).hexdigest()
+    """The request as stored, and the hash that tells another request under the same key.
+
+    Stored as the hashed text itself (keys sorted; read back by name, so the order is moot):
+    one encoding per new job, not two.
+    """
+    canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
+    return canonical, hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _json(model: Task | Cost | None) -> str | None:
@@ -232,15 +235,30 @@ def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
 
 
 # --- attempts --------------------------------------------------------------------------------
-def intent(key: str, provider: str, external_id: str, quoted: Cost | None, now: float) -> Proc[int]:
-    """Write the attempt down before anything is sent; returns its number within the job."""
+def intent(
+    key: str,
+    provider: str,
+    external_id: str,
+    quoted: Cost | None,
+    now: float,
+    *,
+    sent: bool = False,
+) -> Proc[int]:
+    """Write the attempt down before anything is sent; returns its number within the job.
+
+    `sent`: the create goes out right after this commit (nothing in between can pay), so the
+    attempt is written as `sent` at once, the commit `sent` would have made saved.
+    """
     rows = yield Sql(
         "INSERT INTO kb_attempts (external_id, job_key, seq, provider, state, quoted, quoted_usd,"
         " created_at, updated_at) VALUES (?, ?,"
-        " (SELECT COUNT(*) + 1 FROM kb_attempts WHERE job_key = ?), ?, 'intent', ?, ?, ?, ?)"
+        " (SELECT COUNT(*) + 1 FROM kb_attempts WHERE job_key = ?), ?, ?, ?, ?, ?, ?)"
         " RETURNING seq",
-        (external_id, key, key, provider, _json(quoted), _usd(quoted), now, now),
-    )
+        (
+            external_id, key, key, provider, "sent" if sent else "intent",
+            _json(quoted), _usd(quoted), now, now,
+        ),
+    )  # fmt: skip
     yield Sql("UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?", (now, key))
     return int(rows[0][0])
 
@@ -253,36 +271,43 @@ def sent(external_id: str, now: float) -> Proc[None]:
     )
 
 
-def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
+def observe(
+    external_id: str, task: Task, now: float, *, seen: bool = False, job: bool = True
+) -> Proc[bool]:
     """Record the vendor task as seen now; never moves it backwards. True if anything changed.
 
     A status of lower rank than the one recorded (running after succeeded, from a late poll or
     a replayed callback) changes nothing; the same status may add detail (a charge, outputs).
+
+    `seen`: the task was recorded before (a poll of it), so its id most likely is already: it is
+    then not written again unless it differs. Only columns that may change are SET: SQLite
+    rewrites an index entry whenever its column is SET, to the same value or not (the task id's
+    index page, written again at every poll's commit, for nothing); the charge likewise, only
+    when the task carries one. `job=False`: the caller writes the job's row itself in the same
+    transaction (`finish`, after a task that ended): its `updated_at` is not written twice.
     """
     rank = task.status.rank
     state = AttemptState.CREATED if rank < 2 else AttemptState(task.status.value)
+    sets = "state = ?, status = ?, status_rank = ?, task = ?"
+    params: list[object] = [state.value, task.status.value, rank, task.model_dump_json()]
+    if not seen:
+        sets += ", task_id = ?"
+        params.append(task.id)
+    if task.cost is not None:
+        sets += ", charged = ?, charged_usd = COALESCE(?, charged_usd)"
+        params += [_json(task.cost), _usd(task.cost)]
     rows = yield Sql(
-        "UPDATE kb_attempts SET state = ?, task_id = ?, status = ?, status_rank = ?, task = ?,"
-        " charged = COALESCE(?, charged), charged_usd = COALESCE(?, charged_usd), updated_at = ?"
+        f"UPDATE kb_attempts SET {sets}, updated_at = ?"
         " WHERE external_id = ? AND (status_rank < ? OR (status_rank = ? AND status = ?))"
-        " RETURNING job_key",
-        (
-            state.value,
-            task.id,
-            task.status.value,
-            rank,
-            task.model_dump_json(),
-            _json(task.cost),
-            _usd(task.cost),
-            now,
-            external_id,
-            rank,
-            rank,
-            task.status.value,
-        ),
+        " RETURNING job_key, task_id",
+        (*params, now, external_id, rank, rank, task.status.value),
     )
     if not rows:
         return False
+    if rows[0][1] != task.id:  # (seen, yet not recorded with this id)
+        yield Sql(
+            "UPDATE kb_attempts SET task_id = ? WHERE external_id = ?", (task.id, external_id)
+        )
     job_key = rows[0][0]
     provider_status = None if task.provider_status is None else str(task.provider_status)
     yield Sql(  # a history row when the status differs from the attempt's last one
@@ -302,7 +327,7 @@ def observe(external_id: str, task: Task, now: float) -> Proc[bool]:
             " AND state IN ('pending', 'running', 'unknown')",
             (now, job_key),
         )
-    else:
+    elif job:
         yield Sql("UPDATE kb_jobs SET updated_at = ? WHERE key = ?", (now, job_key))
     return True
 
