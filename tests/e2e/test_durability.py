@@ -150,7 +150,8 @@ def test_detach_then_wait_from_anywhere(cli: Cli, vendor: Any, tmp_path: Path) -
     assert run.exit_code == 0, run
     detached = run.json()
     assert detached["status"] in ("queued", "running")
-    by_task_id = cli("wait", "--json", "--", detached["task_id"])  # a vendor id works as well as a key
+    # a vendor task id works as well as a key (after --: ids may start with -)
+    by_task_id = cli("wait", "--json", "--", detached["task_id"])
     assert by_task_id.exit_code == 0, by_task_id
     done = by_task_id.json()
     assert done["status"] == "succeeded" and done["key"] == detached["key"]
