@@ -5,8 +5,9 @@
 
 Blank lines and lines starting with `#` are skipped; a UTF-8 byte order mark is allowed. A
 line's key is its `"key"`, else derived (`batch_keys`) from the request, the batch's tag (the
-file's name, unless given) and how many identical requests came before it in the batch: the
-same file run again gives the same keys, so it carries on and pays for nothing twice.
+file's name without its directory, unless given) and how many identical requests came before
+it in the batch: the same file run again, from any directory, gives the same keys, so it
+carries on and pays for nothing twice.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import IO, Any
 
 import pydantic
@@ -49,7 +51,8 @@ class BatchFileError(KlingBridgeError):
 
 def read_batch(file: IO[bytes], name: str, tag: str | None = None) -> list[Line]:
     """Every request of `file` (named `name` in errors) with its key, or a `BatchFileError`
-    naming up to MAX_PROBLEMS bad lines. `tag` (default: `name`) goes into derived keys."""
+    naming up to MAX_PROBLEMS bad lines. `tag` (default: `name`'s last part, the file's name
+    wherever it is read from) goes into derived keys."""
     problems: list[str] = []
     found: list[tuple[int, Request, str | None]] = []
     for number, raw in enumerate(file, 1):
@@ -61,14 +64,15 @@ def read_batch(file: IO[bytes], name: str, tag: str | None = None) -> list[Line]
             continue
         if parsed is not None:
             found.append((number, *parsed))
-    derived = batch_keys((r for _, r, key in found if key is None), name if tag is None else tag)
+    tag = PurePath(name).name if tag is None else tag
+    derived = batch_keys((r for _, r, key in found if key is None), tag)
     lines = [Line(n, request, key or next(derived)) for n, request, key in found]
     problems.extend(_shared_keys(lines, name))
-    if not problems and not lines:
-        problems.append(f"{name}: no requests (one JSON object per line)")
     if problems:
-        problems.sort(key=lambda problem: int(problem.removeprefix(f"{name}:").split(":")[0] or 0))
+        problems.sort(key=lambda problem: int(problem.removeprefix(f"{name}:").split(":")[0]))
         raise BatchFileError(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
+    if not lines:
+        raise BatchFileError([f"{name}: no requests (one JSON object per line)"])
     return lines
 
 

@@ -117,7 +117,7 @@ class Jobs:
         if fresh:
             self.running.add(key)  # (no other run can have a key made just now)
         else:
-            yield from self._turn(key)
+            yield from self._turn(key, self.clock() + timeout)
         try:
             journal = self._journal(key, route, provider, max_usd=max_usd, on_wait=on_wait)
             begin = partial(
@@ -169,21 +169,24 @@ class Jobs:
                 f"no job with key, id or vendor task id {ref!r} in the task store "
                 "(klingbridge tasks lists them)"
             )
-        if (yield from self._turn(job.key)):  # another run here had it: read what it left
-            job = (yield Record(reads.load(job.key), read=True)) or job
-        try:
-            yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
+        key = job.key
+        waited = yield from self._turn(key, self.clock() + timeout)
+        try:  # (from here on this run holds `key`: the finally gives it back, however it ends)
+            if waited:  # another run of this client had the job: carry on from what it left
+                job = (yield Record(reads.load(key), read=True)) or job
+            yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
             return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
         finally:
-            self.running.discard(job.key)
+            self.running.discard(key)
 
     # --- pieces ---------------------------------------------------------------------------
-    def _turn(self, key: str) -> Flow[bool]:
+    def _turn(self, key: str, deadline: float) -> Flow[bool]:
         """Wait while another run of this client has job `key`, then take it (True: waited).
 
         The store's lease cannot tell two runs of one client apart (they share its owner), so
         without this two concurrent runs under one key would both create a task. The second
-        carries the job on once the first ends: the recorded result, nothing sent again.
+        carries the job on once the first ends: the recorded result, nothing sent again. The
+        caller gives the key back (`running.discard`) however its run ends.
         """
         looks = 0
         while True:
@@ -191,7 +194,12 @@ class Jobs:
                 if key not in self.running:
                     self.running.add(key)
                     return looks > 0
-            yield Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S))
+            if self.clock() >= deadline:
+                raise KlingBridgeError(
+                    f"job {key} is being run by another run of this client; it did not end "
+                    "before this one's timeout"
+                )
+            yield Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S, max(0.0, deadline - self.clock())))
             looks += 1
 
     def _journal(

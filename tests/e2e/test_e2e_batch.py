@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ from e2e_support import Cli
 import klingbridge
 from klingbridge import ConfigError, PollPolicy, SoundRequest, TaskFailed
 from klingbridge.batch import Finished
-from klingbridge.batchfile import batch_keys
+from klingbridge.batchfile import batch_keys, read_batch
 from klingbridge.config import Config
+from klingbridge.flows import Record, Sleep
+from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
 
@@ -367,3 +371,59 @@ def test_a_batch_is_its_file_saved_where_asked_and_detached_lines_are_submitted(
     assert len(json.loads(again.stdout)["saved"]) >= 1  # an ended line's files, saved now
     detached = cli("batch", str(day1), "--provider", "kling", "--tag", "d", "--detach")
     assert detached.exit_code == 0 and "batch: 1/1 submitted, 0 failed" in detached.stderr
+
+
+def test_a_resume_stopped_right_after_its_turn_gives_the_key_back(tmp_path: Path) -> None:
+    request = SoundRequest(prompt="rain")
+    with klingbridge.Client("piapi", config=Config(), store=tmp_path / "tasks.db") as kb:
+        assert kb.store is not None
+        kb.store.run(procs.begin("k", request, route=None, provider="piapi", out_dir=None,
+                                 owner="someone", lease_s=60, now=time.time()))  # fmt: skip
+        jobs = kb._jobs
+        flow = jobs.resume("k", timeout=60, on_update=None, callback_url=None, resubmit=False)
+        job = kb.store.read(next(flow).proc)  # type: ignore[union-attr]  # the job, found
+        jobs.running.add("k")  # another run of this client holds it...
+        assert isinstance(flow.send(job), Sleep)
+        jobs.running.discard("k")  # ... and ends
+        assert isinstance(flow.send(None), Record)  # this run took the key: it reads the job
+        flow.close()  # stopped there (Ctrl-C, a cancelled batch, a store error)
+        assert jobs.running == set()
+
+
+def test_a_run_waiting_for_its_key_keeps_to_its_own_timeout(tmp_path: Path) -> None:
+    vendor = Vendor()
+
+    async def main() -> str:
+        async with client(vendor, tmp_path / "tasks.db") as kb:
+            first = asyncio.ensure_future(kb.run(SoundRequest(prompt="slow rain"), key="k"))
+            while not vendor.creates:
+                await asyncio.sleep(0.01)
+            try:
+                await kb.run(SoundRequest(prompt="slow rain"), key="k", timeout=0.3)
+            except klingbridge.KlingBridgeError as error:
+                return str(error)
+            finally:
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+            return "no error"
+
+    assert "did not end before this one's timeout" in asyncio.run(main())
+    assert vendor.creates == 1
+
+
+def test_derived_keys_name_the_file_not_the_path_and_stdin_needs_a_tag(
+    cli: Cli, tmp_path: Path
+) -> None:
+    line = b'{"kind": "sound", "prompt": "rain"}\n'
+    keys = {
+        read_batch(io.BytesIO(line), name)[0].key
+        for name in ("one.jsonl", "./one.jsonl", str(tmp_path / "one.jsonl"))
+    }
+    assert len(keys) == 1
+    assert read_batch(io.BytesIO(line), "two.jsonl")[0].key not in keys
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("# nothing yet\n\n")
+    run = cli("batch", str(empty))
+    assert run.exit_code == 2 and "empty.jsonl: no requests" in run.stderr, run
+    run = cli("batch", "-")
+    assert run.exit_code == 2 and "give --tag NAME" in run.stderr, run

@@ -110,6 +110,8 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
 def _read(file: str, tag: str | None) -> list[Line]:
     try:
         if file == "-":
+            if tag is None:  # stdin has no name to derive keys from: every batch would share it
+                fail("reading stdin (-): give --tag NAME, the batch's name in its keys", 2)
             return read_batch(sys.stdin.buffer, _name(file), tag)
         with open(file, "rb") as opened:
             return read_batch(opened, file, tag)
@@ -214,6 +216,7 @@ def _interrupted(file: str, tally: Tally, options: dict[str, Any]) -> str:
         value, default = options[name], {"timeout": 900.0, "concurrency": DEFAULT_CONCURRENCY}
         if value is not None and value != default.get(name):
             again += [f"--{name.replace('_', '-')}", str(value)]
+    again += ["--detach"] if options["detach"] else []
     left = tally.total - tally.started
     under_way = tally.started - tally.ended
     return (

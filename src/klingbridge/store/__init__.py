@@ -42,8 +42,9 @@ SQLITE_SYNC = ("normal", "full")
 def _sqlite(url: str) -> TaskStore:
     from .sqlite import SQLiteStore
 
-    path = url.removeprefix("sqlite://").removeprefix("/") if "://" in url else url
-    path, _, query = path.partition("?")
+    path, query = url, ""  # a plain file path is taken as it is, "?" included
+    if "://" in url:
+        path, _, query = url.removeprefix("sqlite://").removeprefix("/").partition("?")
     options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
     sync = options.pop("sync", "normal").lower()
     if options or sync not in SQLITE_SYNC:
