@@ -322,7 +322,7 @@ class KlingProvider(Provider):
 
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
         try:  # `guard`'s net, without its wrapper (hot: every create and poll answer)
-            task, new_design = parse.read(payload, kind=kind, rates=self._rates)
+            task, new_design = parse.read(payload, kind=kind, rates=self.rates())
         except ProviderResponseError:
             raise
         except READ_ERRORS as error:
