@@ -11,6 +11,7 @@ died) is resolved the same way when its job is resumed. Every step is recorded f
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from . import flows
 from .config import RetryPolicy
@@ -121,8 +122,9 @@ class Creating:
             sent = False
             try:
                 task = yield from flows.submit(
-                    provider, request, external_id=external_id, callback_url=callback_url
-                )
+                    provider, request, external_id=external_id, callback_url=callback_url,
+                    marks=(partial(procs.unsent, external_id), partial(procs.sent, external_id)),
+                )  # fmt: skip
                 yield Record(procs.observe(external_id, task, journal.wall()))
                 return task, False
             except (TransportError, ProviderResponseError, ProviderError) as error:

@@ -41,6 +41,11 @@ T = TypeVar("T")
 class Send:
     provider: Provider
     call: HttpCall
+    #: For a create whose attempt is committed `sent`: (waiting, leaving), the procedures a
+    #: runner that must queue the request runs before the wait (the attempt goes back to
+    #: `intent`: surely not sent while it waits, however the process ends) and when its turn
+    #: comes (`sent` again, right before it leaves). Each takes the wall-clock time.
+    marks: tuple[Callable[[float], Proc[Any]], Callable[[float], Proc[Any]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +147,14 @@ def submit(
     *,
     external_id: str | None = None,
     callback_url: str | None = None,
+    marks: tuple[Callable[[float], Proc[Any]], Callable[[float], Proc[Any]]] | None = None,
 ) -> Flow[Task]:
-    """Validate (before any I/O), create, and read the created task."""
+    """Validate (before any I/O), create, and read the created task (`marks`: see `Send`)."""
     provider.validate(request)
     call = provider.build_create(request, external_id=external_id, callback_url=callback_url)
     # `exchange`, inline: while 10,000 creates wait for their turn, each holds one frame less.
     provider.require_credentials()
-    reply: HttpReply = yield Send(provider, call)
+    reply: HttpReply = yield Send(provider, call, marks)
     task = provider.parse_task(provider.check_reply(reply), kind=request.kind)
     # Keep the caller's id only where the vendor knows it (it can find the task by it).
     if (

@@ -257,15 +257,29 @@ class AsyncRunner:
                 if turn is not None:
                     start = time.monotonic()
                     try:
+                        if step.marks is not None:  # a create: `intent` while it waits
+                            await _arecord(self.store, Record(step.marks[0](time.time())))
                         await turn
-                    except asyncio.CancelledError:
+                    except BaseException as exc:  # cancelled, or the store failed
                         cap.give_up(turn)
-                        raise
+                        if not isinstance(exc, Exception):
+                            raise
+                        step = _advance(flow, error=exc)
+                        continue
                     finally:
                         waited = time.monotonic() - start
                         cap.waited += waited
                         queued.seconds += waited
                     del turn
+                    if step.marks is not None:  # its turn: `sent` again, right before it leaves
+                        try:
+                            await _arecord(self.store, Record(step.marks[1](time.time())))
+                        except BaseException as exc:
+                            cap.release()
+                            if not isinstance(exc, Exception):
+                                raise
+                            step = _advance(flow, error=exc)
+                            continue
                 try:
                     response = await self._client(step.provider).request(**_request_args(step))
                 except httpx.HTTPError as exc:

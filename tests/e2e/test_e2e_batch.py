@@ -427,3 +427,45 @@ def test_derived_keys_name_the_file_not_the_path_and_stdin_needs_a_tag(
     assert run.exit_code == 2 and "empty.jsonl: no requests" in run.stderr, run
     run = cli("batch", "-")
     assert run.exit_code == 2 and "give --tag NAME" in run.stderr, run
+
+
+def test_a_create_waiting_for_a_connection_is_not_sent_and_survives_a_cancel(
+    tmp_path: Path,
+) -> None:
+    """A create committed `sent` that must queue for the vendor's only connection goes back
+    to `intent` while it waits: cancelled there (Ctrl-C, a batch let go) or killed, it is sent
+    later with its external id, where PiAPI would otherwise have to say `unknown`."""
+    vendor, release = Vendor(), asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/held"):
+            await release.wait()  # holds the only connection
+        return await vendor.handler(request)
+
+    async def main() -> tuple[str, str, int, klingbridge.Task]:
+        async with klingbridge.AsyncClient(
+            "piapi", config=Config(), settings={"piapi": {"api_key": "k", "max_connections": 1}},
+            store=tmp_path / "tasks.db", transport=httpx.MockTransport(handler), poll=FAST,
+        ) as kb:  # fmt: skip
+            assert kb.store is not None
+            vendor.prompts["held"] = "rain"
+            holder = asyncio.ensure_future(kb.get("held"))
+            await asyncio.sleep(0.05)
+            run = asyncio.ensure_future(kb.run(SoundRequest(prompt="rain"), key="q"))
+            for _ in range(200):
+                job = kb.store.job("q")
+                if job is not None and job.attempt and job.attempt.state.value == "intent":
+                    break
+                await asyncio.sleep(0.01)
+            waiting = kb.store.job("q").attempt.state.value  # type: ignore[union-attr]
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            after = kb.store.job("q").attempt.state.value  # type: ignore[union-attr]
+            creates = vendor.creates
+            release.set()
+            await holder
+            return waiting, after, creates, await kb.resume("q")
+
+    waiting, after, creates, task = asyncio.run(main())
+    assert (waiting, after, creates) == ("intent", "intent", 0)
+    assert task.status is klingbridge.TaskStatus.SUCCEEDED and vendor.creates == 1

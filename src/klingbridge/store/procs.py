@@ -271,6 +271,17 @@ def sent(external_id: str, now: float) -> Proc[None]:
     )
 
 
+def unsent(external_id: str, now: float) -> Proc[None]:
+    """A create committed `sent` that waits in the client's queue before it leaves: `intent`
+    again until then (surely not sent: a process that dies meanwhile leaves it to be sent,
+    not `unknown`). The only move backwards an attempt makes, and only from `sent`."""
+    yield Sql(
+        "UPDATE kb_attempts SET state = 'intent', updated_at = ?"
+        " WHERE external_id = ? AND state = 'sent' AND task_id IS NULL",
+        (now, external_id),
+    )
+
+
 def observe(
     external_id: str, task: Task, now: float, *, seen: bool = False, job: bool = True
 ) -> Proc[bool]:
