@@ -73,17 +73,19 @@ def peak_mb() -> float:
 
 
 def settings(base_url: str) -> dict[str, dict[str, Any]]:
+    """klingbridge's cap is per provider: half of IN_FLIGHT each, so that both sides have at
+    most IN_FLIGHT requests in flight in all (until 2026-12-01 17:58 each provider had 50)."""
     return {
         "kling": {
             "base_url": base_url,
             "access_key": SIM_KEYS["kling_access_key"],
             "secret_key": SIM_KEYS["kling_secret_key"],
-            "max_connections": IN_FLIGHT,
+            "max_connections": IN_FLIGHT // 2,
         },
         "piapi": {
             "base_url": base_url,
             "api_key": SIM_KEYS["piapi_api_key"],
-            "max_connections": IN_FLIGHT,
+            "max_connections": IN_FLIGHT // 2,
         },
     }
 
