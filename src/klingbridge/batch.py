@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -25,8 +24,6 @@ from .errors import ConfigError, KlingBridgeError
 from .jobs import new_key
 from .journal import Attempt, RunResult
 from .models import Request, Task
-
-logger = logging.getLogger("klingbridge")
 
 #: Runs at once when no `concurrency` is given. A run has a request in flight only while it
 #: creates or polls, so 50 runs rarely fill one vendor's `max_connections` (50); the vendor's
@@ -79,7 +76,8 @@ async def run_bounded(
 ) -> AsyncGenerator[Finished, None]:
     """Start `start(request, key, fresh)` for each item (a new key where it has none),
     `concurrency` at a time; yield each as it ends. On the way out early (the caller stopped,
-    or was cancelled), the runs still going are cancelled and `let_go` is given their keys."""
+    or was cancelled), the runs still going are cancelled and `let_go` is given their keys
+    (best effort: it never raises, as `ClientBase.let_go`)."""
     pending = enumerate(items)
     running: dict[asyncio.Task[RunResult], tuple[int, str]] = {}
     try:
@@ -114,7 +112,4 @@ async def _cancel(
     for run in running:
         run.cancel()
     await asyncio.gather(*running, return_exceptions=True)
-    try:
-        await let_go([key for _, key in running.values()])
-    except Exception:  # best effort: the leases lapse anyway
-        logger.debug("could not let go of %d batch job(s)", len(running), exc_info=True)
+    await let_go([key for _, key in running.values()])

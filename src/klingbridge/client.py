@@ -258,11 +258,9 @@ class AsyncClient(ClientBase):
         async def start(request: Request, key: str, fresh: bool) -> RunResult:
             return await self._runner.run(self._dispatch(request, key=key, fresh=fresh, **options))
 
-        return run_bounded(start, items, concurrency, self._let_go_all)
-
-    async def _let_go_all(self, keys: builtins.list[str]) -> None:
-        if self.store is not None:
-            await asyncio.to_thread(self.store.release, self.owner, keys)
+        return run_bounded(
+            start, items, concurrency, lambda keys: asyncio.to_thread(self.let_go, *keys)
+        )
 
     async def resume(self, ref: str, **options: Unpack[ResumeOptions]) -> Task:
         return (await self.resume_dispatch(ref, **options)).task

@@ -320,15 +320,16 @@ class ClientBase:
             resubmit=resubmit,
         )
 
-    def let_go(self, key: str) -> None:
-        """Release this client's lease on job `key` now (after Ctrl-C), so that a worker may
-        take the job at once instead of when the lease lapses. Best effort: it lapses anyway."""
-        if self.store is None:
+    def let_go(self, *keys: str) -> None:
+        """Release this client's leases on jobs `keys` now (after Ctrl-C, or a batch left
+        early), so that a worker may take them at once instead of when the leases lapse. Best
+        effort: they lapse anyway."""
+        if self.store is None or not keys:
             return
         try:
-            self.store.release(self.owner, [key])
-        except Exception:  # an interrupted transaction, a store gone: the lease lapses
-            logger.debug("could not release the lease on %s", key, exc_info=True)
+            self.store.release(self.owner, list(keys))
+        except Exception:  # an interrupted transaction, a store gone: the leases lapse
+            logger.debug("could not release the leases on %s", ", ".join(keys), exc_info=True)
 
     def _listening(self) -> bool:
         return listening(self._pm)
