@@ -212,10 +212,10 @@ def _interrupted(file: str, tally: Tally, options: dict[str, Any]) -> str:
     """What was left, and the command that carries the batch on (with the same options: the
     keys depend on --tag, and the lines should go where they went)."""
     again = ["klingbridge", "batch", file]
+    defaults = {option.name: option.default for option in OPTIONS}
     for name in ("provider", "route", "out", "tag", "max_usd", "timeout", "concurrency"):
-        value, default = options[name], {"timeout": 900.0, "concurrency": DEFAULT_CONCURRENCY}
-        if value is not None and value != default.get(name):
-            again += [f"--{name.replace('_', '-')}", str(value)]
+        if options[name] is not None and options[name] != defaults[name]:
+            again += [f"--{name.replace('_', '-')}", str(options[name])]
     again += ["--detach"] if options["detach"] else []
     left = tally.total - tally.started
     under_way = tally.started - tally.ended
