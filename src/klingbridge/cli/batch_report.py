@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..batch import Finished
 from ..batchfile import Line
+from ..budgets import over_max_usd
 from ..client import AsyncClient, Client
 from ..download import SavedFile
 from ..errors import KlingBridgeError, WaitTimeout
@@ -170,19 +171,17 @@ class Priced:
     refused: dict[str, list[int]] = field(default_factory=dict)  # why not -> line numbers
 
     def add(self, line: Line, quote: Quote, max_usd: float | None) -> None:
-        usd = quote.cost.usd if quote.cost is not None else None
-        reason = quote.reason or "not eligible"
-        if quote.eligible and max_usd is not None and (usd is None or usd > max_usd):
-            eligible, reason = False, f"over --max-usd {max_usd:g}"
-        else:
-            eligible = quote.eligible
-        if not eligible:
-            self.refused.setdefault(reason, []).append(line.number)
+        cost = quote.cost.usd if quote.cost is not None else None
+        usd = None if cost is None else float(cost)
+        if not quote.eligible:
+            self.refused.setdefault(quote.reason or "not eligible", []).append(line.number)
+        elif over_max_usd(usd, max_usd):  # as a run would refuse it (admission.py)
+            self.refused.setdefault(f"over --max-usd {max_usd:g}", []).append(line.number)
         elif usd is None:
             self.unpriced.append(line.number)
         else:
             self.lines += 1
-            self.usd += float(usd)
+            self.usd += usd
 
 
 def dry_run(
