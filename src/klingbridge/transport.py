@@ -260,12 +260,13 @@ class AsyncRunner:
                         if step.marks is not None:  # a create: `intent` while it waits
                             await _arecord(self.store, Record(step.marks[0](time.time())))
                         await turn
-                    except BaseException as exc:  # cancelled, or the store failed
+                    except Exception as exc:  # the store failed: nothing was sent
                         cap.give_up(turn)
-                        if not isinstance(exc, Exception):
-                            raise
                         step = _advance(flow, error=exc)
                         continue
+                    except BaseException:  # cancelled
+                        cap.give_up(turn)
+                        raise
                     finally:
                         waited = time.monotonic() - start
                         cap.waited += waited
@@ -274,12 +275,13 @@ class AsyncRunner:
                     if step.marks is not None:  # its turn: `sent` again, right before it leaves
                         try:
                             await _arecord(self.store, Record(step.marks[1](time.time())))
-                        except BaseException as exc:
+                        except Exception as exc:  # the store failed: nothing was sent
                             cap.release()
-                            if not isinstance(exc, Exception):
-                                raise
                             step = _advance(flow, error=exc)
                             continue
+                        except BaseException:  # cancelled
+                            cap.release()
+                            raise
                 try:
                     response = await self._client(step.provider).request(**_request_args(step))
                 except httpx.HTTPError as exc:
