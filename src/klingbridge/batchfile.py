@@ -24,6 +24,7 @@ import pydantic
 
 from .errors import KlingBridgeError
 from .models import Request
+from .store.procs import canonical_request
 from .store.records import REQUEST
 
 #: Bad lines named in one error at most (the rest are counted).
@@ -83,7 +84,7 @@ def batch_keys(requests: Iterable[Request], tag: str = "") -> Iterator[str]:
     leaves the keys of the others as they were."""
     seen: Counter[str] = Counter()
     for request in requests:
-        canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
+        canonical = canonical_request(request)  # as the store hashes it
         occurrence = seen[canonical]
         seen[canonical] += 1
         digest = hashlib.sha256(f"{tag}\0{occurrence}\0{canonical}".encode()).hexdigest()

@@ -51,13 +51,18 @@ def request_hash(request: Request) -> str:
     return _request_json(request)[1]
 
 
+def canonical_request(request: Request) -> str:
+    """The request as JSON text with its keys sorted: the same request, the same text."""
+    return json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
+
+
 def _request_json(request: Request) -> tuple[str, str]:
     """The request as stored, and the hash that tells another request under the same key.
 
     Stored as the hashed text itself (keys sorted; read back by name, so the order is moot):
     one encoding per new job, not two.
     """
-    canonical = json.dumps(REQUEST.dump_python(request, mode="json"), sort_keys=True)
+    canonical = canonical_request(request)
     return canonical, hashlib.sha256(canonical.encode()).hexdigest()
 
 
