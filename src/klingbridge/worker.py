@@ -100,7 +100,7 @@ class Worker:
     async def _finish(self, key: str) -> None:
         try:
             result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
-            await asyncio.to_thread(self._save, key, result)
+            await asyncio.to_thread(save_job, self.store, key, result.task, self.out_dir)
         except KlingBridgeError as error:
             logger.warning("job %s: %s", key, error)
             self.report.failed[key] = str(error)
@@ -112,9 +112,6 @@ class Worker:
                 self.on_done(key, result, None)
         finally:
             self._running.pop(key, None)
-
-    def _save(self, key: str, result: RunResult) -> list[SavedFile]:
-        return save_job(self.store, key, result.task, self.out_dir)
 
 
 def save_job(store: TaskStore, key: str, task: Task, out_dir: Path | None) -> list[SavedFile]:
