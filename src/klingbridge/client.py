@@ -109,7 +109,9 @@ class Client(ClientBase):
         `key` is the job's idempotency key: run again with the same key, here or in another
         process, after a crash or not, and no second vendor task is created; the run re-attaches
         to the first (see jobs.py). `resubmit` allows a new create where a lost one cannot be
-        checked. `out_dir` is recorded so that `klingbridge wait`/`worker` can save the outputs.
+        checked; `retry_failed` runs a job whose vendor task failed again, as a new task (paid
+        for: without it, running the key again gives the recorded failure). `out_dir` is
+        recorded so that `klingbridge wait`/`worker` can save the outputs.
         """
         flow = self._dispatch(request, **options)
         return self._runner.run(flow)

@@ -22,7 +22,7 @@ from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
-from .jobs import Jobs, new_key, new_owner
+from .jobs import Again, Jobs, new_key, new_owner
 from .journal import RunResult
 from .models import Quote, Request, Task
 from .pacing import Pacing
@@ -43,6 +43,7 @@ class ResumeOptions(TypedDict, total=False):
     on_update: OnUpdate | None  # called with the task at each status change
     callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
+    retry_failed: bool  # a job whose vendor task failed is run again (a new task, paid for)
 
 
 class ManyOptions(ResumeOptions, total=False):
@@ -275,6 +276,7 @@ class ClientBase:
         callback_url: str | None = None,
         key: str | None = None,
         resubmit: bool = False,
+        retry_failed: bool = False,
         out_dir: str | Path | None = None,
         detach: bool = False,
         max_usd: float | None = None,
@@ -296,7 +298,7 @@ class ClientBase:
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            resubmit=resubmit,
+            again=Again(resubmit, retry_failed),
             detach=detach,
             max_usd=max_usd,
             on_wait=on_wait,
@@ -310,6 +312,7 @@ class ClientBase:
         on_update: OnUpdate | None = None,
         callback_url: str | None = None,
         resubmit: bool = False,
+        retry_failed: bool = False,
     ) -> Flow[RunResult]:
         self._require_store()
         return self._jobs.resume(
@@ -317,7 +320,7 @@ class ClientBase:
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            resubmit=resubmit,
+            again=Again(resubmit, retry_failed),
         )
 
     def let_go(self, *keys: str) -> None:

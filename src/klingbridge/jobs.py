@@ -14,6 +14,8 @@ second vendor task: the job's recorded state says what to do.
     `unknown`                       stop and say what to check; `resubmit=True` creates anew
     crashed between attempts        route the request again (each attempt is recorded)
     failed before any vendor task   route the request again (nothing was paid)
+    its vendor task failed          the recorded failure; `retry_failed=True` routes the
+                                    request again, as a new attempt of the same job
 
 Like flows.py, this is plain logic: it yields operations for the runners.
 """
@@ -73,6 +75,14 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class Again:
+    """What a run may do again for a job already under way or ended; both may pay twice."""
+
+    resubmit: bool = False  # create anew where a lost create cannot be checked (`unknown`)
+    retry_failed: bool = False  # route the request again when the job's vendor task failed
+
+
 class UnknownOutcome(TransportError):
     """A create may have reached a vendor that cannot be asked about it: a human must check."""
 
@@ -105,7 +115,7 @@ class Jobs:
         timeout: float,
         on_update: OnUpdate | None,
         callback_url: str | None,
-        resubmit: bool,
+        again: Again,
         detach: bool = False,
         max_usd: float | None = None,
         on_wait: OnWait | None = None,
@@ -147,9 +157,7 @@ class Jobs:
             job = begun[0]
             assert job is not None  # an existing job is always read back
             return (
-                yield from self._carry_on(
-                    job, timeout, on_update, callback_url, resubmit, journal=journal
-                )
+                yield from self._carry_on(job, timeout, on_update, callback_url, again, journal)
             )
         finally:
             self.running.discard(key)
@@ -161,7 +169,7 @@ class Jobs:
         timeout: float,
         on_update: OnUpdate | None,
         callback_url: str | None,
-        resubmit: bool,
+        again: Again,
     ) -> Flow[RunResult]:
         job = yield Record(reads.find(ref), read=True)
         if job is None:
@@ -175,7 +183,7 @@ class Jobs:
             if waited:  # another run of this client had the job: carry on from what it left
                 job = (yield Record(reads.load(key), read=True)) or job
             yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
-            return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
+            return (yield from self._carry_on(job, timeout, on_update, callback_url, again))
         finally:
             self.running.discard(key)
 
@@ -227,24 +235,31 @@ class Jobs:
         timeout: float,
         on_update: OnUpdate | None,
         callback_url: str | None,
-        resubmit: bool,
+        again: Again,
         journal: Journal | None = None,
     ) -> Flow[RunResult]:
         deadline = self.clock() + timeout
         job = yield from self._watch(job, deadline)
         # A job that failed before any vendor task existed cost nothing: run it again (the
-        # configuration may have been fixed meanwhile). Any other ended job is its record.
-        if job.state.is_terminal and not (job.state is JobState.FAILED and job.task is None):
+        # configuration may have been fixed meanwhile). One whose task failed is run again
+        # when asked (`retry_failed`: a new task, paid for). Any other ended job is its record.
+        failed = job.state is JobState.FAILED
+        if job.state.is_terminal and not (failed and (job.task is None or again.retry_failed)):
             return _recorded_result(job)
         latest = job.attempt
         if job.request is None:  # imported from the old ledger: only its task can be followed
+            if failed:
+                raise KlingBridgeError(
+                    f"job {job.key} was imported from the old ledger without its request: "
+                    "it cannot be run again (klingbridge generate runs the request anew)"
+                )
             return (yield from self._follow_only(job, deadline, on_update))
         resume: AttemptRecord | None = None
         if latest is not None and latest.state is AttemptState.SUCCEEDED:
             # The task ended and the process died before closing the job: close it now.
             yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
             return _recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
-        if latest is not None and latest.state is AttemptState.UNKNOWN and not resubmit:
+        if latest is not None and latest.state is AttemptState.UNKNOWN and not again.resubmit:
             raise _unknown(job, latest)
         if latest is not None and latest.state.is_open:
             resume = latest

@@ -22,6 +22,7 @@ from klingbridge.batch import Finished
 from klingbridge.batchfile import batch_keys, read_batch
 from klingbridge.config import Config
 from klingbridge.flows import Record, Sleep
+from klingbridge.jobs import Again
 from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
@@ -380,7 +381,7 @@ def test_a_resume_stopped_right_after_its_turn_gives_the_key_back(tmp_path: Path
         kb.store.run(procs.begin("k", request, route=None, provider="piapi", out_dir=None,
                                  owner="someone", lease_s=60, now=time.time()))  # fmt: skip
         jobs = kb._jobs
-        flow = jobs.resume("k", timeout=60, on_update=None, callback_url=None, resubmit=False)
+        flow = jobs.resume("k", timeout=60, on_update=None, callback_url=None, again=Again())
         job = kb.store.read(next(flow).proc)  # type: ignore[union-attr]  # the job, found
         jobs.running.add("k")  # another run of this client holds it...
         assert isinstance(flow.send(job), Sleep)

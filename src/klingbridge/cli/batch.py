@@ -23,7 +23,16 @@ from ..client import AsyncClient, Client
 from ..config import Config
 from ..errors import KlingBridgeError, ValidationError
 from ..render import err
-from .app import fail, fail_with, json_option, main, make_client, store_client, with_params
+from .app import (
+    RETRY_FAILED,
+    fail,
+    fail_with,
+    json_option,
+    main,
+    make_client,
+    store_client,
+    with_params,
+)
 from .batch_report import Saver, Tally, counted, dry_run, say
 from .saving import SAVE_OPTIONS, check_out
 
@@ -56,6 +65,7 @@ OPTIONS = (
         is_flag=True,
         help="Submit every line and exit once each vendor task exists (a worker finishes them).",
     ),
+    RETRY_FAILED,
     click.Option(
         ["--tag"],
         default=None,
@@ -87,9 +97,12 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
         raise click.UsageError("--provider and --route cannot be used together: give one")
     lines = _read(file, options["tag"])
     if options["dry_run"]:  # no credentials needed: a line a provider refuses is counted
-        with make_client(ctx) as client:
+        with make_client(ctx, store=True) as client:
             names = _providers(client, options["provider"], options["route"])
-            dry_run(client, lines, names, options["max_usd"], options["as_json"])
+            dry_run(
+                client, lines, names, options["max_usd"], options["as_json"],
+                options["retry_failed"],
+            )  # fmt: skip
         return
     check_out(options["out"])
     with store_client(ctx) as client:
@@ -188,6 +201,7 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             timeout=options["timeout"],
             max_usd=options["max_usd"],
             detach=options["detach"],
+            retry_failed=options["retry_failed"],
             out_dir=options["out"],
         )
         saver = Saver(client, None if options["detach"] else options["out"])
@@ -217,6 +231,7 @@ def _interrupted(file: str, tally: Tally, options: dict[str, Any]) -> str:
         if options[name] is not None and options[name] != defaults[name]:
             again += [f"--{name.replace('_', '-')}", str(options[name])]
     again += ["--detach"] if options["detach"] else []
+    again += ["--retry-failed"] if options["retry_failed"] else []
     left = tally.total - tally.started
     under_way = tally.started - tally.ended
     return (

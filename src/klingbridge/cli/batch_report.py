@@ -23,6 +23,7 @@ from ..errors import KlingBridgeError, WaitTimeout
 from ..models import Quote, Request
 from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
+from ..store import JobState, StoreError, reads
 from ..worker import save_job
 from .app import echo_json
 from .saving import saved_json
@@ -185,16 +186,29 @@ class Priced:
 
 
 def dry_run(
-    client: Client, lines: list[Line], names: list[str], max_usd: float | None, as_json: bool
+    client: Client,
+    lines: list[Line],
+    names: list[str],
+    max_usd: float | None,
+    as_json: bool,
+    retry_failed: bool = False,
 ) -> None:
-    """What the whole batch would cost on each provider it may run on (no call is made)."""
+    """What the batch would cost on each provider it may run on (no call is made). Lines the
+    task store has from an earlier run of the batch are priced only if running them again
+    may pay (see `_paid_again`)."""
+    recorded = _recorded(client, lines, retry_failed)
+    skipped = {number for numbers in recorded.values() for number in numbers}
+    to_run = [line for line in lines if line.number not in skipped]
     priced = {name: Priced(name) for name in names}
-    for line in lines:
+    for line in to_run:
         for quote in client.quote(line.request, names):
             priced[quote.provider].add(line, quote, max_usd)
     if as_json:
         rows = [{**vars(p), "usd": round(p.usd, 6)} for p in priced.values()]
-        echo_json({"lines": len(lines), "sent": 0, "providers": rows})
+        echo_json(
+            {"lines": len(lines), "to_run": len(to_run), "recorded": recorded, "sent": 0,
+             "providers": rows}
+        )  # fmt: skip
         return
     table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")
     for p in priced.values():
@@ -203,7 +217,40 @@ def dry_run(
             table, p.provider, str(p.lines), f"${p.usd:.4f}", str(len(p.unpriced)), "\n".join(why)
         )
     console.print(table)
+    if recorded:
+        said = "; ".join(f"{len(n)} {why} (line {_numbers(n)})" for why, n in recorded.items())
+        err.print(Text(f"not priced, recorded by an earlier run and not paid again: {said}"))
     err.print(Text(f"{len(lines)} line(s) checked; nothing was sent (--dry-run)"))
+
+
+def _recorded(client: Client, lines: list[Line], retry_failed: bool) -> dict[str, list[int]]:
+    """The lines whose jobs an earlier run recorded and that a run now would not pay for, by
+    why (their line numbers)."""
+    if client.store is None:
+        return {}
+    try:
+        found = client.store.read(reads.states([line.key for line in lines]))
+    except StoreError as error:
+        err.print(Text(f"note: {error}: every line is priced as new"))
+        return {}
+    recorded: dict[str, list[int]] = {}
+    for line in lines:
+        if line.key in found:
+            why = _paid_again(*found[line.key], retry_failed)
+            if why is not None:
+                recorded.setdefault(why, []).append(line.number)
+    return recorded
+
+
+def _paid_again(state: JobState, had_task: bool, retry_failed: bool) -> str | None:
+    """Why running a recorded job again pays for nothing (None: it may pay: priced)."""
+    if state is JobState.PENDING:  # its create may not have gone out yet
+        return None
+    if state is JobState.FAILED:  # run again when nothing was made, or when asked to
+        return None if not had_task or retry_failed else "failed (--retry-failed runs them)"
+    if state is JobState.UNKNOWN:
+        return "unknown (see klingbridge wait KEY)"
+    return "running at the vendor" if state is JobState.RUNNING else state.value
 
 
 def _numbers(numbers: list[int], most: int = 5) -> str:

@@ -31,6 +31,7 @@ from ..render import (
 from ..store import procs
 from ..worker import saved_record
 from .app import (
+    RETRY_FAILED,
     Group,
     check_kind,
     echo_json,
@@ -95,6 +96,7 @@ DURABLE_OPTIONS = (
         is_flag=True,
         help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
     ),
+    RETRY_FAILED,
     click.Option(
         ["--max-usd"],
         type=click.FloatRange(min=0),
@@ -123,6 +125,7 @@ def _generate(
     key: str | None,
     detach: bool,
     resubmit: bool,
+    retry_failed: bool,
     max_usd: float | None,
     **options: Any,
 ) -> None:
@@ -148,6 +151,7 @@ def _generate(
                 callback_url=callback_url,
                 key=key,
                 resubmit=resubmit,
+                retry_failed=retry_failed,
                 out_dir=out,
                 detach=detach,
                 max_usd=max_usd,
@@ -388,6 +392,7 @@ def cancel(
     is_flag=True,
     help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
 )
+@with_params(RETRY_FAILED)
 @click.pass_context
 def wait(
     ctx: click.Context,
@@ -399,6 +404,7 @@ def wait(
     verbose: bool,
     quiet: bool,
     resubmit: bool,
+    retry_failed: bool,
 ) -> None:
     """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
 
@@ -414,7 +420,11 @@ def wait(
         result = follow(
             f"wait {job.key}",
             lambda progress: client.resume_dispatch(
-                job.key, timeout=timeout, on_update=progress.update, resubmit=resubmit
+                job.key,
+                timeout=timeout,
+                on_update=progress.update,
+                resubmit=resubmit,
+                retry_failed=retry_failed,
             ),
             key=job.key,
             let_go=lambda: client.let_go(job.key),
