@@ -24,7 +24,6 @@ import pydantic
 
 from .errors import KlingBridgeError
 from .models import Request
-from .store.procs import canonical_request
 from .store.records import REQUEST
 
 #: Bad lines named in one error at most (the rest are counted).
@@ -84,11 +83,20 @@ def batch_keys(requests: Iterable[Request], tag: str = "") -> Iterator[str]:
     leaves the keys of the others as they were."""
     seen: Counter[str] = Counter()
     for request in requests:
-        canonical = canonical_request(request)  # as the store hashes it
-        occurrence = seen[canonical]
-        seen[canonical] += 1
-        digest = hashlib.sha256(f"{tag}\0{occurrence}\0{canonical}".encode()).hexdigest()
+        identity = _identity(request)
+        occurrence = seen[identity]
+        seen[identity] += 1
+        digest = hashlib.sha256(f"{tag}\0{occurrence}\0{identity}".encode()).hexdigest()
         yield f"batch-{digest[:16]}"
+
+
+def _identity(request: Request) -> str:
+    """The request as JSON text, keys sorted, without the fields left at their defaults (the
+    kind always in): a field that a later klingbridge adds with a default leaves every key
+    as it was, so a batch begun before an upgrade carries on after it. (The store records
+    and compares the full request: `procs.begin`.)"""
+    fields = REQUEST.dump_python(request, mode="json", exclude_defaults=True)
+    return json.dumps({**fields, "kind": request.kind}, sort_keys=True)
 
 
 class BadLine(ValueError):
