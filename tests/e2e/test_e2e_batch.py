@@ -17,12 +17,14 @@ import pytest
 from e2e_support import Cli
 
 import klingbridge
-from klingbridge import ConfigError, PollPolicy, SoundRequest, TaskFailed
+from klingbridge import ConfigError, PollPolicy, SoundRequest, Task, TaskFailed, TaskStatus
 from klingbridge.batch import Finished
 from klingbridge.batchfile import batch_keys, read_batch
+from klingbridge.cli.batch_report import Tally
 from klingbridge.config import Config
 from klingbridge.flows import Record, Sleep
 from klingbridge.jobs import Again
+from klingbridge.journal import RunResult
 from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
@@ -488,3 +490,20 @@ def test_a_create_waiting_for_a_connection_is_not_sent_and_survives_a_cancel(
     waiting, after, creates, task = asyncio.run(main())
     assert (waiting, after, creates) == ("intent", "intent", 0)
     assert task.status is klingbridge.TaskStatus.SUCCEEDED and vendor.creates == 1
+
+
+def test_the_progress_line_counts_the_tasks_at_the_vendor() -> None:
+    def task(task_id: str, status: TaskStatus) -> Task:
+        return Task(provider="piapi", id=task_id, kind="sound", status=status)
+
+    tally = Tally(4)
+    tally.started = 3
+    for task_id, status in [("a", TaskStatus.QUEUED), ("b", TaskStatus.RUNNING)]:
+        tally.seen(task(task_id, status))
+    tally.seen(task("a", TaskStatus.RUNNING))
+    tally.seen(task("c", TaskStatus.QUEUED))
+    assert "3 under way (2 running at the vendor, 1 queued there)" in tally.line()
+    tally.seen(task("c", TaskStatus.FAILED))  # an attempt that failed, a fallback follows
+    done = task("a", TaskStatus.SUCCEEDED)
+    tally.add(Finished(index=0, key="k", result=RunResult(task=done, attempts=[])))
+    assert "2 under way (1 running at the vendor, 0 queued there)" in tally.line()

@@ -203,6 +203,7 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             detach=options["detach"],
             retry_failed=options["retry_failed"],
             out_dir=options["out"],
+            on_update=tally.seen,
         )
         saver = Saver(client, None if options["detach"] else options["out"])
         feeding = asyncio.ensure_future(saver.feed(batch))

@@ -20,7 +20,7 @@ from ..budgets import over_max_usd
 from ..client import AsyncClient, Client
 from ..download import SavedFile
 from ..errors import KlingBridgeError, WaitTimeout
-from ..models import Quote, Request
+from ..models import Quote, Request, Task, TaskStatus
 from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
@@ -45,9 +45,20 @@ class Tally:
     waiting: int = 0  # still running at the vendor when the wait timed out
     charged_usd: float = 0.0
     clock: float = field(default_factory=time.monotonic)
+    #: The vendor tasks of the lines under way, by id: their last status (`seen`).
+    at_vendor: dict[str, TaskStatus] = field(default_factory=dict)
+
+    def seen(self, task: Task) -> None:
+        """`on_update` of every line: its task as it is created and changes status."""
+        if task.status.is_terminal:
+            self.at_vendor.pop(task.id, None)
+        else:
+            self.at_vendor[task.id] = task.status
 
     def add(self, finished: Finished) -> None:
         self.ended += 1
+        if finished.task is not None:
+            self.at_vendor.pop(finished.task.id, None)
         if isinstance(finished.error, WaitTimeout):
             self.waiting += 1
         elif finished.error is not None:
@@ -67,8 +78,15 @@ class Tally:
         if self.waiting:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
-            parts.append(f"{running} under way")
+            parts.append(f"{running} under way{self._vendor()}")
         return ", ".join(parts) + f", ${self.charged_usd:.4f} charged  {elapsed:5.1f} s"
+
+
+    def _vendor(self) -> str:
+        running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
+        if not self.at_vendor:
+            return ""
+        return f" ({running} running at the vendor, {len(self.at_vendor) - running} queued there)"
 
 
 @dataclass(frozen=True)
