@@ -19,7 +19,7 @@ import pluggy
 from . import flows
 from .admission import Admission, Cooldowns, OnWait
 from .config import Config, Route, load_config
-from .errors import ConfigError
+from .errors import ConfigError, KlingBridgeError, NoProviderAvailable, ValidationError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .jobs import Again, Jobs, new_key, new_owner
@@ -175,13 +175,29 @@ class ClientBase:
     def check(
         self, request: Request, *, provider: str | None = None, route: str | None = None
     ) -> None:
-        """Raise now what a run would refuse before any call: a bad route or, for one
-        provider, a request it cannot take or missing credentials."""
+        """Raise now what a run would refuse before any call: a bad route, or a request that
+        no provider it may run on can take with the credentials it has (one provider: its own
+        `ValidationError` or `ConfigError`; several: `NoProviderAvailable` naming each one's
+        reason, as the run would end)."""
         plan = self._plan(route, provider)
-        if len(plan.providers) == 1:
-            alone = self.provider(plan.providers[0])
-            alone.validate(request)
-            alone.require_credentials()
+        refusals: list[KlingBridgeError] = []
+        for name in plan.providers:
+            vendor = self.provider(name)
+            try:
+                vendor.validate(request)
+                vendor.require_credentials()
+                return
+            except (ValidationError, ConfigError) as error:
+                refusals.append(error)
+        if len(refusals) == 1:
+            raise refusals[0]
+        whys = [
+            f"{name} skipped: {str(why).removeprefix(f'{name}: ')}"
+            for name, why in zip(plan.providers, refusals, strict=True)
+        ]
+        exhausted = NoProviderAvailable("no provider could run the request: " + "; ".join(whys))
+        exhausted.bad_input = True
+        raise exhausted
 
     def tasks(
         self,

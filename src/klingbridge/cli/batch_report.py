@@ -81,7 +81,6 @@ class Tally:
             parts.append(f"{running} under way{self._vendor()}")
         return ", ".join(parts) + f", ${self.charged_usd:.4f} charged  {elapsed:5.1f} s"
 
-
     def _vendor(self) -> str:
         running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
         if not self.at_vendor:
