@@ -9,6 +9,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,14 @@ import pytest
 from e2e_support import Cli
 
 import klingbridge
-from klingbridge import ConfigError, PollPolicy, SoundRequest, Task, TaskFailed, TaskStatus
+from klingbridge import ConfigError, Cost, PollPolicy, SoundRequest, Task, TaskFailed, TaskStatus
 from klingbridge.batch import Finished
 from klingbridge.batchfile import batch_keys, read_batch
 from klingbridge.cli.batch_report import Tally
 from klingbridge.config import Config
 from klingbridge.flows import Record, Sleep
 from klingbridge.jobs import Again
-from klingbridge.journal import RunResult
+from klingbridge.journal import Attempt, RunResult
 from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
@@ -507,3 +508,22 @@ def test_the_progress_line_counts_the_tasks_at_the_vendor() -> None:
     done = task("a", TaskStatus.SUCCEEDED)
     tally.add(Finished(index=0, key="k", result=RunResult(task=done, attempts=[])))
     assert "2 under way (1 running at the vendor, 0 queued there)" in tally.line()
+
+
+def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
+    def finished(quoted: str, charged: str) -> Finished:
+        task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.SUCCEEDED)
+        def usd(text: str) -> Cost:
+            return Cost(amount=Decimal(text), unit="usd", usd=Decimal(text))
+
+        attempt = Attempt(
+            provider="piapi", outcome="succeeded", task_id="t", quoted=usd(quoted),
+            charged=usd(charged),
+        )  # fmt: skip
+        return Finished(index=0, key="k", result=RunResult(task=task, attempts=[attempt]))
+
+    tally = Tally(2)
+    tally.add(finished("0.07", "0.07"))
+    assert "$0.0700 charged  " in tally.line()
+    tally.add(finished("0.07", "0.10"))
+    assert "$0.1700 charged (quoted $0.1400)" in tally.line()

@@ -44,6 +44,7 @@ class Tally:
     failed: int = 0  # ended with an error (the task failed, or none could be made)
     waiting: int = 0  # still running at the vendor when the wait timed out
     charged_usd: float = 0.0
+    quoted_usd: float = 0.0  # what the charged tasks were quoted (their charge when unquoted)
     clock: float = field(default_factory=time.monotonic)
     #: The vendor tasks of the lines under way, by id: their last status (`seen`).
     at_vendor: dict[str, TaskStatus] = field(default_factory=dict)
@@ -66,6 +67,8 @@ class Tally:
         for attempt in finished.attempts:
             if attempt.charged is not None and attempt.charged.usd is not None:
                 self.charged_usd += float(attempt.charged.usd)
+                quoted = attempt.quoted.usd if attempt.quoted is not None else None
+                self.quoted_usd += float(attempt.charged.usd if quoted is None else quoted)
 
     def __rich__(self) -> Text:
         return Text(self.line(), style="cyan")
@@ -79,7 +82,10 @@ class Tally:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
             parts.append(f"{running} under way{self._vendor()}")
-        return ", ".join(parts) + f", ${self.charged_usd:.4f} charged  {elapsed:5.1f} s"
+        charged = f"${self.charged_usd:.4f} charged"
+        if round(self.quoted_usd, 4) != round(self.charged_usd, 4):  # the vendor's prices moved
+            charged += f" (quoted ${self.quoted_usd:.4f})"
+        return ", ".join(parts) + f", {charged}  {elapsed:5.1f} s"
 
     def _vendor(self) -> str:
         running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
