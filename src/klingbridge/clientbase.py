@@ -302,9 +302,11 @@ class ClientBase:
         """The flow of one run (`fresh`: `key` was made just now, so no job can have it)."""
         if max_usd is not None and not max_usd >= 0:
             raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
+        if key is not None and not key.strip():  # (`--key "$K"` with K unset: not a new key)
+            raise ConfigError(f"key must be a non-empty string, not {key!r}")
         return self._jobs.run(
             request,
-            key=key or new_key(),
+            key=new_key() if key is None else key,
             fresh=fresh or key is None,
             route=route,
             provider=provider

@@ -368,6 +368,11 @@ def _recorded_result(job: JobRecord) -> RunResult:
     if task is not None:
         failure = TaskFailed(task)
         failure.attempts = attempts
+        if job.state is JobState.FAILED:  # say that nothing was sent, and how to run it again
+            failure.args = (
+                f"{failure} (recorded under key {job.key}: nothing was sent now; "
+                "--retry-failed, or retry_failed=True, runs it again as a new task)",
+            )
         raise failure
     error = KlingBridgeError(f"job {job.key} ended {job.state}: {job.error or 'no task was made'}")
     error.attempts = attempts

@@ -133,6 +133,21 @@ def test_the_same_key_never_creates_twice(cli: Cli, vendor: Any) -> None:
     assert vendor.state()["creates"]["kling"] == 1
 
 
+def test_an_empty_key_or_tag_is_refused_before_anything_is_sent(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    for key in ("", "  "):  # `--key "$K"` with K unset: refused, not a new key each time
+        run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+                  "--key", key)  # fmt: skip
+        assert run.exit_code == 2 and "key must be a non-empty string" in run.stderr, run
+    file = tmp_path / "b.jsonl"
+    file.write_text('{"kind": "sound", "prompt": "rain"}\n')
+    run = cli("batch", str(file), "--provider", "kling", "--tag", "")
+    assert run.exit_code == 2 and "--tag must be a non-empty name" in run.stderr, run
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+    assert cli("tasks", "--json").json() == []
+
+
 def test_a_key_is_shown_before_anything_is_sent(cli: Cli, vendor: Any) -> None:
     run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi")
     assert run.exit_code == 0

@@ -18,7 +18,16 @@ import pytest
 from e2e_support import Cli
 
 import klingbridge
-from klingbridge import ConfigError, Cost, PollPolicy, SoundRequest, Task, TaskFailed, TaskStatus
+from klingbridge import (
+    ConfigError,
+    Cost,
+    PollPolicy,
+    SoundRequest,
+    Task,
+    TaskFailed,
+    TaskStatus,
+    WaitTimeout,
+)
 from klingbridge.batch import Finished
 from klingbridge.batchfile import batch_keys, read_batch
 from klingbridge.cli.batch_report import Tally
@@ -527,3 +536,12 @@ def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
     assert "$0.0700 charged  " in tally.line()
     tally.add(finished("0.07", "0.10"))
     assert "$0.1700 charged (quoted $0.1400)" in tally.line()
+
+
+def test_a_line_whose_wait_timed_out_is_not_counted_as_ended() -> None:
+    task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.RUNNING)
+    tally = Tally(1)
+    tally.started = 1
+    tally.add(Finished(index=0, key="k", error=WaitTimeout(task, 1.0)))
+    assert tally.line().startswith("batch: 0/1 ended, 0 failed, 1 still running at the vendor")
+    assert "run the batch again to finish the lines still running" in tally.summary()

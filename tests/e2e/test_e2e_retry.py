@@ -32,8 +32,10 @@ def test_a_failed_job_is_run_again_only_when_asked(cli: Cli, vendor: Any) -> Non
     fail_next_task(vendor)
     first = cli(*RAIN)
     assert first.exit_code != 0 and "risk control" in first.stderr, first
-    again = cli(*RAIN, "--json")
+    again = cli(*RAIN)
     assert again.exit_code == first.exit_code and creates(vendor) == 1  # the recorded failure
+    assert "nothing was sent now; --retry-failed" in again.stderr, again
+    assert "nothing was sent" not in first.stderr
     retried = cli(*RAIN, "--retry-failed", "--json")
     assert retried.exit_code == 0, retried
     assert retried.json()["status"] == "succeeded" and creates(vendor) == 2
@@ -69,6 +71,7 @@ def test_a_batch_run_again_retries_only_its_failed_lines_and_prices_only_them(
     fail_next_task(vendor)
     first = cli(*batch)
     assert first.exit_code == 1 and "3/3 ended, 1 failed" in first.stderr, first
+    assert "--retry-failed runs the failed lines again" in first.stderr
     assert creates(vendor) == 3
 
     priced = cli(*batch, "--dry-run", "--json").json()

@@ -115,12 +115,14 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
         err.print(Text(_interrupted(file, tally, options)))
         raise SystemExit(130) from None
     if not options["quiet"]:
-        err.print(Text(tally.line()))
+        err.print(Text(tally.summary()))
     if tally.failed or tally.waiting:
         raise SystemExit(1)
 
 
 def _read(file: str, tag: str | None) -> list[Line]:
+    if tag is not None and not tag.strip():  # (`--tag "$T"` with T unset: a new batch, paid again)
+        fail(f"--tag must be a non-empty name, not {tag!r}", 2)
     try:
         if file == "-":
             if tag is None:  # stdin has no name to derive keys from: every batch would share it

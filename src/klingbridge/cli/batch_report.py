@@ -77,7 +77,8 @@ class Tally:
         elapsed = time.monotonic() - self.clock
         done = "submitted" if self.detach else "ended"
         running = self.started - self.ended
-        parts = [f"batch: {self.ended}/{self.total} {done}", f"{self.failed} failed"]
+        ended = self.ended - self.waiting  # (a wait that timed out ended no task)
+        parts = [f"batch: {ended}/{self.total} {done}", f"{self.failed} failed"]
         if self.waiting:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
@@ -86,6 +87,15 @@ class Tally:
         if round(self.quoted_usd, 4) != round(self.charged_usd, 4):  # the vendor's prices moved
             charged += f" (quoted ${self.quoted_usd:.4f})"
         return ", ".join(parts) + f", {charged}  {elapsed:5.1f} s"
+
+    def summary(self) -> str:
+        """The last line, with what to do about lines that did not succeed."""
+        hints = []
+        if self.waiting:
+            hints.append("run the batch again to finish the lines still running at the vendor")
+        if self.failed:
+            hints.append("--retry-failed runs the failed lines again (new tasks, paid for)")
+        return self.line() + "".join(f"\n  {hint}" for hint in hints)
 
     def _vendor(self) -> str:
         running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
