@@ -339,6 +339,16 @@ def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
     unknown = cli("batch", str(file), "--dry-run", "--route", "nowhere")
     assert unknown.exit_code == 2 and "nowhere" in unknown.stderr
+    # PiAPI alone cannot take line 3: priced all the same, but exit 2, as the run would refuse
+    alone = cli("batch", str(file), "--dry-run", "--provider", "piapi", "--json")
+    assert alone.exit_code == 2 and "a run would refuse this batch" in alone.stderr, alone
+    refused = alone.json()["refused_lines"]
+    assert len(refused) == 1 and refused[0].startswith(f"{file}:3: piapi: kind speech")
+    assert alone.json()["providers"][0]["lines"] == 2
+    text = cli("batch", str(file), "--dry-run", "--provider", "piapi")
+    assert text.exit_code == 2 and "prompts.jsonl:3: piapi: kind speech" in text.stderr
+    assert "$0.1400" in text.stdout  # the table, before the refusal
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
 def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) -> None:

@@ -96,13 +96,8 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
     if options["provider"] is not None and options["route"] is not None:
         raise click.UsageError("--provider and --route cannot be used together: give one")
     lines = _read(file, options["tag"])
-    if options["dry_run"]:  # no credentials needed: a line a provider refuses is counted
-        with make_client(ctx, store=True) as client:
-            names = _providers(client, options["provider"], options["route"])
-            dry_run(
-                client, lines, names, options["max_usd"], options["as_json"],
-                options["retry_failed"],
-            )  # fmt: skip
+    if options["dry_run"]:
+        _dry_run(ctx, lines, file, options)
         return
     check_out(options["out"])
     with store_client(ctx) as client:
@@ -149,20 +144,38 @@ def _check(client: Client, lines: list[Line], names: list[str], file: str) -> No
     """What a run would refuse before any call, now: providers without credentials, and lines
     no provider of the route can run (each named, `FILE:LINE: why`)."""
     usable: list[str] = []
+    for name, missing in _credentials(client, names):
+        if missing is None:
+            usable.append(name)
+        elif len(names) == 1:
+            fail_with(missing)
+        else:
+            err.print(Text(f"note: {missing}: the batch runs without {name}"))
+    if not usable:
+        fail(f"no provider of the route has credentials ({', '.join(names)})", 2)
+    problems = _unrunnable(client, lines, usable, file)
+    if problems:
+        _refuse(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
+
+
+def _credentials(client: Client, names: list[str]) -> list[tuple[str, KlingBridgeError | None]]:
+    """Each provider, with why it cannot be used (its missing credentials) or None."""
+    found: list[tuple[str, KlingBridgeError | None]] = []
     for name in names:
         try:
             client.provider(name).require_credentials()
-            usable.append(name)
+            found.append((name, None))
         except KlingBridgeError as error:
-            if len(names) == 1:
-                fail_with(error)
-            err.print(Text(f"note: {error}: the batch runs without {name}"))
-    if not usable:
-        fail(f"no provider of the route has credentials ({', '.join(names)})", 2)
+            found.append((name, error))
+    return found
+
+
+def _unrunnable(client: Client, lines: list[Line], names: list[str], file: str) -> list[str]:
+    """`FILE:LINE: why` for each line that none of `names` can take."""
     problems = []
     for line in lines:
         reasons = []
-        for name in usable:
+        for name in names:
             try:
                 client.provider(name).validate(line.request)
                 break
@@ -170,7 +183,28 @@ def _check(client: Client, lines: list[Line], names: list[str], file: str) -> No
                 reasons.append(str(error))
         else:
             problems.append(f"{_name(file)}:{line.number}: {'; '.join(reasons)}")
+    return problems
+
+
+def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str, Any]) -> None:
+    """Price the batch (no credentials needed), then say what a run would refuse: lines no
+    provider can take (exit 2, as the run), providers it would go without."""
+    with make_client(ctx, store=True) as client:
+        names = _providers(client, options["provider"], options["route"])
+        problems = _unrunnable(client, lines, names, file)
+        dry_run(
+            client, lines, names, options["max_usd"], options["as_json"], options["retry_failed"],
+            refused=problems,
+        )  # fmt: skip
+        for name, missing in _credentials(client, names):
+            if missing is not None:
+                err.print(Text(f"note: {missing}: a run would go without {name}"))
     if problems:
+        err.print(Text("a run would refuse this batch, and send nothing:"))
+        if options["as_json"]:  # (the lines are in the one JSON object printed)
+            for problem in problems[:MAX_PROBLEMS]:
+                err.print(Text(f"error: {problem}"))
+            raise SystemExit(2)
         _refuse(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
 
 

@@ -225,10 +225,12 @@ def dry_run(
     max_usd: float | None,
     as_json: bool,
     retry_failed: bool = False,
+    refused: list[str] | None = None,
 ) -> None:
     """What the batch would cost on each provider it may run on (no call is made). Lines the
     task store has from an earlier run of the batch are priced only if running them again
-    may pay (see `_paid_again`)."""
+    may pay (see `_paid_again`). `refused`: the lines no provider can take (`FILE:LINE: why`),
+    which make a run refuse the whole batch (in `--json`; the caller says them otherwise)."""
     recorded = _recorded(client, lines, retry_failed)
     skipped = {number for numbers in recorded.values() for number in numbers}
     to_run = [line for line in lines if line.number not in skipped]
@@ -240,7 +242,7 @@ def dry_run(
         rows = [{**vars(p), "usd": round(p.usd, 6)} for p in priced.values()]
         echo_json(
             {"lines": len(lines), "to_run": len(to_run), "recorded": recorded, "sent": 0,
-             "providers": rows}
+             "providers": rows, "refused_lines": refused or []}
         )  # fmt: skip
         return
     table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")
