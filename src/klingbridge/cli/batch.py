@@ -11,6 +11,8 @@ import asyncio
 import shlex
 import signal
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NoReturn
 
 import click
@@ -22,6 +24,7 @@ from ..batchfile import MAX_PROBLEMS, BatchFileError, Line, read_batch
 from ..client import AsyncClient, Client
 from ..config import Config
 from ..errors import KlingBridgeError, ValidationError
+from ..models import Request
 from ..render import err
 from .app import (
     RETRY_FAILED,
@@ -95,13 +98,14 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
     """
     if options["provider"] is not None and options["route"] is not None:
         raise click.UsageError("--provider and --route cannot be used together: give one")
-    lines = _read(file, options["tag"])
     if options["dry_run"]:
-        _dry_run(ctx, lines, file, options)
+        _dry_run(ctx, _read(file, options["tag"]), file, options)
         return
     check_out(options["out"])
     with store_client(ctx) as client:
-        _check(client, lines, _providers(client, options["provider"], options["route"]), file)
+        usable = _usable(client, _providers(client, options["provider"], options["route"]))
+        # every line is checked before anything is sent, against the providers it may run on
+        lines = _read(file, options["tag"], partial(_refusal, client, usable))
         config = client.config
     tally = Tally(len(lines), detach=options["detach"])
     try:
@@ -115,16 +119,18 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
         raise SystemExit(1)
 
 
-def _read(file: str, tag: str | None) -> list[Line]:
+def _read(
+    file: str, tag: str | None, check: Callable[[Request], str | None] | None = None
+) -> list[Line]:
     if tag is not None and not tag.strip():  # (`--tag "$T"` with T unset: a new batch, paid again)
         fail(f"--tag must be a non-empty name, not {tag!r}", 2)
     try:
         if file == "-":
             if tag is None:  # stdin has no name to derive keys from: every batch would share it
                 fail("reading stdin (-): give --tag NAME, the batch's name in its keys", 2)
-            return read_batch(sys.stdin.buffer, _name(file), tag)
+            return read_batch(sys.stdin.buffer, _name(file), tag, check)
         with open(file, "rb") as opened:
-            return read_batch(opened, file, tag)
+            return read_batch(opened, file, tag, check)
     except BatchFileError as bad:
         _refuse(bad.problems, bad.more)
     except OSError as error:
@@ -140,9 +146,9 @@ def _providers(client: Client, provider: str | None, route: str | None) -> list[
         fail_with(error)
 
 
-def _check(client: Client, lines: list[Line], names: list[str], file: str) -> None:
-    """What a run would refuse before any call, now: providers without credentials, and lines
-    no provider of the route can run (each named, `FILE:LINE: why`)."""
+def _usable(client: Client, names: list[str]) -> list[str]:
+    """The providers with credentials (a run goes without the others, said once); with none,
+    or the only one without, the command fails."""
     usable: list[str] = []
     for name, missing in _credentials(client, names):
         if missing is None:
@@ -153,9 +159,7 @@ def _check(client: Client, lines: list[Line], names: list[str], file: str) -> No
             err.print(Text(f"note: {missing}: the batch runs without {name}"))
     if not usable:
         fail(f"no provider of the route has credentials ({', '.join(names)})", 2)
-    problems = _unrunnable(client, lines, usable, file)
-    if problems:
-        _refuse(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
+    return usable
 
 
 def _credentials(client: Client, names: list[str]) -> list[tuple[str, KlingBridgeError | None]]:
@@ -170,20 +174,25 @@ def _credentials(client: Client, names: list[str]) -> list[tuple[str, KlingBridg
     return found
 
 
+def _refusal(client: Client, names: list[str], request: Request) -> str | None:
+    """Why none of `names` can take `request` (each one's reason), or None."""
+    reasons = []
+    for name in names:
+        try:
+            client.provider(name).validate(request)
+            return None
+        except ValidationError as error:
+            reasons.append(str(error))
+    return "; ".join(reasons)
+
+
 def _unrunnable(client: Client, lines: list[Line], names: list[str], file: str) -> list[str]:
     """`FILE:LINE: why` for each line that none of `names` can take."""
-    problems = []
-    for line in lines:
-        reasons = []
-        for name in names:
-            try:
-                client.provider(name).validate(line.request)
-                break
-            except ValidationError as error:
-                reasons.append(str(error))
-        else:
-            problems.append(f"{_name(file)}:{line.number}: {'; '.join(reasons)}")
-    return problems
+    return [
+        f"{_name(file)}:{line.number}: {why}"
+        for line in lines
+        if (why := _refusal(client, names, line.request)) is not None
+    ]
 
 
 def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str, Any]) -> None:
