@@ -158,6 +158,13 @@ class ClientBase:
     def _max_concurrent(self, name: str) -> int | None:
         return self.provider(name).settings.max_concurrent
 
+    def providers_of(self, *, provider: str | None = None, route: str | None = None) -> list[str]:
+        """The providers a run with these options may use, in the route's order (a bad
+        provider or route name raises `ConfigError`)."""
+        if provider is not None:
+            return [self.provider(provider).name]
+        return list(self._plan(route, None).providers)
+
     def _plan(self, route: str | None, provider: str | None) -> Route:
         """The route a job runs on: one provider alone, or a configured route."""
         if provider is not None and route is not None:

@@ -107,7 +107,7 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
         # every line is checked before anything is sent, against the providers it may run on
         lines = _read(file, options["tag"], partial(_refusal, client, usable))
         config = client.config
-    tally = Tally(len(lines), detach=options["detach"])
+    tally = Tally(len(lines), detach=options["detach"], providers=tuple(usable))
     try:
         asyncio.run(_run(config, lines, tally, options))
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM
@@ -139,9 +139,7 @@ def _read(
 
 def _providers(client: Client, provider: str | None, route: str | None) -> list[str]:
     try:
-        return (
-            [client.provider(provider).name] if provider else client.config.route(route).providers
-        )
+        return client.providers_of(provider=provider, route=route)
     except KlingBridgeError as error:  # no such provider or route
         fail_with(error)
 

@@ -39,6 +39,9 @@ class Tally:
 
     total: int
     detach: bool = False
+    #: The providers this run of the batch may use: a line recorded on another is counted.
+    providers: tuple[str, ...] = ()
+    elsewhere: int = 0  # lines an earlier run ran on a provider this run would not use
     started: int = 0  # lines handed to the client
     ended: int = 0
     failed: int = 0  # ended with an error (the task failed, or none could be made)
@@ -60,6 +63,8 @@ class Tally:
         self.ended += 1
         if finished.task is not None:
             self.at_vendor.pop(finished.task.id, None)
+            if self.providers and finished.task.provider not in self.providers:
+                self.elsewhere += 1
         if isinstance(finished.error, WaitTimeout):
             self.waiting += 1
         elif finished.error is not None:
@@ -95,6 +100,11 @@ class Tally:
             hints.append("run the batch again to finish the lines still running at the vendor")
         if self.failed:
             hints.append("--retry-failed runs the failed lines again (new tasks, paid for)")
+        if self.elsewhere:
+            hints.append(
+                f"{self.elsewhere} line(s) ran on another provider in an earlier run of the "
+                "batch: their recorded jobs are shown (a new --tag runs them where asked)"
+            )
         return self.line() + "".join(f"\n  {hint}" for hint in hints)
 
     def _vendor(self) -> str:

@@ -168,6 +168,13 @@ def _generate(
             return
         if not (verbose or quiet or as_json):
             say_moves(client, request, result)
+            if result.task.provider not in client.providers_of(provider=provider, route=route):
+                err.print(
+                    Text(
+                        f"note: key {key} was run on {result.task.provider} by an earlier run: "
+                        "its recorded job is shown (a new key runs the request where asked)"
+                    )
+                )
         finish(
             client,
             result,
