@@ -1,7 +1,8 @@
 """What `Client` and `AsyncClient` share: configuration, providers, the store, routing and jobs.
 
 Every method builds a flow (flows.py); the two shells in client.py hand it to their runner.
-`RunOptions`/`ResumeOptions`/`ManyOptions` are the options they take, checked by type checkers.
+`RunOptions`/`ResumeOptions`/`AttachOptions`/`ManyOptions` are the options they take, checked
+by type checkers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class ResumeOptions(TypedDict, total=False):
     callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
     retry_failed: bool  # a job whose vendor task failed is run again (a new task, paid for)
+
+
+class AttachOptions(ResumeOptions, total=False):
+    """`resume` alone: what it may record first."""
+
+    task_id: str | None  # the vendor task of the job's lost (`unknown`) create, found by hand
 
 
 class ManyOptions(ResumeOptions, total=False):
@@ -338,14 +345,18 @@ class ClientBase:
         callback_url: str | None = None,
         resubmit: bool = False,
         retry_failed: bool = False,
+        task_id: str | None = None,
     ) -> Flow[RunResult]:
         self._require_store()
+        if task_id is not None and not task_id.strip():
+            raise ConfigError(f"task_id must be a non-empty string, not {task_id!r}")
         return self._jobs.resume(
             ref,
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
             again=Again(resubmit, retry_failed),
+            task_id=task_id,
         )
 
     def let_go(self, *keys: str) -> None:

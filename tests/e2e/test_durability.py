@@ -195,6 +195,32 @@ def test_a_lost_piapi_create_is_unknown_until_the_user_resubmits(cli: Cli, vendo
     assert vendor.state()["creates"]["piapi"] == 2  # the user's explicit choice
 
 
+def test_a_lost_piapi_create_found_by_hand_is_recorded_with_its_charge(
+    cli: Cli, vendor: Any
+) -> None:
+    lose = [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]
+    vendor.set_faults({"piapi": lose})
+    first = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi",
+                "--key", "k")  # fmt: skip
+    assert first.exit_code == 1 and "klingbridge wait k --task-id ID" in first.stderr, first
+    (made,) = httpx.get(f"{vendor.base_url}/_sim/tasks").json()  # the user's dashboard
+    missing = cli("wait", "k", "--task-id", "no-such-task")
+    assert missing.exit_code == 1 and "no-such-task" in missing.stderr, missing
+    adopted = cli("wait", "k", "--task-id", made["task_id"], "--json")
+    assert adopted.exit_code == 0, adopted
+    assert adopted.json()["id"] == made["task_id"] and adopted.json()["status"] == "succeeded"
+    (row,) = cli("tasks", "--json").json()
+    assert row["status"] == "succeeded" and row["charged_usd"] == 0.07  # its charge, recorded
+    again = cli("wait", "k", "--task-id", made["task_id"])
+    assert again.exit_code == 1 and "no create whose outcome is unknown" in again.stderr
+    vendor.set_faults({"piapi": lose})
+    assert cli("generate", "sound", "wind", "--duration", "5", "--provider", "piapi",
+               "--key", "k2").exit_code == 1  # fmt: skip
+    taken = cli("wait", "k2", "--task-id", made["task_id"])
+    assert taken.exit_code == 1 and "already job k's" in taken.stderr, taken
+    assert vendor.state()["creates"]["piapi"] == 2  # nothing created by any of this
+
+
 def test_a_kling_create_whose_answer_was_lost_is_adopted(cli: Cli, vendor: Any) -> None:
     vendor.set_faults({"kling": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]})
     run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--json")
