@@ -330,7 +330,7 @@ class ClientBase:
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            again=Again(resubmit, retry_failed),
+            again=Again.of(resubmit, retry_failed),
             detach=detach,
             max_usd=max_usd,
             on_wait=on_wait,
@@ -355,7 +355,7 @@ class ClientBase:
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            again=Again(resubmit, retry_failed),
+            again=Again.of(resubmit, retry_failed),
             task_id=task_id,
         )
 

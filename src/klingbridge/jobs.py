@@ -28,7 +28,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 
 from . import flows
 from .admission import OnWait
@@ -83,6 +83,12 @@ class Again:
 
     resubmit: bool = False  # create anew where a lost create cannot be checked (`unknown`)
     retry_failed: bool = False  # route the request again when the job's vendor task failed
+
+    @staticmethod
+    @cache
+    def of(resubmit: bool, retry_failed: bool) -> Again:
+        """One shared instance per combination (10,000 runs in flight hold one each)."""
+        return Again(resubmit, retry_failed)
 
 
 @dataclass
