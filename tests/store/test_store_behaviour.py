@@ -176,10 +176,10 @@ def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: Task
     job = store.job("j1")
     assert job is not None and job.out_dir == "/data/out"
     store.run(procs.finish("j1", JobState.SUCCEEDED, time.time()))  # w1 dies before saving
-    store.run(procs.take_lease("j1", "w1", -1, time.time()))  # its lease lapses
+    store.run(procs.take_lease("j1", "w1", -1, time.time(), ended=True))  # its lease lapses
     assert store.claim("w2", lease_s=60, limit=5) == ["j1"]  # the files are still owed
     store.run(procs.saved("j1", [], time.time()))
-    store.run(procs.take_lease("j1", "w2", -1, time.time()))
+    store.run(procs.take_lease("j1", "w2", -1, time.time(), ended=True))
     assert store.claim("w3", lease_s=60, limit=5, out_dir="/elsewhere") == []
 
 
