@@ -8,12 +8,12 @@ from rich.text import Text
 
 from ..errors import ConfigError, KlingBridgeError
 from ..render import add_row, console, err
-from .app import echo_json, fail, main, make_client
+from .app import echo_json, fail, main, make_client, with_json
 
 
 @main.command()
 @click.option("--provider", default=None, help="This provider only (default: every one set up).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_json("Machine-readable output.")
 @click.pass_context
 def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
     """What the account has left at each vendor (Kling: resource packs; remaining units lag
@@ -64,7 +64,7 @@ def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--provider", default="kling", show_default=True)
 @click.option("--custom", is_flag=True, help="The account's own voices instead of the presets.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_json("Machine-readable output.")
 @click.pass_context
 def voices(ctx: click.Context, provider: str, custom: bool, as_json: bool) -> None:
     """The voices `generate speech --voice ID` can use."""

@@ -12,7 +12,7 @@ from ..render import add_row, console, err, print_listing
 from ..render import table as fold_table
 from ..store import JobRecord, callbacks
 from ..store.records import JobState
-from .app import echo_json, main, store_client
+from .app import echo_json, main, store_client, with_json
 
 STATES = [s.value for s in JobState]
 
@@ -43,7 +43,7 @@ def _usd(value: float | None) -> str:
 @click.option(
     "--orphans", is_flag=True, help="Callbacks about tasks the store does not know, instead."
 )
-@click.option("--json", "as_json", is_flag=True, help="An array of job objects.")
+@with_json("An array of job objects.")
 @click.pass_context
 def tasks(
     ctx: click.Context,
