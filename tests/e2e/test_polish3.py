@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e_support import Cli, config_toml
+
+from klingbridge.store import open_store
 
 
 @pytest.mark.parametrize(
@@ -71,3 +78,65 @@ def test_an_unknown_piapi_task_reads_the_same(cli: Cli) -> None:
         "type": "NotFoundError",
         "exit_status": 1,
     }
+
+
+def _unwritable(tmp_path: Path) -> str:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    return str(blocker / "out")  # cannot be made: its parent is a file
+
+
+def test_demo_with_a_bad_out_exits_2_before_the_simulator_starts(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+    monkeypatch.setattr("klingbridge.demo.run_demo", lambda **kw: started.append(kw))
+    run = cli("demo", "--out", _unwritable(tmp_path))
+    assert run.exit_code == 2, run
+    assert run.stderr.startswith("error: --out: cannot write files into ")
+    assert started == []
+
+
+def test_worker_with_a_bad_out_exits_2_before_claiming_anything(cli: Cli, tmp_path: Path) -> None:
+    detached = cli("generate", "sound", "rain", "--provider", "kling", "--detach", "--key", "k-1")
+    assert detached.exit_code == 0, detached
+    run = cli("worker", "--once", "--out", _unwritable(tmp_path))
+    assert run.exit_code == 2, run
+    assert run.stderr.startswith("error: --out: cannot write files into ")
+    store = open_store(None)
+    assert store is not None
+    job = store.job("k-1")
+    store.close()
+    assert job is not None and job.state.value != "succeeded" and job.lease_owner is None
+
+
+SCRIPT = shutil.which("klingbridge")
+
+
+@pytest.mark.skipif(SCRIPT is None, reason="the console script is installed by pip install -e .")
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_worker_ctrl_c_exits_130_and_sigterm_stops_it_gracefully(
+    tmp_path: Path, vendor: Any, sig: signal.Signals, status: int
+) -> None:
+    path = tmp_path / "klingbridge.toml"
+    store = f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
+    path.write_text(config_toml(vendor, extra=f'[store]\nurl = "{store}"\n'))
+    process = subprocess.Popen(
+        [SCRIPT or "klingbridge", "worker"],
+        env={**os.environ, "KLINGBRIDGE_CONFIG": str(path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    said = ""
+    while "(concurrency 16)" not in said:  # said once the signal handlers are in place
+        line = process.stderr.readline()
+        assert line, said
+        said += line
+    process.send_signal(sig)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == status, said + stderr
+    assert "worker done: 0 succeeded, 0 failed, 0 let go" in stderr
+    assert "Traceback" not in stderr
+    assert ("error: interrupted" in stderr) == (sig == signal.SIGINT)

@@ -15,6 +15,7 @@ from ..render import (
     err,
 )
 from .app import echo_json, main, with_json
+from .saving import check_out
 
 
 # --- simulator and demo ----------------------------------------------------------------------
@@ -124,6 +125,7 @@ def demo(out: Path, prompt: str, duration: float, as_json: bool) -> None:
     """Run one sound through kling and piapi on the built-in simulator; save the audio."""
     from ..demo import demo_json, run_demo
 
+    check_out(out)  # bad input exits 2 before the simulator starts
     results = run_demo(
         out_dir=out, prompt=prompt, duration=duration, console=err if as_json else console
     )
