@@ -140,3 +140,26 @@ def test_worker_ctrl_c_exits_130_and_sigterm_stops_it_gracefully(
     assert "worker done: 0 succeeded, 0 failed, 0 let go" in stderr
     assert "Traceback" not in stderr
     assert ("error: interrupted" in stderr) == (sig == signal.SIGINT)
+
+
+def test_tasks_says_how_many_more_jobs_match_than_it_shows(cli: Cli) -> None:
+    for n in range(3):
+        run = cli("generate", "sound", f"rain {n}", "--provider", "kling", "--detach")
+        assert run.exit_code == 0, run
+    cut = cli("tasks", "--limit", "2")
+    assert cut.exit_code == 0, cut
+    assert cut.stderr.strip() == "1 more job(s) match, not shown: --limit 3 shows all 3"
+    assert cli("tasks", "--limit", "3").stderr == ""
+    as_json = cli("tasks", "--limit", "2", "--json")
+    assert len(as_json.json()) == 2  # stdout stays one JSON array; the note is on stderr
+    assert "1 more job(s) match" in as_json.stderr
+
+
+def test_tasks_with_no_match_says_so_in_one_line(cli: Cli) -> None:
+    run = cli("generate", "sound", "rain", "--provider", "kling", "--detach")
+    assert run.exit_code == 0, run
+    none = cli("tasks", "--status", "failed")
+    assert none.exit_code == 0, none
+    assert none.stdout.startswith("no jobs match in the task store: ")
+    assert len(none.stdout.strip().splitlines()) == 1
+    assert cli("tasks", "--status", "failed", "--json").json() == []

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..render import add_row, console, err, print_listing
 from ..render import table as fold_table
-from ..store import JobRecord, callbacks
+from ..store import JobRecord, callbacks, reads
 from ..store.records import JobState
 from .app import echo_json, main, store_client, with_json
 
@@ -62,12 +62,14 @@ def tasks(
             found = store.read(callbacks.orphans(provider=provider, limit=limit))
             _orphans(found, store.describe(), as_json)
             return
-        records, damaged = store.jobs(
-            states=[status] if status else [],
-            provider=provider,
-            since=_since(since),
-            limit=limit,
-        )
+        filters: dict[str, Any] = {
+            "states": [status] if status else [],
+            "provider": provider,
+            "since": _since(since),
+        }
+        records, damaged = store.jobs(**filters, limit=limit)
+        shown = len(records) + len(damaged)
+        matching = store.read(reads.count_jobs(**filters)) if shown >= limit else shown
         if provider is not None and not records and provider not in client.provider_names:
             err.print(
                 Text(
@@ -79,8 +81,22 @@ def tasks(
         err.print(Text(f"warning: {problem} (skipped)"))
     if as_json:
         echo_json([job.summary() for job in records])
-        return
-    _table(records, store.describe())
+    elif not shown:
+        filtered = status is not None or provider is not None or since is not None
+        console.print(
+            Text(f"no jobs match in the task store: {store.describe()}")
+            if filtered
+            else Text(f"no jobs in the task store: {store.describe()}")
+        )
+    else:
+        _table(records, store.describe())
+    if matching > shown:
+        err.print(
+            Text(
+                f"{matching - shown} more job(s) match, not shown: --limit {matching} shows all "
+                f"{matching}"
+            )
+        )
 
 
 def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> None:
