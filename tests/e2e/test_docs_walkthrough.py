@@ -35,7 +35,7 @@ def cli_rows(name: str) -> str:
     return "\n".join(x for x in lines if x.startswith((f"| `{name} ", f"| `{name}` ")))
 
 
-@pytest.mark.parametrize("name", ["wait", "worker", "tasks", "demo"])
+@pytest.mark.parametrize("name", ["wait", "worker", "tasks", "demo", "simulate"])
 def test_every_option_of_these_commands_is_in_its_cli_md_row(name: str) -> None:
     row = cli_rows(f"klingbridge {name}")
     for param in command(name).params:

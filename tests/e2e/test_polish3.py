@@ -163,3 +163,16 @@ def test_tasks_with_no_match_says_so_in_one_line(cli: Cli) -> None:
     assert none.stdout.startswith("no jobs match in the task store: ")
     assert len(none.stdout.strip().splitlines()) == 1
     assert cli("tasks", "--status", "failed", "--json").json() == []
+
+
+@pytest.mark.parametrize(("args", "seed"), [([], 0), (["--seed", "7"], 7)])
+def test_simulate_seed_picks_the_sample_fault_rates_draw(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, args: list[str], seed: int
+) -> None:
+    from klingbridge.simulator import server
+
+    served: list[Any] = []
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **kw: served.append(app))
+    run = cli("simulate", "--port", "0", *args)
+    assert run.exit_code == 0, run
+    assert served[0].state.simulator.config.seed == seed

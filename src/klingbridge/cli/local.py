@@ -34,6 +34,13 @@ from .saving import check_out
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
 @click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
 @click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the random draws of fault rules with a rate (another seed, another sample).",
+)
+@click.option(
     "--max-concurrent",
     type=click.IntRange(min=1),
     default=None,
@@ -57,6 +64,7 @@ def simulate(
     speed: str,
     faults: str | None,
     access_log: bool,
+    seed: int,
     max_concurrent: int | None,
     kling_webhook_secret: str | None,
     callback_faults: str | None,
@@ -73,6 +81,7 @@ def simulate(
     if faults:
         config.faults = _fault_rules(faults)
     config.max_concurrent = max_concurrent
+    config.seed = seed
     try:
         config.kling_webhook_secret = kling_webhook_secret
         config.callback_faults = json.loads(callback_faults) if callback_faults else {}
