@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO, Any
@@ -49,10 +49,16 @@ class BatchFileError(KlingBridgeError):
         self.more = more  # bad lines beyond the MAX_PROBLEMS named
 
 
-def read_batch(file: IO[bytes], name: str, tag: str | None = None) -> list[Line]:
+def read_batch(
+    file: IO[bytes],
+    name: str,
+    tag: str | None = None,
+    check: Callable[[Request], str | None] | None = None,
+) -> list[Line]:
     """Every request of `file` (named `name` in errors) with its key, or a `BatchFileError`
     naming up to MAX_PROBLEMS bad lines. `tag` (default: `name`'s last part, the file's name
-    wherever it is read from) goes into derived keys."""
+    wherever it is read from) goes into derived keys. `check(request)` says why a well-formed
+    request cannot run (None: it can), so that every bad line is named in one error."""
     problems: list[str] = []
     found: list[tuple[int, Request, str | None]] = []
     for number, raw in enumerate(file, 1):
@@ -62,8 +68,12 @@ def read_batch(file: IO[bytes], name: str, tag: str | None = None) -> list[Line]
             reason = "not UTF-8 text" if isinstance(bad, UnicodeDecodeError) else str(bad)
             problems.append(f"{name}:{number}: {reason}")
             continue
-        if parsed is not None:
-            found.append((number, *parsed))
+        if parsed is None:
+            continue
+        refused = check(parsed[0]) if check is not None else None
+        if refused is not None:
+            problems.append(f"{name}:{number}: {refused}")
+        found.append((number, *parsed))
     tag = PurePath(name).name if tag is None else tag
     derived = batch_keys((r for _, r, key in found if key is None), tag)
     lines = [Line(n, request, key or next(derived)) for n, request, key in found]

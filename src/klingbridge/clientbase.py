@@ -1,7 +1,8 @@
 """What `Client` and `AsyncClient` share: configuration, providers, the store, routing and jobs.
 
 Every method builds a flow (flows.py); the two shells in client.py hand it to their runner.
-`RunOptions`/`ResumeOptions`/`ManyOptions` are the options they take, checked by type checkers.
+`RunOptions`/`ResumeOptions`/`AttachOptions`/`ManyOptions` are the options they take, checked
+by type checkers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class ResumeOptions(TypedDict, total=False):
     callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
     retry_failed: bool  # a job whose vendor task failed is run again (a new task, paid for)
+
+
+class AttachOptions(ResumeOptions, total=False):
+    """`resume` alone: what it may record first."""
+
+    task_id: str | None  # the vendor task of the job's lost (`unknown`) create, found by hand
 
 
 class ManyOptions(ResumeOptions, total=False):
@@ -157,6 +164,13 @@ class ClientBase:
 
     def _max_concurrent(self, name: str) -> int | None:
         return self.provider(name).settings.max_concurrent
+
+    def providers_of(self, *, provider: str | None = None, route: str | None = None) -> list[str]:
+        """The providers a run with these options may use, in the route's order (a bad
+        provider or route name raises `ConfigError`)."""
+        if provider is not None:
+            return [self.provider(provider).name]
+        return list(self._plan(route, None).providers)
 
     def _plan(self, route: str | None, provider: str | None) -> Route:
         """The route a job runs on: one provider alone, or a configured route."""
@@ -302,9 +316,11 @@ class ClientBase:
         """The flow of one run (`fresh`: `key` was made just now, so no job can have it)."""
         if max_usd is not None and not max_usd >= 0:
             raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
+        if key is not None and not key.strip():  # (`--key "$K"` with K unset: not a new key)
+            raise ConfigError(f"key must be a non-empty string, not {key!r}")
         return self._jobs.run(
             request,
-            key=key or new_key(),
+            key=new_key() if key is None else key,
             fresh=fresh or key is None,
             route=route,
             provider=provider
@@ -314,7 +330,7 @@ class ClientBase:
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            again=Again(resubmit, retry_failed),
+            again=Again.of(resubmit, retry_failed),
             detach=detach,
             max_usd=max_usd,
             on_wait=on_wait,
@@ -329,14 +345,18 @@ class ClientBase:
         callback_url: str | None = None,
         resubmit: bool = False,
         retry_failed: bool = False,
+        task_id: str | None = None,
     ) -> Flow[RunResult]:
         self._require_store()
+        if task_id is not None and not task_id.strip():
+            raise ConfigError(f"task_id must be a non-empty string, not {task_id!r}")
         return self._jobs.resume(
             ref,
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            again=Again(resubmit, retry_failed),
+            again=Again.of(resubmit, retry_failed),
+            task_id=task_id,
         )
 
     def let_go(self, *keys: str) -> None:

@@ -18,7 +18,16 @@ import pytest
 from e2e_support import Cli
 
 import klingbridge
-from klingbridge import ConfigError, Cost, PollPolicy, SoundRequest, Task, TaskFailed, TaskStatus
+from klingbridge import (
+    ConfigError,
+    Cost,
+    PollPolicy,
+    SoundRequest,
+    Task,
+    TaskFailed,
+    TaskStatus,
+    WaitTimeout,
+)
 from klingbridge.batch import Finished
 from klingbridge.batchfile import batch_keys, read_batch
 from klingbridge.cli.batch_report import Tally
@@ -290,6 +299,22 @@ def test_a_line_the_provider_refuses_is_named_before_anything_is_sent(
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
+def test_bad_lines_of_every_sort_are_named_in_one_run(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        {"kind": "sound", "prompt": "rain", "duration": 3},  # PiAPI: 5 or 10 s only
+        "not json",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+    )
+    run = cli("batch", str(file), "--provider", "piapi")
+    assert run.exit_code == 2, run
+    assert "prompts.jsonl:1: piapi: duration" in run.stderr
+    assert "prompts.jsonl:2: not JSON" in run.stderr
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
 def test_a_failed_line_is_reported_and_the_batch_exits_1(
     cli: Cli, vendor: Any, tmp_path: Path
 ) -> None:
@@ -330,6 +355,16 @@ def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
     unknown = cli("batch", str(file), "--dry-run", "--route", "nowhere")
     assert unknown.exit_code == 2 and "nowhere" in unknown.stderr
+    # PiAPI alone cannot take line 3: priced all the same, but exit 2, as the run would refuse
+    alone = cli("batch", str(file), "--dry-run", "--provider", "piapi", "--json")
+    assert alone.exit_code == 2 and "a run would refuse this batch" in alone.stderr, alone
+    refused = alone.json()["refused_lines"]
+    assert len(refused) == 1 and refused[0].startswith(f"{file}:3: piapi: kind speech")
+    assert alone.json()["providers"][0]["lines"] == 2
+    text = cli("batch", str(file), "--dry-run", "--provider", "piapi")
+    assert text.exit_code == 2 and "prompts.jsonl:3: piapi: kind speech" in text.stderr
+    assert "$0.1400" in text.stdout  # the table, before the refusal
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
 def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) -> None:
@@ -344,16 +379,10 @@ def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) 
     run = cli("batch", str(file))
     assert run.exit_code == 2, run
     errors = run.stderr.strip().splitlines()
-    assert [e.split(": ")[1].rsplit(":", 1)[-1] for e in errors] == ["2", "3"], errors
+    assert [e.split(": ")[1].rsplit(":", 1)[-1] for e in errors] == ["2", "3", "5"], errors
     assert "prompts.jsonl:2: not UTF-8 text" in errors[0]
     assert "prompts.jsonl:3: give the video: task_id, video_id or video_url" in errors[1]
-    write_lines(
-        file,
-        {"kind": "sound", "prompt": "fine"},
-        {"kind": "speech", "text": "x", "voice": "v", "language": "fr"},  # kling: zh, en
-    )
-    run = cli("batch", str(file))  # the lines read; line 2 is one no provider can run
-    assert run.exit_code == 2 and "prompts.jsonl:2: " in run.stderr, run
+    assert "prompts.jsonl:5: kling: language must be zh or en" in errors[2]  # no provider can
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
@@ -527,3 +556,12 @@ def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
     assert "$0.0700 charged  " in tally.line()
     tally.add(finished("0.07", "0.10"))
     assert "$0.1700 charged (quoted $0.1400)" in tally.line()
+
+
+def test_a_line_whose_wait_timed_out_is_not_counted_as_ended() -> None:
+    task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.RUNNING)
+    tally = Tally(1)
+    tally.started = 1
+    tally.add(Finished(index=0, key="k", error=WaitTimeout(task, 1.0)))
+    assert tally.line().startswith("batch: 0/1 ended, 0 failed, 1 still running at the vendor")
+    assert "run the batch again to finish the lines still running" in tally.summary()

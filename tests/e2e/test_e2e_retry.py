@@ -32,8 +32,10 @@ def test_a_failed_job_is_run_again_only_when_asked(cli: Cli, vendor: Any) -> Non
     fail_next_task(vendor)
     first = cli(*RAIN)
     assert first.exit_code != 0 and "risk control" in first.stderr, first
-    again = cli(*RAIN, "--json")
+    again = cli(*RAIN)
     assert again.exit_code == first.exit_code and creates(vendor) == 1  # the recorded failure
+    assert "nothing was sent now; --retry-failed" in again.stderr, again
+    assert "nothing was sent" not in first.stderr
     retried = cli(*RAIN, "--retry-failed", "--json")
     assert retried.exit_code == 0, retried
     assert retried.json()["status"] == "succeeded" and creates(vendor) == 2
@@ -69,6 +71,7 @@ def test_a_batch_run_again_retries_only_its_failed_lines_and_prices_only_them(
     fail_next_task(vendor)
     first = cli(*batch)
     assert first.exit_code == 1 and "3/3 ended, 1 failed" in first.stderr, first
+    assert "--retry-failed runs the failed lines again" in first.stderr
     assert creates(vendor) == 3
 
     priced = cli(*batch, "--dry-run", "--json").json()
@@ -107,3 +110,18 @@ def test_the_client_retries_a_failed_key_only_when_asked(vendor: Any, tmp_path: 
         result = kb.dispatch(request, key="k", retry_failed=True)
         assert result.task.status.value == "succeeded" and creates(vendor) == 2
         assert kb.resume("k", retry_failed=True).id == result.task.id and creates(vendor) == 2
+
+
+def test_a_key_run_before_on_another_provider_says_so(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    assert cli(*RAIN).exit_code == 0
+    elsewhere = cli(*RAIN[:-4], "--provider", "piapi", "--key", "k1")
+    assert elsewhere.exit_code == 0 and "note: key k1 was run on kling" in elsewhere.stderr
+    assert vendor.state()["creates"] == {"kling": 1, "piapi": 0}
+    file = tmp_path / "b.jsonl"
+    file.write_text('{"kind": "sound", "prompt": "rain", "duration": 5}\n')
+    assert cli("batch", str(file), "--provider", "kling").exit_code == 0
+    moved = cli("batch", str(file), "--provider", "piapi")
+    assert moved.exit_code == 0 and "1 line(s) ran on another provider" in moved.stderr
+    assert vendor.state()["creates"] == {"kling": 2, "piapi": 0}

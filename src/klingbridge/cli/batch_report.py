@@ -39,6 +39,9 @@ class Tally:
 
     total: int
     detach: bool = False
+    #: The providers this run of the batch may use: a line recorded on another is counted.
+    providers: tuple[str, ...] = ()
+    elsewhere: int = 0  # lines an earlier run ran on a provider this run would not use
     started: int = 0  # lines handed to the client
     ended: int = 0
     failed: int = 0  # ended with an error (the task failed, or none could be made)
@@ -60,6 +63,8 @@ class Tally:
         self.ended += 1
         if finished.task is not None:
             self.at_vendor.pop(finished.task.id, None)
+            if self.providers and finished.task.provider not in self.providers:
+                self.elsewhere += 1
         if isinstance(finished.error, WaitTimeout):
             self.waiting += 1
         elif finished.error is not None:
@@ -77,7 +82,8 @@ class Tally:
         elapsed = time.monotonic() - self.clock
         done = "submitted" if self.detach else "ended"
         running = self.started - self.ended
-        parts = [f"batch: {self.ended}/{self.total} {done}", f"{self.failed} failed"]
+        ended = self.ended - self.waiting  # (a wait that timed out ended no task)
+        parts = [f"batch: {ended}/{self.total} {done}", f"{self.failed} failed"]
         if self.waiting:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
@@ -86,6 +92,20 @@ class Tally:
         if round(self.quoted_usd, 4) != round(self.charged_usd, 4):  # the vendor's prices moved
             charged += f" (quoted ${self.quoted_usd:.4f})"
         return ", ".join(parts) + f", {charged}  {elapsed:5.1f} s"
+
+    def summary(self) -> str:
+        """The last line, with what to do about lines that did not succeed."""
+        hints = []
+        if self.waiting:
+            hints.append("run the batch again to finish the lines still running at the vendor")
+        if self.failed:
+            hints.append("--retry-failed runs the failed lines again (new tasks, paid for)")
+        if self.elsewhere:
+            hints.append(
+                f"{self.elsewhere} line(s) ran on another provider in an earlier run of the "
+                "batch: their recorded jobs are shown (a new --tag runs them where asked)"
+            )
+        return self.line() + "".join(f"\n  {hint}" for hint in hints)
 
     def _vendor(self) -> str:
         running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
@@ -215,10 +235,12 @@ def dry_run(
     max_usd: float | None,
     as_json: bool,
     retry_failed: bool = False,
+    refused: list[str] | None = None,
 ) -> None:
     """What the batch would cost on each provider it may run on (no call is made). Lines the
     task store has from an earlier run of the batch are priced only if running them again
-    may pay (see `_paid_again`)."""
+    may pay (see `_paid_again`). `refused`: the lines no provider can take (`FILE:LINE: why`),
+    which make a run refuse the whole batch (in `--json`; the caller says them otherwise)."""
     recorded = _recorded(client, lines, retry_failed)
     skipped = {number for numbers in recorded.values() for number in numbers}
     to_run = [line for line in lines if line.number not in skipped]
@@ -230,7 +252,7 @@ def dry_run(
         rows = [{**vars(p), "usd": round(p.usd, 6)} for p in priced.values()]
         echo_json(
             {"lines": len(lines), "to_run": len(to_run), "recorded": recorded, "sent": 0,
-             "providers": rows}
+             "providers": rows, "refused_lines": refused or []}
         )  # fmt: skip
         return
     table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")

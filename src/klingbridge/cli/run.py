@@ -168,6 +168,13 @@ def _generate(
             return
         if not (verbose or quiet or as_json):
             say_moves(client, request, result)
+            if result.task.provider not in client.providers_of(provider=provider, route=route):
+                err.print(
+                    Text(
+                        f"note: key {key} was run on {result.task.provider} by an earlier run: "
+                        "its recorded job is shown (a new key runs the request where asked)"
+                    )
+                )
         finish(
             client,
             result,
@@ -393,6 +400,13 @@ def cancel(
     help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
 )
 @with_params(RETRY_FAILED)
+@click.option(
+    "--task-id",
+    default=None,
+    metavar="ID",
+    help="The vendor task of a create whose outcome is unknown, found in the vendor's "
+    "dashboard: recorded as the job's task (and its charge), then followed.",
+)
 @click.pass_context
 def wait(
     ctx: click.Context,
@@ -405,12 +419,15 @@ def wait(
     quiet: bool,
     resubmit: bool,
     retry_failed: bool,
+    task_id: str | None,
 ) -> None:
     """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
 
     Resolves a create whose answer was lost, waits for the task, records its charge and saves
     its outputs, like `generate` would have.
     """
+    if task_id is not None and resubmit:
+        raise click.UsageError("--task-id and --resubmit cannot be used together: give one")
     with store_client(ctx) as client:
         store = client.store
         assert store is not None  # store_client refuses to run without one
@@ -425,6 +442,7 @@ def wait(
                 on_update=progress.update,
                 resubmit=resubmit,
                 retry_failed=retry_failed,
+                task_id=task_id,
             ),
             key=job.key,
             let_go=lambda: client.let_go(job.key),
