@@ -163,6 +163,9 @@ def test_tasks_with_no_match_says_so_in_one_line(cli: Cli) -> None:
     assert none.stdout.startswith("no jobs match in the task store: ")
     assert len(none.stdout.strip().splitlines()) == 1
     assert cli("tasks", "--status", "failed", "--json").json() == []
+    orphans = cli("tasks", "--orphans")
+    assert orphans.stdout.startswith("no orphan callbacks match in the task store: "), orphans
+    assert cli("tasks", "--orphans", "--json").json() == []
 
 
 @pytest.mark.parametrize(("args", "seed"), [([], 0), (["--seed", "7"], 7)])

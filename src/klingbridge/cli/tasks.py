@@ -113,6 +113,9 @@ def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> 
     if as_json:
         echo_json(rows)
         return
+    if not rows:
+        console.print(Text(f"no orphan callbacks match in the task store: {where}"))
+        return
     table = fold_table(
         "received", "provider", "task id", "status", "delivery", title=f"orphan callbacks: {where}"
     )
