@@ -19,8 +19,15 @@ import pluggy
 
 from . import flows
 from .admission import Admission, Cooldowns, OnWait
+from .budgets import max_usd_refusal
 from .config import Config, Route, load_config
-from .errors import ConfigError, KlingBridgeError, NoProviderAvailable, ValidationError
+from .errors import (
+    BudgetExceeded,
+    ConfigError,
+    KlingBridgeError,
+    NoProviderAvailable,
+    ValidationError,
+)
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .jobs import Again, Jobs, new_key, new_owner
@@ -187,12 +194,18 @@ class ClientBase:
         return found
 
     def check(
-        self, request: Request, *, provider: str | None = None, route: str | None = None
+        self,
+        request: Request,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        max_usd: float | None = None,
     ) -> None:
         """Raise now what a run would refuse before any call: a bad route, or a request that
-        no provider it may run on can take with the credentials it has (one provider: its own
-        `ValidationError` or `ConfigError`; several: `NoProviderAvailable` naming each one's
-        reason, as the run would end)."""
+        no provider it may run on can take with the credentials it has, within `max_usd` (one
+        provider: its own `ValidationError`, `ConfigError` or `BudgetExceeded`; several:
+        `NoProviderAvailable` naming each one's reason, as the run would end, or the first
+        `BudgetExceeded` when every one is over `max_usd`)."""
         plan = self._plan(route, provider)
         refusals: list[KlingBridgeError] = []
         for name in plan.providers:
@@ -200,10 +213,16 @@ class ClientBase:
             try:
                 vendor.validate(request)
                 vendor.require_credentials()
-                return
             except (ValidationError, ConfigError) as error:
                 refusals.append(error)
-        if len(refusals) == 1:
+                continue
+            cost = vendor.quote(request).cost
+            usd = None if cost is None or cost.usd is None else float(cost.usd)
+            refused = max_usd_refusal(usd, max_usd, name)
+            if refused is None:
+                return
+            refusals.append(refused)
+        if len(refusals) == 1 or all(isinstance(r, BudgetExceeded) for r in refusals):
             raise refusals[0]
         whys = [
             f"{name} skipped: {str(why).removeprefix(f'{name}: ')}"

@@ -136,7 +136,7 @@ def _generate(
     with store_client(click.get_current_context()) as client:
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
-        client.check(request, provider=provider, route=route)  # bad input: before the key
+        client.check(request, provider=provider, route=route, max_usd=max_usd)  # before the key
         if key is None:
             key = new_key()
             err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
