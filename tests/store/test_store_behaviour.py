@@ -134,6 +134,18 @@ def test_finish_saved_files_and_listing(store: TaskStore) -> None:
     assert store.jobs(since=time.time() + 60)[0] == []
 
 
+def test_count_jobs_counts_what_the_listing_filters_keep(store: TaskStore) -> None:
+    begin(store, "a")
+    begin(store, "b", provider="kling")
+    begin(store, "c", provider="kling")
+    store.run(procs.finish("a", JobState.FAILED, time.time(), error="refused", owner="me"))
+    assert store.read(reads.count_jobs()) == 3
+    assert store.read(reads.count_jobs(states=["failed"])) == 1
+    assert store.read(reads.count_jobs(provider="kling")) == 2
+    assert store.read(reads.count_jobs(since=time.time() + 60)) == 0
+    assert len(store.jobs(limit=2)[0]) == 2  # what `tasks --limit 2` shows of the 3
+
+
 def test_a_damaged_row_is_reported_and_the_others_still_show(store: TaskStore) -> None:
     begin(store, "good")
     begin(store, "bad")
