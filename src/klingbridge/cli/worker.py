@@ -14,7 +14,7 @@ from ..client import AsyncClient
 from ..config import Config
 from ..journal import RunResult
 from ..render import console, err
-from ..store import JobState, TaskStore
+from ..store import JobState, TaskStore, reads
 from ..worker import Worker, WorkerReport
 from .app import fail, main, make_client, store_client
 from .saving import check_out
@@ -63,6 +63,21 @@ def worker(ctx: click.Context, once: bool, out: Path | None, concurrency: int) -
         with make_client(ctx, store=True) as after:
             if after.store is not None:
                 _say_held(after.store, set(report.failed))
+                _say_unknown(after.store)
+
+
+def _say_unknown(store: TaskStore) -> None:
+    """Jobs left `unknown` are not the worker's to finish (only a human can say whether the
+    vendor made the task): name how many, and what settles them."""
+    unknown = store.read(reads.count_jobs(states=[JobState.UNKNOWN.value]))
+    if unknown:
+        err.print(
+            Text(
+                f"note: {unknown} job(s) are unknown, left alone: a create that may have been "
+                "received by a vendor that cannot be asked (klingbridge tasks --status unknown; "
+                "then klingbridge wait KEY --task-id ID, or --resubmit)"
+            )
+        )
 
 
 def _say_held(store: TaskStore, tried: set[str]) -> None:
