@@ -32,16 +32,16 @@ from functools import cache, partial
 
 from . import flows
 from .admission import OnWait
+from .adopt import adopt
 from .config import Route
-from .errors import KlingBridgeError, NotFoundError, WaitTimeout
+from .errors import KlingBridgeError, WaitTimeout
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Journal, RunResult
 from .models import Request
 from .outcomes import recorded_result, unknown_outcome
 from .router import Router
 from .store import procs, reads
-from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
-from .store.sql import Proc
+from .store.records import AttemptState, JobRecord, JobState
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
 WATCH_INTERVAL_S = 2.0
@@ -161,7 +161,9 @@ class Jobs:
             job = begun[0]
             assert job is not None  # an existing job is always read back
             return (
-                yield from self._carry_on(job, timeout, on_update, callback_url, again, journal)
+                yield from self._carry_on(
+                    job, timeout, on_update, callback_url, again, journal, detach=detach
+                )
             )
         finally:
             self.running.discard(key)
@@ -189,49 +191,26 @@ class Jobs:
         try:  # (from here on this run holds `key`: the finally gives it back, however it ends)
             if waited:  # another run of this client had the job: carry on from what it left
                 job = (yield Record(reads.load(key), read=True)) or job
-            yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
+            took = yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
             if task_id is not None:
-                job = yield from self._adopt(job, task_id)
+                if not took and self._held_elsewhere(job):  # (its run may be creating anew)
+                    raise KlingBridgeError(
+                        f"job {key} is being run by {job.lease_owner}: record a task for it "
+                        "once that run has ended"
+                    )
+                try:
+                    job = yield from adopt(
+                        job, task_id, providers=self.router.providers, owner=self.owner,
+                        wall=self.wall,
+                    )  # fmt: skip
+                except KlingBridgeError:  # nothing recorded: the job is free again at once
+                    yield Record(procs.release(self.owner, [key]))
+                    raise
             return (yield from self._carry_on(job, timeout, on_update, callback_url, again))
         finally:
             self.running.discard(key)
 
     # --- pieces ---------------------------------------------------------------------------
-    def _adopt(self, job: JobRecord, task_id: str) -> Flow[JobRecord]:
-        """Record vendor task `task_id` as the task of the job's create whose answer was lost
-        (`unknown`: a vendor that cannot be asked by external id), once the user found it in
-        the vendor's dashboard; its charge is then the job's. The task is asked for first: it
-        must exist, be of the job's kind, and be no other job's."""
-        latest = job.attempt
-        if latest is None or latest.state is not AttemptState.UNKNOWN:
-            raise KlingBridgeError(
-                f"job {job.key} has no create whose outcome is unknown (it is {job.state}): "
-                "a task id is recorded only for such a create"
-            )
-        other = yield Record(reads.find(task_id), read=True)
-        if other is not None and other.key != job.key:
-            raise KlingBridgeError(f"task {task_id} is already job {other.key}'s")
-        kind = job.request.kind if job.request is not None else None
-        try:
-            task = yield from flows.get(self.router.providers(latest.provider), task_id, kind)
-        except NotFoundError as error:
-            raise KlingBridgeError(
-                f"{latest.provider} has no task {task_id!r} ({error}); nothing was recorded"
-            ) from error
-        if kind is not None and task.kind not in (None, kind):
-            raise KlingBridgeError(
-                f"{latest.provider} task {task_id} is a {task.kind} task; job {job.key} is {kind}"
-            )
-        now = self.wall()
-        adopted: Proc[object] = procs.observe(latest.external_id, task, now)
-        if task.status.is_terminal:  # (the job ends with it, as a run would have ended it)
-            end = procs.finish(job.key, JobState(task.status.value), now, owner=self.owner)
-            adopted = procs.chain(adopted, end)
-        yield Record(adopted)
-        found: JobRecord | None = yield Record(reads.load(job.key), read=True)
-        assert found is not None  # (this run holds its lease)
-        return found
-
     def _turn(self, key: str, deadline: float) -> Flow[bool]:
         """Wait while another run of this client has job `key`, then take it (True: waited).
 
@@ -268,10 +247,14 @@ class Jobs:
             owner=self.owner,
             lease_s=self.lease_s,
             wall=self.wall,
-            route=route if route is not None else None if provider else self.default_route,
+            route=self._route_name(route, provider),
             max_usd=max_usd,
             on_wait=on_wait,
         )
+
+    def _route_name(self, route: str | None, provider: str | None) -> str | None:
+        """The route a job's route budgets count it in (None: a provider alone)."""
+        return route if route is not None else None if provider else self.default_route
 
     def _carry_on(
         self,
@@ -281,49 +264,51 @@ class Jobs:
         callback_url: str | None,
         again: Again,
         journal: Journal | None = None,
+        *,
+        detach: bool = False,
     ) -> Flow[RunResult]:
         deadline = self.clock() + timeout
+        read = job  # as this run first found it
         job = yield from self._watch(job, deadline)
-        # A job that failed before any vendor task existed cost nothing: run it again (the
-        # configuration may have been fixed meanwhile). One whose task failed is run again
-        # when asked (`retry_failed`: a new task, paid for). Any other ended job is its record.
-        failed = job.state is JobState.FAILED
-        if job.state.is_terminal:
-            if not (failed and (job.task is None or again.retry_failed)):
+        if job.state.is_terminal:  # its record, unless it is to run again (`_runs_again`)
+            if not _runs_again(read, job, again):
                 return recorded_result(job)
+            plan = self.plan(job.route, job.provider)  # (a bad route fails before the claim)
             other = yield from self._claim_rerun(job, deadline)
-            if other is not None:  # another process ran it again meanwhile: its outcome
-                if other.state.is_terminal:
-                    return recorded_result(other)
-                job = other  # (that run stopped half-way: its attempt is carried on below)
-        latest = job.attempt
+            if other is not None and other.state.is_terminal:  # another process ran it again
+                return recorded_result(other)
+            job = other or job  # (that run stopped half-way: its attempt is carried on)
+        else:
+            plan = self.plan(job.route, job.provider)
         if job.request is None:  # imported from the old ledger: only its task can be followed
-            if failed:
-                raise KlingBridgeError(
-                    f"job {job.key} was imported from the old ledger without its request: "
-                    "it cannot be run again (klingbridge generate runs the request anew)"
-                )
             return (yield from self._follow_only(job, deadline, on_update))
-        resume: AttemptRecord | None = None
+        latest = job.attempt
         if latest is not None and latest.state is AttemptState.SUCCEEDED:
             # The task ended and the process died before closing the job: close it now.
             yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
             return recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
-        if latest is not None and latest.state is AttemptState.UNKNOWN and not again.resubmit:
-            raise unknown_outcome(job, latest)
-        if latest is not None and latest.state.is_open:
-            resume = latest
+        lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
+        if job.state is JobState.UNKNOWN and lost is not None and not again.resubmit:
+            raise unknown_outcome(job, lost)  # (whichever attempt it was: a route fell back)
+        # An open attempt first, the earliest: a create whose answer is still to be resolved
+        # (a route that went on meanwhile) is resolved before anything is created anew.
+        resume = next((a for a in job.attempts if a.state.is_open), None)
         if on_update is not None and resume is not None and resume.task is not None:
             on_update(resume.task)
+        if journal is None:
+            journal = self._journal(job.key, job.route, job.provider)
+        else:  # the job's own route, not the one this run was given (`plan` is the job's too)
+            journal.route = self._route_name(job.route, job.provider)
         return (
             yield from self.router.run(
                 job.request,
-                self.plan(job.route, job.provider),
-                journal=journal or self._journal(job.key, job.route, job.provider),
+                plan,
+                journal=journal,
                 timeout=max(0.0, deadline - self.clock()),
                 on_update=on_update,
                 callback_url=callback_url,
                 resume=resume,
+                detach=detach,
             )
         )
 
@@ -349,24 +334,33 @@ class Jobs:
         return recorded_result(found or job.model_copy(update={"state": state}))
 
     def _claim_rerun(self, job: JobRecord, deadline: float) -> Flow[JobRecord | None]:
-        """Take the lease of an ended job before running it again (None: taken). Two processes
-        told to run a failed job again at once would otherwise both create a task: the one
-        that does not get the lease follows the other's run and gives the job as it left it."""
-        looks = 0
+        """Take the lease of a failed job to run it again, if it is still as read (None: taken).
+        Of two processes told to run it again at once, one creates a task; the other follows
+        that run and gives the job as it left it, as does one that finds it run again since."""
+        looks, dead = 0, None
         while True:
             now = self.wall()
-            if (yield Record(procs.take_lease(job.key, self.owner, self.lease_s, now, ended=True))):
+            claim = procs.claim_rerun(
+                job.key, self.owner, self.lease_s, now, attempts=len(job.attempts), dead=dead
+            )
+            if (yield Record(claim)):
                 return None
-            found = yield Record(reads.load(job.key), read=True)
+            found: JobRecord | None = yield Record(reads.load(job.key), read=True)
             other = yield from self._watch(found or job, deadline, ended_too=True)
-            if other.state is not job.state or len(other.attempts) != len(job.attempts):
+            if other.state is not JobState.FAILED or len(other.attempts) != len(job.attempts):
                 return other
-            # That process let go without running it again (or died): take the job now; a
-            # dead one's lease is taken once it lapses.
-            if self.clock() >= deadline:
-                raise KlingBridgeError(f"job {job.key} could not be taken before the timeout")
-            yield Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S))
-            looks += 1
+            # Still as read: its holder let go without running it, or died (taken over now).
+            holder = other.lease_owner
+            dead = holder if holder is not None and not owner_alive(holder) else None
+            if dead is None and self.clock() >= deadline:
+                raise KlingBridgeError(
+                    f"job {job.key} is held by {holder} until {other.lease_until}: it could "
+                    "not be taken before the timeout"
+                )
+            if dead is None:
+                pause = min(TURN_S * 2**looks, WATCH_INTERVAL_S, deadline - self.clock())
+                yield Sleep(max(0.0, pause))
+                looks += 1
 
     def _watch(self, job: JobRecord, deadline: float, ended_too: bool = False) -> Flow[JobRecord]:
         """While another live process holds the job, follow it in the store instead (an ended
@@ -393,3 +387,17 @@ class Jobs:
         if job.lease_owner in (None, self.owner) or job.lease_until is None:
             return False
         return job.lease_until.timestamp() > self.wall() and owner_alive(job.lease_owner)
+
+
+def _runs_again(read: JobRecord, job: JobRecord, again: Again) -> bool:
+    """Whether an ended job runs again: one that failed before any vendor task existed (it
+    cost nothing; the configuration may have been fixed since), or whose task failed when
+    `retry_failed` asks for it; and only if it was so when this run first read it (a run that
+    waited for another's gives that run's outcome, and does not pay again after it)."""
+    return (
+        job.state is JobState.FAILED
+        and read.state is JobState.FAILED
+        and len(job.attempts) == len(read.attempts)
+        and job.request is not None
+        and (job.task is None or again.retry_failed)
+    )

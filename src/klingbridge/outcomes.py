@@ -60,7 +60,7 @@ def recorded_result(job: JobRecord) -> RunResult:
     if task is not None:
         failure = TaskFailed(task)
         failure.attempts = attempts
-        if job.state is JobState.FAILED:  # say that nothing was sent, and how to run it again
+        if job.state is JobState.FAILED and job.request is not None:  # how to run it again
             failure.args = (
                 f"{failure} (recorded under key {job.key}: nothing was sent now; "
                 "--retry-failed, or retry_failed=True, runs it again as a new task)",

@@ -219,7 +219,6 @@ class Router(Creating):
                 run.unsettled = True
             else:
                 run.unknown = True
-                unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}",)
                 yield Record(
                     procs.attempt_ended(
                         trial.external_id, AttemptState.UNKNOWN, journal.wall(),
@@ -231,6 +230,8 @@ class Router(Creating):
             yield from self._failed(name, journal, unresolved.error)
             if not route.fallback_after_lost_create:
                 unresolved.error.attempts = run.attempts  # paying a second vendor is opt-in
+                if not unresolved.checkable:  # what settles it, once the dashboard is read
+                    unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}",)
                 raise unresolved.error from unresolved.error.__cause__
             self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
             return None

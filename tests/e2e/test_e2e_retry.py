@@ -6,6 +6,9 @@ Against the built-in simulator: its `task_fail_policy` fault makes the next Klin
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import klingbridge
 from klingbridge import KlingBridgeError, PollPolicy, SoundRequest, TaskFailed
 from klingbridge.config import Config
 from klingbridge.flows import Record
+from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.05, pacing=False)
 RAIN = ("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--key", "k1")
@@ -173,3 +177,110 @@ def test_two_processes_retrying_one_failed_job_pay_for_one_task(tmp_path: Path) 
         first.let_go("k")  # the first stopped there, and let go: the second may run it again
         assert second.run(request, key="k", retry_failed=True).status.value == "succeeded"
         assert vendor.creates == 2
+
+
+class Gated:
+    """A PiAPI stand-in: the first task fails at once; later ones run until `gate` is set, then
+    end `then` ("failed" or "completed")."""
+
+    def __init__(self, then: str = "failed") -> None:
+        self.creates = 0
+        self.gate = threading.Event()
+        self.then = then
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.creates += 1
+            number = self.creates
+        else:
+            number = int(request.url.path.rsplit("T", 1)[-1])
+        status = "failed" if number == 1 else self.then if self.gate.is_set() else "processing"
+        error = {"code": 1 if status == "failed" else 0, "message": "bad"}
+        task = {"task_id": f"T{number}", "model": "kling", "task_type": "sound",
+                "status": status, "output": {}, "meta": {}, "error": error}  # fmt: skip
+        return httpx.Response(200, json={"code": 200, "data": task, "message": "success"})
+
+
+def gated_client(vendor: Gated, store: Path) -> klingbridge.Client:
+    return klingbridge.Client(
+        "piapi", config=Config(), settings={"piapi": {"api_key": "k"}}, poll=FAST,
+        store=store, transport=httpx.MockTransport(vendor.handler),
+    )  # fmt: skip
+
+
+def test_a_retry_that_waited_for_another_gives_its_outcome_and_pays_nothing(
+    tmp_path: Path,
+) -> None:
+    vendor = Gated(then="failed")
+    request = SoundRequest(prompt="rain", duration=5)
+    with (
+        gated_client(vendor, tmp_path / "t.db") as first,
+        gated_client(vendor, tmp_path / "t.db") as second,
+    ):
+        with pytest.raises(TaskFailed):
+            first.run(request, key="k")
+
+        def retry_first() -> None:
+            with pytest.raises(TaskFailed):
+                first.run(request, key="k", retry_failed=True)
+
+        retrying = threading.Thread(target=retry_first)
+        retrying.start()
+        while vendor.creates < 2:  # the first's retry is under way at the vendor
+            time.sleep(0.01)
+        threading.Timer(0.3, vendor.gate.set).start()  # ... and fails, while the second waits
+        with pytest.raises(TaskFailed) as caught:
+            second.run(request, key="k", retry_failed=True)
+        retrying.join()
+        assert caught.value.task.id == "T2" and vendor.creates == 2  # not a third task
+
+
+def test_a_retry_that_read_the_job_before_another_ran_it_pays_nothing(tmp_path: Path) -> None:
+    vendor = Gated(then="completed")
+    vendor.gate.set()
+    request = SoundRequest(prompt="rain", duration=5)
+    with (
+        gated_client(vendor, tmp_path / "t.db") as first,
+        gated_client(vendor, tmp_path / "t.db") as second,
+    ):
+        with pytest.raises(TaskFailed):
+            first.run(request, key="k")
+        flow = second._dispatch(request, key="k", retry_failed=True)
+        begin = next(flow)  # the second reads the job: failed, one attempt ...
+        assert isinstance(begin, Record) and second.store is not None
+        claim = flow.send(second.store.run(begin.proc))
+        assert isinstance(claim, Record)  # ... and is about to take it to run it again
+        assert first.run(request, key="k", retry_failed=True).id == "T2"  # the first does
+        result = None
+        answer = second.store.run(claim.proc)
+        try:
+            while True:  # the rest of the second's run: store reads only, no vendor call
+                op = flow.send(answer)
+                assert isinstance(op, Record), op
+                answer = (second.store.read if op.read else second.store.run)(op.proc)
+        except StopIteration as done:
+            result = done.value
+        assert result is not None and result.task.id == "T2" and vendor.creates == 2
+
+
+def test_a_retry_asked_to_detach_returns_once_its_task_exists(tmp_path: Path) -> None:
+    vendor = Gated()
+    request = SoundRequest(prompt="rain", duration=5)
+    with gated_client(vendor, tmp_path / "t.db") as kb:
+        with pytest.raises(TaskFailed):
+            kb.run(request, key="k")
+        result = kb.dispatch(request, key="k", retry_failed=True, detach=True, timeout=30)
+        assert result.task.id == "T2" and result.task.status.value == "running"
+
+
+def test_a_dead_process_lease_on_a_failed_job_does_not_hold_a_retry_up(tmp_path: Path) -> None:
+    vendor = Gated(then="completed")
+    vendor.gate.set()
+    request = SoundRequest(prompt="rain", duration=5)
+    with gated_client(vendor, tmp_path / "t.db") as kb:
+        with pytest.raises(TaskFailed):
+            kb.run(request, key="k")
+        assert kb.store is not None
+        gone = f"{socket.gethostname()}:{2**22 + 12345}:dead"  # no such process
+        kb.store.run(procs.take_lease("k", gone, 600, time.time(), ended=True))
+        assert kb.run(request, key="k", retry_failed=True, timeout=5).id == "T2"

@@ -144,18 +144,41 @@ def begin(
     return job, True
 
 
+#: The states whose lease is taken: a job not ended, or one that succeeded with its outputs
+#: still to save (the saver holds it, so that two processes do not save the same files).
+_LEASABLE = (
+    "(state NOT IN ({ended}) OR (state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL))"
+).format(ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal))
+_FREE = "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
+
+
 def take_lease(
     key: str, owner: str, lease_s: float, now: float, *, ended: bool = False
 ) -> Proc[bool]:
     """Take (or renew) the job's lease if it is free, expired or already ours; an ended job's
-    only when `ended` (to run it again: nothing else needs the lease of an ended job, and one
-    taken only to read the job's record would never be given back)."""
+    only when `ended` (nothing else needs it, and one taken only to read the job's record
+    would never be given back)."""
     rows = yield Sql(
-        "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ?"
-        " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
-        + ("" if ended else " AND state NOT IN ('succeeded', 'failed', 'cancelled')")
+        f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND {_FREE}"
+        + ("" if ended else f" AND {_LEASABLE}")
         + " RETURNING key",
         (owner, now + lease_s, key, now, owner),
+    )
+    return bool(rows)
+
+
+def claim_rerun(
+    key: str, owner: str, lease_s: float, now: float, *, attempts: int, dead: str | None = None
+) -> Proc[bool]:
+    """Take the lease of a failed job to run it again, only if it is still as the caller read
+    it (failed, with `attempts` attempts): of two processes told to run it again at once, one
+    gets it; one that arrives after another ran it again gets nothing. `dead`: the owner of a
+    lease not lapsed yet whose process is known to be gone (taken over at once)."""
+    rows = yield Sql(
+        f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND state = 'failed'"
+        f" AND ({_FREE[1:-1]} OR lease_owner = ?)"
+        " AND (SELECT COUNT(*) FROM kb_attempts WHERE job_key = ?) = ? RETURNING key",
+        (owner, now + lease_s, key, now, owner, dead or owner, key, attempts),
     )
     return bool(rows)
 
