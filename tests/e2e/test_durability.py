@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Cli
+from e2e_support import Cli, config_toml
 
 from klingbridge import Client, SoundRequest, TransportError
 from klingbridge.store import AttemptState, JobState, StoreError, open_store
@@ -221,6 +221,29 @@ def test_a_lost_piapi_create_found_by_hand_is_recorded_with_its_charge(
     taken = cli("wait", "k2", "--task-id", made["task_id"])
     assert taken.exit_code == 1 and "already job k's" in taken.stderr, taken
     assert vendor.state()["creates"]["piapi"] == 2  # nothing created by any of this
+
+
+def test_a_lost_create_before_a_fallback_is_never_created_again_unasked(
+    cli: Cli, vendor: Any
+) -> None:
+    route = config_toml(vendor, route=["piapi", "kling"])
+    cli.write(
+        route.replace(
+            'providers = ["piapi", "kling"]',
+            'providers = ["piapi", "kling"]\nfallback_after_lost_create = true',
+        )
+    )
+    vendor.set_faults({
+        "piapi": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}],
+        "kling": [{"fault": "server_error", "on": "create"}],
+    })  # fmt: skip
+    first = cli("generate", "sound", "rain", "--duration", "5", "--key", "k")
+    assert first.exit_code == 1, first
+    assert [(t["key"], t["status"]) for t in cli("tasks", "--json").json()] == [("k", "unknown")]
+    vendor.set_faults({})
+    again = cli("wait", "k")  # PiAPI's create may have been made: never created again unasked
+    assert again.exit_code == 1 and "klingbridge wait k --task-id ID" in again.stderr, again
+    assert vendor.state()["creates"]["piapi"] == 1
 
 
 def test_a_kling_create_whose_answer_was_lost_is_adopted(cli: Cli, vendor: Any) -> None:
