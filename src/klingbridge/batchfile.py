@@ -24,6 +24,7 @@ import pydantic
 
 from .errors import KlingBridgeError
 from .models import Request
+from .store.procs import canonical_request
 from .store.records import REQUEST
 
 #: Bad lines named in one error at most (the rest are counted).
@@ -37,6 +38,9 @@ class Line:
     number: int  # in the file, from 1
     request: Request
     key: str
+    #: The key the first `batch` (before keys left defaults out) derived for this line, which
+    #: a batch begun then is recorded under (None: the line gives its own "key").
+    earlier_key: str | None = None
 
 
 class BatchFileError(KlingBridgeError):
@@ -76,7 +80,11 @@ def read_batch(
         found.append((number, *parsed))
     tag = PurePath(name).name if tag is None else tag
     derived = batch_keys((r for _, r, key in found if key is None), tag)
-    lines = [Line(n, request, key or next(derived)) for n, request, key in found]
+    earlier = earlier_batch_keys((r for _, r, key in found if key is None), tag)
+    lines = [
+        Line(n, request, key) if key else Line(n, request, next(derived), next(earlier))
+        for n, request, key in found
+    ]
     problems.extend(_shared_keys(lines, name))
     if problems:
         problems.sort(key=lambda problem: int(problem.removeprefix(f"{name}:").split(":")[0]))
@@ -91,12 +99,24 @@ def batch_keys(requests: Iterable[Request], tag: str = "") -> Iterator[str]:
     order; identical requests of one batch get different ones (the second "rain" is another
     task). Keys do not depend on where in the batch a request is, so adding lines to a batch
     leaves the keys of the others as they were."""
+    return _derived(requests, tag, _identity)
+
+
+def earlier_batch_keys(requests: Iterable[Request], tag: str = "") -> Iterator[str]:
+    """The keys the first `batch` derived (from the whole request, defaults included): a
+    batch begun with it carries on under them (`batch` looks them up in the task store)."""
+    return _derived(requests, tag, canonical_request)
+
+
+def _derived(
+    requests: Iterable[Request], tag: str, identity: Callable[[Request], str]
+) -> Iterator[str]:
     seen: Counter[str] = Counter()
     for request in requests:
-        identity = _identity(request)
-        occurrence = seen[identity]
-        seen[identity] += 1
-        digest = hashlib.sha256(f"{tag}\0{occurrence}\0{identity}".encode()).hexdigest()
+        text = identity(request)
+        occurrence = seen[text]
+        seen[text] += 1
+        digest = hashlib.sha256(f"{tag}\0{occurrence}\0{text}".encode()).hexdigest()
         yield f"batch-{digest[:16]}"
 
 

@@ -542,6 +542,7 @@ def test_the_progress_line_counts_the_tasks_at_the_vendor() -> None:
 def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
     def finished(quoted: str, charged: str) -> Finished:
         task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.SUCCEEDED)
+
         def usd(text: str) -> Cost:
             return Cost(amount=Decimal(text), unit="usd", usd=Decimal(text))
 
@@ -565,3 +566,19 @@ def test_a_line_whose_wait_timed_out_is_not_counted_as_ended() -> None:
     tally.add(Finished(index=0, key="k", error=WaitTimeout(task, 1.0)))
     assert tally.line().startswith("batch: 0/1 ended, 0 failed, 1 still running at the vendor")
     assert "run the batch again to finish the lines still running" in tally.summary()
+
+
+def test_a_batch_begun_under_the_first_keys_carries_on_under_them(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(tmp_path / "b.jsonl", {"kind": "sound", "prompt": "rain", "duration": 5})
+    (line,) = read_batch(io.BytesIO(file.read_bytes()), "b.jsonl")
+    assert line.earlier_key == "batch-21fa5113db3a4080" != line.key  # as the first batch made it
+    begun = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+                "--key", line.earlier_key)  # fmt: skip  # (that batch's run of the line)
+    assert begun.exit_code == 0 and vendor.state()["creates"]["kling"] == 1
+    priced = cli("batch", str(file), "--provider", "kling", "--dry-run", "--json").json()
+    assert priced["to_run"] == 0 and priced["recorded"] == {"succeeded": [1]}
+    again = cli("batch", str(file), "--provider", "kling", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["key"] == line.earlier_key
+    assert vendor.state()["creates"]["kling"] == 1  # carried on: not paid again

@@ -12,6 +12,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, NoReturn
 
@@ -26,6 +27,7 @@ from ..config import Config
 from ..errors import KlingBridgeError, ValidationError
 from ..models import Request
 from ..render import err
+from ..store import StoreError, reads
 from .app import (
     RETRY_FAILED,
     fail,
@@ -105,7 +107,9 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
     with store_client(ctx) as client:
         usable = _usable(client, _providers(client, options["provider"], options["route"]))
         # every line is checked before anything is sent, against the providers it may run on
-        lines = _read(file, options["tag"], partial(_refusal, client, usable))
+        lines = _carried_over(
+            client, _read(file, options["tag"], partial(_refusal, client, usable))
+        )
         config = client.config
     tally = Tally(len(lines), detach=options["detach"], providers=tuple(usable))
     try:
@@ -135,6 +139,24 @@ def _read(
         _refuse(bad.problems, bad.more)
     except OSError as error:
         fail(f"{file}: {error.strerror or error}", 2, error=error)
+
+
+def _carried_over(client: Client, lines: list[Line]) -> list[Line]:
+    """Lines that a batch begun by the first `batch` recorded under its keys keep them (keys
+    now leave fields at their defaults out): that batch carries on, paying nothing twice."""
+    earlier = [line.earlier_key for line in lines if line.earlier_key is not None]
+    if client.store is None or not earlier:
+        return lines
+    try:
+        found = client.store.read(reads.states([line.key for line in lines] + earlier))
+    except StoreError:  # (a run says so itself; a dry run prices every line as new)
+        return lines
+    return [
+        replace(line, key=line.earlier_key)
+        if line.earlier_key in found and line.key not in found
+        else line
+        for line in lines
+    ]
 
 
 def _providers(client: Client, provider: str | None, route: str | None) -> list[str]:
@@ -197,6 +219,7 @@ def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str
     """Price the batch (no credentials needed), then say what a run would refuse: lines no
     provider can take (exit 2, as the run), providers it would go without."""
     with make_client(ctx, store=True) as client:
+        lines = _carried_over(client, lines)
         names = _providers(client, options["provider"], options["route"])
         problems = _unrunnable(client, lines, names, file)
         dry_run(
