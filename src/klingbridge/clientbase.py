@@ -30,9 +30,10 @@ from .errors import (
 )
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
-from .jobs import Again, Jobs, new_key, new_owner
+from .jobs import Again, Jobs, new_key
 from .journal import RunResult
 from .models import Quote, Request, Task
+from .owners import new_owner
 from .pacing import Pacing
 from .plugins import default_plugin_manager, listening, make_plugin_manager, provider_classes
 from .provider import Provider
@@ -52,6 +53,7 @@ class ResumeOptions(TypedDict, total=False):
     callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
     retry_failed: bool  # a job whose vendor task failed is run again (a new task, paid for)
+    max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
 
 
 class AttachOptions(ResumeOptions, total=False):
@@ -67,7 +69,6 @@ class ManyOptions(ResumeOptions, total=False):
     route: str | None  # this configured route (default: the configured default)
     out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
     detach: bool  # return once the vendor task exists; finish it later with resume/worker
-    max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
     on_wait: OnWait | None  # told what the run waits for ("waiting for a kling slot: 5/5")
 
 
@@ -229,7 +230,8 @@ class ClientBase:
             for name, why in zip(plan.providers, refusals, strict=True)
         ]
         exhausted = NoProviderAvailable("no provider could run the request: " + "; ".join(whys))
-        exhausted.bad_input = True
+        # (as the run would: bad input when no refusal is over a budget)
+        exhausted.bad_input = not any(isinstance(why, BudgetExceeded) for why in refusals)
         raise exhausted
 
     def tasks(
@@ -333,8 +335,7 @@ class ClientBase:
         fresh: bool = False,
     ) -> Flow[RunResult]:
         """The flow of one run (`fresh`: `key` was made just now, so no job can have it)."""
-        if max_usd is not None and not max_usd >= 0:
-            raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
+        _check_max_usd(max_usd)
         if key is not None and not key.strip():  # (`--key "$K"` with K unset: not a new key)
             raise ConfigError(f"key must be a non-empty string, not {key!r}")
         return self._jobs.run(
@@ -365,10 +366,14 @@ class ClientBase:
         resubmit: bool = False,
         retry_failed: bool = False,
         task_id: str | None = None,
+        max_usd: float | None = None,
     ) -> Flow[RunResult]:
         self._require_store()
         if task_id is not None and not task_id.strip():
             raise ConfigError(f"task_id must be a non-empty string, not {task_id!r}")
+        if task_id is not None and resubmit:
+            raise ConfigError("give task_id (the task found) or resubmit (create anew), not both")
+        _check_max_usd(max_usd)
         return self._jobs.resume(
             ref,
             timeout=checked_timeout(timeout),
@@ -376,6 +381,7 @@ class ClientBase:
             callback_url=callback_url or self.config.callbacks.public_url,
             again=Again.of(resubmit, retry_failed),
             task_id=task_id,
+            max_usd=max_usd,
         )
 
     def let_go(self, *keys: str) -> None:
@@ -398,6 +404,11 @@ class ClientBase:
             self._pm.hook.klingbridge_event(event=event)
         except Exception:
             logger.exception("a klingbridge_event plugin failed on %s", event)
+
+
+def _check_max_usd(max_usd: float | None) -> None:
+    if max_usd is not None and not max_usd >= 0:
+        raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
 
 
 def checked_timeout(timeout: float | None) -> float:

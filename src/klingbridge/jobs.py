@@ -22,9 +22,7 @@ Like flows.py, this is plain logic: it yields operations for the runners.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Journal, RunResult
 from .models import Request
 from .outcomes import recorded_result, unknown_outcome
+from .owners import owner_alive
 from .router import Router
 from .store import procs, reads
 from .store.records import AttemptState, JobRecord, JobState
@@ -52,29 +51,6 @@ TURN_S = 0.05
 def new_key() -> str:
     """A fresh idempotency key, shown to the user before anything is sent."""
     return f"kb-{secrets.token_hex(8)}"  # 16 hex digits, as uuid4().hex[:16] was, faster
-
-
-def new_owner() -> str:
-    """This process's name on the leases it holds: host, pid and a nonce."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def owner_alive(owner: str) -> bool:
-    """False only when the owner surely died: a process of this host that is gone.
-
-    A lease held on another host is trusted until it expires.
-    """
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # alive, but not ours to signal
-        return True
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +153,7 @@ class Jobs:
         callback_url: str | None,
         again: Again,
         task_id: str | None = None,
+        max_usd: float | None = None,
     ) -> Flow[RunResult]:
         """Carry job `ref` on; `task_id`: first record that vendor task as the job's lost
         create (see `_adopt`)."""
@@ -206,7 +183,10 @@ class Jobs:
                 except KlingBridgeError:  # nothing recorded: the job is free again at once
                     yield Record(procs.release(self.owner, [key]))
                     raise
-            return (yield from self._carry_on(job, timeout, on_update, callback_url, again))
+            journal = self._journal(key, job.route, job.provider, max_usd=max_usd)
+            return (
+                yield from self._carry_on(job, timeout, on_update, callback_url, again, journal)
+            )
         finally:
             self.running.discard(key)
 
@@ -263,7 +243,7 @@ class Jobs:
         on_update: OnUpdate | None,
         callback_url: str | None,
         again: Again,
-        journal: Journal | None = None,
+        journal: Journal,
         *,
         detach: bool = False,
     ) -> Flow[RunResult]:
@@ -295,10 +275,7 @@ class Jobs:
         resume = next((a for a in job.attempts if a.state.is_open), None)
         if on_update is not None and resume is not None and resume.task is not None:
             on_update(resume.task)
-        if journal is None:
-            journal = self._journal(job.key, job.route, job.provider)
-        else:  # the job's own route, not the one this run was given (`plan` is the job's too)
-            journal.route = self._route_name(job.route, job.provider)
+        journal.route = self._route_name(job.route, job.provider)  # the job's, as `plan` is
         return (
             yield from self.router.run(
                 job.request,

@@ -58,6 +58,8 @@ def test_wait_retries_a_failed_job_when_asked(cli: Cli, vendor: Any) -> None:
     waited = cli("wait", "k1")
     assert waited.exit_code != 0 and creates(vendor) == 1
     assert cli("wait", "k1").exit_code == waited.exit_code and creates(vendor) == 1
+    capped = cli("wait", "k1", "--retry-failed", "--max-usd", "0.001")
+    assert capped.exit_code == 3 and "--max-usd" in capped.stderr and creates(vendor) == 1
     retried = cli("wait", "k1", "--retry-failed", "--json")
     assert retried.exit_code == 0 and retried.json()["status"] == "succeeded", retried
     assert creates(vendor) == 2

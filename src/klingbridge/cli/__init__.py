@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "budget",
         "Spent and committed USD per budget, vendor slots in use, providers cooling down.",
     ),
-    "cancel": ("run", "Cancel a task (where the vendor allows it)."),
+    "cancel": ("attach", "Cancel a task (where the vendor allows it)."),
     "config": ("config", "Show or check the effective configuration."),
     "dashboard": (
         "dashboard",
@@ -65,7 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Serve both vendors' APIs locally (offline stand-in for Kling and PiAPI).",
     ),
     "status": (
-        "run",
+        "attach",
         "Show a task as the vendor reports it now (and record it, if the task store has it).",
     ),
     "tasks": (
@@ -74,7 +74,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "voices": ("account", "The voices `generate speech --voice ID` can use."),
     "wait": (
-        "run",
+        "attach",
         "Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.",
     ),
     "worker": (

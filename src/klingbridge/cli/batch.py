@@ -223,8 +223,8 @@ def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str
         names = _providers(client, options["provider"], options["route"])
         problems = _unrunnable(client, lines, names, file)
         dry_run(
-            client, lines, names, options["max_usd"], options["as_json"], options["retry_failed"],
-            refused=problems,
+            client, lines, names, max_usd=options["max_usd"], as_json=options["as_json"],
+            retry_failed=options["retry_failed"], refused=problems,
         )  # fmt: skip
         for name, missing in _credentials(client, names):
             if missing is not None:

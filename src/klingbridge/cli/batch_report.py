@@ -232,6 +232,7 @@ def dry_run(
     client: Client,
     lines: list[Line],
     names: list[str],
+    *,
     max_usd: float | None,
     as_json: bool,
     retry_failed: bool = False,

@@ -70,9 +70,9 @@ def _same_request(stored: str | None, request: Request) -> bool:
     """Whether a recorded request whose hash differs is the same request all the same: one
     recorded by another version of klingbridge, whose request model had fewer fields (a field
     added since, with its default, changes the text and so the hash, not the request)."""
-    if stored is None:  # imported from the old ledger without its request
+    if stored is None:
         return False
-    try:
+    try:  # (a job imported from the old ledger has the text 'null': no request, no match)
         return REQUEST.validate_json(stored) == request
     except ValueError:  # written by a version whose requests this one cannot read
         return False
