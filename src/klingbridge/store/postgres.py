@@ -4,6 +4,12 @@ Sync calls use a `psycopg_pool.ConnectionPool`, async ones an `AsyncConnectionPo
 same procedures (procs.py). Workers claim jobs with `FOR UPDATE SKIP LOCKED`, so two workers
 never take the same job and neither waits for the other. Migrations are serialized between
 hosts by an advisory lock.
+
+The async client's writes are grouped as SQLite's are (grouped.py): the procedures that queue
+up while one transaction is written go together in the next, one transaction on one pooled
+connection, each procedure in its own savepoint. A caller's await returns after the COMMIT that
+holds its writes; a procedure that raises is rolled back alone; a transaction that fails as a
+whole fails every procedure in it with `StoreError`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import threading
 from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
+from .grouped import Outcome, WriteGroups
 from .sql import Proc, Row, Sql, adrive, drive
 
 T = TypeVar("T")
@@ -33,6 +40,7 @@ class PostgresStore(TaskStore):
         self._pool: Any = None
         self._apool: Any = None
         self._lock = threading.Lock()
+        self._groups = WriteGroups(self._arun_group)
 
     def describe(self) -> str:
         return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
@@ -82,6 +90,12 @@ class PostgresStore(TaskStore):
         return self._apool
 
     async def _aexecute(self, proc: Proc[T], *, write: bool = True) -> T:
+        if not write:
+            return await self._aexecute_alone(proc)
+        return await self._groups.run(proc)
+
+    async def _aexecute_alone(self, proc: Proc[T]) -> T:
+        """One procedure in one transaction of its own (the async reads)."""
         import psycopg
         import psycopg_pool
 
@@ -97,6 +111,47 @@ class PostgresStore(TaskStore):
                 return await adrive(proc, execute)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             raise self._error(error) from error
+
+    async def _arun_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
+        """`procs` in one transaction on one pooled connection, each in a savepoint (one alone:
+        the transaction itself); if the transaction fails as a whole, all of them fail."""
+        import psycopg
+        import psycopg_pool
+
+        try:
+            pool = await self._async_pool()
+            async with pool.connection() as connection:
+                cursor = connection.cursor()
+
+                async def execute(statement: Sql) -> list[Row]:
+                    try:
+                        await cursor.execute(_pg(statement.text), tuple(statement.params))
+                        return await cursor.fetchall() if cursor.description else []
+                    except psycopg.Error as error:  # this procedure's savepoint is undone
+                        raise self._error(error) from error
+
+                if len(procs) == 1:
+                    try:
+                        async with connection.transaction():
+                            return [(True, await adrive(procs[0], execute))]
+                    except psycopg.Error:
+                        raise
+                    except Exception as error:
+                        return [(False, error)]
+                outcomes: list[Outcome] = []
+                async with connection.transaction():
+                    for proc in procs:
+                        try:
+                            async with connection.transaction():  # a savepoint
+                                outcomes.append((True, await adrive(proc, execute)))
+                        except psycopg.Error:  # the savepoint itself failed: so does the group
+                            raise
+                        except Exception as error:
+                            outcomes.append((False, error))
+                return outcomes
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+            failed = self._error(error)
+            return [(False, failed) for _ in procs]
 
     def close(self) -> None:
         with self._lock:
