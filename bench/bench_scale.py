@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -248,12 +249,12 @@ def run_side(side: str, n: int, base_url: str, pg_server: str | None = None) -> 
         assert pg_server is not None
         database = postgres_support().create_database(pg_server)
         command += ["--store-url", database]
-    server_cpu = postgres_cpu(pg_server) if database else 0.0
+    server = ServerCpu(pg_server) if pg_server and database else None
     try:
-        out = subprocess.run(
-            [*command, "--base-url", base_url], capture_output=True, text=True, check=False
-        )
-        server_cpu = postgres_cpu(pg_server) - server_cpu if database else 0.0
+        with server or contextlib.nullcontext():
+            out = subprocess.run(
+                [*command, "--base-url", base_url], capture_output=True, text=True, check=False
+            )
     finally:
         if database is not None:
             postgres_support().drop_database(pg_server, database)
@@ -261,37 +262,61 @@ def run_side(side: str, n: int, base_url: str, pg_server: str | None = None) -> 
         raise SystemExit(f"{side} worker failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     state = httpx.get(f"{base_url}/_sim/state", timeout=30).json()
-    result["server_cpu"] = server_cpu
+    result["server_cpu"] = server.seconds if server else 0.0
     result["creates"] = sum(state["creates"].values())
     result["requests"] = sum(sum(ops.values()) for ops in state["requests"].values())
     return result
 
 
-def postgres_cpu(server_url: str | None) -> float:
-    """CPU seconds spent so far by a local PostgreSQL server: the postmaster, its live processes
-    and the ended ones it reaped (one per closed connection). 0 if the server is not local."""
-    import psycopg
+class ServerCpu:
+    """CPU seconds spent by a local PostgreSQL server while in use (`with ServerCpu(url) as
+    cpu: ...; cpu.seconds`): the postmaster and its processes, sampled every 0.1 s by a thread
+    (a connection's process lives as long as the connection). 0 if the server is not local."""
 
-    with psycopg.connect(server_url or "", autocommit=True) as admin:
-        backend = admin.execute("SELECT pg_backend_pid()").fetchone()
-    tick = os.sysconf("SC_CLK_TCK")
+    def __init__(self, server_url: str) -> None:
+        import psycopg
 
-    def stat(pid: str) -> list[str]:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            row = admin.execute("SELECT pg_backend_pid()").fetchone()
+        self.postmaster = self._stat(str(row[0]))[1] if row else ""
+        self.first: dict[str, int] = {}
+        self.last: dict[str, int] = {}
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _stat(pid: str) -> list[str]:
         with open(f"/proc/{pid}/stat", encoding="ascii") as file:
-            return file.read().rsplit(")", 1)[1].split()
+            return file.read().rsplit(")", 1)[1].split()  # [state, ppid, ...]
 
-    try:
-        postmaster = stat(str(backend[0] if backend else 0))[1]
-        fields = stat(postmaster)
-        total = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    def _ticks(self) -> dict[str, int]:
+        found = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             with contextlib.suppress(OSError, IndexError):
-                child = stat(pid)
-                if child[1] == postmaster:
-                    total += int(child[11]) + int(child[12])
-    except OSError:
-        return 0.0
-    return total / tick
+                fields = self._stat(pid)
+                if pid == self.postmaster or fields[1] == self.postmaster:
+                    found[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+        return found
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.last.update(self._ticks())
+
+    def __enter__(self) -> ServerCpu:
+        if self.postmaster:
+            self.first = self._ticks()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.postmaster:
+            return
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._ticks())
+        ticks = sum(t - self.first.get(pid, 0) for pid, t in self.last.items())
+        self.seconds = ticks / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_support() -> Any:
