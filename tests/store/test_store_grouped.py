@@ -125,3 +125,26 @@ def test_a_group_waits_for_another_writer_without_failing(tmp_path: object) -> N
     assert store.job("second") is not None
     other.close()
     store.close()
+
+
+def test_runs_started_at_once_share_one_migration(store: TaskStore) -> None:
+    """Every caller that comes before the schema is up to date waits for the one migration."""
+    migrations = 0
+    migrate = store._migrate
+
+    def counted() -> sql.Proc[int]:
+        nonlocal migrations
+        migrations += 1
+        return migrate()
+
+    store._migrate = counted  # type: ignore[method-assign]
+
+    async def main() -> list[object]:
+        try:
+            return await asyncio.gather(*(store.arun(_begin(f"first-{n}")) for n in range(50)))
+        finally:
+            await store.aclose()
+
+    assert all(isinstance(r, tuple) and r[1] is True for r in asyncio.run(main()))
+    assert migrations == 1
+    assert store.job("first-49") is not None
