@@ -14,9 +14,9 @@ memory is its own:
 * klingbridge: `AsyncClient.run` for each task under `asyncio.gather`, the default task store
   ON (SQLite in a temporary directory; `--no-store` for the store-off figure). With
   `--postgres` (a throwaway PostgreSQL server started here, as the test suite starts one, but
-  with PostgreSQL's own durability settings) or `--store-url postgresql://...` (a server of
-  yours; its user must be allowed to CREATE DATABASE), a third side `klingbridge-pg` runs with
-  a PostgreSQL store, a fresh database per run.
+  with PostgreSQL's own durability settings: fsync and synchronous_commit on) or `--postgres
+  postgresql://...` (a server of yours; its user must be allowed to CREATE DATABASE), a third
+  side `klingbridge-pg` runs with a PostgreSQL store, a fresh database per run.
 
 Half the tasks go to Kling (legacy sound, JWT) and half to PiAPI. Reported per side: wall time
 from the first create to the last task's end, errors (any exception, `WaitTimeout` included:
@@ -64,6 +64,7 @@ SIM_KEYS = {
     "piapi_api_key": "sim-piapi-key",
 }
 HERE = Path(__file__).resolve()
+START = "start"  # `--postgres` without a URL: start a throwaway server
 
 
 def rss_mb() -> float:
@@ -329,10 +330,11 @@ def postgres_support() -> Any:
 
 @contextlib.contextmanager
 def postgres_server(args: argparse.Namespace) -> Iterator[str | None]:
-    """The PostgreSQL server URL to make each run's database in: `--store-url`, or one started
-    for `--postgres` (as the test suite starts it, with PostgreSQL's durability settings)."""
-    if args.store_url or not args.postgres:
-        yield args.store_url
+    """The PostgreSQL server URL to make each run's database in: `--postgres URL`, or one
+    started for `--postgres` (as the test suite starts it, with PostgreSQL's durability
+    settings), or None."""
+    if args.postgres != START:
+        yield args.postgres
         return
     support = postgres_support()
     bindir = support.find_bindir()
@@ -357,13 +359,11 @@ def main() -> None:
         help="klingbridge through run_many, at most C runs under way (store on)",
     )  # fmt: skip
     parser.add_argument(
-        "--postgres", action="store_true",
-        help="also klingbridge with a PostgreSQL store (a throwaway server started here)",
+        "--postgres", nargs="?", const=START, metavar="URL",
+        help="also klingbridge with a PostgreSQL store, a database per run on the server at URL"
+        " (its user may CREATE DATABASE), or on a throwaway server started here (no URL)",
     )  # fmt: skip
-    parser.add_argument(
-        "--store-url", metavar="URL",
-        help="also klingbridge with a PostgreSQL store on this server (a database per run)",
-    )  # fmt: skip
+    parser.add_argument("--store-url", help=argparse.SUPPRESS)  # the worker's database
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -380,7 +380,7 @@ def main() -> None:
         f"simulator in its own process (queued {QUEUED_S} s, running {RUNNING_S} s), "
         f"<= {IN_FLIGHT} requests in flight each side, poll {POLL}, half Kling, half PiAPI; "
         f"klingbridge {'without' if args.no_store else 'with'} the SQLite task store; "
-        f"{'and a PostgreSQL store; ' if args.postgres or args.store_url else ''}"
+        f"{'and a PostgreSQL store; ' if args.postgres else ''}"
         f"{repeat} repeat(s), sides interleaved, each in its own process. "
         f"load average at start: {os.getloadavg()[0]:.2f}",
     )
