@@ -277,9 +277,11 @@ class ServerCpu:
     def __init__(self, server_url: str) -> None:
         import psycopg
 
+        self.postmaster = ""
         with psycopg.connect(server_url, autocommit=True) as admin:
             row = admin.execute("SELECT pg_backend_pid()").fetchone()
-        self.postmaster = self._stat(str(row[0]))[1] if row else ""
+            with contextlib.suppress(OSError):  # not a local server
+                self.postmaster = self._stat(str(row[0]))[1] if row else ""
         self.first: dict[str, int] = {}
         self.last: dict[str, int] = {}
         self.seconds = 0.0

@@ -14,8 +14,10 @@ whole fails every procedure in it with `StoreError`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
@@ -83,7 +85,12 @@ class PostgresStore(TaskStore):
             from psycopg_pool import AsyncConnectionPool
 
             pool = AsyncConnectionPool(
-                self.url, min_size=1, max_size=self.max_connections, open=False, timeout=30
+                self.url,
+                min_size=1,
+                max_size=self.max_connections,
+                open=False,
+                timeout=30,
+                kwargs={"autocommit": True},  # transactions are explicit (write_group)
             )
             await pool.open()
             self._apool = pool
@@ -113,42 +120,15 @@ class PostgresStore(TaskStore):
             raise self._error(error) from error
 
     async def _arun_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
-        """`procs` in one transaction on one pooled connection, each in a savepoint (one alone:
-        the transaction itself); if the transaction fails as a whole, all of them fail."""
+        """`procs` in one transaction on one pooled connection (`write_group`); if the
+        transaction fails as a whole, all of them fail."""
         import psycopg
         import psycopg_pool
 
         try:
             pool = await self._async_pool()
             async with pool.connection() as connection:
-                cursor = connection.cursor()
-
-                async def execute(statement: Sql) -> list[Row]:
-                    try:
-                        await cursor.execute(_pg(statement.text), tuple(statement.params))
-                        return await cursor.fetchall() if cursor.description else []
-                    except psycopg.Error as error:  # this procedure's savepoint is undone
-                        raise self._error(error) from error
-
-                if len(procs) == 1:
-                    try:
-                        async with connection.transaction():
-                            return [(True, await adrive(procs[0], execute))]
-                    except psycopg.Error:
-                        raise
-                    except Exception as error:
-                        return [(False, error)]
-                outcomes: list[Outcome] = []
-                async with connection.transaction():
-                    for proc in procs:
-                        try:
-                            async with connection.transaction():  # a savepoint
-                                outcomes.append((True, await adrive(proc, execute)))
-                        except psycopg.Error:  # the savepoint itself failed: so does the group
-                            raise
-                        except Exception as error:
-                            outcomes.append((False, error))
-                return outcomes
+                return await write_group(connection, procs, self._error)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             failed = self._error(error)
             return [(False, failed) for _ in procs]
@@ -164,3 +144,47 @@ class PostgresStore(TaskStore):
         if self._apool is not None:
             await self._apool.close()
             self._apool = None
+
+
+async def write_group(
+    connection: Any, procs: list[Proc[Any]], error: Callable[[Exception], StoreError]
+) -> list[Outcome]:
+    """Each procedure in a savepoint of one transaction, on an autocommit connection (the
+    transaction statements are ours). Between two procedures one round trip: RELEASE and the
+    next SAVEPOINT go as one query. A procedure that raises, or whose statement the database
+    refuses, is rolled back to its savepoint alone; any other error (a failed rollback, the
+    COMMIT) propagates, after a ROLLBACK: the whole group fails.
+    """
+    import psycopg
+
+    cursor = connection.cursor()
+
+    async def execute(statement: Sql) -> list[Row]:
+        try:
+            await cursor.execute(_pg(statement.text), tuple(statement.params))
+            return await cursor.fetchall() if cursor.description else []
+        except psycopg.Error as refused:  # this procedure's savepoint is rolled back
+            raise error(refused) from refused
+
+    outcomes: list[Outcome] = []
+    try:
+        await cursor.execute("BEGIN; SAVEPOINT kb_proc")
+        for n, proc in enumerate(procs):
+            try:
+                result = await adrive(proc, execute)
+            except Exception as failure:
+                outcomes.append((False, failure))
+                await cursor.execute("ROLLBACK TO kb_proc")  # kb_proc stays, for the next
+                continue
+            outcomes.append((True, result))
+            if n + 1 < len(procs):
+                await cursor.execute("RELEASE kb_proc; SAVEPOINT kb_proc")
+        await cursor.execute("COMMIT")
+        if cursor.statusmessage != "COMMIT":  # the server rolled it back instead
+            raise psycopg.OperationalError(f"COMMIT answered {cursor.statusmessage}")
+    except BaseException:
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await cursor.execute("ROLLBACK")
+        raise
+    return outcomes
