@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .budgets import Budgets, over_max_usd
+from .budgets import Budgets, max_usd_refusal
 from .config import CooldownPolicy
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
 from .events import Event
@@ -92,12 +92,9 @@ class Admission:
         record when that is not written yet).
         """
         usd = None if seat.quoted is None or seat.quoted.usd is None else float(seat.quoted.usd)
-        if over_max_usd(usd, max_usd):
-            assert max_usd is not None
-            return BudgetExceeded(
-                "--max-usd", window="request", limit_usd=max_usd, spent_usd=0.0,
-                committed_usd=0.0, would_cost_usd=usd, provider=seat.provider,
-            )  # fmt: skip
+        refused = max_usd_refusal(usd, max_usd, seat.provider)
+        if refused is not None:
+            return refused
         started = self.clock()
         asks = 0
         while True:

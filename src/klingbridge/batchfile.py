@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO, Any
@@ -24,7 +24,6 @@ import pydantic
 
 from .errors import KlingBridgeError
 from .models import Request
-from .store.procs import canonical_request
 from .store.records import REQUEST
 
 #: Bad lines named in one error at most (the rest are counted).
@@ -50,10 +49,16 @@ class BatchFileError(KlingBridgeError):
         self.more = more  # bad lines beyond the MAX_PROBLEMS named
 
 
-def read_batch(file: IO[bytes], name: str, tag: str | None = None) -> list[Line]:
+def read_batch(
+    file: IO[bytes],
+    name: str,
+    tag: str | None = None,
+    check: Callable[[Request], str | None] | None = None,
+) -> list[Line]:
     """Every request of `file` (named `name` in errors) with its key, or a `BatchFileError`
     naming up to MAX_PROBLEMS bad lines. `tag` (default: `name`'s last part, the file's name
-    wherever it is read from) goes into derived keys."""
+    wherever it is read from) goes into derived keys. `check(request)` says why a well-formed
+    request cannot run (None: it can), so that every bad line is named in one error."""
     problems: list[str] = []
     found: list[tuple[int, Request, str | None]] = []
     for number, raw in enumerate(file, 1):
@@ -63,8 +68,12 @@ def read_batch(file: IO[bytes], name: str, tag: str | None = None) -> list[Line]
             reason = "not UTF-8 text" if isinstance(bad, UnicodeDecodeError) else str(bad)
             problems.append(f"{name}:{number}: {reason}")
             continue
-        if parsed is not None:
-            found.append((number, *parsed))
+        if parsed is None:
+            continue
+        refused = check(parsed[0]) if check is not None else None
+        if refused is not None:
+            problems.append(f"{name}:{number}: {refused}")
+        found.append((number, *parsed))
     tag = PurePath(name).name if tag is None else tag
     derived = batch_keys((r for _, r, key in found if key is None), tag)
     lines = [Line(n, request, key or next(derived)) for n, request, key in found]
@@ -84,11 +93,20 @@ def batch_keys(requests: Iterable[Request], tag: str = "") -> Iterator[str]:
     leaves the keys of the others as they were."""
     seen: Counter[str] = Counter()
     for request in requests:
-        canonical = canonical_request(request)  # as the store hashes it
-        occurrence = seen[canonical]
-        seen[canonical] += 1
-        digest = hashlib.sha256(f"{tag}\0{occurrence}\0{canonical}".encode()).hexdigest()
+        identity = _identity(request)
+        occurrence = seen[identity]
+        seen[identity] += 1
+        digest = hashlib.sha256(f"{tag}\0{occurrence}\0{identity}".encode()).hexdigest()
         yield f"batch-{digest[:16]}"
+
+
+def _identity(request: Request) -> str:
+    """The request as JSON text, keys sorted, without the fields left at their defaults (the
+    kind always in): a field that a later klingbridge adds with a default leaves every key
+    as it was, so a batch begun before an upgrade carries on after it. (The store records
+    and compares the full request: `procs.begin`.)"""
+    fields = REQUEST.dump_python(request, mode="json", exclude_defaults=True)
+    return json.dumps({**fields, "kind": request.kind}, sort_keys=True)
 
 
 class BadLine(ValueError):

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .errors import BudgetExceeded
+
 Window = Literal["day", "month", "total"]
 Scope = Literal["all", "provider", "route"]
 
@@ -185,6 +187,18 @@ def over_max_usd(quoted_usd: float | None, max_usd: float | None) -> bool:
     if max_usd is None:
         return False
     return quoted_usd is None or round(quoted_usd, 9) > max_usd
+
+
+def max_usd_refusal(
+    quoted_usd: float | None, max_usd: float | None, provider: str
+) -> BudgetExceeded | None:
+    """The error refusing a create on `provider` quoted above `--max-usd` (None: within it)."""
+    if max_usd is None or not over_max_usd(quoted_usd, max_usd):
+        return None
+    return BudgetExceeded(
+        "--max-usd", window="request", limit_usd=max_usd, spent_usd=0.0, committed_usd=0.0,
+        would_cost_usd=quoted_usd, provider=provider,
+    )  # fmt: skip
 
 
 __all__: Sequence[str] = [

@@ -21,9 +21,9 @@ from . import flows
 from .batch import DEFAULT_CONCURRENCY, Finished, check_concurrency, run_bounded
 from .clientbase import (
     CONFIGURED,
+    AttachOptions,
     ClientBase,
     ManyOptions,
-    ResumeOptions,
     RunOptions,
     StoreOption,
 )
@@ -109,12 +109,14 @@ class Client(ClientBase):
         `key` is the job's idempotency key: run again with the same key, here or in another
         process, after a crash or not, and no second vendor task is created; the run re-attaches
         to the first (see jobs.py). `resubmit` allows a new create where a lost one cannot be
-        checked. `out_dir` is recorded so that `klingbridge wait`/`worker` can save the outputs.
+        checked; `retry_failed` runs a job whose vendor task failed again, as a new task (paid
+        for: without it, running the key again gives the recorded failure). `out_dir` is
+        recorded so that `klingbridge wait`/`worker` can save the outputs.
         """
         flow = self._dispatch(request, **options)
         return self._runner.run(flow)
 
-    def resume(self, ref: str, **options: Unpack[ResumeOptions]) -> Task:
+    def resume(self, ref: str, **options: Unpack[AttachOptions]) -> Task:
         """Re-attach to a recorded job (by key, klingbridge id or vendor task id) and finish it.
 
         Takes the options of `resume_dispatch`; returns the finished task.
@@ -124,9 +126,11 @@ class Client(ClientBase):
     def resume_dispatch(
         self,
         ref: str,
-        **options: Unpack[ResumeOptions],
+        **options: Unpack[AttachOptions],
     ) -> RunResult:
-        """Like `resume`, with every attempt and the job's key."""
+        """Like `resume`, with every attempt and the job's key. `task_id`: the vendor task of
+        the job's create whose outcome is unknown (PiAPI's answer lost), found in the vendor's
+        dashboard: it is asked for, recorded as the job's task (its charge too), and followed."""
         flow = self._resume(ref, **options)
         return self._runner.run(flow)
 
@@ -262,13 +266,13 @@ class AsyncClient(ClientBase):
             start, items, concurrency, lambda keys: asyncio.to_thread(self.let_go, *keys)
         )
 
-    async def resume(self, ref: str, **options: Unpack[ResumeOptions]) -> Task:
+    async def resume(self, ref: str, **options: Unpack[AttachOptions]) -> Task:
         return (await self.resume_dispatch(ref, **options)).task
 
     async def resume_dispatch(
         self,
         ref: str,
-        **options: Unpack[ResumeOptions],
+        **options: Unpack[AttachOptions],
     ) -> RunResult:
         flow = self._resume(ref, **options)
         return await self._runner.run(flow)

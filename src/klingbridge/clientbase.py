@@ -1,7 +1,8 @@
 """What `Client` and `AsyncClient` share: configuration, providers, the store, routing and jobs.
 
 Every method builds a flow (flows.py); the two shells in client.py hand it to their runner.
-`RunOptions`/`ResumeOptions`/`ManyOptions` are the options they take, checked by type checkers.
+`RunOptions`/`ResumeOptions`/`AttachOptions`/`ManyOptions` are the options they take, checked
+by type checkers.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ import pluggy
 
 from . import flows
 from .admission import Admission, Cooldowns, OnWait
+from .budgets import max_usd_refusal
 from .config import Config, Route, load_config
-from .errors import ConfigError
+from .errors import (
+    BudgetExceeded,
+    ConfigError,
+    KlingBridgeError,
+    NoProviderAvailable,
+    ValidationError,
+)
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
-from .jobs import Jobs, new_key, new_owner
+from .jobs import Again, Jobs, new_key, new_owner
 from .journal import RunResult
 from .models import Quote, Request, Task
 from .pacing import Pacing
@@ -43,6 +51,13 @@ class ResumeOptions(TypedDict, total=False):
     on_update: OnUpdate | None  # called with the task at each status change
     callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
     resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
+    retry_failed: bool  # a job whose vendor task failed is run again (a new task, paid for)
+
+
+class AttachOptions(ResumeOptions, total=False):
+    """`resume` alone: what it may record first."""
+
+    task_id: str | None  # the vendor task of the job's lost (`unknown`) create, found by hand
 
 
 class ManyOptions(ResumeOptions, total=False):
@@ -157,6 +172,13 @@ class ClientBase:
     def _max_concurrent(self, name: str) -> int | None:
         return self.provider(name).settings.max_concurrent
 
+    def providers_of(self, *, provider: str | None = None, route: str | None = None) -> list[str]:
+        """The providers a run with these options may use, in the route's order (a bad
+        provider or route name raises `ConfigError`)."""
+        if provider is not None:
+            return [self.provider(provider).name]
+        return list(self._plan(route, None).providers)
+
     def _plan(self, route: str | None, provider: str | None) -> Route:
         """The route a job runs on: one provider alone, or a configured route."""
         if provider is not None and route is not None:
@@ -172,15 +194,43 @@ class ClientBase:
         return found
 
     def check(
-        self, request: Request, *, provider: str | None = None, route: str | None = None
+        self,
+        request: Request,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        max_usd: float | None = None,
     ) -> None:
-        """Raise now what a run would refuse before any call: a bad route or, for one
-        provider, a request it cannot take or missing credentials."""
+        """Raise now what a run would refuse before any call: a bad route, or a request that
+        no provider it may run on can take with the credentials it has, within `max_usd` (one
+        provider: its own `ValidationError`, `ConfigError` or `BudgetExceeded`; several:
+        `NoProviderAvailable` naming each one's reason, as the run would end, or the first
+        `BudgetExceeded` when every one is over `max_usd`)."""
         plan = self._plan(route, provider)
-        if len(plan.providers) == 1:
-            alone = self.provider(plan.providers[0])
-            alone.validate(request)
-            alone.require_credentials()
+        refusals: list[KlingBridgeError] = []
+        for name in plan.providers:
+            vendor = self.provider(name)
+            try:
+                vendor.validate(request)
+                vendor.require_credentials()
+            except (ValidationError, ConfigError) as error:
+                refusals.append(error)
+                continue
+            cost = vendor.quote(request).cost
+            usd = None if cost is None or cost.usd is None else float(cost.usd)
+            refused = max_usd_refusal(usd, max_usd, name)
+            if refused is None:
+                return
+            refusals.append(refused)
+        if len(refusals) == 1 or all(isinstance(r, BudgetExceeded) for r in refusals):
+            raise refusals[0]
+        whys = [
+            f"{name} skipped: {str(why).removeprefix(f'{name}: ')}"
+            for name, why in zip(plan.providers, refusals, strict=True)
+        ]
+        exhausted = NoProviderAvailable("no provider could run the request: " + "; ".join(whys))
+        exhausted.bad_input = True
+        raise exhausted
 
     def tasks(
         self,
@@ -275,6 +325,7 @@ class ClientBase:
         callback_url: str | None = None,
         key: str | None = None,
         resubmit: bool = False,
+        retry_failed: bool = False,
         out_dir: str | Path | None = None,
         detach: bool = False,
         max_usd: float | None = None,
@@ -284,9 +335,11 @@ class ClientBase:
         """The flow of one run (`fresh`: `key` was made just now, so no job can have it)."""
         if max_usd is not None and not max_usd >= 0:
             raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
+        if key is not None and not key.strip():  # (`--key "$K"` with K unset: not a new key)
+            raise ConfigError(f"key must be a non-empty string, not {key!r}")
         return self._jobs.run(
             request,
-            key=key or new_key(),
+            key=new_key() if key is None else key,
             fresh=fresh or key is None,
             route=route,
             provider=provider
@@ -296,7 +349,7 @@ class ClientBase:
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            resubmit=resubmit,
+            again=Again.of(resubmit, retry_failed),
             detach=detach,
             max_usd=max_usd,
             on_wait=on_wait,
@@ -310,14 +363,19 @@ class ClientBase:
         on_update: OnUpdate | None = None,
         callback_url: str | None = None,
         resubmit: bool = False,
+        retry_failed: bool = False,
+        task_id: str | None = None,
     ) -> Flow[RunResult]:
         self._require_store()
+        if task_id is not None and not task_id.strip():
+            raise ConfigError(f"task_id must be a non-empty string, not {task_id!r}")
         return self._jobs.resume(
             ref,
             timeout=checked_timeout(timeout),
             on_update=on_update,
             callback_url=callback_url or self.config.callbacks.public_url,
-            resubmit=resubmit,
+            again=Again.of(resubmit, retry_failed),
+            task_id=task_id,
         )
 
     def let_go(self, *keys: str) -> None:

@@ -180,7 +180,7 @@ class Creating:
                 cause,
                 f"a task may have been created (the answer was lost: {cause}); "
                 f"{provider.name} offers no lookup by external id, so it was not resubmitted "
-                f"there. Check the vendor's dashboard before retrying.",
+                f"there. Check the vendor's dashboard for it.",
                 checkable=False,
             )
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
@@ -212,6 +212,15 @@ def maybe_created(error: KlingBridgeError) -> bool:
     if isinstance(error, ProviderError):
         return error.outcome_unknown
     return isinstance(error, ProviderResponseError)  # an answer came, but garbled
+
+
+def what_now(key: str) -> str:
+    """What to do about job `key`'s create whose outcome is unknown, once the vendor's
+    dashboard was checked."""
+    return (
+        f"If it shows the task, record it with: klingbridge wait {key} --task-id ID; if it "
+        f"shows none, create it again with: klingbridge wait {key} --resubmit"
+    )
 
 
 class Unresolved(Exception):

@@ -14,6 +14,8 @@ second vendor task: the job's recorded state says what to do.
     `unknown`                       stop and say what to check; `resubmit=True` creates anew
     crashed between attempts        route the request again (each attempt is recorded)
     failed before any vendor task   route the request again (nothing was paid)
+    its vendor task failed          the recorded failure; `retry_failed=True` routes the
+                                    request again, as a new attempt of the same job
 
 Like flows.py, this is plain logic: it yields operations for the runners.
 """
@@ -26,18 +28,20 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 
 from . import flows
 from .admission import OnWait
 from .config import Route
-from .errors import KlingBridgeError, TaskFailed, TransportError, WaitTimeout
+from .errors import KlingBridgeError, NotFoundError, WaitTimeout
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
-from .journal import Attempt, Journal, Outcome, RunResult
+from .journal import Journal, RunResult
 from .models import Request
+from .outcomes import recorded_result, unknown_outcome
 from .router import Router
 from .store import procs, reads
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
+from .store.sql import Proc
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
 WATCH_INTERVAL_S = 2.0
@@ -73,8 +77,18 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-class UnknownOutcome(TransportError):
-    """A create may have reached a vendor that cannot be asked about it: a human must check."""
+@dataclass(frozen=True, slots=True)
+class Again:
+    """What a run may do again for a job already under way or ended; both may pay twice."""
+
+    resubmit: bool = False  # create anew where a lost create cannot be checked (`unknown`)
+    retry_failed: bool = False  # route the request again when the job's vendor task failed
+
+    @staticmethod
+    @cache
+    def of(resubmit: bool, retry_failed: bool) -> Again:
+        """One shared instance per combination (10,000 runs in flight hold one each)."""
+        return Again(resubmit, retry_failed)
 
 
 @dataclass
@@ -105,7 +119,7 @@ class Jobs:
         timeout: float,
         on_update: OnUpdate | None,
         callback_url: str | None,
-        resubmit: bool,
+        again: Again,
         detach: bool = False,
         max_usd: float | None = None,
         on_wait: OnWait | None = None,
@@ -147,9 +161,7 @@ class Jobs:
             job = begun[0]
             assert job is not None  # an existing job is always read back
             return (
-                yield from self._carry_on(
-                    job, timeout, on_update, callback_url, resubmit, journal=journal
-                )
+                yield from self._carry_on(job, timeout, on_update, callback_url, again, journal)
             )
         finally:
             self.running.discard(key)
@@ -161,8 +173,11 @@ class Jobs:
         timeout: float,
         on_update: OnUpdate | None,
         callback_url: str | None,
-        resubmit: bool,
+        again: Again,
+        task_id: str | None = None,
     ) -> Flow[RunResult]:
+        """Carry job `ref` on; `task_id`: first record that vendor task as the job's lost
+        create (see `_adopt`)."""
         job = yield Record(reads.find(ref), read=True)
         if job is None:
             raise KlingBridgeError(
@@ -175,11 +190,48 @@ class Jobs:
             if waited:  # another run of this client had the job: carry on from what it left
                 job = (yield Record(reads.load(key), read=True)) or job
             yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
-            return (yield from self._carry_on(job, timeout, on_update, callback_url, resubmit))
+            if task_id is not None:
+                job = yield from self._adopt(job, task_id)
+            return (yield from self._carry_on(job, timeout, on_update, callback_url, again))
         finally:
             self.running.discard(key)
 
     # --- pieces ---------------------------------------------------------------------------
+    def _adopt(self, job: JobRecord, task_id: str) -> Flow[JobRecord]:
+        """Record vendor task `task_id` as the task of the job's create whose answer was lost
+        (`unknown`: a vendor that cannot be asked by external id), once the user found it in
+        the vendor's dashboard; its charge is then the job's. The task is asked for first: it
+        must exist, be of the job's kind, and be no other job's."""
+        latest = job.attempt
+        if latest is None or latest.state is not AttemptState.UNKNOWN:
+            raise KlingBridgeError(
+                f"job {job.key} has no create whose outcome is unknown (it is {job.state}): "
+                "a task id is recorded only for such a create"
+            )
+        other = yield Record(reads.find(task_id), read=True)
+        if other is not None and other.key != job.key:
+            raise KlingBridgeError(f"task {task_id} is already job {other.key}'s")
+        kind = job.request.kind if job.request is not None else None
+        try:
+            task = yield from flows.get(self.router.providers(latest.provider), task_id, kind)
+        except NotFoundError as error:
+            raise KlingBridgeError(
+                f"{latest.provider} has no task {task_id!r} ({error}); nothing was recorded"
+            ) from error
+        if kind is not None and task.kind not in (None, kind):
+            raise KlingBridgeError(
+                f"{latest.provider} task {task_id} is a {task.kind} task; job {job.key} is {kind}"
+            )
+        now = self.wall()
+        adopted: Proc[object] = procs.observe(latest.external_id, task, now)
+        if task.status.is_terminal:  # (the job ends with it, as a run would have ended it)
+            end = procs.finish(job.key, JobState(task.status.value), now, owner=self.owner)
+            adopted = procs.chain(adopted, end)
+        yield Record(adopted)
+        found: JobRecord | None = yield Record(reads.load(job.key), read=True)
+        assert found is not None  # (this run holds its lease)
+        return found
+
     def _turn(self, key: str, deadline: float) -> Flow[bool]:
         """Wait while another run of this client has job `key`, then take it (True: waited).
 
@@ -227,25 +279,32 @@ class Jobs:
         timeout: float,
         on_update: OnUpdate | None,
         callback_url: str | None,
-        resubmit: bool,
+        again: Again,
         journal: Journal | None = None,
     ) -> Flow[RunResult]:
         deadline = self.clock() + timeout
         job = yield from self._watch(job, deadline)
         # A job that failed before any vendor task existed cost nothing: run it again (the
-        # configuration may have been fixed meanwhile). Any other ended job is its record.
-        if job.state.is_terminal and not (job.state is JobState.FAILED and job.task is None):
-            return _recorded_result(job)
+        # configuration may have been fixed meanwhile). One whose task failed is run again
+        # when asked (`retry_failed`: a new task, paid for). Any other ended job is its record.
+        failed = job.state is JobState.FAILED
+        if job.state.is_terminal and not (failed and (job.task is None or again.retry_failed)):
+            return recorded_result(job)
         latest = job.attempt
         if job.request is None:  # imported from the old ledger: only its task can be followed
+            if failed:
+                raise KlingBridgeError(
+                    f"job {job.key} was imported from the old ledger without its request: "
+                    "it cannot be run again (klingbridge generate runs the request anew)"
+                )
             return (yield from self._follow_only(job, deadline, on_update))
         resume: AttemptRecord | None = None
         if latest is not None and latest.state is AttemptState.SUCCEEDED:
             # The task ended and the process died before closing the job: close it now.
             yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
-            return _recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
-        if latest is not None and latest.state is AttemptState.UNKNOWN and not resubmit:
-            raise _unknown(job, latest)
+            return recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
+        if latest is not None and latest.state is AttemptState.UNKNOWN and not again.resubmit:
+            raise unknown_outcome(job, latest)
         if latest is not None and latest.state.is_open:
             resume = latest
         if on_update is not None and resume is not None and resume.task is not None:
@@ -281,7 +340,7 @@ class Jobs:
         state = JobState(task.status.value)
         yield Record(procs.finish(job.key, state, self.wall(), owner=self.owner))
         found = yield Record(reads.load(job.key))
-        return _recorded_result(found or job.model_copy(update={"state": state}))
+        return recorded_result(found or job.model_copy(update={"state": state}))
 
     def _watch(self, job: JobRecord, deadline: float) -> Flow[JobRecord]:
         """While another live process holds the job, follow it in the store instead."""
@@ -307,53 +366,3 @@ class Jobs:
         if job.lease_owner in (None, self.owner) or job.lease_until is None:
             return False
         return job.lease_until.timestamp() > self.wall() and owner_alive(job.lease_owner)
-
-
-def _unknown(job: JobRecord, attempt: AttemptRecord) -> UnknownOutcome:
-    error = UnknownOutcome(
-        f"job {job.key}: a {attempt.provider} create may have been received (external id "
-        f"{attempt.external_id}) and {attempt.provider} cannot be asked about it. Check the "
-        f"vendor's dashboard for a task created at {attempt.updated_at:%Y-%m-%d %H:%M:%S} UTC; "
-        f"if there is none, create it again with: klingbridge wait {job.key} --resubmit",
-        provider=attempt.provider,
-        may_have_been_received=True,
-    )
-    error.attempts = [_attempt(a) for a in job.attempts]
-    return error
-
-
-_OUTCOMES: dict[AttemptState, Outcome] = {
-    AttemptState.SUCCEEDED: "succeeded",
-    AttemptState.FAILED: "failed",
-    AttemptState.CANCELLED: "cancelled",
-    AttemptState.ERROR: "error",
-}
-
-
-def _attempt(record: AttemptRecord) -> Attempt:
-    return Attempt(
-        provider=record.provider,
-        outcome=_OUTCOMES.get(record.state, "unknown"),
-        task_id=record.task_id,
-        external_id=record.external_id,
-        error=record.error,
-        error_type=record.error_type,
-        quoted=record.quoted,
-        charged=record.charged,
-        started_at=record.created_at,
-    )
-
-
-def _recorded_result(job: JobRecord) -> RunResult:
-    """A job that ended, as its run's result (or error): nothing is sent for it."""
-    attempts = [_attempt(a) for a in job.attempts]
-    task = job.task
-    if job.state is JobState.SUCCEEDED and task is not None:
-        return RunResult(task=task, attempts=attempts, key=job.key)
-    if task is not None:
-        failure = TaskFailed(task)
-        failure.attempts = attempts
-        raise failure
-    error = KlingBridgeError(f"job {job.key} ended {job.state}: {job.error or 'no task was made'}")
-    error.attempts = attempts
-    raise error

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from . import flows, storefirst
 from .admission import Admission, Cooldowns, Seat, write_intent
 from .config import RetryPolicy, Route
-from .creating import Creating, Emit, Unresolved
+from .creating import Creating, Emit, Unresolved, what_now
 from .errors import (
     BudgetExceeded,
     ConcurrencyLimitError,
@@ -219,6 +219,7 @@ class Router(Creating):
                 run.unsettled = True
             else:
                 run.unknown = True
+                unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}",)
                 yield Record(
                     procs.attempt_ended(
                         trial.external_id, AttemptState.UNKNOWN, journal.wall(),

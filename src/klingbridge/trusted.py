@@ -192,6 +192,11 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 _FILE_GIVEN = frozenset({"url", "format"})
 _FILE_ALL = frozenset({"url", "format", "watermarked"})
+#: Every field given: one set shared by all such instances (10,000 tasks in flight each held
+#: a set of their own, 450 bytes for a task). Nothing can add to it: the models are frozen,
+#: forbid extra fields, and `model_copy` copies the set before it updates it; and a set that
+#: already holds every field is left as it is by any `add`.
+_FILE_ALL_SET = set(_FILE_ALL)
 
 
 def make_file(
@@ -204,7 +209,7 @@ def make_file(
         _set_fields_set(made, set(_FILE_GIVEN))
     else:
         _set_dict(made, {"url": url, "format": format, "watermarked": watermarked})
-        _set_fields_set(made, set(_FILE_ALL))
+        _set_fields_set(made, _FILE_ALL_SET)
     _set_extra(made, None)
     _set_private(made, None)
     return made
@@ -256,6 +261,7 @@ def make_output(
 
 
 _COST_ALL = frozenset({"amount", "unit", "usd"})
+_COST_ALL_SET = set(_COST_ALL)  # (shared: as _FILE_ALL_SET)
 
 
 def make_cost(*, amount: Decimal, unit: str, usd: Decimal | None) -> Cost:
@@ -269,13 +275,14 @@ def make_cost(*, amount: Decimal, unit: str, usd: Decimal | None) -> Cost:
         return _validate_cost({"amount": amount, "unit": unit, "usd": usd})
     made = _new(Cost)
     _set_dict(made, {"amount": amount, "unit": unit, "usd": usd})
-    _set_fields_set(made, set(_COST_ALL))
+    _set_fields_set(made, _COST_ALL_SET)
     _set_extra(made, None)
     _set_private(made, None)
     return made
 
 
 _TASK_ALL = frozenset(Task.model_fields)
+_TASK_ALL_SET = set(_TASK_ALL)  # (shared: as _FILE_ALL_SET)
 
 
 def make_task(
@@ -310,7 +317,7 @@ def make_task(
         return _validate_task(state)
     made = _new(Task)
     _set_dict(made, state)
-    _set_fields_set(made, set(_TASK_ALL))
+    _set_fields_set(made, _TASK_ALL_SET)
     _set_extra(made, None)
     _set_private(made, None)
     return made

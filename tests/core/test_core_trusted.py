@@ -269,6 +269,15 @@ def test_a_constructed_model_is_a_validated_one(
         fast.id = "changed"  # type: ignore[attr-defined]  # frozen like the validated one
 
 
+def test_tasks_that_share_their_fields_set_stay_apart() -> None:
+    first, second = build(make_task, FULL[-1][1]), build(make_task, FULL[-1][1])
+    assert first.model_fields_set is second.model_fields_set  # one set, every field in it
+    changed = first.model_copy(update={"status": TaskStatus.FAILED})
+    assert changed.status is TaskStatus.FAILED and second.status is first.status
+    assert first.model_fields_set == second.model_fields_set == set(Task.model_fields)
+    assert changed.model_fields_set is not first.model_fields_set
+
+
 def test_defaults_are_fresh_lists() -> None:
     first, second = output_of({"kind": "audio"}), output_of({"kind": "audio"})
     assert first.files == [] and first.files is not second.files

@@ -133,6 +133,21 @@ def test_the_same_key_never_creates_twice(cli: Cli, vendor: Any) -> None:
     assert vendor.state()["creates"]["kling"] == 1
 
 
+def test_an_empty_key_or_tag_is_refused_before_anything_is_sent(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    for key in ("", "  "):  # `--key "$K"` with K unset: refused, not a new key each time
+        run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+                  "--key", key)  # fmt: skip
+        assert run.exit_code == 2 and "key must be a non-empty string" in run.stderr, run
+    file = tmp_path / "b.jsonl"
+    file.write_text('{"kind": "sound", "prompt": "rain"}\n')
+    run = cli("batch", str(file), "--provider", "kling", "--tag", "")
+    assert run.exit_code == 2 and "--tag must be a non-empty name" in run.stderr, run
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+    assert cli("tasks", "--json").json() == []
+
+
 def test_a_key_is_shown_before_anything_is_sent(cli: Cli, vendor: Any) -> None:
     run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi")
     assert run.exit_code == 0
@@ -178,6 +193,32 @@ def test_a_lost_piapi_create_is_unknown_until_the_user_resubmits(cli: Cli, vendo
     chosen = cli("wait", "k", "--resubmit", "--json")
     assert chosen.exit_code == 0, chosen
     assert vendor.state()["creates"]["piapi"] == 2  # the user's explicit choice
+
+
+def test_a_lost_piapi_create_found_by_hand_is_recorded_with_its_charge(
+    cli: Cli, vendor: Any
+) -> None:
+    lose = [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]
+    vendor.set_faults({"piapi": lose})
+    first = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi",
+                "--key", "k")  # fmt: skip
+    assert first.exit_code == 1 and "klingbridge wait k --task-id ID" in first.stderr, first
+    (made,) = httpx.get(f"{vendor.base_url}/_sim/tasks").json()  # the user's dashboard
+    missing = cli("wait", "k", "--task-id", "no-such-task")
+    assert missing.exit_code == 1 and "no-such-task" in missing.stderr, missing
+    adopted = cli("wait", "k", "--task-id", made["task_id"], "--json")
+    assert adopted.exit_code == 0, adopted
+    assert adopted.json()["id"] == made["task_id"] and adopted.json()["status"] == "succeeded"
+    (row,) = cli("tasks", "--json").json()
+    assert row["status"] == "succeeded" and row["charged_usd"] == 0.07  # its charge, recorded
+    again = cli("wait", "k", "--task-id", made["task_id"])
+    assert again.exit_code == 1 and "no create whose outcome is unknown" in again.stderr
+    vendor.set_faults({"piapi": lose})
+    assert cli("generate", "sound", "wind", "--duration", "5", "--provider", "piapi",
+               "--key", "k2").exit_code == 1  # fmt: skip
+    taken = cli("wait", "k2", "--task-id", made["task_id"])
+    assert taken.exit_code == 1 and "already job k's" in taken.stderr, taken
+    assert vendor.state()["creates"]["piapi"] == 2  # nothing created by any of this
 
 
 def test_a_kling_create_whose_answer_was_lost_is_adopted(cli: Cli, vendor: Any) -> None:

@@ -9,6 +9,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,23 @@ import pytest
 from e2e_support import Cli
 
 import klingbridge
-from klingbridge import ConfigError, PollPolicy, SoundRequest, TaskFailed
+from klingbridge import (
+    ConfigError,
+    Cost,
+    PollPolicy,
+    SoundRequest,
+    Task,
+    TaskFailed,
+    TaskStatus,
+    WaitTimeout,
+)
 from klingbridge.batch import Finished
 from klingbridge.batchfile import batch_keys, read_batch
+from klingbridge.cli.batch_report import Tally
 from klingbridge.config import Config
 from klingbridge.flows import Record, Sleep
+from klingbridge.jobs import Again
+from klingbridge.journal import Attempt, RunResult
 from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
@@ -286,6 +299,22 @@ def test_a_line_the_provider_refuses_is_named_before_anything_is_sent(
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
+def test_bad_lines_of_every_sort_are_named_in_one_run(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        {"kind": "sound", "prompt": "rain", "duration": 3},  # PiAPI: 5 or 10 s only
+        "not json",
+        {"kind": "sound", "prompt": "rain", "duration": 5},
+    )
+    run = cli("batch", str(file), "--provider", "piapi")
+    assert run.exit_code == 2, run
+    assert "prompts.jsonl:1: piapi: duration" in run.stderr
+    assert "prompts.jsonl:2: not JSON" in run.stderr
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
 def test_a_failed_line_is_reported_and_the_batch_exits_1(
     cli: Cli, vendor: Any, tmp_path: Path
 ) -> None:
@@ -326,6 +355,16 @@ def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
     unknown = cli("batch", str(file), "--dry-run", "--route", "nowhere")
     assert unknown.exit_code == 2 and "nowhere" in unknown.stderr
+    # PiAPI alone cannot take line 3: priced all the same, but exit 2, as the run would refuse
+    alone = cli("batch", str(file), "--dry-run", "--provider", "piapi", "--json")
+    assert alone.exit_code == 2 and "a run would refuse this batch" in alone.stderr, alone
+    refused = alone.json()["refused_lines"]
+    assert len(refused) == 1 and refused[0].startswith(f"{file}:3: piapi: kind speech")
+    assert alone.json()["providers"][0]["lines"] == 2
+    text = cli("batch", str(file), "--dry-run", "--provider", "piapi")
+    assert text.exit_code == 2 and "prompts.jsonl:3: piapi: kind speech" in text.stderr
+    assert "$0.1400" in text.stdout  # the table, before the refusal
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
 def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) -> None:
@@ -340,16 +379,10 @@ def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) 
     run = cli("batch", str(file))
     assert run.exit_code == 2, run
     errors = run.stderr.strip().splitlines()
-    assert [e.split(": ")[1].rsplit(":", 1)[-1] for e in errors] == ["2", "3"], errors
+    assert [e.split(": ")[1].rsplit(":", 1)[-1] for e in errors] == ["2", "3", "5"], errors
     assert "prompts.jsonl:2: not UTF-8 text" in errors[0]
     assert "prompts.jsonl:3: give the video: task_id, video_id or video_url" in errors[1]
-    write_lines(
-        file,
-        {"kind": "sound", "prompt": "fine"},
-        {"kind": "speech", "text": "x", "voice": "v", "language": "fr"},  # kling: zh, en
-    )
-    run = cli("batch", str(file))  # the lines read; line 2 is one no provider can run
-    assert run.exit_code == 2 and "prompts.jsonl:2: " in run.stderr, run
+    assert "prompts.jsonl:5: kling: language must be zh or en" in errors[2]  # no provider can
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 
@@ -380,7 +413,7 @@ def test_a_resume_stopped_right_after_its_turn_gives_the_key_back(tmp_path: Path
         kb.store.run(procs.begin("k", request, route=None, provider="piapi", out_dir=None,
                                  owner="someone", lease_s=60, now=time.time()))  # fmt: skip
         jobs = kb._jobs
-        flow = jobs.resume("k", timeout=60, on_update=None, callback_url=None, resubmit=False)
+        flow = jobs.resume("k", timeout=60, on_update=None, callback_url=None, again=Again())
         job = kb.store.read(next(flow).proc)  # type: ignore[union-attr]  # the job, found
         jobs.running.add("k")  # another run of this client holds it...
         assert isinstance(flow.send(job), Sleep)
@@ -429,6 +462,24 @@ def test_derived_keys_name_the_file_not_the_path_and_stdin_needs_a_tag(
     assert run.exit_code == 2 and "give --tag NAME" in run.stderr, run
 
 
+def test_derived_keys_leave_out_fields_at_their_defaults() -> None:
+    """A field at its default (written or not, or added by a later version with a default)
+    does not change a line's key: a batch begun before an upgrade carries on after it."""
+    short, spelled = b'{"kind": "sound", "prompt": "rain"}\n', b'{"kind": "sound", '
+    spelled += b'"prompt": "rain", "duration": 5.0}\n'
+    other = b'{"kind": "sound", "prompt": "rain", "duration": 10}\n'
+    short_key, spelled_key, other_key = (
+        read_batch(io.BytesIO(line), "b.jsonl")[0].key for line in (short, spelled, other)
+    )
+    assert SoundRequest(prompt="rain").duration == 5
+    assert short_key == spelled_key != other_key
+    # Pinned: a release that changes these keys (its derivation, or a new request field that
+    # is not left out at its default) makes every batch begun before it create its lines again.
+    assert short_key == "batch-839b199324d60a2c"
+    speech = b'{"kind": "speech", "text": "hi", "voice": "oversea_male1"}\n'
+    assert read_batch(io.BytesIO(speech), "b.jsonl")[0].key == "batch-f23f5cc0bf343793"
+
+
 def test_a_create_waiting_for_a_connection_is_not_sent_and_survives_a_cancel(
     tmp_path: Path,
 ) -> None:
@@ -469,3 +520,48 @@ def test_a_create_waiting_for_a_connection_is_not_sent_and_survives_a_cancel(
     waiting, after, creates, task = asyncio.run(main())
     assert (waiting, after, creates) == ("intent", "intent", 0)
     assert task.status is klingbridge.TaskStatus.SUCCEEDED and vendor.creates == 1
+
+
+def test_the_progress_line_counts_the_tasks_at_the_vendor() -> None:
+    def task(task_id: str, status: TaskStatus) -> Task:
+        return Task(provider="piapi", id=task_id, kind="sound", status=status)
+
+    tally = Tally(4)
+    tally.started = 3
+    for task_id, status in [("a", TaskStatus.QUEUED), ("b", TaskStatus.RUNNING)]:
+        tally.seen(task(task_id, status))
+    tally.seen(task("a", TaskStatus.RUNNING))
+    tally.seen(task("c", TaskStatus.QUEUED))
+    assert "3 under way (2 running at the vendor, 1 queued there)" in tally.line()
+    tally.seen(task("c", TaskStatus.FAILED))  # an attempt that failed, a fallback follows
+    done = task("a", TaskStatus.SUCCEEDED)
+    tally.add(Finished(index=0, key="k", result=RunResult(task=done, attempts=[])))
+    assert "2 under way (1 running at the vendor, 0 queued there)" in tally.line()
+
+
+def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
+    def finished(quoted: str, charged: str) -> Finished:
+        task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.SUCCEEDED)
+        def usd(text: str) -> Cost:
+            return Cost(amount=Decimal(text), unit="usd", usd=Decimal(text))
+
+        attempt = Attempt(
+            provider="piapi", outcome="succeeded", task_id="t", quoted=usd(quoted),
+            charged=usd(charged),
+        )  # fmt: skip
+        return Finished(index=0, key="k", result=RunResult(task=task, attempts=[attempt]))
+
+    tally = Tally(2)
+    tally.add(finished("0.07", "0.07"))
+    assert "$0.0700 charged  " in tally.line()
+    tally.add(finished("0.07", "0.10"))
+    assert "$0.1700 charged (quoted $0.1400)" in tally.line()
+
+
+def test_a_line_whose_wait_timed_out_is_not_counted_as_ended() -> None:
+    task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.RUNNING)
+    tally = Tally(1)
+    tally.started = 1
+    tally.add(Finished(index=0, key="k", error=WaitTimeout(task, 1.0)))
+    assert tally.line().startswith("batch: 0/1 ended, 0 failed, 1 still running at the vendor")
+    assert "run the batch again to finish the lines still running" in tally.summary()

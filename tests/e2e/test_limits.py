@@ -148,6 +148,10 @@ def test_the_cli_says_the_budget_and_exits_3(cli: Cli, vendor: Any, tmp_path: Pa
     too_dear = cli("generate", "sound", "rain", "--duration", "5", "--max-usd", "0.05", "--json")
     assert too_dear.exit_code == 3 and too_dear.json()["error"]["type"] == "BudgetExceeded"
     assert vendor.state()["creates"]["piapi"] == 1
+    jobs = len(cli("tasks", "--json").json())
+    said = cli("generate", "sound", "rain", "--duration", "5", "--max-usd", "0.05")
+    assert said.exit_code == 3 and "--max-usd" in said.stderr and "key " not in said.stderr
+    assert len(cli("tasks", "--json").json()) == jobs  # refused before any job was recorded
 
 
 def test_a_cooldown_started_by_one_process_is_obeyed_by_the_next(

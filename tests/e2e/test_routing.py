@@ -220,3 +220,5 @@ def test_a_request_no_provider_can_take_is_bad_input(cli: Cli, vendor: Any) -> N
     assert run.exit_code == 2
     assert "kling skipped" in run.stderr and "piapi skipped" in run.stderr
     assert sum(vendor.state()["creates"].values()) == 0
+    assert not run.stderr.startswith("key ")  # refused up front: no job was recorded
+    assert cli("tasks", "--json").json() == []

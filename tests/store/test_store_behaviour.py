@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -68,6 +69,26 @@ def test_a_key_names_one_request(store: TaskStore) -> None:
         )  # fmt: skip
 
 
+def test_a_request_recorded_by_an_older_version_is_still_the_same_request(
+    store: TaskStore,
+) -> None:
+    """An older klingbridge's request model had fewer fields: its recorded text (and hash)
+    lacks a field added since with a default. Its key still names that request."""
+    begin(store)
+    older = json.dumps({"kind": "sound", "prompt": REQUEST.prompt})  # no duration: 5 by default
+    assert REQUEST.duration == 5
+    store.run(_recorded_as(older))
+    assert begin(store) is False  # the same job, not a conflict
+    longer = SoundRequest(prompt=REQUEST.prompt, duration=10)
+    with pytest.raises(IdempotencyConflict):
+        store.run(
+            procs.begin(
+                "k1", longer, route=None, provider="piapi",
+                out_dir=None, owner="me", lease_s=60, now=time.time(),
+            )
+        )  # fmt: skip
+
+
 def test_an_attempt_moves_forward_only_and_keeps_its_history(store: TaskStore) -> None:
     begin(store)
     now = time.time()
@@ -121,6 +142,11 @@ def test_a_damaged_row_is_reported_and_the_others_still_show(store: TaskStore) -
     assert [r.key for r in records] == ["good"]
     assert [d.key for d in damaged] == ["bad"]
     assert "cannot be read" in str(damaged[0])
+
+
+def _recorded_as(request: str) -> sql.Proc[None]:
+    yield sql.Sql("UPDATE kb_jobs SET request = ?, request_hash = 'older' WHERE key = 'k1'",
+                  (request,))  # fmt: skip
 
 
 def _damage(key: str) -> sql.Proc[None]:

@@ -87,6 +87,14 @@ def json_option(help: str = "Machine-readable output (one JSON object).") -> cli
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
+#: `generate`, `wait` and `batch`: a job whose vendor task failed is run again.
+RETRY_FAILED = click.Option(
+    ["--retry-failed"],
+    is_flag=True,
+    help="Run a job whose vendor task failed again, as a new task (paid for); without it, "
+    "running its key again shows the recorded failure.",
+)
+
 
 def with_json(help: str = "Machine-readable output (one JSON object).") -> Callable[[FC], FC]:
     """`json_option` as a decorator."""

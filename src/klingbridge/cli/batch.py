@@ -11,6 +11,8 @@ import asyncio
 import shlex
 import signal
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NoReturn
 
 import click
@@ -22,8 +24,18 @@ from ..batchfile import MAX_PROBLEMS, BatchFileError, Line, read_batch
 from ..client import AsyncClient, Client
 from ..config import Config
 from ..errors import KlingBridgeError, ValidationError
+from ..models import Request
 from ..render import err
-from .app import fail, fail_with, json_option, main, make_client, store_client, with_params
+from .app import (
+    RETRY_FAILED,
+    fail,
+    fail_with,
+    json_option,
+    main,
+    make_client,
+    store_client,
+    with_params,
+)
 from .batch_report import Saver, Tally, counted, dry_run, say
 from .saving import SAVE_OPTIONS, check_out
 
@@ -56,6 +68,7 @@ OPTIONS = (
         is_flag=True,
         help="Submit every line and exit once each vendor task exists (a worker finishes them).",
     ),
+    RETRY_FAILED,
     click.Option(
         ["--tag"],
         default=None,
@@ -85,36 +98,39 @@ def batch(ctx: click.Context, /, file: str, **options: Any) -> None:
     """
     if options["provider"] is not None and options["route"] is not None:
         raise click.UsageError("--provider and --route cannot be used together: give one")
-    lines = _read(file, options["tag"])
-    if options["dry_run"]:  # no credentials needed: a line a provider refuses is counted
-        with make_client(ctx) as client:
-            names = _providers(client, options["provider"], options["route"])
-            dry_run(client, lines, names, options["max_usd"], options["as_json"])
+    if options["dry_run"]:
+        _dry_run(ctx, _read(file, options["tag"]), file, options)
         return
     check_out(options["out"])
     with store_client(ctx) as client:
-        _check(client, lines, _providers(client, options["provider"], options["route"]), file)
+        usable = _usable(client, _providers(client, options["provider"], options["route"]))
+        # every line is checked before anything is sent, against the providers it may run on
+        lines = _read(file, options["tag"], partial(_refusal, client, usable))
         config = client.config
-    tally = Tally(len(lines), detach=options["detach"])
+    tally = Tally(len(lines), detach=options["detach"], providers=tuple(usable))
     try:
         asyncio.run(_run(config, lines, tally, options))
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM
         err.print(Text(_interrupted(file, tally, options)))
         raise SystemExit(130) from None
     if not options["quiet"]:
-        err.print(Text(tally.line()))
+        err.print(Text(tally.summary()))
     if tally.failed or tally.waiting:
         raise SystemExit(1)
 
 
-def _read(file: str, tag: str | None) -> list[Line]:
+def _read(
+    file: str, tag: str | None, check: Callable[[Request], str | None] | None = None
+) -> list[Line]:
+    if tag is not None and not tag.strip():  # (`--tag "$T"` with T unset: a new batch, paid again)
+        fail(f"--tag must be a non-empty name, not {tag!r}", 2)
     try:
         if file == "-":
             if tag is None:  # stdin has no name to derive keys from: every batch would share it
                 fail("reading stdin (-): give --tag NAME, the batch's name in its keys", 2)
-            return read_batch(sys.stdin.buffer, _name(file), tag)
+            return read_batch(sys.stdin.buffer, _name(file), tag, check)
         with open(file, "rb") as opened:
-            return read_batch(opened, file, tag)
+            return read_batch(opened, file, tag, check)
     except BatchFileError as bad:
         _refuse(bad.problems, bad.more)
     except OSError as error:
@@ -123,39 +139,79 @@ def _read(file: str, tag: str | None) -> list[Line]:
 
 def _providers(client: Client, provider: str | None, route: str | None) -> list[str]:
     try:
-        return (
-            [client.provider(provider).name] if provider else client.config.route(route).providers
-        )
+        return client.providers_of(provider=provider, route=route)
     except KlingBridgeError as error:  # no such provider or route
         fail_with(error)
 
 
-def _check(client: Client, lines: list[Line], names: list[str], file: str) -> None:
-    """What a run would refuse before any call, now: providers without credentials, and lines
-    no provider of the route can run (each named, `FILE:LINE: why`)."""
+def _usable(client: Client, names: list[str]) -> list[str]:
+    """The providers with credentials (a run goes without the others, said once); with none,
+    or the only one without, the command fails."""
     usable: list[str] = []
+    for name, missing in _credentials(client, names):
+        if missing is None:
+            usable.append(name)
+        elif len(names) == 1:
+            fail_with(missing)
+        else:
+            err.print(Text(f"note: {missing}: the batch runs without {name}"))
+    if not usable:
+        fail(f"no provider of the route has credentials ({', '.join(names)})", 2)
+    return usable
+
+
+def _credentials(client: Client, names: list[str]) -> list[tuple[str, KlingBridgeError | None]]:
+    """Each provider, with why it cannot be used (its missing credentials) or None."""
+    found: list[tuple[str, KlingBridgeError | None]] = []
     for name in names:
         try:
             client.provider(name).require_credentials()
-            usable.append(name)
+            found.append((name, None))
         except KlingBridgeError as error:
-            if len(names) == 1:
-                fail_with(error)
-            err.print(Text(f"note: {error}: the batch runs without {name}"))
-    if not usable:
-        fail(f"no provider of the route has credentials ({', '.join(names)})", 2)
-    problems = []
-    for line in lines:
-        reasons = []
-        for name in usable:
-            try:
-                client.provider(name).validate(line.request)
-                break
-            except ValidationError as error:
-                reasons.append(str(error))
-        else:
-            problems.append(f"{_name(file)}:{line.number}: {'; '.join(reasons)}")
+            found.append((name, error))
+    return found
+
+
+def _refusal(client: Client, names: list[str], request: Request) -> str | None:
+    """Why none of `names` can take `request` (each one's reason), or None."""
+    reasons = []
+    for name in names:
+        try:
+            client.provider(name).validate(request)
+            return None
+        except ValidationError as error:
+            reasons.append(str(error))
+    return "; ".join(reasons)
+
+
+def _unrunnable(client: Client, lines: list[Line], names: list[str], file: str) -> list[str]:
+    """`FILE:LINE: why` for each line that none of `names` can take."""
+    return [
+        f"{_name(file)}:{line.number}: {why}"
+        for line in lines
+        if (why := _refusal(client, names, line.request)) is not None
+    ]
+
+
+def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str, Any]) -> None:
+    """Price the batch (no credentials needed), then say what a run would refuse: lines no
+    provider can take (exit 2, as the run), providers it would go without."""
+    with make_client(ctx, store=True) as client:
+        names = _providers(client, options["provider"], options["route"])
+        problems = _unrunnable(client, lines, names, file)
+        dry_run(
+            client, lines, names, options["max_usd"], options["as_json"], options["retry_failed"],
+            refused=problems,
+        )  # fmt: skip
+        for name, missing in _credentials(client, names):
+            if missing is not None:
+                err.print(Text(f"note: {missing}: a run would go without {name}"))
     if problems:
+        err.print(Text("a run would refuse this batch, and send nothing:"))
+        if options["as_json"]:  # (the lines are in the one JSON object printed)
+            for problem in problems[:MAX_PROBLEMS]:
+                err.print(Text(f"error: {problem}"))
+            raise SystemExit(2)
         _refuse(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
 
 
@@ -188,7 +244,9 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             timeout=options["timeout"],
             max_usd=options["max_usd"],
             detach=options["detach"],
+            retry_failed=options["retry_failed"],
             out_dir=options["out"],
+            on_update=tally.seen,
         )
         saver = Saver(client, None if options["detach"] else options["out"])
         feeding = asyncio.ensure_future(saver.feed(batch))
@@ -217,6 +275,7 @@ def _interrupted(file: str, tally: Tally, options: dict[str, Any]) -> str:
         if options[name] is not None and options[name] != defaults[name]:
             again += [f"--{name.replace('_', '-')}", str(options[name])]
     again += ["--detach"] if options["detach"] else []
+    again += ["--retry-failed"] if options["retry_failed"] else []
     left = tally.total - tally.started
     under_way = tally.started - tally.ended
     return (

@@ -20,9 +20,10 @@ from ..budgets import over_max_usd
 from ..client import AsyncClient, Client
 from ..download import SavedFile
 from ..errors import KlingBridgeError, WaitTimeout
-from ..models import Quote, Request
+from ..models import Quote, Request, Task, TaskStatus
 from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
+from ..store import JobState, StoreError, reads
 from ..worker import save_job
 from .app import echo_json
 from .saving import saved_json
@@ -38,15 +39,32 @@ class Tally:
 
     total: int
     detach: bool = False
+    #: The providers this run of the batch may use: a line recorded on another is counted.
+    providers: tuple[str, ...] = ()
+    elsewhere: int = 0  # lines an earlier run ran on a provider this run would not use
     started: int = 0  # lines handed to the client
     ended: int = 0
     failed: int = 0  # ended with an error (the task failed, or none could be made)
     waiting: int = 0  # still running at the vendor when the wait timed out
     charged_usd: float = 0.0
+    quoted_usd: float = 0.0  # what the charged tasks were quoted (their charge when unquoted)
     clock: float = field(default_factory=time.monotonic)
+    #: The vendor tasks of the lines under way, by id: their last status (`seen`).
+    at_vendor: dict[str, TaskStatus] = field(default_factory=dict)
+
+    def seen(self, task: Task) -> None:
+        """`on_update` of every line: its task as it is created and changes status."""
+        if task.status.is_terminal:
+            self.at_vendor.pop(task.id, None)
+        else:
+            self.at_vendor[task.id] = task.status
 
     def add(self, finished: Finished) -> None:
         self.ended += 1
+        if finished.task is not None:
+            self.at_vendor.pop(finished.task.id, None)
+            if self.providers and finished.task.provider not in self.providers:
+                self.elsewhere += 1
         if isinstance(finished.error, WaitTimeout):
             self.waiting += 1
         elif finished.error is not None:
@@ -54,6 +72,8 @@ class Tally:
         for attempt in finished.attempts:
             if attempt.charged is not None and attempt.charged.usd is not None:
                 self.charged_usd += float(attempt.charged.usd)
+                quoted = attempt.quoted.usd if attempt.quoted is not None else None
+                self.quoted_usd += float(attempt.charged.usd if quoted is None else quoted)
 
     def __rich__(self) -> Text:
         return Text(self.line(), style="cyan")
@@ -62,12 +82,36 @@ class Tally:
         elapsed = time.monotonic() - self.clock
         done = "submitted" if self.detach else "ended"
         running = self.started - self.ended
-        parts = [f"batch: {self.ended}/{self.total} {done}", f"{self.failed} failed"]
+        ended = self.ended - self.waiting  # (a wait that timed out ended no task)
+        parts = [f"batch: {ended}/{self.total} {done}", f"{self.failed} failed"]
         if self.waiting:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
-            parts.append(f"{running} under way")
-        return ", ".join(parts) + f", ${self.charged_usd:.4f} charged  {elapsed:5.1f} s"
+            parts.append(f"{running} under way{self._vendor()}")
+        charged = f"${self.charged_usd:.4f} charged"
+        if round(self.quoted_usd, 4) != round(self.charged_usd, 4):  # the vendor's prices moved
+            charged += f" (quoted ${self.quoted_usd:.4f})"
+        return ", ".join(parts) + f", {charged}  {elapsed:5.1f} s"
+
+    def summary(self) -> str:
+        """The last line, with what to do about lines that did not succeed."""
+        hints = []
+        if self.waiting:
+            hints.append("run the batch again to finish the lines still running at the vendor")
+        if self.failed:
+            hints.append("--retry-failed runs the failed lines again (new tasks, paid for)")
+        if self.elsewhere:
+            hints.append(
+                f"{self.elsewhere} line(s) ran on another provider in an earlier run of the "
+                "batch: their recorded jobs are shown (a new --tag runs them where asked)"
+            )
+        return self.line() + "".join(f"\n  {hint}" for hint in hints)
+
+    def _vendor(self) -> str:
+        running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
+        if not self.at_vendor:
+            return ""
+        return f" ({running} running at the vendor, {len(self.at_vendor) - running} queued there)"
 
 
 @dataclass(frozen=True)
@@ -185,16 +229,31 @@ class Priced:
 
 
 def dry_run(
-    client: Client, lines: list[Line], names: list[str], max_usd: float | None, as_json: bool
+    client: Client,
+    lines: list[Line],
+    names: list[str],
+    max_usd: float | None,
+    as_json: bool,
+    retry_failed: bool = False,
+    refused: list[str] | None = None,
 ) -> None:
-    """What the whole batch would cost on each provider it may run on (no call is made)."""
+    """What the batch would cost on each provider it may run on (no call is made). Lines the
+    task store has from an earlier run of the batch are priced only if running them again
+    may pay (see `_paid_again`). `refused`: the lines no provider can take (`FILE:LINE: why`),
+    which make a run refuse the whole batch (in `--json`; the caller says them otherwise)."""
+    recorded = _recorded(client, lines, retry_failed)
+    skipped = {number for numbers in recorded.values() for number in numbers}
+    to_run = [line for line in lines if line.number not in skipped]
     priced = {name: Priced(name) for name in names}
-    for line in lines:
+    for line in to_run:
         for quote in client.quote(line.request, names):
             priced[quote.provider].add(line, quote, max_usd)
     if as_json:
         rows = [{**vars(p), "usd": round(p.usd, 6)} for p in priced.values()]
-        echo_json({"lines": len(lines), "sent": 0, "providers": rows})
+        echo_json(
+            {"lines": len(lines), "to_run": len(to_run), "recorded": recorded, "sent": 0,
+             "providers": rows, "refused_lines": refused or []}
+        )  # fmt: skip
         return
     table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")
     for p in priced.values():
@@ -203,7 +262,40 @@ def dry_run(
             table, p.provider, str(p.lines), f"${p.usd:.4f}", str(len(p.unpriced)), "\n".join(why)
         )
     console.print(table)
+    if recorded:
+        said = "; ".join(f"{len(n)} {why} (line {_numbers(n)})" for why, n in recorded.items())
+        err.print(Text(f"not priced, recorded by an earlier run and not paid again: {said}"))
     err.print(Text(f"{len(lines)} line(s) checked; nothing was sent (--dry-run)"))
+
+
+def _recorded(client: Client, lines: list[Line], retry_failed: bool) -> dict[str, list[int]]:
+    """The lines whose jobs an earlier run recorded and that a run now would not pay for, by
+    why (their line numbers)."""
+    if client.store is None:
+        return {}
+    try:
+        found = client.store.read(reads.states([line.key for line in lines]))
+    except StoreError as error:
+        err.print(Text(f"note: {error}: every line is priced as new"))
+        return {}
+    recorded: dict[str, list[int]] = {}
+    for line in lines:
+        if line.key in found:
+            why = _paid_again(*found[line.key], retry_failed)
+            if why is not None:
+                recorded.setdefault(why, []).append(line.number)
+    return recorded
+
+
+def _paid_again(state: JobState, had_task: bool, retry_failed: bool) -> str | None:
+    """Why running a recorded job again pays for nothing (None: it may pay: priced)."""
+    if state is JobState.PENDING:  # its create may not have gone out yet
+        return None
+    if state is JobState.FAILED:  # run again when nothing was made, or when asked to
+        return None if not had_task or retry_failed else "failed (--retry-failed runs them)"
+    if state is JobState.UNKNOWN:
+        return "unknown (see klingbridge wait KEY)"
+    return "running at the vendor" if state is JobState.RUNNING else state.value
 
 
 def _numbers(numbers: list[int], most: int = 5) -> str:

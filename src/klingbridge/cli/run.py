@@ -31,6 +31,7 @@ from ..render import (
 from ..store import procs
 from ..worker import saved_record
 from .app import (
+    RETRY_FAILED,
     Group,
     check_kind,
     echo_json,
@@ -95,6 +96,7 @@ DURABLE_OPTIONS = (
         is_flag=True,
         help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
     ),
+    RETRY_FAILED,
     click.Option(
         ["--max-usd"],
         type=click.FloatRange(min=0),
@@ -123,6 +125,7 @@ def _generate(
     key: str | None,
     detach: bool,
     resubmit: bool,
+    retry_failed: bool,
     max_usd: float | None,
     **options: Any,
 ) -> None:
@@ -133,7 +136,7 @@ def _generate(
     with store_client(click.get_current_context()) as client:
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
-        client.check(request, provider=provider, route=route)  # bad input: before the key
+        client.check(request, provider=provider, route=route, max_usd=max_usd)  # before the key
         if key is None:
             key = new_key()
             err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
@@ -148,6 +151,7 @@ def _generate(
                 callback_url=callback_url,
                 key=key,
                 resubmit=resubmit,
+                retry_failed=retry_failed,
                 out_dir=out,
                 detach=detach,
                 max_usd=max_usd,
@@ -164,6 +168,13 @@ def _generate(
             return
         if not (verbose or quiet or as_json):
             say_moves(client, request, result)
+            if result.task.provider not in client.providers_of(provider=provider, route=route):
+                err.print(
+                    Text(
+                        f"note: key {key} was run on {result.task.provider} by an earlier run: "
+                        "its recorded job is shown (a new key runs the request where asked)"
+                    )
+                )
         finish(
             client,
             result,
@@ -388,6 +399,14 @@ def cancel(
     is_flag=True,
     help="Create again where a lost create cannot be checked (PiAPI): may pay twice.",
 )
+@with_params(RETRY_FAILED)
+@click.option(
+    "--task-id",
+    default=None,
+    metavar="ID",
+    help="The vendor task of a create whose outcome is unknown, found in the vendor's "
+    "dashboard: recorded as the job's task (and its charge), then followed.",
+)
 @click.pass_context
 def wait(
     ctx: click.Context,
@@ -399,12 +418,16 @@ def wait(
     verbose: bool,
     quiet: bool,
     resubmit: bool,
+    retry_failed: bool,
+    task_id: str | None,
 ) -> None:
     """Re-attach to a job (REF: its key, or a vendor task id) and finish it, from anywhere.
 
     Resolves a create whose answer was lost, waits for the task, records its charge and saves
     its outputs, like `generate` would have.
     """
+    if task_id is not None and resubmit:
+        raise click.UsageError("--task-id and --resubmit cannot be used together: give one")
     with store_client(ctx) as client:
         store = client.store
         assert store is not None  # store_client refuses to run without one
@@ -414,7 +437,12 @@ def wait(
         result = follow(
             f"wait {job.key}",
             lambda progress: client.resume_dispatch(
-                job.key, timeout=timeout, on_update=progress.update, resubmit=resubmit
+                job.key,
+                timeout=timeout,
+                on_update=progress.update,
+                resubmit=resubmit,
+                retry_failed=retry_failed,
+                task_id=task_id,
             ),
             key=job.key,
             let_go=lambda: client.let_go(job.key),

@@ -66,6 +66,18 @@ def _request_json(request: Request) -> tuple[str, str]:
     return canonical, hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _same_request(stored: str | None, request: Request) -> bool:
+    """Whether a recorded request whose hash differs is the same request all the same: one
+    recorded by another version of klingbridge, whose request model had fewer fields (a field
+    added since, with its default, changes the text and so the hash, not the request)."""
+    if stored is None:  # imported from the old ledger without its request
+        return False
+    try:
+        return REQUEST.validate_json(stored) == request
+    except ValueError:  # written by a version whose requests this one cannot read
+        return False
+
+
 def _json(model: Task | Cost | None) -> str | None:
     return None if model is None else model.model_dump_json()
 
@@ -102,8 +114,8 @@ def begin(
         (key, body, digest, request.kind, route, provider, out_dir, now, now, owner, now + lease_s),
     )
     if not inserted:
-        found = yield Sql("SELECT request_hash FROM kb_jobs WHERE key = ?", (key,))
-        if found[0][0] != digest:
+        found = yield Sql("SELECT request_hash, request FROM kb_jobs WHERE key = ?", (key,))
+        if found[0][0] != digest and not _same_request(found[0][1], request):
             raise IdempotencyConflict(key)
         yield from take_lease(key, owner, lease_s, now)
         if out_dir is not None:

@@ -33,6 +33,8 @@ _ATTEMPT_COLUMNS = (
     "external_id, job_key, seq, provider, state, task_id, task, quoted, charged, error, "
     "error_type, created_at, updated_at"
 )
+#: Keys per `IN (...)` list: under every backend's limit on a statement's parameters.
+_CHUNK = 500
 
 
 class DamagedRecord(KlingBridgeError):
@@ -106,6 +108,22 @@ def jobs(
         (*params, limit, offset),
     )
     return (yield from _load_jobs(sql, history=False))
+
+
+def states(keys: Sequence[str]) -> Proc[dict[str, tuple[JobState, bool]]]:
+    """Each recorded key's job state, and whether the job ever had a vendor task (keys with no
+    job are left out): what running those keys again would do, for thousands of keys at once."""
+    found: dict[str, tuple[JobState, bool]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = yield Sql(
+            "SELECT key, state, EXISTS (SELECT 1 FROM kb_attempts"
+            " WHERE job_key = kb_jobs.key AND task IS NOT NULL)"
+            f" FROM kb_jobs WHERE key IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
+        found.update((row[0], (JobState(row[1]), bool(row[2]))) for row in rows)
+    return found
 
 
 def open_attempts(provider: str | None = None) -> Proc[list[AttemptRecord]]:

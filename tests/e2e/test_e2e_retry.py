@@ -1,0 +1,127 @@
+"""A job whose vendor task failed: recorded, not run again, unless asked (`--retry-failed`).
+
+Against the built-in simulator: its `task_fail_policy` fault makes the next Kling task fail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import Cli
+
+import klingbridge
+from klingbridge import PollPolicy, SoundRequest, TaskFailed
+from klingbridge.config import Config
+
+FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.05, pacing=False)
+RAIN = ("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--key", "k1")
+
+
+def creates(vendor: Any) -> int:
+    return int(vendor.state()["creates"]["kling"])
+
+
+def fail_next_task(vendor: Any) -> None:
+    vendor.set_faults({"kling": [{"fault": "task_fail_policy", "count": 1}]})
+
+
+def test_a_failed_job_is_run_again_only_when_asked(cli: Cli, vendor: Any) -> None:
+    fail_next_task(vendor)
+    first = cli(*RAIN)
+    assert first.exit_code != 0 and "risk control" in first.stderr, first
+    again = cli(*RAIN)
+    assert again.exit_code == first.exit_code and creates(vendor) == 1  # the recorded failure
+    assert "nothing was sent now; --retry-failed" in again.stderr, again
+    assert "nothing was sent" not in first.stderr
+    retried = cli(*RAIN, "--retry-failed", "--json")
+    assert retried.exit_code == 0, retried
+    assert retried.json()["status"] == "succeeded" and creates(vendor) == 2
+    assert cli(*RAIN, "--retry-failed").exit_code == 0 and creates(vendor) == 2  # succeeded
+    job = cli("tasks", "--json").json()
+    assert [(t["key"], t["status"]) for t in job] == [("k1", "succeeded")]
+    shown = cli("wait", "k1", "--json")
+    assert shown.exit_code == 0 and len(shown.json()["attempts"]) == 2  # both tasks recorded
+
+
+def test_wait_retries_a_failed_job_when_asked(cli: Cli, vendor: Any) -> None:
+    fail_next_task(vendor)
+    assert cli(*RAIN, "--detach").exit_code == 0
+    waited = cli("wait", "k1")
+    assert waited.exit_code != 0 and creates(vendor) == 1
+    assert cli("wait", "k1").exit_code == waited.exit_code and creates(vendor) == 1
+    retried = cli("wait", "k1", "--retry-failed", "--json")
+    assert retried.exit_code == 0 and retried.json()["status"] == "succeeded", retried
+    assert creates(vendor) == 2
+
+
+def test_a_batch_run_again_retries_only_its_failed_lines_and_prices_only_them(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    file = tmp_path / "sounds.jsonl"
+    file.write_text(
+        "".join(
+            json.dumps({"kind": "sound", "prompt": p, "duration": 5}) + "\n"
+            for p in ("rain", "wind", "fire")
+        )
+    )
+    batch = ("batch", str(file), "--provider", "kling", "--concurrency", "1")
+    fail_next_task(vendor)
+    first = cli(*batch)
+    assert first.exit_code == 1 and "3/3 ended, 1 failed" in first.stderr, first
+    assert "--retry-failed runs the failed lines again" in first.stderr
+    assert creates(vendor) == 3
+
+    priced = cli(*batch, "--dry-run", "--json").json()
+    assert priced["to_run"] == 0 and priced["providers"][0]["lines"] == 0
+    assert priced["recorded"] == {"succeeded": [2, 3], "failed (--retry-failed runs them)": [1]}
+    retry_priced = cli(*batch, "--dry-run", "--retry-failed", "--json").json()
+    assert retry_priced["to_run"] == 1 and retry_priced["providers"][0]["lines"] == 1
+    quotes = cli("quote", "sound", "rain", "--duration", "5", "--json").json()["quotes"]
+    kling = next(q["cost"]["usd"] for q in quotes if q["provider"] == "kling")
+    assert retry_priced["providers"][0]["usd"] == pytest.approx(kling)
+
+    again = cli(*batch)
+    assert again.exit_code == 1 and creates(vendor) == 3  # failed lines stay failed
+    retried = cli(*batch, "--retry-failed")
+    assert retried.exit_code == 0 and "3/3 ended, 0 failed" in retried.stderr, retried
+    assert creates(vendor) == 4  # only the failed line ran again
+    assert cli(*batch, "--retry-failed").exit_code == 0 and creates(vendor) == 4
+    text = cli(*batch, "--dry-run")
+    assert "not priced, recorded by an earlier run and not paid again: 3 succeeded" in text.stderr
+
+
+def test_the_client_retries_a_failed_key_only_when_asked(vendor: Any, tmp_path: Path) -> None:
+    fail_next_task(vendor)
+    keys = vendor.config
+    settings = {"kling": {"base_url": vendor.base_url, "access_key": keys.kling_access_key,
+                          "secret_key": keys.kling_secret_key}}  # fmt: skip
+    request = SoundRequest(prompt="rain", duration=5)
+    with klingbridge.Client(
+        "kling", config=Config(), settings=settings, store=tmp_path / "tasks.db", poll=FAST
+    ) as kb:
+        with pytest.raises(TaskFailed):
+            kb.run(request, key="k")
+        with pytest.raises(TaskFailed):
+            kb.run(request, key="k")
+        assert creates(vendor) == 1
+        result = kb.dispatch(request, key="k", retry_failed=True)
+        assert result.task.status.value == "succeeded" and creates(vendor) == 2
+        assert kb.resume("k", retry_failed=True).id == result.task.id and creates(vendor) == 2
+
+
+def test_a_key_run_before_on_another_provider_says_so(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    assert cli(*RAIN).exit_code == 0
+    elsewhere = cli(*RAIN[:-4], "--provider", "piapi", "--key", "k1")
+    assert elsewhere.exit_code == 0 and "note: key k1 was run on kling" in elsewhere.stderr
+    assert vendor.state()["creates"] == {"kling": 1, "piapi": 0}
+    file = tmp_path / "b.jsonl"
+    file.write_text('{"kind": "sound", "prompt": "rain", "duration": 5}\n')
+    assert cli("batch", str(file), "--provider", "kling").exit_code == 0
+    moved = cli("batch", str(file), "--provider", "piapi")
+    assert moved.exit_code == 0 and "1 line(s) ran on another provider" in moved.stderr
+    assert vendor.state()["creates"] == {"kling": 2, "piapi": 0}
