@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _postgres import ServerCpu, postgres_support
 from _support import done, header, table
-from bench_scale import ServerCpu, postgres_support
 
 from klingbridge import SoundRequest
 from klingbridge.store import JobState, procs

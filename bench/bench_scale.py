@@ -43,14 +43,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _postgres import START, ServerCpu, postgres_server, postgres_support
 from _support import clear_vendor_env, done, header, simulator_process, table
 
 QUEUED_S, RUNNING_S = 1.0, 2.0
@@ -64,7 +64,6 @@ SIM_KEYS = {
     "piapi_api_key": "sim-piapi-key",
 }
 HERE = Path(__file__).resolve()
-START = "start"  # `--postgres` without a URL: start a throwaway server
 
 
 def rss_mb() -> float:
@@ -269,87 +268,6 @@ def run_side(side: str, n: int, base_url: str, pg_server: str | None = None) -> 
     return result
 
 
-class ServerCpu:
-    """CPU seconds spent by a local PostgreSQL server while in use (`with ServerCpu(url) as
-    cpu: ...; cpu.seconds`): the postmaster and its processes, sampled every 0.1 s by a thread
-    (a connection's process lives as long as the connection). 0 if the server is not local."""
-
-    def __init__(self, server_url: str) -> None:
-        import psycopg
-
-        self.postmaster = ""
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            row = admin.execute("SELECT pg_backend_pid()").fetchone()
-            with contextlib.suppress(OSError):  # not a local server
-                self.postmaster = self._stat(str(row[0]))[1] if row else ""
-        self.first: dict[str, int] = {}
-        self.last: dict[str, int] = {}
-        self.seconds = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    @staticmethod
-    def _stat(pid: str) -> list[str]:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
-            return file.read().rsplit(")", 1)[1].split()  # [state, ppid, ...]
-
-    def _ticks(self) -> dict[str, int]:
-        found = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            with contextlib.suppress(OSError, IndexError):
-                fields = self._stat(pid)
-                if pid == self.postmaster or fields[1] == self.postmaster:
-                    found[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-        return found
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.1):
-            self.last.update(self._ticks())
-
-    def __enter__(self) -> ServerCpu:
-        if self.postmaster:
-            self.first = self._ticks()
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.postmaster:
-            return
-        self._stop.set()
-        self._thread.join()
-        self.last.update(self._ticks())
-        ticks = sum(t - self.first.get(pid, 0) for pid, t in self.last.items())
-        self.seconds = ticks / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_support() -> Any:
-    """tests/postgres_support.py: the suite's throwaway server and databases, reused here."""
-    sys.path.insert(0, str(HERE.parent.parent / "tests"))
-    import postgres_support as support
-
-    return support
-
-
-@contextlib.contextmanager
-def postgres_server(args: argparse.Namespace) -> Iterator[str | None]:
-    """The PostgreSQL server URL to make each run's database in: `--postgres URL`, or one
-    started for `--postgres` (as the test suite starts it, with PostgreSQL's durability
-    settings), or None."""
-    if args.postgres != START:
-        yield args.postgres
-        return
-    support = postgres_support()
-    bindir = support.find_bindir()
-    if bindir is None:
-        raise SystemExit(f"--postgres: PostgreSQL not found ({support.INSTALL_HINT})")
-    server = support.PostgresServer(bindir, support.DURABLE_SETTINGS)
-    try:
-        server.start()
-        yield server.url
-    finally:
-        server.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 1,000 once (~40 s)")
@@ -387,7 +305,7 @@ def main() -> None:
         f"load average at start: {os.getloadavg()[0]:.2f}",
     )
     stack = contextlib.ExitStack()
-    pg_server = stack.enter_context(postgres_server(args))
+    pg_server = stack.enter_context(postgres_server(args.postgres))
     sim, base_url = simulator_process(QUEUED_S, RUNNING_S)
     rows = []
     try:
