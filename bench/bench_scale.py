@@ -16,7 +16,9 @@ memory is its own:
   `--postgres` (a throwaway PostgreSQL server started here, as the test suite starts one, but
   with PostgreSQL's own durability settings: fsync and synchronous_commit on) or `--postgres
   postgresql://...` (a server of yours; its user must be allowed to CREATE DATABASE), a third
-  side `klingbridge-pg` runs with a PostgreSQL store, a fresh database per run.
+  side `klingbridge-pg` runs with a PostgreSQL store, a fresh database per run; `--pg-alone`
+  adds `klingbridge-pg-alone`, whose writes each take a transaction of their own (the
+  PostgreSQL store before its writes were grouped).
 
 Half the tasks go to Kling (legacy sound, JWT) and half to PiAPI. Reported per side: wall time
 from the first create to the last task's end, errors (any exception, `WaitTimeout` included:
@@ -169,10 +171,16 @@ async def bare(n: int, base_url: str) -> dict[str, Any]:
 
 
 async def klingbridge_side(
-    n: int, base_url: str, store: bool, many: int = 0, store_url: str | None = None
+    n: int,
+    base_url: str,
+    store: bool,
+    many: int = 0,
+    store_url: str | None = None,
+    alone: bool = False,
 ) -> dict[str, Any]:
     """`run` for each task under `gather`; with `many`, `run_many` per vendor instead, at
-    most `many` runs under way in all (half per vendor). `store_url`: that store, not SQLite."""
+    most `many` runs under way in all (half per vendor). `store_url`: that store, not SQLite;
+    `alone`: PostgreSQL writes each in a transaction of its own, as before they were grouped."""
     from klingbridge import AsyncClient, PollPolicy, SoundRequest
     from klingbridge.config import Config
 
@@ -184,6 +192,9 @@ async def klingbridge_side(
             store=where,
             poll=PollPolicy(**POLL),  # type: ignore[arg-type]
         ) as client:
+            if alone:
+                pg: Any = client.store
+                pg._aexecute = lambda proc, write=True: pg._aexecute_alone(proc)
 
             async def one(i: int) -> None:
                 request = SoundRequest(prompt=f"scale {i}", duration=5)
@@ -231,8 +242,9 @@ def worker(side: str, n: int, base_url: str, store_url: str | None) -> None:
     clear_vendor_env()
     if side == "bare":
         result = asyncio.run(bare(n, base_url))
-    elif side == "klingbridge-pg":
-        result = asyncio.run(klingbridge_side(n, base_url, True, store_url=store_url))
+    elif side.startswith("klingbridge-pg"):  # -alone: writes not grouped
+        alone = side.endswith("-alone")
+        result = asyncio.run(klingbridge_side(n, base_url, True, store_url=store_url, alone=alone))
     elif side.startswith("run_many"):  # run_many-C
         result = asyncio.run(klingbridge_side(n, base_url, True, int(side.split("-")[1])))
     else:
@@ -245,7 +257,7 @@ def run_side(side: str, n: int, base_url: str, pg_server: str | None = None) -> 
     httpx.post(f"{base_url}/_sim/reset", timeout=30)
     command = [sys.executable, str(HERE), "--worker", side, "--tasks", str(n)]
     database = None
-    if side == "klingbridge-pg":
+    if side.startswith("klingbridge-pg"):
         assert pg_server is not None
         database = postgres_support().create_database(pg_server)
         command += ["--store-url", database]
@@ -283,6 +295,10 @@ def main() -> None:
         help="also klingbridge with a PostgreSQL store, a database per run on the server at URL"
         " (its user may CREATE DATABASE), or on a throwaway server started here (no URL)",
     )  # fmt: skip
+    parser.add_argument(
+        "--pg-alone", action="store_true",
+        help="with --postgres: also a side whose PostgreSQL writes are not grouped (as before)",
+    )  # fmt: skip
     parser.add_argument("--store-url", help=argparse.SUPPRESS)  # the worker's database
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -313,6 +329,8 @@ def main() -> None:
             runs: dict[str, list[dict[str, Any]]] = {"bare": [], side: []}
             if pg_server is not None:
                 runs["klingbridge-pg"] = []
+                if args.pg_alone:
+                    runs["klingbridge-pg-alone"] = []
             for _ in range(repeat):
                 for name in runs:
                     runs[name].append(run_side(name, n, base_url, pg_server))
