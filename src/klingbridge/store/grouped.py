@@ -47,18 +47,21 @@ class WriteGroups:
 
     #: Writes one group in one transaction: an outcome per procedure, in order.
     run_group: Callable[[list[Proc[Any]]], Awaitable[list[Outcome]]]
+    #: Groups written at once, each its own transaction (PostgreSQL: on its own connection).
+    parallel: int = 1
     loop: asyncio.AbstractEventLoop | None = None
     pending: list[tuple[Proc[Any], asyncio.Future[Any]]] = field(default_factory=list)
-    flusher: asyncio.Task[None] | None = None
+    flushers: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def run(self, proc: Proc[T]) -> T:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # a new event loop (asyncio.run again): start afresh
-            self.loop, self.pending, self.flusher = loop, [], None
+            self.loop, self.pending, self.flushers = loop, [], []
         future: asyncio.Future[T] = loop.create_future()
         self.pending.append((proc, future))
-        if self.flusher is None or self.flusher.done():
-            self.flusher = loop.create_task(self._flush())
+        self.flushers = [flusher for flusher in self.flushers if not flusher.done()]
+        if len(self.flushers) < self.parallel:  # a flusher that is done took nothing after
+            self.flushers.append(loop.create_task(self._flush()))
         return await future
 
     async def _flush(self) -> None:

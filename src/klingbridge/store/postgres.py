@@ -42,7 +42,9 @@ class PostgresStore(TaskStore):
         self._pool: Any = None
         self._apool: Any = None
         self._lock = threading.Lock()
-        self._groups = WriteGroups(self._arun_group)
+        # Up to half the pool writing groups at once: one at a time is bound by round trips
+        # (ungrouped, 8 connections worked at once); the rest of the pool serves reads.
+        self._groups = WriteGroups(self._arun_group, parallel=max(1, max_connections // 2))
 
     def describe(self) -> str:
         return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
