@@ -239,8 +239,16 @@ class KlingProvider(Provider):
             )
         return requests.build_create(request, external_id=external_id, callback_url=callback_url)
 
+    def can_ask_new_design(self) -> bool:
+        """Whether calls to the new design can be made: it takes an API key only [doc: the
+        AK/SK JWT is for the legacy design], so with the key pair alone `/tasks` would answer
+        1002 and hide the legacy design's own answer ("not found") behind an auth error."""
+        return self.settings.api_key is not None
+
     def is_new_design_task(self, task_id: str) -> bool:
         """Whether `task_id` is known to be new-design (or /tasks is assumed to answer for all)."""
+        if not self.can_ask_new_design():
+            return False
         if self.settings.tasks_query_covers_legacy:
             return True
         with self._ids_lock:
@@ -273,7 +281,7 @@ class KlingProvider(Provider):
             return [design.query([task_id])]
         ident = quote(task_id, safe="")  # an external id is the caller's: any character
         calls = [HttpCall("GET", f"{path}/{ident}") for path in paths]
-        if kind in (None, "video"):
+        if kind in (None, "video") and self.can_ask_new_design():
             calls.append(design.query([task_id]))
         return calls
 
@@ -289,7 +297,8 @@ class KlingProvider(Provider):
     ) -> Sequence[HttpCall]:
         ident = quote(external_id, safe="")
         calls = [HttpCall("GET", f"{path}/{ident}") for path in requests.query_paths(kind)]
-        if kind in (None, "video"):  # legacy query paths take either id; /tasks needs its key
+        # Legacy query paths take either id; /tasks needs its key (and an API key).
+        if kind in (None, "video") and self.can_ask_new_design():
             calls.append(design.query([external_id], external=True))
         return calls
 

@@ -18,6 +18,7 @@ from .download import SavedFile, save_outputs
 from .flows import PollPolicy
 from .models import SoundRequest, Task
 from .render import add_row, amount_text
+from .render import table as fold_table
 from .simulator import SimulatorConfig, running_simulator
 
 PROVIDERS = ("kling", "piapi")
@@ -76,10 +77,8 @@ async def _generate_all(config: Config, poll: PollPolicy, request: SoundRequest)
 
 
 def _side_by_side(results: list[tuple[Task, list[SavedFile]]]) -> Table:
-    table = Table(title="one sound request, two vendors, one result type")
-    table.add_column("")
-    for task, _ in results:
-        table.add_column(task.provider)
+    title = "one sound request, two vendors, one result type"
+    table = fold_table("", *(task.provider for task, _ in results), title=title)
     rows: dict[str, list[str]] = {
         "status": [],
         "vendor status": [],

@@ -187,8 +187,25 @@ def locate(
 
 
 def get(provider: Provider, task_id: str, kind: str | None = None) -> Flow[Task]:
-    _, task = yield from locate(provider, provider.build_get(task_id, kind), kind)
+    """The task now; `NotFoundError` saying "<provider> task '<id>' not found" when no call found
+    it (whichever endpoint answered last, and however it said so)."""
+    try:
+        _, task = yield from locate(provider, provider.build_get(task_id, kind), kind)
+    except NotFoundError as missing:
+        raise _task_not_found(provider.name, task_id, missing) from missing
     return task
+
+
+def _task_not_found(provider: str, task_id: str, cause: NotFoundError) -> NotFoundError:
+    error = NotFoundError(
+        f"task {task_id!r} not found",
+        provider=provider,
+        http_status=cause.http_status,
+        code=cause.code,
+        request_id=cause.request_id,
+    )
+    error.args = (f"{provider} task {task_id!r} not found",)  # the vendor's code says no more
+    return error
 
 
 def find_by_external_id(

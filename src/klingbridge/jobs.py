@@ -288,8 +288,14 @@ class Jobs:
         # configuration may have been fixed meanwhile). One whose task failed is run again
         # when asked (`retry_failed`: a new task, paid for). Any other ended job is its record.
         failed = job.state is JobState.FAILED
-        if job.state.is_terminal and not (failed and (job.task is None or again.retry_failed)):
-            return recorded_result(job)
+        if job.state.is_terminal:
+            if not (failed and (job.task is None or again.retry_failed)):
+                return recorded_result(job)
+            other = yield from self._claim_rerun(job, deadline)
+            if other is not None:  # another process ran it again meanwhile: its outcome
+                if other.state.is_terminal:
+                    return recorded_result(other)
+                job = other  # (that run stopped half-way: its attempt is carried on below)
         latest = job.attempt
         if job.request is None:  # imported from the old ledger: only its task can be followed
             if failed:
@@ -342,23 +348,44 @@ class Jobs:
         found = yield Record(reads.load(job.key))
         return recorded_result(found or job.model_copy(update={"state": state}))
 
-    def _watch(self, job: JobRecord, deadline: float) -> Flow[JobRecord]:
-        """While another live process holds the job, follow it in the store instead."""
+    def _claim_rerun(self, job: JobRecord, deadline: float) -> Flow[JobRecord | None]:
+        """Take the lease of an ended job before running it again (None: taken). Two processes
+        told to run a failed job again at once would otherwise both create a task: the one
+        that does not get the lease follows the other's run and gives the job as it left it."""
         looks = 0
-        while not job.state.is_terminal and self._held_elsewhere(job):
+        while True:
+            now = self.wall()
+            if (yield Record(procs.take_lease(job.key, self.owner, self.lease_s, now, ended=True))):
+                return None
+            found = yield Record(reads.load(job.key), read=True)
+            other = yield from self._watch(found or job, deadline, ended_too=True)
+            if other.state is not job.state or len(other.attempts) != len(job.attempts):
+                return other
+            # That process let go without running it again (or died): take the job now; a
+            # dead one's lease is taken once it lapses.
+            if self.clock() >= deadline:
+                raise KlingBridgeError(f"job {job.key} could not be taken before the timeout")
+            yield Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S))
+            looks += 1
+
+    def _watch(self, job: JobRecord, deadline: float, ended_too: bool = False) -> Flow[JobRecord]:
+        """While another live process holds the job, follow it in the store instead (an ended
+        job too when `ended_too`: one that process is running again)."""
+        looks, began = 0, self.clock()
+        while (ended_too or not job.state.is_terminal) and self._held_elsewhere(job):
             if self.clock() >= deadline:
                 task = job.task
-                if task is None:
+                if task is None or task.status.is_terminal:  # (an ended job's earlier task)
                     raise KlingBridgeError(
                         f"job {job.key} is still being run by {job.lease_owner}; "
                         "nothing finished before the timeout"
                     )
-                raise WaitTimeout(task, deadline)
+                raise WaitTimeout(task, round(deadline - began, 3))
             yield Sleep(min(self.poll.interval(looks), WATCH_INTERVAL_S))
             looks += 1
             found = yield Record(reads.load(job.key), read=True)
             job = found if found is not None else job
-            if not self._held_elsewhere(job):
+            if not self._held_elsewhere(job) and not job.state.is_terminal:
                 yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
         return job
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.measure import Measurement
 from rich.table import Column, Table
@@ -20,9 +20,72 @@ console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def table(*headers: str, **options: Any) -> Table:
-    """A table whose headers and cells fold on a narrow terminal instead of being cut with "…"."""
-    return Table(*(Column(h, overflow="fold") for h in headers), **options)
+class FoldTable(Table):
+    """A table that fits a narrow terminal by wrapping between words, never inside one while
+    there is room not to.
+
+    rich narrows the widest columns first, down to a few characters, and then folds whatever no
+    longer fits: `decreasing_total` became `decreasin` / `g_total`, a date `2027-12-0` / `1`.
+    Here, short of room, each column keeps at least its longest word (the widest columns give
+    way first); when that does not fit, the borders go (columns two spaces apart) if that is
+    enough. Only when no layout keeps every word whole (a long task id) does rich fold as before.
+    """
+
+    def __init__(self, *headers: Any, **options: Any) -> None:
+        super().__init__(*headers, **options)
+        self._fitted: list[Column] = []
+        self._chrome = (self.box, self.show_edge, self.pad_edge)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        self._fit(console, options)
+        yield from super().__rich_console__(console, options)
+
+    def _fit(self, console: Console, options: ConsoleOptions) -> None:
+        for column in self._fitted:  # what an earlier rendering (at another width) changed
+            column.width = None
+        self._fitted = []
+        self.box, self.show_edge, self.pad_edge = self._chrome
+        room = options.max_width
+        if self._natural(console, options) <= room:
+            return
+        low, high = self._word_widths(console, options)
+        chrome = self._natural(console, options) - sum(high)
+        if sum(low) + chrome > room:
+            self.box, self.show_edge, self.pad_edge = None, False, False
+            chrome = self._natural(console, options) - sum(high)
+            if sum(low) + chrome > room:  # some word must fold anyway: as rich does it
+                self.box, self.show_edge, self.pad_edge = self._chrome
+                return
+        widths = list(high)
+        for _ in range(sum(high) + chrome - room):  # one character at a time, widest first
+            index = max((i for i, w in enumerate(widths) if w > low[i]), key=lambda i: widths[i])
+            widths[index] -= 1
+        for column, width in zip(self.columns, widths, strict=True):
+            column.width = width
+            self._fitted.append(column)
+
+    def _natural(self, console: Console, options: ConsoleOptions) -> int:
+        return Measurement.get(console, options.update_width(100_000), self).maximum
+
+    def _word_widths(
+        self, console: Console, options: ConsoleOptions
+    ) -> tuple[list[int], list[int]]:
+        """Each column's longest word and longest line (header included), without padding."""
+        wide = options.update_width(100_000)
+        low, high = [], []
+        for column in self.columns:
+            sizes = [
+                Measurement.get(console, wide, cell) for cell in (column.header, *column.cells)
+            ]
+            low.append(max(size.minimum for size in sizes))
+            high.append(max(size.maximum for size in sizes))
+        return low, high
+
+
+def table(*headers: str, **options: Any) -> FoldTable:
+    """A table whose cells wrap between words on a narrow terminal, and a word too long for any
+    column folds onto more lines instead of being cut with "…" (`FoldTable`)."""
+    return FoldTable(*(Column(h, overflow="fold") for h in headers), **options)
 
 
 def print_listing(table: Table) -> None:

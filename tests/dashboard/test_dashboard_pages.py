@@ -198,3 +198,13 @@ async def test_the_spend_page_shows_budgets_slots_and_cooldowns(store: TaskStore
     kling_row = page.split("<td>kling</td>")[1].split("</tr>")[0]
     assert "1 / 5" in kling_row  # the running task holds one of five slots
     assert "piapi is cooling down for 90 s (3 failures in a row)" in page
+
+
+async def test_the_kind_filter_offers_every_request_kind(store: TaskStore) -> None:
+    page = await _get(store, "/?kind=sound-for-video")
+    assert page.status_code == 200
+    offered = re.findall(
+        r'<option value="([^"]*)"', page.text.split('name="kind"')[1].split("</select>")[0]
+    )
+    assert offered == ["", "sound", "speech", "video", "sound-for-video"]
+    assert '<option value="sound-for-video" selected>' in page.text

@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from e2e_support import Cli
 
 import klingbridge
-from klingbridge import PollPolicy, SoundRequest, TaskFailed
+from klingbridge import KlingBridgeError, PollPolicy, SoundRequest, TaskFailed
 from klingbridge.config import Config
+from klingbridge.flows import Record
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.05, pacing=False)
 RAIN = ("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--key", "k1")
@@ -125,3 +127,49 @@ def test_a_key_run_before_on_another_provider_says_so(
     moved = cli("batch", str(file), "--provider", "piapi")
     assert moved.exit_code == 0 and "1 line(s) ran on another provider" in moved.stderr
     assert vendor.state()["creates"] == {"kling": 2, "piapi": 0}
+
+
+class FailingFirst:
+    """A PiAPI stand-in whose first task fails and every later one succeeds, at once."""
+
+    def __init__(self) -> None:
+        self.creates = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.creates += 1
+        status = "failed" if self.creates == 1 else "completed"
+        error = {"code": 1 if status == "failed" else 0, "message": "bad" if status else ""}
+        task = {"task_id": f"T{self.creates}", "model": "kling", "task_type": "sound",
+                "status": status, "output": {}, "meta": {}, "error": error}  # fmt: skip
+        return httpx.Response(200, json={"code": 200, "data": task, "message": "success"})
+
+
+def test_two_processes_retrying_one_failed_job_pay_for_one_task(tmp_path: Path) -> None:
+    vendor = FailingFirst()
+
+    def client() -> klingbridge.Client:  # each one its own owner, as another process
+        return klingbridge.Client(
+            "piapi", config=Config(), settings={"piapi": {"api_key": "k"}}, poll=FAST,
+            store=tmp_path / "tasks.db", transport=httpx.MockTransport(vendor.handler),
+        )  # fmt: skip
+
+    request = SoundRequest(prompt="rain", duration=5)
+    with client() as first, client() as second:
+        assert first.store is not None and first.owner != second.owner
+        with pytest.raises(TaskFailed):
+            first.run(request, key="k")
+        flow = first._dispatch(request, key="k", retry_failed=True)
+        begin = next(flow)  # the job, read back: ended, so its lease is not taken
+        assert isinstance(begin, Record) and not begin.read
+        claim = flow.send(first.store.run(begin.proc))  # the lease, to run it again
+        assert isinstance(claim, Record)
+        assert first.store.run(claim.proc) is True  # the first is about to run it again
+        assert first.store.job("k").lease_owner == first.owner  # type: ignore[union-attr]
+        with pytest.raises(KlingBridgeError, match="still being run by"):
+            second.run(request, key="k", retry_failed=True, timeout=0.3)
+        flow.close()
+        assert vendor.creates == 1  # the second did not create a task of its own
+        first.let_go("k")  # the first stopped there, and let go: the second may run it again
+        assert second.run(request, key="k", retry_failed=True).status.value == "succeeded"
+        assert vendor.creates == 2

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from kling_support import HOST, call, envelope
 
-from klingbridge import Request, SoundRequest, SpeechRequest, VideoRequest
-from klingbridge_kling import KlingProvider
+from klingbridge import Request, SoundRequest, SpeechRequest, Task, TaskStatus, VideoRequest
+from klingbridge_kling import KlingProvider, KlingSettings
 
 
 def sent(request: Request, **kwargs: Any) -> tuple[httpx.Request, dict[str, Any]]:
@@ -173,7 +173,7 @@ def test_base_url_comes_from_settings() -> None:
     ],
 )
 def test_query_paths_by_kind(kind: str | None, paths: list[str]) -> None:
-    provider = KlingProvider()
+    provider = KlingProvider(KlingSettings(api_key="k"))
     assert [c.path for c in provider.build_get("ID", kind)] == paths
     assert [c.path for c in provider.build_get_by_external_id("ID", kind)] == paths
     by_id = [dict(c.params or {}) for c in provider.build_get("ID", kind) if c.path == "/tasks"]
@@ -185,6 +185,22 @@ def test_query_paths_by_kind(kind: str | None, paths: list[str]) -> None:
     assert by_id == ([{"task_ids": "ID"}] if "/tasks" in paths else [])
     assert by_ext == ([{"external_task_ids": "ID"}] if "/tasks" in paths else [])
     assert all(c.method == "GET" and not c.creates for c in provider.build_get("ID", kind))
+
+
+@pytest.mark.parametrize("kind", [None, "video"])
+def test_the_key_pair_alone_never_asks_the_new_design(kind: str | None) -> None:
+    """The new design takes an API key only: with the JWT, /tasks would answer 1002 after the
+    legacy paths said "not found", and an unknown task would read as a credentials problem."""
+    provider = KlingProvider(KlingSettings(access_key="ak", secret_key="sk"))
+    assert "/tasks" not in [c.path for c in provider.build_get("ID", kind)]
+    assert "/tasks" not in [c.path for c in provider.build_get_by_external_id("ID", kind)]
+    covers = KlingProvider(
+        KlingSettings(access_key="ak", secret_key="sk", tasks_query_covers_legacy=True)
+    )
+    assert (
+        covers.build_get_many([Task(provider="kling", id="ID", status=TaskStatus.RUNNING)]) is None
+    )
+    assert "/tasks" not in [c.path for c in covers.build_get("ID", kind)]
 
 
 def test_list_call() -> None:

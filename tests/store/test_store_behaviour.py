@@ -134,6 +134,18 @@ def test_finish_saved_files_and_listing(store: TaskStore) -> None:
     assert store.jobs(since=time.time() + 60)[0] == []
 
 
+def test_count_jobs_counts_what_the_listing_filters_keep(store: TaskStore) -> None:
+    begin(store, "a")
+    begin(store, "b", provider="kling")
+    begin(store, "c", provider="kling")
+    store.run(procs.finish("a", JobState.FAILED, time.time(), error="refused", owner="me"))
+    assert store.read(reads.count_jobs()) == 3
+    assert store.read(reads.count_jobs(states=["failed"])) == 1
+    assert store.read(reads.count_jobs(provider="kling")) == 2
+    assert store.read(reads.count_jobs(since=time.time() + 60)) == 0
+    assert len(store.jobs(limit=2)[0]) == 2  # what `tasks --limit 2` shows of the 3
+
+
 def test_a_damaged_row_is_reported_and_the_others_still_show(store: TaskStore) -> None:
     begin(store, "good")
     begin(store, "bad")
@@ -176,10 +188,10 @@ def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: Task
     job = store.job("j1")
     assert job is not None and job.out_dir == "/data/out"
     store.run(procs.finish("j1", JobState.SUCCEEDED, time.time()))  # w1 dies before saving
-    store.run(procs.take_lease("j1", "w1", -1, time.time()))  # its lease lapses
+    store.run(procs.take_lease("j1", "w1", -1, time.time(), ended=True))  # its lease lapses
     assert store.claim("w2", lease_s=60, limit=5) == ["j1"]  # the files are still owed
     store.run(procs.saved("j1", [], time.time()))
-    store.run(procs.take_lease("j1", "w2", -1, time.time()))
+    store.run(procs.take_lease("j1", "w2", -1, time.time(), ended=True))
     assert store.claim("w3", lease_s=60, limit=5, out_dir="/elsewhere") == []
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from ..errors import ConfigError, KlingBridgeError
 from ..render import add_row, console, err
-from .app import echo_json, fail, main, make_client
+from ..render import table as fold_table
+from .app import echo_json, fail, main, make_client, with_json
 
 
 @main.command()
 @click.option("--provider", default=None, help="This provider only (default: every one set up).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_json("Machine-readable output.")
 @click.pass_context
 def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
     """What the account has left at each vendor (Kling: resource packs; remaining units lag
@@ -44,7 +44,7 @@ def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
     if as_json:
         echo_json({"balances": [b.model_dump(mode="json") for b in found], "notes": notes})
         return
-    table = Table("provider", "pack", "kind", "remaining", "total", "status", "expires")
+    table = fold_table("provider", "pack", "kind", "remaining", "total", "status", "expires")
     for b in found:
         add_row(
             table,
@@ -64,7 +64,7 @@ def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--provider", default="kling", show_default=True)
 @click.option("--custom", is_flag=True, help="The account's own voices instead of the presets.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_json("Machine-readable output.")
 @click.pass_context
 def voices(ctx: click.Context, provider: str, custom: bool, as_json: bool) -> None:
     """The voices `generate speech --voice ID` can use."""
@@ -75,7 +75,7 @@ def voices(ctx: click.Context, provider: str, custom: bool, as_json: bool) -> No
     if as_json:
         echo_json([v.model_dump(mode="json") for v in found])
         return
-    table = Table("voice id", "name", "owned by", "sample", title=f"{provider} voices")
+    table = fold_table("voice id", "name", "owned by", "sample", title=f"{provider} voices")
     for v in found:
         add_row(table, v.id, v.name or "-", v.owned_by or "-", v.sample_url or "-")
     console.print(table)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -46,18 +46,26 @@ _JSON_MODE = "klingbridge.json"
 
 
 def fail(
-    message: str, status: int = 1, *, error: BaseException | None = None, **details: Any
+    message: str,
+    status: int = 1,
+    *,
+    error: BaseException | None = None,
+    json_mode: bool | None = None,
+    **details: Any,
 ) -> NoReturn:
     """One line on stderr and the exit status; under `--json`, an error object on stdout too.
 
     The object is `{"error": {"message", "type", "exit_status"}, ...details}`, plus the task and
     the attempts when the error carries them, so a `--json` command prints one object whatever
-    happens.
+    happens. `json_mode` says whether `--json` was given when no command is running any more
+    (click's own usage errors, caught by the root group); by default the running command says.
     """
     line = " ".join(message.split("\n"))
     err.print(Text(f"error: {line}"))
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.meta.get(_JSON_MODE):
+    if json_mode is None:
+        ctx = click.get_current_context(silent=True)
+        json_mode = ctx is not None and bool(ctx.meta.get(_JSON_MODE))
+    if json_mode:
         kind = type(error).__name__ if error is not None else "UsageError"
         payload: dict[str, Any] = {
             "error": {"message": line, "type": kind, "exit_status": status},
@@ -113,6 +121,20 @@ def with_params(*params: click.Parameter) -> Callable[[FC], FC]:
         return f
 
     return decorate
+
+
+def fail_click(error: click.ClickException, status: int, args: Sequence[str]) -> NoReturn:
+    """Click's own errors (usage, bad value, bad FILE) as one line, and as the JSON error object
+    under `--json`: known from the command's context when `--json` was read (it is eager, so it
+    is read before any value is checked), else from the command line when parsing stopped first
+    (an unknown option)."""
+    ctx = getattr(error, "ctx", None)
+    if isinstance(ctx, click.Context) and ctx.meta.get(_JSON_MODE):
+        json_mode = True
+    else:
+        words = list(args)
+        json_mode = "--json" in (words[: words.index("--")] if "--" in words else words)
+    fail(one_line(error), status, json_mode=json_mode)
 
 
 def one_line(error: click.ClickException) -> str:

@@ -23,12 +23,12 @@ from ..render import (
 from ..render import (
     table as fold_table,
 )
-from .app import check_kind, echo_json, fail, main, make_client
+from .app import check_kind, echo_json, fail, main, make_client, with_json
 
 
 # --- providers -------------------------------------------------------------------------------
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_json("Machine-readable output.")
 @click.pass_context
 def providers(ctx: click.Context, as_json: bool) -> None:
     """The installed providers and what each can do."""

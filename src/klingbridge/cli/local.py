@@ -15,6 +15,7 @@ from ..render import (
     err,
 )
 from .app import echo_json, main, with_json
+from .saving import check_out
 
 
 # --- simulator and demo ----------------------------------------------------------------------
@@ -32,6 +33,13 @@ from .app import echo_json, main, with_json
 )
 @click.option("--faults", default=None, help="Fault rules as JSON, or @FILE.")
 @click.option("--access-log", is_flag=True, help="Log every request (off: quiet while polled).")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the random draws of fault rules with a rate (another seed, another sample).",
+)
 @click.option(
     "--max-concurrent",
     type=click.IntRange(min=1),
@@ -56,6 +64,7 @@ def simulate(
     speed: str,
     faults: str | None,
     access_log: bool,
+    seed: int,
     max_concurrent: int | None,
     kling_webhook_secret: str | None,
     callback_faults: str | None,
@@ -72,6 +81,7 @@ def simulate(
     if faults:
         config.faults = _fault_rules(faults)
     config.max_concurrent = max_concurrent
+    config.seed = seed
     try:
         config.kling_webhook_secret = kling_webhook_secret
         config.callback_faults = json.loads(callback_faults) if callback_faults else {}
@@ -124,6 +134,7 @@ def demo(out: Path, prompt: str, duration: float, as_json: bool) -> None:
     """Run one sound through kling and piapi on the built-in simulator; save the audio."""
     from ..demo import demo_json, run_demo
 
+    check_out(out)  # bad input exits 2 before the simulator starts
     results = run_demo(
         out_dir=out, prompt=prompt, duration=duration, console=err if as_json else console
     )

@@ -69,11 +69,19 @@ KINDS = {
             click.Option(
                 ["--duration"], type=int, default=5, show_default=True, help="Seconds of video."
             ),
-            click.Option(["--negative-prompt"], default=None),
+            click.Option(
+                ["--negative-prompt"], default=None, help="What the video should not show."
+            ),
             click.Option(["--image-url"], default=None, help="Image to video from this image."),
             click.Option(["--image-tail-url"], default=None, help="Last frame image."),
             click.Option(["--sound/--no-sound"], default=False, help="Generate audio too."),
-            click.Option(["--cfg-scale"], type=float, default=None),
+            click.Option(
+                ["--cfg-scale"],
+                type=float,
+                default=None,
+                help="How closely the video follows the prompt, 0-1 (higher: closer); "
+                "legacy-design models only. Default: the vendor's.",
+            ),
             click.Option(
                 ["--resolution"],
                 default=None,

@@ -53,13 +53,13 @@ class Group(click.Group):
             if isinstance(error, _NO_ARGS):  # bare `klingbridge`: the help as written, as click 8.1
                 click.echo(error.format_message())
                 raise SystemExit(0) from None
-            from .app import fail, one_line
+            from .app import fail_click
 
-            fail(one_line(error), 2)
+            fail_click(error, 2, sys.argv[1:] if args is None else args)
         except click.ClickException as error:
-            from .app import fail, one_line
+            from .app import fail_click
 
-            fail(one_line(error), error.exit_code)
+            fail_click(error, error.exit_code, sys.argv[1:] if args is None else args)
         except click.Abort:
             from .app import fail
 

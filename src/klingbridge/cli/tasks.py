@@ -10,9 +10,9 @@ from rich.text import Text
 
 from ..render import add_row, console, err, print_listing
 from ..render import table as fold_table
-from ..store import JobRecord, callbacks
+from ..store import JobRecord, callbacks, reads
 from ..store.records import JobState
-from .app import echo_json, main, store_client
+from .app import echo_json, main, store_client, with_json
 
 STATES = [s.value for s in JobState]
 
@@ -43,7 +43,7 @@ def _usd(value: float | None) -> str:
 @click.option(
     "--orphans", is_flag=True, help="Callbacks about tasks the store does not know, instead."
 )
-@click.option("--json", "as_json", is_flag=True, help="An array of job objects.")
+@with_json("An array of job objects.")
 @click.pass_context
 def tasks(
     ctx: click.Context,
@@ -62,12 +62,14 @@ def tasks(
             found = store.read(callbacks.orphans(provider=provider, limit=limit))
             _orphans(found, store.describe(), as_json)
             return
-        records, damaged = store.jobs(
-            states=[status] if status else [],
-            provider=provider,
-            since=_since(since),
-            limit=limit,
-        )
+        filters: dict[str, Any] = {
+            "states": [status] if status else [],
+            "provider": provider,
+            "since": _since(since),
+        }
+        records, damaged = store.jobs(**filters, limit=limit)
+        shown = len(records) + len(damaged)
+        matching = store.read(reads.count_jobs(**filters)) if shown >= limit else shown
         if provider is not None and not records and provider not in client.provider_names:
             err.print(
                 Text(
@@ -79,8 +81,22 @@ def tasks(
         err.print(Text(f"warning: {problem} (skipped)"))
     if as_json:
         echo_json([job.summary() for job in records])
-        return
-    _table(records, store.describe())
+    elif not shown:
+        filtered = status is not None or provider is not None or since is not None
+        console.print(
+            Text(f"no jobs match in the task store: {store.describe()}")
+            if filtered
+            else Text(f"no jobs in the task store: {store.describe()}")
+        )
+    else:
+        _table(records, store.describe())
+    if matching > shown:
+        err.print(
+            Text(
+                f"{matching - shown} more job(s) match, not shown: --limit {matching} shows all "
+                f"{matching}"
+            )
+        )
 
 
 def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> None:
@@ -96,6 +112,9 @@ def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> 
     ]
     if as_json:
         echo_json(rows)
+        return
+    if not rows:
+        console.print(Text(f"no orphan callbacks match in the task store: {where}"))
         return
     table = fold_table(
         "received", "provider", "task id", "status", "delivery", title=f"orphan callbacks: {where}"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from ..config import Config
 from ..errors import KlingBridgeError
+from ..models import Request as AnyRequest
 from ..store import JobRecord, TaskStore, reads
 from ..store import limits as store_limits
 from ..store.records import JobState
@@ -30,7 +31,10 @@ from .chart import colour, spend_svg
 from .live import events_response
 
 PAGE_SIZE = 25
-KINDS = ("sound", "speech", "video")
+#: Every request kind, read off the request union: a kind added there is in the Kind filter too.
+KINDS: tuple[str, ...] = tuple(
+    str(model.model_fields["kind"].default) for model in get_args(get_args(AnyRequest)[0])
+)
 STATES = tuple(s.value for s in JobState)
 _HERE = Path(__file__).parent
 _ENV = jinja2.Environment(

@@ -19,7 +19,8 @@ vendor message of an error kind.
 
 Rules are tried in order.  ``slow`` only delays and lets later rules fire too; any other
 request-level rule that fires ends the search.  ``task_fail_*`` rules are drawn separately, only
-when a create has passed validation, so they never spend their ``count`` on a refused request.
+when a create has passed validation, so they never spend their ``count`` on a refused request;
+drawn once per task (never on polls), their ``rate`` is the fraction of tasks that fail.
 """
 
 from __future__ import annotations

@@ -144,12 +144,17 @@ def begin(
     return job, True
 
 
-def take_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[bool]:
-    """Take (or renew) the job's lease if it is free, expired or already ours."""
+def take_lease(
+    key: str, owner: str, lease_s: float, now: float, *, ended: bool = False
+) -> Proc[bool]:
+    """Take (or renew) the job's lease if it is free, expired or already ours; an ended job's
+    only when `ended` (to run it again: nothing else needs the lease of an ended job, and one
+    taken only to read the job's record would never be given back)."""
     rows = yield Sql(
         "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ?"
         " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
-        " RETURNING key",
+        + ("" if ended else " AND state NOT IN ('succeeded', 'failed', 'cancelled')")
+        + " RETURNING key",
         (owner, now + lease_s, key, now, owner),
     )
     return bool(rows)

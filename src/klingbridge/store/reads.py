@@ -83,6 +83,37 @@ def jobs(
 
     `since` and `until` bound the creation time (epoch seconds): since <= created_at < until.
     """
+    where, params = _job_filters(states, provider, kind, since, until)
+    sql = Sql(
+        f"SELECT {_JOB_COLUMNS} FROM kb_jobs WHERE {where}"
+        " ORDER BY created_at DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    return (yield from _load_jobs(sql, history=False))
+
+
+def count_jobs(
+    *,
+    states: Sequence[str] = (),
+    provider: str | None = None,
+    kind: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> Proc[int]:
+    """How many jobs match the filters of `jobs` (damaged rows included): what a listing cut
+    at its limit leaves out."""
+    where, params = _job_filters(states, provider, kind, since, until)
+    rows = yield Sql(f"SELECT COUNT(*) FROM kb_jobs WHERE {where}", params)
+    return int(rows[0][0])
+
+
+def _job_filters(
+    states: Sequence[str],
+    provider: str | None,
+    kind: str | None,
+    since: float | None,
+    until: float | None,
+) -> tuple[str, list[Any]]:
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     if states:
@@ -102,12 +133,7 @@ def jobs(
     if until is not None:
         where.append("created_at < ?")
         params.append(until)
-    sql = Sql(
-        f"SELECT {_JOB_COLUMNS} FROM kb_jobs WHERE {' AND '.join(where)}"
-        " ORDER BY created_at DESC LIMIT ? OFFSET ?",
-        (*params, limit, offset),
-    )
-    return (yield from _load_jobs(sql, history=False))
+    return " AND ".join(where), params
 
 
 def states(keys: Sequence[str]) -> Proc[dict[str, tuple[JobState, bool]]]:
