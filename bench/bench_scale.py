@@ -12,7 +12,13 @@ memory is its own:
   (`PollPolicy.interval`; klingbridge's pacing is off, so both poll on the same schedule),
   reading the status from the raw JSON. Nothing recorded.
 * klingbridge: `AsyncClient.run` for each task under `asyncio.gather`, the default task store
-  ON (SQLite in a temporary directory; `--no-store` for the store-off figure).
+  ON (SQLite in a temporary directory; `--no-store` for the store-off figure). With
+  `--postgres` (a throwaway PostgreSQL server started here, as the test suite starts one, but
+  with PostgreSQL's own durability settings: fsync and synchronous_commit on) or `--postgres
+  postgresql://...` (a server of yours; its user must be allowed to CREATE DATABASE), a third
+  side `klingbridge-pg` runs with a PostgreSQL store, a fresh database per run; `--pg-alone`
+  adds `klingbridge-pg-alone`, whose writes each take a transaction of their own (the
+  PostgreSQL store before its writes were grouped).
 
 Half the tasks go to Kling (legacy sound, JWT) and half to PiAPI. Reported per side: wall time
 from the first create to the last task's end, errors (any exception, `WaitTimeout` included:
@@ -24,6 +30,7 @@ ratio = klingbridge wall / bare wall.
     python bench/bench_scale.py --quick    # N = 1,000, one repeat (~40 s)
     python bench/bench_scale.py --tasks 2000 --repeat 3 --no-store
     python bench/bench_scale.py --tasks 10000 --many 1000   # AsyncClient.run_many instead
+    python bench/bench_scale.py --tasks 1000 --postgres     # + klingbridge with a PostgreSQL store
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _postgres import START, ServerCpu, postgres_server, postgres_support
 from _support import clear_vendor_env, done, header, simulator_process, table
 
 QUEUED_S, RUNNING_S = 1.0, 2.0
@@ -162,20 +170,31 @@ async def bare(n: int, base_url: str) -> dict[str, Any]:
         return await _timed(lambda: _gathered(n, side.one))
 
 
-async def klingbridge_side(n: int, base_url: str, store: bool, many: int = 0) -> dict[str, Any]:
+async def klingbridge_side(
+    n: int,
+    base_url: str,
+    store: bool,
+    many: int = 0,
+    store_url: str | None = None,
+    alone: bool = False,
+) -> dict[str, Any]:
     """`run` for each task under `gather`; with `many`, `run_many` per vendor instead, at
-    most `many` runs under way in all (half per vendor)."""
+    most `many` runs under way in all (half per vendor). `store_url`: that store, not SQLite;
+    `alone`: PostgreSQL writes each in a transaction of its own, as before they were grouped."""
     from klingbridge import AsyncClient, PollPolicy, SoundRequest
     from klingbridge.config import Config
 
     with tempfile.TemporaryDirectory() as tmp:
-        where = str(Path(tmp) / "tasks.db") if store else None
+        where = store_url or (str(Path(tmp) / "tasks.db") if store else None)
         async with AsyncClient(
             config=Config(),
             settings=settings(base_url),
             store=where,
             poll=PollPolicy(**POLL),  # type: ignore[arg-type]
         ) as client:
+            if alone:
+                pg: Any = client.store
+                pg._aexecute = lambda proc, write=True: pg._aexecute_alone(proc)
 
             async def one(i: int) -> None:
                 request = SoundRequest(prompt=f"scale {i}", duration=5)
@@ -219,10 +238,13 @@ async def _timed(run: Callable[[], Awaitable[list[BaseException]]]) -> dict[str,
     }
 
 
-def worker(side: str, n: int, base_url: str) -> None:
+def worker(side: str, n: int, base_url: str, store_url: str | None) -> None:
     clear_vendor_env()
     if side == "bare":
         result = asyncio.run(bare(n, base_url))
+    elif side.startswith("klingbridge-pg"):  # -alone: writes not grouped
+        alone = side.endswith("-alone")
+        result = asyncio.run(klingbridge_side(n, base_url, True, store_url=store_url, alone=alone))
     elif side.startswith("run_many"):  # run_many-C
         result = asyncio.run(klingbridge_side(n, base_url, True, int(side.split("-")[1])))
     else:
@@ -231,18 +253,28 @@ def worker(side: str, n: int, base_url: str) -> None:
 
 
 # --- the orchestrator ----------------------------------------------------------------------------
-def run_side(side: str, n: int, base_url: str) -> dict[str, Any]:
+def run_side(side: str, n: int, base_url: str, pg_server: str | None = None) -> dict[str, Any]:
     httpx.post(f"{base_url}/_sim/reset", timeout=30)
-    out = subprocess.run(
-        [sys.executable, str(HERE), "--worker", side, "--tasks", str(n), "--base-url", base_url],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [sys.executable, str(HERE), "--worker", side, "--tasks", str(n)]
+    database = None
+    if side.startswith("klingbridge-pg"):
+        assert pg_server is not None
+        database = postgres_support().create_database(pg_server)
+        command += ["--store-url", database]
+    server = ServerCpu(pg_server) if pg_server and database else None
+    try:
+        with server or contextlib.nullcontext():
+            out = subprocess.run(
+                [*command, "--base-url", base_url], capture_output=True, text=True, check=False
+            )
+    finally:
+        if database is not None:
+            postgres_support().drop_database(pg_server, database)
     if out.returncode != 0:
         raise SystemExit(f"{side} worker failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     state = httpx.get(f"{base_url}/_sim/state", timeout=30).json()
+    result["server_cpu"] = server.seconds if server else 0.0
     result["creates"] = sum(state["creates"].values())
     result["requests"] = sum(sum(ops.values()) for ops in state["requests"].values())
     return result
@@ -258,11 +290,21 @@ def main() -> None:
         "--many", type=int, default=0, metavar="C",
         help="klingbridge through run_many, at most C runs under way (store on)",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgres", nargs="?", const=START, metavar="URL",
+        help="also klingbridge with a PostgreSQL store, a database per run on the server at URL"
+        " (its user may CREATE DATABASE), or on a throwaway server started here (no URL)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pg-alone", action="store_true",
+        help="with --postgres: also a side whose PostgreSQL writes are not grouped (as before)",
+    )  # fmt: skip
+    parser.add_argument("--store-url", help=argparse.SUPPRESS)  # the worker's database
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.tasks[0], args.base_url)
+        worker(args.worker, args.tasks[0], args.base_url, args.store_url)
         return
     started = time.perf_counter()
     counts = args.tasks or ([1000] if args.quick else [1000, 10000])
@@ -274,17 +316,24 @@ def main() -> None:
         f"simulator in its own process (queued {QUEUED_S} s, running {RUNNING_S} s), "
         f"<= {IN_FLIGHT} requests in flight each side, poll {POLL}, half Kling, half PiAPI; "
         f"klingbridge {'without' if args.no_store else 'with'} the SQLite task store; "
+        f"{'and a PostgreSQL store; ' if args.postgres else ''}"
         f"{repeat} repeat(s), sides interleaved, each in its own process. "
         f"load average at start: {os.getloadavg()[0]:.2f}",
     )
+    stack = contextlib.ExitStack()
+    pg_server = stack.enter_context(postgres_server(args.postgres))
     sim, base_url = simulator_process(QUEUED_S, RUNNING_S)
     rows = []
     try:
         for n in counts:
             runs: dict[str, list[dict[str, Any]]] = {"bare": [], side: []}
+            if pg_server is not None:
+                runs["klingbridge-pg"] = []
+                if args.pg_alone:
+                    runs["klingbridge-pg-alone"] = []
             for _ in range(repeat):
                 for name in runs:
-                    runs[name].append(run_side(name, n, base_url))
+                    runs[name].append(run_side(name, n, base_url, pg_server))
                     print(f"  N={n:,} {name}: {json.dumps(runs[name][-1])}", flush=True)
             bare_wall = statistics.median(r["wall"] for r in runs["bare"])
             for name, results in runs.items():
@@ -298,13 +347,18 @@ def main() -> None:
                         sum(r["errors"] for r in results),
                         " / ".join(f"{r['peak_mb']:.0f}" for r in results),
                         " / ".join(f"{r['peak_mb'] - r['idle_mb']:.0f}" for r in results),
-                        " / ".join(f"{r['cpu']:.1f}" for r in results),
+                        " / ".join(
+                            f"{r['cpu']:.1f}"
+                            + (f" + {r['server_cpu']:.1f}" if r["server_cpu"] else "")
+                            for r in results
+                        ),
                         " / ".join(f"{r['requests'] / n:.2f}" for r in results),
                     ]
                 )
     finally:
         sim.terminate()
         sim.wait(10)
+        stack.close()
     print()
     print(
         table(
@@ -316,7 +370,7 @@ def main() -> None:
                 "errors",
                 "peak RSS MB",
                 "growth MB",
-                "CPU s",
+                "CPU s (+ PostgreSQL's)",
                 "requests/task",
             ],
             rows,

@@ -84,7 +84,6 @@ def instrument(store: sqlite.SQLiteStore, meter: Meter, *, inline: bool) -> None
         store._run_group_now, lambda procs: 1
     )
     store._run_group = meter.wrap(store._run_group, lambda procs: 1)  # type: ignore[method-assign]
-    store._groups.run_group, store._groups.run_now = store._run_group, store._run_group_now
     if inline:  # SQLite's automatic checkpoint, inside the COMMIT that crosses 1,000 pages
         store._checkpointer.committed = lambda *a, **k: None  # type: ignore[method-assign]
         connect = store._connect

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psycopg
@@ -38,6 +38,10 @@ SERVER_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
+}
+#: Only where to listen, durability as PostgreSQL ships it (benchmarks: bench_scale.py --postgres).
+DURABLE_SETTINGS = {
+    key: SERVER_SETTINGS[key] for key in ("listen_addresses", "unix_socket_directories")
 }
 
 
@@ -86,8 +90,9 @@ class ServerError(Exception):
 class PostgresServer:
     """One PostgreSQL cluster in a temp dir: ``start()``, ``url``, ``stop()``."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, settings: Mapping[str, str] = SERVER_SETTINGS) -> None:
         self.bindir = bindir
+        self.settings = settings
         self.root = Path(tempfile.mkdtemp(prefix="klingbridge-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -119,7 +124,7 @@ class PostgresServer:
             output = init.stderr or init.stdout
             raise ServerError(f"initdb failed: {last_line(output)}", output)
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.writelines(f"{key} = {value}\n" for key, value in SERVER_SETTINGS.items())
+            conf.writelines(f"{key} = {value}\n" for key, value in self.settings.items())
         for _ in range(attempts):  # another process may take the free port before we bind it
             self.port = free_port()
             started = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),

@@ -125,3 +125,62 @@ def test_a_group_waits_for_another_writer_without_failing(tmp_path: object) -> N
     assert store.job("second") is not None
     other.close()
     store.close()
+
+
+def test_runs_started_at_once_share_one_migration(store: TaskStore) -> None:
+    """Every caller that comes before the schema is up to date waits for the one migration."""
+    migrations = 0
+    migrate = store._migrate
+
+    def counted() -> sql.Proc[int]:
+        nonlocal migrations
+        migrations += 1
+        return migrate()
+
+    store._migrate = counted  # type: ignore[method-assign]
+
+    async def main() -> list[object]:
+        try:
+            return await asyncio.gather(*(store.arun(_begin(f"first-{n}")) for n in range(50)))
+        finally:
+            await store.aclose()
+
+    assert all(isinstance(r, tuple) and r[1] is True for r in asyncio.run(main()))
+    assert migrations == 1
+    assert store.job("first-49") is not None
+
+
+def test_with_parallel_groups_a_slow_group_does_not_hold_up_the_next() -> None:
+    """`parallel=2`: while one group is being written, the procedures queued meanwhile go in a
+    second transaction at once; with one at a time they wait for the first."""
+    from klingbridge.store.grouped import Outcome, WriteGroups
+
+    def proc(name: str) -> sql.Proc[str]:
+        yield sql.Sql("SELECT 1")
+        return name
+
+    async def scenario(parallel: int) -> list[str]:
+        release = asyncio.Event()
+        written: list[str] = []
+
+        async def run_group(procs: list[sql.Proc[object]]) -> list[Outcome]:
+            outcomes: list[Outcome] = [(True, sql.drive(p, lambda s: [])) for p in procs]
+            if "slow" in [value for _, value in outcomes]:
+                await release.wait()
+            written.extend(str(value) for _, value in outcomes)
+            return outcomes
+
+        groups = WriteGroups(run_group, parallel=parallel)
+        slow = asyncio.ensure_future(groups.run(proc("slow")))
+        await asyncio.sleep(0)  # the first group is being written (and waits)
+        await asyncio.sleep(0)
+        quick = asyncio.ensure_future(groups.run(proc("quick")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        done_before_release = list(written)
+        release.set()
+        await asyncio.gather(slow, quick)
+        return done_before_release
+
+    assert asyncio.run(scenario(2)) == ["quick"]
+    assert asyncio.run(scenario(1)) == []

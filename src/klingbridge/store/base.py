@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import KlingBridgeError
 from . import procs, reads
@@ -19,6 +19,9 @@ from .migrations import MIGRATIONS, Only
 from .reads import DamagedRecord
 from .records import JobRecord
 from .sql import Proc, Sql
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -42,6 +45,7 @@ class TaskStore(abc.ABC):
     def __init__(self, url: str) -> None:
         self.url = url
         self._migrated = False
+        self._migrating: asyncio.Task[int] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()!r})"
@@ -60,9 +64,23 @@ class TaskStore(abc.ABC):
 
     async def arun(self, proc: Proc[T]) -> T:
         if not self._migrated:
-            await self._aexecute(self._migrate())
-            self._migrated = True
+            await self._amigrate()
         return await self._aexecute(proc)
+
+    async def _amigrate(self) -> None:
+        """One migration for every caller that comes before it is done: 10,000 runs started
+        at once used to run 10,000 (on PostgreSQL each one takes the migration lock)."""
+        import asyncio
+
+        loop, migrating = asyncio.get_running_loop(), self._migrating
+        if (
+            migrating is None
+            or migrating.get_loop() is not loop  # a new event loop (asyncio.run again)
+            or (migrating.done() and (migrating.cancelled() or migrating.exception() is not None))
+        ):
+            migrating = self._migrating = loop.create_task(self._aexecute(self._migrate()))
+        await asyncio.shield(migrating)  # a caller cancelled does not cancel it for the others
+        self._migrated = True
 
     def read(self, proc: Proc[T]) -> T:
         """Run a procedure that only reads: it never waits for, nor holds up, a writer."""
@@ -72,7 +90,7 @@ class TaskStore(abc.ABC):
 
     async def aread(self, proc: Proc[T]) -> T:
         if not self._migrated:
-            await self.arun(self._migrate())
+            await self._amigrate()
         return await self._aexecute(proc, write=False)
 
     @abc.abstractmethod

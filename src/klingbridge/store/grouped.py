@@ -1,4 +1,4 @@
-"""Grouped writes: many concurrent procedures committed in one transaction (SQLite, async).
+"""Grouped writes: many concurrent procedures committed in one transaction (async; both backends).
 
 Ten thousand tasks in flight write some 60,000 small records (intent, sent, each status
 change, the end). One transaction each means one thread hop, one write lock and one WAL commit
@@ -12,18 +12,21 @@ in the next one. Nothing about durability changes:
 - a transaction that fails as a whole (disk full, the database locked past the busy timeout)
   fails every procedure in it with `StoreError`: none of their creates is sent.
 
-Where the write lock is free at once (`run_now`), a group runs on the event loop itself: a
-worker thread would cost more than the writes (at 10,000 tasks the hand-offs between the loop
-and the thread, each taking the GIL in turn, cost a third of the client's CPU). When another
-process holds the lock, the group goes to a thread, which waits for it (the busy timeout)
-without stalling the loop. Groups are kept small (`MAX_GROUP`) so the loop is never held long.
+`WriteGroups` only queues and hands out outcomes; a backend gives it `run_group`, a coroutine
+that writes one group. SQLite (`run_group` below): where the write lock is free at once, a group
+runs on the event loop itself: a worker thread would cost more than the writes (at 10,000 tasks
+the hand-offs between the loop and the thread, each taking the GIL in turn, cost a third of the
+client's CPU). When another process holds the lock, the group goes to a thread, which waits for
+it (the busy timeout) without stalling the loop. Groups are kept small (`MAX_GROUP`) so the loop
+is never held long. PostgreSQL (postgres.py): a group is one transaction on one pooled
+connection, written with the loop free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,33 +45,30 @@ MAX_GROUP = 200
 class WriteGroups:
     """The queue of procedures waiting for the next grouped transaction, for one event loop."""
 
-    run_group: Callable[[list[Proc[Any]]], list[Outcome]]
-    #: Runs a group at once if the write lock is free, else answers None (then: a thread).
-    run_now: Callable[[list[Proc[Any]]], list[Outcome] | None] | None = None
+    #: Writes one group in one transaction: an outcome per procedure, in order.
+    run_group: Callable[[list[Proc[Any]]], Awaitable[list[Outcome]]]
+    #: Groups written at once, each its own transaction (PostgreSQL: on its own connection).
+    parallel: int = 1
     loop: asyncio.AbstractEventLoop | None = None
     pending: list[tuple[Proc[Any], asyncio.Future[Any]]] = field(default_factory=list)
-    flusher: asyncio.Task[None] | None = None
+    flushers: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def run(self, proc: Proc[T]) -> T:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # a new event loop (asyncio.run again): start afresh
-            self.loop, self.pending, self.flusher = loop, [], None
+            self.loop, self.pending, self.flushers = loop, [], []
         future: asyncio.Future[T] = loop.create_future()
         self.pending.append((proc, future))
-        if self.flusher is None or self.flusher.done():
-            self.flusher = loop.create_task(self._flush())
+        self.flushers = [flusher for flusher in self.flushers if not flusher.done()]
+        if len(self.flushers) < self.parallel:  # a flusher that is done took nothing after
+            self.flushers.append(loop.create_task(self._flush()))
         return await future
 
     async def _flush(self) -> None:
         while self.pending:
             group, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
-            procs = [proc for proc, _ in group]
-            on_loop = False
             try:
-                outcomes = self.run_now(procs) if self.run_now is not None else None
-                on_loop = outcomes is not None
-                if outcomes is None:
-                    outcomes = await asyncio.to_thread(self.run_group, procs)
+                outcomes = await self.run_group([proc for proc, _ in group])
             except Exception as error:  # the database could not even be opened
                 for _, future in group:
                     if not future.done():
@@ -81,8 +81,8 @@ class WriteGroups:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
-            if on_loop and self.pending:
-                await asyncio.sleep(0)  # let the loop run between groups
+            if self.pending:
+                await asyncio.sleep(0)  # let the loop run between groups (if the group did not)
 
 
 def run_group(

@@ -4,15 +4,24 @@ Sync calls use a `psycopg_pool.ConnectionPool`, async ones an `AsyncConnectionPo
 same procedures (procs.py). Workers claim jobs with `FOR UPDATE SKIP LOCKED`, so two workers
 never take the same job and neither waits for the other. Migrations are serialized between
 hosts by an advisory lock.
+
+The async client's writes are grouped as SQLite's are (grouped.py): the procedures that queue
+up while one transaction is written go together in the next, one transaction on one pooled
+connection, each procedure in its own savepoint. A caller's await returns after the COMMIT that
+holds its writes; a procedure that raises is rolled back alone; a transaction that fails as a
+whole fails every procedure in it with `StoreError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
+from .grouped import Outcome, WriteGroups
 from .sql import Proc, Row, Sql, adrive, drive
 
 T = TypeVar("T")
@@ -33,6 +42,9 @@ class PostgresStore(TaskStore):
         self._pool: Any = None
         self._apool: Any = None
         self._lock = threading.Lock()
+        # Up to half the pool writing groups at once: one at a time is bound by round trips
+        # (ungrouped, 8 connections worked at once); the rest of the pool serves reads.
+        self._groups = WriteGroups(self._arun_group, parallel=max(1, max_connections // 2))
 
     def describe(self) -> str:
         return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
@@ -75,13 +87,24 @@ class PostgresStore(TaskStore):
             from psycopg_pool import AsyncConnectionPool
 
             pool = AsyncConnectionPool(
-                self.url, min_size=1, max_size=self.max_connections, open=False, timeout=30
+                self.url,
+                min_size=1,
+                max_size=self.max_connections,
+                open=False,
+                timeout=30,
+                kwargs={"autocommit": True},  # transactions are explicit (write_group)
             )
             await pool.open()
             self._apool = pool
         return self._apool
 
     async def _aexecute(self, proc: Proc[T], *, write: bool = True) -> T:
+        if not write:
+            return await self._aexecute_alone(proc)
+        return await self._groups.run(proc)
+
+    async def _aexecute_alone(self, proc: Proc[T]) -> T:
+        """One procedure in one transaction of its own (the async reads)."""
         import psycopg
         import psycopg_pool
 
@@ -98,6 +121,20 @@ class PostgresStore(TaskStore):
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             raise self._error(error) from error
 
+    async def _arun_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
+        """`procs` in one transaction on one pooled connection (`write_group`); if the
+        transaction fails as a whole, all of them fail."""
+        import psycopg
+        import psycopg_pool
+
+        try:
+            pool = await self._async_pool()
+            async with pool.connection() as connection:
+                return await write_group(connection, procs, self._error)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+            failed = self._error(error)
+            return [(False, failed) for _ in procs]
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
@@ -109,3 +146,47 @@ class PostgresStore(TaskStore):
         if self._apool is not None:
             await self._apool.close()
             self._apool = None
+
+
+async def write_group(
+    connection: Any, procs: list[Proc[Any]], error: Callable[[Exception], StoreError]
+) -> list[Outcome]:
+    """Each procedure in a savepoint of one transaction, on an autocommit connection (the
+    transaction statements are ours). Between two procedures one round trip: RELEASE and the
+    next SAVEPOINT go as one query. A procedure that raises, or whose statement the database
+    refuses, is rolled back to its savepoint alone; any other error (a failed rollback, the
+    COMMIT) propagates, after a ROLLBACK: the whole group fails.
+    """
+    import psycopg
+
+    cursor = connection.cursor()
+
+    async def execute(statement: Sql) -> list[Row]:
+        try:
+            await cursor.execute(_pg(statement.text), tuple(statement.params))
+            return await cursor.fetchall() if cursor.description else []
+        except psycopg.Error as refused:  # this procedure's savepoint is rolled back
+            raise error(refused) from refused
+
+    outcomes: list[Outcome] = []
+    try:
+        await cursor.execute("BEGIN; SAVEPOINT kb_proc")
+        for n, proc in enumerate(procs):
+            try:
+                result = await adrive(proc, execute)
+            except Exception as failure:
+                outcomes.append((False, failure))
+                await cursor.execute("ROLLBACK TO kb_proc")  # kb_proc stays, for the next
+                continue
+            outcomes.append((True, result))
+            if n + 1 < len(procs):
+                await cursor.execute("RELEASE kb_proc; SAVEPOINT kb_proc")
+        await cursor.execute("COMMIT")
+        if cursor.statusmessage != "COMMIT":  # the server rolled it back instead
+            raise psycopg.OperationalError(f"COMMIT answered {cursor.statusmessage}")
+    except BaseException:
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await cursor.execute("ROLLBACK")
+        raise
+    return outcomes

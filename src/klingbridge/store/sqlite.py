@@ -14,6 +14,7 @@ transaction is written go together in the next, each in its own savepoint.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -52,7 +53,7 @@ class SQLiteStore(TaskStore):
         self.busy_timeout_s = busy_timeout_s
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._groups = WriteGroups(self._run_group, self._run_group_now)
+        self._groups = WriteGroups(self._arun_group)
         self._checkpointer = Checkpointer(self.path)
 
     def describe(self) -> str:
@@ -110,6 +111,13 @@ class SQLiteStore(TaskStore):
         if not write:
             return await super()._aexecute(proc, write=False)
         return await self._groups.run(proc)
+
+    async def _arun_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
+        """On the loop if the write lock is free at once, else in a thread that waits for it."""
+        outcomes = self._run_group_now(procs)
+        if outcomes is None:
+            outcomes = await asyncio.to_thread(self._run_group, procs)
+        return outcomes
 
     def _run_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
         with self._lock:
