@@ -58,7 +58,7 @@ async def writes(store: PostgresStore, n: int) -> None:
 
 
 def worker(case: str, n: int, url: str) -> None:
-    store = PostgresStore(url)
+    store = PostgresStore(url, grouped=case != "alone")
     store.run(procs.set_meta("bench", "warm"))  # migrated, the sync pool aside
     transactions = 0
     if case == "alone":

@@ -16,9 +16,9 @@ memory is its own:
   `--postgres` (a throwaway PostgreSQL server started here, as the test suite starts one, but
   with PostgreSQL's own durability settings: fsync and synchronous_commit on) or `--postgres
   postgresql://...` (a server of yours; its user must be allowed to CREATE DATABASE), a third
-  side `klingbridge-pg` runs with a PostgreSQL store, a fresh database per run; `--pg-alone`
-  adds `klingbridge-pg-alone`, whose writes each take a transaction of their own (the
-  PostgreSQL store before its writes were grouped).
+  side `klingbridge-pg` runs with a PostgreSQL store whose writes are grouped
+  (`PostgresStore(grouped=True)`), a fresh database per run; `--pg-alone` adds
+  `klingbridge-pg-alone`, whose writes each take a transaction of their own (the default).
 
 Half the tasks go to Kling (legacy sound, JWT) and half to PiAPI. Reported per side: wall time
 from the first create to the last task's end, errors (any exception, `WaitTimeout` included:
@@ -192,9 +192,9 @@ async def klingbridge_side(
             store=where,
             poll=PollPolicy(**POLL),  # type: ignore[arg-type]
         ) as client:
-            if alone:
+            if store_url is not None and not alone:  # (grouped is off by default)
                 pg: Any = client.store
-                pg._aexecute = lambda proc, write=True: pg._aexecute_alone(proc)
+                pg.grouped = True
 
             async def one(i: int) -> None:
                 request = SoundRequest(prompt=f"scale {i}", duration=5)

@@ -51,7 +51,7 @@ def _orphan() -> sql.Proc[None]:
 
 @pytest.fixture
 def store(postgres_db: str) -> PostgresStore:
-    opened = PostgresStore(postgres_db)
+    opened = PostgresStore(postgres_db, grouped=True)
     opened.run(procs.set_meta("taken", "x"))  # migrated; "taken" exists
     opened.run(_begin("conflict"))
     return opened

@@ -5,11 +5,15 @@ same procedures (procs.py). Workers claim jobs with `FOR UPDATE SKIP LOCKED`, so
 never take the same job and neither waits for the other. Migrations are serialized between
 hosts by an advisory lock.
 
-The async client's writes are grouped as SQLite's are (grouped.py): the procedures that queue
-up while one transaction is written go together in the next, one transaction on one pooled
-connection, each procedure in its own savepoint. A caller's await returns after the COMMIT that
-holds its writes; a procedure that raises is rolled back alone; a transaction that fails as a
-whole fails every procedure in it with `StoreError`.
+With `grouped=True` the async client's writes are grouped as SQLite's are (grouped.py): the
+procedures that queue up while one transaction is written go together in the next, one
+transaction on one pooled connection, each procedure in its own savepoint. A caller's await
+returns after the COMMIT that holds its writes; a procedure that raises is rolled back alone; a
+transaction that fails as a whole fails every procedure in it with `StoreError`. It is off by
+default: on one machine over loopback it spent a fifth less CPU (client and server) and 200
+transactions instead of 40,000 for 10,000 tasks, but made 1,000 tasks' runs slower (procedures
+of one group wait for each other's round trips, where ungrouped they use the pool's
+connections at once). docs/benchmarks.md, "PostgreSQL store at scale".
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ class PostgresStore(TaskStore):
     dialect = "postgresql"
     id_column = "BIGSERIAL PRIMARY KEY"
 
-    def __init__(self, url: str, *, max_connections: int = 8) -> None:
+    def __init__(self, url: str, *, max_connections: int = 8, grouped: bool = False) -> None:
         super().__init__(url)
         self.max_connections = max_connections
+        self.grouped = grouped
         self._pool: Any = None
         self._apool: Any = None
         self._lock = threading.Lock()
@@ -99,12 +104,12 @@ class PostgresStore(TaskStore):
         return self._apool
 
     async def _aexecute(self, proc: Proc[T], *, write: bool = True) -> T:
-        if not write:
+        if not (write and self.grouped):
             return await self._aexecute_alone(proc)
         return await self._groups.run(proc)
 
     async def _aexecute_alone(self, proc: Proc[T]) -> T:
-        """One procedure in one transaction of its own (the async reads)."""
+        """One procedure in one transaction of its own (reads, and writes unless grouped)."""
         import psycopg
         import psycopg_pool
 
