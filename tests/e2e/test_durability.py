@@ -18,6 +18,7 @@ from e2e_support import Cli, config_toml
 
 from klingbridge import Client, SoundRequest, TransportError
 from klingbridge.store import AttemptState, JobState, StoreError, open_store
+from postgres_support import free_port
 
 KLING_CREATED = {
     "code": 0,
@@ -116,6 +117,15 @@ def test_the_cli_says_so_in_one_line_and_pays_nothing(
     run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling")
     assert run.exit_code == 1
     assert run.stderr.startswith("error: task store") and run.stderr.count("\n") == 1
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_an_unreachable_postgresql_store_is_one_line(cli: Cli, vendor: Any) -> None:
+    port = free_port()  # nothing listens there: the connection is refused
+    cli.write(cli.path.read_text() + f'\n[store]\nurl = "postgresql://u:p@127.0.0.1:{port}/db"\n')
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling")
+    assert run.exit_code == 1 and run.stderr.count("\n") == 1, run  # not the pool's retries
+    assert run.stderr.startswith("error: task store postgresql://u:***@127.0.0.1")
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 
 

@@ -19,6 +19,7 @@ connections at once). docs/benchmarks.md, "PostgreSQL store at scale".
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -29,6 +30,12 @@ from .grouped import Outcome, WriteGroups
 from .sql import Proc, Row, Sql, adrive, drive
 
 T = TypeVar("T")
+#: Seconds to wait for the first connection (a refused one fails at once).
+CONNECT_TIMEOUT_S = 10
+# The pool's own retries log a warning each: with no logging configured they would go to
+# stderr, 20 lines before the one StoreError that says it all (a configured handler still
+# gets them).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 _MIGRATION_LOCK = 0x6B6C696E67  # "kling": any constant shared by every klingbridge process
 
 
@@ -61,11 +68,33 @@ class PostgresStore(TaskStore):
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return StoreError(self.describe(), message)
 
+    def _reachable(self) -> None:
+        """One connection first, so that a server that refuses (or a wrong password) is one
+        `StoreError` at once, not a pool retrying for 30 s."""
+        import psycopg
+
+        try:
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as error:
+            raise self._error(error) from error
+
+    async def _areachable(self) -> None:
+        import psycopg
+
+        try:
+            connection = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=CONNECT_TIMEOUT_S
+            )
+            await connection.close()
+        except psycopg.Error as error:
+            raise self._error(error) from error
+
     def _sync_pool(self) -> Any:
         with self._lock:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
 
+                self._reachable()
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.max_connections, open=True, timeout=30
                 )
@@ -91,6 +120,7 @@ class PostgresStore(TaskStore):
         if self._apool is None:
             from psycopg_pool import AsyncConnectionPool
 
+            await self._areachable()
             pool = AsyncConnectionPool(
                 self.url,
                 min_size=1,
