@@ -78,17 +78,6 @@ class PostgresStore(TaskStore):
         except psycopg.Error as error:
             raise self._error(error) from error
 
-    async def _areachable(self) -> None:
-        import psycopg
-
-        try:
-            connection = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=CONNECT_TIMEOUT_S
-            )
-            await connection.close()
-        except psycopg.Error as error:
-            raise self._error(error) from error
-
     def _sync_pool(self) -> Any:
         with self._lock:
             if self._pool is None:
@@ -120,7 +109,9 @@ class PostgresStore(TaskStore):
         if self._apool is None:
             from psycopg_pool import AsyncConnectionPool
 
-            await self._areachable()
+            # (checked without an await: runs started at once must not each open a pool;
+            # a refused connection fails at once, an unreachable host within the timeout)
+            self._reachable()
             pool = AsyncConnectionPool(
                 self.url,
                 min_size=1,
