@@ -226,9 +226,11 @@ def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str
             client, lines, names, max_usd=options["max_usd"], as_json=options["as_json"],
             retry_failed=options["retry_failed"], refused=problems,
         )  # fmt: skip
-        for name, missing in _credentials(client, names):
-            if missing is not None:
-                err.print(Text(f"note: {missing}: a run would go without {name}"))
+        lacking = [(name, why) for name, why in _credentials(client, names) if why is not None]
+        for name, missing in lacking:
+            err.print(Text(f"note: {missing}: a run would go without {name}"))
+        if lacking and len(lacking) == len(names):
+            err.print(Text("note: no provider has credentials: a run would refuse the batch"))
     if problems:
         err.print(Text("a run would refuse this batch, and send nothing:"))
         if options["as_json"]:  # (the lines are in the one JSON object printed)
