@@ -91,8 +91,7 @@ class Admission:
         `record` makes the operation that runs the admission (the journal's: with the job's own
         record when that is not written yet).
         """
-        usd = None if seat.quoted is None or seat.quoted.usd is None else float(seat.quoted.usd)
-        refused = max_usd_refusal(usd, max_usd, seat.provider)
+        refused = max_usd_refusal(seat.quoted, max_usd, seat.provider)
         if refused is not None:
             return refused
         started = self.clock()

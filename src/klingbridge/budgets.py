@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import BudgetExceeded
+from .models import Cost
 
 Window = Literal["day", "month", "total"]
 Scope = Literal["all", "provider", "route"]
@@ -190,9 +191,10 @@ def over_max_usd(quoted_usd: float | None, max_usd: float | None) -> bool:
 
 
 def max_usd_refusal(
-    quoted_usd: float | None, max_usd: float | None, provider: str
+    quoted: Cost | None, max_usd: float | None, provider: str
 ) -> BudgetExceeded | None:
     """The error refusing a create on `provider` quoted above `--max-usd` (None: within it)."""
+    quoted_usd = None if quoted is None or quoted.usd is None else float(quoted.usd)
     if max_usd is None or not over_max_usd(quoted_usd, max_usd):
         return None
     return BudgetExceeded(

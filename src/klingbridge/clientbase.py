@@ -26,7 +26,6 @@ from .errors import (
     ConfigError,
     KlingBridgeError,
     NoProviderAvailable,
-    ValidationError,
 )
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
@@ -36,7 +35,7 @@ from .models import Quote, Request, Task
 from .owners import new_owner
 from .pacing import Pacing
 from .plugins import default_plugin_manager, listening, make_plugin_manager, provider_classes
-from .provider import Provider
+from .provider import Provider, quoted_cost, refusal
 from .router import Router
 from .store import JobRecord, TaskStore, open_store
 from .store.reads import DamagedRecord
@@ -211,15 +210,9 @@ class ClientBase:
         refusals: list[KlingBridgeError] = []
         for name in plan.providers:
             vendor = self.provider(name)
-            try:
-                vendor.validate(request)
-                vendor.require_credentials()
-            except (ValidationError, ConfigError) as error:
-                refusals.append(error)
-                continue
-            cost = vendor.quote(request).cost
-            usd = None if cost is None or cost.usd is None else float(cost.usd)
-            refused = max_usd_refusal(usd, max_usd, name)
+            refused = refusal(vendor, request) or max_usd_refusal(
+                quoted_cost(vendor, request), max_usd, name
+            )  # (as the run skips a provider, and its admission refuses a create)
             if refused is None:
                 return
             refusals.append(refused)

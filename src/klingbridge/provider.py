@@ -375,3 +375,25 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None  # an HTTP date: rare enough to fall back on our own backoff
+
+
+def refusal(provider: Provider, request: Request) -> KlingBridgeError | None:
+    """Why `provider` cannot take `request` as configured (its `validate`, then its
+    credentials), or None: what a run skips it for, and what `check` refuses up front."""
+    try:
+        provider.validate(request)
+        provider.require_credentials()
+    except (ValidationError, ConfigError) as error:
+        return error
+    return None
+
+
+def quoted_cost(provider: Provider, request: Request) -> Cost | None:
+    """The cost of the provider's quote for a request it just validated (`refusal`).
+
+    Where the provider keeps the core's `quote` (validate, then `estimate`), `estimate` alone
+    gives the same cost without validating again or building the `Quote`.
+    """
+    if type(provider).quote is Provider.quote:
+        return provider.estimate(request)
+    return provider.quote(request).cost

@@ -33,7 +33,6 @@ from .creating import Creating, Emit, Unresolved, what_now
 from .errors import (
     BudgetExceeded,
     ConcurrencyLimitError,
-    ConfigError,
     ContentPolicyError,
     KlingBridgeError,
     NoProviderAvailable,
@@ -41,14 +40,13 @@ from .errors import (
     ProviderResponseError,
     TaskFailed,
     TransportError,
-    ValidationError,
 )
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
 from .journal import Attempt, Deferring, Journal, Observer, Outcome, RunResult, RunState, Trial
-from .models import Cost, Request, Task, TaskStatus
+from .models import Request, Task, TaskStatus
 from .pacing import SAMPLES, SEED_DAYS, Pacing
-from .provider import Provider
+from .provider import Provider, quoted_cost, refusal
 from .store import StoreError, procs, reads
 from .store.limits import cool_down
 from .store.records import AttemptRecord, AttemptState, JobState
@@ -143,7 +141,7 @@ class Router(Creating):
                 trial = Trial(
                     provider=name,
                     external_id=self.new_external_id(),
-                    quoted=_quoted_cost(provider, request),
+                    quoted=quoted_cost(provider, request),
                     started_at=datetime.now(timezone.utc),
                     begun=self.clock(),
                 )
@@ -440,11 +438,9 @@ class Router(Creating):
 
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
-        try:
-            provider.validate(request)
-            provider.require_credentials()
-        except (ValidationError, ConfigError) as error:
-            return error
+        refused = refusal(provider, request)
+        if refused is not None:
+            return refused
         wait = self.cooldowns.remaining(provider.name)
         if wait > 0:
             return KlingBridgeError(f"cooling down for {wait:.0f} s after repeated failures")
@@ -475,17 +471,6 @@ class Router(Creating):
                 on_update(task)
 
         return changed
-
-
-def _quoted_cost(provider: Provider, request: Request) -> Cost | None:
-    """The cost of the provider's quote for a request it just validated (`_skip_reason`).
-
-    Where the provider keeps the core's `quote` (validate, then `estimate`), `estimate` alone
-    gives the same cost without validating again or building the `Quote`.
-    """
-    if type(provider).quote is Provider.quote:
-        return provider.estimate(request)
-    return provider.quote(request).cost
 
 
 def _quoted(trial: Trial) -> dict[str, object] | None:
