@@ -210,8 +210,13 @@ class Jobs:
                     f"job {key} is being run by another run of this client; it did not end "
                     "before this one's timeout"
                 )
-            yield Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S, max(0.0, deadline - self.clock())))
+            yield self._pause(looks, deadline)
             looks += 1
+
+    def _pause(self, looks: int, deadline: float) -> Sleep:
+        """The next look's pause while another run holds a job: doubling from `TURN_S`, at
+        most `WATCH_INTERVAL_S`, never past `deadline`."""
+        return Sleep(min(TURN_S * 2**looks, WATCH_INTERVAL_S, max(0.0, deadline - self.clock())))
 
     def _journal(
         self,
@@ -250,16 +255,14 @@ class Jobs:
         deadline = self.clock() + timeout
         read = job  # as this run first found it
         job = yield from self._watch(job, deadline)
-        if job.state.is_terminal:  # its record, unless it is to run again (`_runs_again`)
-            if not _runs_again(read, job, again):
-                return recorded_result(job)
-            plan = self.plan(job.route, job.provider)  # (a bad route fails before the claim)
+        if job.state.is_terminal and not _runs_again(read, job, again):
+            return recorded_result(job)  # an ended job is its record
+        plan = self.plan(job.route, job.provider)  # (a bad route fails before any claim)
+        if job.state.is_terminal:
             other = yield from self._claim_rerun(job, deadline)
             if other is not None and other.state.is_terminal:  # another process ran it again
                 return recorded_result(other)
             job = other or job  # (that run stopped half-way: its attempt is carried on)
-        else:
-            plan = self.plan(job.route, job.provider)
         if job.request is None:  # imported from the old ledger: only its task can be followed
             return (yield from self._follow_only(job, deadline, on_update))
         latest = job.attempt
@@ -329,14 +332,13 @@ class Jobs:
             # Still as read: its holder let go without running it, or died (taken over now).
             holder = other.lease_owner
             dead = holder if holder is not None and not owner_alive(holder) else None
-            if dead is None and self.clock() >= deadline:
-                raise KlingBridgeError(
-                    f"job {job.key} is held by {holder} until {other.lease_until}: it could "
-                    "not be taken before the timeout"
-                )
-            if dead is None:
-                pause = min(TURN_S * 2**looks, WATCH_INTERVAL_S, deadline - self.clock())
-                yield Sleep(max(0.0, pause))
+            if dead is None:  # a live holder let go, or its lease lapsed: ask again shortly
+                if self.clock() >= deadline:
+                    raise KlingBridgeError(
+                        f"job {job.key} is held by {holder} until {other.lease_until}: it "
+                        "could not be taken before the timeout"
+                    )
+                yield self._pause(looks, deadline)
                 looks += 1
 
     def _watch(self, job: JobRecord, deadline: float, ended_too: bool = False) -> Flow[JobRecord]:
