@@ -40,11 +40,10 @@ class IdempotencyConflict(KlingBridgeError):
         )
 
 
+#: A job that succeeded with outputs still to save (whoever saves them holds its lease).
+_UNSAVED = "(state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL)"
 #: Jobs a worker finishes: not ended yet, or succeeded with outputs still to save.
-_CLAIMABLE = (
-    "(state IN ('pending', 'running')"
-    " OR (state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL))"
-)
+_CLAIMABLE = f"(state IN ('pending', 'running') OR {_UNSAVED})"
 
 
 def request_hash(request: Request) -> str:
@@ -146,10 +145,12 @@ def begin(
 
 #: The states whose lease is taken: a job not ended, or one that succeeded with its outputs
 #: still to save (the saver holds it, so that two processes do not save the same files).
-_LEASABLE = (
-    "(state NOT IN ({ended}) OR (state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL))"
-).format(ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal))
-_FREE = "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
+_LEASABLE = "(state NOT IN ({ended}) OR {unsaved})".format(
+    ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal),
+    unsaved=_UNSAVED,
+)
+#: A lease that is free, lapsed, or already the caller's (parameters: now, owner).
+_FREE = "lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?"
 
 
 def take_lease(
@@ -159,7 +160,7 @@ def take_lease(
     only when `ended` (nothing else needs it, and one taken only to read the job's record
     would never be given back)."""
     rows = yield Sql(
-        f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND {_FREE}"
+        f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND ({_FREE})"
         + ("" if ended else f" AND {_LEASABLE}")
         + " RETURNING key",
         (owner, now + lease_s, key, now, owner),
@@ -176,7 +177,7 @@ def claim_rerun(
     lease not lapsed yet whose process is known to be gone (taken over at once)."""
     rows = yield Sql(
         f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND state = 'failed'"
-        f" AND ({_FREE[1:-1]} OR lease_owner = ?)"
+        f" AND ({_FREE} OR lease_owner = ?)"
         " AND (SELECT COUNT(*) FROM kb_attempts WHERE job_key = ?) = ? RETURNING key",
         (owner, now + lease_s, key, now, owner, dead or owner, key, attempts),
     )
