@@ -108,9 +108,9 @@ class Tally:
         return self.line() + "".join(f"\n  {hint}" for hint in hints)
 
     def _vendor(self) -> str:
-        running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
         if not self.at_vendor:
             return ""
+        running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
         return f" ({running} running at the vendor, {len(self.at_vendor) - running} queued there)"
 
 
