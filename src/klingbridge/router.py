@@ -249,7 +249,7 @@ class Router(Creating):
             return None
         run.last_task = task
         run.open_task = not task.status.is_terminal
-        if detach:
+        if detach and run.open_task:  # (a create answered with the end: nothing left to detach)
             if on_update is not None:
                 on_update(task)
             run.attempts.append(trial.attempt("unknown", self.clock(), task, None))

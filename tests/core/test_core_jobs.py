@@ -24,22 +24,30 @@ RAIN = SoundRequest(prompt="rain", duration=5)
 class Vendor:
     """An echo vendor: each created job is BUSY once, then ends as `ends`."""
 
-    def __init__(self, ends: str = "DONE") -> None:
+    def __init__(self, ends: str = "DONE", *, at_create: bool = False) -> None:
         self.creates = 0
         self.polls: dict[str, int] = {}
         self.ends = ends
+        self.at_create = at_create  # the create's answer says the job has ended already
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             self.creates += 1
             ref = f"E-{self.creates}"
             self.polls[ref] = 0
-            return httpx.Response(200, json=job(ref, "WAITING"))
+            return httpx.Response(
+                200, json=self._job(ref, self.ends if self.at_create else "WAITING")
+            )
         ref = request.url.path.rsplit("/", 1)[1]
         self.polls[ref] += 1
-        state = "BUSY" if self.polls[ref] < 2 else self.ends
+        return httpx.Response(
+            200, json=self._job(ref, "BUSY" if self.polls[ref] < 2 else self.ends)
+        )
+
+    @staticmethod
+    def _job(ref: str, state: str) -> dict[str, Any]:
         media = [{"href": f"https://echo.test/{ref}.ogg", "seconds": 5}] if state == "DONE" else []
-        return httpx.Response(200, json=job(ref, state, media=media))
+        return job(ref, state, media=media)
 
 
 def run_sync(vendor: Vendor, store: str, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -88,6 +96,25 @@ def test_a_detached_job_is_finished_by_resume(call: Any, tmp_path: Path) -> None
     assert pending.key == detached.key and pending.lease_owner is None  # let go
     done = call(vendor, store, "resume", detached.key)
     assert done.status.value == "succeeded" and vendor.creates == 1
+
+
+@pytest.mark.parametrize("ends", ["DONE", "BROKEN"])
+def test_a_detached_create_answered_with_the_end_records_that_end(
+    call: Any, tmp_path: Path, ends: str
+) -> None:
+    """A vendor may answer a create with a task that has already ended: `detach` has nothing
+    left to leave for later, and the job is recorded as the task ended (it read `failed`, with
+    no error, for a task that succeeded: `--retry-failed` would have paid for it again)."""
+    vendor, store = Vendor(ends=ends, at_create=True), f"sqlite:///{tmp_path / 'tasks.db'}"
+    if ends == "DONE":
+        done = call(vendor, store, "dispatch", RAIN, key="k", detach=True)
+        assert done.task.status.value == "succeeded"
+    else:
+        with pytest.raises(TaskFailed):
+            call(vendor, store, "dispatch", RAIN, key="k", detach=True)
+    (record,) = call(vendor, store, "tasks")
+    assert record.state is (JobState.SUCCEEDED if ends == "DONE" else JobState.FAILED)
+    assert record.lease_owner is None and vendor.creates == 1 and not vendor.polls["E-1"]
 
 
 def test_a_failed_job_stays_failed_and_is_not_created_again(call: Any, tmp_path: Path) -> None:

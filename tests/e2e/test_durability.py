@@ -188,6 +188,29 @@ def test_detach_then_wait_from_anywhere(cli: Cli, vendor: Any, tmp_path: Path) -
     assert vendor.state()["creates"]["kling"] == 1
 
 
+def test_detach_on_a_task_ended_at_create_saves_it_and_records_it_succeeded(
+    cli: Cli, vendor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PiAPI may answer a create with the finished task: nothing is left to detach. The job is
+    recorded as it ended (it read `failed`, which `--retry-failed` would have paid again) and
+    its files are saved as without --detach."""
+    monkeypatch.setattr(vendor.config, "queued_s", 0.0)
+    monkeypatch.setattr(vendor.config, "running_s", 0.0)
+    out = tmp_path / "clips"
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi",
+              "--detach", "--json", "--out", str(out), "--key", "k")  # fmt: skip
+    assert run.exit_code == 0, run
+    saved = run.json()["saved"]
+    assert run.json()["status"] == "succeeded" and saved
+    assert len(list(out.iterdir())) == len(saved)
+    (row,) = cli("tasks", "--json").json()
+    assert row["status"] == "succeeded"
+    again = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi",
+                "--key", "k", "--retry-failed")  # fmt: skip
+    assert again.exit_code == 0, again
+    assert vendor.state()["creates"]["piapi"] == 1
+
+
 def test_a_lost_piapi_create_is_unknown_until_the_user_resubmits(cli: Cli, vendor: Any) -> None:
     vendor.set_faults({"piapi": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]})
     first = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi",

@@ -157,7 +157,7 @@ def _generate(
             as_json=as_json,
             quiet=quiet,
         )
-        if detach:
+        if detach and not result.task.status.is_terminal:  # (else: ended at once, shown so)
             _detached(result, as_json)
             return
         if not (verbose or quiet or as_json):
