@@ -100,7 +100,9 @@ class Worker:
     async def _finish(self, key: str) -> None:
         try:
             result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
-            await asyncio.to_thread(save_job, self.store, key, result.task, self.out_dir)
+            await asyncio.to_thread(
+                save_job, self.store, key, result.task, self.out_dir, owner=self.owner
+            )
         except KlingBridgeError as error:
             logger.warning("job %s: %s", key, error)
             self.report.failed[key] = str(error)
@@ -114,20 +116,24 @@ class Worker:
             self._running.pop(key, None)
 
 
-def save_job(store: TaskStore, key: str, task: Task, out_dir: Path | None) -> list[SavedFile]:
-    """Save the outputs of job `key`'s task into `out_dir` and record them. Without `out_dir`:
-    into the job's own directory, unless its files were saved already (or it has none).
+def save_job(
+    store: TaskStore, key: str, task: Task, out_dir: Path | None, *, owner: str
+) -> list[SavedFile]:
+    """Save the outputs of job `key`'s task into `out_dir` and record them, letting go of
+    `owner`'s lease on the job. Without `out_dir`: into the job's own directory, unless its
+    files were saved already (or it has none).
 
     Resumable: files saved whole before (by an earlier try, or into this same directory) are
     kept, not fetched again; the rest are fetched."""
     job = store.job(key)
     if out_dir is None and job is not None and job.saved_at is not None:
+        store.release(owner, [key])  # (saved by another meanwhile: kept for a save not made)
         return []
     target = out_dir or (Path(job.out_dir) if job and job.out_dir else None)
     if target is None:
         return []
     saved = save_outputs(task, target)
-    store.run(procs.saved(key, [saved_record(f) for f in saved], time.time()))
+    store.run(procs.saved(key, [saved_record(f) for f in saved], time.time(), owner=owner))
     return saved
 
 

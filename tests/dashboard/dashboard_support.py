@@ -78,7 +78,7 @@ def make_job(
         path = saved_dir / f"{key.replace('/', '_')}.mp3"
         path.write_bytes(b"ID3 not really an mp3 " + key.encode())
         record = SavedFileRecord(path=str(path), url=url, format="mp3", bytes=path.stat().st_size)
-        store.run(procs.saved(key, [record], at))
+        store.run(procs.saved(key, [record], at, owner="t"))
         made.files.append(path)
     return made
 

@@ -99,7 +99,9 @@ async def test_files_root_keeps_files_recorded_elsewhere_out(
     relative = tmp_path / "root" / "rel.mp3"
     relative.write_bytes(b"relative")
     sqlite_store.run(
-        procs.saved("outside", [SavedFileRecord(path="rel.mp3", url="u", format="mp3")], NOW + 1)
+        procs.saved(
+            "outside", [SavedFileRecord(path="rel.mp3", url="u", format="mp3")], NOW + 1, owner="t"
+        )
     )
     async with dashboard(sqlite_store, files_root=tmp_path / "root") as client:
         assert (await client.get("/files/0/inside")).status_code == 200

@@ -16,6 +16,7 @@ from e2e_support import Cli
 import klingbridge
 from klingbridge import File, Output, Task, TaskStatus
 from klingbridge.download import DownloadError
+from klingbridge.worker import save_job
 
 
 def generate(cli: Cli, out: Path, *extra: str) -> Any:
@@ -181,3 +182,32 @@ def test_cli_format_and_unwatermarked(cli: Cli, tmp_path: Path) -> None:
     run = generate(cli, out, "--format", "wav", "--unwatermarked")
     assert run.exit_code == 0, run
     assert [p.suffix for p in out.iterdir()] == [".wav"]
+
+
+# --- two savers of one job -------------------------------------------------------------------
+def test_a_second_saver_leaves_the_holders_lease_alone(
+    cli: Cli, vendor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that ran a job holds its lease until it has saved the files; `generate --key K
+    --out` meanwhile saves its own copy and must not let go of the worker's lease for it."""
+    store = tmp_path / "tasks.sqlite3"
+    cli.write(cli.path.read_text() + f'\n[store]\nurl = "sqlite:///{store}"\n')
+    monkeypatch.setenv("KLINGBRIDGE_CONFIG", str(cli.path))
+    worker = klingbridge.Client()
+    request = klingbridge.SoundRequest(prompt="rain", duration=5)
+    ran = worker.dispatch(request, provider="kling", key="K", out_dir=tmp_path / "worker")
+    assert worker.store is not None
+    assert worker.store.job("K").lease_owner == worker.owner  # type: ignore[union-attr]
+    mine = tmp_path / "mine"
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling",
+              "--key", "K", "--out", str(mine))  # fmt: skip
+    assert run.exit_code == 0, run
+    assert len(list(mine.iterdir())) == 2
+    job = worker.store.job("K")
+    assert job is not None and job.lease_owner == worker.owner  # still the worker's
+    # The worker's own save: the files were saved meanwhile, so it only lets go.
+    assert save_job(worker.store, "K", ran.task, None, owner=worker.owner) == []
+    job = worker.store.job("K")
+    assert job is not None and job.lease_owner is None and job.lease_until is None
+    assert vendor.state()["creates"]["kling"] == 1
+    worker.close()

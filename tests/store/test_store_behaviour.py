@@ -120,7 +120,9 @@ def test_finish_saved_files_and_listing(store: TaskStore) -> None:
     now = time.time()
     store.run(procs.finish("a", JobState.FAILED, now, error="refused", owner="me"))
     store.run(
-        procs.saved("b", [SavedFileRecord(path="/x/b.mp3", url="https://v/b.mp3", bytes=3)], now)
+        procs.saved(
+            "b", [SavedFileRecord(path="/x/b.mp3", url="https://v/b.mp3", bytes=3)], now, owner="me"
+        )
     )
     records, damaged = store.jobs()
     assert damaged == []
@@ -190,7 +192,7 @@ def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: Task
     store.run(procs.finish("j1", JobState.SUCCEEDED, time.time()))  # w1 dies before saving
     store.run(procs.take_lease("j1", "w1", -1, time.time(), ended=True))  # its lease lapses
     assert store.claim("w2", lease_s=60, limit=5) == ["j1"]  # the files are still owed
-    store.run(procs.saved("j1", [], time.time()))
+    store.run(procs.saved("j1", [], time.time(), owner="w2"))
     store.run(procs.take_lease("j1", "w2", -1, time.time(), ended=True))
     assert store.claim("w3", lease_s=60, limit=5, out_dir="/elsewhere") == []
 
@@ -267,6 +269,28 @@ def test_a_job_that_succeeded_with_files_to_save_stays_leased_until_saved(
     assert store.job("files").lease_owner == "w1"  # type: ignore[union-attr]
     assert store.job("nofiles").lease_owner is None  # type: ignore[union-attr]
     assert store.claim("w2", lease_s=60, limit=5) == []  # held: nobody else saves it
-    store.run(procs.saved("files", [], now))
+    store.run(procs.saved("files", [], now, owner="w1"))
     assert store.job("files").lease_owner is None  # type: ignore[union-attr]
     assert store.claim("w2", lease_s=60, limit=5) == []  # saved: nothing left to do
+
+
+def test_a_second_saver_never_lets_go_of_the_holders_lease(store: TaskStore) -> None:
+    """`generate --key K --out` saving its own copy while a worker holds K (still saving its
+    files) records its files but leaves the worker's lease alone; a lapsed lease is let go."""
+    begin(store, "held", owner="w1", out_dir="/tmp/out")
+    begin(store, "lapsed", owner="w1", out_dir="/tmp/out")
+    now = time.time()
+    for key in ("held", "lapsed"):
+        store.run(procs.finish(key, JobState.SUCCEEDED, now, owner="w1"))
+    store.run(procs.take_lease("lapsed", "w1", -1, now, ended=True))  # w1 died saving it
+    mine = SavedFileRecord(path="/mine/a.mp3", url="https://v/a.mp3", bytes=3)
+    for key in ("held", "lapsed"):
+        store.run(procs.saved(key, [mine], now, owner="cli"))
+    held = store.job("held")
+    assert held is not None and held.saved_at is not None and len(held.files) == 1
+    assert held.lease_owner == "w1" and held.lease_until is not None  # still the worker's
+    lapsed = store.job("lapsed")
+    assert lapsed is not None and lapsed.lease_owner is None and lapsed.lease_until is None
+    store.run(procs.saved("held", [], now, owner="w1"))  # the holder's own save lets go
+    held = store.job("held")
+    assert held is not None and held.lease_owner is None and held.lease_until is None

@@ -164,7 +164,7 @@ class Receiver:
                             sha256=f.sha256)
             for f in files
         ]  # fmt: skip
-        await self.store.arun(procs.saved(key, records, time.time()))
+        await self.store.arun(procs.saved(key, records, time.time(), owner=self.client.owner))
         logger.info("job %s: %d file(s) saved into %s", key, len(files), target)
 
 

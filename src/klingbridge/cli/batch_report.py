@@ -153,7 +153,7 @@ class Saver:
         async with self._slots:
             try:
                 saved = await asyncio.to_thread(
-                    save_job, store, finished.key, result.task, self.out
+                    save_job, store, finished.key, result.task, self.out, owner=self.client.owner
                 )
             except KlingBridgeError as error:
                 retry = f"klingbridge wait {finished.key} --out {self.out}"

@@ -245,7 +245,8 @@ def finish(
         key=result.key,
     )
     if saved and client.store is not None and result.key is not None:
-        client.store.run(procs.saved(result.key, [saved_record(f) for f in saved], time.time()))
+        records = [saved_record(f) for f in saved]
+        client.store.run(procs.saved(result.key, records, time.time(), owner=client.owner))
     if as_json:
         echo_json(
             {

@@ -263,7 +263,11 @@ def chain(first: Proc[object], then: Proc[T]) -> Proc[T]:
     return (yield from then)
 
 
-def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
+def saved(key: str, files: Iterable[SavedFileRecord], now: float, *, owner: str) -> Proc[None]:
+    """Record the files `owner` saved, and let go of the job's lease if it is `owner`'s (or
+    lapsed): `finish` kept it for the saver. Another process that saved its own copy meanwhile
+    (`generate --key K --out` while a worker holds K) leaves the holder's lease alone, so that
+    nobody else takes the job while the holder is still saving."""
     for f in files:
         yield Sql(
             "INSERT INTO kb_files (job_key, path, url, format, bytes, sha256, at)"
@@ -273,10 +277,12 @@ def saved(key: str, files: Iterable[SavedFileRecord], now: float) -> Proc[None]:
             " at = excluded.at",
             (key, f.path, f.url, f.format, f.bytes, f.sha256, now),
         )
-    yield Sql(  # saved: done, and let go (`finish` kept the lease for the saver)
-        "UPDATE kb_jobs SET saved_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL"
+    yield Sql(
+        "UPDATE kb_jobs SET saved_at = ?, updated_at = ?,"
+        f" lease_owner = CASE WHEN ({_FREE}) THEN NULL ELSE lease_owner END,"
+        f" lease_until = CASE WHEN ({_FREE}) THEN NULL ELSE lease_until END"
         " WHERE key = ?",
-        (now, now, key),
+        (now, now, now, owner, now, owner, key),
     )
 
 
