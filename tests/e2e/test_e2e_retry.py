@@ -52,6 +52,20 @@ def test_a_failed_job_is_run_again_only_when_asked(cli: Cli, vendor: Any) -> Non
     assert shown.exit_code == 0 and len(shown.json()["attempts"]) == 2  # both tasks recorded
 
 
+def test_tasks_quotes_a_job_run_again_once_as_it_is_charged_once(cli: Cli, vendor: Any) -> None:
+    """The task that failed cost nothing (the vendor charged 0 for it): `tasks` shows what the
+    attempts that may be charged were quoted, beside what was charged, not every quote."""
+    fail_next_task(vendor)
+    assert cli(*RAIN).exit_code != 0
+    assert cli(*RAIN, "--retry-failed").exit_code == 0 and creates(vendor) == 2
+    (row,) = cli("tasks", "--json").json()
+    assert row["charged_usd"] is not None and row["charged_usd"] > 0
+    assert row["quoted_usd"] == row["charged_usd"]
+    table = cli("tasks").stdout
+    (line,) = [line for line in table.splitlines() if "k1" in line]
+    assert line.count(f"${row['charged_usd']:.4f}") == 2, table  # quoted, charged: one each
+
+
 def test_wait_retries_a_failed_job_when_asked(cli: Cli, vendor: Any) -> None:
     fail_next_task(vendor)
     assert cli(*RAIN, "--detach").exit_code == 0

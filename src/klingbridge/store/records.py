@@ -88,6 +88,15 @@ class AttemptRecord(_Record):
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def chargeable(self) -> bool:
+        """Whether this attempt may cost money: not one refused before any vendor task existed,
+        nor a task that failed or was cancelled and that the vendor charged nothing for."""
+        if self.state is AttemptState.ERROR:
+            return False
+        free = self.charged is not None and self.charged.amount == 0
+        return not (free and self.state in (AttemptState.FAILED, AttemptState.CANCELLED))
+
 
 class StatusChange(_Record):
     at: datetime
@@ -128,7 +137,10 @@ class JobRecord(_Record):
 
     @property
     def quoted_usd(self) -> float | None:
-        return _sum_usd(a.quoted for a in self.attempts if a.state is not AttemptState.ERROR)
+        """What the attempts that may be charged were quoted (`chargeable`): a job run again
+        after a task that failed free of charge is quoted once, as it is charged once. Beside
+        `charged_usd`, a difference is the vendor's prices moving, not the retry."""
+        return _sum_usd(a.quoted for a in self.attempts if a.chargeable)
 
     @property
     def charged_usd(self) -> float | None:
