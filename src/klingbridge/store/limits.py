@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded
 from ..models import Cost
-from .procs import intent
+from .attempts import intent
 from .sql import Proc, Sql
 
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),

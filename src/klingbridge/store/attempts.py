@@ -1,0 +1,144 @@
+"""An attempt's life in the store: written down before anything is sent (`intent`), sent,
+and each status the vendor reports for its task (`observe`), never moved backwards.
+
+Procedures as in procs.py: generators of `Sql`, sans-IO, run by a backend in one transaction.
+"""
+
+from __future__ import annotations
+
+from ..models import Cost, Task
+from .records import AttemptState
+from .sql import Proc, Sql
+
+
+def _json(model: Task | Cost | None) -> str | None:
+    return None if model is None else model.model_dump_json()
+
+
+def _usd(cost: Cost | None) -> float | None:
+    return None if cost is None or cost.usd is None else float(cost.usd)
+
+
+def intent(
+    key: str,
+    provider: str,
+    external_id: str,
+    quoted: Cost | None,
+    now: float,
+    *,
+    sent: bool = False,
+) -> Proc[int]:
+    """Write the attempt down before anything is sent; returns its number within the job.
+
+    `sent`: the create goes out right after this commit (nothing in between can pay), so the
+    attempt is written as `sent` at once, the commit `sent` would have made saved.
+    """
+    rows = yield Sql(
+        "INSERT INTO kb_attempts (external_id, job_key, seq, provider, state, quoted, quoted_usd,"
+        " created_at, updated_at) VALUES (?, ?,"
+        " (SELECT COUNT(*) + 1 FROM kb_attempts WHERE job_key = ?), ?, ?, ?, ?, ?, ?)"
+        " RETURNING seq",
+        (
+            external_id, key, key, provider, "sent" if sent else "intent",
+            _json(quoted), _usd(quoted), now, now,
+        ),
+    )  # fmt: skip
+    yield Sql("UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?", (now, key))
+    return int(rows[0][0])
+
+
+def sent(external_id: str, now: float) -> Proc[None]:
+    yield Sql(
+        "UPDATE kb_attempts SET state = 'sent', updated_at = ?"
+        " WHERE external_id = ? AND state IN ('intent', 'sent')",
+        (now, external_id),
+    )
+
+
+def unsent(external_id: str, now: float) -> Proc[None]:
+    """A create committed `sent` that waits in the client's queue before it leaves: `intent`
+    again until then (surely not sent: a process that dies meanwhile leaves it to be sent,
+    not `unknown`). The only move backwards an attempt makes, and only from `sent`."""
+    yield Sql(
+        "UPDATE kb_attempts SET state = 'intent', updated_at = ?"
+        " WHERE external_id = ? AND state = 'sent' AND task_id IS NULL",
+        (now, external_id),
+    )
+
+
+def observe(
+    external_id: str, task: Task, now: float, *, seen: bool = False, job: bool = True
+) -> Proc[bool]:
+    """Record the vendor task as seen now; never moves it backwards. True if anything changed.
+
+    A status of lower rank than the one recorded (running after succeeded, from a late poll or
+    a replayed callback) changes nothing; the same status may add detail (a charge, outputs).
+
+    `seen`: the task was recorded before (a poll of it), so its id most likely is already: it is
+    then not written again unless it differs. Only columns that may change are SET: SQLite
+    rewrites an index entry whenever its column is SET, to the same value or not (the task id's
+    index page, written again at every poll's commit, for nothing); the charge likewise, only
+    when the task carries one. `job=False`: the caller writes the job's row itself in the same
+    transaction (`finish`, after a task that ended): its `updated_at` is not written twice.
+    """
+    rank = task.status.rank
+    state = AttemptState.CREATED if rank < 2 else AttemptState(task.status.value)
+    sets = "state = ?, status = ?, status_rank = ?, task = ?"
+    params: list[object] = [state.value, task.status.value, rank, task.model_dump_json()]
+    if not seen:
+        sets += ", task_id = ?"
+        params.append(task.id)
+    if task.cost is not None:
+        sets += ", charged = ?, charged_usd = COALESCE(?, charged_usd)"
+        params += [_json(task.cost), _usd(task.cost)]
+    rows = yield Sql(
+        f"UPDATE kb_attempts SET {sets}, updated_at = ?"
+        " WHERE external_id = ? AND (status_rank < ? OR (status_rank = ? AND status = ?))"
+        " RETURNING job_key, task_id",
+        (*params, now, external_id, rank, rank, task.status.value),
+    )
+    if not rows:
+        return False
+    if rows[0][1] != task.id:  # (seen, yet not recorded with this id)
+        yield Sql(
+            "UPDATE kb_attempts SET task_id = ? WHERE external_id = ?", (task.id, external_id)
+        )
+    job_key = rows[0][0]
+    provider_status = None if task.provider_status is None else str(task.provider_status)
+    yield Sql(  # a history row when the status differs from the attempt's last one
+        "INSERT INTO kb_history (job_key, external_id, at, status, provider_status)"
+        " SELECT ?, ?, CAST(? AS DOUBLE PRECISION), ?, ? WHERE COALESCE(("
+        # by job first: the (job_key, id) index, not a scan of every job's history
+        "SELECT status FROM kb_history WHERE job_key = ? AND external_id = ?"
+        " ORDER BY id DESC LIMIT 1), '') <> ?",
+        (
+            job_key, external_id, now, task.status.value, provider_status,
+            job_key, external_id, task.status.value,
+        ),
+    )  # fmt: skip
+    if rank < 2:
+        yield Sql(
+            "UPDATE kb_jobs SET state = 'running', updated_at = ? WHERE key = ?"
+            " AND state IN ('pending', 'running', 'unknown')",
+            (now, job_key),
+        )
+    elif job:
+        yield Sql("UPDATE kb_jobs SET updated_at = ? WHERE key = ?", (now, job_key))
+    return True
+
+
+def attempt_ended(
+    external_id: str, state: AttemptState, now: float, *, error: BaseException | None
+) -> Proc[None]:
+    """An attempt that ended without a (finished) task: refused (`error`) or `unknown`."""
+    yield Sql(
+        "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
+        " WHERE external_id = ?",
+        (
+            state.value,
+            str(error) if error else None,
+            type(error).__name__ if error else None,
+            now,
+            external_id,
+        ),
+    )
