@@ -19,19 +19,13 @@ from typing_extensions import Unpack
 
 from . import flows
 from .batch import DEFAULT_CONCURRENCY, Finished, check_concurrency, run_bounded
-from .clientbase import (
-    CONFIGURED,
-    AttachOptions,
-    ClientBase,
-    ManyOptions,
-    RunOptions,
-    StoreOption,
-)
+from .clientbase import ClientBase
 from .config import Config
 from .errors import ConfigError
 from .flows import Clock, OnUpdate, PollPolicy
 from .journal import RunResult
 from .models import Balance, Request, Task, Voice
+from .options import CONFIGURED, AttachOptions, ManyOptions, RunOptions, StoreOption
 from .transport import AsyncRunner, SyncRunner
 
 

@@ -1,93 +1,63 @@
 """What `Client` and `AsyncClient` share: configuration, providers, the store, routing and jobs.
 
 Every method builds a flow (flows.py); the two shells in client.py hand it to their runner.
-`RunOptions`/`ResumeOptions`/`AttachOptions`/`ManyOptions` are the options they take, checked
-by type checkers.
+The options they take (`RunOptions`, `ResumeOptions`, `AttachOptions`, `ManyOptions`) and the
+`store=` choices are options.py.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import pluggy
 
 from . import flows
 from .admission import Admission, Cooldowns, OnWait
-from .budgets import max_usd_refusal
+from .checks import DEFAULT_TIMEOUT_S, check_max_usd, checked_timeout, first_refusal
 from .config import Config, Route, load_config
-from .errors import (
-    BudgetExceeded,
-    ConfigError,
-    KlingBridgeError,
-    NoProviderAvailable,
-)
+from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .jobs import Again, Jobs, new_key
 from .journal import RunResult
 from .models import Quote, Request, Task
+from .options import (
+    CONFIGURED,
+    AttachOptions,
+    Configured,
+    ManyOptions,
+    ResumeOptions,
+    RunOptions,
+    StoreOption,
+)
 from .owners import new_owner
 from .pacing import Pacing
 from .plugins import default_plugin_manager, listening, make_plugin_manager, provider_classes
-from .provider import Provider, quoted_cost, refusal
+from .provider import Provider
 from .router import Router
 from .store import JobRecord, TaskStore, open_store
 from .store.reads import DamagedRecord
 from .storefirst import StoreFirst
 
-DEFAULT_TIMEOUT_S = 900.0
-
-
-class ResumeOptions(TypedDict, total=False):
-    """How to finish a recorded job (`resume`): checked by type checkers, typos included."""
-
-    timeout: float | None  # seconds to wait (default 900)
-    on_update: OnUpdate | None  # called with the task at each status change
-    callback_url: str | None  # the receiver's base URL (+ /callbacks/<provider>); see callbacks.md
-    resubmit: bool  # create again where a lost create cannot be checked (PiAPI)
-    retry_failed: bool  # a job whose vendor task failed is run again (a new task, paid for)
-    max_usd: float | None  # refuse a create quoted above this (BudgetExceeded)
-
-
-class AttachOptions(ResumeOptions, total=False):
-    """`resume` alone: what it may record first."""
-
-    task_id: str | None  # the vendor task of the job's lost (`unknown`) create, found by hand
-
-
-class ManyOptions(ResumeOptions, total=False):
-    """How to run each request of a batch (`run_many`): `RunOptions` but the key."""
-
-    provider: str | None  # this provider alone
-    route: str | None  # this configured route (default: the configured default)
-    out_dir: str | Path | None  # where the caller saves outputs (recorded for wait/worker)
-    detach: bool  # return once the vendor task exists; finish it later with resume/worker
-    on_wait: OnWait | None  # told what the run waits for ("waiting for a kling slot: 5/5")
-
-
-class RunOptions(ManyOptions, total=False):
-    """How to run a request (`run` / `dispatch`)."""
-
-    key: str | None  # the job's idempotency key (default: a new one)
-
+__all__ = [  # (the options too: they were named here before options.py took them)
+    "CONFIGURED",
+    "DEFAULT_TIMEOUT_S",
+    "AttachOptions",
+    "ClientBase",
+    "Configured",
+    "ManyOptions",
+    "ResumeOptions",
+    "RunOptions",
+    "StoreOption",
+    "checked_timeout",
+]
 
 logger = logging.getLogger("klingbridge")
-
-
-class Configured(enum.Enum):
-    """`store=CONFIGURED` (the default): the store the configuration names (SQLite by default)."""
-
-    CONFIGURED = "configured"
-
-
-CONFIGURED = Configured.CONFIGURED
-StoreOption = TaskStore | str | Path | None | Configured
 
 
 class ClientBase:
@@ -107,18 +77,33 @@ class ClientBase:
             make_plugin_manager(plugins) if plugins else default_plugin_manager()
         )
         self._classes = provider_classes(self._pm)
-        self.config = config if config is not None else load_config(provider_classes=self._classes)
-        if settings:
-            self.config = self.config.model_copy(deep=True)  # never change the caller's config
-        for name, section in (settings or {}).items():
-            self.config.providers[name] = {**self.config.providers.get(name, {}), **section}
+        loaded = config if config is not None else load_config(provider_classes=self._classes)
+        self.config = with_settings(loaded, settings)
         self.default_provider = provider
         self.poll = poll or self.config.poll
         self._clock = clock
         self._providers: dict[str, Provider] = {}
         self._alone: dict[str, Route] = {}
         self._lock = threading.Lock()
-        self._router = Router(
+        self._router = self._new_router(clock)
+        self.store: TaskStore | None = self._open_store(store)
+        if self.store is not None:  # the receiver writes there: waits read it first
+            hooks = self.config.callbacks
+            self._router.store_first = StoreFirst(hooks.store_poll_s, hooks.safety_poll_s)
+        self._jobs = Jobs(
+            router=self._router,
+            plan=self._plan,
+            owner=new_owner(),
+            lease_s=self.config.store.lease_s,
+            poll=self.poll,
+            clock=clock,
+            wall=time.time,
+            default_route=self.config.default_route,
+        )
+
+    def _new_router(self, clock: Clock) -> Router:
+        """The router of every run: retries, cooldowns, pacing, and admission (budgets, slots)."""
+        return Router(
             providers=self.provider,
             retry=self.config.retry,
             cooldowns=Cooldowns(self.config.cooldown, clock),
@@ -137,20 +122,6 @@ class ClientBase:
                 emit=self._emit,
                 lease_s=self.config.store.lease_s,
             ),
-        )
-        self.store: TaskStore | None = self._open_store(store)
-        if self.store is not None:  # the receiver writes there: waits read it first
-            hooks = self.config.callbacks
-            self._router.store_first = StoreFirst(hooks.store_poll_s, hooks.safety_poll_s)
-        self._jobs = Jobs(
-            router=self._router,
-            plan=self._plan,
-            owner=new_owner(),
-            lease_s=self.config.store.lease_s,
-            poll=self.poll,
-            clock=clock,
-            wall=time.time,
-            default_route=self.config.default_route,
         )
 
     @property
@@ -206,26 +177,7 @@ class ClientBase:
         provider: its own `ValidationError`, `ConfigError` or `BudgetExceeded`; several:
         `NoProviderAvailable` naming each one's reason, as the run would end, or the first
         `BudgetExceeded` when every one is over `max_usd`)."""
-        plan = self._plan(route, provider)
-        refusals: list[KlingBridgeError] = []
-        for name in plan.providers:
-            vendor = self.provider(name)
-            refused = refusal(vendor, request) or max_usd_refusal(
-                quoted_cost(vendor, request), max_usd, name
-            )  # (as the run skips a provider, and its admission refuses a create)
-            if refused is None:
-                return
-            refusals.append(refused)
-        if len(refusals) == 1 or all(isinstance(r, BudgetExceeded) for r in refusals):
-            raise refusals[0]
-        whys = [
-            f"{name} skipped: {str(why).removeprefix(f'{name}: ')}"
-            for name, why in zip(plan.providers, refusals, strict=True)
-        ]
-        exhausted = NoProviderAvailable("no provider could run the request: " + "; ".join(whys))
-        # (as the run would: bad input when no refusal is over a budget)
-        exhausted.bad_input = not any(isinstance(why, BudgetExceeded) for why in refusals)
-        raise exhausted
+        first_refusal(self._plan(route, provider).providers, self.provider, request, max_usd)
 
     def tasks(
         self,
@@ -328,7 +280,7 @@ class ClientBase:
         fresh: bool = False,
     ) -> Flow[RunResult]:
         """The flow of one run (`fresh`: `key` was made just now, so no job can have it)."""
-        _check_max_usd(max_usd)
+        check_max_usd(max_usd)
         if key is not None and not key.strip():  # (`--key "$K"` with K unset: not a new key)
             raise ConfigError(f"key must be a non-empty string, not {key!r}")
         return self._jobs.run(
@@ -366,7 +318,7 @@ class ClientBase:
             raise ConfigError(f"task_id must be a non-empty string, not {task_id!r}")
         if task_id is not None and resubmit:
             raise ConfigError("give task_id (the task found) or resubmit (create anew), not both")
-        _check_max_usd(max_usd)
+        check_max_usd(max_usd)
         return self._jobs.resume(
             ref,
             timeout=checked_timeout(timeout),
@@ -399,12 +351,12 @@ class ClientBase:
             logger.exception("a klingbridge_event plugin failed on %s", event)
 
 
-def _check_max_usd(max_usd: float | None) -> None:
-    if max_usd is not None and not max_usd >= 0:
-        raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
-
-
-def checked_timeout(timeout: float | None) -> float:
-    if timeout is not None and timeout <= 0:
-        raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
-    return DEFAULT_TIMEOUT_S if timeout is None else timeout
+def with_settings(config: Config, settings: Mapping[str, Mapping[str, Any]] | None) -> Config:
+    """`config` with `settings` laid over its providers' sections: in a copy, never changing the
+    caller's config (none is made when there is nothing to lay over)."""
+    if not settings:
+        return config
+    config = config.model_copy(deep=True)
+    for name, section in settings.items():
+        config.providers[name] = {**config.providers.get(name, {}), **section}
+    return config

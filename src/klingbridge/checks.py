@@ -1,0 +1,56 @@
+"""What a run refuses before anything is sent: options out of range, and a request that no
+provider it may run on can take (`Client.check` says it at once; the run would say the same)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .budgets import max_usd_refusal
+from .errors import BudgetExceeded, ConfigError, KlingBridgeError, NoProviderAvailable
+from .models import Request
+from .provider import Provider, quoted_cost, refusal
+
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def first_refusal(
+    providers: Sequence[str],
+    vendor: Callable[[str], Provider],
+    request: Request,
+    max_usd: float | None,
+) -> None:
+    """Raise what a run over `providers` would refuse before any call: a request that none of
+    them can take with the credentials it has, within `max_usd` (one provider: its own
+    `ValidationError`, `ConfigError` or `BudgetExceeded`; several: `NoProviderAvailable` naming
+    each one's reason, as the run would end, or the first `BudgetExceeded` when every one is
+    over `max_usd`)."""
+    refusals: list[KlingBridgeError] = []
+    for name in providers:
+        found = vendor(name)
+        refused = refusal(found, request) or max_usd_refusal(
+            quoted_cost(found, request), max_usd, name
+        )  # (as the run skips a provider, and its admission refuses a create)
+        if refused is None:
+            return
+        refusals.append(refused)
+    if len(refusals) == 1 or all(isinstance(r, BudgetExceeded) for r in refusals):
+        raise refusals[0]
+    whys = [
+        f"{name} skipped: {str(why).removeprefix(f'{name}: ')}"
+        for name, why in zip(providers, refusals, strict=True)
+    ]
+    exhausted = NoProviderAvailable("no provider could run the request: " + "; ".join(whys))
+    # (as the run would: bad input when no refusal is over a budget)
+    exhausted.bad_input = not any(isinstance(why, BudgetExceeded) for why in refusals)
+    raise exhausted
+
+
+def check_max_usd(max_usd: float | None) -> None:
+    if max_usd is not None and not max_usd >= 0:
+        raise ConfigError(f"max_usd must be a number >= 0, not {max_usd}")
+
+
+def checked_timeout(timeout: float | None) -> float:
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
+    return DEFAULT_TIMEOUT_S if timeout is None else timeout
