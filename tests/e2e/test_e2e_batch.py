@@ -559,6 +559,22 @@ def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
     assert "$0.1700 charged (quoted $0.1400)" in tally.line()
 
 
+def test_a_task_that_failed_free_of_charge_is_no_price_difference() -> None:
+    """A line whose first task failed (the vendor charged 0 for it) and whose fallback or retry
+    succeeded was paid as quoted: the summary names no other quote."""
+    task = Task(provider="kling", id="t2", kind="sound", status=TaskStatus.SUCCEEDED)
+    quote = Cost(amount=Decimal("0.25"), unit="kling_unit", usd=Decimal("0.035"))
+    free = Cost(amount=Decimal(0), unit="kling_unit", usd=Decimal(0))
+    attempts = [
+        Attempt(provider="kling", outcome="failed", task_id="t1", quoted=quote, charged=free),
+        Attempt(provider="kling", outcome="succeeded", task_id="t2", quoted=quote, charged=quote),
+    ]
+    tally = Tally(1)
+    tally.started = 1
+    tally.add(Finished(index=0, key="k", result=RunResult(task=task, attempts=attempts)))
+    assert "$0.0350 charged  " in tally.line()
+
+
 def test_a_line_whose_wait_timed_out_is_not_counted_as_ended() -> None:
     task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.RUNNING)
     tally = Tally(1)

@@ -24,6 +24,7 @@ from ..models import Quote, Request, Task, TaskStatus
 from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
+from ..store.records import ended_free
 from ..worker import save_job
 from .app import echo_json
 from .saving import saved_json
@@ -70,10 +71,13 @@ class Tally:
         elif finished.error is not None:
             self.failed += 1
         for attempt in finished.attempts:
-            if attempt.charged is not None and attempt.charged.usd is not None:
-                self.charged_usd += float(attempt.charged.usd)
+            charged = attempt.charged
+            if charged is None or charged.usd is None:
+                continue
+            self.charged_usd += float(charged.usd)
+            if not ended_free(attempt.outcome, charged):  # (a free failure: no price to compare)
                 quoted = attempt.quoted.usd if attempt.quoted is not None else None
-                self.quoted_usd += float(attempt.charged.usd if quoted is None else quoted)
+                self.quoted_usd += float(charged.usd if quoted is None else quoted)
 
     def __rich__(self) -> Text:
         return Text(self.line(), style="cyan")

@@ -92,10 +92,7 @@ class AttemptRecord(_Record):
     def chargeable(self) -> bool:
         """Whether this attempt may cost money: not one refused before any vendor task existed,
         nor a task that failed or was cancelled and that the vendor charged nothing for."""
-        if self.state is AttemptState.ERROR:
-            return False
-        free = self.charged is not None and self.charged.amount == 0
-        return not (free and self.state in (AttemptState.FAILED, AttemptState.CANCELLED))
+        return self.state is not AttemptState.ERROR and not ended_free(self.state, self.charged)
 
 
 class StatusChange(_Record):
@@ -162,6 +159,12 @@ class JobRecord(_Record):
             "updated_at": self.updated_at.isoformat(),
             "error": self.error,
         }
+
+
+def ended_free(state: str, charged: Cost | None) -> bool:
+    """A task that failed or was cancelled and that the vendor charged nothing for: its quote
+    is no part of what was paid (`state`: an attempt's, or a routed run's outcome)."""
+    return charged is not None and charged.amount == 0 and state in ("failed", "cancelled")
 
 
 def _sum_usd(costs: Any) -> float | None:
