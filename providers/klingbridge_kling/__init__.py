@@ -147,7 +147,9 @@ class KlingProvider(Provider):
                 ) from None
             return
         name, model = target
-        if self.settings.api_key is None:
+        if self.settings.api_key is None and not self.missing_credentials():
+            # The key pair alone cannot reach the new design. With no credentials at all, the
+            # request is still priced (`quote`); `require_credentials` stops a run, naming both.
             raise ValidationError(
                 self.name,
                 "model",

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import flows, storefirst
+from . import storefirst
 from .admission import Admission, Cooldowns, Seat, write_intent
 from .config import RetryPolicy, Route
 from .creating import Creating, Emit, Unresolved, what_now
@@ -43,11 +43,12 @@ from .errors import (
 )
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
-from .journal import Attempt, Deferring, Journal, Observer, Outcome, RunResult, RunState, Trial
+from .following import Following
+from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
 from .models import Request, Task, TaskStatus
-from .pacing import SAMPLES, SEED_DAYS, Pacing
+from .pacing import Pacing
 from .provider import Provider, quoted_cost, refusal
-from .store import StoreError, procs, reads
+from .store import StoreError, procs
 from .store.limits import cool_down
 from .store.records import AttemptRecord, AttemptState, JobState
 
@@ -55,7 +56,7 @@ logger = logging.getLogger("klingbridge")
 
 
 @dataclass
-class Router(Creating):
+class Router(Creating, Following):
     """Runs one request over a route. Holds no I/O: `run` is a flow, like those of flows.py."""
 
     providers: Callable[[str], Provider]
@@ -126,37 +127,11 @@ class Router(Creating):
                     return result
             for name in candidates:
                 provider = self.providers(name)
-                skip = self._skip_reason(provider, request)
-                if skip is not None:
-                    run.attempts.append(
-                        Attempt(
-                            provider=name,
-                            outcome="skipped",
-                            error=str(skip),
-                            error_type=type(skip).__name__,
-                        )
-                    )
-                    self.emit(Event("skip", name, data={"reason": str(skip)}))
-                    continue
-                trial = Trial(
-                    provider=name,
-                    external_id=self.new_external_id(),
-                    quoted=quoted_cost(provider, request),
-                    started_at=datetime.now(timezone.utc),
-                    begun=self.clock(),
-                )
-                refusal = yield from self._admit(journal, trial, deadline)
-                if refusal is not None:
-                    run.attempts.append(
-                        trial.attempt("skipped", self.clock(), None, refusal).model_copy(
-                            update={"external_id": None}
-                        )
-                    )
-                    run.last_error = refusal
-                    self.emit(Event("skip", name, data={"reason": str(refusal)}))
+                admitted = yield from self._admitted(provider, request, journal, run, deadline)
+                if admitted is None:
                     continue
                 result = yield from self._one(
-                    provider, request, route, journal, run, trial, None, timeout, on_update,
+                    provider, request, route, journal, run, admitted, None, timeout, on_update,
                     callback_url, detach,
                 )  # fmt: skip
                 if result is not None:
@@ -167,28 +142,50 @@ class Router(Creating):
                 yield from journal.close(run, error)
             raise
 
-    def _admit(
-        self, journal: Journal, trial: Trial, deadline: float
-    ) -> Flow[KlingBridgeError | None]:
-        """Ask the store to admit the create (its intent written); else why it is skipped."""
+    def _admitted(
+        self, provider: Provider, request: Request, journal: Journal, run: RunState, deadline: float
+    ) -> Flow[Trial | None]:
+        """A new attempt on `provider`, its intent written and admitted by the store (budgets,
+        slots); None: skipped, the reason kept in `run` (the request, a cooldown, a budget)."""
+        name = provider.name
+        skip = self._skip_reason(provider, request)
+        if skip is not None:
+            run.attempts.append(
+                Attempt(provider=name, outcome="skipped", error=str(skip),
+                        error_type=type(skip).__name__)
+            )  # fmt: skip
+            self.emit(Event("skip", name, data={"reason": str(skip)}))
+            return None
+        trial = Trial(
+            provider=name,
+            external_id=self.new_external_id(),
+            quoted=quoted_cost(provider, request),
+            started_at=datetime.now(timezone.utc),
+            begun=self.clock(),
+        )
         # The create follows at once (`_one`, no start): its `sent` goes in this commit.
         seat = Seat(
-            journal.key, trial.provider, journal.route, trial.external_id, trial.quoted,
-            journal.owner, sent=True,
+            journal.key, name, journal.route, trial.external_id, trial.quoted, journal.owner,
+            sent=True,
         )  # fmt: skip
         if self.admission is None:
             yield from journal.record(write_intent(seat, journal.wall()).proc)
-            return None
-        return (
-            yield from self.admission.admit(
-                seat,
-                deadline=deadline,
-                max_usd=journal.max_usd,
-                on_wait=journal.on_wait,
-                heartbeat=journal.heartbeat,
-                record=journal.record,
-            )
+            return trial
+        refused = yield from self.admission.admit(
+            seat,
+            deadline=deadline,
+            max_usd=journal.max_usd,
+            on_wait=journal.on_wait,
+            heartbeat=journal.heartbeat,
+            record=journal.record,
         )
+        if refused is None:
+            return trial
+        skipped = trial.attempt("skipped", self.clock(), None, refused)
+        run.attempts.append(skipped.model_copy(update={"external_id": None}))
+        run.last_error = refused
+        self.emit(Event("skip", name, data={"reason": str(refused)}))
+        return None
 
     def _one(
         self,
@@ -204,7 +201,11 @@ class Router(Creating):
         callback_url: str | None,
         detach: bool = False,
     ) -> Flow[RunResult | None]:
-        """One provider's attempt, from wherever `start` left it. None: go on to the next."""
+        """One provider's attempt, from wherever `start` left it. None: go on to the next.
+
+        The wait runs right under this frame, and the error paths in pieces made only when
+        taken: each of 10,000 runs in flight holds no generator frame in between.
+        """
         name = provider.name
         callback_url = storefirst.endpoint(callback_url, name)  # the base, plus this provider
         patience = (self.clock() + timeout, route.fallback_on_concurrency_limit)
@@ -213,39 +214,10 @@ class Router(Creating):
                 provider, request, journal, trial, start, callback_url, patience
             )
         except Unresolved as unresolved:
-            if unresolved.checkable:  # the lookup failed for now: stays `sent`, asked again later
-                run.unsettled = True
-            else:
-                run.unknown = True
-                yield Record(
-                    procs.attempt_ended(
-                        trial.external_id, AttemptState.UNKNOWN, journal.wall(),
-                        error=unresolved.error,
-                    )
-                )  # fmt: skip
-            run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
-            run.last_error = unresolved.error
-            yield from self._failed(name, journal, unresolved.error)
-            if not route.fallback_after_lost_create:
-                unresolved.error.attempts = run.attempts  # paying a second vendor is opt-in
-                if not unresolved.checkable:  # what settles it, once the dashboard is read
-                    unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}",)
-                raise unresolved.error from unresolved.error.__cause__
-            self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
+            yield from self._unresolved(unresolved, name, route, journal, run, trial)
             return None
         except (ProviderError, TransportError, ProviderResponseError) as error:
-            yield Record(
-                procs.attempt_ended(
-                    trial.external_id, AttemptState.ERROR, journal.wall(), error=error
-                )
-            )
-            run.attempts.append(trial.attempt("error", self.clock(), None, error))
-            run.last_error = error
-            if not self._falls_back(error, route):
-                error.attempts = run.attempts
-                raise
-            yield from self._failed(name, journal, error)
-            self.emit(Event("fallback", name, data={"error": str(error)}))
+            yield from self._refused(error, name, route, journal, run, trial)
             return None
         run.last_task = task
         run.open_task = not task.status.is_terminal
@@ -257,8 +229,6 @@ class Router(Creating):
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         unrecorded: list[Task] = []  # the final status, recorded with the job's end
         try:
-            # The wait runs right under this frame (no generator of its own in between: one
-            # frame less held by each of 10,000 runs in flight).
             waiting = self.clock()  # the vendor has the task from here (its create was answered)
             listening = self.listening()
             plan = None if callback_url is None else self.store_first  # None: poll the vendor
@@ -276,21 +246,92 @@ class Router(Creating):
         except Exception as error:
             if unrecorded:  # the wait saw the end, then something broke: record the end first
                 yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
-            # Whatever broke after the create (the wait, a callback), the task is paid for:
-            # the error says which it is.
-            known = (
-                error
-                if isinstance(error, KlingBridgeError)
-                else KlingBridgeError(
-                    f"{name} task {task.id} was created, then {type(error).__name__}: {error}"
-                )
-            )
-            known.task = known.task or task
-            run.attempts.append(trial.attempt("error", self.clock(), known.task, known))
-            known.attempts = run.attempts
+            known = self._paid_for(error, name, task, run, trial)
             if known is error:
                 raise
             raise known from error
+        return (yield from self._ended(task, name, route, journal, run, trial, unrecorded))
+
+    def _unresolved(
+        self,
+        unresolved: Unresolved,
+        name: str,
+        route: Route,
+        journal: Journal,
+        run: RunState,
+        trial: Trial,
+    ) -> Flow[None]:
+        """A create that may have reached the vendor, not found by its external id (yet): the
+        route falls back only if it says so (paying a second vendor is opt-in)."""
+        if unresolved.checkable:  # the lookup failed for now: stays `sent`, asked again later
+            run.unsettled = True
+        else:
+            run.unknown = True
+            yield Record(
+                procs.attempt_ended(
+                    trial.external_id, AttemptState.UNKNOWN, journal.wall(),
+                    error=unresolved.error,
+                )
+            )  # fmt: skip
+        run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
+        run.last_error = unresolved.error
+        yield from self._failed(name, journal, unresolved.error)
+        if not route.fallback_after_lost_create:
+            unresolved.error.attempts = run.attempts
+            if not unresolved.checkable:  # what settles it, once the dashboard is read
+                unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}",)
+            raise unresolved.error from unresolved.error.__cause__
+        self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
+
+    def _refused(
+        self,
+        error: ProviderError | TransportError | ProviderResponseError,
+        name: str,
+        route: Route,
+        journal: Journal,
+        run: RunState,
+        trial: Trial,
+    ) -> Flow[None]:
+        """A create that surely made no task: the next provider, if the error allows it."""
+        yield Record(
+            procs.attempt_ended(trial.external_id, AttemptState.ERROR, journal.wall(), error=error)
+        )
+        run.attempts.append(trial.attempt("error", self.clock(), None, error))
+        run.last_error = error
+        if not self._falls_back(error, route):
+            error.attempts = run.attempts
+            raise error
+        yield from self._failed(name, journal, error)
+        self.emit(Event("fallback", name, data={"error": str(error)}))
+
+    def _paid_for(
+        self, error: Exception, name: str, task: Task, run: RunState, trial: Trial
+    ) -> KlingBridgeError:
+        """Whatever broke after the create (the wait, a callback), the task is paid for: the
+        error to raise says which it is."""
+        known = (
+            error
+            if isinstance(error, KlingBridgeError)
+            else KlingBridgeError(
+                f"{name} task {task.id} was created, then {type(error).__name__}: {error}"
+            )
+        )
+        known.task = known.task or task
+        run.attempts.append(trial.attempt("error", self.clock(), known.task, known))
+        known.attempts = run.attempts
+        return known
+
+    def _ended(
+        self,
+        task: Task,
+        name: str,
+        route: Route,
+        journal: Journal,
+        run: RunState,
+        trial: Trial,
+        unrecorded: list[Task],
+    ) -> Flow[RunResult | None]:
+        """The task ended: the run's result, or its failure (resubmitted where the route says)."""
         run.last_task = task
         run.open_task = False
         if task.status is TaskStatus.SUCCEEDED:
@@ -337,105 +378,6 @@ class Router(Creating):
         return exhausted
 
     # --- pieces ---------------------------------------------------------------------------
-    def _follow(
-        self,
-        provider: Provider,
-        request: Request,
-        task: Task,
-        trial: Trial,
-        recovered: bool,
-        timeout: float,
-        on_update: OnUpdate | None,
-        journal: Journal,
-        *,
-        store_first: storefirst.StoreFirst | None = None,
-        listening: bool = True,
-        started: float | None = None,
-        unrecorded: list[Task] | None = None,
-    ) -> Flow[Task]:
-        """Announce a created task; the flow that waits for its end (`_followed` then records it).
-
-        With `store_first` (the vendor POSTs to a receiver writing the store), the store is read
-        first and the vendor asked only as a safety net (storefirst.py). With `unrecorded`, a
-        poll that finds the task ended does not record it: it is appended there, for the
-        caller to record with the job's end (in one transaction).
-        """
-        if on_update is not None:
-            on_update(task)
-        if listening:  # events are built only for plugins that listen
-            self.emit(
-                Event(
-                    "submit",
-                    provider.name,
-                    task.id,
-                    {
-                        "external_id": trial.external_id,
-                        "kind": request.kind,
-                        "status": task.status.value,
-                        "quoted": _quoted(trial),
-                        "recovered": recovered,
-                    },
-                )
-            )
-        observe = Observer(trial.external_id, journal.wall)
-        changed = self._status_events(on_update) if listening else on_update
-        if store_first is not None:
-            return storefirst.wait(
-                provider, task, trial.external_id, plan=store_first, timeout=timeout,
-                clock=self.clock, on_update=changed, observe=observe,
-                heartbeat=journal.heartbeat,
-            )  # fmt: skip
-        return flows.wait(
-            provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
-            on_update=changed, heartbeat=journal.heartbeat,
-            observe=observe if unrecorded is None else Deferring(observe, unrecorded),
-            # pacing only for a task created just now: a resumed one may be near its end
-            pace=None if recovered else self._pace(provider.name, request.kind),
-            started=started,
-        )  # fmt: skip
-
-    def _followed(
-        self,
-        provider: Provider,
-        request: Request,
-        task: Task,
-        trial: Trial,
-        learn: bool,
-        waiting: float,
-        listening: bool,
-    ) -> None:
-        """A followed task ended: learn how long it took (`learn`: a new task, polled), announce
-        its charge."""
-        if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and learn:
-            self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
-        if task.cost is not None and listening:
-            self.emit(
-                Event(
-                    "cost_recorded",
-                    provider.name,
-                    task.id,
-                    {"cost": task.cost.model_dump(mode="json"), "quoted": _quoted(trial)},
-                )
-            )
-
-    def _seed_pacing(self, provider: str, kind: str, journal: Journal) -> Flow[None]:
-        """The first wait for tasks of `provider`/`kind` reads their recorded durations."""
-        if self.pacing is None or not self.pacing.wants_seed(provider, kind):
-            return
-        since = journal.wall() - SEED_DAYS * 86400
-        try:
-            seen = yield Record(reads.durations(provider, kind, since, SAMPLES), read=True)
-        except StoreError as error:  # a hint only: the wait polls on its default schedule
-            logger.info("pacing not seeded from the store: %s", error)
-            return
-        self.pacing.seed(provider, kind, seen or [])
-
-    def _pace(self, provider: str, kind: str) -> Callable[[int, float], float] | None:
-        pacing = self.pacing
-        if pacing is None:
-            return None
-        return pacing.paced(provider, kind)
-
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
         refused = refusal(provider, request)
@@ -463,19 +405,6 @@ class Router(Creating):
         if isinstance(error, ConcurrencyLimitError):
             return route.fallback_on_concurrency_limit
         return bool(getattr(error, "fallback", True))
-
-    def _status_events(self, on_update: OnUpdate | None) -> OnUpdate:
-        def changed(task: Task) -> None:
-            self.emit(Event("status_change", task.provider, task.id, {"status": task.status.value}))
-            if on_update is not None:
-                on_update(task)
-
-        return changed
-
-
-def _quoted(trial: Trial) -> dict[str, object] | None:
-    """The attempt's quote, as events carry it."""
-    return trial.quoted.model_dump(mode="json") if trial.quoted else None
 
 
 __all__: Sequence[str] = ["Router"]

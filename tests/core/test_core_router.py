@@ -233,17 +233,21 @@ def test_server_error_flags() -> None:
 
 
 def _counting_events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the events the router builds, counted as they are made."""
-    import klingbridge.router as router_module
+    """The names of the events the router builds (with its create and follow halves), counted
+    as they are made."""
+    import klingbridge.creating
+    import klingbridge.following
+    import klingbridge.router
 
     built: list[str] = []
-    real = router_module.Event
+    real = klingbridge.router.Event
 
     def counted(name: Any, *args: Any, **kwargs: Any) -> Any:
         built.append(name)
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(router_module, "Event", counted)
+    for module in (klingbridge.router, klingbridge.creating, klingbridge.following):
+        monkeypatch.setattr(module, "Event", counted)
     return built
 
 

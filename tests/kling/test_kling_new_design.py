@@ -13,6 +13,7 @@ import pytest
 
 import klingbridge
 from klingbridge import (
+    ConfigError,
     Cost,
     NotFoundError,
     ProviderResponseError,
@@ -130,6 +131,16 @@ def test_new_design_models_need_an_api_key() -> None:
     with pytest.raises(ValidationError, match="api_key"):
         provider.validate(VideoRequest(prompt="p", model="kling-3.0"))
     keyed().validate(VideoRequest(prompt="p", model="kling-3.0"))
+
+
+def test_a_new_design_model_is_priced_without_credentials_and_refused_before_a_call() -> None:
+    """With no credentials at all, `quote` compares prices as for every other model; a run is
+    stopped by the credentials check, which names the API key."""
+    bare, request = KlingProvider(KlingSettings()), VideoRequest(prompt="p", model="kling-3.0")
+    quote = bare.quote(request)
+    assert quote.eligible and quote.cost is not None and quote.cost.unit == "kling_unit"
+    with pytest.raises(ConfigError, match="KLING_API_KEY"):
+        bare.require_credentials()
 
 
 def test_per_model_limits_are_configurable() -> None:
