@@ -7,7 +7,8 @@ store as it was:
     2. provider   the provider's `verify_callback` (signature, secret): 401 with a one-line reason
     3. body       JSON that holds a task (the provider's `parse_callback`): else 400
     4. once       the delivery id is written down (kb_deliveries); the same delivery again: 200,
-                  no effect; the same id with another body: 409
+                  no effect (unless it is a hint whose confirmation failed: confirmed again);
+                  the same id with another body: 409
     5. effect     a signed body (Kling) is recorded as is; an unsigned one (PiAPI's plain secret,
                   or any delivery under --insecure) is a hint: a final status is confirmed by a
                   query of the vendor, in the background, and only the answer is recorded
@@ -89,7 +90,7 @@ class Receiver:
         else:
             admission = await self.store.arun(
                 recorded.admit(name, delivery, digest, task_id=task.id,
-                               status=task.status.value, outcome="hint", now=time.time())
+                               status=task.status.value, outcome=recorded.HINT, now=time.time())
             )  # fmt: skip
             applied = None
             if admission is Admission.NEW:
@@ -127,14 +128,18 @@ class Receiver:
             if target is None:
                 await self.store.arun(recorded.apply(name, delivery, hint, body, time.time()))
                 return
-            if not hint.status.is_terminal:
-                return  # an unauthenticated progress note: not worth a query
+            if not hint.status.is_terminal:  # an unauthenticated progress note: not worth a
+                await self.store.arun(recorded.settled(name, delivery))  # query, nor another
+                return
             answer = await self.client.get(hint.id, provider=name, kind=target.kind)
             applied = await self.store.arun(
                 recorded.apply(name, delivery, answer, body, time.time())
             )
-        except KlingBridgeError as error:
-            logger.warning("%s task %s: confirming a callback failed: %s", name, hint.id, error)
+        except KlingBridgeError as error:  # left a hint: the vendor's re-delivery retries it
+            logger.warning(
+                "%s task %s: confirming a callback failed (confirmed again if it is delivered"
+                " again; else the next safety poll): %s", name, hint.id, error,
+            )  # fmt: skip
             return
         if applied.effect is Effect.CHANGED:
             self._after(applied)

@@ -3,7 +3,8 @@
 Written like procs.py (generators of `Sql`, one transaction each, every backend alike):
 
     admit     a delivery is written down under (provider, delivery id) before it has any effect;
-              the same id again is a duplicate (no effect), with another body a conflict
+              the same id again is a duplicate (no effect), with another body a conflict; a
+              hint never confirmed (its query failed) is admitted again when it comes again
     apply     a task a delivery speaks for (trusted body, or the vendor's answer to a query) is
               recorded on its attempt through `procs.observe`, which never moves it backwards;
               a task the store does not know is kept in kb_orphans, never lost
@@ -36,6 +37,10 @@ class Effect(str, enum.Enum):
     ORPHAN = "orphan"  # no attempt in this store has that task
 
 
+#: The outcome of a delivery written down as a hint, until its confirmation settles it.
+HINT = "hint"
+
+
 @dataclass(frozen=True)
 class Applied:
     effect: Effect
@@ -63,7 +68,12 @@ def admit(
     outcome: str,
     now: float,
 ) -> Proc[Admission]:
-    """Write the delivery down once; a repeat of it is reported, never applied again."""
+    """Write the delivery down once; a repeat of it is reported, never applied again.
+
+    Except a hint whose confirmation never settled (the query failed, or the receiver died
+    before it answered): its outcome is still `hint`, and the vendor's re-delivery of it is
+    admitted again as new, so it is confirmed again rather than lost as a duplicate.
+    """
     rows = yield Sql(
         "INSERT INTO kb_deliveries (provider, delivery_id, body_sha256, task_id, status, outcome,"
         " at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, delivery_id) DO NOTHING"
@@ -73,10 +83,23 @@ def admit(
     if rows:
         return Admission.NEW
     known = yield Sql(
-        "SELECT body_sha256 FROM kb_deliveries WHERE provider = ? AND delivery_id = ?",
+        "SELECT body_sha256, outcome FROM kb_deliveries WHERE provider = ? AND delivery_id = ?",
         (provider, delivery_id),
     )
-    return Admission.DUPLICATE if known and known[0][0] == body_sha256 else Admission.CONFLICT
+    if not known or known[0][0] != body_sha256:
+        return Admission.CONFLICT
+    if outcome == HINT and known[0][1] == HINT:  # never confirmed: confirm it again
+        yield Sql(
+            "UPDATE kb_deliveries SET at = ? WHERE provider = ? AND delivery_id = ?",
+            (now, provider, delivery_id),
+        )
+        return Admission.NEW
+    return Admission.DUPLICATE
+
+
+def settled(provider: str, delivery_id: str) -> Proc[None]:
+    """A hint that needs no confirmation (an unverified progress note): not confirmed again."""
+    yield from _outcome(provider, delivery_id, Effect.UNCHANGED)
 
 
 def prune(before: float) -> Proc[None]:
