@@ -35,6 +35,7 @@ from klingbridge import (
     hookimpl,
 )
 from klingbridge.parsing import READ_ERRORS, guard, loads, unreadable
+from klingbridge.provider import REDACTED
 
 from . import errors, parse, requests
 from .auth import PiAPIKeyAuth
@@ -189,6 +190,19 @@ class PiAPIProvider(Provider):
                     f"webhook body is not JSON: {error}", provider=self.name, payload=body
                 ) from error
         return self.parse_task(body)
+
+    def stored_callback(self, body: bytes) -> str:
+        """The body without the `config.webhook_config.secret` PiAPI echoes (any value: a task
+        created under an earlier secret echoes that one), and without any configured secret."""
+        try:
+            payload = json.loads(body)
+            hook = payload["data"]["config"]["webhook_config"]
+        except (ValueError, KeyError, TypeError):
+            return super().stored_callback(body)
+        if not isinstance(hook, dict) or "secret" not in hook:
+            return super().stored_callback(body)
+        hook["secret"] = REDACTED
+        return super().stored_callback(json.dumps(payload).encode())
 
     def verify_callback(
         self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False

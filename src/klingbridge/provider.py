@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import abc
 import codecs
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from .errors import (
     ConfigError,
@@ -327,6 +328,15 @@ class Provider(abc.ABC):
         """A callback / webhook body POSTed by the vendor, as a `Task`."""
         return self.parse_task(body)
 
+    def stored_callback(self, body: bytes) -> str:
+        """A delivery's body as the store may keep it (an orphan's): never with a secret.
+
+        Every secret of this provider's settings is replaced wherever the body echoes it; a
+        provider whose vendor echoes a secret in a known field (PiAPI: the create's
+        `config.webhook_config.secret`) removes that field too, whatever its value.
+        """
+        return scrub(body.decode("utf-8", "replace"), secret_values(self.settings))
+
     def verify_callback(
         self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False
     ) -> CallbackCheck:
@@ -367,6 +377,26 @@ class Provider(abc.ABC):
                 payload=reply.text,
             )
         return payload
+
+
+#: What a secret is replaced with in anything stored.
+REDACTED = "[redacted]"
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """The values of every `SecretStr` setting long enough to be searched for (8+ characters)."""
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+    return [v for v in found if len(v) >= 8]
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """`text` with each of `secrets` replaced by `REDACTED`, as written and as JSON escapes it."""
+    for secret in secrets:
+        escaped = json.dumps(secret)[1:-1]
+        for form in {secret, escaped}:
+            text = text.replace(form, REDACTED)
+    return text
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

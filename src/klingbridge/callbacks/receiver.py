@@ -82,7 +82,7 @@ class Receiver:
             return refused(refusal.status, refusal.reason)
         digest = hashlib.sha256(body).hexdigest()
         delivery = check.delivery_id or f"sha256:{digest}"
-        text = body.decode("utf-8", "replace")
+        text = provider.stored_callback(body)  # (kept for an orphan: never with a secret)
         if check.signed or (check.authentic and not task.status.is_terminal):
             admission, applied = await self.store.arun(
                 recorded.receive(name, delivery, digest, task, text, time.time())
