@@ -23,6 +23,7 @@ from klingbridge import (
     Capability,
     Cost,
     HttpCall,
+    KlingBridgeError,
     Provider,
     ProviderError,
     ProviderResponseError,
@@ -190,6 +191,24 @@ class PiAPIProvider(Provider):
                     f"webhook body is not JSON: {error}", provider=self.name, payload=body
                 ) from error
         return self.parse_task(body)
+
+    def resembles(self, request: Request, body: Any) -> bool:
+        """A webhook echoes the create's `task_type`, `model` and `input`: each input the
+        create would send (prompt, duration, ...) must be the same there."""
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("input"), dict):
+            return False
+        try:
+            made = requests.build_create(
+                request, callback_url=None, service_mode=None, webhook_secret=None
+            ).json
+        except KlingBridgeError:
+            return False  # (not a request PiAPI takes)
+        kind, model = made["task_type"], made["model"]
+        if data.get("task_type") != kind or data.get("model", model) != model:
+            return False
+        echoed = data["input"]
+        return all(echoed.get(name) == value for name, value in made["input"].items())
 
     def stored_callback(self, body: bytes) -> str:
         """The body without the `config.webhook_config.secret` PiAPI echoes (any value: a task

@@ -36,7 +36,7 @@ from .errors import KlingBridgeError, WaitTimeout
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Journal, RunResult
 from .models import Request
-from .outcomes import recorded_result, unknown_outcome
+from .outcomes import orphan_note, recorded_result, unknown_outcome
 from .owners import owner_alive
 from .router import Router
 from .store import procs, reads
@@ -272,7 +272,9 @@ class Jobs:
             return recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
         lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
         if job.state is JobState.UNKNOWN and lost is not None and not again.resubmit:
-            raise unknown_outcome(job, lost)  # (whichever attempt it was: a route fell back)
+            seen = orphan_note(self.router.providers(lost.provider), job.request, job.key,
+                               lost.created_at)  # fmt: skip
+            raise unknown_outcome(job, lost, (yield from seen))  # (whichever attempt it was)
         # An open attempt first, the earliest: a create whose answer is still to be resolved
         # (a route that went on meanwhile) is resolved before anything is created anew.
         resume = next((a for a in job.attempts if a.state.is_open), None)

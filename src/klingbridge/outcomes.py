@@ -6,9 +6,16 @@ raises the same kind of error, built here from the store's records, and nothing 
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+
 from .creating import what_now
 from .errors import KlingBridgeError, TaskFailed, TransportError
+from .flows import Flow, Record
 from .journal import Attempt, Outcome, RunResult
+from .models import Request
+from .provider import Provider
+from .store import callbacks as recorded
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
 
 
@@ -16,17 +23,47 @@ class UnknownOutcome(TransportError):
     """A create may have reached a vendor that cannot be asked about it: a human must check."""
 
 
-def unknown_outcome(job: JobRecord, attempt: AttemptRecord) -> UnknownOutcome:
+#: How long before a create's intent an orphan delivery about it may seem to come (the
+#: receiver's clock against the sender's).
+CLOCK_SKEW_S = 5.0
+
+
+def unknown_outcome(job: JobRecord, attempt: AttemptRecord, note: str = "") -> UnknownOutcome:
+    """`note`: what `orphan_note` found that looks like the task (else "")."""
     error = UnknownOutcome(
         f"job {job.key}: a {attempt.provider} create may have been received (external id "
         f"{attempt.external_id}) and {attempt.provider} cannot be asked about it. Check the "
         f"vendor's dashboard for a task created at {attempt.updated_at:%Y-%m-%d %H:%M:%S} UTC. "
-        + what_now(job.key),
+        + what_now(job.key)
+        + note,
         provider=attempt.provider,
         may_have_been_received=True,
     )
     error.attempts = [_attempt(a) for a in job.attempts]
     return error
+
+
+def orphan_note(
+    provider: Provider, request: Request | None, key: str, intent: datetime
+) -> Flow[str]:
+    """A sentence naming the orphan callbacks received since `intent` that look like job
+    `key`'s create (its answer lost), for the user to adopt; "" when none (or no store)."""
+    if request is None:
+        return ""
+    since = intent.timestamp() - CLOCK_SKEW_S
+    match = partial(provider.resembles, request)
+    found = yield Record(recorded.lookalikes(provider.name, since, match), read=True)
+    if not found:
+        return ""
+    if len(found) == 1:
+        return (
+            f". An orphan callback for {provider.name} task {found[0]} looks like it: "
+            f"klingbridge wait {key} --task-id {found[0]}"
+        )
+    return (
+        f". Orphan callbacks for {provider.name} tasks {', '.join(found[:5])} look like it: "
+        f"klingbridge wait {key} --task-id ID (the one that is yours)"
+    )
 
 
 _OUTCOMES: dict[AttemptState, Outcome] = {

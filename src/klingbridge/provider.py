@@ -328,6 +328,12 @@ class Provider(abc.ABC):
         """A callback / webhook body POSTed by the vendor, as a `Task`."""
         return self.parse_task(body)
 
+    def resembles(self, request: Request, body: Any) -> bool:
+        """Whether a callback body (JSON) about a task this store does not know looks like the
+        create of `request` (the same kind of task, the same input): how a create whose answer
+        was lost is matched with an orphan delivery, for a human to adopt. Default: never."""
+        return False
+
     def stored_callback(self, body: bytes) -> str:
         """A delivery's body as the store may keep it (an orphan's): never with a secret.
 

@@ -46,6 +46,7 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
 from .following import Following
 from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
 from .models import Request, Task, TaskStatus
+from .outcomes import orphan_note
 from .pacing import Pacing
 from .provider import Provider, quoted_cost, refusal
 from .store import StoreError, procs
@@ -214,7 +215,7 @@ class Router(Creating, Following):
                 provider, request, journal, trial, start, callback_url, patience
             )
         except Unresolved as unresolved:
-            yield from self._unresolved(unresolved, name, route, journal, run, trial)
+            yield from self._unresolved(unresolved, name, route, journal, run, trial, request)
             return None
         except (ProviderError, TransportError, ProviderResponseError) as error:
             yield from self._refused(error, name, route, journal, run, trial)
@@ -260,6 +261,7 @@ class Router(Creating, Following):
         journal: Journal,
         run: RunState,
         trial: Trial,
+        request: Request,
     ) -> Flow[None]:
         """A create that may have reached the vendor, not found by its external id (yet): the
         route falls back only if it says so (paying a second vendor is opt-in)."""
@@ -279,7 +281,10 @@ class Router(Creating, Following):
         if not route.fallback_after_lost_create:
             unresolved.error.attempts = run.attempts
             if not unresolved.checkable:  # what settles it, once the dashboard is read
-                unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}",)
+                note = yield from orphan_note(
+                    self.providers(name), request, journal.key, trial.started_at
+                )
+                unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}{note}",)
             raise unresolved.error from unresolved.error.__cause__
         self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
 

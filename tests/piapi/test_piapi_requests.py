@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -419,3 +421,16 @@ def test_sound_prompt_over_2500_is_refused_before_any_call() -> None:
         client.submit(SoundRequest(prompt="x" * 2501, duration=5))
     assert caught.value.field == "prompt" and caught.value.provider == "piapi"
     client.provider().validate(SoundRequest(prompt="x" * 2500, duration=5))
+
+
+def test_a_webhook_resembles_the_create_with_the_same_kind_and_input() -> None:
+    """How a lost create is matched with an orphan webhook (named to the user, never adopted)."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "piapi_sound_webhook.json"
+    body = json.loads(fixture.read_text())
+    prompt = body["data"]["input"]["prompt"]
+    provider = make()
+    assert provider.resembles(SoundRequest(prompt=prompt, duration=10), body)
+    assert not provider.resembles(SoundRequest(prompt=prompt, duration=5), body)
+    assert not provider.resembles(SoundRequest(prompt="another", duration=10), body)
+    assert not provider.resembles(VideoRequest(prompt=prompt, duration=10), body)
+    assert not provider.resembles(SoundRequest(prompt=prompt, duration=10), {"data": []})

@@ -10,16 +10,19 @@ Written like procs.py (generators of `Sql`, one transaction each, every backend 
               a task the store does not know is kept in kb_orphans, never lost
     peek      what the store knows of an attempt's task: how a waiting client learns a result
               that a callback brought, without asking the vendor
+    lookalikes  orphans that look like a create whose answer was lost (named, never adopted)
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ..models import Task, TaskStatus
+from ..parsing import loads
 from . import procs
 from .records import from_epoch
 from .sql import Proc, Sql
@@ -234,6 +237,32 @@ def orphans(*, provider: str | None = None, limit: int = 50) -> Proc[list[Orphan
         )
         for r in rows
     ]
+
+
+def lookalikes(
+    provider: str, since: float, resembles: Callable[[Any], bool], *, limit: int = 200
+) -> Proc[list[str]]:
+    """The task ids of orphan deliveries from `provider` received from `since` on, about tasks
+    still unknown here, whose body `resembles` (a create whose answer was lost, for a human to
+    adopt), earliest first. A read: takes no write lock."""
+    rows = yield Sql(
+        "SELECT task_id, body FROM kb_orphans WHERE provider = ? AND at >= ?"
+        " AND task_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kb_attempts a"
+        " WHERE a.provider = kb_orphans.provider AND a.task_id = kb_orphans.task_id)"
+        " ORDER BY at, id LIMIT ?",
+        (provider, since, limit),
+    )
+    found: list[str] = []
+    for task_id, body in rows:
+        if task_id in found:
+            continue
+        try:
+            payload = loads(body)
+        except ValueError:
+            continue
+        if resembles(payload):
+            found.append(task_id)
+    return found
 
 
 def deliveries(provider: str, task_id: str) -> Proc[list[tuple[str, str | None, str]]]:
