@@ -6,6 +6,11 @@ create whose answer was lost, polling, recording the charge), saves the outputs,
 leases while it works (the journal's heartbeat). Two workers never hold the same job; a worker
 killed with `kill -9` loses nothing: its leases expire and another worker takes its jobs.
 On `stop()` (SIGTERM, SIGINT) it claims nothing more, and lets go of what it holds.
+
+A job whose run fails without ending it (the vendor answers 404 for its task, an auth error,
+a lookup that keeps failing, a wait timeout) is let go and stays claimable: `once` tries each
+job once per run, then exits; otherwise the job waits out a backoff of its own (`backoff_s`,
+doubling to `max_backoff_s`) before this worker claims it again.
 """
 
 from __future__ import annotations
@@ -42,10 +47,16 @@ class Worker:
     once: bool = False
     idle_s: float = 2.0  # how often an idle worker looks for new jobs
     timeout_s: float = 3600.0  # longest wait for one job's task
+    backoff_s: float = 10.0  # a job that failed is claimed again after this, doubling...
+    max_backoff_s: float = 600.0  # ...up to this
     on_done: Callable[[str, RunResult | None, str | None], None] | None = None
     report: WorkerReport = field(default_factory=WorkerReport)
+    clock: Callable[[], float] = time.monotonic
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _tried: set[str] = field(default_factory=set)  # (once: each job once per run)
+    _failures: dict[str, int] = field(default_factory=dict)
+    _not_before: dict[str, float] = field(default_factory=dict)
 
     @property
     def store(self) -> TaskStore:
@@ -72,6 +83,7 @@ class Worker:
                     claimed = await asyncio.to_thread(
                         self.store.claim, self.owner, lease_s=lease_s, limit=free,
                         out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
+                        skip=self._skipped(),
                     )  # fmt: skip
                 for key in claimed:
                     if key not in self._running:  # (its lease lapsed while this worker saved)
@@ -86,6 +98,20 @@ class Worker:
         finally:
             await self._let_go()
         return self.report
+
+    def _skipped(self) -> list[str]:
+        """Keys not to claim now: tried already (once), or waiting out their backoff."""
+        if self.once:
+            return sorted(self._tried)
+        now = self.clock()
+        for key in [k for k, at in self._not_before.items() if at <= now]:
+            del self._not_before[key]
+        return sorted(self._not_before)
+
+    def _failed(self, key: str) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(failures - 1, 30))
+        self._not_before[key] = self.clock() + delay
 
     async def _let_go(self) -> None:
         held = list(self._running)
@@ -106,13 +132,16 @@ class Worker:
         except KlingBridgeError as error:
             logger.warning("job %s: %s", key, error)
             self.report.failed[key] = str(error)
+            self._failed(key)
             if self.on_done is not None:
                 self.on_done(key, None, str(error))
         else:
+            self._failures.pop(key, None)
             self.report.succeeded.append(key)
             if self.on_done is not None:
                 self.on_done(key, result, None)
         finally:
+            self._tried.add(key)
             self._running.pop(key, None)
 
 

@@ -183,6 +183,14 @@ def test_leases_keep_two_owners_apart_and_expire(store: TaskStore) -> None:
     assert store.claim("w3", lease_s=60, limit=5) == second  # ...and another takes it
 
 
+def test_a_claim_skips_the_keys_it_is_told_to(store: TaskStore) -> None:
+    for key in ("j1", "j2", "j3"):
+        begin(store, key, owner="starter")
+    store.release("starter", ["j1", "j2", "j3"])
+    assert store.claim("w1", lease_s=60, limit=1, skip=["j1", "j2"]) == ["j3"]
+    assert store.claim("w1", lease_s=60, limit=5, skip=["j1"]) == ["j2"]
+
+
 def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: TaskStore) -> None:
     begin(store, "j1", owner="starter")
     store.release("starter", ["j1"])

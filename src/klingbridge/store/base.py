@@ -155,14 +155,21 @@ class TaskStore(abc.ABC):
         return self.read(reads.jobs(**filters))
 
     def claim(
-        self, owner: str, *, lease_s: float, limit: int, out_dir: str | None = None
+        self,
+        owner: str,
+        *,
+        lease_s: float,
+        limit: int,
+        out_dir: str | None = None,
+        skip: Sequence[str] = (),
     ) -> list[str]:
         skip_locked = self.dialect == "postgresql"
         return self.run(
             procs.claim(
-                owner, lease_s, limit, time.time(), skip_locked=skip_locked, out_dir=out_dir
+                owner, lease_s, limit, time.time(), skip_locked=skip_locked, out_dir=out_dir,
+                skip=skip,
             )
-        )
+        )  # fmt: skip
 
     def renew(self, owner: str, keys: Sequence[str], *, lease_s: float) -> list[str]:
         return self.run(procs.renew(owner, keys, lease_s, time.time()))

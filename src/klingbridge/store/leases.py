@@ -87,19 +87,22 @@ def claim(
     *,
     skip_locked: bool,
     out_dir: str | None = None,
+    skip: Sequence[str] = (),
 ) -> Proc[list[str]]:
     """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first.
 
     A claimer that will save the outputs (`out_dir`) records where, on jobs that had no place
     yet: should it die between the task's success and the last file, the job stays claimable
-    (succeeded, unsaved) and the next worker saves it.
+    (succeeded, unsaved) and the next worker saves it. `skip`: keys not to claim now (a
+    worker's jobs that failed and wait out their backoff).
     """
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    skipped = f" AND key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     rows = yield Sql(
         f"SELECT key FROM kb_jobs WHERE {CLAIMABLE}"
-        " AND (lease_until IS NULL OR lease_until < ?)"
+        f" AND (lease_until IS NULL OR lease_until < ?){skipped}"
         f" ORDER BY created_at LIMIT ?{lock}",
-        (now, limit),
+        (now, *skip, limit),
     )
     keys = [row[0] for row in rows]
     for key in keys:

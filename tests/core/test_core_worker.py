@@ -1,0 +1,88 @@
+"""The worker and a job whose poll keeps failing in a way that only lets the job go (the vendor
+answers 404 for the task, an auth error, a lookup that keeps failing, a wait timeout): the lease
+is released and the job stays claimable. `--once` tries each job once and exits; a long-running
+worker backs off per job instead of claiming it again at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from core_support import EchoPlugin, job
+
+from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest
+from klingbridge.config import Config, Route
+from klingbridge.worker import Worker
+
+FAST = PollPolicy(initial=0, factor=1, maximum=0)
+RAIN = SoundRequest(prompt="rain", duration=5)
+CFG = Config(routes={"default": Route(providers=["echo"])})
+
+
+def left_for_the_worker(path: str, *keys: str) -> None:
+    made = iter(range(1, len(keys) + 1))
+
+    def creating(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=job(f"E-{next(made)}", "WAITING"))
+
+    with Client(config=CFG, plugins=[EchoPlugin()], transport=httpx.MockTransport(creating),
+                poll=FAST, store=path, sleep=lambda s: None) as c:  # fmt: skip
+        for key in keys:
+            c.dispatch(RAIN, key=key, detach=True)
+
+
+def test_worker_once_tries_a_failing_job_once_and_exits(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sqlite3")
+    left_for_the_worker(path, "job-A", "job-B")
+    polls: list[str] = []
+    worker: Worker
+
+    def forgotten(request: httpx.Request) -> httpx.Response:
+        """The vendor no longer knows the task (expired, or another account's keys)."""
+        polls.append(request.url.path)
+        if len(polls) >= 25:
+            worker.stop()  # (the test's own way out)
+        return httpx.Response(404, json={"error": {"reason": "no such job"}})
+
+    async def go() -> None:
+        nonlocal worker
+        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
+                               transport=httpx.MockTransport(forgotten)) as client:  # fmt: skip
+            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
+            await worker.run()
+
+    asyncio.run(go())
+    assert len(polls) <= 2, f"worker --once polled {len(polls)} times and had to be stopped"
+    assert sorted(worker.report.failed) == ["job-A", "job-B"]  # each tried, once
+    assert worker.report.released == []
+
+
+def test_a_worker_backs_off_a_failing_job_then_tries_it_again(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sqlite3")
+    left_for_the_worker(path, "job-A")
+    polls: list[str] = []
+    now = [1000.0]
+
+    def forgotten(request: httpx.Request) -> httpx.Response:
+        polls.append(request.url.path)
+        return httpx.Response(404, json={"error": {"reason": "no such job"}})
+
+    async def go() -> None:
+        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
+                               transport=httpx.MockTransport(forgotten)) as client:  # fmt: skip
+            worker = Worker(client, idle_s=0.001, clock=lambda: now[0])
+            running = asyncio.create_task(worker.run())
+            while not worker.report.failed:
+                await asyncio.sleep(0.001)
+            tried = len(polls)  # (one try of the job: its polls)
+            for _ in range(50):  # many idle turns, the clock standing still: not claimed again
+                await asyncio.sleep(0.002)
+            assert len(polls) == tried, polls
+            now[0] += 3600  # past any backoff
+            while len(polls) == tried:
+                await asyncio.sleep(0.001)
+            worker.stop()
+            await running
+
+    asyncio.run(go())
