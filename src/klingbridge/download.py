@@ -7,7 +7,11 @@ from the URL (which may be long, hostile, or the same for several outputs).
 
 Saving is resumable: a file already under its final name is complete (nothing else is ever put
 there), so it is kept unless the vendor announces another size; temporary files an interrupted
-run left behind are removed and fetched again. Only `http` and `https` URLs are ever fetched.
+run left behind are removed (once untouched for `STALE_PART_S`) and fetched again. Two savers of
+the same files at once (a worker and the receiver, a worker whose lease lapsed mid-save) each
+write their own temporary file (named by process and a random part) and rename it into place:
+neither removes the other's, and the last rename leaves the same complete file. Only `http` and
+`https` URLs are ever fetched.
 
 `save_outputs` and `async_save_outputs` share everything but the loop that streams the bytes.
 """
@@ -19,6 +23,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,9 @@ DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB: far above any Kling output, low enough
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SCHEMES = frozenset({"http", "https"})
 _CHUNK = 1 << 16
+#: A temporary file untouched this long was left by a saver that died: removed. A live saver
+#: writes more often (a read stalled for its timeout, 120 s by default, fails it).
+STALE_PART_S = 15 * 60.0
 
 
 class DownloadError(KlingBridgeError):
@@ -126,10 +134,9 @@ class _Target:
         self.file, self.dest, self.overwrite, self.max_bytes = file, dest, overwrite, max_bytes
         self.digest, self.size = hashlib.sha256(), 0
         # Not mkstemp: its 0600 mode would stick to the saved file; "x" mode still never clobbers.
-        self.tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        self.tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}.part")
         self.out: BinaryIO | None = None
-        for stale in dest.parent.glob(f".{glob_escape(dest.name)}.*.part"):
-            stale.unlink(missing_ok=True)  # left by an interrupted run: fetched again below
+        remove_stale_parts(dest)
 
     def existing(self, response: httpx.Response) -> SavedFile | None:
         """The file already there, kept, when the vendor does not announce another size."""
@@ -171,6 +178,18 @@ class _Target:
 
     def _saved(self, path: Path, size: int, sha256: str, *, kept: bool = False) -> SavedFile:
         return SavedFile(path, self.file.url, self.file.format, size, sha256, kept)
+
+
+def remove_stale_parts(dest: Path, *, now: float | None = None) -> None:
+    """Remove the temporary files of `dest` left by savers that died (untouched for
+    `STALE_PART_S`); another saver's, still being written, are left alone."""
+    cutoff = (time.time() if now is None else now) - STALE_PART_S
+    for part in dest.parent.glob(f".{glob_escape(dest.name)}.*.part"):
+        try:
+            if part.stat().st_mtime < cutoff:
+                part.unlink(missing_ok=True)
+        except OSError:
+            continue  # (gone meanwhile: its saver renamed it into place)
 
 
 def glob_escape(name: str) -> str:

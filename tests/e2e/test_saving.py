@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from e2e_support import Cli
 
 import klingbridge
 from klingbridge import File, Output, Task, TaskStatus
-from klingbridge.download import DownloadError
+from klingbridge.download import STALE_PART_S, DownloadError
 from klingbridge.worker import save_job
 
 
@@ -68,8 +69,12 @@ def test_status_out_resumes_an_interrupted_save(cli: Cli, tmp_path: Path) -> Non
     wav, mp3 = sorted(out.glob("*.wav")), sorted(out.glob("*.mp3"))
     good = mp3[0].read_bytes()
     # As a killed run leaves it: the wav half-written under a temporary name, never finished.
-    partial = wav[0].with_name(f".{wav[0].name}.abcdef123456.part")
+    partial = wav[0].with_name(f".{wav[0].name}.4242-abcdef123456.part")
     partial.write_bytes(wav[0].read_bytes()[:100])
+    dead = time.time() - STALE_PART_S - 60  # untouched since its saver died
+    os.utime(partial, (dead, dead))
+    fresh = wav[0].with_name(f".{wav[0].name}.4343-0123456789ab.part")  # another saver's, live
+    fresh.write_bytes(b"being written")
     wav[0].unlink()
     run = cli("status", "--provider", "kling", "--out", str(out), "--json", "--", task_id)
     assert run.exit_code == 0, run
@@ -77,7 +82,7 @@ def test_status_out_resumes_an_interrupted_save(cli: Cli, tmp_path: Path) -> Non
     assert saved[".mp3"]["kept"] is True and saved[".wav"]["kept"] is False
     assert mp3[0].read_bytes() == good
     assert wav[0].stat().st_size == saved[".wav"]["bytes"] > 100
-    assert list(out.glob(".*.part")) == []
+    assert list(out.glob(".*.part")) == [fresh]
 
 
 def test_a_saved_file_of_the_wrong_size_is_fetched_again(cli: Cli, tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ store as it was:
                   or any delivery under --insecure) is a hint: a final status is confirmed by a
                   query of the vendor, in the background, and only the answer is recorded
     6. files      a task that just succeeded has its outputs saved (background) when an output
-                  directory is known: the receiver's own, or the job's if no process holds it
+                  directory is known (the receiver's own, else the job's), under the job's
+                  lease: a job another process holds is left to it
 """
 
 from __future__ import annotations
@@ -150,26 +151,34 @@ class Receiver:
             self._later(self._save(applied.job_key, task))
 
     async def _save(self, key: str, task: Task) -> None:
+        """Save the files of a job that just succeeded, holding its lease meanwhile (as a worker
+        does, so that a worker does not claim it to save the same files). A job another process
+        holds saves its own files into its directory: left to it; `serve --out` still gets its
+        own copy (another saver at once is safe: each writes its own temporary file)."""
         job = await self.store.aread(reads.load(key))
         if job is None or job.saved_at is not None:
             return
-        target = self.out_dir
-        held = job.lease_until is not None and job.lease_until.timestamp() > time.time()
-        if target is None and job.out_dir and not held:  # a live holder saves its own files
-            target = Path(job.out_dir)
+        target = self.out_dir or (Path(job.out_dir) if job.out_dir else None)
         if target is None:
+            return
+        owner, lease_s = self.client.owner, self.client.config.store.lease_s
+        held = await self.store.arun(procs.take_lease(key, owner, lease_s, time.time(),
+                                                      ended=True))  # fmt: skip
+        if not held and self.out_dir is None:
             return
         try:
             files = await asyncio.to_thread(save_outputs, task, target)
         except KlingBridgeError as error:
             logger.warning("job %s: saving outputs into %s failed: %s", key, target, error)
+            if held:
+                await self.store.arun(procs.release(owner, [key]))
             return
         records = [
             SavedFileRecord(path=str(f.path), url=f.url, format=f.format, bytes=f.bytes,
                             sha256=f.sha256)
             for f in files
         ]  # fmt: skip
-        await self.store.arun(procs.saved(key, records, time.time(), owner=self.client.owner))
+        await self.store.arun(procs.saved(key, records, time.time(), owner=owner))
         logger.info("job %s: %d file(s) saved into %s", key, len(files), target)
 
 
