@@ -121,11 +121,13 @@ class CallbackSettings(BaseModel):
     public_url: str | None = Field(
         default=None, description="the receiver's base URL as vendors reach it (https://...)"
     )
+    # Minimums: a safety poll more often than plain polling ([poll] maximum: 3 s) would make
+    # callbacks cost more queries than none; a store read loop with no pause spins a core.
     safety_poll_s: float = Field(
-        default=60.0, ge=0, le=3600, description="seconds between vendor queries while waiting"
+        default=60.0, ge=5, le=3600, description="seconds between vendor queries while waiting"
     )
     store_poll_s: float = Field(
-        default=1.0, ge=0, le=60, description="seconds between reads of the store while waiting"
+        default=1.0, ge=0.05, le=60, description="seconds between reads of the store while waiting"
     )
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, le=64 << 20, description="largest delivery the receiver reads"

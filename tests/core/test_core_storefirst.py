@@ -122,7 +122,7 @@ def test_a_run_with_callbacks_learns_the_result_from_the_store(tmp_path: Path) -
 
     config = Config(
         providers={"piapi": {"api_key": "p", "base_url": "http://pi.test", "webhook_secret": "s"}},
-        callbacks={"public_url": "http://hooks.test/kb", "store_poll_s": 0.01,
+        callbacks={"public_url": "http://hooks.test/kb", "store_poll_s": 0.05,
                    "safety_poll_s": 3600},
     )  # fmt: skip
     client = Client(config=config, store=store, transport=httpx.MockTransport(vendor))

@@ -45,7 +45,7 @@ url = "sqlite:///{store}"
 [callbacks]
 {f'public_url = "{public_url}"' if public_url else ""}
 safety_poll_s = {safety_poll_s}
-store_poll_s = 0.02
+store_poll_s = 0.05
 
 [poll]
 initial = 0.05

@@ -59,7 +59,7 @@ def test_status_changes_reach_the_callback_url(
     secret = "webhook-secret-for-the-test"
     # This receiver is not klingbridge's (nothing writes the store): the wait's safety poll,
     # made short here, is what ends it (docs/callbacks.md).
-    with_secret = config_toml(vendor, extra="[callbacks]\nsafety_poll_s = 0.05\n").replace(
+    with_secret = config_toml(vendor, extra="[callbacks]\nsafety_poll_s = 5\n").replace(
         f'api_key = "{vendor.config.piapi_api_key}"',
         f'api_key = "{vendor.config.piapi_api_key}"\nwebhook_secret = "{secret}"',
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_support import Served, calling_back, config_toml, serving
+from serve_support import KLING_SECRET, Served, calling_back, config_toml, serving
 
 from klingbridge import Client, SoundRequest, TaskStatus
 from klingbridge.config import load_config
@@ -139,7 +139,7 @@ def test_forged_deliveries_are_refused_and_change_nothing(paths: tuple[Path, Pat
 
 def test_lost_deliveries_are_caught_by_the_safety_poll(paths: tuple[Path, Path, Path]) -> None:
     with calling_back(drop=1.0) as sim, start(sim, paths) as served:
-        point_at(served, sim, paths, safety_poll_s=0.3)
+        point_at(served, sim, paths, safety_poll_s=5)  # (the least allowed)
         run_all(paths[0])  # each run ends (SUCCEEDED asserted) although no callback arrived
         assert sim.state()["notifications"]["kling"]["delivered"] == 0
 
@@ -185,3 +185,21 @@ def test_detached_jobs_are_saved_into_their_own_folders(paths: tuple[Path, Path,
         assert wait_until(lambda: settled(paths[1], keys))
         for key in keys:
             assert any((paths[2] / key).iterdir()), key
+
+
+def test_serve_without_secrets_says_every_delivery_will_be_refused(
+    paths: tuple[Path, Path, Path],
+) -> None:
+    with calling_back() as sim:
+        text = config_toml(sim, paths[1]).replace(f'webhook_secret = "{KLING_SECRET}"\n', "")
+        paths[0].write_text(text, encoding="utf-8")
+        with serving(paths[0]) as served:
+            said = served.text()
+        with serving(paths[0], "--insecure") as served:
+            insecure = served.text()
+    assert (
+        "warning: no webhook secret for kling (KLING_WEBHOOK_SECRET or [providers.kling] "
+        "webhook_secret): every delivery from it is refused with 401" in said
+    ), said
+    assert "PIAPI_WEBHOOK_SECRET" not in said and "--insecure" in said
+    assert "warning: no webhook secret" not in insecure  # (--insecure is said at start)

@@ -13,7 +13,9 @@ from rich.text import Text
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from ..client import Client
 from ..config import Config
+from ..errors import KlingBridgeError
 from ..render import err
 from ..store import TaskStore
 from .app import main, store_client
@@ -62,6 +64,37 @@ def _secrets_note(config: Config, insecure: bool) -> str:
     return note
 
 
+def unverifiable(client: Client) -> list[str]:
+    """The installed providers that can be sent a webhook secret but have none: each as
+    `name (ENV_VAR or [providers.name] webhook_secret)`. Their deliveries are all refused."""
+    missing: list[str] = []
+    for name in client.provider_names:
+        try:
+            settings = client.provider(name).settings
+        except KlingBridgeError:
+            continue  # (a provider `config check` reports)
+        if "webhook_secret" not in type(settings).model_fields or getattr(
+            settings, "webhook_secret", None
+        ):
+            continue
+        env = type(settings).env.get("webhook_secret")
+        where = f"{env} or " if env else ""
+        missing.append(f"{name} ({where}[providers.{name}] webhook_secret)")
+    return missing
+
+
+def _secrets_warning(client: Client, insecure: bool) -> str | None:
+    missing = unverifiable(client)
+    if not missing or insecure:
+        return None
+    return (
+        f"warning: no webhook secret for {', '.join(missing)}: every delivery from "
+        f"{'it' if len(missing) == 1 else 'them'} is refused with 401. Set it (docs/callbacks.md),"
+        " or run `klingbridge serve --insecure` to take such deliveries as hints, each confirmed"
+        " by a vendor query"
+    )
+
+
 @main.command()
 @server_options(8767, "The dashboard serves saved outputs only from under this directory.")
 @click.option(
@@ -106,6 +139,9 @@ def serve(
                 f"({_secrets_note(client.config, insecure)}; task store: {store.describe()})"
             )
         )
+        warning = _secrets_warning(client, insecure)
+        if warning is not None:
+            err.print(Text(warning))
         token = os.environ.get(TOKEN_ENV, "").strip() or None
         asgi = build_app(
             store, client.config, insecure=insecure, out_dir=out, token=token,
