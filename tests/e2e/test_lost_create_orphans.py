@@ -62,6 +62,10 @@ def test_wait_names_the_orphan_that_looks_like_a_lost_create(cli: Cli, vendor: A
     assert vendor.state()["creates"]["piapi"] == 1  # not adopted, not created again, unasked
     listed = [o.task_id for o in store.read(recorded.orphans())]
     assert made["task_id"] in listed  # still an orphan: the user decides
+    adopted = cli("wait", "k", "--task-id", made["task_id"], "--json")  # as the error says
+    assert adopted.exit_code == 0 and adopted.json()["id"] == made["task_id"], adopted
+    listed = [o.task_id for o in store.read(recorded.orphans())]
+    assert made["task_id"] not in listed and "P-other" in listed  # the others stay listed
     store.close()
 
 
