@@ -36,7 +36,6 @@ from klingbridge import (
     hookimpl,
 )
 from klingbridge.parsing import READ_ERRORS, guard, loads, unreadable
-from klingbridge.provider import REDACTED
 
 from . import errors, parse, requests
 from .auth import PiAPIKeyAuth
@@ -75,6 +74,9 @@ class PiAPIProvider(Provider):
     default_base_url = "https://api.piapi.ai"
     price_table = PRICES
     price_source = SOURCE
+    #: Every webhook echoes the create's `config.webhook_config.secret` (any value: a task made
+    #: under an earlier secret echoes that one): never stored (`stored_callback`).
+    echoed_secrets = (("data", "config", "webhook_config", "secret"),)
     settings: PiAPISettings
 
     def capabilities(self) -> list[Capability]:
@@ -209,19 +211,6 @@ class PiAPIProvider(Provider):
             return False
         echoed = data["input"]
         return all(echoed.get(name) == value for name, value in made["input"].items())
-
-    def stored_callback(self, body: bytes) -> str:
-        """The body without the `config.webhook_config.secret` PiAPI echoes (any value: a task
-        created under an earlier secret echoes that one), and without any configured secret."""
-        try:
-            payload = json.loads(body)
-            hook = payload["data"]["config"]["webhook_config"]
-        except (ValueError, KeyError, TypeError):
-            return super().stored_callback(body)
-        if not isinstance(hook, dict) or "secret" not in hook:
-            return super().stored_callback(body)
-        hook["secret"] = REDACTED
-        return super().stored_callback(json.dumps(payload).encode())
 
     def verify_callback(
         self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False

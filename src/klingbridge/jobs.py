@@ -278,7 +278,7 @@ class Jobs:
         lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
         if job.state is JobState.UNKNOWN and lost is not None and not again.resubmit:
             yield Record(procs.release(self.owner, [job.key]))  # (free for `wait K --task-id`)
-            seen = orphan_note(self.router.providers(lost.provider), job.request, job.key,
+            seen = orphan_note(self.router.providers, lost.provider, job.request, job.key,
                                lost.created_at)  # fmt: skip
             raise unknown_outcome(job, lost, (yield from seen))  # (whichever attempt it was)
         if (yield from settle_passed(self.router, job, self.wall)):

@@ -6,8 +6,9 @@ raises the same kind of error, built here from the store's records, and nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from functools import partial
+from typing import Any
 
 from .creating import what_now
 from .errors import KlingBridgeError, TaskFailed, TransportError
@@ -44,24 +45,39 @@ def unknown_outcome(job: JobRecord, attempt: AttemptRecord, note: str = "") -> U
 
 
 def orphan_note(
-    provider: Provider, request: Request | None, key: str, intent: datetime
+    providers: Callable[[str], Provider],
+    name: str,
+    request: Request | None,
+    key: str,
+    intent: datetime,
 ) -> Flow[str]:
-    """A sentence naming the orphan callbacks received since `intent` that look like job
-    `key`'s create (its answer lost), for the user to adopt; "" when none (or no store)."""
+    """A sentence naming the orphan callbacks from provider `name` received since `intent`
+    that look like job `key`'s create (its answer lost), for the user to adopt; "" when none
+    (or no store). Never in the way of the error it completes."""
+    try:
+        provider = providers(name)
+    except KlingBridgeError:  # (no longer installed)
+        return ""
     if request is None:
         return ""
+
+    def match(body: Any) -> bool:
+        try:
+            return provider.resembles(request, body)
+        except Exception:  # (a plugin's slip on an odd body: not a match)
+            return False
+
     since = intent.timestamp() - CLOCK_SKEW_S
-    match = partial(provider.resembles, request)
-    found = yield Record(recorded.lookalikes(provider.name, since, match), read=True)
+    found = yield Record(recorded.lookalikes(name, since, match), read=True)
     if not found:
         return ""
     if len(found) == 1:
         return (
-            f". An orphan callback for {provider.name} task {found[0]} looks like it: "
+            f". An orphan callback for {name} task {found[0]} looks like it: "
             f"klingbridge wait {key} --task-id {found[0]}"
         )
     return (
-        f". Orphan callbacks for {provider.name} tasks {', '.join(found[:5])} look like it: "
+        f". Orphan callbacks for {name} tasks {', '.join(found[:5])} look like it: "
         f"klingbridge wait {key} --task-id ID (the one that is yours)"
     )
 

@@ -189,6 +189,9 @@ class Provider(abc.ABC):
     #: The shipped price table (keys are the provider's own) and where its figures come from.
     price_table: ClassVar[Mapping[str, Decimal]] = {}
     price_source: ClassVar[str | None] = None
+    #: Where the vendor's callback bodies echo a secret (paths of keys into the JSON): replaced
+    #: by `REDACTED` before a body is stored (`stored_callback`).
+    echoed_secrets: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     def __init__(self, settings: ProviderSettings | None = None) -> None:
         self.settings = settings if settings is not None else self.Settings()
@@ -337,11 +340,19 @@ class Provider(abc.ABC):
     def stored_callback(self, body: bytes) -> str:
         """A delivery's body as the store may keep it (an orphan's): never with a secret.
 
-        Every secret of this provider's settings is replaced wherever the body echoes it; a
-        provider whose vendor echoes a secret in a known field (PiAPI: the create's
-        `config.webhook_config.secret`) removes that field too, whatever its value.
+        The fields at `echoed_secrets` are replaced whatever their value, and every secret of
+        this provider's settings wherever the body repeats it.
         """
-        return scrub(body.decode("utf-8", "replace"), secret_values(self.settings))
+        text = body.decode("utf-8", "replace")
+        if self.echoed_secrets:
+            try:
+                payload = json.loads(text)
+            except ValueError:
+                payload = None
+            found = [redact(payload, path) for path in self.echoed_secrets]  # (each of them)
+            if any(found):
+                text = json.dumps(payload)
+        return scrub(text, secret_values(self.settings))
 
     def verify_callback(
         self, body: bytes, headers: Mapping[str, str], *, insecure: bool = False
@@ -394,6 +405,17 @@ def secret_values(settings: BaseModel) -> list[str]:
     values = (getattr(settings, name) for name in type(settings).model_fields)
     found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
     return [v for v in found if len(v) >= 8]
+
+
+def redact(payload: Any, path: Sequence[str]) -> bool:
+    """Replace the value at `path` (keys into nested objects) by `REDACTED`; False when absent."""
+    *parents, last = path
+    for key in parents:
+        payload = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or last not in payload:
+        return False
+    payload[last] = REDACTED
+    return True
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:

@@ -283,7 +283,7 @@ class Router(Creating, Following):
             unresolved.error.attempts = run.attempts
             if not unresolved.checkable:  # what settles it, once the dashboard is read
                 note = yield from orphan_note(
-                    self.providers(name), request, journal.key, trial.started_at
+                    self.providers, name, request, journal.key, trial.started_at
                 )
                 unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}{note}",)
             raise unresolved.error from unresolved.error.__cause__
