@@ -85,9 +85,7 @@ class Worker:
                         out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
                         skip=self._skipped(),
                     )  # fmt: skip
-                for key in claimed:
-                    if key not in self._running:  # (its lease lapsed while this worker saved)
-                        self._running[key] = asyncio.create_task(self._finish(key))
+                await self._start(claimed)
                 if self.once and not self._running:
                     break
                 waiting = [*self._running.values(), asyncio.ensure_future(self._stopping.wait())]
@@ -98,6 +96,17 @@ class Worker:
         finally:
             await self._let_go()
         return self.report
+
+    async def _start(self, claimed: list[str]) -> None:
+        """Work on the jobs just claimed. One whose try ended while the claim ran (let go, then
+        claimed again at once) waits like the others: it is let go again."""
+        skip = set(self._skipped())
+        again = [key for key in claimed if key in skip and key not in self._running]
+        if again:
+            await asyncio.to_thread(self.store.release, self.owner, again)
+        for key in claimed:
+            if key not in self._running and key not in skip:  # (running: its lease lapsed
+                self._running[key] = asyncio.create_task(self._finish(key))  # while it saved)
 
     def _skipped(self) -> list[str]:
         """Keys not to claim now: tried already (once), or waiting out their backoff."""
