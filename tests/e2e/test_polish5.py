@@ -40,3 +40,34 @@ def test_a_mistyped_secret_is_never_printed(
     shown = run.stdout + run.stderr
     assert SECRET not in shown, shown
     assert "********" in shown, shown
+
+
+def test_config_show_has_every_section_with_its_source(
+    cli: Cli, vendor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KLINGBRIDGE_CALLBACK_URL", "https://hooks.example.com")
+    extra = '[budgets.all]\nusd = 50\nper = "month"\n[budgets.kling]\nusd = 20\n'
+    extra += "[budgets.route.default]\nusd = 5\n[callbacks]\nsafety_poll_s = 30\n"
+    cli.write(config_toml(vendor, extra=extra))
+    run = cli("config", "show", "--json")
+    assert run.exit_code == 0, run
+    rows = run.json()["settings"]
+    assert rows["budgets.all.usd"] == {"value": 50, "source": str(cli.path)}
+    assert rows["budgets.all.per"] == {"value": "month", "source": str(cli.path)}
+    assert rows["budgets.kling.usd"] == {"value": 20, "source": str(cli.path)}
+    assert rows["budgets.kling.per"] == {"value": "day", "source": "default"}
+    assert rows["budgets.route.default.usd"]["value"] == 5
+    assert rows["callbacks.safety_poll_s"] == {"value": 30, "source": str(cli.path)}
+    assert rows["callbacks.store_poll_s"] == {"value": 1, "source": "default"}
+    assert rows["callbacks.public_url"] == {
+        "value": "https://hooks.example.com",
+        "source": "env KLINGBRIDGE_CALLBACK_URL",
+    }
+    assert rows["ledger.enabled"]["source"] == "default"
+    sections = {key.split(".")[0] for key in rows}
+    from klingbridge.config import Config
+
+    shown = {name for name, field in Config.model_fields.items() if not field.exclude}
+    assert shown <= sections, shown - sections
+    plain = cli("config", "show")
+    assert "budgets.kling.usd" in plain.stdout and "callbacks.safety_poll_s" in plain.stdout
