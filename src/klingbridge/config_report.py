@@ -174,3 +174,15 @@ def problems(config: Config, client: Client) -> list[str]:
                 said = str(error).removeprefix(f"{name}: ")
                 found.append(f"{config.where(f'providers.{name}')}: {said}")
     return found
+
+
+def notes(config: Config) -> list[str]:
+    """What is worth saying about the configuration without being a problem."""
+    found: list[str] = []
+    if any(key == "ledger" or key.startswith("ledger.") for key in config.sources):
+        found.append(
+            f"{config.where('ledger')}: a legacy import only: klingbridge 0.1's ledger file is "
+            "imported into the task store once, then never read or written again (the store "
+            "records every task); enabled = false skips the import (docs/configuration.md)"
+        )
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +72,23 @@ def test_config_show_has_every_section_with_its_source(
     assert shown <= sections, shown - sections
     plain = cli("config", "show")
     assert "budgets.kling.usd" in plain.stdout and "callbacks.safety_poll_s" in plain.stdout
+
+
+def test_config_check_says_the_ledger_section_is_a_legacy_import_only(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    ok = cli("config", "check", "--json")
+    assert ok.json()["notes"] == [], ok
+    ledger = tmp_path / "old.jsonl"
+    ledger.write_text(
+        '{"event": "submit", "provider": "kling", "task_id": "old-1", "kind": "sound"}\n',
+        encoding="utf-8",
+    )
+    cli.write(config_toml(vendor, extra=f'[ledger]\nenabled = false\npath = "{ledger}"\n'))
+    run = cli("config", "check")
+    assert run.exit_code == 0, run
+    (note,) = [line for line in run.stderr.splitlines() if line.startswith("note: ")]
+    assert "[ledger]" in note and "legacy import only" in note, note
+    assert cli("config", "check", "--json").json()["notes"] == [note.removeprefix("note: ")]
+    tasks = cli("tasks", "--json")  # enabled = false: never imported
+    assert tasks.exit_code == 0 and tasks.json() == [] and "imported" not in tasks.stderr, tasks

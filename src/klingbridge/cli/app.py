@@ -198,7 +198,8 @@ def store_client(ctx: click.Context) -> Client:
     if store is None:
         fail("the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)", 2)
     ledger = client.config.ledger.path or (store_default_path().parent / "ledger.jsonl")
-    report = import_ledger(store, ledger)  # also the first write: a broken store fails here
+    enabled = client.config.ledger.enabled  # [ledger] enabled = false: never imported
+    report = import_ledger(store, ledger if enabled else None)  # also the first write: a broken store fails here
     if report is not None:
         err.print(
             Text(

@@ -77,9 +77,10 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def config_check(ctx: click.Context, as_json: bool) -> None:
     """Report every problem in the configuration, schema mistakes included; exit 1 if any."""
-    from ..config_report import problems
+    from ..config_report import notes, problems
 
     found: list[str] = []
+    said: list[str] = []
     path: Path | None = ctx.find_root().params.get("config")
     classes = provider_classes(default_plugin_manager())
     try:
@@ -90,11 +91,14 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
     if cfg is not None:
         client, store_problem = _client(cfg)
         found += problems(cfg, client)
+        said = notes(cfg)
         found += [store_problem] if store_problem is not None else []
     where = str(cfg.path or "no file") if cfg is not None else str(path or "?")
     if as_json:
-        echo_json({"ok": not found, "file": where, "problems": found})
+        echo_json({"ok": not found, "file": where, "problems": found, "notes": said})
     else:
+        for note in said:
+            err.print(Text(f"note: {note}"))
         for problem in found:
             err.print(Text(f"problem: {problem}"))
         if not found and cfg is not None and client is not None:
