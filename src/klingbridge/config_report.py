@@ -165,7 +165,7 @@ def problems(config: Config, client: Client) -> list[str]:
         if unknown:
             found.append(
                 f"{config.where(f'providers.{name}.prices')}: unknown price "
-                f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.price_table)})"
+                f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.known_price_keys())})"
             )
         if name in used:
             try:  # the provider's own words: it knows which keys stand in for which

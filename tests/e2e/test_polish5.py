@@ -92,3 +92,64 @@ def test_config_check_says_the_ledger_section_is_a_legacy_import_only(
     assert cli("config", "check", "--json").json()["notes"] == [note.removeprefix("note: ")]
     tasks = cli("tasks", "--json")  # enabled = false: never imported
     assert tasks.exit_code == 0 and tasks.json() == [] and "imported" not in tasks.stderr, tasks
+
+
+def _new_design(cli: Cli, vendor: Any, extra: str = "") -> None:
+    key = f'api_key = "{vendor.config.kling_api_key}"\n'
+    text = config_toml(vendor, extra=extra)
+    cli.write(text.replace("[providers.piapi]", key + "\n[providers.piapi]", 1))
+
+
+@pytest.mark.parametrize(
+    ("args", "price_key"),
+    [
+        (["--model", "kling-3.0-omni"], "video:kling-3.0-omni:720p:per_s"),
+        (["--model", "kling-o1"], "video:kling-o1:720p:per_s"),
+        (["--model", "kling-3.0", "--resolution", "4k"], "video:kling-3.0:4k:per_s"),
+    ],
+)
+def test_a_request_with_no_known_price_is_announced_before_it_is_sent(
+    cli: Cli, vendor: Any, args: list[str], price_key: str
+) -> None:
+    _new_design(cli, vendor)
+    run = cli("generate", "video", "a lighthouse", *args, "--provider", "kling")
+    assert run.exit_code == 0, run
+    lines = run.stderr.splitlines()
+    notes = [i for i, line in enumerate(lines) if "no price is known" in line]
+    assert notes and notes[0] < next(i for i, line in enumerate(lines) if "re-attaches" in line)
+    note = lines[notes[0]]
+    assert (
+        note.startswith("note: ")
+        and f'"{price_key}"' in note
+        and "[providers.kling.prices]" in note
+    )
+    refused = cli(
+        "generate", "video", "a lighthouse", *args, "--provider", "kling", "--max-usd", "5"
+    )
+    assert refused.exit_code == 3, refused
+    line = refused.stderr.strip()
+    assert "exceeded" not in line and "cannot be checked" in line and f'"{price_key}"' in line, line
+    assert vendor.state()["requests"]["kling"]["create"] == 1  # the refused one sent nothing
+    quiet = cli("generate", "video", "a lighthouse", *args, "--provider", "kling", "-q")
+    assert "no price is known" not in quiet.stderr
+    _new_design(cli, vendor, extra=f'[providers.kling.prices]\n"{price_key}" = 1\n')
+    assert cli("config", "check").exit_code == 0
+    priced = cli(
+        "generate", "video", "a lighthouse", *args, "--provider", "kling", "--max-usd", "5"
+    )
+    assert priced.exit_code == 0 and "no price is known" not in priced.stderr, priced
+
+
+def test_a_priced_request_says_nothing_about_prices(cli: Cli) -> None:
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling")
+    assert run.exit_code == 0 and "no price" not in run.stderr, run
+
+
+def test_config_check_knows_the_new_design_price_keys(cli: Cli, vendor: Any) -> None:
+    _new_design(cli, vendor, extra='[providers.kling.prices]\n"video:kling-3.0:8k:per_s" = 1\n')
+    run = cli("config", "check")
+    assert run.exit_code == 1
+    (line,) = run.stderr.strip().splitlines()
+    assert "unknown price 'video:kling-3.0:8k:per_s'" in line
+    for key in ("video:kling-3.0:4k:per_s", "video:kling-3.0-omni:720p:per_s", "cny_usd"):
+        assert key in line, line

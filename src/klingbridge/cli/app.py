@@ -199,7 +199,8 @@ def store_client(ctx: click.Context) -> Client:
         fail("the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)", 2)
     ledger = client.config.ledger.path or (store_default_path().parent / "ledger.jsonl")
     enabled = client.config.ledger.enabled  # [ledger] enabled = false: never imported
-    report = import_ledger(store, ledger if enabled else None)  # also the first write: a broken store fails here
+    # (also the first use of the store: a broken one fails here, imported or not)
+    report = import_ledger(store, ledger if enabled else None)
     if report is not None:
         err.print(
             Text(
