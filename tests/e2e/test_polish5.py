@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,33 @@ def test_config_check_knows_the_new_design_price_keys(cli: Cli, vendor: Any) -> 
     assert "unknown price 'video:kling-3.0:8k:per_s'" in line
     for key in ("video:kling-3.0:4k:per_s", "video:kling-3.0-omni:720p:per_s", "cny_usd"):
         assert key in line, line
+
+
+PNG_BASE64 = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(40)).decode()
+
+
+@pytest.mark.parametrize("field", ["--image-url", "--image-tail-url"])
+@pytest.mark.parametrize(
+    "value", ["notaurl", "nope", "ftp://host/a.png", "data:image/png;base64," + PNG_BASE64]
+)
+def test_an_image_that_is_neither_url_nor_base64_is_refused_before_any_call(
+    cli: Cli, vendor: Any, field: str, value: str
+) -> None:
+    first = [] if field == "--image-url" else ["--image-url", "https://example.com/first.png"]
+    run = cli("generate", "video", "x", *first, field, value, "--provider", "kling")
+    assert run.exit_code == 2, run
+    (line,) = run.stderr.strip().splitlines()
+    name = field.removeprefix("--").replace("-", "_")
+    assert line.startswith(f"error: VideoRequest.{name} must be an http(s) URL or an image"), line
+    assert vendor.state()["requests"]["kling"]["create"] == 0
+
+
+def test_a_base64_image_goes_to_kling_and_piapi_says_it_takes_urls_only(
+    cli: Cli, vendor: Any
+) -> None:
+    run = cli("generate", "video", "x", "--image-url", PNG_BASE64, "--provider", "kling", "-q")
+    assert run.exit_code == 0, run
+    piapi = cli("generate", "video", "x", "--image-url", PNG_BASE64, "--provider", "piapi")
+    assert piapi.exit_code == 2, piapi
+    assert "piapi: image_url must be an http(s) URL on piapi" in piapi.stderr
+    assert vendor.state()["requests"]["piapi"]["create"] == 0
