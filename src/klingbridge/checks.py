@@ -24,6 +24,7 @@ def first_refusal(
     `ValidationError`, `ConfigError` or `BudgetExceeded`; several: `NoProviderAvailable` naming
     each one's reason, as the run would end, or the first `BudgetExceeded` when every one is
     over `max_usd`)."""
+    check_max_usd(max_usd)  # (a NaN limit is said before anything else, not after a key)
     refusals: list[KlingBridgeError] = []
     for name in providers:
         found = vendor(name)

@@ -226,11 +226,13 @@ def _message(problem: Any, *, provider: bool = False) -> str:
     unknown key (`api_kye`, a misspelt secret), come out masked."""
     got = problem.get("input")
     if isinstance(got, Mapping | list):
-        return str(problem["msg"])
+        return str(problem["msg"]).removeprefix("Value error, ")
+    said = str(problem["msg"]).removeprefix("Value error, ")  # (a validator's own words)
     secret = any(is_secret_setting(str(part)) for part in problem["loc"])
     unknown_to_provider = provider and problem.get("type") == "extra_forbidden"
-    shown = MASK if secret or unknown_to_provider else repr(got)
-    return f"{problem['msg']} (got {shown})"
+    if secret or unknown_to_provider:
+        return f"{said} (got {MASK})"
+    return said if repr(got) in said else f"{said} (got {got!r})"
 
 
 def user_config_dir() -> Path:

@@ -191,7 +191,12 @@ class TaskFailed(KlingBridgeError):
 
     def __init__(self, task: Task) -> None:
         self.task: Task = task
-        reason = task.status_message or task.provider_status
+        reason = str(task.status_message or task.provider_status)
+        said = f"{task.status.value}:"  # the vendor's "task failed: ..." after "failed:" repeats
+        for lead in (f"task {said}", said):
+            if reason.lower().startswith(lead) and reason[len(lead) :].strip():
+                reason = reason[len(lead) :].strip()
+                break
         super().__init__(f"{task.provider} task {task.id} {task.status.value}: {reason}")
 
 

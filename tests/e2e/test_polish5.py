@@ -184,3 +184,80 @@ def test_a_base64_image_goes_to_kling_and_piapi_says_it_takes_urls_only(
     assert piapi.exit_code == 2, piapi
     assert "piapi: image_url must be an http(s) URL on piapi" in piapi.stderr
     assert vendor.state()["requests"]["piapi"]["create"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--model", "kling-v2-6", "--resolution", "1080p"],
+            "error: kling: resolution is taken by new-design models only; kling-v2-6 takes mode "
+            "(std | pro) (got '1080p')",
+        ),
+        (
+            [
+                *["--model", "kling-3.0-turbo", "--image-url", "https://x/a.png"],
+                *["--image-tail-url", "https://x/b.png"],
+            ],
+            "error: kling: image_tail_url is not taken by kling-3.0-turbo (it has no last frame) "
+            "(got 'https://x/b.png')",
+        ),
+        (
+            ["--model", "kling-3.0-turbo", "--image-tail-url", "https://x/b.png"],
+            "error: kling: image_tail_url needs image_url (the first frame) too "
+            "(got 'https://x/b.png')",
+        ),
+        (
+            ["--model", "kling-v2-6", "--image-tail-url", "https://x/b.png"],
+            "error: kling: image_tail_url needs image_url (the first frame) too "
+            "(got 'https://x/b.png')",
+        ),
+        (
+            ["--model", "kling-3.0-turbo", "--sound"],
+            "error: kling: sound is not offered by kling-3.0-turbo (it makes no audio) (got True)",
+        ),
+    ],
+)
+def test_a_refused_video_option_reads_as_a_sentence_with_the_value_given(
+    cli: Cli, vendor: Any, args: list[str], line: str
+) -> None:
+    _new_design(cli, vendor)
+    run = cli("generate", "video", "x", *args, "--provider", "kling")
+    assert run.exit_code == 2, run
+    assert run.stderr.strip() == line
+
+
+def test_a_failed_task_does_not_say_failed_twice(cli: Cli, vendor: Any) -> None:
+    vendor.set_faults({"piapi": [{"fault": "task_fail_internal", "count": 1}]})
+    run = cli("generate", "sound", "x", "--duration", "5", "--provider", "piapi")
+    assert run.exit_code == 1, run
+    line = run.stderr.strip().splitlines()[-1]
+    assert line.endswith("failed: upstream internal error"), line
+    assert "task failed" not in line.split(" failed: ", 1)[1]
+
+
+def test_max_usd_nan_is_refused_before_the_key_is_printed(cli: Cli, vendor: Any) -> None:
+    run = cli(
+        "generate", "sound", "x", "--duration", "5", "--provider", "kling", "--max-usd", "nan"
+    )
+    assert run.exit_code == 2, run
+    assert run.stderr.strip() == "error: max_usd must be a number >= 0, not nan"
+    assert vendor.state()["requests"]["kling"]["create"] == 0
+
+
+def test_a_command_counts_config_problems_as_config_check_lists_them(cli: Cli, vendor: Any) -> None:
+    broken = config_toml(vendor).replace('strategy = "ordered"', "")
+    broken = broken.replace("[routes.default]\n", '[routes.default]\nstrategy = "fastest"\n')
+    broken = broken.replace("timeout = 1.0", "timeout = -1", 1)
+    broken += '[cooldown]\nallowed_fails = 0\n[callbacks]\npublic_url = "ftp://x"\n'
+    broken += "[providers.acme]\nx = 1\n"
+    cli.write(broken)
+    check = cli("config", "check", "--json")
+    problems = check.json()["problems"]
+    assert len(problems) >= 4, problems
+    assert any(p.split(": ", 1)[1] == "must be an http(s) URL, not 'ftp://x'" for p in problems)
+    for args in (["generate", "sound", "x", "--provider", "kling"], ["tasks"]):
+        run = cli(*args)
+        assert run.exit_code == 2, run
+        said = f"(and {len(problems) - 1} more problem(s): klingbridge config check)"
+        assert run.stderr.strip().endswith(said), run.stderr

@@ -149,7 +149,9 @@ def fail_with(error: Exception) -> NoReturn:
     """The one line (and exit status) for an error a command raised."""
     try:
         raise error
-    except (ValidationError, ConfigError, IdempotencyConflict):
+    except ConfigError as config_error:
+        fail(counted(config_error), 2, error=error)
+    except (ValidationError, IdempotencyConflict):
         fail(str(error), 2, error=error)
     except pydantic.ValidationError as invalid:
         problem = invalid.errors()[0]
@@ -170,6 +172,23 @@ def fail_with(error: Exception) -> NoReturn:
             f"unexpected {type(error).__name__}: {error} (KLINGBRIDGE_DEBUG=1 for details)",
             error=error,
         )
+
+
+def counted(error: ConfigError) -> str:
+    """A configuration file's error, its other problems counted as `config check` counts them:
+    a command stops at the first section it cannot read, where `config check` reads them all."""
+    ctx = click.get_current_context(silent=True)
+    if error.where is None or ctx is None:
+        return str(error)  # (not about the file: a bad option value, a route not given)
+    from .config import every_problem
+
+    try:
+        found = every_problem(ctx.find_root().params.get("config"))[0]
+    except Exception:  # the count is a courtesy: the error itself is what matters
+        return str(error)
+    first = error.problems[0]
+    more = len([problem for problem in found if problem != first])
+    return first + (f" (and {more} more problem(s): klingbridge config check)" if more else "")
 
 
 def describe(error: KlingBridgeError) -> str:
