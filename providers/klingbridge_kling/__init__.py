@@ -184,6 +184,9 @@ class KlingProvider(Provider):
         base = self._price_base(request)
         return [f"{base}:per_s", base]
 
+    def usd_key(self, unit: str) -> str | None:
+        return "unit_usd" if unit == "kling_unit" else super().usd_key(unit)
+
     def known_price_keys(self) -> list[str]:
         """The shipped keys, then each new-design model's per-second keys with no shipped
         figure (`video:kling-3.0:4k:per_s`, `video:kling-3.0-omni:720p:per_s`, ...)."""

@@ -209,6 +209,11 @@ class Provider(abc.ABC):
         understands without shipping a figure for them."""
         return list(self.price_table)
 
+    def usd_key(self, unit: str) -> str | None:
+        """The price key that converts a charge in `unit` to USD (`cny_usd`), if there is one."""
+        key = f"{unit}_usd"
+        return key if self.is_price_key(key) else None
+
     def price_keys(self, request: Request) -> list[str]:
         """The keys that would price a request this provider can take, the first set winning:
         what to configure when `estimate` finds none ([] when the provider cannot say)."""

@@ -261,3 +261,27 @@ def test_a_command_counts_config_problems_as_config_check_lists_them(cli: Cli, v
         assert run.exit_code == 2, run
         said = f"(and {len(problems) - 1} more problem(s): klingbridge config check)"
         assert run.stderr.strip().endswith(said), run.stderr
+
+
+def test_a_charge_in_cny_is_shown_in_its_unit_with_a_note_naming_cny_usd(
+    cli: Cli, vendor: Any
+) -> None:
+    _new_design(cli, vendor)
+    vendor.config.kling_billing = "cny"
+    try:
+        run = cli("generate", "video", "x", "--model", "kling-3.0", "--provider", "kling")
+    finally:
+        vendor.config.kling_billing = "unit"
+    assert run.exit_code == 0, run
+    assert "charged 3 cny" in run.stdout
+    (note,) = [line for line in run.stderr.splitlines() if "cny_usd" in line]
+    assert note.startswith("note: kling charged in cny") and "[providers.kling.prices]" in note
+    assert cli("generate", "sound", "x", "--provider", "kling", "-q").exit_code == 0
+    listed = cli("tasks")
+    assert listed.exit_code == 0, listed
+    (video,) = [line for line in listed.stdout.splitlines() if "video" in line]
+    assert "3 cny" in video, listed.stdout
+    assert "kling: $0.0350 + 3 cny charged over the jobs shown" in listed.stdout
+    assert [line for line in listed.stderr.splitlines() if "cny_usd" in line] == [note]
+    rows = cli("tasks", "--json").json()
+    assert [r["charged_unconverted"] for r in rows] == [{}, {"cny": 3.0}]

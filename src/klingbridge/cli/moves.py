@@ -5,6 +5,8 @@ over, why, and the price difference."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.text import Text
 
 from ..client import Client
@@ -35,6 +37,28 @@ def say_unpriced(
                     + price_hint(found, request)
                 )
             )
+
+
+def say_unconverted(client: Client, charges: Iterable[tuple[str, str]]) -> None:
+    """One note per provider and unit charged with no USD value (cash in CNY with no `cny_usd`),
+    naming the setting that converts it: USD figures and totals leave such charges out."""
+    for name, unit in sorted(set(charges)):
+        try:
+            key = client.provider(name).usd_key(unit)
+        except KlingBridgeError:
+            key = None
+        how = (
+            f"set {key} (USD per 1 {unit}) under [providers.{name}.prices] to convert "
+            "those charged from then on"
+            if key
+            else f"no price key of {name} converts {unit}"
+        )
+        err.print(
+            Text(
+                f"note: {name} charged in {unit}, which has no USD value here, so USD figures "
+                f"and totals leave it out: {how} (docs/cost.md)"
+            )
+        )
 
 
 def say_moves(client: Client, request: Request, result: RunResult) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ from ..render import table as fold_table
 from ..store import JobRecord, callbacks, reads
 from ..store.records import JobState
 from .app import echo_json, main, store_client, with_json
+from .moves import say_unconverted
 
 STATES = [s.value for s in JobState]
 
@@ -33,6 +35,13 @@ def _since(value: str | None) -> float | None:
 
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
+
+
+def _charged(usd: float | None, unconverted: dict[str, Decimal]) -> str:
+    """USD when known, and beside it what no rate converts (`3 cny`): never `-` for a charge."""
+    parts = [_usd(usd)] if usd is not None or not unconverted else []
+    parts += [f"{format(amount.normalize(), 'f')} {unit}" for unit, amount in unconverted.items()]
+    return " + ".join(parts)
 
 
 @click.command()
@@ -90,6 +99,9 @@ def tasks(
         )
     else:
         _table(records, store.describe())
+        unconverted = [(j.attempt.provider, u) for j in records if j.attempt
+                       for u in j.charged_unconverted]  # fmt: skip
+        say_unconverted(client, unconverted)
     if matching > shown:
         err.print(
             Text(
@@ -140,17 +152,24 @@ def _table(records: list[JobRecord], where: str) -> None:
             row["kind"],
             row["status"],
             _usd(row["quoted_usd"]),
-            _usd(row["charged_usd"]),
+            _charged(job.charged_usd, job.charged_unconverted),
             str(len(row["files"])),
         )
     print_listing(table)
     charged: dict[str, float] = {}
+    other: dict[str, dict[str, Decimal]] = {}
     for job in records:
         latest = job.attempt
-        if latest is not None and job.charged_usd is not None:
+        if latest is None:
+            continue
+        if job.charged_usd is not None:
             charged[latest.provider] = charged.get(latest.provider, 0.0) + job.charged_usd
-    for name, usd in sorted(charged.items()):
-        console.print(Text(f"{name}: ${usd:.4f} charged over the jobs shown"))
+        for unit, amount in job.charged_unconverted.items():
+            units = other.setdefault(latest.provider, {})
+            units[unit] = units.get(unit, Decimal(0)) + amount
+    for name in sorted(set(charged) | set(other)):
+        total = _charged(charged.get(name), other.get(name, {}))
+        console.print(Text(f"{name}: {total} charged over the jobs shown"))
 
 
 main.add_command(tasks)
