@@ -64,6 +64,12 @@ def tasks(
     as_json: bool,
 ) -> None:
     """Jobs in the task store, newest first: key, vendor task, status, quoted vs charged."""
+    if orphans and (status is not None or since is not None):
+        given = "--status" if status is not None else "--since"
+        raise click.UsageError(
+            f"{given} does not apply to --orphans (callbacks about tasks no job has): "
+            "--provider and --limit do"
+        )
     with store_client(ctx) as client:
         store = client.store
         assert store is not None
