@@ -105,9 +105,7 @@ def tasks(
         )
     else:
         _table(records, store.describe())
-        unconverted = [(j.attempt.provider, u) for j in records if j.attempt
-                       for u in j.charged_unconverted]  # fmt: skip
-        say_unconverted(client, unconverted)
+        say_unconverted(client, _unconverted(records))
     if matching > shown:
         err.print(
             Text(
@@ -115,6 +113,16 @@ def tasks(
                 f"{matching}"
             )
         )
+
+
+def _unconverted(records: list[JobRecord]) -> list[tuple[str, str]]:
+    """(provider, unit) of each charge with no USD value, for the note naming the rate."""
+    return [
+        (attempt.provider, attempt.charged.unit)
+        for job in records
+        for attempt in job.attempts
+        if attempt.charged is not None and attempt.charged.usd is None and attempt.charged.amount
+    ]
 
 
 def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> None:
@@ -164,15 +172,14 @@ def _table(records: list[JobRecord], where: str) -> None:
     print_listing(table)
     charged: dict[str, float] = {}
     other: dict[str, dict[str, Decimal]] = {}
-    for job in records:
-        latest = job.attempt
-        if latest is None:
-            continue
-        if job.charged_usd is not None:
-            charged[latest.provider] = charged.get(latest.provider, 0.0) + job.charged_usd
-        for unit, amount in job.charged_unconverted.items():
-            units = other.setdefault(latest.provider, {})
-            units[unit] = units.get(unit, Decimal(0)) + amount
+    for job in records:  # each attempt's charge to its own provider (a route may use two)
+        for attempt in job.attempts:
+            cost = attempt.charged
+            if cost is not None and cost.usd is not None:
+                charged[attempt.provider] = charged.get(attempt.provider, 0.0) + float(cost.usd)
+            elif cost is not None and cost.amount:  # no USD value (CNY with no cny_usd)
+                units = other.setdefault(attempt.provider, {})
+                units[cost.unit] = units.get(cost.unit, Decimal(0)) + cost.amount
     for name in sorted(set(charged) | set(other)):
         total = _charged(charged.get(name), other.get(name, {}))
         console.print(Text(f"{name}: {total} charged over the jobs shown"))
