@@ -30,11 +30,18 @@ HALF_A_DOLLAR_A_DAY = BudgetRule("piapi", "provider", "piapi", Budget(usd=0.5, p
 
 
 def job(
-    store: TaskStore, key: str, *, owner: str = "me", lease_s: float = 60, **extra: object
+    store: TaskStore,
+    key: str,
+    *,
+    owner: str = "me",
+    lease_s: float = 60,
+    now: float | None = None,
+    **extra: object,
 ) -> None:
     options: dict[str, object] = {"route": None, "provider": "piapi", "out_dir": None}
     options.update(extra)
-    store.run(procs.begin(key, REQUEST, owner=owner, lease_s=lease_s, now=time.time(), **options))  # type: ignore[arg-type]
+    at = time.time() if now is None else now
+    store.run(procs.begin(key, REQUEST, owner=owner, lease_s=lease_s, now=at, **options))  # type: ignore[arg-type]
 
 
 def ask(
@@ -151,6 +158,29 @@ def test_a_dead_process_lets_its_slot_go_when_its_lease_expires(store: TaskStore
     job(store, "live")
     time.sleep(0.05)
     assert isinstance(store.run(admit(ask("live", budgets=(), max_concurrent=1))), Admitted)
+
+
+def test_a_task_sent_or_running_holds_its_slot_after_its_lease_lapses(store: TaskStore) -> None:
+    """A process that died (or stalled past its lease) leaves its job's lease set and lapsed:
+    its task still runs at the vendor, so its slot stays held until its end is seen; an
+    `intent` (surely never sent) lets its slot go (review6)."""
+    now = time.time()
+    for key in ("running", "sent"):
+        job(store, key, owner="gone", lease_s=60, now=now - 700)
+        verdict = store.run(admit(ask(key, budgets=(), max_concurrent=2, now=now - 700)))
+        assert isinstance(verdict, Admitted)
+        store.run(procs.sent(f"x-{key}", now - 700))
+    running = Task(provider="piapi", id="T-r", kind="sound", status=TaskStatus.RUNNING)
+    store.run(procs.observe("x-running", running, now - 690))
+    job(store, "next")
+    assert store.run(admit(ask("next", budgets=(), max_concurrent=2))) == MustWait(
+        "piapi", 2, 2, 0
+    )
+    slots = store.read(summary([], {"piapi": 2}, default_route="default", now=now)).slots
+    assert [(s.provider, s.in_use) for s in slots] == [("piapi", 2)]
+    ended = Task(provider="piapi", id="T-r", kind="sound", status=TaskStatus.SUCCEEDED)
+    store.run(procs.observe("x-running", ended, now))  # its end seen: the slot frees
+    assert isinstance(store.run(admit(ask("next", budgets=(), max_concurrent=2))), Admitted)
 
 
 def test_a_detached_task_still_holds_its_slot(store: TaskStore) -> None:

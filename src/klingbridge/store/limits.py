@@ -12,9 +12,9 @@ What counts:
 - spent: attempts of the window that ended (their charge in USD, else their quote; an attempt
   refused before any task existed, `error`, counts nothing);
 - committed: attempts still open (`intent`, `sent`, `created`), at their quote;
-- a slot is held by an open attempt whose job is leased by a live process, or by a created
-  task nobody holds (detached: it still runs at the vendor). A process that died lets its slots
-  go when its lease expires.
+- a slot is held by a create sent or a task created (running at the vendor, whoever holds
+  its job: detached, or its process dead) until its end is recorded; by a create not yet sent
+  (`intent`) only while its job's lease is live (a dead process's unsent create lets it go).
 Creates that find no free slot queue in `kb_slot_waiters` and are admitted in their order.
 """
 
@@ -32,10 +32,11 @@ from .sql import Proc, Sql
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
 #: which serves a query that says it so.
 _OPEN = "('intent', 'sent', 'created')"
-_HELD = (
-    f"a.state IN {_OPEN}"
-    " AND (j.lease_until >= ? OR (j.lease_owner IS NULL AND a.state = 'created'))"
-)
+#: A slot is held by a create that may have reached the vendor (`sent`) or a task still running
+#: there (`created`), whoever holds its job, until its end is recorded: a process that died
+#: leaves its job's lease lapsed, not its task stopped. An `intent` (surely never sent) holds
+#: one only while its job's lease is live: a dead process's unsent create lets it go.
+_HELD = f"a.state IN {_OPEN} AND (a.state <> 'intent' OR j.lease_until >= ?)"
 
 
 @dataclass(frozen=True)
