@@ -56,6 +56,9 @@ class Seat:
     #: The create is sent right after it is admitted: its attempt is written `sent` in the
     #: admission's own transaction (one commit fewer; see docs/durability.md).
     sent: bool = False
+    #: A create carried on from its recorded attempt (a worker, `wait`): its budget is
+    #: committed by its quote already; the cooldown and a slot are asked for again.
+    resumed: bool = False
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Admission:
         `record` makes the operation that runs the admission (the journal's: with the job's own
         record when that is not written yet).
         """
-        refused = max_usd_refusal(seat.quoted, max_usd, seat.provider)
+        refused = None if seat.resumed else max_usd_refusal(seat.quoted, max_usd, seat.provider)
         if refused is not None:
             return refused
         started = self.clock()
@@ -138,6 +141,7 @@ class Admission:
             default_route=self.default_route,
             waiter_ttl_s=max(self.lease_s / 2, 4 * SLOT_POLL_MAX_S),
             sent=seat.sent,
+            resumed=seat.resumed,
         )
 
     def _wait(

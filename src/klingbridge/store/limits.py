@@ -57,6 +57,10 @@ class Ask:
     waiter_ttl_s: float = 30.0
     #: The create is sent right after admission: the attempt is written `sent` (procs.intent).
     sent: bool = False
+    #: A create carried on (a worker, `wait`): its attempt is written already and its quote
+    #: committed in the budgets, so only the cooldown and a slot are asked for; admitted, the
+    #: attempt is marked `sent` (with `sent`), no new one written.
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def admit(ask: Ask) -> Proc[Verdict]:
     if rows:
         return Cooling(ask.provider, float(rows[0][0]) - ask.now, rows[0][1])
     usd = None if ask.quoted is None or ask.quoted.usd is None else float(ask.quoted.usd)
-    for rule in ask.budgets:
+    for rule in () if ask.resumed else ask.budgets:
         state = yield from _budget_state(rule, ask.default_route, ask.now)
         if usd is None and rule.budget.allow_unpriced:
             continue
@@ -111,16 +115,28 @@ def admit(ask: Ask) -> Proc[Verdict]:
         wait = yield from _take_slot(ask, ask.max_concurrent)
         if wait is not None:
             return wait
+    if ask.resumed:
+        return (yield from _resumed(ask))
     seq = yield from intent(
         ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent
     )
     return Admitted(seq)
 
 
+def _resumed(ask: Ask) -> Proc[Verdict]:
+    rows = yield Sql(
+        "UPDATE kb_attempts SET state = ?, updated_at = ? WHERE external_id = ?"
+        " AND state IN ('intent', 'sent') RETURNING seq",
+        ("sent" if ask.sent else "intent", ask.now, ask.external_id),
+    )
+    return Admitted(int(rows[0][0]) if rows else 0)
+
+
 def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
-    """None when a slot is ours; else the create's place in the queue (kept for next time)."""
+    """None when a slot is ours; else the create's place in the queue (kept for next time).
+    A resumed create's own attempt (held while its job is leased) is not counted against it."""
     yield Sql("DELETE FROM kb_slot_waiters WHERE expires < ?", (ask.now,))
-    in_use = yield from _in_use(ask.provider, ask.now)
+    in_use = yield from _in_use(ask.provider, ask.now, ask.external_id)
     mine = yield Sql("SELECT id FROM kb_slot_waiters WHERE external_id = ?", (ask.external_id,))
     ahead_sql = "SELECT COUNT(*) FROM kb_slot_waiters WHERE provider = ?"
     params: tuple[object, ...] = (ask.provider,)
@@ -151,11 +167,11 @@ def leave_queue(external_id: str) -> Proc[None]:
     yield Sql("DELETE FROM kb_slot_waiters WHERE external_id = ?", (external_id,))
 
 
-def _in_use(provider: str, now: float) -> Proc[int]:
+def _in_use(provider: str, now: float, besides: str = "") -> Proc[int]:
     rows = yield Sql(
         "SELECT COUNT(*) FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
-        f" WHERE a.provider = ? AND {_HELD}",
-        (provider, now),
+        f" WHERE a.provider = ? AND {_HELD} AND a.external_id <> ?",
+        (provider, now, besides),
     )
     return int(rows[0][0])
 
