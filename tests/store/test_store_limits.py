@@ -102,6 +102,23 @@ def test_ended_tasks_count_their_charge_and_refused_creates_count_nothing(
     assert state.left_usd == pytest.approx(0.47)
 
 
+def test_a_free_failure_counts_nothing_even_without_a_usd_value(store: TaskStore) -> None:
+    """Kling's new design bills in CNY (`billing` of 0 CNY: no USD value without a rate): a
+    task that failed free of charge is spent $0 in the budget, not its quote (review6)."""
+    one_dollar = Cost(amount=Decimal(7), unit="kling_unit", usd=Decimal(1))
+    rule = BudgetRule("kling", "provider", "kling", Budget(usd=1.5, per="total"))
+    job(store, "free", provider="kling")
+    store.run(admit(ask("free", budgets=[rule], quoted=one_dollar, provider="kling")))
+    free = Cost(amount=Decimal(0), unit="cny", usd=None)
+    failed = Task(provider="kling", id="K-1", kind="sound", status=TaskStatus.FAILED, cost=free)
+    store.run(procs.observe("x-free", failed, time.time()))
+    job(store, "next", provider="kling")
+    verdict = store.run(admit(ask("next", budgets=[rule], quoted=one_dollar, provider="kling")))
+    assert isinstance(verdict, Admitted)
+    (state,) = store.read(summary([rule], {}, default_route="default", now=time.time())).budgets
+    assert (state.spent_usd, state.committed_usd) == (0, 1)
+
+
 def test_yesterday_is_outside_a_daily_window_but_inside_a_total_one(store: TaskStore) -> None:
     job(store, "old")
     store.run(admit(ask("old", now=time.time() - 2 * 86400)))

@@ -19,6 +19,12 @@ def _usd(cost: Cost | None) -> float | None:
     return None if cost is None or cost.usd is None else float(cost.usd)
 
 
+def _charged_usd(cost: Cost) -> float | None:
+    """A charge in USD; nothing charged is $0 in any unit (a 0 CNY `billing` has no USD value
+    without a rate, and must not count at its quote in a budget)."""
+    return 0.0 if cost.amount == 0 else _usd(cost)
+
+
 def intent(
     key: str,
     provider: str,
@@ -90,7 +96,7 @@ def observe(
         params.append(task.id)
     if task.cost is not None:
         sets += ", charged = ?, charged_usd = COALESCE(?, charged_usd)"
-        params += [_json(task.cost), _usd(task.cost)]
+        params += [_json(task.cost), _charged_usd(task.cost)]
     rows = yield Sql(
         f"UPDATE kb_attempts SET {sets}, updated_at = ?"
         " WHERE external_id = ? AND (status_rank < ? OR (status_rank = ? AND status = ?))"
