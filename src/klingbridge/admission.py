@@ -153,6 +153,14 @@ class Admission:
         deadline: float,
         on_wait: OnWait | None,
     ) -> Flow[None]:
+        if verdict.unfollowed and len(verdict.unfollowed) >= verdict.in_use and not seat.resumed:
+            # Every slot is held by a job no process follows: none frees while we wait (a
+            # worker carrying a create on waits: it may be the one to follow them).
+            yield Record(leave_queue(seat.external_id))
+            raise SlotTimeout(
+                seat.provider, in_use=verdict.in_use, limit=verdict.limit,
+                waited_s=self.clock() - started, unfollowed=verdict.unfollowed,
+            )  # fmt: skip
         message = (
             f"waiting for a {verdict.provider} slot: {verdict.in_use}/{verdict.limit} in use"
             + (f", {verdict.ahead} ahead" if verdict.ahead else "")

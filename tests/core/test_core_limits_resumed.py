@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ class Vendor:
         return httpx.Response(200, json=job(task_id, "DONE"))
 
 
-def client(vendor: Vendor, path: str) -> Client:
+def client(vendor: Vendor, path: str, sleep: Callable[[float], None] = lambda s: None) -> Client:
     ticks: Iterator[int] = iter(range(0, 10**7, 50))
     return Client(
         config=Config(routes={"default": Route(providers=["echo"])}),
@@ -75,7 +75,7 @@ def client(vendor: Vendor, path: str) -> Client:
         transport=httpx.MockTransport(vendor),
         poll=FAST,
         store=path,
-        sleep=lambda s: None,
+        sleep=sleep,
         clock=lambda: float(next(ticks)),
     )
 
@@ -137,3 +137,24 @@ def test_a_resumed_create_does_not_wait_for_the_slot_it_holds(tmp_path: Path) ->
         worker.store.claim(worker.owner, lease_s=60, limit=5)
         result = worker.resume_dispatch("job-A")  # not found by its external id: created now
     assert result.task.id == "E-1" and vendor.creates == 1
+
+
+def test_slots_held_by_jobs_nobody_follows_fail_at_once_saying_what_frees_them(
+    tmp_path: Path,
+) -> None:
+    """Every slot is held by a detached job (nothing polls it: it may have ended long ago):
+    waiting cannot free one, so the create fails at once, naming the jobs and the command
+    that finishes them (a new user's `generate --detach` used to block silently for 900 s)."""
+    path = str(tmp_path / "s.sqlite3")
+    vendor = Vendor()
+    with client(vendor, path) as first:
+        first.dispatch(RAIN, key="job-A", detach=True)
+    pauses: list[float] = []
+    with client(vendor, path, sleep=pauses.append) as second:
+        with pytest.raises(SlotTimeout, match=r"held by jobs nobody is following") as refused:
+            second.dispatch(RAIN, key="job-B", detach=True)
+        record = second.store.job("job-B") if second.store is not None else None
+    assert refused.value.unfollowed == ("job-A",) and pauses == []
+    assert "job-A" in str(refused.value) and "klingbridge worker" in str(refused.value)
+    assert "klingbridge wait KEY" in str(refused.value)
+    assert vendor.creates == 1 and record is not None and record.attempts == []

@@ -81,6 +81,9 @@ class MustWait:
     in_use: int
     limit: int
     ahead: int
+    #: The jobs holding slots that no live process follows (detached, or their process gone;
+    #: oldest first): a slot they hold frees only when a worker or `wait` sees their end.
+    unfollowed: tuple[str, ...] = ()
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -159,7 +162,14 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
             " VALUES (?, ?, ?, ?, ?)",
             (ask.provider, ask.external_id, ask.owner, ask.now, ask.now + ask.waiter_ttl_s),
         )
-    return MustWait(ask.provider, in_use, limit, ahead)
+    unfollowed = yield Sql(
+        "SELECT a.job_key FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        f" WHERE a.provider = ? AND a.state IN {_OPEN} AND a.state <> 'intent'"
+        " AND (j.lease_owner IS NULL OR j.lease_until < ?) AND a.external_id <> ?"
+        " ORDER BY a.created_at, a.external_id LIMIT ?",
+        (ask.provider, ask.now, ask.external_id, in_use),
+    )
+    return MustWait(ask.provider, in_use, limit, ahead, tuple(r[0] for r in unfollowed))
 
 
 def leave_queue(external_id: str) -> Proc[None]:
