@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from core_support import EchoProvider, job
 
 import klingbridge
-from klingbridge import Client, HttpCall, PollPolicy, SoundRequest, Task, TaskFailed, TaskStatus
+from klingbridge import Client, HttpCall, PollPolicy, SoundRequest, Task, TaskStatus
 from klingbridge.budgets import Budgets
 from klingbridge.config import Config, Route
-from klingbridge.store import JobState, procs
+from klingbridge.store import JobState
 from klingbridge.store.limits import summary
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
@@ -71,38 +70,3 @@ def test_a_cancelled_task_gives_its_slot_and_budget_back(tmp_path: Path) -> None
         assert [(s.provider, s.in_use) for s in seen.slots] == [("echo", 0)]
         assert seen.budgets[0].committed_usd == 0
         client.dispatch(RAIN, key="job-B", detach=True, timeout=120)  # the slot is free
-
-
-def test_a_failed_task_seen_by_status_ends_its_detached_job_and_is_not_paid_again(
-    tmp_path: Path,
-) -> None:
-    """`klingbridge status` records what it sees (cli/app.py `note`: `procs.seen`). A detached
-    job whose task it saw fail used to stay `running` with no open attempt, and `wait`/a worker
-    then ran the request from the start: a second task, paid again."""
-    creates: list[str] = []
-
-    def failing(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            creates.append("E-1")
-            return httpx.Response(200, json=job("E-1", "WAITING"))
-        return httpx.Response(200, json=job("E-1", "BROKEN"))
-
-    with Client(
-        config=Config(routes={"default": Route(providers=["echo"])}),
-        plugins=[Plugin()],
-        transport=httpx.MockTransport(failing),
-        poll=FAST,
-        store=str(tmp_path / "s.sqlite3"),
-        sleep=lambda s: None,
-    ) as client:
-        client.dispatch(RAIN, key="job-A", detach=True)
-        store = client.store
-        assert store is not None
-        seen = client.get("E-1", provider="echo")
-        assert seen.status is TaskStatus.FAILED
-        assert store.run(procs.seen(seen, time.time())) == "job-A"  # as `status` records it
-        record = store.job("job-A")
-        assert record is not None and record.state is JobState.FAILED
-        with pytest.raises(TaskFailed):
-            client.resume_dispatch("job-A")
-    assert creates == ["E-1"]

@@ -6,7 +6,6 @@ Procedures as in procs.py: generators of `Sql`, sans-IO, run by a backend in one
 
 from __future__ import annotations
 
-from ..errors import TaskFailed
 from ..models import Cost, Task, TaskStatus
 from .records import AttemptState
 from .sql import Proc, Sql
@@ -138,11 +137,9 @@ def seen(task: Task, now: float) -> Proc[str | None]:
     """A vendor task seen outside a run (`status`, `cancel`), recorded on the attempt that made
     it, if the store knows it; returns that attempt's job key (None: not a task of the store).
 
-    Cancelled or failed, it ends its job too when it is the job's latest attempt and no live
-    process follows the job (detached, or its process gone): the job's slot and committed
-    budget are given back now, and no worker carries it on by creating anew (a job still
-    `running` whose task ended has no open attempt to resume: it would be run from the start,
-    paid again). A process that follows the job sees the end itself (and may resubmit).
+    Cancelled, it ends its job too when it is the job's latest attempt: a run ends with a
+    cancelled task (it is never resubmitted), so a detached job no process follows gives its
+    slot and committed budget back now, and no worker carries it on.
     """
     rows = yield Sql(
         "SELECT external_id, job_key, seq FROM kb_attempts WHERE task_id = ? AND provider = ?",
@@ -152,13 +149,12 @@ def seen(task: Task, now: float) -> Proc[str | None]:
         return None
     external_id, key, seq = rows[0]
     yield from observe(external_id, task, now, seen=True)
-    if task.status in (TaskStatus.CANCELLED, TaskStatus.FAILED):
+    if task.status is TaskStatus.CANCELLED:
         yield Sql(
-            "UPDATE kb_jobs SET state = ?, error = ?, updated_at = ? WHERE key = ?"
+            "UPDATE kb_jobs SET state = 'cancelled', updated_at = ? WHERE key = ?"
             " AND state IN ('pending', 'running', 'unknown')"
-            " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
             " AND NOT EXISTS (SELECT 1 FROM kb_attempts WHERE job_key = ? AND seq > ?)",
-            (task.status.value, str(TaskFailed(task)), now, key, now, key, seq),
+            (now, key, key, seq),
         )
     return str(key)
 
