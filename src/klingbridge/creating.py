@@ -34,6 +34,9 @@ from .store.records import AttemptRecord, AttemptState
 
 Emit = Callable[[Event], None]
 
+#: Recorded attempts whose task is the one to go on from (`_reach`).
+_KNOWN = (AttemptState.CREATED, AttemptState.FAILED, AttemptState.CANCELLED)
+
 
 class Creating:
     """The create half of `Router`: what it needs from the router is these attributes."""
@@ -56,8 +59,8 @@ class Creating:
         """The flow to the attempt's vendor task: created now, found by external id, or already
         known; each records it. Hands the flow over rather than wrapping it: each of 10,000
         creates waiting for their turn holds one generator frame less."""
-        if start is not None and start.state is AttemptState.CREATED and start.task is not None:
-            return known(start.task)
+        if start is not None and start.task is not None and start.state in _KNOWN:
+            return known(start.task)  # (open, or ended with the job left open: the route decides)
         if start is not None and start.state is AttemptState.SENT:
             return self._recover(provider, request, journal, trial, callback_url, patience)
         # A fresh attempt (no start) was admitted as `sent` already (router: `Seat.sent`).
