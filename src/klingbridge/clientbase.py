@@ -121,6 +121,7 @@ class ClientBase:
                 wall=time.time,
                 emit=self._emit,
                 lease_s=self.config.store.lease_s,
+                look=self._look,
             ),
         )
 
@@ -250,6 +251,10 @@ class ClientBase:
         return flows.submit(
             self.provider(provider), request, external_id=external_id, callback_url=callback_url
         )
+
+    def _look(self, provider: str, task_id: str, kind: str | None) -> Flow[Task]:
+        """The task as its vendor reports it now (a slot wait asks about tasks nobody follows)."""
+        return flows.get(self.provider(provider), task_id, kind)
 
     def _cancel(self, task_id: str, provider: str | None, kind: str | None) -> Flow[Task]:
         """Cancel at the vendor, then record the task where the store knows it: a cancelled

@@ -76,14 +76,25 @@ class Cooling:
 
 
 @dataclass(frozen=True)
+class Unfollowed:
+    """A job holding a slot that no live process follows (detached, or its process gone): the
+    slot frees only once someone sees its task end. `task_id` None: its create's answer was
+    never recorded (only a lookup by external id, `wait KEY`, can tell)."""
+
+    key: str
+    external_id: str
+    task_id: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
 class MustWait:
     provider: str
     in_use: int
     limit: int
     ahead: int
-    #: The jobs holding slots that no live process follows (detached, or their process gone;
-    #: oldest first): a slot they hold frees only when a worker or `wait` sees their end.
-    unfollowed: tuple[str, ...] = ()
+    #: The slots' holders that no live process follows, oldest first.
+    unfollowed: tuple[Unfollowed, ...] = ()
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -163,13 +174,15 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
             (ask.provider, ask.external_id, ask.owner, ask.now, ask.now + ask.waiter_ttl_s),
         )
     unfollowed = yield Sql(
-        "SELECT a.job_key FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        "SELECT a.job_key, a.external_id, a.task_id, j.kind"
+        " FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
         f" WHERE a.provider = ? AND a.state IN {_OPEN} AND a.state <> 'intent'"
         " AND (j.lease_owner IS NULL OR j.lease_until < ?) AND a.external_id <> ?"
         " ORDER BY a.created_at, a.external_id LIMIT ?",
         (ask.provider, ask.now, ask.external_id, in_use),
     )
-    return MustWait(ask.provider, in_use, limit, ahead, tuple(r[0] for r in unfollowed))
+    holders = tuple(Unfollowed(*row) for row in unfollowed)
+    return MustWait(ask.provider, in_use, limit, ahead, holders)
 
 
 def leave_queue(external_id: str) -> Proc[None]:
