@@ -109,7 +109,10 @@ class Creating:
         (task, recovered).
 
         `sent`: the attempt is committed as `sent` already (with its admission), so the first
-        try does not record it again; every retry does.
+        try does not record it again; every retry does. A try that surely created nothing
+        (refused, or not found by its external id) puts the attempt back to `intent` for its
+        backoff (`procs.unsent`): a process stopped there leaves a create to send, not one that
+        "may have been received".
 
         A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
         deadline in `patience`, not counted as a try, unless the route falls back on it.
@@ -137,7 +140,9 @@ class Creating:
                 return task, False
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
-                    yield from self._wait_out_full(provider, error, full, deadline, journal)
+                    yield from self._wait_out_full(
+                        provider, error, full, deadline, journal, external_id
+                    )
                     full += 1
                     continue
                 if maybe_created(error):
@@ -156,6 +161,7 @@ class Creating:
                     raise  # (a vendor asking for a longer wait than we allow: fall back now)
                 delay = backoff.delay(attempt, wait_asked)
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
+            yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
             yield Sleep(delay)
             attempt += 1
 
@@ -194,14 +200,21 @@ class Creating:
         waits: int,
         deadline: float,
         journal: Journal,
+        external_id: str,
     ) -> Flow[None]:
         """The vendor's slots are full: another task ending frees one. Wait (its Retry-After,
-        else backoff), keeping the job's lease; re-raise when the run's deadline comes first."""
+        else backoff), keeping the job's lease; re-raise when the run's deadline comes first.
+
+        A refusal created nothing: for the wait the attempt is `intent` again (`procs.unsent`),
+        so that a process stopped meanwhile (Ctrl-C, a worker stopped, killed) leaves a create
+        to send, not one that "may have been received" (`unknown` where the vendor cannot be
+        asked). The next try records `sent` again before it sends."""
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         delay = backoff.delay(min(waits, 5), error.retry_after)
         if self.clock() + delay > deadline:
             raise error
         self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        yield Record(procs.unsent(external_id, journal.wall()))
         yield Sleep(delay)
         renew = journal.heartbeat()
         if renew is not None:

@@ -46,6 +46,7 @@ __all__ = [
     "sent",
     "set_meta",
     "take_lease",
+    "task_succeeded",
     "unsent",
 ]
 
@@ -169,6 +170,18 @@ def finish(
         f" lease_until = CASE WHEN {keep} THEN NULL ELSE lease_until END"
         " WHERE key = ?",
         (state.value, error, now, owner, saving, owner, saving, key),
+    )
+
+
+def task_succeeded(key: str, now: float) -> Proc[None]:
+    """One of the job's tasks succeeded: the job has, whatever its route did after that create
+    (a lost create found since, by `wait --task-id` or a callback, after a fallback or a
+    `--resubmit` whose task failed). Success is final: a job that failed, was cancelled or is
+    `unknown` succeeds too (else `--retry-failed` would pay again for what was delivered)."""
+    yield Sql(
+        "UPDATE kb_jobs SET state = 'succeeded', error = NULL, updated_at = ?"
+        " WHERE key = ? AND state <> 'succeeded'",
+        (now, key),
     )
 
 
