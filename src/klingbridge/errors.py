@@ -191,7 +191,12 @@ class TaskFailed(KlingBridgeError):
 
     def __init__(self, task: Task) -> None:
         self.task: Task = task
-        reason = task.status_message or task.provider_status
+        reason = str(task.status_message or task.provider_status)
+        said = f"{task.status.value}:"  # the vendor's "task failed: ..." after "failed:" repeats
+        for lead in (f"task {said}", said):
+            if reason.lower().startswith(lead) and reason[len(lead) :].strip():
+                reason = reason[len(lead) :].strip()
+                break
         super().__init__(f"{task.provider} task {task.id} {task.status.value}: {reason}")
 
 
@@ -235,6 +240,7 @@ class BudgetExceeded(KlingBridgeError):
         committed_usd: float,
         would_cost_usd: float | None,
         provider: str | None = None,
+        price_hint: str | None = None,
     ) -> None:
         self.budget = budget
         self.window = window
@@ -244,23 +250,55 @@ class BudgetExceeded(KlingBridgeError):
         self.would_cost_usd = would_cost_usd
         self.provider = provider
         where = "" if window == "request" else f" per {window}" if window != "total" else " total"
-        cost = "an unknown price" if would_cost_usd is None else f"${would_cost_usd:.4f}"
+        on = f" on {provider}" if provider else ""
+        if would_cost_usd is None:  # nothing was exceeded: the request cannot be weighed at all
+            named = budget if budget.startswith("--") else f"budget {budget}"
+            allow = "" if window == "request" else "; allow_unpriced = true lets it through"
+            super().__init__(
+                f"{named} (${limit_usd:g}{where}) cannot be checked: no price is known for this "
+                f"request{on}; {price_hint or 'docs/cost.md says how to configure one'}{allow}"
+            )
+            return
         super().__init__(
             f"budget {budget} (${limit_usd:g}{where}) exceeded: spent ${spent_usd:.4f}, "
-            f"committed ${committed_usd:.4f}, this request would cost {cost}"
-            + (f" on {provider}" if provider else "")
+            f"committed ${committed_usd:.4f}, this request would cost ${would_cost_usd:.4f}{on}"
         )
 
 
 class SlotTimeout(KlingBridgeError):
-    """No concurrency slot of `provider` came free before the deadline (nothing was sent)."""
+    """No concurrency slot of `provider` came free before the deadline (nothing was sent).
 
-    def __init__(self, provider: str, *, in_use: int, limit: int, waited_s: float) -> None:
+    `unfollowed`: raised at once, because every slot in use is held by a job nobody follows
+    (detached, or its process gone): no slot frees until a worker or `wait` sees those end.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        in_use: int,
+        limit: int,
+        waited_s: float,
+        unfollowed: Sequence[str] = (),
+    ) -> None:
         self.provider = provider
         self.in_use = in_use
         self.limit = limit
         self.waited_s = waited_s
-        super().__init__(
-            f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
-            f"({in_use}/{limit} in use; max_concurrent = {limit})"
-        )
+        self.unfollowed = tuple(unfollowed)
+        if unfollowed:
+            keys = ", ".join(unfollowed[:5]) + (
+                f" and {len(unfollowed) - 5} more" if len(unfollowed) > 5 else ""
+            )
+            message = (
+                f"{provider}: every concurrency slot ({in_use}/{limit} in use) is held by jobs "
+                f"nobody is following (detached, or their process gone): {keys}; their tasks "
+                "may have ended at the vendor long ago: `klingbridge worker` (or `klingbridge "
+                "wait KEY`) finishes them and frees their slots"
+            )
+        else:
+            message = (
+                f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
+                f"({in_use}/{limit} in use; max_concurrent = {limit})"
+            )
+        super().__init__(message)

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from ..errors import KlingBridgeError
 from ..models import Request
-from .attempts import attempt_ended, intent, observe, sent, unsent
+from .attempts import attempt_ended, intent, observe, seen, sent, unsent
 from .leases import FREE, claim, claim_rerun, release, renew, take_lease
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
@@ -42,6 +42,7 @@ __all__ = [
     "renew",
     "request_hash",
     "saved",
+    "seen",
     "sent",
     "set_meta",
     "take_lease",
