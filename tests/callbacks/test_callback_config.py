@@ -39,8 +39,8 @@ def test_defaults_leave_callbacks_off() -> None:
     [
         ('public_url = "hooks.example.com"', "must be an http(s) URL"),
         ("safety_poll_s = -1", "callbacks.safety_poll_s"),
-        ("safety_poll_s = 0", r"callbacks.safety_poll_s\]: .*greater than or equal to 5 "),
-        ("store_poll_s = 0", r"callbacks.store_poll_s\]: .*greater than or equal to 0.05 "),
+        ("safety_poll_s = 0", r"callbacks.safety_poll_s\]: .*greater than or equal to 5\b"),
+        ("store_poll_s = 0", r"callbacks.store_poll_s\]: .*greater than or equal to 0\.05\b"),
         ("max_body_bytes = 10", "callbacks.max_body_bytes"),
         ("surprise = 1", "callbacks.surprise"),
     ],
