@@ -40,7 +40,7 @@ from .outcomes import recorded_result, unknown_outcome
 from .owners import owner_alive
 from .router import Router
 from .store import procs, reads
-from .store.records import AttemptState, JobRecord, JobState
+from .store.records import AttemptState, JobRecord, JobState, from_epoch
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
 WATCH_INTERVAL_S = 2.0
@@ -168,9 +168,10 @@ class Jobs:
         try:  # (from here on this run holds `key`: the finally gives it back, however it ends)
             if waited:  # another run of this client had the job: carry on from what it left
                 job = (yield Record(reads.load(key), read=True)) or job
-            took = yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
+            taken = yield from self._take(job)  # (None: another process holds it, or it ended)
+            job = taken or job  # (as this run holds it: `_watch` then does not wait for it)
             if task_id is not None:
-                if not took and self._held_elsewhere(job):  # (its run may be creating anew)
+                if taken is None and not job.state.is_terminal:  # (its run may be creating anew)
                     raise KlingBridgeError(
                         f"job {key} is being run by {job.lease_owner}: record a task for it "
                         "once that run has ended"
@@ -342,10 +343,19 @@ class Jobs:
                 looks += 1
 
     def _watch(self, job: JobRecord, deadline: float, ended_too: bool = False) -> Flow[JobRecord]:
-        """While another live process holds the job, follow it in the store instead (an ended
-        job too when `ended_too`: one that process is running again)."""
+        """Follow the job in the store while another live process holds it (an ended job too
+        when `ended_too`: one that process is running again), until it ends or this run holds
+        its lease: taken once free or lapsed, or at once from a process that is gone. A job
+        not ended is returned only held by this run: never is it run or followed without."""
         looks, began = 0, self.clock()
-        while (ended_too or not job.state.is_terminal) and self._held_elsewhere(job):
+        while ended_too or not job.state.is_terminal:
+            if not self._held_elsewhere(job):
+                if job.state.is_terminal or self._holds(job):
+                    return job  # (an ended one: `_claim_rerun` takes it, if it runs again)
+                taken = yield from self._take(job)
+                if taken is not None:
+                    return taken
+                # Another process took it first: watch it as any holder's.
             if self.clock() >= deadline:
                 task = job.task
                 if task is None or task.status.is_terminal:  # (an ended job's earlier task)
@@ -358,9 +368,27 @@ class Jobs:
             looks += 1
             found = yield Record(reads.load(job.key), read=True)
             job = found if found is not None else job
-            if not self._held_elsewhere(job) and not job.state.is_terminal:
-                yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
         return job
+
+    def _take(self, job: JobRecord) -> Flow[JobRecord | None]:
+        """Take the job's lease: free, lapsed or this run's, or held by a process that is gone
+        (taken over at once, if it is still that process's: of two runs that find it so, one
+        gets it). The job as this run now holds it; None: another process does (or it ended)."""
+        holder, now = job.lease_owner, self.wall()
+        gone = holder is not None and holder != self.owner and not owner_alive(holder)
+        dead = holder if gone else None
+        take = procs.take_lease(job.key, self.owner, self.lease_s, now, dead=dead)
+        if not (yield Record(take)):
+            return None
+        until = from_epoch(now + self.lease_s)
+        return job.model_copy(update={"lease_owner": self.owner, "lease_until": until})
+
+    def _holds(self, job: JobRecord) -> bool:
+        """Whether this run holds the job's lease, as `job` was read."""
+        until = job.lease_until
+        if job.lease_owner != self.owner or until is None:
+            return False
+        return until.timestamp() > self.wall()
 
     def _held_elsewhere(self, job: JobRecord) -> bool:
         if job.lease_owner in (None, self.owner) or job.lease_until is None:

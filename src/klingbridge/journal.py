@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from .admission import OnWait
-from .errors import KlingBridgeError, TaskFailed
+from .errors import KlingBridgeError, LeaseLost, TaskFailed
 from .flows import Clock, Flow, Record
 from .models import Cost, Task, TaskStatus
 from .store import procs
@@ -168,12 +168,16 @@ class Journal:
         return result
 
     def heartbeat(self) -> Record | None:
-        """Renew the lease once a third of it has passed (called before each poll's pause)."""
+        """Renew the lease once a third of it has passed (called before each poll's pause).
+
+        The store raises `LeaseLost` into the flow, where the operation is yielded, if the
+        lease is no longer this run's: another process has taken the job over, and this run
+        stops (it must not create again, nor record the job's end)."""
         now = self.wall()
         if now - self.renewed < self.lease_s / 3:
             return None
         self.renewed = now
-        return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
+        return Record(procs.keep_lease(self.key, self.owner, self.lease_s, now))
 
     def close(
         self,
@@ -187,8 +191,11 @@ class Journal:
         """Record how the run ended; a job whose task or create is still open is only let go.
 
         `ended`: the attempt's final task (under `external_id`), not recorded yet: written in the
-        same transaction as the job's end (one commit instead of two).
+        same transaction as the job's end (one commit instead of two). A run that lost its
+        lease (`LeaseLost`) records nothing: the job is the process's that holds it now.
         """
+        if isinstance(error, LeaseLost):
+            return
         if state is None and not (run.open_task or run.unsettled):
             if run.unknown:
                 state = JobState.UNKNOWN

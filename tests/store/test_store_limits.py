@@ -46,6 +46,7 @@ def ask(
     provider: str = "piapi",
     route: str | None = None,
     now: float | None = None,
+    owner: str = "me",
 ) -> Ask:
     return Ask(
         key=key,
@@ -53,7 +54,7 @@ def ask(
         route=route,
         external_id=f"x-{key}",
         quoted=quoted,
-        owner="me",
+        owner=owner,
         now=time.time() if now is None else now,
         budgets=budgets,
         max_concurrent=max_concurrent,
@@ -147,7 +148,7 @@ def test_slots_are_handed_out_in_the_order_creates_asked(store: TaskStore) -> No
 
 def test_a_dead_process_lets_its_slot_go_when_its_lease_expires(store: TaskStore) -> None:
     job(store, "dead", owner="gone", lease_s=0.01)
-    store.run(admit(ask("dead", budgets=(), max_concurrent=1)))
+    store.run(admit(ask("dead", budgets=(), max_concurrent=1, owner="gone")))
     job(store, "live")
     time.sleep(0.05)
     assert isinstance(store.run(admit(ask("live", budgets=(), max_concurrent=1))), Admitted)

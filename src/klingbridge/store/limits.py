@@ -2,8 +2,9 @@
 
 `admit` is the one door to a create: in ONE transaction it checks the provider's shared
 cooldown, every budget the create counts in, and the provider's concurrency slots, and only then
-writes the attempt's intent (procs.intent). Two processes racing for the last dollars or the
-last slot are serialized by the transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock
+writes the attempt's intent (procs.intent), if the job's lease is still the asker's (else
+`LeaseLost`: another process took the job over). Two processes racing for the last dollars or
+the last slot are serialized by the transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock
 up front; on PostgreSQL, when budgets or slots apply, the first statement updates the
 `kb_limits` row, a row lock held to the commit, so the second admission reads what the first one
 wrote (with neither, only the cooldown is read and admissions do not queue on that row).
@@ -110,9 +111,10 @@ def admit(ask: Ask) -> Proc[Verdict]:
         wait = yield from _take_slot(ask, ask.max_concurrent)
         if wait is not None:
             return wait
-    seq = yield from intent(
-        ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent
-    )
+    seq = yield from intent(  # (`LeaseLost` if the job is no longer this run's)
+        ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent,
+        owner=ask.owner,
+    )  # fmt: skip
     return Admitted(seq)
 
 
