@@ -87,7 +87,7 @@ class Following:
             observe=observe if unrecorded is None else Deferring(observe, unrecorded),
             # pacing only for a task created just now: a resumed one may be near its end
             pace=None if recovered else self._pace(provider.name, request.kind),
-            started=started,
+            started=started, lease_s=journal.lease_s,
         )  # fmt: skip
 
     def _followed(

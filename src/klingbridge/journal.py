@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .admission import OnWait
 from .errors import KlingBridgeError, LeaseLost, TaskFailed
-from .flows import Clock, Flow, Record
+from .flows import Clock, Flow, Record, Sleep
 from .models import Cost, Task, TaskStatus
 from .store import procs
 from .store.records import AttemptRecord, JobState
@@ -178,6 +178,19 @@ class Journal:
             return None
         self.renewed = now
         return Record(procs.keep_lease(self.key, self.owner, self.lease_s, now))
+
+    def pause(self, seconds: float) -> Flow[None]:
+        """Sleep `seconds` keeping the lease: the heartbeat first, then again after each third
+        of the lease, should the pause be longer (a create's backoffs add up past a lease)."""
+        while True:
+            beat = self.heartbeat()
+            if beat is not None:
+                yield beat
+            if seconds <= self.lease_s / 3:
+                break
+            yield Sleep(self.lease_s / 3)
+            seconds -= self.lease_s / 3
+        yield Sleep(seconds)
 
     def close(
         self,

@@ -21,9 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from core_support import EchoProvider
 
-from klingbridge import Client, KlingBridgeError, PollPolicy, SoundRequest, errors
+from klingbridge import (
+    Client,
+    KlingBridgeError,
+    PollPolicy,
+    SoundRequest,
+    Task,
+    TaskStatus,
+    errors,
+    flows,
+)
+from klingbridge.cli.app import fail_with
 from klingbridge.config import Config, RetryPolicy, Route
+from klingbridge.flows import Poll, Queued, Record, Sleep
+from klingbridge.journal import Journal
 from klingbridge.store import JobState
 from klingbridge.store.sql import Sql
 
@@ -165,3 +179,64 @@ def test_a_run_that_lost_its_lease_stops_and_does_not_create_again(tmp_path: Pat
         ("kling", "failed"),
         ("piapi", "succeeded"),
     ]
+
+
+def _drive(flow: Any, time: list[float]) -> list[str]:
+    """Run a sans-IO flow by hand: sleeps advance `time`, the task ends at its first poll.
+    Returns what it yielded, in order ("sleep 20", "beat", "poll")."""
+    done = Task(provider="echo", id="e-1", kind="sound", status=TaskStatus.SUCCEEDED)
+    seen: list[str] = []
+    answer: Any = None
+    while True:
+        try:
+            op = flow.send(answer)
+        except StopIteration:
+            return seen
+        answer = None
+        if isinstance(op, Sleep):
+            seen.append(f"sleep {op.seconds:g}")
+            time[0] += op.seconds
+        elif isinstance(op, Poll):
+            seen.append("poll")
+            answer = (None, done)
+        elif isinstance(op, Queued):
+            answer = 0.0
+        else:
+            assert isinstance(op, Record)  # the heartbeat's renewal
+            seen.append("beat")
+
+
+BEAT = Record(iter(()))  # what the heartbeat below returns: renew the lease
+
+
+def test_a_poll_pause_longer_than_the_lease_keeps_the_lease() -> None:
+    """`[poll] maximum = 300` against a 60 s lease: the pause is slept in thirds of the
+    lease, the heartbeat asked between them (it renews once a third has passed)."""
+    time = [0.0]
+    running = Task(provider="echo", id="e-1", kind="sound", status=TaskStatus.RUNNING)
+    flow = flows.wait(
+        EchoProvider(), running, timeout=3600, poll=PollPolicy(initial=300, maximum=300),
+        clock=lambda: time[0], heartbeat=lambda: BEAT, lease_s=60,
+    )  # fmt: skip
+    assert _drive(flow, time) == ["beat"] + ["sleep 20", "beat"] * 14 + ["sleep 20", "poll"]
+
+
+def test_a_creates_backoff_keeps_the_lease() -> None:
+    time = [0.0]
+    journal = Journal(key="k", owner="me", lease_s=60, wall=lambda: time[0], renewed=0.0)
+    # Renewed at 0: again at 20 and 40 (each third of the lease), whatever the backoff's length.
+    assert _drive(journal.pause(50), time) == ["sleep 20", "beat", "sleep 20", "beat", "sleep 10"]
+    assert _drive(journal.pause(5), time) == ["sleep 5"]  # (renewed 10 s ago)
+    time[0] = 60.0
+    assert _drive(journal.pause(1), time) == ["beat", "sleep 1"]
+
+
+def test_the_cli_says_so_in_one_line_and_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        fail_with(errors.LeaseLost("k", "host:123:ab"))
+    assert exited.value.code == 4
+    line = " ".join(capsys.readouterr().err.split())
+    assert line == (
+        "error: job k is now run by another process (host:123:ab): this run lost its lease "
+        "and stopped without sending anything more; klingbridge wait k follows it to its end"
+    )

@@ -86,6 +86,12 @@ def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None
         raise LeaseLost(rows[0][0], rows[0][1])
 
 
+def sent_by(owner: str, external_id: str, now: float) -> Proc[None]:
+    """`sent` for `owner`'s run, its arguments in the order a queued create's mark binds them
+    (`functools.partial` with positional arguments only: the smallest held while it queues)."""
+    yield from sent(external_id, now, owner=owner)
+
+
 def unsent(external_id: str, now: float) -> Proc[None]:
     """A create committed `sent` that waits in the client's queue before it leaves: `intent`
     again until then (surely not sent: a process that dies meanwhile leaves it to be sent,
