@@ -133,17 +133,19 @@ class WorkerMeanwhile(Vendors):
                 worker.resume_dispatch("k")
 
 
-def test_wait_takes_a_dead_processes_lease_over_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["wait", "generate --key"])
+def test_a_dead_processes_lease_is_taken_over_at_once(tmp_path: Path, command: str) -> None:
     vendors = WorkerMeanwhile(f"sqlite:///{tmp_path / 'tasks.db'}", dead_owner())
     with client(vendors) as generate:  # the run then killed (kill -9) while it follows k1
         generate.dispatch(SOUND, key="k", detach=True)
         assert generate.store is not None
         generate.store.run(sql("UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ?",
                                vendors.dead, time.time() + 60, "k"))  # fmt: skip
-    with client(vendors) as wait:  # klingbridge wait k, at once
+    with client(vendors) as again:  # klingbridge wait k (or generate --key k), at once
         vendors.following = True
-        result = wait.resume_dispatch("k")
-        (job,) = wait.tasks()
+        wait = command == "wait"
+        result = again.resume_dispatch("k") if wait else again.dispatch(SOUND, key="k")
+        (job,) = again.tasks()
     assert vendors.posts == {"kling": 1, "piapi": 1}, f"creates: {vendors.posts}"
     assert vendors.claimed == []  # held by `wait` from its start: the worker had nothing
     assert result.task.id == "p1" and job.state is JobState.SUCCEEDED
