@@ -79,7 +79,7 @@ class Following:
             return storefirst.wait(
                 provider, task, trial.external_id, plan=store_first, timeout=timeout,
                 clock=self.clock, on_update=changed, observe=observe,
-                heartbeat=journal.heartbeat,
+                heartbeat=journal.heartbeat, lease_s=journal.lease_s,
             )  # fmt: skip
         return flows.wait(
             provider, task, timeout=timeout, poll=self.poll, clock=self.clock,

@@ -300,6 +300,7 @@ class Jobs:
         if latest is None or latest.task is None:
             raise KlingBridgeError(f"job {job.key} has no vendor task to follow")
         external_id = latest.external_id
+        journal = self._journal(job.key, job.route, job.provider)  # (its lease, kept)
         task = yield from flows.wait(
             self.router.providers(latest.provider),
             latest.task,
@@ -308,6 +309,8 @@ class Jobs:
             clock=self.clock,
             on_update=on_update,
             observe=lambda found: Record(procs.observe(external_id, found, self.wall())),
+            heartbeat=journal.heartbeat,
+            lease_s=self.lease_s,
         )
         state = JobState(task.status.value)
         yield Record(procs.finish(job.key, state, self.wall(), owner=self.owner))
