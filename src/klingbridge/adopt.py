@@ -14,6 +14,7 @@ from collections.abc import Callable
 from . import flows
 from .errors import KlingBridgeError, NotFoundError
 from .flows import Clock, Flow, Record
+from .models import TaskStatus
 from .provider import Provider
 from .store import procs, reads
 from .store.records import AttemptState, JobRecord, JobState
@@ -31,8 +32,10 @@ def adopt(
     """Record vendor task `task_id` as the task of the job's latest create whose outcome is
     unknown, and return the job as it then stands. The task must exist, be of the job's kind
     and be no other job's. A job still open ends with the task if it has ended; one that has
-    ended already (a route that went on to another provider) only gains the task's record
-    and charge, so its task must have ended."""
+    ended already (a route that went on to another provider, a `--resubmit`) gains the task's
+    record and charge, so its task must have ended. A task that succeeded is the job's result
+    either way: the job succeeds (one that failed or was cancelled since too), as a callback
+    saying so would make it (`procs.task_succeeded`)."""
     lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
     if lost is None:
         raise KlingBridgeError(
@@ -62,6 +65,8 @@ def adopt(
     if task.status.is_terminal and not ended:  # the job ends with it, as a run would end it
         end = procs.finish(job.key, JobState(task.status.value), now, owner=owner)
         adopted = procs.chain(adopted, end)
+    elif task.status is TaskStatus.SUCCEEDED and job.state is not JobState.SUCCEEDED:
+        adopted = procs.chain(adopted, procs.task_succeeded(job.key, now))  # success is final
     yield Record(adopted)
     found: JobRecord | None = yield Record(reads.load(job.key), read=True)
     assert found is not None  # (a job is never deleted)

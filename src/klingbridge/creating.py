@@ -34,6 +34,9 @@ from .store.sql import Proc
 Emit = Callable[[Event], None]
 Mark = Callable[[float], Proc[None]]
 
+#: Recorded attempts whose task is the one to go on from (`_reach`).
+_KNOWN = (AttemptState.CREATED, AttemptState.FAILED, AttemptState.CANCELLED)
+
 
 class Creating:
     """The create half of `Router`: what it needs from the router is these three attributes."""
@@ -55,8 +58,8 @@ class Creating:
         """The flow to the attempt's vendor task: created now, found by external id, or already
         known; each records it. Hands the flow over rather than wrapping it: each of 10,000
         creates waiting for their turn holds one generator frame less."""
-        if start is not None and start.state is AttemptState.CREATED and start.task is not None:
-            return known(start.task)
+        if start is not None and start.task is not None and start.state in _KNOWN:
+            return known(start.task)  # (open, or ended with the job left open: the route decides)
         if start is not None and start.state is AttemptState.SENT:
             return self._recover(provider, request, journal, trial, callback_url, patience)
         # A fresh attempt (no start) was admitted as `sent` already (router: `Seat.sent`).
@@ -105,7 +108,10 @@ class Creating:
         (task, recovered).
 
         `sent`: the attempt is committed as `sent` already (with its admission), so the first
-        try does not record it again; every retry does.
+        try does not record it again; every retry does. A try that surely created nothing
+        (refused, or not found by its external id) puts the attempt back to `intent` for its
+        backoff (`procs.unsent`): a process stopped there leaves a create to send, not one that
+        "may have been received".
 
         A refusal for full slots (`ConcurrencyLimitError`) is waited out with backoff until the
         deadline in `patience`, not counted as a try, unless the route falls back on it.
@@ -131,7 +137,9 @@ class Creating:
                 return task, False
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
-                    yield from self._wait_out_full(provider, error, full, deadline, journal)
+                    yield from self._wait_out_full(
+                        provider, error, full, deadline, journal, external_id
+                    )
                     full += 1
                     continue
                 if maybe_created(error):
@@ -150,6 +158,7 @@ class Creating:
                     raise  # (a vendor asking for a longer wait than we allow: fall back now)
                 delay = backoff.delay(attempt, wait_asked)
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
+            yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
             yield from journal.pause(delay)  # (the lease kept: backoffs add up past it)
             attempt += 1
 
@@ -160,14 +169,21 @@ class Creating:
         waits: int,
         deadline: float,
         journal: Journal,
+        external_id: str,
     ) -> Flow[None]:
         """The vendor's slots are full: another task ending frees one. Wait (its Retry-After,
-        else backoff), keeping the job's lease; re-raise when the run's deadline comes first."""
+        else backoff), keeping the job's lease; re-raise when the run's deadline comes first.
+
+        A refusal created nothing: for the wait the attempt is `intent` again (`procs.unsent`),
+        so that a process stopped meanwhile (Ctrl-C, a worker stopped, killed) leaves a create
+        to send, not one that "may have been received" (`unknown` where the vendor cannot be
+        asked). The next try records `sent` again before it sends."""
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         delay = backoff.delay(min(waits, 5), error.retry_after)
         if self.clock() + delay > deadline:
             raise error
         self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        yield Record(procs.unsent(external_id, journal.wall()))
         yield from journal.pause(delay)
 
     def _look_up(

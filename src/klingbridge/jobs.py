@@ -10,7 +10,10 @@ second vendor task: the job's recorded state says what to do.
     an attempt in `sent`            its answer was lost: ask the vendor for its external id
                                     (found: adopt it; surely absent: create with that same id;
                                     vendor cannot be asked: `unknown`)
-    an attempt in `created`         wait for the vendor task
+    an attempt in `created`         wait for the vendor task (the latest such, first)
+    a `sent` one the route left     looked up only: recorded if found, else ended `error`
+    a task ended, the job left open the route decides, as the run would have: the job's
+                                    failure, or the next provider (resuming.py)
     `unknown`                       stop and say what to check; `resubmit=True` creates anew
     crashed between attempts        route the request again (each attempt is recorded)
     failed before any vendor task   route the request again (nothing was paid)
@@ -38,6 +41,7 @@ from .journal import Journal, RunResult
 from .models import Request
 from .outcomes import recorded_result, unknown_outcome
 from .owners import owner_alive
+from .resuming import resume_point, settle_passed
 from .router import Router
 from .store import procs, reads
 from .store.records import AttemptState, JobRecord, JobState, from_epoch
@@ -264,7 +268,8 @@ class Jobs:
             if other is not None and other.state.is_terminal:  # another process ran it again
                 return recorded_result(other)
             job = other or job  # (that run stopped half-way: its attempt is carried on)
-        if job.request is None:  # imported from the old ledger: only its task can be followed
+        request = job.request
+        if request is None:  # imported from the old ledger: only its task can be followed
             return (yield from self._follow_only(job, deadline, on_update))
         latest = job.attempt
         if latest is not None and latest.state is AttemptState.SUCCEEDED:
@@ -273,16 +278,17 @@ class Jobs:
             return recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
         lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
         if job.state is JobState.UNKNOWN and lost is not None and not again.resubmit:
+            yield Record(procs.release(self.owner, [job.key]))  # (free for `wait K --task-id`)
             raise unknown_outcome(job, lost)  # (whichever attempt it was: a route fell back)
-        # An open attempt first, the earliest: a create whose answer is still to be resolved
-        # (a route that went on meanwhile) is resolved before anything is created anew.
-        resume = next((a for a in job.attempts if a.state.is_open), None)
+        if (yield from settle_passed(self.router, job, self.wall)):
+            job = (yield Record(reads.load(job.key), read=True)) or job
+        resume = resume_point(job)  # (resuming.py: a paid task first, never a second create)
         if on_update is not None and resume is not None and resume.task is not None:
             on_update(resume.task)
         journal.route = self._route_name(job.route, job.provider)  # the job's, as `plan` is
         return (
             yield from self.router.run(
-                job.request,
+                request,
                 plan,
                 journal=journal,
                 timeout=max(0.0, deadline - self.clock()),

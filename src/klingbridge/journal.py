@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from .admission import OnWait
 from .errors import KlingBridgeError, LeaseLost, TaskFailed
 from .flows import Clock, Flow, Record, Sleep
-from .models import Cost, Task, TaskStatus
+from .models import Cost, Task
 from .store import procs
 from .store.records import AttemptRecord, JobState
 from .store.sql import Proc
@@ -210,11 +210,11 @@ class Journal:
         if isinstance(error, LeaseLost):
             return
         if state is None and not (run.open_task or run.unsettled):
+            ended = error.task if isinstance(error, TaskFailed) else run.last_task
             if run.unknown:
                 state = JobState.UNKNOWN
-            elif isinstance(error, TaskFailed) and error.task is not None:
-                cancelled = error.task.status is TaskStatus.CANCELLED
-                state = JobState.CANCELLED if cancelled else JobState.FAILED
+            elif ended is not None and ended.status.is_terminal:  # (then the caller broke)
+                state = JobState(ended.status.value)
             else:
                 state = JobState.FAILED
         now = self.wall()

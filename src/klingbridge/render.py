@@ -180,7 +180,10 @@ def print_task(task: Task) -> None:
 
 def print_result(result: RunResult, verbose: bool) -> None:
     print_task(result.task)
-    quoted = result.attempts[-1].quoted if result.attempts else None
+    task = result.task  # (the attempt that made it: not always the last one, see JobRecord.task)
+    made = [a for a in result.attempts if (a.provider, a.task_id) == (task.provider, task.id)]
+    shown = made or result.attempts
+    quoted = shown[-1].quoted if shown else None
     console.print(Text(f"quoted {cost_text(quoted)}; charged {cost_text(result.task.cost)}"))
     if verbose:
         print_attempts(result.attempts, False)

@@ -246,6 +246,7 @@ class Router(Creating, Following):
         except Exception as error:
             if unrecorded:  # the wait saw the end, then something broke: record the end first
                 yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
+                run.last_task, run.open_task = unrecorded[-1], False  # (the job ends as it did)
             known = self._paid_for(error, name, task, run, trial)
             if known is error:
                 raise

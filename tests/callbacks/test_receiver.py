@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,18 @@ import pytest
 from callbacks_support import (
     KLING_SECRET,
     PIAPI_SECRET,
+    REQUEST,
     kling_body,
     kling_headers,
     piapi_body,
     seed_job,
 )
 
-from klingbridge import AsyncClient
+from klingbridge import AsyncClient, Task, TaskStatus
 from klingbridge.callbacks import app
 from klingbridge.config import Config
-from klingbridge.store import JobState, TaskStore, open_store
+from klingbridge.outcomes import recorded_result
+from klingbridge.store import JobState, TaskStore, open_store, procs
 from klingbridge.store import callbacks as recorded
 
 
@@ -111,6 +114,36 @@ def test_a_signed_kling_callback_records_the_result(store: TaskStore) -> None:
     assert job.task is not None and job.task.outputs and job.task.kind == "sound"
     assert job.attempt is not None and job.attempt.charged is not None  # the charge, recorded
     assert history(store) == ["queued", "succeeded"]
+
+
+@pytest.mark.parametrize("since", ["running", "failed"])
+def test_a_signed_success_of_an_earlier_attempt_is_the_jobs_result(
+    store: TaskStore, since: str
+) -> None:
+    """A route fell back after a Kling create whose answer was lost and could not be looked up
+    (still `sent`); the PiAPI task it went on to failed (the job `running`, as that run leaves
+    it, or `failed` since). Kling then says, signed, that its task succeeded: the job has
+    succeeded, and its result is that task (returned, saved, shown), not PiAPI's failed one."""
+    now = time.time()
+    store.run(procs.begin("job-1", REQUEST, route="default", provider=None, out_dir=None,
+                          owner="elsewhere", lease_s=0.001, now=now))  # fmt: skip
+    store.run(procs.intent("job-1", "kling", "x-1", None, now, sent=True))
+    store.run(procs.intent("job-1", "piapi", "x-2", None, now, sent=True))
+    for status in (TaskStatus.QUEUED, TaskStatus.FAILED):
+        task = Task(provider="piapi", id="P-2", kind="sound", status=status)
+        store.run(procs.observe("x-2", task, now))
+    if since == "failed":
+        store.run(procs.finish("job-1", JobState.FAILED, now, error="piapi task P-2 failed"))
+    answer = Harness(store).kling(kling_body("K-1", "succeed", external_id="x-1"))
+    assert (answer.status_code, answer.json()["effect"]) == (200, "changed")
+    job = store.job("job-1")
+    assert job is not None and job.state is JobState.SUCCEEDED and job.error is None
+    assert [(a.provider, a.state.value) for a in job.attempts] == [
+        ("kling", "succeeded"), ("piapi", "failed"),
+    ]  # fmt: skip
+    assert job.task is not None and (job.task.id, job.task.status) == ("K-1", TaskStatus.SUCCEEDED)
+    assert recorded_result(job).task.id == "K-1"  # what `wait` returns and the worker saves
+    assert (job.summary()["provider"], job.summary()["task_id"]) == ("kling", "K-1")
 
 
 def test_duplicates_and_late_deliveries_change_nothing(store: TaskStore) -> None:

@@ -15,6 +15,7 @@ import pytest
 from core_support import EchoPlugin, job
 
 from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest, TaskFailed, ValidationError
+from klingbridge.config import Config, RetryPolicy
 from klingbridge.store import IdempotencyConflict, JobState
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
@@ -163,3 +164,54 @@ def test_a_request_the_provider_refuses_ends_its_job_and_lets_it_go(
     (record,) = call(vendor, store, "tasks")
     assert record.state is JobState.FAILED and record.lease_owner is None  # no worker retries it
     assert vendor.creates == 0
+
+
+@pytest.mark.parametrize("runner", ["sync", "async"])
+def test_a_refused_create_stopped_in_its_backoff_is_sent_later_not_unknown(
+    tmp_path: Path, runner: str
+) -> None:
+    """A create refused (429: surely no task) waits out a backoff before its retry. A process
+    stopped in that wait (Ctrl-C; a batch or a worker stopped: the async run cancelled) leaves
+    the attempt `intent`, a create to send, not `sent` ("may have been received"): that is
+    `unknown` on a vendor that cannot be asked by external id (echo, as PiAPI), a job left to a
+    human for nothing."""
+    vendor, store = Vendor(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    refused: list[httpx.Request] = []
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            refused.append(request)
+            return httpx.Response(429, json={"error": {"reason": "slow down"}})
+        return vendor(request)
+
+    config = Config(retry=RetryPolicy(attempts=3, base_delay=1, max_delay=30))
+    options: dict[str, Any] = dict(plugins=[EchoPlugin()], transport=httpx.MockTransport(refusing),
+                                   poll=FAST, store=store, config=config)  # fmt: skip
+    if runner == "sync":
+
+        def interrupt(seconds: float) -> None:
+            raise KeyboardInterrupt  # Ctrl-C during the backoff after the 429
+
+        with Client("echo", sleep=interrupt, **options) as client:
+            with pytest.raises(KeyboardInterrupt):
+                client.run(RAIN, key="k")
+            client.let_go("k")  # (what generate does on Ctrl-C)
+    else:
+
+        async def stop(seconds: float) -> None:
+            raise asyncio.CancelledError  # a worker stopped during the backoff
+
+        async def main() -> None:
+            async with AsyncClient("echo", sleep=stop, **options) as client:
+                with pytest.raises(asyncio.CancelledError):
+                    await client.run(RAIN, key="k")
+                client.let_go("k")  # (what a stopped worker does)
+
+        asyncio.run(main())
+    (record,) = run_sync(vendor, store, "tasks")
+    assert len(refused) == 1
+    assert [a.state.value for a in record.attempts] == ["intent"]
+    assert run_sync(vendor, store, "resume", "k").status.value == "succeeded"  # `wait k`
+    assert vendor.creates == 1
+    (record,) = run_sync(vendor, store, "tasks")
+    assert record.state is JobState.SUCCEEDED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -149,6 +150,41 @@ def test_unknown_create_does_not_fall_back_unless_the_route_allows_it() -> None:
         ("piapi", "unknown"),
         ("kling", "succeeded"),
     ]
+
+
+@pytest.mark.parametrize("message", ["too many requests", "concurrent task limit reached"])
+def test_a_piapi_create_refused_then_stopped_in_its_wait_is_not_unknown(
+    tmp_path: Path, message: str
+) -> None:
+    """PiAPI refuses a create with 429 (rate limited, or its task slots full): no task was made.
+    A run stopped while it waits to try again (Ctrl-C in a rate-limited batch) leaves the
+    attempt `intent`: `wait` sends it, where a `sent` one would be `unknown` (PiAPI cannot be
+    asked by external id) and left to a human."""
+    posts: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(request)
+            if len(posts) == 1:
+                return httpx.Response(429, json={"code": 429, "data": None, "message": message})
+        return piapi_completed("p1", consume=700000)
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    config = Config(providers={"piapi": dict(PIAPI)},
+                    routes={"default": Route(providers=["piapi"])},
+                    retry=RetryPolicy(attempts=3, base_delay=1, max_delay=30))  # fmt: skip
+    with Client(config=config, transport=httpx.MockTransport(handler), poll=PollPolicy(initial=0),
+                store=store, sleep=interrupt) as kb:  # fmt: skip
+        with pytest.raises(KeyboardInterrupt):
+            kb.run(SOUND, key="k")
+        kb.let_go("k")
+        (job,) = kb.tasks()
+        assert [a.state.value for a in job.attempts] == ["intent"]
+        assert kb.resume("k").id == "p1"  # `wait k`: sent now, once
+    assert len(posts) == 2
 
 
 def test_retry_after_longer_than_allowed_falls_back_at_once() -> None:

@@ -279,6 +279,42 @@ def test_a_lost_create_before_a_fallback_is_never_created_again_unasked(
     assert vendor.state()["creates"]["piapi"] == 1
 
 
+def test_a_lost_create_found_by_hand_after_a_failed_fallback_is_the_jobs_result(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    """Route [piapi, kling] with fallback: PiAPI's answer is lost, the Kling task it fell back
+    to fails (the job is `unknown`). The PiAPI task, found in the dashboard, succeeded: `wait
+    --task-id` gives it, saves its files, and `tasks` shows it (not Kling's failed task)."""
+    route = config_toml(vendor, route=["piapi", "kling"])
+    cli.write(
+        route.replace(
+            'providers = ["piapi", "kling"]',
+            'providers = ["piapi", "kling"]\nfallback_after_lost_create = true',
+        )
+    )
+    vendor.set_faults({
+        "piapi": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}],
+        "kling": [{"fault": "task_fail_internal", "count": 1}],
+    })  # fmt: skip
+    first = cli("generate", "sound", "rain", "--duration", "5", "--key", "k")
+    assert first.exit_code == 1, first
+    assert [(t["key"], t["status"]) for t in cli("tasks", "--json").json()] == [("k", "unknown")]
+    made = [t for t in httpx.get(f"{vendor.base_url}/_sim/tasks").json() if t["vendor"] == "piapi"]
+    (piapi_task,) = made
+    out = tmp_path / "clips"
+    adopted = cli("wait", "k", "--task-id", piapi_task["task_id"], "--out", str(out), "--json")
+    assert adopted.exit_code == 0, adopted
+    assert (adopted.json()["provider"], adopted.json()["id"]) == ("piapi", piapi_task["task_id"])
+    assert adopted.json()["status"] == "succeeded" and adopted.json()["saved"]
+    assert len(list(out.iterdir())) == len(adopted.json()["saved"])
+    (row,) = cli("tasks", "--json").json()
+    assert (row["status"], row["provider"], row["task_id"]) == (
+        "succeeded", "piapi", piapi_task["task_id"],
+    )  # fmt: skip
+    listing = cli("tasks")
+    assert "piapi: $0.0700 charged" in listing.stdout, listing
+
+
 def test_a_kling_create_whose_answer_was_lost_is_adopted(cli: Cli, vendor: Any) -> None:
     vendor.set_faults({"kling": [{"fault": "drop", "on": "create", "phase": "after", "count": 1}]})
     run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "kling", "--json")

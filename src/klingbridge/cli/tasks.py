@@ -145,10 +145,11 @@ def _table(records: list[JobRecord], where: str) -> None:
         )
     print_listing(table)
     charged: dict[str, float] = {}
-    for job in records:
-        latest = job.attempt
-        if latest is not None and job.charged_usd is not None:
-            charged[latest.provider] = charged.get(latest.provider, 0.0) + job.charged_usd
+    for job in records:  # each attempt's charge to its own provider (a route may use two)
+        for attempt in job.attempts:
+            paid = attempt.charged.usd if attempt.charged is not None else None
+            if paid is not None:
+                charged[attempt.provider] = charged.get(attempt.provider, 0.0) + float(paid)
     for name, usd in sorted(charged.items()):
         console.print(Text(f"{name}: ${usd:.4f} charged over the jobs shown"))
 

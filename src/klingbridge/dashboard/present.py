@@ -84,11 +84,11 @@ def media_length(job: JobRecord) -> float | None:
 
 def row(job: JobRecord, now: datetime) -> dict[str, Any]:
     """One line of the task list."""
-    latest = job.attempt
+    shown = job.result_attempt
     return {
         "key": job.key,
-        "provider": latest.provider if latest else (job.provider or "–"),
-        "task_id": (latest.task_id if latest else None) or "–",
+        "provider": shown.provider if shown else (job.provider or "–"),
+        "task_id": (shown.task_id if shown else None) or "–",
         "kind": job.kind,
         "status": job.state.value,
         "length": seconds(media_length(job)),
@@ -213,8 +213,8 @@ def _made_at(job: JobRecord) -> datetime:
     task = job.task
     if task is not None and task.created_at is not None:
         return task.created_at
-    latest = job.attempt
-    return latest.created_at if latest is not None else job.created_at
+    shown = job.result_attempt
+    return shown.created_at if shown is not None else job.created_at
 
 
 def _expiry(provider: str, made: datetime, now: datetime, lifetimes: dict[str, timedelta]) -> str:

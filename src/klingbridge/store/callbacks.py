@@ -124,13 +124,10 @@ def apply(provider: str, delivery_id: str, task: Task, body: str, now: float) ->
     recorded = yield from procs.observe(external_id, task, now)
     changed = recorded and (before is None or _news(before, task))
     if changed and task.status is TaskStatus.SUCCEEDED:
-        # Succeeded is final for the job whatever its route; a failure may still be resubmitted
-        # by the route, so the process running the job (or a worker) closes it then.
-        yield Sql(
-            "UPDATE kb_jobs SET state = 'succeeded', updated_at = ? WHERE key = ?"
-            " AND state IN ('pending', 'running', 'unknown')",
-            (now, job_key),
-        )
+        # Succeeded is final for the job whatever its route (a job that failed or is `unknown`
+        # since this create too); a failure may still be resubmitted by the route, so the
+        # process running the job (or a worker) closes it then.
+        yield from procs.task_succeeded(job_key, now)
     effect = Effect.CHANGED if changed else Effect.UNCHANGED
     yield from _outcome(provider, delivery_id, effect)
     return Applied(effect, job_key, task)

@@ -47,6 +47,7 @@ __all__ = [
     "sent_by",
     "set_meta",
     "take_lease",
+    "task_succeeded",
     "unsent",
 ]
 
@@ -173,6 +174,18 @@ def finish(
         " WHERE key = ?" + ("" if owner is None else " AND lease_owner = ?"),
         (state.value, error, now, owner, saving, owner, saving, key)
         + (() if owner is None else (owner,)),
+    )
+
+
+def task_succeeded(key: str, now: float) -> Proc[None]:
+    """One of the job's tasks succeeded: the job has, whatever its route did after that create
+    (a lost create found since, by `wait --task-id` or a callback, after a fallback or a
+    `--resubmit` whose task failed). Success is final: a job that failed, was cancelled or is
+    `unknown` succeeds too (else `--retry-failed` would pay again for what was delivered)."""
+    yield Sql(
+        "UPDATE kb_jobs SET state = 'succeeded', error = NULL, updated_at = ?"
+        " WHERE key = ? AND state <> 'succeeded'",
+        (now, key),
     )
 
 

@@ -89,6 +89,11 @@ class AttemptRecord(_Record):
     updated_at: datetime
 
     @property
+    def succeeded(self) -> bool:
+        """Whether this attempt's task succeeded (and is recorded)."""
+        return self.state is AttemptState.SUCCEEDED and self.task is not None
+
+    @property
     def chargeable(self) -> bool:
         """Whether this attempt may cost money: not one refused before any vendor task existed,
         nor a task that failed or was cancelled and that the vendor charged nothing for."""
@@ -124,12 +129,27 @@ class JobRecord(_Record):
 
     @property
     def attempt(self) -> AttemptRecord | None:
-        """The latest attempt, the one that speaks for the job."""
+        """The latest attempt (the job's result may be an earlier one's: `result_attempt`)."""
         return self.attempts[-1] if self.attempts else None
 
     @property
+    def result_attempt(self) -> AttemptRecord | None:
+        """The attempt whose task is the job's result: for a job that succeeded, the attempt
+        whose task succeeded (a route may have gone on after a create whose outcome was unknown
+        then, found to have succeeded since: `wait --task-id`, a callback); else the latest."""
+        if self.state is JobState.SUCCEEDED:
+            won = next((a for a in reversed(self.attempts) if a.succeeded), None)
+            if won is not None:
+                return won
+        return self.attempt
+
+    @property
     def task(self) -> Task | None:
-        """The latest vendor task known for this job."""
+        """The job's vendor task: for a job that succeeded, the task that succeeded (what is
+        returned, saved and shown), else the latest one known."""
+        chosen = self.result_attempt
+        if chosen is not None and chosen.succeeded:
+            return chosen.task
         return next((a.task for a in reversed(self.attempts) if a.task is not None), None)
 
     @property
@@ -145,11 +165,11 @@ class JobRecord(_Record):
 
     def summary(self) -> dict[str, Any]:
         """The row `klingbridge tasks --json` prints."""
-        latest = self.attempt
+        shown = self.result_attempt
         return {
             "key": self.key,
-            "provider": latest.provider if latest else self.provider,
-            "task_id": latest.task_id if latest else None,
+            "provider": shown.provider if shown else self.provider,
+            "task_id": shown.task_id if shown else None,
             "kind": self.kind,
             "status": self.state.value,
             "quoted_usd": self.quoted_usd,

@@ -1,0 +1,236 @@
+"""Carrying a job on never pays for a second task the route did not ask for (resuming.py).
+
+Found by a review (scenarios kept as it wrote them): a job left open after its task ended
+without success, and a job with a create the route went on from while a later task ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from core_support import EchoPlugin, job
+
+from klingbridge import (
+    AsyncClient,
+    Client,
+    KlingBridgeError,
+    PollPolicy,
+    SoundRequest,
+    Task,
+    TaskFailed,
+    TaskStatus,
+)
+from klingbridge.config import Config, RetryPolicy, Route
+from klingbridge.store import AttemptState, JobState
+from klingbridge.store import callbacks as recorded
+from klingbridge.worker import Worker
+
+FAST = PollPolicy(initial=0, factor=1, maximum=0)
+RAIN = SoundRequest(prompt="rain", duration=5)
+
+
+class Echo:
+    """Every task the echo vendor creates ends as `ends` at its first poll."""
+
+    def __init__(self, ends: str = "BROKEN") -> None:
+        self.creates = 0
+        self.ends = ends
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.creates += 1
+            return httpx.Response(200, json=job(f"E-{self.creates}", "WAITING"))
+        ref = request.url.path.rsplit("/", 1)[1]
+        return httpx.Response(200, json=job(ref, self.ends, media=[]))
+
+
+def echo_client(vendor: Echo, store: str) -> Client:
+    return Client("echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor),
+                  poll=FAST, store=store)  # fmt: skip
+
+
+def detached_then_told(vendor: Echo, store: str, status: TaskStatus) -> None:
+    """A detached job whose task's end a callback tells: the receiver records it on the
+    attempt and leaves the job open, for whoever carries it on to close."""
+    with echo_client(vendor, store) as client:
+        task_id = client.dispatch(RAIN, key="k", detach=True).task.id
+        told = Task(provider="echo", id=task_id, kind="sound", status=status)
+        assert client.store is not None
+        client.store.run(recorded.receive("echo", "d-1", "sha", told, "{}", time.time()))
+
+
+@pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELLED])
+def test_a_task_that_ended_while_its_job_stayed_open_is_its_end(
+    tmp_path: Path, status: TaskStatus
+) -> None:
+    vendor, store = Echo(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    detached_then_told(vendor, store, status)
+    with echo_client(vendor, store) as client:  # later: klingbridge wait k
+        with pytest.raises(TaskFailed):
+            client.resume("k")
+        (record,) = client.tasks()
+    assert vendor.creates == 1  # (it routed the request again: a second paid task)
+    assert record.state is JobState(status.value) and record.lease_owner is None
+
+
+def test_a_worker_closes_such_a_job_and_creates_nothing(tmp_path: Path) -> None:
+    vendor, store = Echo(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    detached_then_told(vendor, store, TaskStatus.FAILED)
+
+    async def work() -> Any:
+        async with AsyncClient("echo", plugins=[EchoPlugin()],
+                               transport=httpx.MockTransport(vendor), poll=FAST,
+                               store=store) as client:  # fmt: skip
+            return await Worker(client, once=True).run()
+
+    report = asyncio.run(work())
+    assert vendor.creates == 1 and list(report.failed) == ["k"]
+
+
+@pytest.mark.parametrize("ends", ["DONE", "BROKEN"])
+def test_a_caller_that_breaks_at_the_end_leaves_the_job_as_its_task_ended(
+    tmp_path: Path, ends: str
+) -> None:
+    vendor, store = Echo(ends), f"sqlite:///{tmp_path / 'tasks.db'}"
+
+    def shaky(task: Task) -> None:
+        if task.status.is_terminal:
+            raise RuntimeError("progress display broke")
+
+    with echo_client(vendor, store) as client:
+        with pytest.raises(Exception, match="progress display broke"):
+            client.run(RAIN, key="k", on_update=shaky)
+        (record,) = client.tasks()
+        assert record.state is (JobState.SUCCEEDED if ends == "DONE" else JobState.FAILED)
+        if ends == "BROKEN":
+            with pytest.raises(TaskFailed):
+                client.resume("k")
+        else:
+            assert client.resume("k").id == "E-1"
+    assert vendor.creates == 1
+
+
+# --- a create the route went on from ------------------------------------------------------
+KLING = {
+    "access_key": "test-access-key-0123456789abcdef",
+    "secret_key": "test-secret-key-0123456789abcdef",
+    "base_url": "https://kling.test",
+}
+PIAPI = {"api_key": "test-key", "base_url": "https://piapi.test"}
+
+
+class Vendors:
+    """Kling loses its create's answer, its lookups fail for now (phase 1): the route falls
+    back to PiAPI, whose task p1 runs; Ctrl-C, or p1 fails (`piapi_ends`). In phase 2
+    Kling's lookups answer (no such task) and p1 ends as `later`."""
+
+    def __init__(self, piapi_ends: str | None = None, later: str = "completed") -> None:
+        self.phase = 1
+        self.piapi_ends = piapi_ends
+        self.later = later
+        self.posts = {"kling": 0, "piapi": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if request.method == "POST":
+            self.posts[host] += 1
+        if host == "kling":
+            if request.method == "POST" and self.phase == 1:
+                raise httpx.ReadTimeout("answer lost", request=request)
+            if request.method == "POST":
+                ext = json.loads(request.content)["external_task_id"]
+                return httpx.Response(200, json=_kling("k1", ext, "submitted"))
+            if self.phase == 1:
+                return httpx.Response(500, json={"code": 5000, "message": "down"})
+            return httpx.Response(404, json={"code": 1203, "message": "not found"})
+        if request.method == "POST":
+            return httpx.Response(200, json=_piapi("pending"))
+        if self.phase == 2:
+            return httpx.Response(200, json=_piapi(self.later))
+        if self.piapi_ends is not None:
+            return httpx.Response(200, json=_piapi(self.piapi_ends))
+        raise KeyboardInterrupt  # Ctrl-C while p1 runs
+
+
+def _kling(task_id: str, ext: str, status: str) -> dict[str, Any]:
+    data = {"task_id": task_id, "task_status": status, "task_info": {"external_task_id": ext}}
+    return {"code": 0, "message": "ok", "request_id": "r", "data": data}
+
+
+def _piapi(status: str) -> dict[str, Any]:
+    output: dict[str, Any] = {}
+    if status == "completed":
+        output = {"works": [{"audio": {"resource": "https://x/a.mp3", "duration": 5}}]}
+    data = {"task_id": "p1", "task_type": "sound", "status": status, "output": output}
+    return {"code": 200, "data": data}
+
+
+def routed_client(vendors: Vendors, store: str) -> Client:
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
+        retry=RetryPolicy(attempts=1, base_delay=0, max_delay=0),
+    )
+    return Client(config=config, transport=httpx.MockTransport(vendors), poll=FAST,
+                  store=store, sleep=lambda s: None)  # fmt: skip
+
+
+def test_the_task_that_runs_is_followed_and_the_passed_create_only_looked_up(
+    tmp_path: Path,
+) -> None:
+    vendors, store = Vendors(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.run(RAIN, key="k")
+        client.let_go("k")  # as the CLI does on Ctrl-C
+    vendors.phase = 2
+    with routed_client(vendors, store) as client:  # later: klingbridge wait k
+        assert client.resume_dispatch("k").task.id == "p1"
+        (record,) = client.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}  # (it created k1 on Kling: paid twice)
+    assert record.state is JobState.SUCCEEDED
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.ERROR), ("piapi", AttemptState.SUCCEEDED)]
+
+
+def test_a_job_whose_fallback_task_failed_is_not_created_anew(tmp_path: Path) -> None:
+    vendors, store = Vendors(piapi_ends="failed"), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client, pytest.raises(TaskFailed):
+        client.run(RAIN, key="k")
+    vendors.phase = 2
+    with routed_client(vendors, store) as worker:  # a worker claims the job, still open
+        assert worker.store is not None
+        assert worker.store.claim(worker.owner, lease_s=60, limit=10) == ["k"]
+        with pytest.raises(TaskFailed):
+            worker.resume_dispatch("k")
+        (record,) = worker.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    assert record.state is JobState.FAILED
+
+
+def test_an_unknown_job_run_again_lets_go_of_it_for_the_way_out_it_names(tmp_path: Path) -> None:
+    """Running an `unknown` job's key again gives its recorded outcome and lets the job go:
+    `wait K --task-id ID`, which that outcome names, was refused while the process lived."""
+
+    def lossy(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":  # echo has no lookup by external id, like PiAPI
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return httpx.Response(200, json=job("E-1", "DONE", media=[]))
+
+    def lossy_client(store: str) -> Client:
+        return Client("echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(lossy),
+                      poll=FAST, store=store, sleep=lambda s: None)  # fmt: skip
+
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    with lossy_client(store) as app:  # a long-lived process
+        for _ in range(2):
+            with pytest.raises(KlingBridgeError, match="may have been"):
+                app.run(RAIN, key="k")
+        with lossy_client(store) as cli:  # klingbridge wait k --task-id E-1
+            assert cli.resume("k", task_id="E-1").id == "E-1"
