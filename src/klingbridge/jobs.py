@@ -40,11 +40,11 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Journal, RunResult
 from .models import Request
 from .outcomes import recorded_result, unknown_outcome
-from .owners import owner_alive
+from .owners import held_elsewhere, holds, owner_alive, take
 from .resuming import resume_point, settle_passed
 from .router import Router
 from .store import procs, reads
-from .store.records import AttemptState, JobRecord, JobState, from_epoch
+from .store.records import AttemptState, JobRecord, JobState
 
 #: How often a job held by another process is looked at in the store, at most (seconds).
 WATCH_INTERVAL_S = 2.0
@@ -359,7 +359,7 @@ class Jobs:
         looks, began = 0, self.clock()
         while ended_too or not job.state.is_terminal:
             if not self._held_elsewhere(job):
-                if job.state.is_terminal or self._holds(job):
+                if job.state.is_terminal or holds(job, self.owner, self.wall()):
                     return job  # (an ended one: `_claim_rerun` takes it, if it runs again)
                 taken = yield from self._take(job)
                 if taken is not None:
@@ -380,29 +380,10 @@ class Jobs:
         return job
 
     def _take(self, job: JobRecord) -> Flow[JobRecord | None]:
-        """Take the job's lease: free, lapsed or this run's, or held by a process that is gone
-        (taken over at once, if it is still that process's: of two runs that find it so, one
-        gets it). The job as this run now holds it; None: another process does (or it ended)."""
-        holder, now = job.lease_owner, self.wall()
-        gone = holder is not None and holder != self.owner and not owner_alive(holder)
-        dead = holder if gone else None
-        take = procs.take_lease(job.key, self.owner, self.lease_s, now, dead=dead)
-        if not (yield Record(take)):
-            return None
-        until = from_epoch(now + self.lease_s)
-        return job.model_copy(update={"lease_owner": self.owner, "lease_until": until})
-
-    def _holds(self, job: JobRecord) -> bool:
-        """Whether this run holds the job's lease, as `job` was read."""
-        until = job.lease_until
-        if job.lease_owner != self.owner or until is None:
-            return False
-        return until.timestamp() > self.wall()
+        return take(job, self.owner, self.lease_s, self.wall())
 
     def _held_elsewhere(self, job: JobRecord) -> bool:
-        if job.lease_owner in (None, self.owner) or job.lease_until is None:
-            return False
-        return job.lease_until.timestamp() > self.wall() and owner_alive(job.lease_owner)
+        return held_elsewhere(job, self.owner, self.wall())
 
 
 def _runs_again(read: JobRecord, job: JobRecord, again: Again) -> bool:
