@@ -8,7 +8,11 @@ The router calls `Admission.admit` where it used to write the attempt's intent. 
                  cheaper or under another budget); alone, the run fails with it
     cooling      another process put the provider in cooldown: skipped until it ends
     must wait    the provider's `max_concurrent` slots are all in use: wait, in order, and ask
-                 again; `SlotTimeout` when the run's deadline passes first
+                 again; `SlotTimeout` when the run's deadline passes first. Slots held by jobs
+                 no process follows (detached, or their process gone) free only when someone
+                 sees their tasks end: the wait asks the vendor about those tasks (`look`,
+                 each at most every `LOOK_EVERY_S`) and records what it says; those it cannot
+                 ask about (no task id known) make a create that only they block fail at once
 
 `--max-usd` (a single request's ceiling) is checked here too, before the store is asked.
 `Cooldowns` counts one process's failures in a row per provider; when one starts a cooldown,
@@ -19,8 +23,9 @@ Like flows.py, this is plain logic: it yields operations for the runners.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -29,9 +34,18 @@ from .config import CooldownPolicy
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
-from .models import Cost
+from .models import Cost, Task
 from .store import procs
-from .store.limits import Admitted, Ask, Cooling, MustWait, Verdict, admit, leave_queue
+from .store.limits import (
+    Admitted,
+    Ask,
+    Cooling,
+    MustWait,
+    Unfollowed,
+    Verdict,
+    admit,
+    leave_queue,
+)
 from .store.sql import Proc
 
 T = TypeVar("T")
@@ -40,7 +54,12 @@ T = TypeVar("T")
 SLOT_POLL_MAX_S = 2.0
 #: The shortest: a poll policy of zero (tests) must not spin on the store.
 SLOT_POLL_MIN_S = 0.05
+#: How often a waiting process asks the vendor about one task holding a slot nobody follows.
+LOOK_EVERY_S = 30.0
 OnWait = Callable[[str], None]
+#: The vendor's word on a task: (provider, task id, kind) -> the flow that gets it.
+Look = Callable[[str, str, str | None], Flow[Task]]
+logger = logging.getLogger("klingbridge")
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,9 @@ class Seat:
     #: The create is sent right after it is admitted: its attempt is written `sent` in the
     #: admission's own transaction (one commit fewer; see docs/durability.md).
     sent: bool = False
+    #: A create carried on from its recorded attempt (a worker, `wait`): its budget is
+    #: committed by its quote already; the cooldown and a slot are asked for again.
+    resumed: bool = False
 
 
 @dataclass
@@ -70,6 +92,10 @@ class Admission:
     wall: Clock
     emit: Callable[[Event], None]
     lease_s: float = 60.0
+    #: Asks the vendor about a task (None: slots held by jobs nobody follows are not asked).
+    look: Look | None = None
+    #: When each unfollowed holder (by external id) was last asked about (`clock`).
+    looked: dict[str, float] = field(default_factory=dict)
 
     def limited(self, provider: str, route: str | None) -> bool:
         return bool(self.budgets.applying(provider, route)) or self.slots(provider) is not None
@@ -91,7 +117,7 @@ class Admission:
         `record` makes the operation that runs the admission (the journal's: with the job's own
         record when that is not written yet).
         """
-        refused = max_usd_refusal(seat.quoted, max_usd, seat.provider)
+        refused = None if seat.resumed else max_usd_refusal(seat.quoted, max_usd, seat.provider)
         if refused is not None:
             return refused
         started = self.clock()
@@ -138,6 +164,7 @@ class Admission:
             default_route=self.default_route,
             waiter_ttl_s=max(self.lease_s / 2, 4 * SLOT_POLL_MAX_S),
             sent=seat.sent,
+            resumed=seat.resumed,
         )
 
     def _wait(
@@ -149,9 +176,28 @@ class Admission:
         deadline: float,
         on_wait: OnWait | None,
     ) -> Flow[None]:
+        if (yield from self._look_at(seat.provider, verdict.unfollowed)):
+            return  # one ended: its slot is free, ask the store again now
+        askable = self.look is not None and any(u.task_id for u in verdict.unfollowed)
+        stuck = verdict.unfollowed and len(verdict.unfollowed) >= verdict.in_use
+        if stuck and not askable and not seat.resumed:
+            # Every slot is held by a job no process follows, and none can be asked about:
+            # none frees while we wait (a worker carrying a create on waits: it may be the one
+            # to follow them).
+            yield Record(leave_queue(seat.external_id))
+            raise SlotTimeout(
+                seat.provider, in_use=verdict.in_use, limit=verdict.limit,
+                waited_s=self.clock() - started, unfollowed=[u.key for u in verdict.unfollowed],
+            )  # fmt: skip
         message = (
             f"waiting for a {verdict.provider} slot: {verdict.in_use}/{verdict.limit} in use"
             + (f", {verdict.ahead} ahead" if verdict.ahead else "")
+            + (
+                f", {len(verdict.unfollowed)} by jobs nobody follows (asking the vendor about "
+                "them; `klingbridge worker` finishes them)"
+                if askable
+                else ""
+            )
         )
         if on_wait is not None:
             on_wait(message)
@@ -173,6 +219,30 @@ class Admission:
                 waited_s=self.clock() - started,
             )
         yield Sleep(pause)
+
+    def _look_at(self, provider: str, holders: Sequence[Unfollowed]) -> Flow[bool]:
+        """Ask the vendor about the tasks of slot holders nobody follows (each at most every
+        `LOOK_EVERY_S`), recording what it says: a task seen ended frees its slot. True if one
+        did. A vendor that cannot answer now is asked again next time."""
+        if self.look is None:
+            return False
+        ended = False
+        for holder in holders:
+            now = self.clock()
+            last = self.looked.get(holder.external_id)
+            if holder.task_id is None or (last is not None and now - last < LOOK_EVERY_S):
+                continue
+            self.looked[holder.external_id] = now
+            try:
+                task = yield from self.look(provider, holder.task_id, holder.kind)
+            except KlingBridgeError as error:
+                logger.info("could not ask %s about task %s: %s", provider, holder.task_id, error)
+                continue
+            yield Record(procs.observe(holder.external_id, task, self.wall()))
+            if task.status.is_terminal:
+                self.looked.pop(holder.external_id, None)
+                ended = True
+        return ended
 
     def _without_store(self, seat: Seat) -> Flow[KlingBridgeError | None]:
         if self.limited(seat.provider, seat.route):

@@ -129,8 +129,9 @@ class Client(ClientBase):
         return self._runner.run(flow)
 
     def cancel(self, task_id: str, *, provider: str | None = None, kind: str | None = None) -> Task:
-        """Cancel a task where the vendor allows it; return the task as it then stands."""
-        return self._runner.run(flows.cancel(self.provider(provider), task_id, kind))
+        """Cancel a task where the vendor allows it; return the task as it then stands
+        (recorded in the task store when a job of the store made it)."""
+        return self._runner.run(self._cancel(task_id, provider, kind))
 
     def list(
         self,
@@ -274,7 +275,7 @@ class AsyncClient(ClientBase):
     async def cancel(
         self, task_id: str, *, provider: str | None = None, kind: str | None = None
     ) -> Task:
-        return await self._runner.run(flows.cancel(self.provider(provider), task_id, kind))
+        return await self._runner.run(self._cancel(task_id, provider, kind))
 
     async def list(
         self,

@@ -22,7 +22,7 @@ from .checks import DEFAULT_TIMEOUT_S, check_max_usd, checked_timeout, first_ref
 from .config import Config, Route, load_config
 from .errors import ConfigError
 from .events import Event
-from .flows import Clock, Flow, OnUpdate, PollPolicy
+from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
 from .jobs import Again, Jobs, new_key
 from .journal import RunResult
 from .models import Quote, Request, Task
@@ -40,7 +40,7 @@ from .pacing import Pacing
 from .plugins import default_plugin_manager, listening, make_plugin_manager, provider_classes
 from .provider import Provider
 from .router import Router
-from .store import JobRecord, TaskStore, open_store
+from .store import JobRecord, TaskStore, open_store, procs
 from .store.reads import DamagedRecord
 from .storefirst import StoreFirst
 
@@ -121,6 +121,7 @@ class ClientBase:
                 wall=time.time,
                 emit=self._emit,
                 lease_s=self.config.store.lease_s,
+                look=self._look,
             ),
         )
 
@@ -250,6 +251,17 @@ class ClientBase:
         return flows.submit(
             self.provider(provider), request, external_id=external_id, callback_url=callback_url
         )
+
+    def _look(self, provider: str, task_id: str, kind: str | None) -> Flow[Task]:
+        """The task as its vendor reports it now (a slot wait asks about tasks nobody follows)."""
+        return flows.get(self.provider(provider), task_id, kind)
+
+    def _cancel(self, task_id: str, provider: str | None, kind: str | None) -> Flow[Task]:
+        """Cancel at the vendor, then record the task where the store knows it: a cancelled
+        task's job ends, its slot and committed budget given back (store/attempts.py `seen`)."""
+        task = yield from flows.cancel(self.provider(provider), task_id, kind)
+        yield Record(procs.seen(task, time.time()))
+        return task
 
     def _wait(self, task: Task, timeout: float | None, on_update: OnUpdate | None) -> Flow[Task]:
         return flows.wait(

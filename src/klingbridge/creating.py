@@ -14,12 +14,14 @@ from collections.abc import Callable
 from functools import partial
 
 from . import flows
+from .admission import Admission, Seat
 from .config import RetryPolicy
 from .errors import (
     ConcurrencyLimitError,
     KlingBridgeError,
     ProviderError,
     ProviderResponseError,
+    SlotTimeout,
     TransportError,
 )
 from .events import Event
@@ -39,11 +41,12 @@ _KNOWN = (AttemptState.CREATED, AttemptState.FAILED, AttemptState.CANCELLED)
 
 
 class Creating:
-    """The create half of `Router`: what it needs from the router is these three attributes."""
+    """The create half of `Router`: what it needs from the router is these attributes."""
 
     retry: RetryPolicy
     clock: Clock
     emit: Emit
+    admission: Admission | None
 
     def _reach(
         self,
@@ -123,6 +126,8 @@ class Creating:
         """
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         deadline, fall_back_on_full = patience
+        if not sent:  # carried on from its record: admitted again first (it is marked `sent`)
+            sent = yield from self._readmitted(provider, external_id, journal, deadline)
         attempt, full = 0, 0
         while True:
             if not sent:  # from here, it may be paid (`LeaseLost`: the job is another's now)
@@ -161,6 +166,34 @@ class Creating:
             yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
             yield from journal.pause(delay)  # (the lease kept: backoffs add up past it)
             attempt += 1
+
+    def _readmitted(
+        self, provider: Provider, external_id: str, journal: Journal, deadline: float
+    ) -> Flow[bool]:
+        """A create carried on from its record (a worker, `wait`: never sent, or sent and not
+        found by its external id), about to be sent: the store admits it again, as any create,
+        for the provider's shared cooldown and a slot (its budget is committed by its recorded
+        quote already), under its own external id. True: admitted, marked `sent` in the same
+        transaction. Refused (cooling, no slot before the deadline), the attempt ends as one
+        that sent nothing, and the refusal is raised."""
+        if self.admission is None:
+            return False
+        seat = Seat(
+            journal.key, provider.name, journal.route, external_id, None, journal.owner,
+            sent=True, resumed=True,
+        )  # fmt: skip
+        try:
+            refused = yield from self.admission.admit(
+                seat, deadline=deadline, on_wait=journal.on_wait, heartbeat=journal.heartbeat,
+                record=journal.record,
+            )  # fmt: skip
+        except SlotTimeout as error:
+            refused = error
+        if refused is None:
+            return True
+        ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=refused)
+        yield Record(ended)
+        raise refused
 
     def _wait_out_full(
         self,

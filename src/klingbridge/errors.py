@@ -273,14 +273,39 @@ class LeaseLost(KlingBridgeError):
 
 
 class SlotTimeout(KlingBridgeError):
-    """No concurrency slot of `provider` came free before the deadline (nothing was sent)."""
+    """No concurrency slot of `provider` came free before the deadline (nothing was sent).
 
-    def __init__(self, provider: str, *, in_use: int, limit: int, waited_s: float) -> None:
+    `unfollowed`: raised at once, because every slot in use is held by a job nobody follows
+    (detached, or its process gone): no slot frees until a worker or `wait` sees those end.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        in_use: int,
+        limit: int,
+        waited_s: float,
+        unfollowed: Sequence[str] = (),
+    ) -> None:
         self.provider = provider
         self.in_use = in_use
         self.limit = limit
         self.waited_s = waited_s
-        super().__init__(
-            f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
-            f"({in_use}/{limit} in use; max_concurrent = {limit})"
-        )
+        self.unfollowed = tuple(unfollowed)
+        if unfollowed:
+            keys = ", ".join(unfollowed[:5]) + (
+                f" and {len(unfollowed) - 5} more" if len(unfollowed) > 5 else ""
+            )
+            message = (
+                f"{provider}: every concurrency slot ({in_use}/{limit} in use) is held by jobs "
+                f"nobody is following (detached, or their process gone): {keys}; their tasks "
+                "may have ended at the vendor long ago: `klingbridge worker` (or `klingbridge "
+                "wait KEY`) finishes them and frees their slots"
+            )
+        else:
+            message = (
+                f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
+                f"({in_use}/{limit} in use; max_concurrent = {limit})"
+            )
+        super().__init__(message)

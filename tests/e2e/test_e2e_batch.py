@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Cli
+from e2e_support import Cli, config_toml
 
 import klingbridge
 from klingbridge import (
@@ -365,6 +365,36 @@ def test_a_dry_run_prices_the_batch_on_each_provider_and_sends_nothing(
     assert text.exit_code == 2 and "prompts.jsonl:3: piapi: kind speech" in text.stderr
     assert "$0.1400" in text.stdout  # the table, before the refusal
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_a_dry_run_says_what_each_budget_has_left_and_which_lines_fit(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    """A budget nearly spent: the dry run says its room and the lines a run would refuse over
+    it, as the run then does (review6: it priced every line and said nothing)."""
+    budget = '\n[budgets.all]\nusd = 0.25\nper = "total"\n'
+    cli.write(config_toml(vendor, route=["piapi"], extra=budget))
+    for _ in range(2):  # $0.14 of $0.25 spent: one more $0.07 sound fits
+        assert cli("generate", "sound", "rain", "--duration", "5", "-q").exit_code == 0
+    file = write_lines(
+        tmp_path / "prompts.jsonl",
+        *({"kind": "sound", "prompt": p, "duration": 5} for p in ("rain", "wind", "sea")),
+    )
+    found = cli("batch", str(file), "--dry-run", "--json").json()
+    assert found["budgets"] == [
+        {"budget": "all", "per": "total", "limit_usd": 0.25, "left_usd": 0.11, "lines_fit": 1}
+    ]
+    assert found["over_budget_lines"] == [2, 3]
+    text = cli("batch", str(file), "--dry-run")
+    assert text.exit_code == 0, text
+    assert "budget all ($0.25 per total): $0.1100 left before this batch; 1 priced line(s) fit" in (
+        text.stderr
+    )
+    assert "a run would refuse 2 line(s) over a budget (line 2, 3)" in text.stderr
+    assert vendor.state()["creates"]["piapi"] == 2
+    run = cli("batch", str(file), "--concurrency", "1")
+    assert run.exit_code == 1 and vendor.state()["creates"]["piapi"] == 3  # as said
+    assert run.stdout.count("BudgetExceeded") + run.stdout.count("budget all") >= 2, run
 
 
 def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) -> None:

@@ -162,6 +162,21 @@ def test_cancelled_piapi_task_reads_as_cancelled(tmp_path: Path) -> None:
         assert again.exit_code == 1 and again.stderr.startswith("error: piapi")
 
 
+def test_cancel_records_a_detached_job_as_cancelled(tmp_path: Path) -> None:
+    """`klingbridge cancel` of a job's task ends the job in the store, its slot given back."""
+    with running_simulator(SimulatorConfig(queued_s=30, running_s=1)) as slow:
+        cli = Cli(tmp_path / "klingbridge.toml")
+        cli.write(config_toml(slow))
+        run = cli("generate", "sound", "hum", "--duration", "5", "--provider", "piapi",
+                  "--detach", "--json")  # fmt: skip
+        assert run.exit_code == 0, run
+        detached = run.json()
+        cancelled = cli("cancel", "--provider", "piapi", "--", detached["task_id"])
+        assert cancelled.exit_code == 0, cancelled
+        (row,) = cli("tasks", "--json").json()
+        assert (row["key"], row["status"]) == (detached["key"], "cancelled")
+
+
 def test_expired_kling_token_is_refreshed(vendor: Any) -> None:
     """A client that lives past the 30-minute token life still authenticates."""
     import time

@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from klingbridge import BudgetExceeded, Cost, SoundRequest, Task, TaskStatus
+from klingbridge import BudgetExceeded, Cost, LeaseLost, SoundRequest, Task, TaskStatus
 from klingbridge.budgets import Budget, BudgetRule, Budgets
 from klingbridge.store import AttemptState, TaskStore, open_store, procs
 from klingbridge.store.limits import (
@@ -30,11 +31,18 @@ HALF_A_DOLLAR_A_DAY = BudgetRule("piapi", "provider", "piapi", Budget(usd=0.5, p
 
 
 def job(
-    store: TaskStore, key: str, *, owner: str = "me", lease_s: float = 60, **extra: object
+    store: TaskStore,
+    key: str,
+    *,
+    owner: str = "me",
+    lease_s: float = 60,
+    now: float | None = None,
+    **extra: object,
 ) -> None:
     options: dict[str, object] = {"route": None, "provider": "piapi", "out_dir": None}
     options.update(extra)
-    store.run(procs.begin(key, REQUEST, owner=owner, lease_s=lease_s, now=time.time(), **options))  # type: ignore[arg-type]
+    at = time.time() if now is None else now
+    store.run(procs.begin(key, REQUEST, owner=owner, lease_s=lease_s, now=at, **options))  # type: ignore[arg-type]
 
 
 def ask(
@@ -96,6 +104,23 @@ def test_ended_tasks_count_their_charge_and_refused_creates_count_nothing(
     assert state.left_usd == pytest.approx(0.47)
 
 
+def test_a_free_failure_counts_nothing_even_without_a_usd_value(store: TaskStore) -> None:
+    """Kling's new design bills in CNY (`billing` of 0 CNY: no USD value without a rate): a
+    task that failed free of charge is spent $0 in the budget, not its quote (review6)."""
+    one_dollar = Cost(amount=Decimal(7), unit="kling_unit", usd=Decimal(1))
+    rule = BudgetRule("kling", "provider", "kling", Budget(usd=1.5, per="total"))
+    job(store, "free", provider="kling")
+    store.run(admit(ask("free", budgets=[rule], quoted=one_dollar, provider="kling")))
+    free = Cost(amount=Decimal(0), unit="cny", usd=None)
+    failed = Task(provider="kling", id="K-1", kind="sound", status=TaskStatus.FAILED, cost=free)
+    store.run(procs.observe("x-free", failed, time.time()))
+    job(store, "next", provider="kling")
+    verdict = store.run(admit(ask("next", budgets=[rule], quoted=one_dollar, provider="kling")))
+    assert isinstance(verdict, Admitted)
+    (state,) = store.read(summary([rule], {}, default_route="default", now=time.time())).budgets
+    assert (state.spent_usd, state.committed_usd) == (0, 1)
+
+
 def test_yesterday_is_outside_a_daily_window_but_inside_a_total_one(store: TaskStore) -> None:
     job(store, "old")
     store.run(admit(ask("old", now=time.time() - 2 * 86400)))
@@ -152,6 +177,31 @@ def test_a_dead_process_lets_its_slot_go_when_its_lease_expires(store: TaskStore
     job(store, "live")
     time.sleep(0.05)
     assert isinstance(store.run(admit(ask("live", budgets=(), max_concurrent=1))), Admitted)
+
+
+def test_a_task_sent_or_running_holds_its_slot_after_its_lease_lapses(store: TaskStore) -> None:
+    """A process that died (or stalled past its lease) leaves its job's lease set and lapsed:
+    its task still runs at the vendor, so its slot stays held until its end is seen; an
+    `intent` (surely never sent) lets its slot go (review6)."""
+    now = time.time()
+    for key in ("running", "sent"):
+        job(store, key, owner="gone", lease_s=60, now=now - 700)
+        verdict = store.run(
+            admit(ask(key, budgets=(), max_concurrent=2, now=now - 700, owner="gone"))
+        )
+        assert isinstance(verdict, Admitted)
+        store.run(procs.sent(f"x-{key}", now - 700))
+    running = Task(provider="piapi", id="T-r", kind="sound", status=TaskStatus.RUNNING)
+    store.run(procs.observe("x-running", running, now - 690))
+    job(store, "next")
+    verdict = store.run(admit(ask("next", budgets=(), max_concurrent=2)))
+    assert isinstance(verdict, MustWait) and (verdict.in_use, verdict.ahead) == (2, 0)
+    assert [(u.key, u.task_id) for u in verdict.unfollowed] == [("running", "T-r"), ("sent", None)]
+    slots = store.read(summary([], {"piapi": 2}, default_route="default", now=now)).slots
+    assert [(s.provider, s.in_use) for s in slots] == [("piapi", 2)]
+    ended = Task(provider="piapi", id="T-r", kind="sound", status=TaskStatus.SUCCEEDED)
+    store.run(procs.observe("x-running", ended, now))  # its end seen: the slot frees
+    assert isinstance(store.run(admit(ask("next", budgets=(), max_concurrent=2))), Admitted)
 
 
 def test_a_detached_task_still_holds_its_slot(store: TaskStore) -> None:
@@ -216,3 +266,18 @@ def test_budgets_parse_from_the_configuration_shape() -> None:
     assert [r.name for r in budgets.applying("piapi", None)] == ["all"]
     with pytest.raises(ValueError, match="per"):
         Budgets.model_validate({"kling": {"usd": 1, "per": "week"}})
+
+
+def test_a_carried_on_create_is_admitted_only_for_its_jobs_holder(store: TaskStore) -> None:
+    """A create carried on (a worker, `wait`) is marked `sent` by its admission only if the
+    job's lease is still the asker's: another process that took the job over sends it."""
+    job(store, "k", owner="a")
+    store.run(admit(ask("k", budgets=(), owner="a")))  # its intent
+    store.run(procs.take_lease("k", "a", -1, time.time()))  # a's lease lapses...
+    store.run(procs.take_lease("k", "b", 60, time.time()))  # ...and b takes the job over
+    again = replace(ask("k", budgets=(), max_concurrent=2, owner="a"), resumed=True, sent=True)
+    with pytest.raises(LeaseLost):
+        store.run(admit(again))
+    found = store.job("k")
+    assert found is not None and found.attempts[0].state is AttemptState.INTENT
+    assert isinstance(store.run(admit(replace(again, owner="b"))), Admitted)

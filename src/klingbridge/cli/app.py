@@ -217,15 +217,12 @@ def store_client(ctx: click.Context) -> Client:
 
 
 def note(ctx: click.Context, task: Task) -> None:
-    """Record a task seen by `status` when the task store knows it (best effort: a store that
-    cannot be opened is a warning, not a failure of `status`)."""
+    """Record a task seen by `status` or `cancel` when the task store knows it (best effort: a
+    store that cannot be opened is a warning, not a failure of the command)."""
     try:
         with make_client(ctx, store=True) as client:
-            store = client.store
-            job = store.job(task.id) if store is not None else None
-            attempt = next((a for a in job.attempts if a.task_id == task.id), None) if job else None
-            if store is not None and attempt is not None:
-                store.run(procs.observe(attempt.external_id, task, time.time()))
+            if client.store is not None:
+                client.store.run(procs.seen(task, time.time()))
     except KlingBridgeError as error:
         err.print(Text(f"warning: not recorded in the task store: {error}"))
 

@@ -73,6 +73,7 @@ def cancel(
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
         task = client.cancel(task_id, provider=provider, kind=kind)
+    note(ctx, task)  # its job's slot and committed budget given back
     if as_json:
         echo_json(task.model_dump(mode="json"))
     else:

@@ -222,9 +222,11 @@ def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str
         lines = _carried_over(client, lines)
         names = _providers(client, options["provider"], options["route"])
         problems = _unrunnable(client, lines, names, file)
+        route = options["route"] or (None if options["provider"] else client.config.default_route)
         dry_run(
             client, lines, names, max_usd=options["max_usd"], as_json=options["as_json"],
-            retry_failed=options["retry_failed"], refused=problems,
+            retry_failed=options["retry_failed"], refused=problems, route=route,
+            cheapest=options["provider"] is None and _cheapest(client, route),
         )  # fmt: skip
         lacking = [(name, why) for name, why in _credentials(client, names) if why is not None]
         for name, missing in lacking:
@@ -238,6 +240,14 @@ def _dry_run(ctx: click.Context, lines: list[Line], file: str, options: dict[str
                 err.print(Text(f"error: {problem}"))
             raise SystemExit(2)
         _refuse(problems[:MAX_PROBLEMS], max(0, len(problems) - MAX_PROBLEMS))
+
+
+def _cheapest(client: Client, route: str | None) -> bool:
+    """Whether `route` tries its providers cheapest first (a bad route is said elsewhere)."""
+    try:
+        return client.config.route(route).strategy == "cheapest"
+    except KlingBridgeError:
+        return False
 
 
 def _refuse(problems: list[str], more: int) -> NoReturn:

@@ -27,6 +27,7 @@ from ..store import JobState, StoreError, reads
 from ..store.records import ended_free
 from ..worker import save_job
 from .app import echo_json
+from .batch_budgets import budget_fit
 from .saving import saved_json
 
 #: Downloads at once: saving runs beside the batch, which goes on starting lines meanwhile.
@@ -241,23 +242,34 @@ def dry_run(
     as_json: bool,
     retry_failed: bool = False,
     refused: list[str] | None = None,
+    route: str | None = None,
+    cheapest: bool = False,
 ) -> None:
     """What the batch would cost on each provider it may run on (no call is made). Lines the
     task store has from an earlier run of the batch are priced only if running them again
     may pay (see `_paid_again`). `refused`: the lines no provider can take (`FILE:LINE: why`),
-    which make a run refuse the whole batch (in `--json`; the caller says them otherwise)."""
+    which make a run refuse the whole batch (in `--json`; the caller says them otherwise).
+    `route`: the route a run's route budgets count the lines in (None: a provider alone), its
+    providers tried `cheapest` first or in order: each budget's room is said, and the lines a
+    run would refuse over one (batch_budgets.py)."""
     recorded = _recorded(client, lines, retry_failed)
     skipped = {number for numbers in recorded.values() for number in numbers}
     to_run = [line for line in lines if line.number not in skipped]
     priced = {name: Priced(name) for name in names}
+    quoted: list[tuple[Line, list[Quote]]] = []
     for line in to_run:
-        for quote in client.quote(line.request, names):
+        quotes = client.quote(line.request, names)
+        for quote in quotes:
             priced[quote.provider].add(line, quote, max_usd)
+        quoted.append((line, [q for q in quotes if _runnable(q, max_usd)]))
+    fit = budget_fit(client, quoted, route, cheapest=cheapest)
     if as_json:
         rows = [{**vars(p), "usd": round(p.usd, 6)} for p in priced.values()]
         echo_json(
             {"lines": len(lines), "to_run": len(to_run), "recorded": recorded, "sent": 0,
-             "providers": rows, "refused_lines": refused or []}
+             "providers": rows, "refused_lines": refused or [],
+             "budgets": [b.as_dict() for b in fit.budgets] if fit else [],
+             "over_budget_lines": fit.over if fit else []}
         )  # fmt: skip
         return
     table = fold_table("provider", "lines it can run", "quoted USD", "no known price", "refused")
@@ -270,7 +282,15 @@ def dry_run(
     if recorded:
         said = "; ".join(f"{len(n)} {why} (line {_numbers(n)})" for why, n in recorded.items())
         err.print(Text(f"not priced, recorded by an earlier run and not paid again: {said}"))
+    for said in fit.lines() if fit else []:
+        err.print(Text(said))
     err.print(Text(f"{len(lines)} line(s) checked; nothing was sent (--dry-run)"))
+
+
+def _runnable(quote: Quote, max_usd: float | None) -> bool:
+    """A quote a run would try (a budget permitting): eligible, not over `--max-usd`."""
+    cost = quote.cost.usd if quote.cost is not None else None
+    return quote.eligible and not over_max_usd(None if cost is None else float(cost), max_usd)
 
 
 def _recorded(client: Client, lines: list[Line], retry_failed: bool) -> dict[str, list[int]]:

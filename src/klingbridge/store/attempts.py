@@ -7,7 +7,7 @@ Procedures as in procs.py: generators of `Sql`, sans-IO, run by a backend in one
 from __future__ import annotations
 
 from ..errors import LeaseLost
-from ..models import Cost, Task
+from ..models import Cost, Task, TaskStatus
 from .leases import lost
 from .records import AttemptState
 from .sql import Proc, Sql
@@ -19,6 +19,12 @@ def _json(model: Task | Cost | None) -> str | None:
 
 def _usd(cost: Cost | None) -> float | None:
     return None if cost is None or cost.usd is None else float(cost.usd)
+
+
+def _charged_usd(cost: Cost) -> float | None:
+    """A charge in USD; nothing charged is $0 in any unit (a 0 CNY `billing` has no USD value
+    without a rate, and must not count at its quote in a budget)."""
+    return 0.0 if cost.amount == 0 else _usd(cost)
 
 
 def intent(
@@ -127,7 +133,7 @@ def observe(
         params.append(task.id)
     if task.cost is not None:
         sets += ", charged = ?, charged_usd = COALESCE(?, charged_usd)"
-        params += [_json(task.cost), _usd(task.cost)]
+        params += [_json(task.cost), _charged_usd(task.cost)]
     rows = yield Sql(
         f"UPDATE kb_attempts SET {sets}, updated_at = ?"
         " WHERE external_id = ? AND (status_rank < ? OR (status_rank = ? AND status = ?))"
@@ -162,6 +168,32 @@ def observe(
     elif job:
         yield Sql("UPDATE kb_jobs SET updated_at = ? WHERE key = ?", (now, job_key))
     return True
+
+
+def seen(task: Task, now: float) -> Proc[str | None]:
+    """A vendor task seen outside a run (`status`, `cancel`), recorded on the attempt that made
+    it, if the store knows it; returns that attempt's job key (None: not a task of the store).
+
+    Cancelled, it ends its job too when it is the job's latest attempt: a run ends with a
+    cancelled task (it is never resubmitted), so a detached job no process follows gives its
+    slot and committed budget back now, and no worker carries it on.
+    """
+    rows = yield Sql(
+        "SELECT external_id, job_key, seq FROM kb_attempts WHERE task_id = ? AND provider = ?",
+        (task.id, task.provider),
+    )
+    if not rows:
+        return None
+    external_id, key, seq = rows[0]
+    yield from observe(external_id, task, now, seen=True)
+    if task.status is TaskStatus.CANCELLED:
+        yield Sql(
+            "UPDATE kb_jobs SET state = 'cancelled', updated_at = ? WHERE key = ?"
+            " AND state IN ('pending', 'running', 'unknown')"
+            " AND NOT EXISTS (SELECT 1 FROM kb_attempts WHERE job_key = ? AND seq > ?)",
+            (now, key, key, seq),
+        )
+    return str(key)
 
 
 def attempt_ended(

@@ -13,9 +13,9 @@ What counts:
 - spent: attempts of the window that ended (their charge in USD, else their quote; an attempt
   refused before any task existed, `error`, counts nothing);
 - committed: attempts still open (`intent`, `sent`, `created`), at their quote;
-- a slot is held by an open attempt whose job is leased by a live process, or by a created
-  task nobody holds (detached: it still runs at the vendor). A process that died lets its slots
-  go when its lease expires.
+- a slot is held by a create sent or a task created (running at the vendor, whoever holds
+  its job: detached, or its process dead) until its end is recorded; by a create not yet sent
+  (`intent`) only while its job's lease is live (a dead process's unsent create lets it go).
 Creates that find no free slot queue in `kb_slot_waiters` and are admitted in their order.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, LeaseLost
 from ..models import Cost
 from .attempts import intent
 from .sql import Proc, Sql
@@ -33,10 +33,11 @@ from .sql import Proc, Sql
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
 #: which serves a query that says it so.
 _OPEN = "('intent', 'sent', 'created')"
-_HELD = (
-    f"a.state IN {_OPEN}"
-    " AND (j.lease_until >= ? OR (j.lease_owner IS NULL AND a.state = 'created'))"
-)
+#: A slot is held by a create that may have reached the vendor (`sent`) or a task still running
+#: there (`created`), whoever holds its job, until its end is recorded: a process that died
+#: leaves its job's lease lapsed, not its task stopped. An `intent` (surely never sent) holds
+#: one only while its job's lease is live: a dead process's unsent create lets it go.
+_HELD = f"a.state IN {_OPEN} AND (a.state <> 'intent' OR j.lease_until >= ?)"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class Ask:
     waiter_ttl_s: float = 30.0
     #: The create is sent right after admission: the attempt is written `sent` (procs.intent).
     sent: bool = False
+    #: A create carried on (a worker, `wait`): its attempt is written already and its quote
+    #: committed in the budgets, so only the cooldown and a slot are asked for; admitted, the
+    #: attempt is marked `sent` (with `sent`), no new one written.
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,25 @@ class Cooling:
 
 
 @dataclass(frozen=True)
+class Unfollowed:
+    """A job holding a slot that no live process follows (detached, or its process gone): the
+    slot frees only once someone sees its task end. `task_id` None: its create's answer was
+    never recorded (only a lookup by external id, `wait KEY`, can tell)."""
+
+    key: str
+    external_id: str
+    task_id: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
 class MustWait:
     provider: str
     in_use: int
     limit: int
     ahead: int
+    #: The slots' holders that no live process follows, oldest first.
+    unfollowed: tuple[Unfollowed, ...] = ()
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -93,7 +112,7 @@ def admit(ask: Ask) -> Proc[Verdict]:
     if rows:
         return Cooling(ask.provider, float(rows[0][0]) - ask.now, rows[0][1])
     usd = None if ask.quoted is None or ask.quoted.usd is None else float(ask.quoted.usd)
-    for rule in ask.budgets:
+    for rule in () if ask.resumed else ask.budgets:
         state = yield from _budget_state(rule, ask.default_route, ask.now)
         if usd is None and rule.budget.allow_unpriced:
             continue
@@ -111,6 +130,8 @@ def admit(ask: Ask) -> Proc[Verdict]:
         wait = yield from _take_slot(ask, ask.max_concurrent)
         if wait is not None:
             return wait
+    if ask.resumed:
+        return (yield from _resumed(ask))
     seq = yield from intent(  # (`LeaseLost` if the job is no longer this run's)
         ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent,
         owner=ask.owner,
@@ -118,10 +139,27 @@ def admit(ask: Ask) -> Proc[Verdict]:
     return Admitted(seq)
 
 
+def _resumed(ask: Ask) -> Proc[Verdict]:
+    """A carried-on create admitted: its attempt marked, if the job's lease is still the
+    asker's (else `LeaseLost`: another process took the job over, and sends it if anyone)."""
+    rows = yield Sql(
+        "UPDATE kb_attempts SET state = ?, updated_at = ? WHERE external_id = ?"
+        " AND state IN ('intent', 'sent') AND EXISTS (SELECT 1 FROM kb_jobs j"
+        " WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?) RETURNING seq",
+        ("sent" if ask.sent else "intent", ask.now, ask.external_id, ask.owner),
+    )
+    if not rows:
+        held = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (ask.key,))
+        if held and held[0][0] != ask.owner:
+            raise LeaseLost(ask.key, held[0][0])
+    return Admitted(int(rows[0][0]) if rows else 0)
+
+
 def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
-    """None when a slot is ours; else the create's place in the queue (kept for next time)."""
+    """None when a slot is ours; else the create's place in the queue (kept for next time).
+    A resumed create's own attempt (held while its job is leased) is not counted against it."""
     yield Sql("DELETE FROM kb_slot_waiters WHERE expires < ?", (ask.now,))
-    in_use = yield from _in_use(ask.provider, ask.now)
+    in_use = yield from _in_use(ask.provider, ask.now, ask.external_id)
     mine = yield Sql("SELECT id FROM kb_slot_waiters WHERE external_id = ?", (ask.external_id,))
     ahead_sql = "SELECT COUNT(*) FROM kb_slot_waiters WHERE provider = ?"
     params: tuple[object, ...] = (ask.provider,)
@@ -144,7 +182,16 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
             " VALUES (?, ?, ?, ?, ?)",
             (ask.provider, ask.external_id, ask.owner, ask.now, ask.now + ask.waiter_ttl_s),
         )
-    return MustWait(ask.provider, in_use, limit, ahead)
+    unfollowed = yield Sql(
+        "SELECT a.job_key, a.external_id, a.task_id, j.kind"
+        " FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        f" WHERE a.provider = ? AND a.state IN {_OPEN} AND a.state <> 'intent'"
+        " AND (j.lease_owner IS NULL OR j.lease_until < ?) AND a.external_id <> ?"
+        " ORDER BY a.created_at, a.external_id LIMIT ?",
+        (ask.provider, ask.now, ask.external_id, in_use),
+    )
+    holders = tuple(Unfollowed(*row) for row in unfollowed)
+    return MustWait(ask.provider, in_use, limit, ahead, holders)
 
 
 def leave_queue(external_id: str) -> Proc[None]:
@@ -152,11 +199,11 @@ def leave_queue(external_id: str) -> Proc[None]:
     yield Sql("DELETE FROM kb_slot_waiters WHERE external_id = ?", (external_id,))
 
 
-def _in_use(provider: str, now: float) -> Proc[int]:
+def _in_use(provider: str, now: float, besides: str = "") -> Proc[int]:
     rows = yield Sql(
         "SELECT COUNT(*) FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
-        f" WHERE a.provider = ? AND {_HELD}",
-        (provider, now),
+        f" WHERE a.provider = ? AND {_HELD} AND a.external_id <> ?",
+        (provider, now, besides),
     )
     return int(rows[0][0])
 

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from ..errors import KlingBridgeError
 from ..models import Request
-from .attempts import attempt_ended, intent, observe, sent, sent_by, unsent
+from .attempts import attempt_ended, intent, observe, seen, sent, sent_by, unsent
 from .leases import FREE, claim, claim_rerun, keep_lease, release, renew, take_lease
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
@@ -43,6 +43,7 @@ __all__ = [
     "renew",
     "request_hash",
     "saved",
+    "seen",
     "sent",
     "sent_by",
     "set_meta",
