@@ -162,23 +162,43 @@ class KlingProvider(Provider):
     def units(self, request: Request) -> Decimal | None:
         if isinstance(request, SoundRequest | SpeechRequest | SoundForVideoRequest):
             return self.price(request.kind)
-        target = self.new_design(request)
-        if target is not None:
-            return self._new_units(target[0], request)
-        base = f"video:{request.model}:{request.mode}" + (":sound" if request.sound else "")
+        base = self._price_base(request)
         per_second = self.price(f"{base}:per_s")
         if per_second is not None:
             return per_second * request.duration
         per_5s = self.price(base)  # no ":sound" entry: no price known, not the silent one
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
 
-    def _new_units(self, name: str, request: VideoRequest) -> Decimal | None:
-        base = f"video:{name}:{design.resolution(request)}" + (":sound" if request.sound else "")
-        per_second = self.price(f"{base}:per_s")
-        if per_second is not None:
-            return per_second * request.duration
-        per_5s = self.price(base)
-        return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
+    def _price_base(self, request: VideoRequest) -> str:
+        """`video:<model>:<mode>`, or for the new design `video:<model>:<resolution>`."""
+        target = self.new_design(request)
+        grade = request.mode if target is None else design.resolution(request)
+        name = request.model if target is None else target[0]
+        return f"video:{name}:{grade}" + (":sound" if request.sound else "")
+
+    def price_keys(self, request: Request) -> list[str]:
+        if self.units(request) is not None:
+            return [] if self.price("unit_usd") is not None else ["unit_usd"]
+        if not isinstance(request, VideoRequest):
+            return [request.kind]
+        base = self._price_base(request)
+        return [f"{base}:per_s", base]
+
+    def usd_key(self, unit: str) -> str | None:
+        return "unit_usd" if unit == "kling_unit" else super().usd_key(unit)
+
+    def known_price_keys(self) -> list[str]:
+        """The shipped keys, then each new-design model's per-second keys with no shipped
+        figure (`video:kling-3.0:4k:per_s`, `video:kling-3.0-omni:720p:per_s`, ...)."""
+        known = [*self.price_table, *(["cny_usd"] if "cny_usd" not in self.price_table else [])]
+        for name, model in self.new_models.items():
+            for resolution in model.resolutions:
+                base = f"video:{name}:{resolution}"
+                sound = model.audio and resolution in (model.audio_resolutions or (resolution,))
+                for key in (base, f"{base}:sound") if sound else (base,):
+                    priced = key in self.price_table or f"{key}:per_s" in self.price_table
+                    known += [] if priced else [f"{key}:per_s"]
+        return known
 
     def is_price_key(self, key: str) -> bool:
         return PRICE_KEY.fullmatch(key) is not None

@@ -133,17 +133,19 @@ def validate(name: str, model: NewModel, request: VideoRequest) -> None:
         raise _fail("aspect_ratio", limit, request.aspect_ratio)
     if request.sound:
         if not model.audio:
-            raise _fail("sound", f"{name} makes no audio", True)
+            raise _fail("sound", f"is not offered by {name} (it makes no audio)", True)
         if model.audio_resolutions is not None and res not in model.audio_resolutions:
             need = " | ".join(model.audio_resolutions)
             raise _fail("resolution", f"native audio on {name} needs {need}", res)
     if request.image_tail_url:
         if not request.image_url:
-            raise _fail("image_tail_url", "needs image_url (the first frame) too", True)
+            limit = "needs image_url (the first frame) too"
+            raise _fail("image_tail_url", limit, request.image_tail_url)
         if not model.last_frame:
-            raise _fail("image_tail_url", f"{name} takes no last frame", True)
+            limit = f"is not taken by {name} (it has no last frame)"
+            raise _fail("image_tail_url", limit, request.image_tail_url)
     if request.image_url and endpoint(request, model) == "text-to-video":  # pragma: no cover
-        raise _fail("image_url", f"{name} takes no image", request.image_url)
+        raise _fail("image_url", f"is not taken by {name} (it takes no image)", request.image_url)
 
 
 def _options(external_id: str | None, callback_url: str | None) -> dict[str, str]:

@@ -111,9 +111,8 @@ def validate(request: Request) -> None:
         if request.model not in MODELS:
             raise _fail("model", f"must be one of {', '.join(MODELS)}", request.model)
         if request.resolution is not None:
-            raise _fail(
-                "resolution", f"is for the new design's models; {request.model} takes mode", True
-            )
+            limit = f"is taken by new-design models only; {request.model} takes mode (std | pro)"
+            raise _fail("resolution", limit, request.resolution)
         _check_length("prompt", request.prompt, VIDEO_PROMPT_MAX)
         _check_length("negative_prompt", request.negative_prompt, VIDEO_PROMPT_MAX)
         if request.aspect_ratio not in ASPECT_RATIOS:
@@ -123,7 +122,8 @@ def validate(request: Request) -> None:
         if request.sound and request.model not in AUDIO_MODELS:
             raise _fail("sound", f"needs a model with audio: {', '.join(AUDIO_MODELS)}", True)
         if request.image_tail_url and not request.image_url:
-            raise _fail("image_tail_url", "needs image_url (the first frame) too", True)
+            limit = "needs image_url (the first frame) too"
+            raise _fail("image_tail_url", limit, request.image_tail_url)
         if request.model == "kling-v3":
             _check_range("duration", request.duration, *V3_DURATION, " s")
         elif request.duration not in CLASSIC_DURATIONS:

@@ -96,13 +96,26 @@ class PiAPIProvider(Provider):
             return found if found is not None else self.price("sound")
         if not isinstance(request, VideoRequest):
             return None
-        version = requests.version(request.model).version
-        base = f"video:{version}:{request.mode}" + (":sound" if request.sound else "")
+        base = self._price_base(request)
         per_second = self.price(f"{base}:per_s")
         if per_second is not None:
             return per_second * request.duration
         per_5s = self.price(base)
         return per_5s * Decimal(request.duration) / 5 if per_5s is not None else None
+
+    def _price_base(self, request: VideoRequest) -> str:
+        version = requests.version(request.model).version
+        return f"video:{version}:{request.mode}" + (":sound" if request.sound else "")
+
+    def price_keys(self, request: Request) -> list[str]:
+        if self.usd(request) is not None:
+            return [] if self.points_per_usd() is not None else ["points_per_usd"]
+        if isinstance(request, SoundForVideoRequest):
+            return ["sound-for-video", "sound"]
+        if not isinstance(request, VideoRequest):
+            return [request.kind]
+        base = self._price_base(request)
+        return [f"{base}:per_s", base]
 
     def is_price_key(self, key: str) -> bool:
         return PRICE_KEY.fullmatch(key) is not None

@@ -22,6 +22,7 @@ from klingbridge import (
     ValidationError,
     VideoRequest,
 )
+from klingbridge.parsing import http_url
 
 NAME = "piapi"
 TASK_PATH = "/api/v1/task"
@@ -126,6 +127,10 @@ def validate(request: Request) -> None:
                 f"not {request.model} ({found.version})",
                 True,
             )
+        for field in ("image_url", "image_tail_url"):  # the names say it: URLs only [doc]
+            given = getattr(request, field)
+            if given is not None and http_url(given) is None:
+                raise _fail(field, "must be an http(s) URL on piapi (no base64)", given)
         if request.image_tail_url and not request.image_url:
             raise _fail(
                 "image_tail_url", "needs image_url (the first frame)", request.image_tail_url

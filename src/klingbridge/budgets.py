@@ -191,15 +191,16 @@ def over_max_usd(quoted_usd: float | None, max_usd: float | None) -> bool:
 
 
 def max_usd_refusal(
-    quoted: Cost | None, max_usd: float | None, provider: str
+    quoted: Cost | None, max_usd: float | None, provider: str, *, price_hint: str | None = None
 ) -> BudgetExceeded | None:
-    """The error refusing a create on `provider` quoted above `--max-usd` (None: within it)."""
+    """The error refusing a create on `provider` quoted above `--max-usd` (None: within it);
+    `price_hint` says which price to configure when none is known."""
     quoted_usd = None if quoted is None or quoted.usd is None else float(quoted.usd)
     if max_usd is None or not over_max_usd(quoted_usd, max_usd):
         return None
     return BudgetExceeded(
         "--max-usd", window="request", limit_usd=max_usd, spent_usd=0.0, committed_usd=0.0,
-        would_cost_usd=quoted_usd, provider=provider,
+        would_cost_usd=quoted_usd, provider=provider, price_hint=price_hint,
     )  # fmt: skip
 
 

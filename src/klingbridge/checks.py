@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from .budgets import max_usd_refusal
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, NoProviderAvailable
 from .models import Request
-from .provider import Provider, quoted_cost, refusal
+from .provider import Provider, price_hint, quoted_cost, refusal
 
 DEFAULT_TIMEOUT_S = 900.0
 
@@ -24,12 +24,12 @@ def first_refusal(
     `ValidationError`, `ConfigError` or `BudgetExceeded`; several: `NoProviderAvailable` naming
     each one's reason, as the run would end, or the first `BudgetExceeded` when every one is
     over `max_usd`)."""
+    check_max_usd(max_usd)  # (a NaN limit is said before anything else, not after a key)
     refusals: list[KlingBridgeError] = []
     for name in providers:
         found = vendor(name)
-        refused = refusal(found, request) or max_usd_refusal(
-            quoted_cost(found, request), max_usd, name
-        )  # (as the run skips a provider, and its admission refuses a create)
+        # (as the run skips a provider, and its admission refuses a create)
+        refused = refusal(found, request) or _over_max_usd(found, request, max_usd)
         if refused is None:
             return
         refusals.append(refused)
@@ -43,6 +43,17 @@ def first_refusal(
     # (as the run would: bad input when no refusal is over a budget)
     exhausted.bad_input = not any(isinstance(why, BudgetExceeded) for why in refusals)
     raise exhausted
+
+
+def _over_max_usd(
+    provider: Provider, request: Request, max_usd: float | None
+) -> BudgetExceeded | None:
+    if max_usd is None:
+        return None
+    cost = quoted_cost(provider, request)
+    unpriced = cost is None or cost.usd is None
+    hint = price_hint(provider, request) if unpriced else None
+    return max_usd_refusal(cost, max_usd, provider.name, price_hint=hint)
 
 
 def check_max_usd(max_usd: float | None) -> None:

@@ -203,7 +203,8 @@ class Config(BaseModel):
             return cls.Settings.model_validate(section)
         except PydanticValidationError as error:
             found = [
-                (self.where(f"providers.{cls.name}.{_key(p)}"), _message(p)) for p in error.errors()
+                (self.where(f"providers.{cls.name}.{_key(p)}"), _message(p, provider=True))
+                for p in error.errors()
             ]
             raise ConfigError.many(found) from error
 
@@ -219,10 +220,19 @@ def _key(problem: Any) -> str:
     return ".".join(loc)
 
 
-def _message(problem: Any) -> str:
+def _message(problem: Any, *, provider: bool = False) -> str:
+    """Pydantic's words and the value given, unless that value may be a secret: any value under
+    a key named like one (`api_key`, `webhook_secret`), and any under a provider section's
+    unknown key (`api_kye`, a misspelt secret), come out masked."""
     got = problem.get("input")
-    shown = "" if isinstance(got, Mapping | list) else f" (got {got!r})"
-    return f"{problem['msg']}{shown}"
+    if isinstance(got, Mapping | list):
+        return str(problem["msg"]).removeprefix("Value error, ")
+    said = str(problem["msg"]).removeprefix("Value error, ")  # (a validator's own words)
+    secret = any(is_secret_setting(str(part)) for part in problem["loc"])
+    unknown_to_provider = provider and problem.get("type") == "extra_forbidden"
+    if secret or unknown_to_provider:
+        return f"{said} (got {MASK})"
+    return said if repr(got) in said else f"{said} (got {got!r})"
 
 
 def user_config_dir() -> Path:

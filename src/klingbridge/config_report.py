@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
-from .config import Config
+from .config import Config, is_secret_setting
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,11 +42,45 @@ def _typed(value: Any) -> Any:
 def effective(config: Config, client: Client) -> list[dict[str, Any]]:
     """One row per setting: key, value (secrets masked; JSON-typed), and where it came from.
 
-    `shown` is the value as text, for a table."""
-    rows: list[tuple[str, Any]] = [("default_route", config.default_route)]
+    Every section of `Config` has its rows: the ones below by hand (the route table, each
+    provider's validated settings, the store as opened), any other by its fields, so that a
+    section added to the model is shown without touching this. `shown` is the value as text."""
+    rows: list[tuple[str, Any]] = []
     effective_sources: dict[str, str] = {}
-    for name, route in config.routes.items():
-        rows += [(f"routes.{name}.{k}", v) for k, v in route.model_dump().items()]
+    for section in Config.model_fields:
+        if section == "routes":
+            for name, route in config.routes.items():
+                rows += [(f"routes.{name}.{k}", v) for k, v in route.model_dump().items()]
+        elif section == "providers":
+            rows += _provider_rows(config, client, effective_sources)
+        elif section == "store":
+            store = client.store
+            rows += [
+                ("store.enabled", config.store.enabled),
+                ("store.url", store.describe() if store is not None else "(off)"),
+                ("store.lease_s", config.store.lease_s),
+            ]
+        elif not Config.model_fields[section].exclude:
+            rows += _flattened(section, getattr(config, section))
+
+    def source(key: str) -> str:
+        if key in effective_sources:
+            return effective_sources[key]
+        if key in config.sources:
+            return config.sources[key]
+        nested = [s for k, s in config.sources.items() if k.startswith(key + ".")]
+        return nested[0] if nested else "default"
+
+    return [
+        {"key": key, "value": _typed(value), "shown": _shown(value), "source": source(key)}
+        for key, value in rows
+    ]
+
+
+def _provider_rows(
+    config: Config, client: Client, effective_sources: dict[str, str]
+) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
     for name in client.provider_names:
         try:
             settings = client.provider(name).settings
@@ -65,28 +99,24 @@ def effective(config: Config, client: Client) -> list[dict[str, Any]]:
         if auth is not None:
             rows.append((f"providers.{name}.auth (effective)", auth))
             effective_sources[f"providers.{name}.auth (effective)"] = "from the keys set"
-    rows += [(f"retry.{k}", v) for k, v in config.retry.model_dump().items()]
-    rows += [(f"poll.{k}", v) for k, v in config.poll.model_dump().items()]
-    store = client.store
-    rows += [
-        ("store.enabled", config.store.enabled),
-        ("store.url", store.describe() if store is not None else "(off)"),
-        ("store.lease_s", config.store.lease_s),
-    ]
-    rows += [(f"cooldown.{k}", v) for k, v in config.cooldown.model_dump().items()]
+    return rows
 
-    def source(key: str) -> str:
-        if key in effective_sources:
-            return effective_sources[key]
-        if key in config.sources:
-            return config.sources[key]
-        nested = [s for k, s in config.sources.items() if k.startswith(key + ".")]
-        return nested[0] if nested else "default"
 
-    return [
-        {"key": key, "value": _typed(value), "shown": _shown(value), "source": source(key)}
-        for key, value in rows
-    ]
+def _flattened(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    """A section's rows by its fields, nested tables as dotted keys, as the TOML file writes
+    them (`[budgets.kling]` is `budgets.kling.usd`, not the model's `budgets.providers.kling`).
+    A table with nothing in it is one row (`{}`); a value under a secret's name is masked."""
+    if isinstance(value, BaseModel):
+        fields = {name: getattr(value, name) for name in type(value).model_fields}
+        if prefix == "budgets":  # [budgets.kling] is read into budgets.providers
+            providers = fields.pop("providers")
+            fields = {"all": fields.pop("all"), **providers, **fields}
+        value = fields
+    if isinstance(value, dict) and value:
+        return [row for key, inner in value.items() for row in _flattened(f"{prefix}.{key}", inner)]
+    if value and is_secret_setting(prefix.rsplit(".", 1)[-1]):
+        return [(prefix, SecretStr(str(value)))]
+    return [(prefix, value)]
 
 
 def problems(config: Config, client: Client) -> list[str]:
@@ -135,7 +165,7 @@ def problems(config: Config, client: Client) -> list[str]:
         if unknown:
             found.append(
                 f"{config.where(f'providers.{name}.prices')}: unknown price "
-                f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.price_table)})"
+                f"{', '.join(map(repr, unknown))} (known: {', '.join(provider.known_price_keys())})"
             )
         if name in used:
             try:  # the provider's own words: it knows which keys stand in for which
@@ -143,4 +173,16 @@ def problems(config: Config, client: Client) -> list[str]:
             except ConfigError as error:
                 said = str(error).removeprefix(f"{name}: ")
                 found.append(f"{config.where(f'providers.{name}')}: {said}")
+    return found
+
+
+def notes(config: Config) -> list[str]:
+    """What is worth saying about the configuration without being a problem."""
+    found: list[str] = []
+    if any(key == "ledger" or key.startswith("ledger.") for key in config.sources):
+        found.append(
+            f"{config.where('ledger')}: a legacy import only: klingbridge 0.1's ledger file is "
+            "imported into the task store once, then never read or written again (the store "
+            "records every task); enabled = false skips the import (docs/configuration.md)"
+        )
     return found

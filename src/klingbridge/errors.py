@@ -192,7 +192,12 @@ class TaskFailed(KlingBridgeError):
 
     def __init__(self, task: Task) -> None:
         self.task: Task = task
-        reason = task.status_message or task.provider_status
+        reason = str(task.status_message or task.provider_status)
+        said = f"{task.status.value}:"  # the vendor's "task failed: ..." after "failed:" repeats
+        for lead in (f"task {said}", said):
+            if reason.lower().startswith(lead) and reason[len(lead) :].strip():
+                reason = reason[len(lead) :].strip()
+                break
         super().__init__(f"{task.provider} task {task.id} {task.status.value}: {reason}")
 
 
@@ -236,6 +241,7 @@ class BudgetExceeded(KlingBridgeError):
         committed_usd: float,
         would_cost_usd: float | None,
         provider: str | None = None,
+        price_hint: str | None = None,
     ) -> None:
         self.budget = budget
         self.window = window
@@ -245,11 +251,18 @@ class BudgetExceeded(KlingBridgeError):
         self.would_cost_usd = would_cost_usd
         self.provider = provider
         where = "" if window == "request" else f" per {window}" if window != "total" else " total"
-        cost = "an unknown price" if would_cost_usd is None else f"${would_cost_usd:.4f}"
+        on = f" on {provider}" if provider else ""
+        if would_cost_usd is None:  # nothing was exceeded: the request cannot be weighed at all
+            named = budget if budget.startswith("--") else f"budget {budget}"
+            allow = "" if window == "request" else "; allow_unpriced = true lets it through"
+            super().__init__(
+                f"{named} (${limit_usd:g}{where}) cannot be checked: no price is known for this "
+                f"request{on}; {price_hint or 'docs/cost.md says how to configure one'}{allow}"
+            )
+            return
         super().__init__(
             f"budget {budget} (${limit_usd:g}{where}) exceeded: spent ${spent_usd:.4f}, "
-            f"committed ${committed_usd:.4f}, this request would cost {cost}"
-            + (f" on {provider}" if provider else "")
+            f"committed ${committed_usd:.4f}, this request would cost ${would_cost_usd:.4f}{on}"
         )
 
 

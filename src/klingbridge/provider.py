@@ -204,6 +204,21 @@ class Provider(abc.ABC):
         """Whether an override key means anything here (`config check` flags the others)."""
         return key in self.price_table
 
+    def known_price_keys(self) -> list[str]:
+        """The price keys `config check` lists as known: the shipped ones, and those a provider
+        understands without shipping a figure for them."""
+        return list(self.price_table)
+
+    def usd_key(self, unit: str) -> str | None:
+        """The price key that converts a charge in `unit` to USD (`cny_usd`), if there is one."""
+        key = f"{unit}_usd"
+        return key if self.is_price_key(key) else None
+
+    def price_keys(self, request: Request) -> list[str]:
+        """The keys that would price a request this provider can take, the first set winning:
+        what to configure when `estimate` finds none ([] when the provider cannot say)."""
+        return []
+
     # --- what it can do ------------------------------------------------------------------
     @abc.abstractmethod
     def capabilities(self) -> list[Capability]:
@@ -386,6 +401,16 @@ def refusal(provider: Provider, request: Request) -> KlingBridgeError | None:
     except (ValidationError, ConfigError) as error:
         return error
     return None
+
+
+def price_hint(provider: Provider, request: Request) -> str:
+    """How to give a request with no known price one: the keys to set, and where."""
+    keys = provider.price_keys(request)
+    section = f"[providers.{provider.name}.prices]"
+    if not keys:
+        return f"set its price under {section} (docs/cost.md)"
+    either = " or ".join(f'"{key}"' for key in keys)
+    return f"set {either} under {section} (docs/cost.md)"
 
 
 def quoted_cost(provider: Provider, request: Request) -> Cost | None:

@@ -22,14 +22,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 class FoldTable(Table):
     """A table that fits a narrow terminal by wrapping between words, never inside one while
-    there is room not to.
+    some layout keeps it whole.
 
     rich narrows the widest columns first, down to a few characters, and then folds whatever no
     longer fits: `decreasing_total` became `decreasin` / `g_total`, a date `2027-12-0` / `1`.
     Here, short of room, each column keeps at least its longest word (the widest columns give
     way first); when that does not fit, the borders go (columns two spaces apart) if that is
-    enough. Only when no layout keeps every word whole (a long task id) does rich fold as before.
+    enough. When no layout keeps every word whole (a long task id), only the widest values fold
+    (a task id, a key), the shortest words (`provider`, `succeeded`) staying whole as long as
+    they can; the borders stay unless dropping them folds fewer columns.
     """
+
+    BORDERLESS: tuple[Any, bool, bool] = (None, False, False)
 
     def __init__(self, *headers: Any, **options: Any) -> None:
         super().__init__(*headers, **options)
@@ -49,17 +53,21 @@ class FoldTable(Table):
         if self._natural(console, options) <= room:
             return
         low, high = self._word_widths(console, options)
-        chrome = self._natural(console, options) - sum(high)
-        if sum(low) + chrome > room:
-            self.box, self.show_edge, self.pad_edge = None, False, False
-            chrome = self._natural(console, options) - sum(high)
-            if sum(low) + chrome > room:  # some word must fold anyway: as rich does it
-                self.box, self.show_edge, self.pad_edge = self._chrome
-                return
-        widths = list(high)
-        for _ in range(sum(high) + chrome - room):  # one character at a time, widest first
-            index = max((i for i, w in enumerate(widths) if w > low[i]), key=lambda i: widths[i])
-            widths[index] -= 1
+        best: tuple[int, tuple[Any, bool, bool], list[int]] | None = None
+        for chrome in (self._chrome, self.BORDERLESS):
+            self.box, self.show_edge, self.pad_edge = chrome
+            widths = _narrowed(low, high, room - (self._natural(console, options) - sum(high)))
+            if widths is None:
+                continue
+            split = sum(width < word for width, word in zip(widths, low, strict=True))
+            if best is None or split < best[0]:
+                best = (split, chrome, widths)
+            if split == 0:
+                break
+        if best is None:  # not even a character per column: as rich does it
+            self.box, self.show_edge, self.pad_edge = self._chrome
+            return
+        _, (self.box, self.show_edge, self.pad_edge), widths = best
         for column, width in zip(self.columns, widths, strict=True):
             column.width = width
             self._fitted.append(column)
@@ -80,6 +88,28 @@ class FoldTable(Table):
             low.append(max(size.minimum for size in sizes))
             high.append(max(size.maximum for size in sizes))
         return low, high
+
+
+#: A column whose words must fold keeps this many characters while another can give way.
+FOLD_FLOOR = 8
+
+
+def _narrowed(low: list[int], high: list[int], room: int) -> list[int] | None:
+    """Column widths within `room`, one character at a time from the widest column: first
+    down to each column's longest word; then (some word must fold) below it, but not below
+    `FOLD_FLOOR`, so that a long id or key folds while short words (`provider`, `succeeded`)
+    stay whole; then anything, the widest first. None: not even a character each."""
+    if room < len(high):
+        return None
+    widths = list(high)
+    floors = [min(word, FOLD_FLOOR) for word in low]
+    for _ in range(sum(high) - room):
+        pool = [i for i, width in enumerate(widths) if width > low[i]]
+        pool = pool or [i for i, width in enumerate(widths) if width > floors[i]]
+        pool = pool or [i for i, width in enumerate(widths) if width > 1]
+        index = max(pool, key=lambda i: widths[i])
+        widths[index] -= 1
+    return widths
 
 
 def table(*headers: str, **options: Any) -> FoldTable:

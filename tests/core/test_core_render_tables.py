@@ -63,3 +63,23 @@ def test_a_word_longer_than_any_layout_allows_still_folds_whole() -> None:
     text = "\n".join(lines)
     assert "…" not in text and text.count("x") == len(task_id)  # folded, every character kept
     assert lines[0].startswith("┏")  # no layout keeps it whole: the borders stay, as before
+
+
+TASKS_HEADERS = ("key", "provider", "task id", "kind", "status", "quoted", "charged", "files")
+TASKS_ROWS = (
+    ("kb-bb07e1ea8cb14a01", "piapi", "80096c16-be11-4361-919d-56c2c79bf989", "sound",
+     "succeeded", "$0.0700", "$0.0700", "0"),
+    ("kb-9d042c40248f7d2b", "kling", "fZ14rZ-9b8lSUO_1fTNNgg", "sound", "succeeded", "$0.0350",
+     "$0.0350", "0"),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [80, 90, 100])
+def test_when_an_id_must_fold_the_short_words_stay_whole(width: int) -> None:
+    """`tasks` at 80 columns: no layout keeps the task id whole, and yet `provider` and
+    `succeeded` were folded (`provide` / `r`, `succeed` / `ed`) with it."""
+    lines = rendered(width, *TASKS_ROWS, headers=TASKS_HEADERS)
+    text = "\n".join(lines)
+    for word in ("provider", "succeeded", "$0.0700", "charged", "files", "sound", "kling"):
+        assert word in text, text
+    assert sum("succeeded" in line for line in lines) == 2, text

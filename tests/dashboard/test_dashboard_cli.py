@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -26,3 +28,39 @@ def test_a_busy_port_is_bad_input() -> None:
         result = CliRunner().invoke(main, ["dashboard", "--port", str(port)])
     assert result.exit_code == 2
     assert "cannot listen on 127.0.0.1" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["dashboard", "serve"])
+def test_a_files_root_that_does_not_exist_is_refused(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    result = CliRunner().invoke(main, [command, "--files-root", str(missing), "--port", "0"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: Invalid value for '--files-root'") and "does not exist" in line
+
+
+def test_serve_beyond_loopback_without_a_token_says_the_dashboard_answers_403(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from klingbridge.cli import serve
+
+    monkeypatch.setattr(serve, "serve_on", lambda sock, asgi, graceful_s: sock.close())
+    monkeypatch.delenv("KLINGBRIDGE_DASHBOARD_TOKEN", raising=False)
+    env = {"KLINGBRIDGE_STORE": f"sqlite:///{tmp_path / 'tasks.sqlite3'}"}
+    wide = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"], env=env)
+    assert wide.exit_code == 0, wide.output
+    assert "note: the dashboard answers requests addressed to a loopback name only" in wide.stderr
+    assert "KLINGBRIDGE_DASHBOARD_TOKEN" in wide.stderr
+    near = CliRunner().invoke(main, ["serve", "--port", "0"], env=env)
+    assert near.exit_code == 0 and "note:" not in near.stderr, near.output
+
+
+@pytest.mark.parametrize("option", [["--status", "failed"], ["--since", "2026-01-01"]])
+def test_tasks_orphans_refuses_the_filters_it_does_not_apply(
+    option: list[str], tmp_path: Path
+) -> None:
+    env = {"KLINGBRIDGE_STORE": f"sqlite:///{tmp_path / 'tasks.sqlite3'}"}
+    result = CliRunner().invoke(main, ["tasks", "--orphans", *option], env=env)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{option[0]} does not apply to --orphans" in line

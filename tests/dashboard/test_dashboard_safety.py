@@ -125,3 +125,17 @@ async def test_no_configured_secret_appears_in_any_page(
         for url in ("/", "/tasks/one", "/spend", "/?partial=1", "/tasks/one?partial=1"):
             page = (await client.get(url)).text
             assert not any(secret in page for secret in secrets), url
+
+
+async def test_a_file_outside_the_files_root_plays_from_the_vendor_url(
+    sqlite_store: TaskStore, tmp_path: Path
+) -> None:
+    """The player pointed at /files/0/KEY, which answers 403 for it: nothing played."""
+    make_job(sqlite_store, "inside", saved_dir=tmp_path / "root", url="https://cdn.example/in.mp3")
+    make_job(sqlite_store, "outside", saved_dir=tmp_path / "elsewhere")
+    async with dashboard(sqlite_store, files_root=tmp_path / "root") as client:
+        outside = (await client.get("/tasks/outside")).text
+        inside = (await client.get("/tasks/inside")).text
+    assert '<audio controls preload="metadata" src="https://cdn.example/a.mp3">' in outside
+    assert 'src="/files/0/outside"' not in outside
+    assert '<audio controls preload="metadata" src="/files/0/inside">' in inside

@@ -146,7 +146,7 @@ def test_quote_and_config_check_json_are_objects(cli: Cli) -> None:
     assert [q["provider"] for q in quote["quotes"]] == ["kling", "piapi"]
     check = cli("config", "check", "--json")
     assert check.exit_code == 0, check
-    assert check.json() == {"ok": True, "file": str(cli.path), "problems": []}
+    assert check.json() == {"ok": True, "file": str(cli.path), "problems": [], "notes": []}
 
 
 def test_demo_json(tmp_path: Path, cli: Cli) -> None:

@@ -108,7 +108,11 @@ def test_legacy_names_keep_the_legacy_design_unless_preferred() -> None:
         ({"model": "kling-3.0-turbo", "sound": True}, "sound"),
         ({"model": "kling-2.6", "sound": True}, "resolution"),  # native audio needs 1080p
         (
-            {"model": "kling-3.0-turbo", "image_url": "https://x/a.png", "image_tail_url": "b"},
+            {
+                "model": "kling-3.0-turbo",
+                "image_url": "https://x/a.png",
+                "image_tail_url": "https://x/b.png",
+            },
             "image_tail_url",
         ),
         ({"model": "kling-3.0", "image_tail_url": "https://x/b.png"}, "image_tail_url"),

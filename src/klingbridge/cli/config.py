@@ -77,24 +77,17 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def config_check(ctx: click.Context, as_json: bool) -> None:
     """Report every problem in the configuration, schema mistakes included; exit 1 if any."""
-    from ..config_report import problems
+    from ..config_report import notes
 
-    found: list[str] = []
     path: Path | None = ctx.find_root().params.get("config")
-    classes = provider_classes(default_plugin_manager())
-    try:
-        cfg = load_config(path, provider_classes=classes, collect=found)
-    except ConfigError as error:  # the file itself cannot be read: nothing more to check
-        found, cfg = error.problems, None
-    client: Client | None = None
-    if cfg is not None:
-        client, store_problem = _client(cfg)
-        found += problems(cfg, client)
-        found += [store_problem] if store_problem is not None else []
+    found, cfg, client = every_problem(path)
+    said = notes(cfg) if cfg is not None else []
     where = str(cfg.path or "no file") if cfg is not None else str(path or "?")
     if as_json:
-        echo_json({"ok": not found, "file": where, "problems": found})
+        echo_json({"ok": not found, "file": where, "problems": found, "notes": said})
     else:
+        for note in said:
+            err.print(Text(f"note: {note}"))
         for problem in found:
             err.print(Text(f"problem: {problem}"))
         if not found and cfg is not None and client is not None:
@@ -102,6 +95,23 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
             _print_auth(client)
     if found:
         raise SystemExit(1)
+
+
+def every_problem(path: Path | None) -> tuple[list[str], Config | None, Client | None]:
+    """Every problem of the configuration, in one run (what `config check` lists, and what any
+    other command's configuration error counts), with the configuration and a client for it."""
+    from ..config_report import problems
+
+    found: list[str] = []
+    classes = provider_classes(default_plugin_manager())
+    try:
+        cfg = load_config(path, provider_classes=classes, collect=found)
+    except ConfigError as error:  # the file itself cannot be read: nothing more to check
+        return error.problems, None, None
+    client, store_problem = _client(cfg)
+    found += problems(cfg, client)
+    found += [store_problem] if store_problem is not None else []
+    return found, cfg, client
 
 
 def _print_auth(client: Client) -> None:

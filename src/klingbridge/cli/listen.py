@@ -32,7 +32,7 @@ def server_options(port: int, files_help: str) -> Callable[[F], F]:
                 ),
                 click.option(
                     "--files-root",
-                    type=click.Path(file_okay=False, path_type=Path),
+                    type=click.Path(exists=True, file_okay=False, path_type=Path),
                     default=None,
                     help=files_help,
                 ),

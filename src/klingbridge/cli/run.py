@@ -38,7 +38,7 @@ from .app import (
     main,
     store_client,
 )
-from .moves import say_moves
+from .moves import say_moves, say_unconverted, say_unpriced
 from .options import build_request, kind_commands
 from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
@@ -131,6 +131,8 @@ def _generate(
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
         client.check(request, provider=provider, route=route, max_usd=max_usd)  # before the key
+        if not quiet:
+            say_unpriced(client, request, provider=provider, route=route)
         if key is None:
             key = new_key()
             err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
@@ -177,6 +179,9 @@ def _generate(
             as_json=as_json,
             verbose=verbose,
         )
+        cost = result.task.cost
+        if cost is not None and cost.usd is None and cost.amount and not quiet:
+            say_unconverted(client, [(result.task.provider, cost.unit)])
 
 
 def follow(

@@ -91,7 +91,7 @@ def serve(
     or with KLINGBRIDGE_DASHBOARD_TOKEN). Vendors must reach this address: set
     [callbacks] public_url to it as they see it.
     """
-    from ..dashboard import TOKEN_ENV
+    from ..dashboard import TOKEN_ENV, is_loopback
 
     logging.getLogger("klingbridge.callbacks").setLevel(logging.INFO)
     check_out(out)  # a folder that cannot take files fails now, not at the first result
@@ -100,13 +100,20 @@ def serve(
     assert store is not None
     try:
         sock, url = listen(host, port)
+        token = os.environ.get(TOKEN_ENV, "").strip() or None
         err.print(
             Text(
                 f"callbacks on {url}/callbacks/<provider>, dashboard on {url}/  "
                 f"({_secrets_note(client.config, insecure)}; task store: {store.describe()})"
             )
         )
-        token = os.environ.get(TOKEN_ENV, "").strip() or None
+        if token is None and not is_loopback(host):  # the dashboard refuses them (403)
+            err.print(
+                Text(
+                    f"note: the dashboard answers requests addressed to a loopback name only "
+                    f"(others get 403): set {TOKEN_ENV} to open it from elsewhere"
+                )
+            )
         asgi = build_app(
             store, client.config, insecure=insecure, out_dir=out, token=token,
             files_root=files_root, slot_limits=slot_limits(client),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ from ..render import table as fold_table
 from ..store import JobRecord, callbacks, reads
 from ..store.records import JobState
 from .app import echo_json, main, store_client, with_json
+from .moves import say_unconverted
 
 STATES = [s.value for s in JobState]
 
@@ -35,6 +37,13 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
+def _charged(usd: float | None, unconverted: dict[str, Decimal]) -> str:
+    """USD when known, and beside it what no rate converts (`3 cny`): never `-` for a charge."""
+    parts = [_usd(usd)] if usd is not None or not unconverted else []
+    parts += [f"{format(amount.normalize(), 'f')} {unit}" for unit, amount in unconverted.items()]
+    return " + ".join(parts)
+
+
 @click.command()
 @click.option("--status", type=click.Choice(STATES), default=None, help="Only jobs in this state.")
 @click.option("--provider", default=None, help="Only jobs that ran (or asked for) this provider.")
@@ -55,6 +64,12 @@ def tasks(
     as_json: bool,
 ) -> None:
     """Jobs in the task store, newest first: key, vendor task, status, quoted vs charged."""
+    if orphans and (status is not None or since is not None):
+        given = "--status" if status is not None else "--since"
+        raise click.UsageError(
+            f"{given} does not apply to --orphans (callbacks about tasks no job has): "
+            "--provider and --limit do"
+        )
     with store_client(ctx) as client:
         store = client.store
         assert store is not None
@@ -90,6 +105,7 @@ def tasks(
         )
     else:
         _table(records, store.describe())
+        say_unconverted(client, _unconverted(records))
     if matching > shown:
         err.print(
             Text(
@@ -97,6 +113,16 @@ def tasks(
                 f"{matching}"
             )
         )
+
+
+def _unconverted(records: list[JobRecord]) -> list[tuple[str, str]]:
+    """(provider, unit) of each charge with no USD value, for the note naming the rate."""
+    return [
+        (attempt.provider, attempt.charged.unit)
+        for job in records
+        for attempt in job.attempts
+        if attempt.charged is not None and attempt.charged.usd is None and attempt.charged.amount
+    ]
 
 
 def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> None:
@@ -140,18 +166,23 @@ def _table(records: list[JobRecord], where: str) -> None:
             row["kind"],
             row["status"],
             _usd(row["quoted_usd"]),
-            _usd(row["charged_usd"]),
+            _charged(job.charged_usd, job.charged_unconverted),
             str(len(row["files"])),
         )
     print_listing(table)
     charged: dict[str, float] = {}
+    other: dict[str, dict[str, Decimal]] = {}
     for job in records:  # each attempt's charge to its own provider (a route may use two)
         for attempt in job.attempts:
-            paid = attempt.charged.usd if attempt.charged is not None else None
-            if paid is not None:
-                charged[attempt.provider] = charged.get(attempt.provider, 0.0) + float(paid)
-    for name, usd in sorted(charged.items()):
-        console.print(Text(f"{name}: ${usd:.4f} charged over the jobs shown"))
+            cost = attempt.charged
+            if cost is not None and cost.usd is not None:
+                charged[attempt.provider] = charged.get(attempt.provider, 0.0) + float(cost.usd)
+            elif cost is not None and cost.amount:  # no USD value (CNY with no cny_usd)
+                units = other.setdefault(attempt.provider, {})
+                units[cost.unit] = units.get(cost.unit, Decimal(0)) + cost.amount
+    for name in sorted(set(charged) | set(other)):
+        total = _charged(charged.get(name), other.get(name, {}))
+        console.print(Text(f"{name}: {total} charged over the jobs shown"))
 
 
 main.add_command(tasks)

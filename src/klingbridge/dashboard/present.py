@@ -7,6 +7,7 @@ or a vendor message holding markup shows as text.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -134,13 +135,16 @@ def media(
     file_href: Any,
     now: datetime,
     lifetimes: dict[str, timedelta] | None = None,
+    *,
+    servable: Collection[int] | None = None,
 ) -> list[Media]:
     """What to play for each output: the saved file when there is one, else the vendor URL.
 
-    `file_href(index)` is the dashboard's URL of `job.files[index]`.
+    `file_href(index)` is the dashboard's URL of `job.files[index]`; `servable`, the indexes
+    it can serve (None: all), the others being played from the vendor's URL.
     """
     lifetimes = URL_LIFETIMES if lifetimes is None else lifetimes
-    saved = {f.url: i for i, f in enumerate(job.files)}
+    saved = {f.url: i for i, f in enumerate(job.files) if servable is None or i in servable}
     task = job.task
     found: list[Media] = []
     named: set[str] = set()
@@ -171,7 +175,7 @@ def media(
             )
         )
     for index, file in enumerate(job.files):  # saved files no known output names (old records)
-        if file.url not in named:
+        if file.url not in named and (servable is None or index in servable):
             kind = _kind_of(file.format)
             found.append(
                 Media(kind, file_href(index), file.format or "?", True, None, None, None, [])

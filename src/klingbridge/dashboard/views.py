@@ -25,7 +25,7 @@ from ..errors import KlingBridgeError
 from ..models import Request as AnyRequest
 from ..store import JobRecord, TaskStore, reads
 from ..store import limits as store_limits
-from ..store.records import JobState
+from ..store.records import JobState, SavedFileRecord
 from . import present, queries
 from .chart import colour, spend_svg
 from .live import events_response
@@ -178,7 +178,11 @@ class Dashboard:
             "row": present.row(job, now),
             "request_json": present.request_json(job),
             "media": present.media(
-                job, lambda i: self._file_href(request, job, i), now, self.url_lifetimes
+                job,
+                lambda i: self._file_href(request, job, i),
+                now,
+                self.url_lifetimes,
+                servable={i for i, f in enumerate(job.files) if self._servable(f) is not None},
             ),
             "attempts": [_attempt(a) for a in job.attempts],
             "history": [(present.stamp(h.at), h.status, h.provider_status) for h in job.history],
@@ -234,11 +238,8 @@ class Dashboard:
         if job is None or not 0 <= index < len(job.files):
             return Response("no such saved file\n", status_code=404, media_type="text/plain")
         record = job.files[index]
-        path = Path(record.path)
-        if not path.is_absolute():
-            path = (self.files_root or Path.cwd()) / path
-        path = path.resolve()
-        if self.files_root is not None and not path.is_relative_to(self.files_root):
+        path = self._path(record)
+        if not self._inside(path):
             return Response("outside the files root\n", status_code=403, media_type="text/plain")
         if not path.is_file():
             return Response(
@@ -251,6 +252,21 @@ class Dashboard:
         return events_response(request, self.store, poll_s=self.poll_s)
 
     # --- helpers ---------------------------------------------------------------------------
+    def _path(self, record: SavedFileRecord) -> Path:
+        path = Path(record.path)
+        if not path.is_absolute():
+            path = (self.files_root or Path.cwd()) / path
+        return path.resolve()
+
+    def _inside(self, path: Path) -> bool:
+        return self.files_root is None or path.is_relative_to(self.files_root)
+
+    def _servable(self, record: SavedFileRecord) -> Path | None:
+        """Where a saved file is, if `file` would serve it (else the player takes the vendor's
+        URL: a saved file outside `--files-root`, or gone, is no reason to play nothing)."""
+        path = self._path(record)
+        return path if self._inside(path) and path.is_file() else None
+
     async def _providers(self) -> list[str]:
         configured = {p for route in self.config.routes.values() for p in route.providers}
         seen = await self.store.aread(queries.providers_seen())

@@ -108,9 +108,10 @@ def _insert(entries: dict[tuple[str, str], dict[str, Any]], now: float) -> Proc[
     return count
 
 
-def import_ledger(store: TaskStore, path: Path) -> ImportReport | None:
-    """Import `path` once into `store`; None when there is nothing (left) to import."""
-    if store.run(reads.get_meta(MARK)) is not None or not path.is_file():  # store checked first
+def import_ledger(store: TaskStore, path: Path | None) -> ImportReport | None:
+    """Import `path` once into `store`; None when there is nothing (left) to import (or no
+    path: `[ledger] enabled = false`). The store is read first either way: a broken one fails."""
+    if store.run(reads.get_meta(MARK)) is not None or path is None or not path.is_file():
         return None
     try:
         entries, skipped = _fold(path)

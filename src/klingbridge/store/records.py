@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -163,6 +164,17 @@ class JobRecord(_Record):
     def charged_usd(self) -> float | None:
         return _sum_usd(a.charged for a in self.attempts)
 
+    @property
+    def charged_unconverted(self) -> dict[str, Decimal]:
+        """Charges that have no USD value, summed per unit (cash in CNY with no `cny_usd`
+        configured): `charged_usd` leaves them out, so they are shown beside it."""
+        found: dict[str, Decimal] = {}
+        for attempt in self.attempts:
+            cost = attempt.charged
+            if cost is not None and cost.usd is None and cost.amount:
+                found[cost.unit] = found.get(cost.unit, Decimal(0)) + cost.amount
+        return found
+
     def summary(self) -> dict[str, Any]:
         """The row `klingbridge tasks --json` prints."""
         shown = self.result_attempt
@@ -174,6 +186,7 @@ class JobRecord(_Record):
             "status": self.state.value,
             "quoted_usd": self.quoted_usd,
             "charged_usd": self.charged_usd,
+            "charged_unconverted": {u: float(a) for u, a in self.charged_unconverted.items()},
             "files": [f.path for f in self.files],
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
