@@ -261,8 +261,11 @@ def _plain(proc: Proc[T]) -> Flow[T]:
 def write_intent(seat: Seat, wall: float) -> Record:
     """The intent alone, for runs without an `Admission` (no limits machinery at all)."""
     return Record(
-        procs.intent(seat.key, seat.provider, seat.external_id, seat.quoted, wall, sent=seat.sent)
-    )
+        procs.intent(
+            seat.key, seat.provider, seat.external_id, seat.quoted, wall, sent=seat.sent,
+            owner=seat.owner,
+        )
+    )  # fmt: skip
 
 
 @dataclass

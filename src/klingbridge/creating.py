@@ -31,8 +31,10 @@ from .models import Request, Task
 from .provider import Provider
 from .store import procs
 from .store.records import AttemptRecord, AttemptState
+from .store.sql import Proc
 
 Emit = Callable[[Event], None]
+Mark = Callable[[float], Proc[None]]
 
 #: Recorded attempts whose task is the one to go on from (`_reach`).
 _KNOWN = (AttemptState.CREATED, AttemptState.FAILED, AttemptState.CANCELLED)
@@ -128,13 +130,13 @@ class Creating:
             sent = yield from self._readmitted(provider, external_id, journal, deadline)
         attempt, full = 0, 0
         while True:
-            if not sent:
-                yield Record(procs.sent(external_id, journal.wall()))  # from here, it may be paid
+            if not sent:  # from here, it may be paid (`LeaseLost`: the job is another's now)
+                yield Record(procs.sent(external_id, journal.wall(), owner=journal.owner))
             sent = False
             try:
                 task = yield from flows.submit(
                     provider, request, external_id=external_id, callback_url=callback_url,
-                    marks=(partial(procs.unsent, external_id), partial(procs.sent, external_id)),
+                    marks=marks(external_id, journal.owner),
                 )  # fmt: skip
                 yield Record(procs.observe(external_id, task, journal.wall()))
                 return task, False
@@ -162,7 +164,7 @@ class Creating:
                 delay = backoff.delay(attempt, wait_asked)
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
-            yield Sleep(delay)
+            yield from journal.pause(delay)  # (the lease kept: backoffs add up past it)
             attempt += 1
 
     def _readmitted(
@@ -215,10 +217,7 @@ class Creating:
             raise error
         self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
         yield Record(procs.unsent(external_id, journal.wall()))
-        yield Sleep(delay)
-        renew = journal.heartbeat()
-        if renew is not None:
-            yield renew
+        yield from journal.pause(delay)
 
     def _look_up(
         self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
@@ -246,6 +245,12 @@ class Creating:
             f"lost and the lookup failed); not resubmitted there.",
             checkable=True,
         )
+
+
+def marks(external_id: str, owner: str) -> tuple[Mark, Mark]:
+    """A create's marks (`flows.Send.marks`) should it queue in the client: `intent` while it
+    waits, `sent` when it leaves, if the job's lease is still `owner`'s (else `LeaseLost`)."""
+    return partial(procs.unsent, external_id), partial(procs.sent_by, owner, external_id)
 
 
 def known(task: Task) -> Flow[tuple[Task, bool]]:

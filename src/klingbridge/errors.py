@@ -18,6 +18,7 @@
     ├── WaitTimeout               the task did not finish before the deadline (carries the Task)
     ├── BudgetExceeded            a create would pass a USD budget; refused before any call
     ├── SlotTimeout               no concurrency slot came free before the deadline
+    ├── LeaseLost                 another process took the job over; this run stopped
     ├── DownloadError             an output could not be saved (download.py; unsafe URL, disk)
     ├── CallbackRefused           a delivery to the receiver failed verification (provider.py)
     └── NoProviderAvailable       every candidate was skipped or failed (carries each attempt)
@@ -262,6 +263,25 @@ class BudgetExceeded(KlingBridgeError):
         super().__init__(
             f"budget {budget} (${limit_usd:g}{where}) exceeded: spent ${spent_usd:.4f}, "
             f"committed ${committed_usd:.4f}, this request would cost ${would_cost_usd:.4f}{on}"
+        )
+
+
+class LeaseLost(KlingBridgeError):
+    """This run no longer holds its job's lease: another process has taken the job over.
+
+    A lease lapses when its holder stops renewing it (a pause longer than the lease, a laptop
+    suspended); a worker or `klingbridge wait` may then take the job. The run that lost it
+    stops at once and sends nothing more (its next create would pay a second time): the new
+    holder finishes the job (CLI exit status 4). `holder` is who holds it now, when known.
+    """
+
+    def __init__(self, key: str, holder: str | None = None) -> None:
+        self.key = key
+        self.holder = holder
+        by = f"another process ({holder})" if holder else "another process"
+        super().__init__(
+            f"job {key} is now run by {by}: this run lost its lease and stopped without "
+            f"sending anything more; klingbridge wait {key} follows it to its end"
         )
 
 

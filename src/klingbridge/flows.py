@@ -11,6 +11,7 @@ here is plain logic, testable without a network, and the same for `Client` and `
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -249,6 +250,13 @@ def expired(deadline: Deadline, now: float) -> Flow[bool]:
     return now >= deadline.at
 
 
+@functools.cache
+def third(lease_s: float) -> float:
+    """A third of a lease: how often the heartbeat renews it. One shared float per lease
+    length, so that 10,000 waits sleeping in thirds of it hold none of their own."""
+    return lease_s / 3
+
+
 def is_transient(error: Exception) -> bool:
     if isinstance(error, ProviderError | TransportError | ProviderResponseError):
         return error.retryable
@@ -267,15 +275,18 @@ def wait(
     heartbeat: Callable[[], Op | None] | None = None,
     pace: Callable[[int, float], float] | None = None,
     started: float | None = None,
+    lease_s: float | None = None,
 ) -> Flow[Task]:
     """Poll until the task ends or `timeout` seconds pass (then `WaitTimeout`, with the task).
 
     Transient errors while polling (rate limits, 5xx, timeouts, garbled answers) do not end the
     wait: the task is still running at the vendor and its id must not be lost. `observe` makes
     the operation that records a changed task (status, charge, outputs); `heartbeat`, called
-    before each pause, may return one that keeps this process's claim on the task alive.
-    `pace(polls, elapsed)` (pacing.py), when given, decides each pause instead of `poll`, from
-    the seconds since `started` (the clock when the task was created; default: now).
+    before each pause, may return one that keeps this process's claim on the task alive: the
+    lease of `lease_s` seconds it renews once a third has passed, so a longer pause (a slow
+    `[poll] maximum`, a vendor's Retry-After) is slept in thirds of it, the heartbeat asked
+    between them. `pace(polls, elapsed)` (pacing.py), when given, decides each pause instead of
+    `poll`, from the seconds since `started` (the clock when the task was created; default: now).
     """
     begun = clock() if started is None else started
     due = yield from deadline(clock, timeout)
@@ -291,7 +302,15 @@ def wait(
             yield beat
             beat = None  # not held through the pause
         pause = poll.interval(polls) if pace is None else pace(polls, now - begun)
-        yield Sleep(min(max(pause, asked), max(0.0, due.at - now)))
+        pause = min(max(pause, asked), max(0.0, due.at - now))
+        while lease_s is not None and heartbeat is not None and pause > third(lease_s):
+            yield Sleep(third(lease_s))  # (else the lease would lapse before the next heartbeat)
+            pause -= third(lease_s)
+            beat = heartbeat()
+            if beat is not None:
+                yield beat
+                beat = None
+        yield Sleep(pause)
         polls += 1
         try:
             # After the first answer, poll only the endpoint that found the task.

@@ -79,7 +79,7 @@ class Following:
             return storefirst.wait(
                 provider, task, trial.external_id, plan=store_first, timeout=timeout,
                 clock=self.clock, on_update=changed, observe=observe,
-                heartbeat=journal.heartbeat,
+                heartbeat=journal.heartbeat, lease_s=journal.lease_s,
             )  # fmt: skip
         return flows.wait(
             provider, task, timeout=timeout, poll=self.poll, clock=self.clock,
@@ -87,7 +87,7 @@ class Following:
             observe=observe if unrecorded is None else Deferring(observe, unrecorded),
             # pacing only for a task created just now: a resumed one may be near its end
             pace=None if recovered else self._pace(provider.name, request.kind),
-            started=started,
+            started=started, lease_s=journal.lease_s,
         )  # fmt: skip
 
     def _followed(

@@ -40,7 +40,7 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record, Sleep
 from .journal import Journal, RunResult
 from .models import Request
 from .outcomes import orphan_note, recorded_result, unknown_outcome
-from .owners import owner_alive
+from .owners import held_elsewhere, holds, owner_alive, take
 from .resuming import resume_point, settle_passed
 from .router import Router
 from .store import procs, reads
@@ -172,9 +172,10 @@ class Jobs:
         try:  # (from here on this run holds `key`: the finally gives it back, however it ends)
             if waited:  # another run of this client had the job: carry on from what it left
                 job = (yield Record(reads.load(key), read=True)) or job
-            took = yield Record(procs.take_lease(key, self.owner, self.lease_s, self.wall()))
+            taken = yield from self._take(job)  # (None: another process holds it, or it ended)
+            job = taken or job  # (as this run holds it: `_watch` then does not wait for it)
             if task_id is not None:
-                if not took and self._held_elsewhere(job):  # (its run may be creating anew)
+                if taken is None and not job.state.is_terminal:  # (its run may be creating anew)
                     raise KlingBridgeError(
                         f"job {key} is being run by {job.lease_owner}: record a task for it "
                         "once that run has ended"
@@ -307,6 +308,7 @@ class Jobs:
         if latest is None or latest.task is None:
             raise KlingBridgeError(f"job {job.key} has no vendor task to follow")
         external_id = latest.external_id
+        journal = self._journal(job.key, job.route, job.provider)  # (its lease, kept)
         task = yield from flows.wait(
             self.router.providers(latest.provider),
             latest.task,
@@ -315,6 +317,8 @@ class Jobs:
             clock=self.clock,
             on_update=on_update,
             observe=lambda found: Record(procs.observe(external_id, found, self.wall())),
+            heartbeat=journal.heartbeat,
+            lease_s=self.lease_s,
         )
         state = JobState(task.status.value)
         yield Record(procs.finish(job.key, state, self.wall(), owner=self.owner))
@@ -350,10 +354,19 @@ class Jobs:
                 looks += 1
 
     def _watch(self, job: JobRecord, deadline: float, ended_too: bool = False) -> Flow[JobRecord]:
-        """While another live process holds the job, follow it in the store instead (an ended
-        job too when `ended_too`: one that process is running again)."""
+        """Follow the job in the store while another live process holds it (an ended job too
+        when `ended_too`: one that process is running again), until it ends or this run holds
+        its lease: taken once free or lapsed, or at once from a process that is gone. A job
+        not ended is returned only held by this run: never is it run or followed without."""
         looks, began = 0, self.clock()
-        while (ended_too or not job.state.is_terminal) and self._held_elsewhere(job):
+        while ended_too or not job.state.is_terminal:
+            if not self._held_elsewhere(job):
+                if job.state.is_terminal or holds(job, self.owner, self.wall()):
+                    return job  # (an ended one: `_claim_rerun` takes it, if it runs again)
+                taken = yield from self._take(job)
+                if taken is not None:
+                    return taken
+                # Another process took it first: watch it as any holder's.
             if self.clock() >= deadline:
                 task = job.task
                 if task is None or task.status.is_terminal:  # (an ended job's earlier task)
@@ -366,14 +379,13 @@ class Jobs:
             looks += 1
             found = yield Record(reads.load(job.key), read=True)
             job = found if found is not None else job
-            if not self._held_elsewhere(job) and not job.state.is_terminal:
-                yield Record(procs.take_lease(job.key, self.owner, self.lease_s, self.wall()))
         return job
 
+    def _take(self, job: JobRecord) -> Flow[JobRecord | None]:
+        return take(job, self.owner, self.lease_s, self.wall())
+
     def _held_elsewhere(self, job: JobRecord) -> bool:
-        if job.lease_owner in (None, self.owner) or job.lease_until is None:
-            return False
-        return job.lease_until.timestamp() > self.wall() and owner_alive(job.lease_owner)
+        return held_elsewhere(job, self.owner, self.wall())
 
 
 def _runs_again(read: JobRecord, job: JobRecord, again: Again) -> bool:

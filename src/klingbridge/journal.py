@@ -17,8 +17,8 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from .admission import OnWait
-from .errors import KlingBridgeError, TaskFailed
-from .flows import Clock, Flow, Record
+from .errors import KlingBridgeError, LeaseLost, TaskFailed
+from .flows import Clock, Flow, Record, Sleep
 from .models import Cost, Task
 from .store import procs
 from .store.records import AttemptRecord, JobState
@@ -168,12 +168,29 @@ class Journal:
         return result
 
     def heartbeat(self) -> Record | None:
-        """Renew the lease once a third of it has passed (called before each poll's pause)."""
+        """Renew the lease once a third of it has passed (called before each poll's pause).
+
+        The store raises `LeaseLost` into the flow, where the operation is yielded, if the
+        lease is no longer this run's: another process has taken the job over, and this run
+        stops (it must not create again, nor record the job's end)."""
         now = self.wall()
         if now - self.renewed < self.lease_s / 3:
             return None
         self.renewed = now
-        return Record(procs.renew(self.owner, [self.key], self.lease_s, now))
+        return Record(procs.keep_lease(self.key, self.owner, self.lease_s, now))
+
+    def pause(self, seconds: float) -> Flow[None]:
+        """Sleep `seconds` keeping the lease: the heartbeat first, then again after each third
+        of the lease, should the pause be longer (a create's backoffs add up past a lease)."""
+        while True:
+            beat = self.heartbeat()
+            if beat is not None:
+                yield beat
+            if seconds <= self.lease_s / 3:
+                break
+            yield Sleep(self.lease_s / 3)
+            seconds -= self.lease_s / 3
+        yield Sleep(seconds)
 
     def close(
         self,
@@ -187,8 +204,11 @@ class Journal:
         """Record how the run ended; a job whose task or create is still open is only let go.
 
         `ended`: the attempt's final task (under `external_id`), not recorded yet: written in the
-        same transaction as the job's end (one commit instead of two).
+        same transaction as the job's end (one commit instead of two). A run that lost its
+        lease (`LeaseLost`) records nothing: the job is the process's that holds it now.
         """
+        if isinstance(error, LeaseLost):
+            return
         if state is None and not (run.open_task or run.unsettled):
             ended = error.task if isinstance(error, TaskFailed) else run.last_task
             if run.unknown:

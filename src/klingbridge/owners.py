@@ -1,10 +1,15 @@
-"""Who holds a job: the owner names on the store's leases, and whether one is still alive."""
+"""Who holds a job: the owner names on the store's leases, whether one is still alive, and
+taking a job's lease (a run works on a job only while it holds it: docs/durability.md)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import socket
+
+from .flows import Flow, Record
+from .store import procs
+from .store.records import JobRecord, from_epoch
 
 
 def new_owner() -> str:
@@ -28,3 +33,31 @@ def owner_alive(owner: str) -> bool:
     except OSError:  # alive, but not ours to signal
         return True
     return True
+
+
+def holds(job: JobRecord, owner: str, now: float) -> bool:
+    """Whether `owner` holds the job's lease, as `job` was read."""
+    until = job.lease_until
+    return job.lease_owner == owner and until is not None and until.timestamp() > now
+
+
+def held_elsewhere(job: JobRecord, owner: str, now: float) -> bool:
+    """Whether another live process holds the job's lease, as `job` was read."""
+    holder, until = job.lease_owner, job.lease_until
+    if holder in (None, owner) or until is None:
+        return False
+    return until.timestamp() > now and owner_alive(holder)
+
+
+def take(job: JobRecord, owner: str, lease_s: float, now: float) -> Flow[JobRecord | None]:
+    """Take the job's lease: free, lapsed or `owner`'s, or held by a process that is gone
+    (taken over at once, if it is still that process's: of two runs that find it so, one gets
+    it). The job as `owner` now holds it; None: another process does (or it ended)."""
+    holder = job.lease_owner
+    gone = holder is not None and holder != owner and not owner_alive(holder)
+    took = yield Record(
+        procs.take_lease(job.key, owner, lease_s, now, dead=holder if gone else None)
+    )
+    if not took:
+        return None
+    return job.model_copy(update={"lease_owner": owner, "lease_until": from_epoch(now + lease_s)})

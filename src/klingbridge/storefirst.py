@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import flows
 from .errors import KlingBridgeError, WaitTimeout
-from .flows import Clock, Flow, OnUpdate, Op, Record, Sleep
+from .flows import Clock, Flow, OnUpdate, Op, Record, Sleep, third
 from .models import Task
 from .provider import Provider
 from .store import callbacks
@@ -47,9 +47,11 @@ def wait(
     on_update: OnUpdate | None = None,
     observe: Callable[[Task], Op] | None = None,
     heartbeat: Callable[[], Op | None] | None = None,
+    lease_s: float | None = None,
 ) -> Flow[Task]:
     """Like `flows.wait`, but the store is read every `store_poll_s` and the vendor asked only
-    every `safety_poll_s`. `external_id` names the attempt whose task the receiver records."""
+    every `safety_poll_s`. `external_id` names the attempt whose task the receiver records.
+    The store is read at least every third of the lease (`lease_s`) the heartbeat keeps."""
     due = yield from flows.deadline(clock, timeout)
     asked = clock()
     orphaned = 0  # deliveries that came before the task was known: each one is worth a query
@@ -60,7 +62,8 @@ def wait(
         beat = heartbeat() if heartbeat is not None else None
         if beat is not None:
             yield beat
-        yield Sleep(min(plan.store_poll_s, max(0.0, due.at - now)))
+        pause = plan.store_poll_s if lease_s is None else min(plan.store_poll_s, third(lease_s))
+        yield Sleep(min(pause, max(0.0, due.at - now)))
         peeked = yield Record(callbacks.peek(external_id), read=True)
         known = peeked.task if isinstance(peeked, callbacks.Peek) else None
         if known is not None and known.status.rank > task.status.rank:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .client import AsyncClient
 from .download import SavedFile, save_outputs
-from .errors import KlingBridgeError
+from .errors import KlingBridgeError, LeaseLost
 from .journal import RunResult
 from .models import Task
 from .store import SavedFileRecord, TaskStore, procs
@@ -140,8 +140,11 @@ class Worker:
             )
         except KlingBridgeError as error:
             logger.warning("job %s: %s", key, error)
-            self.report.failed[key] = str(error)
-            self._failed(key)
+            if isinstance(error, LeaseLost):  # not failed: another process runs it now
+                self.report.released.append(key)
+            else:
+                self.report.failed[key] = str(error)
+                self._failed(key)
             if self.on_done is not None:
                 self.on_done(key, None, str(error))
         else:

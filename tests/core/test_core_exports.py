@@ -52,6 +52,7 @@ INTENDED = {
     "ConcurrencyLimitError",
     "BudgetExceeded",
     "SlotTimeout",
+    "LeaseLost",
     "InvalidRequestError",
     "NotFoundError",
     "ContentPolicyError",

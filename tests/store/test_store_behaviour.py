@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from klingbridge import Cost, SoundRequest, Task, TaskStatus
+from klingbridge import Cost, SoundRequest, Task, TaskStatus, errors
 from klingbridge.store import (
     AttemptState,
     IdempotencyConflict,
@@ -181,6 +181,36 @@ def test_leases_keep_two_owners_apart_and_expire(store: TaskStore) -> None:
     assert expired == []
     store.run(procs.take_lease(second[0], "w2", -1, time.time()))  # w2's lease lapses
     assert store.claim("w3", lease_s=60, limit=5) == second  # ...and another takes it
+
+
+def test_a_dead_owners_lease_is_taken_over_by_one_process_only(store: TaskStore) -> None:
+    begin(store, "k", owner="gone")  # its process died; the lease has not lapsed
+    now = time.time()
+    assert not store.run(procs.take_lease("k", "wait", 60, now))  # held, as far as SQL knows
+    assert store.run(procs.take_lease("k", "wait", 60, now, dead="gone"))
+    assert not store.run(procs.take_lease("k", "worker", 60, now, dead="gone"))  # wait's now
+    assert store.job("k").lease_owner == "wait"  # type: ignore[union-attr]
+
+
+def test_a_run_that_lost_its_lease_writes_no_attempt_nor_the_jobs_end(store: TaskStore) -> None:
+    begin(store, "k", owner="a")
+    store.run(procs.take_lease("k", "a", -1, time.time()))  # a's lease lapses...
+    assert store.run(procs.take_lease("k", "b", 60, time.time()))  # ...and b takes the job over
+    now = time.time()
+    with pytest.raises(errors.LeaseLost, match=r"job k is now run by another process \(b\)"):
+        store.run(procs.keep_lease("k", "a", 60, now))  # a's heartbeat
+    with pytest.raises(errors.LeaseLost):
+        store.run(procs.intent("k", "piapi", "x-a", QUOTE, now, sent=True, owner="a"))
+    assert store.job("k").attempts == []  # type: ignore[union-attr]
+    store.run(procs.intent("k", "piapi", "x-b", QUOTE, now, owner="b"))
+    with pytest.raises(errors.LeaseLost):  # a create about to be sent again, by a
+        store.run(procs.sent("x-b", now, owner="a"))
+    store.run(procs.sent("x-b", now, owner="b"))
+    store.run(procs.finish("k", JobState.FAILED, now, error="a's end", owner="a"))
+    job = store.job("k")
+    assert job is not None and job.state is JobState.PENDING and job.lease_owner == "b"
+    assert [(x.external_id, x.state) for x in job.attempts] == [("x-b", AttemptState.SENT)]
+    store.run(procs.keep_lease("k", "b", 60, now))  # b's own heartbeat
 
 
 def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: TaskStore) -> None:

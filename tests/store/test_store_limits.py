@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from klingbridge import BudgetExceeded, Cost, SoundRequest, Task, TaskStatus
+from klingbridge import BudgetExceeded, Cost, LeaseLost, SoundRequest, Task, TaskStatus
 from klingbridge.budgets import Budget, BudgetRule, Budgets
 from klingbridge.store import AttemptState, TaskStore, open_store, procs
 from klingbridge.store.limits import (
@@ -53,6 +54,7 @@ def ask(
     provider: str = "piapi",
     route: str | None = None,
     now: float | None = None,
+    owner: str = "me",
 ) -> Ask:
     return Ask(
         key=key,
@@ -60,7 +62,7 @@ def ask(
         route=route,
         external_id=f"x-{key}",
         quoted=quoted,
-        owner="me",
+        owner=owner,
         now=time.time() if now is None else now,
         budgets=budgets,
         max_concurrent=max_concurrent,
@@ -171,7 +173,7 @@ def test_slots_are_handed_out_in_the_order_creates_asked(store: TaskStore) -> No
 
 def test_a_dead_process_lets_its_slot_go_when_its_lease_expires(store: TaskStore) -> None:
     job(store, "dead", owner="gone", lease_s=0.01)
-    store.run(admit(ask("dead", budgets=(), max_concurrent=1)))
+    store.run(admit(ask("dead", budgets=(), max_concurrent=1, owner="gone")))
     job(store, "live")
     time.sleep(0.05)
     assert isinstance(store.run(admit(ask("live", budgets=(), max_concurrent=1))), Admitted)
@@ -184,7 +186,9 @@ def test_a_task_sent_or_running_holds_its_slot_after_its_lease_lapses(store: Tas
     now = time.time()
     for key in ("running", "sent"):
         job(store, key, owner="gone", lease_s=60, now=now - 700)
-        verdict = store.run(admit(ask(key, budgets=(), max_concurrent=2, now=now - 700)))
+        verdict = store.run(
+            admit(ask(key, budgets=(), max_concurrent=2, now=now - 700, owner="gone"))
+        )
         assert isinstance(verdict, Admitted)
         store.run(procs.sent(f"x-{key}", now - 700))
     running = Task(provider="piapi", id="T-r", kind="sound", status=TaskStatus.RUNNING)
@@ -262,3 +266,18 @@ def test_budgets_parse_from_the_configuration_shape() -> None:
     assert [r.name for r in budgets.applying("piapi", None)] == ["all"]
     with pytest.raises(ValueError, match="per"):
         Budgets.model_validate({"kling": {"usd": 1, "per": "week"}})
+
+
+def test_a_carried_on_create_is_admitted_only_for_its_jobs_holder(store: TaskStore) -> None:
+    """A create carried on (a worker, `wait`) is marked `sent` by its admission only if the
+    job's lease is still the asker's: another process that took the job over sends it."""
+    job(store, "k", owner="a")
+    store.run(admit(ask("k", budgets=(), owner="a")))  # its intent
+    store.run(procs.take_lease("k", "a", -1, time.time()))  # a's lease lapses...
+    store.run(procs.take_lease("k", "b", 60, time.time()))  # ...and b takes the job over
+    again = replace(ask("k", budgets=(), max_concurrent=2, owner="a"), resumed=True, sent=True)
+    with pytest.raises(LeaseLost):
+        store.run(admit(again))
+    found = store.job("k")
+    assert found is not None and found.attempts[0].state is AttemptState.INTENT
+    assert isinstance(store.run(admit(replace(again, owner="b"))), Admitted)

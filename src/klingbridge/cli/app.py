@@ -3,7 +3,7 @@
 Every failure ends in one line on stderr and a non-zero exit status, never a traceback
 (set KLINGBRIDGE_DEBUG=1 to see one). Exit statuses: 1 the vendor or the task failed,
 2 bad input (usage, unreadable payload, invalid request or configuration), 3 over a budget
-(`BudgetExceeded`: nothing was sent).
+(`BudgetExceeded`: nothing was sent), 4 another process took the job over (`LeaseLost`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..errors import (
     BudgetExceeded,
     ConfigError,
     KlingBridgeError,
+    LeaseLost,
     NoProviderAvailable,
     ValidationError,
 )
@@ -159,6 +160,8 @@ def fail_with(error: Exception) -> NoReturn:
         fail(f"{field}: {problem['msg']} (got {problem.get('input')!r})", 2, error=error)
     except BudgetExceeded:
         fail(str(error), 3, error=error)
+    except LeaseLost:
+        fail(str(error), 4, error=error)
     except NoProviderAvailable as exhausted:
         fail(describe(exhausted), 2 if exhausted.bad_input else 1, error=error)
     except KlingBridgeError as known:

@@ -6,7 +6,9 @@ Procedures as in procs.py: generators of `Sql`, sans-IO, run by a backend in one
 
 from __future__ import annotations
 
+from ..errors import LeaseLost
 from ..models import Cost, Task, TaskStatus
+from .leases import lost
 from .records import AttemptState
 from .sql import Proc, Sql
 
@@ -33,11 +35,14 @@ def intent(
     now: float,
     *,
     sent: bool = False,
+    owner: str | None = None,
 ) -> Proc[int]:
     """Write the attempt down before anything is sent; returns its number within the job.
 
     `sent`: the create goes out right after this commit (nothing in between can pay), so the
     attempt is written as `sent` at once, the commit `sent` would have made saved.
+    `owner`: the run's lease owner; if the job's lease is no longer theirs (it lapsed and
+    another process took the job over), `LeaseLost` is raised and nothing is written.
     """
     rows = yield Sql(
         "INSERT INTO kb_attempts (external_id, job_key, seq, provider, state, quoted, quoted_usd,"
@@ -49,16 +54,48 @@ def intent(
             _json(quoted), _usd(quoted), now, now,
         ),
     )  # fmt: skip
-    yield Sql("UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?", (now, key))
+    # (the lease condition costs no statement: the job's row is written here anyway)
+    held = yield Sql(
+        "UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?"
+        + ("" if owner is None else " AND lease_owner = ? RETURNING key"),
+        (now, key) if owner is None else (now, key, owner),
+    )
+    if owner is not None and not held:
+        raise (yield from lost(key))  # (the attempt written above is rolled back with it)
     return int(rows[0][0])
 
 
-def sent(external_id: str, now: float) -> Proc[None]:
-    yield Sql(
+def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None]:
+    """The create is about to leave (from here, it may be paid). `owner`: the run's lease
+    owner; if the job's lease is no longer theirs, `LeaseLost` is raised: nothing is sent."""
+    if owner is None:
+        yield Sql(
+            "UPDATE kb_attempts SET state = 'sent', updated_at = ?"
+            " WHERE external_id = ? AND state IN ('intent', 'sent')",
+            (now, external_id),
+        )
+        return
+    marked = yield Sql(
         "UPDATE kb_attempts SET state = 'sent', updated_at = ?"
-        " WHERE external_id = ? AND state IN ('intent', 'sent')",
-        (now, external_id),
+        " WHERE external_id = ? AND state IN ('intent', 'sent') AND EXISTS (SELECT 1 FROM"
+        " kb_jobs j WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?) RETURNING job_key",
+        (now, external_id, owner),
     )
+    if marked:
+        return
+    rows = yield Sql(
+        "SELECT j.key, j.lease_owner FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        " WHERE a.external_id = ?",
+        (external_id,),
+    )
+    if rows and rows[0][1] != owner:
+        raise LeaseLost(rows[0][0], rows[0][1])
+
+
+def sent_by(owner: str, external_id: str, now: float) -> Proc[None]:
+    """`sent` for `owner`'s run, its arguments in the order a queued create's mark binds them
+    (`functools.partial` with positional arguments only: the smallest held while it queues)."""
+    yield from sent(external_id, now, owner=owner)
 
 
 def unsent(external_id: str, now: float) -> Proc[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import LeaseLost
 from .records import JobState
 from .sql import Proc, Sql
 
@@ -28,16 +29,25 @@ FREE = "lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_o
 
 
 def take_lease(
-    key: str, owner: str, lease_s: float, now: float, *, ended: bool = False
+    key: str,
+    owner: str,
+    lease_s: float,
+    now: float,
+    *,
+    ended: bool = False,
+    dead: str | None = None,
 ) -> Proc[bool]:
     """Take (or renew) the job's lease if it is free, expired or already ours; an ended job's
     only when `ended` (nothing else needs it, and one taken only to read the job's record
-    would never be given back)."""
+    would never be given back). `dead`: the owner of a lease not lapsed yet whose process is
+    known to be gone, taken over at once if it is still theirs (of two processes that find
+    it so, one gets it)."""
     rows = yield Sql(
-        f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND ({FREE})"
+        f"UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = ? AND ({FREE}"
+        + (" OR lease_owner = ?)" if dead else ")")
         + ("" if ended else f" AND {LEASABLE}")
         + " RETURNING key",
-        (owner, now + lease_s, key, now, owner),
+        (owner, now + lease_s, key, now, owner, *((dead,) if dead else ())),
     )
     return bool(rows)
 
@@ -68,6 +78,19 @@ def renew(owner: str, keys: Sequence[str], lease_s: float, now: float) -> Proc[l
         )
         kept.extend(row[0] for row in rows)
     return kept
+
+
+def keep_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[None]:
+    """Renew `owner`'s lease on job `key`, or raise `LeaseLost`: another process has taken
+    the job over (the lease lapsed meanwhile), so this one must stop working on it."""
+    if not (yield from renew(owner, [key], lease_s, now)):
+        raise (yield from lost(key))
+
+
+def lost(key: str) -> Proc[LeaseLost]:
+    """The error for a run that no longer holds job `key`'s lease, naming who does now."""
+    rows = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (key,))
+    return LeaseLost(key, rows[0][0] if rows else None)
 
 
 def release(owner: str, keys: Sequence[str]) -> Proc[None]:

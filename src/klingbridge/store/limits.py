@@ -2,8 +2,9 @@
 
 `admit` is the one door to a create: in ONE transaction it checks the provider's shared
 cooldown, every budget the create counts in, and the provider's concurrency slots, and only then
-writes the attempt's intent (procs.intent). Two processes racing for the last dollars or the
-last slot are serialized by the transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock
+writes the attempt's intent (procs.intent), if the job's lease is still the asker's (else
+`LeaseLost`: another process took the job over). Two processes racing for the last dollars or
+the last slot are serialized by the transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock
 up front; on PostgreSQL, when budgets or slots apply, the first statement updates the
 `kb_limits` row, a row lock held to the commit, so the second admission reads what the first one
 wrote (with neither, only the cooldown is read and admissions do not queue on that row).
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, LeaseLost
 from ..models import Cost
 from .attempts import intent
 from .sql import Proc, Sql
@@ -131,18 +132,26 @@ def admit(ask: Ask) -> Proc[Verdict]:
             return wait
     if ask.resumed:
         return (yield from _resumed(ask))
-    seq = yield from intent(
-        ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent
-    )
+    seq = yield from intent(  # (`LeaseLost` if the job is no longer this run's)
+        ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent,
+        owner=ask.owner,
+    )  # fmt: skip
     return Admitted(seq)
 
 
 def _resumed(ask: Ask) -> Proc[Verdict]:
+    """A carried-on create admitted: its attempt marked, if the job's lease is still the
+    asker's (else `LeaseLost`: another process took the job over, and sends it if anyone)."""
     rows = yield Sql(
         "UPDATE kb_attempts SET state = ?, updated_at = ? WHERE external_id = ?"
-        " AND state IN ('intent', 'sent') RETURNING seq",
-        ("sent" if ask.sent else "intent", ask.now, ask.external_id),
+        " AND state IN ('intent', 'sent') AND EXISTS (SELECT 1 FROM kb_jobs j"
+        " WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?) RETURNING seq",
+        ("sent" if ask.sent else "intent", ask.now, ask.external_id, ask.owner),
     )
+    if not rows:
+        held = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (ask.key,))
+        if held and held[0][0] != ask.owner:
+            raise LeaseLost(ask.key, held[0][0])
     return Admitted(int(rows[0][0]) if rows else 0)
 
 

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 from ..errors import KlingBridgeError
 from ..models import Request
-from .attempts import attempt_ended, intent, observe, seen, sent, unsent
-from .leases import FREE, claim, claim_rerun, release, renew, take_lease
+from .attempts import attempt_ended, intent, observe, seen, sent, sent_by, unsent
+from .leases import FREE, claim, claim_rerun, keep_lease, release, renew, take_lease
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
 from .sql import Proc, Sql
@@ -37,6 +37,7 @@ __all__ = [
     "claim_rerun",
     "finish",
     "intent",
+    "keep_lease",
     "observe",
     "release",
     "renew",
@@ -44,6 +45,7 @@ __all__ = [
     "saved",
     "seen",
     "sent",
+    "sent_by",
     "set_meta",
     "take_lease",
     "task_succeeded",
@@ -161,6 +163,8 @@ def finish(
     A job that succeeded with outputs still to save (`out_dir` set, not `saved`) keeps its lease:
     the saver holds it until `saved`, so no other worker saves the same files at the same time;
     should the saver die, the lease expires and the job is claimable (`leases.CLAIMABLE`).
+    `owner`: only while the job's lease is theirs (a run whose lease lapsed and was taken over
+    leaves the job to the process that holds it now).
     """
     saving = state is JobState.SUCCEEDED
     keep = "(lease_owner = ? AND NOT (? AND out_dir IS NOT NULL AND saved_at IS NULL))"
@@ -168,8 +172,9 @@ def finish(
         "UPDATE kb_jobs SET state = ?, error = ?, updated_at = ?,"
         f" lease_owner = CASE WHEN {keep} THEN NULL ELSE lease_owner END,"
         f" lease_until = CASE WHEN {keep} THEN NULL ELSE lease_until END"
-        " WHERE key = ?",
-        (state.value, error, now, owner, saving, owner, saving, key),
+        " WHERE key = ?" + ("" if owner is None else " AND lease_owner = ?"),
+        (state.value, error, now, owner, saving, owner, saving, key)
+        + (() if owner is None else (owner,)),
     )
 
 
