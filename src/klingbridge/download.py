@@ -7,11 +7,11 @@ from the URL (which may be long, hostile, or the same for several outputs).
 
 Saving is resumable: a file already under its final name is complete (nothing else is ever put
 there), so it is kept unless the vendor announces another size; temporary files an interrupted
-run left behind are removed (once untouched for `STALE_PART_S`) and fetched again. Two savers of
-the same files at once (a worker and the receiver, a worker whose lease lapsed mid-save) each
-write their own temporary file (named by process and a random part) and rename it into place:
-neither removes the other's, and the last rename leaves the same complete file. Only `http` and
-`https` URLs are ever fetched.
+run left behind are removed (its process gone, or untouched for `STALE_PART_S`) and fetched
+again. Two savers of the same files at once (a worker and the receiver, a worker whose lease
+lapsed mid-save) each write their own temporary file (named by a random part, its process and
+host) and rename it into place: neither removes the other's, and the last rename leaves the same
+complete file. Only `http` and `https` URLs are ever fetched.
 
 `save_outputs` and `async_save_outputs` share everything but the loop that streams the bytes.
 """
@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import tempfile
 import time
 from collections.abc import Collection
@@ -42,6 +43,9 @@ _CHUNK = 1 << 16
 #: A temporary file untouched this long was left by a saver that died: removed. A live saver
 #: writes more often (a read stalled for its timeout, 120 s by default, fails it).
 STALE_PART_S = 15 * 60.0
+#: This host, as temporary files name their saver (`pid@host`): a part of a process of this
+#: host that is gone is removed at once; any other only once stale.
+_HOST = _UNSAFE.sub("_", socket.gethostname())[:64]
 
 
 class DownloadError(KlingBridgeError):
@@ -134,7 +138,8 @@ class _Target:
         self.file, self.dest, self.overwrite, self.max_bytes = file, dest, overwrite, max_bytes
         self.digest, self.size = hashlib.sha256(), 0
         # Not mkstemp: its 0600 mode would stick to the saved file; "x" mode still never clobbers.
-        self.tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}.part")
+        saver = f"{secrets.token_hex(6)}.{os.getpid()}@{_HOST}"
+        self.tmp = dest.with_name(f".{dest.name}.{saver}.part")
         self.out: BinaryIO | None = None
         remove_stale_parts(dest)
 
@@ -181,15 +186,32 @@ class _Target:
 
 
 def remove_stale_parts(dest: Path, *, now: float | None = None) -> None:
-    """Remove the temporary files of `dest` left by savers that died (untouched for
-    `STALE_PART_S`); another saver's, still being written, are left alone."""
+    """Remove the temporary files of `dest` left by savers that died: a process of this host
+    that is gone, or any untouched for `STALE_PART_S`; another saver's, still being written,
+    are left alone."""
     cutoff = (time.time() if now is None else now) - STALE_PART_S
+    prefix = f".{dest.name}."
     for part in dest.parent.glob(f".{glob_escape(dest.name)}.*.part"):
+        saver = part.name[len(prefix) : -len(".part")].partition(".")[2]  # (token.pid@host)
         try:
-            if part.stat().st_mtime < cutoff:
+            if _saver_gone(saver) or part.stat().st_mtime < cutoff:
                 part.unlink(missing_ok=True)
         except OSError:
             continue  # (gone meanwhile: its saver renamed it into place)
+
+
+def _saver_gone(saver: str) -> bool:
+    """True only when the saver named `pid@host` surely died: a process of this host, gone."""
+    pid, _, host = saver.partition("@")
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, but not ours to signal
+        return False
+    return False
 
 
 def glob_escape(name: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from e2e_support import Cli
 
 import klingbridge
 from klingbridge import File, Output, Task, TaskStatus
-from klingbridge.download import STALE_PART_S, DownloadError
+from klingbridge.download import _HOST, STALE_PART_S, DownloadError
 from klingbridge.worker import save_job
 
 
@@ -69,12 +71,16 @@ def test_status_out_resumes_an_interrupted_save(cli: Cli, tmp_path: Path) -> Non
     wav, mp3 = sorted(out.glob("*.wav")), sorted(out.glob("*.mp3"))
     good = mp3[0].read_bytes()
     # As a killed run leaves it: the wav half-written under a temporary name, never finished.
-    partial = wav[0].with_name(f".{wav[0].name}.4242-abcdef123456.part")
+    partial = wav[0].with_name(f".{wav[0].name}.abcdef123456.part")  # (an older name)
     partial.write_bytes(wav[0].read_bytes()[:100])
     dead = time.time() - STALE_PART_S - 60  # untouched since its saver died
     os.utime(partial, (dead, dead))
-    fresh = wav[0].with_name(f".{wav[0].name}.4343-0123456789ab.part")  # another saver's, live
-    fresh.write_bytes(b"being written")
+    fresh = wav[0].with_name(f".{wav[0].name}.0123456789ab.{os.getpid()}@{_HOST}.part")
+    fresh.write_bytes(b"being written")  # another saver's (this process: alive), being written
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # (a pid surely gone)
+    crashed = wav[0].with_name(f".{wav[0].name}.fedcba987654.{killed.pid}@{_HOST}.part")
+    crashed.write_bytes(b"left by a kill -9")  # fresh, but its saver is gone: removed at once
     wav[0].unlink()
     run = cli("status", "--provider", "kling", "--out", str(out), "--json", "--", task_id)
     assert run.exit_code == 0, run
