@@ -35,6 +35,7 @@ import httpx
 
 from .errors import KlingBridgeError
 from .models import File, Task
+from .owners import process_gone
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB: far above any Kling output, low enough to stop a runaway
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -203,15 +204,7 @@ def remove_stale_parts(dest: Path, *, now: float | None = None) -> None:
 def _saver_gone(saver: str) -> bool:
     """True only when the saver named `pid@host` surely died: a process of this host, gone."""
     pid, _, host = saver.partition("@")
-    if host != _HOST or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, but not ours to signal
-        return False
-    return False
+    return process_gone(pid, host == _HOST)
 
 
 def glob_escape(name: str) -> str:

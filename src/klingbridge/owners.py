@@ -23,16 +23,20 @@ def owner_alive(owner: str) -> bool:
     A lease held on another host is trusted until it expires.
     """
     host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
+    return not process_gone(rest.partition(":")[0], host == socket.gethostname())
+
+
+def process_gone(pid: str, here: bool) -> bool:
+    """True only when `pid`, a process of this host (`here`), surely no longer exists."""
+    if not here or not pid.isdigit():
+        return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return False
-    except OSError:  # alive, but not ours to signal
         return True
-    return True
+    except OSError:  # alive, but not ours to signal
+        return False
+    return False
 
 
 def holds(job: JobRecord, owner: str, now: float) -> bool:

@@ -4,26 +4,14 @@ duplicate, while a delivery already confirmed stays a duplicate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 from callbacks_support import piapi_body, seed_job
 from test_receiver import FakePiAPI, Harness, config, history
 
 from klingbridge import AsyncClient
 from klingbridge.callbacks import app
-from klingbridge.store import TaskStore, open_store
+from klingbridge.store import TaskStore
 from klingbridge.store import callbacks as recorded
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
-    assert opened is not None
-    yield opened
-    opened.close()
 
 
 class FlakyPiAPI(FakePiAPI):

@@ -6,8 +6,6 @@ PostgreSQL, a backup) forge authentic PiAPI deliveries."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,16 +13,8 @@ from callbacks_support import KLING_SECRET, PIAPI_SECRET, kling_body
 from test_receiver import Harness
 
 from klingbridge.provider import REDACTED, scrub
-from klingbridge.store import TaskStore, open_store
+from klingbridge.store import TaskStore
 from klingbridge.store import callbacks as recorded
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
-    assert opened is not None
-    yield opened
-    opened.close()
 
 
 def creation_webhook(secret: str) -> bytes:

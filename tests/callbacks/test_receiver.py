@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from klingbridge import AsyncClient, Task, TaskStatus
 from klingbridge.callbacks import app
 from klingbridge.config import Config
 from klingbridge.outcomes import recorded_result
-from klingbridge.store import JobState, TaskStore, open_store, procs
+from klingbridge.store import JobState, TaskStore, procs
 from klingbridge.store import callbacks as recorded
 
 
@@ -54,14 +53,6 @@ def config(**callbacks: Any) -> Config:
         },
         callbacks=callbacks,
     )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
-    assert opened is not None
-    yield opened
-    opened.close()
 
 
 class Harness:

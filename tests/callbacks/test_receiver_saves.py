@@ -5,7 +5,6 @@ so that two savers never work on the same files at once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,7 @@ from test_receiver import Harness
 from klingbridge import Task, TaskStatus
 from klingbridge.callbacks import receiver as receiving
 from klingbridge.download import SavedFile
-from klingbridge.store import TaskStore, open_store, procs
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
-    assert opened is not None
-    yield opened
-    opened.close()
+from klingbridge.store import TaskStore, procs
 
 
 def running_job(store: TaskStore, out: Path, *, owner: str, lease_s: float) -> None:
