@@ -134,7 +134,7 @@ def _image(value: str | None) -> str | None:
     if value is None or is_http_url(value):
         return value
     try:
-        if _IMAGE_MAGIC.match(b64decode(value, validate=True)[:12]):
+        if _IMAGE_MAGIC.match(b64decode(value[:16], validate=True)):  # (its first 12 bytes)
             return value
     except (binascii.Error, ValueError):
         pass
