@@ -124,3 +124,12 @@ class EchoPlugin:
 
 def job(ref: str, state: str, **fields: Any) -> dict[str, Any]:
     return {"job": {"ref": ref, "state": state, **fields}}
+
+
+#: Settings of the built-in providers pointed at hosts that a MockTransport answers.
+KLING = {
+    "access_key": "test-access-key-0123456789abcdef",
+    "secret_key": "test-secret-key-0123456789abcdef",
+    "base_url": "https://kling.test",
+}
+PIAPI = {"api_key": "test-key", "base_url": "https://piapi.test"}

@@ -11,17 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from core_support import KLING, PIAPI
 
 from klingbridge import Client, PollPolicy, SoundRequest
 from klingbridge.config import Config, RetryPolicy, Route
 from klingbridge.store import JobState
 
-KLING = {
-    "access_key": "test-access-key-0123456789abcdef",
-    "secret_key": "test-secret-key-0123456789abcdef",
-    "base_url": "https://kling.test",
-}
-PIAPI = {"api_key": "test-key", "base_url": "https://piapi.test"}
 SOUND = SoundRequest(prompt="rain", duration=5)
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 ONCE = RetryPolicy(attempts=1, base_delay=0, max_delay=0)

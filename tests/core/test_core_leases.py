@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from core_support import EchoProvider
+from core_support import KLING, PIAPI, EchoProvider
 
 from klingbridge import (
     Client,
@@ -41,12 +41,6 @@ from klingbridge.journal import Journal
 from klingbridge.store import JobState
 from klingbridge.store.sql import Sql
 
-KLING = {
-    "access_key": "test-access-key-0123456789abcdef",
-    "secret_key": "test-secret-key-0123456789abcdef",
-    "base_url": "https://kling.test",
-}
-PIAPI = {"api_key": "test-key", "base_url": "https://piapi.test"}
 SOUND = SoundRequest(prompt="rain", duration=5)
 
 

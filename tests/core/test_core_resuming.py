@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from core_support import EchoPlugin, job
+from core_support import KLING, PIAPI, EchoPlugin, job
 
 from klingbridge import (
     AsyncClient,
@@ -117,12 +117,6 @@ def test_a_caller_that_breaks_at_the_end_leaves_the_job_as_its_task_ended(
 
 
 # --- a create the route went on from ------------------------------------------------------
-KLING = {
-    "access_key": "test-access-key-0123456789abcdef",
-    "secret_key": "test-secret-key-0123456789abcdef",
-    "base_url": "https://kling.test",
-}
-PIAPI = {"api_key": "test-key", "base_url": "https://piapi.test"}
 
 
 class Vendors:

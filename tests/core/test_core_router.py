@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from core_support import KLING, PIAPI
 
 from klingbridge import (
     Client,
@@ -21,12 +22,6 @@ from klingbridge import (
 )
 from klingbridge.config import Config, RetryPolicy, Route
 
-KLING = {
-    "access_key": "test-access-key-0123456789abcdef",
-    "secret_key": "test-secret-key-0123456789abcdef",
-    "base_url": "https://kling.test",
-}
-PIAPI = {"api_key": "test-key", "base_url": "https://piapi.test"}
 SOUND = SoundRequest(prompt="rain", duration=5)
 
 
