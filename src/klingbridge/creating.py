@@ -83,12 +83,7 @@ class Creating:
         """A create sent, its answer never recorded: it may have reached the vendor before the
         process that sent it died. Found by its external id, or created now."""
         external_id = trial.external_id
-        cause = TransportError(
-            "a create was sent and its answer never recorded",
-            provider=provider.name,
-            may_have_been_received=True,
-        )
-        found = yield from self._look_up(provider, request, external_id, cause)
+        found = yield from self.look_up_sent(provider, request, external_id)
         if found is not None:
             yield Record(procs.observe(external_id, found, journal.wall()))
             return found, True
@@ -218,6 +213,18 @@ class Creating:
         self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
         yield Record(procs.unsent(external_id, journal.wall()))
         yield from journal.pause(delay)
+
+    def look_up_sent(
+        self, provider: Provider, request: Request, external_id: str
+    ) -> Flow[Task | None]:
+        """`_look_up` for a create that was sent and whose answer was never recorded (its
+        process died, or the route went on from it): may it have reached the vendor?"""
+        cause = TransportError(
+            "a create was sent and its answer never recorded",
+            provider=provider.name,
+            may_have_been_received=True,
+        )
+        return (yield from self._look_up(provider, request, external_id, cause))
 
     def _look_up(
         self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError

@@ -18,7 +18,7 @@ Like flows.py, this is plain logic: it yields operations for the runners.
 from __future__ import annotations
 
 from .creating import Unresolved
-from .errors import KlingBridgeError, TransportError
+from .errors import KlingBridgeError
 from .flows import Clock, Flow, Record
 from .router import Router
 from .store import procs
@@ -55,13 +55,8 @@ def settle_passed(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
             continue
         if passed.state is AttemptState.SENT and job.request is not None:
             provider = router.providers(passed.provider)
-            cause = TransportError(
-                "a create was sent and its answer never recorded",
-                provider=provider.name,
-                may_have_been_received=True,
-            )
             try:
-                found = yield from router._look_up(provider, job.request, passed.external_id, cause)
+                found = yield from router.look_up_sent(provider, job.request, passed.external_id)
             except Unresolved as unresolved:
                 if unresolved.checkable:
                     continue
