@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 
 from . import flows
-from .admission import Admission, Seat
+from .admission import Admission
 from .config import RetryPolicy
 from .errors import (
     ConcurrencyLimitError,
@@ -173,15 +173,9 @@ class Creating:
         that sent nothing, and the refusal is raised."""
         if self.admission is None:
             return False
-        seat = Seat(
-            journal.key, provider.name, journal.route, external_id, None, journal.owner,
-            sent=True, resumed=True,
-        )  # fmt: skip
+        seat = journal.seat(provider.name, external_id, None, resumed=True)
         try:
-            refused = yield from self.admission.admit(
-                seat, deadline=deadline, on_wait=journal.on_wait, heartbeat=journal.heartbeat,
-                record=journal.record,
-            )  # fmt: skip
+            refused = yield from journal.admit(self.admission, seat, deadline)
         except SlotTimeout as error:
             refused = error
         if refused is None:

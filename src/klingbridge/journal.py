@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .admission import OnWait
+from .admission import Admission, OnWait, Seat
 from .errors import KlingBridgeError, LeaseLost, TaskFailed
 from .flows import Clock, Flow, Record, Sleep
 from .models import Cost, Task
@@ -166,6 +166,31 @@ class Journal:
         result: T = yield Record(procs.chain(begin(), proc))
         self.unwritten = None  # committed (a procedure that raised rolled the job back too)
         return result
+
+    def seat(
+        self, provider: str, external_id: str, quoted: Cost | None, *, resumed: bool = False
+    ) -> Seat:
+        """The job's create about to be sent on `provider`, as admission takes it: sent right
+        after, so its `sent` goes in the admitting commit (`resumed`: see `Seat`)."""
+        return Seat(
+            self.key, provider, self.route, external_id, quoted, self.owner, sent=True,
+            resumed=resumed,
+        )  # fmt: skip
+
+    def admit(
+        self, admission: Admission, seat: Seat, deadline: float
+    ) -> Flow[KlingBridgeError | None]:
+        """`admission.admit` for this job's create: its waits keep the lease and are told to
+        `on_wait`, its verdict is recorded with the job's own record while that is unwritten.
+        (The admission's own flow, handed over: no frame of its own while a create waits.)"""
+        return admission.admit(
+            seat,
+            deadline=deadline,
+            max_usd=self.max_usd,
+            on_wait=self.on_wait,
+            heartbeat=self.heartbeat,
+            record=self.record,
+        )
 
     def heartbeat(self) -> Record | None:
         """Renew the lease once a third of it has passed (called before each poll's pause).

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import storefirst
-from .admission import Admission, Cooldowns, Seat, write_intent
+from .admission import Admission, Cooldowns, write_intent
 from .config import RetryPolicy, Route
 from .creating import Creating, Emit, Unresolved, what_now
 from .errors import (
@@ -165,21 +165,11 @@ class Router(Creating, Following):
             begun=self.clock(),
         )
         # The create follows at once (`_one`, no start): its `sent` goes in this commit.
-        seat = Seat(
-            journal.key, name, journal.route, trial.external_id, trial.quoted, journal.owner,
-            sent=True,
-        )  # fmt: skip
+        seat = journal.seat(name, trial.external_id, trial.quoted)
         if self.admission is None:
             yield from journal.record(write_intent(seat, journal.wall()).proc)
             return trial
-        refused = yield from self.admission.admit(
-            seat,
-            deadline=deadline,
-            max_usd=journal.max_usd,
-            on_wait=journal.on_wait,
-            heartbeat=journal.heartbeat,
-            record=journal.record,
-        )
+        refused = yield from journal.admit(self.admission, seat, deadline)
         if refused is None:
             return trial
         skipped = trial.attempt("skipped", self.clock(), None, refused)
