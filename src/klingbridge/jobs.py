@@ -285,8 +285,7 @@ class Jobs:
         if (yield from settle_passed(self.router, job, self.wall)):
             job = (yield Record(reads.load(job.key), read=True)) or job
         resume = resume_point(job)  # (resuming.py: a paid task first, never a second create)
-        if on_update is not None and resume is not None and resume.task is not None:
-            on_update(resume.task)
+        # (a recorded task is announced to `on_update` once, by the router as it follows it)
         journal.route = self._route_name(job.route, job.provider)  # the job's, as `plan` is
         return (
             yield from self.router.run(

@@ -228,3 +228,19 @@ def test_an_unknown_job_run_again_lets_go_of_it_for_the_way_out_it_names(tmp_pat
                 app.run(RAIN, key="k")
         with lossy_client(store) as cli:  # klingbridge wait k --task-id E-1
             assert cli.resume("k", task_id="E-1").id == "E-1"
+
+
+# --- what a carried-on job tells its caller ------------------------------------------------
+
+
+def test_a_carried_on_task_is_announced_once(tmp_path: Path) -> None:
+    """`wait k` on a detached job tells `on_update` of its recorded task once, then of each
+    change (resuming told it once, the follow again)."""
+    vendor, store = Echo("DONE"), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with echo_client(vendor, store) as client:
+        client.dispatch(RAIN, key="k", detach=True)
+    told: list[tuple[str, TaskStatus]] = []
+    with echo_client(vendor, store) as client:  # later: klingbridge wait k
+        client.resume("k", on_update=lambda task: told.append((task.id, task.status)))
+    assert told == [("E-1", TaskStatus.QUEUED), ("E-1", TaskStatus.SUCCEEDED)]
+    assert vendor.creates == 1
