@@ -236,3 +236,24 @@ def attempt_ended(
             external_id,
         ),
     )
+
+
+def passed_over(
+    external_id: str, state: AttemptState, now: float, *, error: BaseException | None
+) -> Proc[bool]:
+    """A create the route went on from, resolved by lookup only: `error` (surely no task) or
+    `unknown` (the vendor cannot be asked). Only while it is still unresolved: another process
+    may have recorded its task meanwhile (a callback, the same lookup). True if written."""
+    rows = yield Sql(
+        "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
+        " WHERE external_id = ? AND state IN ('intent', 'sent') AND task_id IS NULL"
+        " RETURNING external_id",
+        (
+            state.value,
+            str(error) if error else None,
+            type(error).__name__ if error else None,
+            now,
+            external_id,
+        ),
+    )
+    return bool(rows)

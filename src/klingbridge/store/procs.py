@@ -19,7 +19,17 @@ from typing import TypeVar
 
 from ..errors import KlingBridgeError
 from ..models import Request
-from .attempts import JobSucceeded, attempt_ended, intent, observe, seen, sent, sent_by, unsent
+from .attempts import (
+    JobSucceeded,
+    attempt_ended,
+    intent,
+    observe,
+    passed_over,
+    seen,
+    sent,
+    sent_by,
+    unsent,
+)
 from .leases import FREE, claim, claim_rerun, keep_lease, release, renew, take_lease
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
@@ -40,6 +50,7 @@ __all__ = [
     "intent",
     "keep_lease",
     "observe",
+    "passed_over",
     "release",
     "renew",
     "request_hash",
