@@ -361,3 +361,34 @@ def test_a_passed_create_that_cannot_be_asked_is_unknown_and_holds_no_slot(
     states = [(a.provider, a.state) for a in record.attempts]
     assert states == [("piapi", AttemptState.UNKNOWN), ("kling", AttemptState.SUCCEEDED)]
     assert held == 0
+
+
+class Recovering(Vendors):
+    """As `Vendors`, but in phase 2 Kling's lookups still fail until p1 has been polled."""
+
+    p1_polled = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if self.phase == 2 and request.method == "GET":
+            if host == "kling" and not self.p1_polled:
+                return httpx.Response(500, json={"code": 5000, "message": "down"})
+            self.p1_polled = self.p1_polled or host == "piapi"
+        return super().__call__(request)
+
+
+def test_a_carried_on_job_settles_the_passed_create_when_it_ends(tmp_path: Path) -> None:
+    """`wait k` carries on p1 while Kling's lookup still fails: once p1 has ended (the job with
+    it), the passed create is looked up again, and ends `error` (no such task)."""
+    vendors, store = Recovering(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.run(RAIN, key="k")
+        client.let_go("k")
+    vendors.phase = 2
+    with routed_client(vendors, store) as client:  # later: klingbridge wait k
+        assert client.resume_dispatch("k").task.id == "p1"
+        (record,) = client.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.ERROR), ("piapi", AttemptState.SUCCEEDED)]

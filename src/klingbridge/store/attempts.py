@@ -71,12 +71,12 @@ def _not_held(key: str, owner: str | None) -> Proc[KlingBridgeError]:
     """Why a create of job `key` may not be sent: the job succeeded meanwhile (success is
     final: a task of an earlier attempt was recorded while this run went on, by `wait K
     --task-id` or a callback), or its lease is no longer `owner`'s."""
-    rows = yield Sql("SELECT state FROM kb_jobs WHERE key = ?", (key,))
+    rows = yield Sql("SELECT state, lease_owner FROM kb_jobs WHERE key = ?", (key,))
+    if owner is not None and (not rows or rows[0][1] != owner):
+        return (yield from lost(key))  # (taken over: the holder's run says how the job ends)
     if rows and rows[0][0] == "succeeded":
         return JobSucceeded(key)
-    if owner is None:  # (without an owner, only a job that succeeded refuses)
-        return KlingBridgeError(f"job {key} is not in the task store")
-    return (yield from lost(key))
+    return KlingBridgeError(f"job {key} is not in the task store")
 
 
 class JobSucceeded(KlingBridgeError):
