@@ -30,7 +30,7 @@ from . import storefirst
 from .admission import Admission, write_intent
 from .config import RetryPolicy, Route
 from .cooldowns import Cooldowns
-from .creating import Creating, Emit, Unresolved, what_now
+from .creating import Creating, Emit, NotAdmitted, Unresolved, what_now
 from .errors import (
     BudgetExceeded,
     ConcurrencyLimitError,
@@ -171,13 +171,22 @@ class Router(Creating, Following):
             yield from journal.record(write_intent(seat, journal.wall()).proc)
             return trial
         refused = yield from journal.admit(self.admission, seat, deadline)
-        if refused is None:
-            return trial
+        if refused is not None:
+            self._not_admitted(run, trial, refused, recorded=False)
+            return None
+        return trial
+
+    def _not_admitted(
+        self, run: RunState, trial: Trial, refused: KlingBridgeError, *, recorded: bool
+    ) -> None:
+        """The store did not admit the create (a cooldown, a budget): skipped, the route goes
+        on. `recorded`: a create carried on, its attempt written down (its external id kept)."""
         skipped = trial.attempt("skipped", self.clock(), None, refused)
-        run.attempts.append(skipped.model_copy(update={"external_id": None}))
+        if not recorded:
+            skipped = skipped.model_copy(update={"external_id": None})
+        run.attempts.append(skipped)
         run.last_error = refused
-        self.emit(Event("skip", name, data={"reason": str(refused)}))
-        return None
+        self.emit(Event("skip", trial.provider, data={"reason": str(refused)}))
 
     def _one(
         self,
@@ -207,6 +216,9 @@ class Router(Creating, Following):
             )
         except Unresolved as unresolved:
             yield from self._unresolved(unresolved, name, route, journal, run, trial, request)
+            return None
+        except NotAdmitted as refused:  # a create carried on, its provider cooling down
+            self._not_admitted(run, trial, refused.error, recorded=True)
             return None
         except (ProviderError, TransportError, ProviderResponseError) as error:
             yield from self._refused(error, name, route, journal, run, trial)
