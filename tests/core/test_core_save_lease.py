@@ -43,8 +43,20 @@ def succeeded_unsaved(store: TaskStore, out: Path, *, url: str, lease_s: float, 
     store.run(procs.finish("job-1", JobState.SUCCEEDED, now, owner="w1"))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 's.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_db")
+    opened = open_store(url)
+    assert opened is not None
+    yield opened
+    opened.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
+def sqlite_store(tmp_path: Path) -> Iterator[TaskStore]:
     opened = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
     assert opened is not None
     yield opened
@@ -141,8 +153,9 @@ class Slow(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_worker_saving_slowly_keeps_its_lease(store: TaskStore, tmp_path: Path) -> None:
+def test_a_worker_saving_slowly_keeps_its_lease(sqlite_store: TaskStore, tmp_path: Path) -> None:
     """End to end: a worker with a one-second lease, a file served over 3 s by a local server."""
+    store = sqlite_store
     Slow.store, Slow.claims = store, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
