@@ -23,7 +23,7 @@ from . import flows
 from .creating import Unresolved
 from .errors import KlingBridgeError, LeaseLost
 from .flows import Clock, Flow, Record
-from .journal import RunResult
+from .journal import Journal, RunResult
 from .models import Task, TaskStatus
 from .outcomes import recorded_result
 from .router import Router
@@ -53,18 +53,21 @@ def resume_point(job: JobRecord) -> AttemptRecord | None:
     return latest if latest.state in _ENDED_OPEN else None
 
 
-def settle_passed(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
+def settle_passed(
+    router: Router, job: JobRecord, wall: Clock, journal: Journal | None = None
+) -> Flow[bool]:
     """Resolve, by lookup only, each create the route went on from whose answer was never
     recorded. True if anything was recorded (the job is then read again).
 
     A lookup that fails for now leaves the attempt `sent` (asked again on the next carry-on,
     and once more when the job ends: `settle_ended`); a vendor that cannot be asked makes it
-    `unknown`, as the run that went on from it did.
+    `unknown`, as the run that went on from it did. `journal`: the job's, whose lease the
+    lookups' backoffs keep.
     """
     changed = False
     for passed in job.attempts[:-1]:
         if passed.task is None and passed.state in _UNRESOLVED:
-            changed = (yield from _settle(router, job, passed, wall)) or changed
+            changed = (yield from _settle(router, job, passed, wall, journal)) or changed
     return changed
 
 
@@ -110,15 +113,24 @@ def settle_ended(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
     return changed
 
 
-def _settle(router: Router, job: JobRecord, passed: AttemptRecord, wall: Clock) -> Flow[bool]:
+def _settle(
+    router: Router,
+    job: JobRecord,
+    passed: AttemptRecord,
+    wall: Clock,
+    journal: Journal | None = None,
+) -> Flow[bool]:
     """Look a create the route went on from up once: found, its task is recorded; surely not
     created, the attempt ends `error`; a vendor that cannot be asked makes it `unknown`. False:
-    the lookup failed for now (it stays as it is)."""
+    the lookup failed for now (it stays as it is). `journal`: the job's, if this run holds it
+    (its lease kept through the lookup's backoffs); none for a job that has ended."""
     assert job.request is not None  # (a job imported from the old ledger has no such attempt)
     if passed.state is AttemptState.SENT:
         provider = router.providers(passed.provider)
         try:
-            found = yield from router.look_up_sent(provider, job.request, passed.external_id)
+            found = yield from router.look_up_sent(
+                provider, job.request, passed.external_id, journal
+            )
         except Unresolved as unresolved:
             if unresolved.checkable:
                 return False
