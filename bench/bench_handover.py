@@ -141,20 +141,14 @@ def main() -> None:
     )
     sim, base_url = simulator_process(args.queued, args.running)
     try:
-        rows = [
-            [i + 1, *one(base_url, args.tasks, args.slots, task_s)] for i in range(args.repeat)
-        ]
+        rows = [[i + 1, *one(base_url, args.tasks, args.slots, task_s)] for i in range(args.repeat)]
     finally:
         sim.terminate()
-    print(
-        table(
-            [
-                "run", "wall s", "ideal s", "wall / ideal", "noticed s (mean / max)",
-                "handed over s (mean / max)", "admission asks",
-            ],
-            rows,
-        )  # fmt: skip
-    )
+    columns = [
+        "run", "wall s", "ideal s", "wall / ideal", "noticed s (mean / max)",
+        "handed over s (mean / max)", "admission asks",
+    ]  # fmt: skip
+    print(table(columns, rows))
     print(
         "\nnoticed: the task's end at the vendor -> its end recorded in the store; handed over:"
         " that record -> the next waiting create admitted (sorted pairwise)."
