@@ -34,6 +34,7 @@ from .config import CooldownPolicy
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
+from .handover import Waiting
 from .models import Cost, Task
 from .store import procs
 from .store.limits import (
@@ -96,6 +97,9 @@ class Admission:
     look: Look | None = None
     #: When each unfollowed holder (by external id) was last asked about (`clock`).
     looked: dict[str, float] = field(default_factory=dict)
+    #: Creates of this client waiting for a slot, per provider (pacing.py polls the slots'
+    #: holders closely around their end while some wait).
+    waiting: Waiting = field(default_factory=Waiting)
 
     def limited(self, provider: str, route: str | None) -> bool:
         return bool(self.budgets.applying(provider, route)) or self.slots(provider) is not None
@@ -127,7 +131,7 @@ class Admission:
                 verdict = yield from (record or _plain)(self._admit(seat))
             except BudgetExceeded as error:
                 if asks:
-                    yield Record(leave_queue(seat.external_id))
+                    yield Record(leave_queue(seat.external_id), frees=seat.provider)
                 return error
             if verdict is None:  # no store: nothing can be shared
                 return (yield from self._without_store(seat))
@@ -135,7 +139,7 @@ class Admission:
                 return None
             if isinstance(verdict, Cooling):
                 if asks:
-                    yield Record(leave_queue(seat.external_id))
+                    yield Record(leave_queue(seat.external_id), frees=seat.provider)
                 return KlingBridgeError(
                     f"cooling down for {verdict.remaining_s:.0f} s (shared by every process: "
                     f"{verdict.reason or 'repeated failures'})"
@@ -184,7 +188,7 @@ class Admission:
             # Every slot is held by a job no process follows, and none can be asked about:
             # none frees while we wait (a worker carrying a create on waits: it may be the one
             # to follow them).
-            yield Record(leave_queue(seat.external_id))
+            yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(
                 seat.provider, in_use=verdict.in_use, limit=verdict.limit,
                 waited_s=self.clock() - started, unfollowed=[u.key for u in verdict.unfollowed],
@@ -211,14 +215,18 @@ class Admission:
             )
         pause = min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
         if self.clock() + pause > deadline:
-            yield Record(leave_queue(seat.external_id))
+            yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(
                 seat.provider,
                 in_use=verdict.in_use,
                 limit=verdict.limit,
                 waited_s=self.clock() - started,
             )
-        yield Sleep(pause)
+        self.waiting.enter(seat.provider)
+        try:  # a slot freed in this process ends the pause at once (handover.py)
+            yield Sleep(pause, wake=seat.provider)
+        finally:
+            self.waiting.leave(seat.provider)
 
     def _look_at(self, provider: str, holders: Sequence[Unfollowed]) -> Flow[bool]:
         """Ask the vendor about the tasks of slot holders nobody follows (each at most every
@@ -238,7 +246,7 @@ class Admission:
             except KlingBridgeError as error:
                 logger.info("could not ask %s about task %s: %s", provider, holder.task_id, error)
                 continue
-            yield Record(procs.observe(holder.external_id, task, self.wall()))
+            yield Record(procs.observe(holder.external_id, task, self.wall()), frees=provider)
             if task.status.is_terminal:
                 self.looked.pop(holder.external_id, None)
                 ended = True
