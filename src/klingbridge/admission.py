@@ -55,6 +55,9 @@ T = TypeVar("T")
 SLOT_POLL_MAX_S = 2.0
 #: The shortest: a poll policy of zero (tests) must not spin on the store.
 SLOT_POLL_MIN_S = 0.05
+#: The longest while every slot is held by this client's own runs: their ends wake the waiter
+#: at once (handover.py), the asks only cover what a wake-up cannot (a lease lost, a crash).
+SLOT_POLL_OWN_MAX_S = 10.0
 #: How often a waiting process asks the vendor about one task holding a slot nobody follows.
 LOOK_EVERY_S = 30.0
 OnWait = Callable[[str], None]
@@ -213,7 +216,7 @@ class Admission:
                     data={"in_use": verdict.in_use, "limit": verdict.limit, "ahead": verdict.ahead},
                 )
             )
-        pause = min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
+        pause = self._pause(verdict, asks)
         if self.clock() + pause > deadline:
             yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(
@@ -227,6 +230,14 @@ class Admission:
             yield Sleep(pause, wake=seat.provider)
         finally:
             self.waiting.leave(seat.provider)
+
+    def _pause(self, verdict: MustWait, asks: int) -> float:
+        """Seconds before the next ask. While this client's own runs hold every slot, their
+        ends wake the waiter (handover.py): the ask is a safety net, `SLOT_POLL_OWN_MAX_S`
+        (within a third of the lease the waiter keeps) unless the poll policy is a test's."""
+        if verdict.mine >= verdict.in_use and self.poll.initial > 0:
+            return max(SLOT_POLL_MAX_S, min(SLOT_POLL_OWN_MAX_S, self.lease_s / 3))
+        return min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
 
     def _look_at(self, provider: str, holders: Sequence[Unfollowed]) -> Flow[bool]:
         """Ask the vendor about the tasks of slot holders nobody follows (each at most every

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from core_support import EchoPlugin, job
 
 from klingbridge import AsyncClient, PollPolicy, SoundRequest
-from klingbridge.admission import SLOT_POLL_MIN_S
+from klingbridge.admission import SLOT_POLL_MIN_S, SLOT_POLL_OWN_MAX_S, Admission
+from klingbridge.budgets import Budgets
 from klingbridge.flows import Record, Sleep
 from klingbridge.handover import Bell, SyncBell, Waiting
 from klingbridge.journal import Attempt, Journal, RunState
+from klingbridge.store.limits import MustWait
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 RAIN = SoundRequest(prompt="rain", duration=5)
@@ -69,15 +72,15 @@ def test_a_waiter_in_the_same_client_is_admitted_when_the_holder_ends_not_after_
     assert pauses == [SLOT_POLL_MIN_S]  # one pause for the slot, ended by the holder's end
 
 
-def test_the_pause_of_a_slot_waiter_is_one_a_freed_slot_ends() -> None:
-    from klingbridge.admission import Admission
-    from klingbridge.budgets import Budgets
-    from klingbridge.store.limits import MustWait
-
-    admission = Admission(
-        budgets=Budgets(), slots=lambda p: 1, default_route="default", poll=FAST,
+def _admission(poll: PollPolicy) -> Admission:
+    return Admission(
+        budgets=Budgets(), slots=lambda p: 1, default_route="default", poll=poll,
         clock=lambda: 0.0, wall=lambda: 0.0, emit=lambda e: None,
     )  # fmt: skip
+
+
+def test_the_pause_of_a_slot_waiter_is_one_a_freed_slot_ends() -> None:
+    admission = _admission(FAST)
     seat: Any = type("S", (), {"provider": "echo", "external_id": "x", "resumed": False})()
     flow = admission._wait(seat, MustWait("echo", 1, 1, 0), 0, 0.0, 60.0, None)
     pause = next(flow)
@@ -85,6 +88,18 @@ def test_the_pause_of_a_slot_waiter_is_one_a_freed_slot_ends() -> None:
     assert admission.waiting("echo")  # the holders are polled closely meanwhile (pacing.py)
     flow.close()
     assert not admission.waiting("echo")
+
+
+@pytest.mark.parametrize(("mine", "pause"), [(2, SLOT_POLL_OWN_MAX_S), (1, 1.0)])
+def test_while_its_own_runs_hold_every_slot_a_waiter_asks_the_store_seldom(
+    mine: int, pause: float
+) -> None:
+    """Their ends wake it: the ask is a safety net. A slot held by another process's job is
+    not: then the usual schedule (the poll policy, up to `SLOT_POLL_MAX_S`)."""
+    admission = _admission(PollPolicy())
+    seat: Any = type("S", (), {"provider": "echo", "external_id": "x", "resumed": False})()
+    flow = admission._wait(seat, MustWait("echo", 2, 2, 0, mine=mine), 0, 0.0, 600.0, None)
+    assert next(flow) == Sleep(pause, wake="echo")
 
 
 def test_the_record_of_a_job_end_frees_its_attempt_provider_slot() -> None:
