@@ -12,7 +12,8 @@ Printed, from the store's records and the tasks' own timestamps (wall clock, one
 * per handover (a create admitted into a slot another task freed): how long after that task
   ended at the vendor its end was recorded ("noticed"), and how long after that the waiting
   create was admitted ("handed over");
-* the store transactions of admission (each ask for a slot is one) and status polls per task.
+* the store transactions of admission (each ask for a slot is one) and the status queries per
+  task the simulator answered.
 
     python bench/bench_handover.py [--tasks 8] [--slots 2] [--running 5.0] [--repeat 2]
 """
@@ -30,6 +31,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _support import clear_vendor_env, done, header, simulator_process, table
 
 import klingbridge.admission
@@ -46,7 +48,6 @@ SIM_KEYS = {
 
 class Counts:
     asks = 0
-    polls = 0
 
 
 def count_asks() -> None:
@@ -102,11 +103,18 @@ async def batch(base_url: str, store_path: str, tasks: int, slots: int) -> float
         return time.perf_counter() - started
 
 
+def queries(base_url: str) -> int:
+    """Status queries the simulated Kling has answered so far."""
+    return int(httpx.get(f"{base_url}/_sim/state", timeout=10).json()["requests"]["kling"]["query"])
+
+
 def one(base_url: str, tasks: int, slots: int, task_s: float) -> list[object]:
     with tempfile.TemporaryDirectory() as tmp:
         store_path = str(Path(tmp) / "tasks.sqlite3")
         Counts.asks = 0
+        before = queries(base_url)
         wall = asyncio.run(batch(base_url, store_path, tasks, slots))
+        polls = (queries(base_url) - before) / tasks
         events = timeline(store_path)
     ideal = math.ceil(tasks / slots) * task_s
     ends = sorted(e["ended"] for e in events)
@@ -118,7 +126,7 @@ def one(base_url: str, tasks: int, slots: int, task_s: float) -> list[object]:
         f"{wall:.1f}", f"{ideal:.1f}", f"{wall / ideal:.2f}x",
         f"{statistics.mean(noticed):.2f} / {max(noticed):.2f}",
         f"{statistics.mean(handed):.2f} / {max(handed):.2f}" if handed else "-",
-        Counts.asks,
+        Counts.asks, f"{polls:.1f}",
     ]  # fmt: skip
 
 
@@ -146,7 +154,7 @@ def main() -> None:
         sim.terminate()
     columns = [
         "run", "wall s", "ideal s", "wall / ideal", "noticed s (mean / max)",
-        "handed over s (mean / max)", "admission asks",
+        "handed over s (mean / max)", "admission asks", "status queries / task",
     ]  # fmt: skip
     print(table(columns, rows))
     print(
