@@ -181,7 +181,7 @@ class Creating:
         if refused is None:
             return True
         ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=refused)
-        yield Record(ended)
+        yield Record(ended, frees=provider.name)  # (a waiter of this client may take its slot)
         raise refused
 
     def _wait_out_full(
