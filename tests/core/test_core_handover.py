@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,11 @@ from core_support import EchoPlugin, job
 from klingbridge import AsyncClient, PollPolicy, SoundRequest
 from klingbridge.admission import SLOT_POLL_MIN_S, SLOT_POLL_OWN_MAX_S, Admission
 from klingbridge.budgets import Budgets
-from klingbridge.flows import Record, Sleep
+from klingbridge.flows import Op, Record, Sleep
 from klingbridge.handover import Bell, SyncBell, Waiting
 from klingbridge.journal import Attempt, Journal, RunState
 from klingbridge.store.limits import MustWait
+from klingbridge.transport import AsyncRunner, SyncRunner
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 RAIN = SoundRequest(prompt="rain", duration=5)
@@ -155,3 +157,40 @@ def test_waiting_counts_per_provider() -> None:
     assert waiting("echo") and not waiting("kling")
     waiting.leave("echo")
     assert not waiting("echo")
+
+
+def _sleeper(seconds: float) -> Generator[Op, Any, str]:
+    yield Sleep(seconds, wake="echo")
+    return "woken"
+
+
+def _freer() -> Generator[Op, Any, None]:
+    yield Record(_nothing(), frees="echo")
+
+
+def _nothing() -> Generator[Any, Any, None]:
+    return
+    yield
+
+
+def test_the_async_runner_wakes_a_slot_pause_when_a_record_that_frees_it_commits() -> None:
+    async def main() -> str:
+        runner = AsyncRunner()
+        sleeping = asyncio.ensure_future(runner.run(_sleeper(3600)))
+        await asyncio.sleep(0)
+        await runner.run(_freer())
+        return await asyncio.wait_for(sleeping, GUARD_S)
+
+    assert asyncio.run(main()) == "woken"
+
+
+def test_the_sync_runner_wakes_a_slot_pause_of_another_thread() -> None:
+    runner = SyncRunner()
+    found: list[str] = []
+    sleeper = threading.Thread(target=lambda: found.append(runner.run(_sleeper(3600))))
+    sleeper.start()
+    while not runner.bell._sleepers:
+        time.sleep(0.001)
+    runner.run(_freer())
+    sleeper.join(GUARD_S)
+    assert found == ["woken"]
