@@ -235,7 +235,7 @@ class Admission:
         """Seconds before the next ask. While this client's own runs hold every slot, their
         ends wake the waiter (handover.py): the ask is a safety net, `SLOT_POLL_OWN_MAX_S`
         (within a third of the lease the waiter keeps) unless the poll policy is a test's."""
-        if verdict.mine >= verdict.in_use and self.poll.initial > 0:
+        if _own(verdict) and self.poll.initial > 0:
             return max(SLOT_POLL_MAX_S, min(SLOT_POLL_OWN_MAX_S, self.lease_s / 3))
         return min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
 
@@ -271,6 +271,14 @@ class Admission:
             )
         return None
         yield  # a flow
+
+
+def _own(verdict: MustWait) -> bool:
+    """Every slot is held, by this client's runs, and every create ahead is this client's: what
+    frees a slot for this waiter wakes it (handover.py). (A slot standing free is due to a
+    create ahead, which may not be the one a wake-up reaches first: asked for as usual.)"""
+    held = verdict.in_use >= verdict.limit and verdict.mine >= verdict.in_use
+    return held and not verdict.others_ahead
 
 
 def _plain(proc: Proc[T]) -> Flow[T]:

@@ -82,7 +82,8 @@ class Bell:
                 self._sleepers.pop(key, None)
 
     def ring(self, key: str) -> None:
-        """Wake the sleeper on `key` that has slept longest (none: nothing happens)."""
+        """Wake the sleeper on `key` that has slept longest; none sleeping, the wake-up is left
+        for the next pause on `key`."""
         queue = self._sleepers.get(key)
         while queue:
             woken = queue.popleft()

@@ -92,15 +92,23 @@ def test_the_pause_of_a_slot_waiter_is_one_a_freed_slot_ends() -> None:
     assert not admission.waiting("echo")
 
 
-@pytest.mark.parametrize(("mine", "pause"), [(2, SLOT_POLL_OWN_MAX_S), (1, 1.0)])
+@pytest.mark.parametrize(
+    ("verdict", "pause"),
+    [
+        (MustWait("echo", 2, 2, 1, mine=2), SLOT_POLL_OWN_MAX_S),
+        (MustWait("echo", 2, 2, 0, mine=1), 1.0),  # another process's job holds one
+        (MustWait("echo", 2, 2, 1, mine=2, others_ahead=1), 1.0),  # another's create is ahead
+        (MustWait("echo", 1, 2, 1, mine=1), 1.0),  # a slot stands free for the create ahead
+    ],
+)
 def test_while_its_own_runs_hold_every_slot_a_waiter_asks_the_store_seldom(
-    mine: int, pause: float
+    verdict: MustWait, pause: float
 ) -> None:
-    """Their ends wake it: the ask is a safety net. A slot held by another process's job is
-    not: then the usual schedule (the poll policy, up to `SLOT_POLL_MAX_S`)."""
+    """Their ends wake it: the ask is a safety net. Else the usual schedule (the poll policy,
+    up to `SLOT_POLL_MAX_S`): what frees its slot may not wake it."""
     admission = _admission(PollPolicy())
     seat: Any = type("S", (), {"provider": "echo", "external_id": "x", "resumed": False})()
-    flow = admission._wait(seat, MustWait("echo", 2, 2, 0, mine=mine), 0, 0.0, 600.0, None)
+    flow = admission._wait(seat, verdict, 0, 0.0, 600.0, None)
     assert next(flow) == Sleep(pause, wake="echo")
 
 

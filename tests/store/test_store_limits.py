@@ -204,9 +204,11 @@ def test_a_task_sent_or_running_holds_its_slot_after_its_lease_lapses(store: Tas
     assert isinstance(store.run(admit(ask("next", budgets=(), max_concurrent=2))), Admitted)
 
 
-def test_a_wait_says_how_many_slots_the_askers_own_live_jobs_hold(store: TaskStore) -> None:
-    """Those ends wake the asker in its own process (handover.py); another owner's, or a job
-    let go, do not."""
+def test_a_wait_says_what_the_askers_own_jobs_hold_and_who_else_is_ahead(
+    store: TaskStore,
+) -> None:
+    """The ends of its own live jobs wake the asker in its own process (handover.py); another
+    owner's, or a job let go, do not; nor are creates of another owner ahead its own."""
     for key, owner in (("mine", "me"), ("theirs", "other"), ("let-go", "me")):
         job(store, key, owner=owner)
         store.run(admit(ask(key, budgets=(), max_concurrent=3, owner=owner)))
@@ -215,6 +217,11 @@ def test_a_wait_says_how_many_slots_the_askers_own_live_jobs_hold(store: TaskSto
     job(store, "next")
     verdict = store.run(admit(ask("next", budgets=(), max_concurrent=3)))
     assert isinstance(verdict, MustWait) and (verdict.in_use, verdict.mine) == (3, 1)
+    job(store, "later", owner="other")
+    later = store.run(admit(ask("later", budgets=(), max_concurrent=3, owner="other")))
+    assert isinstance(later, MustWait) and (later.ahead, later.others_ahead) == (1, 1)
+    again = store.run(admit(ask("next", budgets=(), max_concurrent=3)))
+    assert isinstance(again, MustWait) and (again.ahead, again.others_ahead) == (0, 0)
 
 
 def test_a_detached_task_still_holds_its_slot(store: TaskStore) -> None:

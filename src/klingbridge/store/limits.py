@@ -99,6 +99,8 @@ class MustWait:
     #: Slots held by jobs the asker itself holds (its own runs: their ends wake it at once,
     #: handover.py, so it may ask the store less often).
     mine: int = 0
+    #: Creates ahead in the queue that another owner (process, client) asked for.
+    others_ahead: int = 0
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -164,12 +166,16 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
     yield Sql("DELETE FROM kb_slot_waiters WHERE expires < ?", (ask.now,))
     in_use, held = yield from _held(ask, ask.external_id)
     mine = yield Sql("SELECT id FROM kb_slot_waiters WHERE external_id = ?", (ask.external_id,))
-    ahead_sql = "SELECT COUNT(*) FROM kb_slot_waiters WHERE provider = ?"
-    params: tuple[object, ...] = (ask.provider,)
+    ahead_sql = (
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN owner <> ? THEN 1 ELSE 0 END), 0)"
+        " FROM kb_slot_waiters WHERE provider = ?"
+    )
+    params: tuple[object, ...] = (ask.owner, ask.provider)
     if mine:
         ahead_sql += " AND id < ?"
-        params = (ask.provider, mine[0][0])
-    ahead = int((yield Sql(ahead_sql, params))[0][0])
+        params = (ask.owner, ask.provider, mine[0][0])
+    counted = (yield Sql(ahead_sql, params))[0]
+    ahead, others_ahead = int(counted[0]), int(counted[1])
     if in_use + ahead < limit:
         if mine:
             yield Sql("DELETE FROM kb_slot_waiters WHERE id = ?", (mine[0][0],))
@@ -194,7 +200,7 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
         (ask.provider, ask.now, ask.external_id, in_use),
     )
     holders = tuple(Unfollowed(*row) for row in unfollowed)
-    return MustWait(ask.provider, in_use, limit, ahead, holders, held)
+    return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead)
 
 
 def leave_queue(external_id: str) -> Proc[None]:
