@@ -183,7 +183,7 @@ class Creating:
         if refused is None:
             return True
         ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=refused)
-        yield Record(ended)
+        yield Record(ended, frees=provider.name)  # (a waiter of this client may take its slot)
         if isinstance(refused, SlotTimeout):
             raise refused
         raise NotAdmitted(refused)
