@@ -175,8 +175,8 @@ def test_a_success_costs_no_statement_unless_failures_were_seen(tmp_path: Path) 
         process.dispatch(RAIN)  # echo fails (counted), echo2 runs it
         assert cooldown_statements() == ["SELECT", "INSERT", "SELECT"]
         vendors.down.clear()
-        process.dispatch(RAIN)  # saw 1: sets it back
-        assert cooldown_statements() == ["SELECT", "UPDATE"]
+        process.dispatch(RAIN)  # saw 1: sets it back (read first, in the job's closing commit)
+        assert cooldown_statements() == ["SELECT", "SELECT", "UPDATE"]
         process.dispatch(RAIN)
         assert cooldown_statements() == ["SELECT"]
 
@@ -226,3 +226,21 @@ def test_a_resumed_create_refused_by_a_cooldown_goes_on_to_the_next_provider(
     assert "cooling down" in (result.attempts[0].error or "")
     assert record is not None and record.state is JobState.SUCCEEDED
     assert [a.state for a in record.attempts] == [AttemptState.ERROR, AttemptState.SUCCEEDED]
+
+
+def test_a_success_followed_by_another_process_sets_the_count_back(store_url: str) -> None:
+    """A create detached (`generate --detach`) and its task followed to its success by another
+    process (`wait`, a worker): that success sets the count back too. (The follower admitted
+    no create, so it saw no count: the count was never set back, and the failures of weeks
+    added up to a cooldown.)"""
+    vendors = Vendors("echo")
+    assert one_run(vendors, store_url) == ["echo error", "echo2 succeeded"]
+    vendors.down.clear()
+    with client(vendors, store_url) as creator:
+        detached = creator.dispatch(RAIN, key="job-D", detach=True)
+    assert detached.task.provider == "echo" and not detached.task.status.is_terminal
+    assert fails(store_url, "echo") == 1
+    with client(vendors, store_url) as follower:
+        result = follower.resume_dispatch("job-D")
+    assert result.task.status.value == "succeeded"
+    assert fails(store_url, "echo") == 0

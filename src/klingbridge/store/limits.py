@@ -321,8 +321,13 @@ def count_failure(
 
 
 def reset_failures(provider: str) -> Proc[None]:
-    """A success: `provider`'s failures in a row are over (asked only by a process that saw
-    some, so that a run with none costs no statement). The admission lock first."""
+    """A success: `provider`'s failures in a row are over (asked by a run that saw some at its
+    admission, or that admitted no create: a task followed here, created by another process).
+    Read first: the admission lock is taken, and the row written, only when there is a count
+    to set back (a success costs no lock)."""
+    rows = yield Sql("SELECT fails FROM kb_cooldowns WHERE provider = ?", (provider,))
+    if not rows or int(rows[0][0]) == 0:
+        return
     yield _LOCK
     yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ? AND fails > 0", (provider,))
 
