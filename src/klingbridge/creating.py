@@ -222,12 +222,20 @@ class Creating:
             provider=provider.name,
             may_have_been_received=True,
         )
-        return (yield from self._look_up(provider, request, external_id, cause))
+        return (yield from self._look_up(provider, request, external_id, cause, vendor=False))
 
     def _look_up(
-        self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
+        self,
+        provider: Provider,
+        request: Request,
+        external_id: str,
+        cause: KlingBridgeError,
+        *,
+        vendor: bool = True,
     ) -> Flow[Task | None]:
-        """The task created under `external_id`, or None when surely none was created."""
+        """The task created under `external_id`, or None when surely none was created.
+        `vendor`: the answer was lost on its way from the vendor (False: our process died
+        before recording it), which counts as a failure of the vendor's."""
         if not provider.build_get_by_external_id(external_id, request.kind):
             raise Unresolved(
                 cause,
@@ -235,6 +243,7 @@ class Creating:
                 f"{provider.name} offers no lookup by external id, so it was not resubmitted "
                 f"there. Check the vendor's dashboard for it.",
                 checkable=False,
+                vendor_failed=vendor,
             )
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         for attempt in range(max(2, self.retry.attempts)):
@@ -294,9 +303,15 @@ class NotAdmitted(Exception):
 class Unresolved(Exception):
     """A create whose outcome cannot be known. Carries a user-facing error."""
 
-    def __init__(self, cause: KlingBridgeError, message: str, *, checkable: bool) -> None:
+    def __init__(
+        self, cause: KlingBridgeError, message: str, *, checkable: bool, vendor_failed: bool = True
+    ) -> None:
         #: True when the vendor can be asked again later (its lookup failed for now).
         self.checkable = checkable
+        #: False when the vendor was never asked: a create sent by a process that died before
+        #: recording its answer, where the vendor has no lookup. No failure of the vendor's:
+        #: not counted towards its cooldown (router.py `_unresolved`).
+        self.vendor_failed = vendor_failed
         self.error = TransportError(
             message, provider=getattr(cause, "provider", "?"), may_have_been_received=True
         )

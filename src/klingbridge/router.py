@@ -283,7 +283,8 @@ class Router(Creating, Following):
             )  # fmt: skip
         run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
         run.last_error = unresolved.error
-        yield from self._failed(name, journal, unresolved.error)
+        if unresolved.vendor_failed:  # (not a create left by a process that died)
+            yield from self._failed(name, journal, unresolved.error)
         if not route.fallback_after_lost_create:
             unresolved.error.attempts = run.attempts
             if not unresolved.checkable:  # what settles it, once the dashboard is read

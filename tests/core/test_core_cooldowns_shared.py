@@ -244,3 +244,46 @@ def test_a_success_followed_by_another_process_sets_the_count_back(store_url: st
         result = follower.resume_dispatch("job-D")
     assert result.task.status.value == "succeeded"
     assert fails(store_url, "echo") == 0
+
+
+class NoLookupPlugin:
+    """echo with no lookup by external id (as PiAPI): a create whose answer went unrecorded
+    cannot be checked there."""
+
+    @klingbridge.hookimpl
+    def klingbridge_register_providers(self, register: Any) -> None:
+        register(EchoProvider)
+        register(SecondEcho)
+
+
+def test_a_create_left_sent_by_a_dead_process_is_no_failure_of_the_vendor(
+    store_url: str,
+) -> None:
+    """A process sent job-A's create on echo, then died before the answer was recorded; echo
+    has no lookup, so the worker carrying job-A on cannot tell whether it made a task. That is
+    no failure of echo's: it is not counted (a crash with a burst of creates in flight put
+    the vendor in cooldown for every process)."""
+    store = opened(store_url)
+    now = time.time()
+    store.run(procs.begin("job-A", RAIN, route="default", provider=None, out_dir=None,
+                          owner="host-a:1:dead", lease_s=60, now=now - 600))  # fmt: skip
+    store.run(procs.intent("job-A", "echo", "x-A", None, now - 600, sent=True,
+                           owner="host-a:1:dead"))  # fmt: skip
+    store.close()
+    vendors = Vendors()
+    cfg = Config(
+        routes={"default": Route(providers=["echo", "echo2"])},
+        cooldown=CooldownPolicy(allowed_fails=1, cooldown_s=600),
+        retry=RetryPolicy(attempts=1),
+    )
+    worker = Client(
+        config=cfg, plugins=[NoLookupPlugin()], poll=FAST, store=store_url,
+        sleep=lambda s: None, transport=httpx.MockTransport(vendors),
+    )  # fmt: skip
+    with worker:
+        assert worker.store is not None
+        assert worker.store.claim(worker.owner, lease_s=60, limit=5) == ["job-A"]
+        with pytest.raises(klingbridge.TransportError, match="may have been created"):
+            worker.resume_dispatch("job-A")
+    assert vendors.creates == {"echo": 0, "echo2": 0}  # (not paid for twice)
+    assert fails(store_url, "echo") == 0 and cooling(store_url) == []
