@@ -68,14 +68,6 @@ class Vendors:
         return httpx.Response(200, json=job(request.url.path.rsplit("/", 1)[1], "DONE"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_db")
-    return url
-
-
 def client(vendors: Vendors, store: str | None, *, allowed_fails: int = 2) -> Client:
     """A client (a process, as far as the store can tell) whose route is echo, then echo2."""
     cfg = Config(
