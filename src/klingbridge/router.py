@@ -255,7 +255,9 @@ class Router(Creating, Following):
             if known is error:
                 raise
             raise known from error
-        return (yield from self._ended(task, name, route, journal, run, trial, unrecorded))
+        return (
+            yield from self._ended(task, name, route, journal, run, trial, unrecorded, recovered)
+        )
 
     def _unresolved(
         self,
@@ -282,7 +284,8 @@ class Router(Creating, Following):
             )  # fmt: skip
         run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
         run.last_error = unresolved.error
-        yield from self._failed(name, journal, unresolved.error)
+        if unresolved.vendor_failed:  # (not a create left by a process that died)
+            yield from self._failed(name, journal, unresolved.error)
         if not route.fallback_after_lost_create:
             unresolved.error.attempts = run.attempts
             if not unresolved.checkable:  # what settles it, once the dashboard is read
@@ -341,18 +344,23 @@ class Router(Creating, Following):
         run: RunState,
         trial: Trial,
         unrecorded: list[Task],
+        recovered: bool = False,
     ) -> Flow[RunResult | None]:
-        """The task ended: the run's result, or its failure (resubmitted where the route says)."""
+        """The task ended: the run's result, or its failure (resubmitted where the route says).
+
+        A success sets the provider's failures in a row back, in the job's closing commit:
+        when this run saw a count at its admission, or admitted no create (`recovered`: a task
+        created by another process, followed here: the count is read then)."""
         run.last_task = task
         run.open_task = False
         if task.status is TaskStatus.SUCCEEDED:
             run.attempts.append(trial.attempt("succeeded", self.clock(), task, None))
-            if self.cooldowns.succeeded(name):  # after failures in a row: they are over
-                yield Record(reset_failures(name))
+            reset = self.cooldowns.succeeded(name) or recovered
             ended = unrecorded[-1] if unrecorded else None
             yield from journal.close(
-                run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id
-            )
+                run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id,
+                also=reset_failures(name) if reset else None,
+            )  # fmt: skip
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         if unrecorded:
             yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
