@@ -32,11 +32,9 @@ from .config import RetryPolicy, Route
 from .cooldowns import Cooldowns
 from .creating import Creating, Emit, NotAdmitted, Unresolved, what_now
 from .errors import (
-    BudgetExceeded,
     ConcurrencyLimitError,
     ContentPolicyError,
     KlingBridgeError,
-    NoProviderAvailable,
     ProviderError,
     ProviderResponseError,
     TaskFailed,
@@ -47,7 +45,7 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
 from .following import Following
 from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
 from .models import Request, Task, TaskStatus
-from .outcomes import orphan_note
+from .outcomes import exhausted, orphan_note
 from .pacing import Pacing
 from .provider import Provider, quoted_cost, refusal
 from .store import StoreError, procs
@@ -138,7 +136,7 @@ class Router(Creating, Following):
                 )  # fmt: skip
                 if result is not None:
                     return result
-            raise self._exhausted(run, len(candidates) == 1 and resume is None)
+            raise exhausted(run, len(candidates) == 1 and resume is None)
         except KlingBridgeError as error:
             if not isinstance(error, StoreError):
                 yield from journal.close(run, error)
@@ -373,29 +371,6 @@ class Router(Creating, Following):
         run.last_error = failure
         self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
         return None
-
-    def _exhausted(self, run: RunState, alone: bool) -> KlingBridgeError:
-        over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
-        if over and len(over) == len(run.attempts) and run.last_error is not None:
-            alone = True  # every provider over a budget: the budget's own error says it best
-        if alone and run.last_error is not None:
-            run.last_error.attempts = run.attempts  # one provider: its own error says it best
-            return run.last_error
-        message = "no provider could run the request: " + "; ".join(
-            f"{a.provider} {a.outcome}"
-            + (f" (task {a.task_id})" if a.task_id else "")
-            + f": {a.error}"
-            for a in run.attempts
-        )
-        exhausted = NoProviderAvailable(message, run.attempts)
-        # Every provider refused the request or lacked its settings: the input is what is wrong.
-        exhausted.bad_input = all(
-            a.outcome == "skipped" and a.error_type in ("ValidationError", "ConfigError")
-            for a in run.attempts
-        )
-        exhausted.__cause__ = run.last_error
-        exhausted.task = run.last_task  # the last task created, failed but maybe charged
-        return exhausted
 
     # --- pieces ---------------------------------------------------------------------------
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
