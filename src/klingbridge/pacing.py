@@ -12,7 +12,9 @@ and plans each wait from that:
   task refused at once is seen soon), then polls at most `SPARSE_MAX` apart until the fastest
   recent duration (or `expected` - 10 %, if sooner), then one every `dense` seconds (2.5 s by
   default) until the slowest recent duration (or `expected` + 10 %, if later); past that, the
-  `PollPolicy` cap, so a slow task is still noticed within `maximum` seconds.
+  `PollPolicy` cap, so a slow task is still noticed within `maximum` seconds. The dense polls
+  fall on a grid that lands `LAND_S` past `expected`: a task that takes as long as its recent
+  peers is seen within a fraction of a second, the others within `dense`.
 
 A duration is counted from the vendor's answer to the create (the start of the wait) to the
 poll that saw the end, so time spent queued in this client before the create does not count;
@@ -22,8 +24,8 @@ to `dense` seconds after it, and learning that lateness would keep the dense pol
 
 While a create of this process waits for a `max_concurrent` slot of the provider (`eager`,
 handover.py), the tasks holding the slots are what it waits for: in their dense window they are
-polled once at `expected`, then every `HANDOVER_POLL_S`, so a freed slot is seen within that
-(a poll or two more per task, only while some create waits).
+polled on the same grid until just past `expected`, then every `HANDOVER_POLL_S`, so a freed
+slot is seen within that (a poll or two more per task, only while some create waits).
 
 For a 60 s task that means 7 requests, and the end seen within 2.5 s. The price: a task that
 ends well before `expected - window` (much faster than its recent peers) is seen up to
@@ -32,6 +34,7 @@ ends well before `expected - window` (much faster than its recent peers) is seen
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +51,9 @@ SPARSE_MAX = 20.0
 SEED_DAYS = 7.0
 #: Past the expected end, while a create waits for a slot its task holds: one poll this often.
 HANDOVER_POLL_S = 0.5
+#: How far past the expected end the grid of dense polls lands (seconds): the vendor's clock
+#: starts a task a little before its create's answer reaches this client.
+LAND_S = 0.25
 
 
 @dataclass
@@ -119,23 +125,26 @@ class Pacing:
         start = min(expected - window, min(seen))
         end = max(expected + window, max(seen))
         dense = min(self.dense, self.policy.maximum) if self.policy.maximum > 0 else self.dense
-        if elapsed < start:
+        land = expected + LAND_S
+        first = land - dense * math.floor((land - start) / dense)  # the grid's first poll
+        if elapsed < first:
             if polls == 0:  # one early look: a task refused or failed at once is seen soon
-                return min(step, start - elapsed)
-            return min(SPARSE_MAX, start - elapsed)
+                return min(step, first - elapsed)
+            return min(SPARSE_MAX, first - elapsed)
         if elapsed < end:
-            if self.eager is not None and self.eager(provider):
-                return _handover(dense, expected, elapsed)
-            return dense
+            eager = self.eager is not None and self.eager(provider)
+            return _on_grid(land, elapsed, dense, after=HANDOVER_POLL_S if eager else dense)
         return self.policy.maximum
 
 
-def _handover(dense: float, expected: float, elapsed: float) -> float:
-    """A dense step that lands on `expected`, then steps of `HANDOVER_POLL_S`: a create waits
-    for this task's slot."""
-    if elapsed < expected - HANDOVER_POLL_S:
-        return min(dense, expected - elapsed)
-    return min(dense, HANDOVER_POLL_S)
+def _on_grid(land: float, elapsed: float, dense: float, *, after: float) -> float:
+    """The pause to the next point of the grid of `dense` steps that lands on `land`; past it,
+    `after` (steps of `HANDOVER_POLL_S` while a create waits for this task's slot)."""
+    ahead = land - elapsed
+    if ahead <= 0:
+        return min(dense, after)
+    step = math.fmod(ahead, dense)
+    return step if step > 0.05 else step + dense  # (a poll just made: the next point)
 
 
 class Paced:

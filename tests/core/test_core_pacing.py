@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from klingbridge import PollPolicy, Task, TaskStatus
-from klingbridge.pacing import HANDOVER_POLL_S, SPARSE_MAX, Pacing
+from klingbridge.pacing import HANDOVER_POLL_S, LAND_S, SPARSE_MAX, Pacing
 
 
 def _plan(pacing: Pacing, finish: float) -> tuple[int, float]:
@@ -32,6 +32,15 @@ def test_a_60_s_task_is_noticed_within_3_s_in_at_most_10_requests(finish: float)
         pacing.learn("kling", "sound", seconds)
     polls, delay = _plan(pacing, finish)
     assert delay <= 2.5 + 1e-9 and polls <= 10
+
+
+@pytest.mark.parametrize("expected", [5.5, 40.0, 60.0, 61.3, 300.0])
+def test_a_task_as_long_as_its_peers_is_seen_just_after_its_end(expected: float) -> None:
+    """The dense polls' grid lands just past the expected end, wherever the window starts."""
+    pacing = Pacing(PollPolicy())
+    for _ in range(5):
+        pacing.learn("kling", "sound", expected)
+    assert _plan(pacing, expected)[1] == pytest.approx(LAND_S)
 
 
 def test_a_slower_task_than_expected_is_still_noticed_within_the_cap() -> None:
@@ -90,4 +99,4 @@ def test_while_a_create_waits_for_its_slot_a_holder_is_seen_ended_within_half_a_
     polls, delay = _plan(pacing, finish)
     assert delay <= HANDOVER_POLL_S + 1e-9 and polls <= 10
     waiting.clear()  # nobody waits: the usual dense polls (and fewer of them)
-    assert _plan(pacing, 5.6) == (4, pytest.approx(2.4))
+    assert _plan(pacing, 6.3) == (4, pytest.approx(1.95))
