@@ -153,7 +153,8 @@ def problems(config: Config, client: Client) -> list[str]:
     for name in config.providers:
         if name not in installed:
             found.append(
-                f"{config.where(f'providers.{name}')}: section for a provider that is not installed"
+                f"{config.where(f'providers.{name}')}: section for a provider that is not "
+                f"installed (installed: {', '.join(sorted(installed))})"
             )
     for name in sorted(installed):
         try:

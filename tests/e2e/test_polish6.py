@@ -1,0 +1,81 @@
+"""Rough edges of a sixth new-user walkthrough (the less-travelled commands), each pinned by a
+test: configuration mistakes named with what would be right, `quote --json`, `account`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from e2e_support import Cli, config_toml
+
+
+def problems(cli: Cli) -> list[str]:
+    run = cli("config", "check", "--json")
+    assert run.exit_code == 1, run
+    found: list[str] = run.json()["problems"]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        ("[store]\nlease_s = 0\n", "[store.lease_s]: Input should be greater than 0 (got 0)"),
+        ("[cooldown]\nallowed_fails = 1\n", None),  # at its limit: no problem at all
+        (
+            "[cooldown]\nallowed_fails = 0\n",
+            "[cooldown.allowed_fails]: Input should be greater than or equal to 1 (got 0)",
+        ),
+    ],
+)
+def test_a_value_equal_to_its_limit_is_still_shown(
+    cli: Cli, vendor: Any, section: str, said: str | None
+) -> None:
+    cli.write(config_toml(vendor) + section)
+    if said is None:
+        assert cli("config", "check").exit_code == 0
+        return
+    assert any(p.endswith(said) for p in problems(cli)), problems(cli)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "said"),
+    [
+        ('[store]\nurll = "x"\n', "[store.urll]", "did you mean 'url'? (known: enabled, url,"),
+        ("[routs.fast]\nproviders = []\n", "[routs]", "did you mean 'routes'? (known: "),
+        (
+            "[budgets.all]\nusd = 1\nallow_unpricd = true\n",
+            "[budgets.all.allow_unpricd]",
+            "did you mean 'allow_unpriced'?",
+        ),
+        ("[budgets.kling]\nusd = 1\nper_ = 'day'\n", "[budgets.kling.per_]", "did you mean 'per'?"),
+        (
+            "[budgets.route.default]\nusd = 1\nzz = 1\n",
+            "[budgets.route.default.zz]",
+            "unknown key (known: usd, per, allow_unpriced) (got 1)",
+        ),
+    ],
+)
+def test_an_unknown_key_names_the_keys_its_section_takes(
+    cli: Cli, vendor: Any, text: str, key: str, said: str
+) -> None:
+    cli.write(config_toml(vendor) + text)
+    found = [p for p in problems(cli) if key in p]
+    assert len(found) == 1 and said in found[0], problems(cli)
+    assert "Extra inputs are not permitted" not in found[0]
+
+
+def test_a_misspelt_provider_key_is_suggested_and_its_value_still_masked(
+    cli: Cli, vendor: Any
+) -> None:
+    cli.write(
+        config_toml(vendor).replace("[providers.kling]\n", '[providers.kling]\napi_kye = "s3"\n')
+    )
+    (found,) = [p for p in problems(cli) if "api_kye" in p]
+    assert "unknown key: did you mean 'api_key'?" in found, found
+    assert found.endswith("(got ********)") and "s3" not in found.replace("secret_key", "")
+
+
+def test_a_section_for_an_unknown_provider_names_the_installed_ones(cli: Cli, vendor: Any) -> None:
+    cli.write(config_toml(vendor) + "[providers.pipai]\ntimeout = 1\n")
+    (found,) = [p for p in problems(cli) if "[providers.pipai]" in p]
+    assert found.endswith("not installed (installed: kling, piapi)"), found
