@@ -79,3 +79,47 @@ def test_a_section_for_an_unknown_provider_names_the_installed_ones(cli: Cli, ve
     cli.write(config_toml(vendor) + "[providers.pipai]\ntimeout = 1\n")
     (found,) = [p for p in problems(cli) if "[providers.pipai]" in p]
     assert found.endswith("not installed (installed: kling, piapi)"), found
+
+
+def test_quote_json_echoes_the_request_without_made_up_values(cli: Cli) -> None:
+    bare = cli("quote", "sound", "--duration", "5", "--json").json()["request"]
+    assert bare["prompt"] is None and bare["duration"] == 5
+    given = cli("quote", "sound", "rain", "--json").json()["request"]
+    assert given["prompt"] == "rain"
+    video = cli("quote", "sound-for-video", "--from-task", "abc", "--json").json()["request"]
+    assert (video["task_id"], video["video_id"]) == ("abc", None)
+    assert "(price quote)" not in cli("quote", "sound-for-video", "--json").stdout
+
+
+def api_key_too(vendor: Any) -> str:
+    access = f'access_key = "{vendor.config.kling_access_key}"'
+    key = f'api_key = "{vendor.config.kling_api_key}"'
+    return config_toml(vendor).replace(access, f"{key}\n{access}")
+
+
+def test_account_of_a_provider_with_no_balance_is_bad_input_as_voices_is(
+    cli: Cli, vendor: Any
+) -> None:
+    cli.write(api_key_too(vendor))
+    for args in (["account", "--provider", "piapi"], ["voices", "--provider", "piapi"]):
+        run = cli(*args)
+        assert run.exit_code == 2 and run.stderr.startswith("error: piapi"), run
+    run = cli("account", "--provider", "piapi", "--json")
+    assert run.json()["error"]["exit_status"] == 2
+
+
+def test_account_with_nothing_to_show_prints_no_empty_table(cli: Cli) -> None:
+    run = cli("account")  # the key pair alone: Kling's account endpoint refuses it
+    assert run.exit_code == 0, run
+    assert run.stdout == "", run
+    assert "kling: " in run.stderr and "piapi: documents no way" in run.stderr, run
+
+
+def test_account_and_voices_piped_keep_each_row_on_one_line(cli: Cli, vendor: Any) -> None:
+    cli.write(api_key_too(vendor))
+    urls = [v["sample_url"] for v in cli("voices", "--json").json()]
+    assert urls, "the simulator has preset voices"
+    table = cli("voices").stdout
+    assert all(any(url in line for line in table.splitlines()) for url in urls), table
+    (row,) = [line for line in cli("account").stdout.splitlines() if "Simulated" in line]
+    assert "kling_unit" in row and "online" in row, row

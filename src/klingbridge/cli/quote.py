@@ -16,7 +16,7 @@ from ..render import (
     table as fold_table,
 )
 from .app import Group, echo_json, json_option, main, make_client
-from .options import build_request, kind_commands
+from .options import QUOTE_PLACEHOLDER, build_request, kind_commands
 
 
 # --- quote -----------------------------------------------------------------------------------
@@ -31,7 +31,7 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
     if as_json:
         echo_json(
             {
-                "request": request.model_dump(mode="json"),
+                "request": _as_given(request.model_dump(mode="json")),
                 "quotes": [q.model_dump(mode="json") for q in quotes],
             }
         )
@@ -45,6 +45,12 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
     for q in quotes:
         if q.source:
             console.print(Text(f"{q.provider} prices: {q.source}", style="dim"))
+
+
+def _as_given(request: dict[str, Any]) -> dict[str, Any]:
+    """The request as priced, what the quote stood in for (no prompt given, the video a run
+    reads from its task) null rather than a made-up value."""
+    return {k: None if v == QUOTE_PLACEHOLDER else v for k, v in request.items()}
 
 
 kind_commands(
