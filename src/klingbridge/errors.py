@@ -260,6 +260,12 @@ class BudgetExceeded(KlingBridgeError):
                 f"request{on}; {price_hint or 'docs/cost.md says how to configure one'}{allow}"
             )
             return
+        if window == "request":  # a cap per request (`--max-usd`): nothing spent counts in it
+            super().__init__(
+                f"{budget} (${limit_usd:g} per request) exceeded: this request would cost "
+                f"${would_cost_usd:.4f}{on}"
+            )
+            return
         super().__init__(
             f"budget {budget} (${limit_usd:g}{where}) exceeded: spent ${spent_usd:.4f}, "
             f"committed ${committed_usd:.4f}, this request would cost ${would_cost_usd:.4f}{on}"
