@@ -123,3 +123,36 @@ def test_account_and_voices_piped_keep_each_row_on_one_line(cli: Cli, vendor: An
     assert all(any(url in line for line in table.splitlines()) for url in urls), table
     (row,) = [line for line in cli("account").stdout.splitlines() if "Simulated" in line]
     assert "kling_unit" in row and "online" in row, row
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "sound", "x", "--provider", "kling"],
+        ["batch", "{file}"],
+        ["wait", "k"],
+        ["worker", "--once"],
+        ["tasks"],
+        ["budget"],
+        ["serve", "--port", "0"],
+        ["dashboard", "--port", "0"],
+    ],
+)
+def test_without_a_store_the_commands_the_docs_name_refuse(
+    cli: Cli, vendor: Any, args: list[str]
+) -> None:
+    """docs/configuration.md and durability.md list them (they said only wait/tasks/worker)."""
+    cli.write(config_toml(vendor) + "[store]\nenabled = false\n")
+    lines = cli.path.parent / "lines.jsonl"
+    lines.write_text('{"kind": "sound", "prompt": "rain", "duration": 5}\n', encoding="utf-8")
+    run = cli(*(a.format(file=lines) for a in args))
+    assert run.exit_code == 2 and "the task store is off" in run.stderr, run
+    assert vendor.state()["requests"]["kling"]["create"] == 0
+
+
+def test_without_a_store_quote_and_a_dry_run_still_work(cli: Cli, vendor: Any) -> None:
+    cli.write(config_toml(vendor) + "[store]\nenabled = false\n")
+    lines = cli.path.parent / "lines.jsonl"
+    lines.write_text('{"kind": "sound", "prompt": "rain", "duration": 5}\n', encoding="utf-8")
+    assert cli("quote", "sound").exit_code == 0
+    assert cli("batch", str(lines), "--dry-run").exit_code == 0
