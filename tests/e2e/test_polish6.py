@@ -156,3 +156,29 @@ def test_without_a_store_quote_and_a_dry_run_still_work(cli: Cli, vendor: Any) -
     lines.write_text('{"kind": "sound", "prompt": "rain", "duration": 5}\n', encoding="utf-8")
     assert cli("quote", "sound").exit_code == 0
     assert cli("batch", str(lines), "--dry-run").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        (
+            '[providers.kling.new_models."kling-9.0"]\ndurations = [5]\n',
+            '"kling-9.0".endpoints: required for a model klingbridge does not ship',
+        ),
+        (
+            '[providers.kling.new_models."kling-2.6"]\ndurations = []\n',
+            '"kling-2.6".durations: Tuple should have at least 1 item',
+        ),
+        (
+            '[providers.kling.new_models."kling-2.6"]\nduration = [5]\n',
+            '"kling-2.6".duration: unknown key (known: endpoints, durations,',
+        ),
+    ],
+)
+def test_a_bad_new_model_entry_names_the_model(
+    cli: Cli, vendor: Any, section: str, said: str
+) -> None:
+    """The model's name was lost: `[providers.kling.new_models.endpoints]: Field required`."""
+    cli.write(config_toml(vendor) + section)
+    (found,) = [p for p in problems(cli) if "new_models" in p]
+    assert "[providers.kling.new_models]: " in found and said in found, found
