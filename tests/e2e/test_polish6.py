@@ -3,6 +3,7 @@ test: configuration mistakes named with what would be right, `quote --json`, `ac
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +183,14 @@ def test_a_bad_new_model_entry_names_the_model(
     cli.write(config_toml(vendor) + section)
     (found,) = [p for p in problems(cli) if "new_models" in p]
     assert "[providers.kling.new_models]: " in found and said in found, found
+
+
+@pytest.mark.parametrize(("duration", "who"), [("3", "piapi"), ("11", "kling")])
+def test_demo_refuses_a_duration_either_vendor_refuses_before_the_simulator_starts(
+    cli: Cli, tmp_path: Path, duration: str, who: str
+) -> None:
+    run = cli("demo", "--duration", duration, "--out", str(tmp_path / "demo"))
+    assert run.exit_code == 2, run
+    assert run.stderr.startswith(f"error: {who}: duration must be"), run
+    assert "simulator running" not in run.stdout + run.stderr  # refused first, as --out is
+    assert not (tmp_path / "demo").exists()
