@@ -194,3 +194,15 @@ def test_demo_refuses_a_duration_either_vendor_refuses_before_the_simulator_star
     assert run.stderr.startswith(f"error: {who}: duration must be"), run
     assert "simulator running" not in run.stdout + run.stderr  # refused first, as --out is
     assert not (tmp_path / "demo").exists()
+
+
+def test_a_format_filter_that_leaves_no_file_says_so(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "clips"
+    args = ["sound", "rain", "--duration", "5", "--provider", "kling", "--out", str(out)]
+    run = cli("generate", *args, "--format", "flac")
+    assert run.exit_code == 0, run
+    said = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert len(said) == 1 and "matches --format flac (its files: mp3, wav)" in said[0], run
+    assert list(out.iterdir()) == []
+    kept = cli("generate", *args[:-2], "--out", str(tmp_path / "wav"), "--format", "wav")
+    assert "warning:" not in kept.stderr and len(list((tmp_path / "wav").iterdir())) == 1
