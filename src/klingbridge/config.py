@@ -192,12 +192,15 @@ class Config(BaseModel):
         }
 
     def route(self, name: str | None = None) -> Route:
+        given = name
         name = name or self.default_route
         try:
             return self.routes[name]
         except KeyError:
             known = ", ".join(sorted(self.routes)) or "none"
-            raise ConfigError(f"no route named {name!r} (known: {known})") from None
+            origin = self.sources.get("default_route")  # (a default route from the file or env)
+            whence = f"; the default route, from {origin}" if origin and not given else ""
+            raise ConfigError(f"no route named {name!r} (known: {known}{whence})") from None
 
     def provider_settings(self, cls: type[Provider]) -> ProviderSettings:
         """The provider's section, with its environment variables applied, validated."""
@@ -339,7 +342,9 @@ def load_config(
         config = Config.model_validate(data)
     except PydanticValidationError as error:
         for problem in error.errors():
-            found.append((f"{path or 'defaults'} [{_key(problem)}]", _message(problem, Config)))
+            key = _key(problem)  # said where it came from: the file, or a variable
+            origin = sources.get(key) or str(path or "defaults")
+            found.append((f"{origin} [{key}]", _message(problem, Config)))
             if collect is not None and problem["loc"]:
                 _drop(data, problem["loc"])  # the rest, of that section too, is still checked
         if collect is None:
