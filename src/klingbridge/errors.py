@@ -201,6 +201,11 @@ class TaskFailed(KlingBridgeError):
         super().__init__(f"{task.provider} task {task.id} {task.status.value}: {reason}")
 
 
+def seconds(value: float) -> str:
+    """A duration as said to a person: `1`, not the `0.999916` left of a `--timeout 1`."""
+    return f"{round(value, 1):g}"
+
+
 class WaitTimeout(KlingBridgeError):
     """The deadline passed before the task finished. The task keeps running at the vendor."""
 
@@ -208,7 +213,8 @@ class WaitTimeout(KlingBridgeError):
         self.task: Task = task
         self.timeout = timeout
         super().__init__(
-            f"{task.provider} task {task.id} still {task.status.value} after {timeout:g} s; "
+            f"{task.provider} task {task.id} still {task.status.value} after "
+            f"{seconds(timeout)} s; "
             f"check later with: klingbridge status --provider {task.provider} -- {task.id}"
         )
 

@@ -206,3 +206,51 @@ def test_a_format_filter_that_leaves_no_file_says_so(cli: Cli, tmp_path: Path) -
     assert list(out.iterdir()) == []
     kept = cli("generate", *args[:-2], "--out", str(tmp_path / "wav"), "--format", "wav")
     assert "warning:" not in kept.stderr and len(list((tmp_path / "wav").iterdir())) == 1
+
+
+def test_a_callback_url_without_a_scheme_is_refused_before_anything_is_sent(
+    cli: Cli, vendor: Any
+) -> None:
+    run = cli("generate", "sound", "rain", "--provider", "kling", "--callback-url", "hooks.x.com")
+    assert run.exit_code == 2, run
+    assert "'--callback-url': must be an http(s) URL, not 'hooks.x.com'" in run.stderr, run
+    assert "key " not in run.stderr  # refused before a job was recorded
+    assert vendor.state()["requests"]["kling"]["create"] == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "KLINGBRIDGE_CALLBACK_URL",
+            "ftp://x",
+            "env KLINGBRIDGE_CALLBACK_URL [callbacks.public_url]",
+        ),
+        (
+            "KLING_BASE_URL",
+            "localhost:8765",
+            "env KLING_BASE_URL [providers.kling.base_url]: "
+            "must be an http(s) URL, not 'localhost:8765'",
+        ),
+        ("KLINGBRIDGE_ROUTE", "nosuch", "the default route, from env KLINGBRIDGE_ROUTE"),
+    ],
+)
+def test_a_bad_variable_is_named_before_any_call(
+    cli: Cli, vendor: Any, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    """A bad KLING_BASE_URL reached the create (`UnsupportedProtocol`, exit 1, a job recorded);
+    the others were blamed on "defaults" or said nothing of where the name came from."""
+    monkeypatch.setenv(variable, value)
+    run = cli("generate", "sound", "rain", "--duration", "5")
+    assert run.exit_code == 2 and said in run.stderr, run
+    assert "key " not in run.stderr
+    assert vendor.state()["requests"]["kling"]["create"] == 0
+
+
+def test_a_wait_timeout_says_the_seconds_given(cli: Cli, vendor: Any) -> None:
+    """It said `still running after 0.299916 s` (what was left of the deadline)."""
+    vendor.config.queued_s, vendor.config.running_s = 0.05, 30.0
+    run = cli("generate", "sound", "rain", "--provider", "kling", "--detach", "--key", "slow")
+    assert run.exit_code == 0, run
+    late = cli("wait", "slow", "--timeout", "0.3")
+    assert late.exit_code == 1 and " after 0.3 s; " in late.stderr, late
