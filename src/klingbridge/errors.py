@@ -330,7 +330,7 @@ class SlotTimeout(KlingBridgeError):
             )
         else:
             message = (
-                f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
-                f"({in_use}/{limit} in use; max_concurrent = {limit})"
+                f"{provider}: no concurrency slot came free in {seconds(waited_s)} s "
+                f"({in_use}/{limit} in use; max_concurrent = {limit}); nothing was sent"
             )
         super().__init__(message)
