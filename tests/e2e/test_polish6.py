@@ -3,6 +3,8 @@ test: configuration mistakes named with what would be right, `quote --json`, `ac
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +256,14 @@ def test_a_wait_timeout_says_the_seconds_given(cli: Cli, vendor: Any) -> None:
     assert run.exit_code == 0, run
     late = cli("wait", "slow", "--timeout", "0.3")
     assert late.exit_code == 1 and " after 0.3 s; " in late.stderr, late
+
+
+def test_providers_with_none_loaded_says_why_rather_than_an_empty_table(tmp_path: Path) -> None:
+    env = {**os.environ, "KLINGBRIDGE_PLUGINS": "nosuch"}
+    run = subprocess.run(
+        ["klingbridge", "providers"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert run.returncode == 0 and run.stdout == "", run
+    assert run.stderr == (
+        "no provider is installed (KLINGBRIDGE_PLUGINS='nosuch' loads only the plugins it names)\n"
+    )
