@@ -267,3 +267,17 @@ def test_providers_with_none_loaded_says_why_rather_than_an_empty_table(tmp_path
     assert run.stderr == (
         "no provider is installed (KLINGBRIDGE_PLUGINS='nosuch' loads only the plugins it names)\n"
     )
+
+
+def test_quote_of_an_unpriced_model_says_how_to_price_it(cli: Cli, vendor: Any) -> None:
+    """It showed "no price known" under "why not" of a row marked eligible, and no way out."""
+    model = '[providers.kling.new_models."kling-9.0"]\nendpoints = ["text-to-video"]\n'
+    cli.write(api_key_too(vendor) + model + "durations = [5]\n")
+    run = cli("quote", "video", "--model", "kling-9.0")
+    assert run.exit_code == 0, run
+    (row,) = [line for line in run.stdout.splitlines() if line.startswith("│ kling")]
+    assert "unknown" in row and "no price known" not in row, run.stdout
+    assert (
+        'kling: no price known for this request: set "video:kling-9.0:720p:per_s" or '
+        '"video:kling-9.0:720p" under [providers.kling.prices] (docs/cost.md)'
+    ) in " ".join(run.stdout.split()), run.stdout
