@@ -58,11 +58,10 @@ if TYPE_CHECKING:
         CallbackCheck,
         CallbackRefused,
         Capability,
-        HttpCall,
-        HttpReply,
         Provider,
         ProviderSettings,
     )
+    from .wire import HttpCall, HttpReply
 
 __version__ = "0.1.0"
 
@@ -85,8 +84,8 @@ _LAZY: dict[str, str] = {
     "DownloadError": "download",
     "Event": "events",
     "File": "models",
-    "HttpCall": "provider",
-    "HttpReply": "provider",
+    "HttpCall": "wire",
+    "HttpReply": "wire",
     "InvalidRequestError": "errors",
     "KlingBridgeError": "errors",
     "LeaseLost": "errors",

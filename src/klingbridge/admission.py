@@ -15,8 +15,8 @@ The router calls `Admission.admit` where it used to write the attempt's intent. 
                  ask about (no task id known) make a create that only they block fail at once
 
 `--max-usd` (a single request's ceiling) is checked here too, before the store is asked.
-`Cooldowns` counts one process's failures in a row per provider; when one starts a cooldown,
-the router writes it to the store, where every process sees it.
+An admitted create tells `Cooldowns` (cooldowns.py) the provider's failures in a row, read with
+its cooldown: a run that succeeds after some sets the store's count back.
 Without a task store nothing can be shared: configured limits then raise `ConfigError`.
 Like flows.py, this is plain logic: it yields operations for the runners.
 """
@@ -24,13 +24,12 @@ Like flows.py, this is plain logic: it yields operations for the runners.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .budgets import Budgets, max_usd_refusal
-from .config import CooldownPolicy
+from .cooldowns import Cooldowns
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
@@ -96,6 +95,8 @@ class Admission:
     look: Look | None = None
     #: When each unfollowed holder (by external id) was last asked about (`clock`).
     looked: dict[str, float] = field(default_factory=dict)
+    #: Told the provider's failures in a row that each admitted create read (the router's).
+    cooldowns: Cooldowns | None = None
 
     def limited(self, provider: str, route: str | None) -> bool:
         return bool(self.budgets.applying(provider, route)) or self.slots(provider) is not None
@@ -132,6 +133,8 @@ class Admission:
             if verdict is None:  # no store: nothing can be shared
                 return (yield from self._without_store(seat))
             if isinstance(verdict, Admitted):
+                if self.cooldowns is not None:
+                    self.cooldowns.seen(seat.provider, verdict.fails)
                 return None
             if isinstance(verdict, Cooling):
                 if asks:
@@ -266,28 +269,3 @@ def write_intent(seat: Seat, wall: float) -> Record:
             owner=seat.owner,
         )
     )  # fmt: skip
-
-
-@dataclass
-class Cooldowns:
-    """Failures in a row per provider; a provider over the limit is skipped until its time."""
-
-    policy: CooldownPolicy
-    clock: Clock = time.monotonic
-    fails: dict[str, int] = field(default_factory=dict)
-    until: dict[str, float] = field(default_factory=dict)
-
-    def remaining(self, provider: str) -> float:
-        return max(0.0, self.until.get(provider, 0.0) - self.clock())
-
-    def failed(self, provider: str) -> bool:
-        """Count a failure; True when it starts a cooldown."""
-        self.fails[provider] = self.fails.get(provider, 0) + 1
-        if self.fails[provider] >= self.policy.allowed_fails:
-            self.fails[provider] = 0
-            self.until[provider] = self.clock() + self.policy.cooldown_s
-            return True
-        return False
-
-    def succeeded(self, provider: str) -> None:
-        self.fails.pop(provider, None)

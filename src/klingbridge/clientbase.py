@@ -17,9 +17,10 @@ from typing import Any
 import pluggy
 
 from . import flows
-from .admission import Admission, Cooldowns, OnWait
+from .admission import Admission, OnWait
 from .checks import DEFAULT_TIMEOUT_S, check_max_usd, checked_timeout, first_refusal
 from .config import Config, Route, load_config
+from .cooldowns import Cooldowns
 from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
@@ -103,10 +104,11 @@ class ClientBase:
 
     def _new_router(self, clock: Clock) -> Router:
         """The router of every run: retries, cooldowns, pacing, and admission (budgets, slots)."""
+        cooldowns = Cooldowns(self.config.cooldown, clock)  # (the admission notes the count)
         return Router(
             providers=self.provider,
             retry=self.config.retry,
-            cooldowns=Cooldowns(self.config.cooldown, clock),
+            cooldowns=cooldowns,
             poll=self.poll,
             clock=clock,
             emit=self._emit,
@@ -122,6 +124,7 @@ class ClientBase:
                 emit=self._emit,
                 lease_s=self.config.store.lease_s,
                 look=self._look,
+                cooldowns=cooldowns,
             ),
         )
 

@@ -169,8 +169,10 @@ class Creating:
         found by its external id), about to be sent: the store admits it again, as any create,
         for the provider's shared cooldown and a slot (its budget is committed by its recorded
         quote already), under its own external id. True: admitted, marked `sent` in the same
-        transaction. Refused (cooling, no slot before the deadline), the attempt ends as one
-        that sent nothing, and the refusal is raised."""
+        transaction. Refused, the attempt ends as one that sent nothing: no slot before the
+        deadline raises `SlotTimeout` (as for a fresh create); a refusal of the provider (its
+        cooldown) raises `NotAdmitted`, and the route goes on to its next provider, as a fresh
+        run does past a provider that is skipped."""
         if self.admission is None:
             return False
         seat = journal.seat(provider.name, external_id, None, resumed=True)
@@ -182,7 +184,9 @@ class Creating:
             return True
         ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=refused)
         yield Record(ended)
-        raise refused
+        if isinstance(refused, SlotTimeout):
+            raise refused
+        raise NotAdmitted(refused)
 
     def _wait_out_full(
         self,
@@ -276,6 +280,15 @@ def what_now(key: str) -> str:
         f"If it shows the task, record it with: klingbridge wait {key} --task-id ID; if it "
         f"shows none, create it again with: klingbridge wait {key} --resubmit"
     )
+
+
+class NotAdmitted(Exception):
+    """A create carried on from its record that the store did not admit (its provider cooling
+    down): skipped, like a fresh create refused at its admission. Carries the refusal."""
+
+    def __init__(self, error: KlingBridgeError) -> None:
+        self.error = error
+        super().__init__(str(error))
 
 
 class Unresolved(Exception):

@@ -31,8 +31,9 @@ from .errors import (
     WaitTimeout,
 )
 from .models import Balance, Request, Task, Voice
-from .provider import HttpCall, HttpReply, Provider
+from .provider import Provider
 from .store.sql import Proc
+from .wire import HttpCall, HttpReply
 
 logger = logging.getLogger("klingbridge")
 T = TypeVar("T")

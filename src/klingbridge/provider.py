@@ -12,7 +12,6 @@ and registers the class from a `klingbridge_register_providers` hook; see docs/p
 from __future__ import annotations
 
 import abc
-import codecs
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import (
     ConfigError,
@@ -30,77 +29,12 @@ from .errors import (
     ValidationError,
 )
 from .models import Balance, Cost, Quote, Request, Task, Voice
-from .parsing import loads
+from .redaction import redact, scrub, secret_values
 
-JsonParams = Mapping[str, str | int | float]
-
-
-@dataclass(frozen=True)
-class HttpCall:
-    """One HTTP exchange a provider wants made. `path` is relative to the provider's base URL."""
-
-    method: str
-    path: str
-    params: JsonParams | None = None
-    json: Any = None
-    #: True when the call may create (and bill) a task. Informational for the transport; the
-    #: router never retries such a call blindly once it may have reached the vendor.
-    creates: bool = False
-
-
-class HttpReply:
-    """What came back: the status, the headers and the body (parsed as JSON when it is JSON).
-
-    Built from the body's `text`, or (by the transport) from its raw `content`: then the bytes
-    go straight to the JSON parser, and `text` is decoded only if something reads it.
-    """
-
-    __slots__ = ("_content", "_text", "headers", "status_code")
-
-    def __init__(
-        self,
-        status_code: int,
-        headers: Mapping[str, str] | None = None,
-        text: str | None = None,
-        *,
-        content: bytes | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
-        self._text = text if text is not None or content is not None else ""
-        self._content = content
-
-    @property
-    def text(self) -> str:
-        """The body as text (decoded from `content` by its charset, UTF-8 by default)."""
-        if self._text is None:
-            assert self._content is not None
-            self._text = self._content.decode(_charset(self.headers), errors="replace")
-        return self._text
-
-    def json(self) -> Any:
-        """The body as JSON; raises ValueError when it is not JSON."""
-        if self._content is not None:
-            try:
-                return loads(self._content)
-            except UnicodeDecodeError:  # a body in another charset than JSON's UTF-8
-                pass
-        return loads(self.text)
-
-    def __repr__(self) -> str:
-        return f"HttpReply({self.status_code}, {self.text[:80]!r})"
-
-
-def _charset(headers: Mapping[str, str]) -> str:
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            try:
-                return codecs.lookup(value.strip('"')).name
-            except LookupError:
-                break
-    return "utf-8"
+# (HttpCall and HttpReply are part of the plugin API here too)
+from .wire import HttpCall as HttpCall
+from .wire import HttpReply as HttpReply
+from .wire import JsonParams as JsonParams
 
 
 @dataclass(frozen=True)
@@ -417,37 +351,6 @@ class Provider(abc.ABC):
                 payload=reply.text,
             )
         return payload
-
-
-#: What a secret is replaced with in anything stored.
-REDACTED = "[redacted]"
-
-
-def secret_values(settings: BaseModel) -> list[str]:
-    """The values of every `SecretStr` setting long enough to be searched for (8+ characters)."""
-    values = (getattr(settings, name) for name in type(settings).model_fields)
-    found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
-    return [v for v in found if len(v) >= 8]
-
-
-def redact(payload: Any, path: Sequence[str]) -> bool:
-    """Replace the value at `path` (keys into nested objects) by `REDACTED`; False when absent."""
-    *parents, last = path
-    for key in parents:
-        payload = payload.get(key) if isinstance(payload, dict) else None
-    if not isinstance(payload, dict) or last not in payload:
-        return False
-    payload[last] = REDACTED
-    return True
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """`text` with each of `secrets` replaced by `REDACTED`, as written and as JSON escapes it."""
-    for secret in secrets:
-        escaped = json.dumps(secret)[1:-1]
-        for form in {secret, escaped}:
-            text = text.replace(form, REDACTED)
-    return text
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -9,8 +9,8 @@ The rules (docs/routing.md):
   when the route says so;
 - a create whose answer was lost is resolved by looking the task up by its external id before
   anything is retried; where the vendor has no such lookup, it is not re-created there;
-- a provider that failed `allowed_fails` times in a row cools down and is skipped meanwhile,
-  by every process sharing the task store;
+- a provider that failed `allowed_fails` times in a row (counted in the task store by every
+  process sharing it) cools down and is skipped meanwhile, by every one of them;
 - before any create, the store admits it (admission.py): over a budget, the provider is skipped;
   its `max_concurrent` slots all in use, the create waits for one; a 1303 (slots full) that
   arrives anyway is waited out, and falls back only with `fallback_on_concurrency_limit`;
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import storefirst
-from .admission import Admission, Cooldowns, write_intent
+from .admission import Admission, write_intent
 from .config import RetryPolicy, Route
-from .creating import Creating, Emit, Unresolved, what_now
+from .cooldowns import Cooldowns
+from .creating import Creating, Emit, NotAdmitted, Unresolved, what_now
 from .errors import (
     BudgetExceeded,
     ConcurrencyLimitError,
@@ -50,7 +51,7 @@ from .outcomes import orphan_note
 from .pacing import Pacing
 from .provider import Provider, quoted_cost, refusal
 from .store import StoreError, procs
-from .store.limits import cool_down
+from .store.limits import reset_failures
 from .store.records import AttemptRecord, AttemptState, JobState
 
 logger = logging.getLogger("klingbridge")
@@ -170,13 +171,22 @@ class Router(Creating, Following):
             yield from journal.record(write_intent(seat, journal.wall()).proc)
             return trial
         refused = yield from journal.admit(self.admission, seat, deadline)
-        if refused is None:
-            return trial
+        if refused is not None:
+            self._not_admitted(run, trial, refused, recorded=False)
+            return None
+        return trial
+
+    def _not_admitted(
+        self, run: RunState, trial: Trial, refused: KlingBridgeError, *, recorded: bool
+    ) -> None:
+        """The store did not admit the create (a cooldown, a budget): skipped, the route goes
+        on. `recorded`: a create carried on, its attempt written down (its external id kept)."""
         skipped = trial.attempt("skipped", self.clock(), None, refused)
-        run.attempts.append(skipped.model_copy(update={"external_id": None}))
+        if not recorded:
+            skipped = skipped.model_copy(update={"external_id": None})
+        run.attempts.append(skipped)
         run.last_error = refused
-        self.emit(Event("skip", name, data={"reason": str(refused)}))
-        return None
+        self.emit(Event("skip", trial.provider, data={"reason": str(refused)}))
 
     def _one(
         self,
@@ -206,6 +216,9 @@ class Router(Creating, Following):
             )
         except Unresolved as unresolved:
             yield from self._unresolved(unresolved, name, route, journal, run, trial, request)
+            return None
+        except NotAdmitted as refused:  # a create carried on, its provider cooling down
+            self._not_admitted(run, trial, refused.error, recorded=True)
             return None
         except (ProviderError, TransportError, ProviderResponseError) as error:
             yield from self._refused(error, name, route, journal, run, trial)
@@ -332,7 +345,8 @@ class Router(Creating, Following):
         run.open_task = False
         if task.status is TaskStatus.SUCCEEDED:
             run.attempts.append(trial.attempt("succeeded", self.clock(), task, None))
-            self.cooldowns.succeeded(name)
+            if self.cooldowns.succeeded(name):  # after failures in a row: they are over
+                yield Record(reset_failures(name))
             ended = unrecorded[-1] if unrecorded else None
             yield from journal.close(
                 run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id
@@ -385,14 +399,9 @@ class Router(Creating, Following):
         return None
 
     def _failed(self, name: str, journal: Journal, error: KlingBridgeError) -> Flow[None]:
-        """Count a failure; a cooldown it starts is written to the store for every process."""
-        if self.cooldowns.failed(name):
-            seconds = self.cooldowns.policy.cooldown_s
-            self.emit(Event("cooldown", name, data={"seconds": seconds}))
-            now = journal.wall()
-            reason = f"{self.cooldowns.policy.allowed_fails} failures in a row, last: {error}"
-            yield Record(cool_down(name, now + seconds, reason=reason[:300], owner=journal.owner,
-                                   now=now))  # fmt: skip
+        """Count a failure (cooldowns.py: in the store, for every process sharing it)."""
+        if (yield from self.cooldowns.count(name, error, owner=journal.owner, now=journal.wall())):
+            self.emit(Event("cooldown", name, data={"seconds": self.cooldowns.policy.cooldown_s}))
 
     @staticmethod
     def _falls_back(error: KlingBridgeError, route: Route) -> bool:

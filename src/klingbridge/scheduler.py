@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .models import Task
-from .provider import HttpCall, Provider
+from .provider import Provider
+from .wire import HttpCall
 
 #: (call that found the task or None, the task), as a `Poll` is answered.
 Found = tuple[HttpCall | None, Task]

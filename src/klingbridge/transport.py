@@ -22,9 +22,10 @@ from . import flows
 from .errors import TransportError
 from .flows import Flow, Op, Poll, Queued, Record, Send, Sleep
 from .inflight import InFlight, pool_limits
-from .provider import HttpCall, HttpReply, Provider
+from .provider import Provider
 from .scheduler import Found, PollScheduler
 from .store import TaskStore
+from .wire import HttpCall, HttpReply
 
 T = TypeVar("T")
 

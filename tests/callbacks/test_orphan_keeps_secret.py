@@ -12,7 +12,7 @@ import pytest
 from callbacks_support import KLING_SECRET, PIAPI_SECRET, kling_body
 from test_receiver import Harness
 
-from klingbridge.provider import REDACTED, scrub
+from klingbridge.redaction import REDACTED, scrub
 from klingbridge.store import TaskStore
 from klingbridge.store import callbacks as recorded
 

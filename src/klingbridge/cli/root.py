@@ -15,12 +15,14 @@ import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _short_help(text: str, limit: int) -> str:
@@ -137,11 +139,20 @@ class LazyGroup(Group):
         return loaded is not None and loaded.hidden
 
 
+def _as_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """`--config` as a `Path`; pathlib (and urllib, ipaddress) is imported only when it is given,
+    so `--help` does not pay for it."""
+    from pathlib import Path
+
+    return None if value is None else Path(value)
+
+
 def make_main(lazy: Mapping[str, tuple[str, str]]) -> LazyGroup:
     @click.group(cls=LazyGroup, lazy=lazy)
     @click.option(
         "--config",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        type=click.Path(dir_okay=False, exists=True),
+        callback=_as_path,
         help="Configuration file (default: $KLINGBRIDGE_CONFIG, ./klingbridge.toml, user config).",
     )
     @click.version_option(__version__, prog_name="klingbridge")

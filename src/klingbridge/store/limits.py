@@ -17,6 +17,11 @@ What counts:
   its job: detached, or its process dead) until its end is recorded; by a create not yet sent
   (`intent`) only while its job's lease is live (a dead process's unsent create lets it go).
 Creates that find no free slot queue in `kb_slot_waiters` and are admitted in their order.
+
+Cooldowns: a provider's failures in a row are counted in its `kb_cooldowns` row by every
+process (`count_failure`), the `allowed_fails`-th starting its cooldown; the admission reads
+the count with the cooldown (no statement more), and a run that succeeds after seeing a count
+sets it back (`reset_failures`).
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ class Ask:
 @dataclass(frozen=True)
 class Admitted:
     seq: int
+    #: The provider's failures in a row, as every process counted them (`count_failure`):
+    #: a run that succeeds after seeing some sets the count back (`reset_failures`).
+    fails: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,11 @@ def admit(ask: Ask) -> Proc[Verdict]:
     if ask.budgets or ask.max_concurrent is not None:  # serialize only what must be
         yield Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
     rows = yield Sql(
-        "SELECT until, reason FROM kb_cooldowns WHERE provider = ? AND until > ?",
-        (ask.provider, ask.now),
+        "SELECT until, reason, fails FROM kb_cooldowns WHERE provider = ?", (ask.provider,)
     )
-    if rows:
+    if rows and float(rows[0][0]) > ask.now:
         return Cooling(ask.provider, float(rows[0][0]) - ask.now, rows[0][1])
+    fails = int(rows[0][2]) if rows else 0
     usd = None if ask.quoted is None or ask.quoted.usd is None else float(ask.quoted.usd)
     for rule in () if ask.resumed else ask.budgets:
         state = yield from _budget_state(rule, ask.default_route, ask.now)
@@ -131,15 +139,15 @@ def admit(ask: Ask) -> Proc[Verdict]:
         if wait is not None:
             return wait
     if ask.resumed:
-        return (yield from _resumed(ask))
+        return Admitted((yield from _resumed(ask)), fails)
     seq = yield from intent(  # (`LeaseLost` if the job is no longer this run's)
         ask.key, ask.provider, ask.external_id, ask.quoted, ask.now, sent=ask.sent,
         owner=ask.owner,
     )  # fmt: skip
-    return Admitted(seq)
+    return Admitted(seq, fails)
 
 
-def _resumed(ask: Ask) -> Proc[Verdict]:
+def _resumed(ask: Ask) -> Proc[int]:
     """A carried-on create admitted: its attempt marked, if the job's lease is still the
     asker's (else `LeaseLost`: another process took the job over, and sends it if anyone)."""
     rows = yield Sql(
@@ -152,7 +160,7 @@ def _resumed(ask: Ask) -> Proc[Verdict]:
         held = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (ask.key,))
         if held and held[0][0] != ask.owner:
             raise LeaseLost(ask.key, held[0][0])
-    return Admitted(int(rows[0][0]) if rows else 0)
+    return int(rows[0][0]) if rows else 0
 
 
 def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
@@ -262,6 +270,53 @@ def cool_down(
         " set_by = excluded.set_by, at = excluded.at WHERE kb_cooldowns.until < excluded.until",
         (provider, until, reason, owner, now),
     )
+
+
+@dataclass(frozen=True)
+class Failures:
+    """A provider's failures in a row after one more (every process's), and whether that one
+    started its cooldown (the count then starts again from 0)."""
+
+    count: int
+    cooled: bool
+
+
+def count_failure(
+    provider: str,
+    *,
+    allowed_fails: int,
+    cooldown_s: float,
+    reason: str | None,
+    owner: str,
+    now: float,
+) -> Proc[Failures]:
+    """One more failure of `provider` in a row, counted by one statement whichever process
+    fails (the row is locked to the commit: two at once are counted one after the other);
+    the `allowed_fails`-th puts it in cooldown for every process until `now + cooldown_s`
+    (a later end already set wins) and sets the count back to 0."""
+    rows = yield Sql(
+        "INSERT INTO kb_cooldowns (provider, until, reason, set_by, at, fails)"
+        " VALUES (?, 0, NULL, ?, ?, 1)"
+        " ON CONFLICT (provider) DO UPDATE SET fails = kb_cooldowns.fails + 1 RETURNING fails",
+        (provider, owner, now),
+    )
+    count = int(rows[0][0])
+    if count < allowed_fails:
+        return Failures(count, cooled=False)
+    started = yield Sql(
+        "UPDATE kb_cooldowns SET fails = 0, until = ?, reason = ?, set_by = ?, at = ?"
+        " WHERE provider = ? AND until < ? RETURNING provider",
+        (now + cooldown_s, reason, owner, now, provider, now + cooldown_s),
+    )
+    if not started:  # cooling down until later already: the count starts again all the same
+        yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ?", (provider,))
+    return Failures(count, cooled=True)
+
+
+def reset_failures(provider: str) -> Proc[None]:
+    """A success: `provider`'s failures in a row are over (asked only by a process that saw
+    some, so that a run with none costs no statement)."""
+    yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ? AND fails > 0", (provider,))
 
 
 def cooldowns(now: float) -> Proc[list[tuple[str, float, str | None]]]:

@@ -180,4 +180,11 @@ MIGRATIONS: list[list[Statement]] = [
         Only("sqlite", "ALTER TABLE kb_history_new RENAME TO kb_history"),
         Only("sqlite", "CREATE INDEX kb_history_job ON kb_history (job_key, id)"),
     ],
+    # 5 (cooldowns counted across processes, store/limits.py): a provider's failures in a row,
+    # counted in its `kb_cooldowns` row by every process, so that `allowed_fails` of them start
+    # its cooldown whichever processes failed (one-shot `generate` runs included). A row with
+    # `until` 0 holds a count alone; a success seen after failures sets `fails` back to 0.
+    [
+        "ALTER TABLE kb_cooldowns ADD COLUMN fails INTEGER NOT NULL DEFAULT 0",
+    ],
 ]

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,6 +38,10 @@ CONNECT_TIMEOUT_S = 10
 # gets them).
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 _MIGRATION_LOCK = 0x6B6C696E67  # "kling": any constant shared by every klingbridge process
+#: Seconds between this host's clock and the database server's above which a warning is logged:
+#: leases, slots and cooldowns compare times that different hosts wrote (docs/durability.md).
+SKEW_WARN_S = 2.0
+logger = logging.getLogger("klingbridge.store")
 
 
 def _pg(text: str) -> str:
@@ -54,6 +59,9 @@ class PostgresStore(TaskStore):
         self._pool: Any = None
         self._apool: Any = None
         self._lock = threading.Lock()
+        #: This host's clock minus the database server's, in seconds (measured at the first
+        #: connection; None until then).
+        self.clock_skew_s: float | None = None
         # Up to half the pool writing groups at once: one at a time is bound by round trips
         # (ungrouped, 8 connections worked at once); the rest of the pool serves reads.
         self._groups = WriteGroups(self._arun_group, parallel=max(1, max_connections // 2))
@@ -74,9 +82,28 @@ class PostgresStore(TaskStore):
         import psycopg
 
         try:
-            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
+            with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S) as connection:
+                if self.clock_skew_s is None:
+                    self._check_clock(connection)
         except psycopg.Error as error:
             raise self._error(error) from error
+
+    def _check_clock(self, connection: Any) -> None:
+        """Warn (once per store) when this host's clock is off the database server's by more
+        than `SKEW_WARN_S`: a lease written by a host whose clock is behind looks lapsed to
+        this one, and its job could be taken over while it runs."""
+        before = time.time()
+        row = connection.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        after = time.time()
+        self.clock_skew_s = (before + after) / 2 - float(row[0])
+        if abs(self.clock_skew_s) > SKEW_WARN_S:
+            logger.warning(
+                "this host's clock is %.1f s %s the database server's (%s): leases, slots and"
+                " cooldowns compare times written by different hosts; keep every host's clock"
+                " in sync (NTP, docs/durability.md)",
+                abs(self.clock_skew_s), "ahead of" if self.clock_skew_s > 0 else "behind",
+                self.describe(),
+            )  # fmt: skip
 
     def _sync_pool(self) -> Any:
         with self._lock:
