@@ -33,6 +33,7 @@ from .cooldowns import Cooldowns
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
+from .handover import Waiting
 from .models import Cost, Task
 from .store import procs
 from .store.limits import (
@@ -53,6 +54,9 @@ T = TypeVar("T")
 SLOT_POLL_MAX_S = 2.0
 #: The shortest: a poll policy of zero (tests) must not spin on the store.
 SLOT_POLL_MIN_S = 0.05
+#: The longest while every slot is held by this client's own runs: their ends wake the waiter
+#: at once (handover.py), the asks only cover what a wake-up cannot (a lease lost, a crash).
+SLOT_POLL_OWN_MAX_S = 10.0
 #: How often a waiting process asks the vendor about one task holding a slot nobody follows.
 LOOK_EVERY_S = 30.0
 OnWait = Callable[[str], None]
@@ -95,6 +99,9 @@ class Admission:
     look: Look | None = None
     #: When each unfollowed holder (by external id) was last asked about (`clock`).
     looked: dict[str, float] = field(default_factory=dict)
+    #: Creates of this client waiting for a slot, per provider (pacing.py polls the slots'
+    #: holders closely around their end while some wait).
+    waiting: Waiting = field(default_factory=Waiting)
     #: Told the provider's failures in a row that each admitted create read (the router's).
     cooldowns: Cooldowns | None = None
 
@@ -128,7 +135,7 @@ class Admission:
                 verdict = yield from (record or _plain)(self._admit(seat))
             except BudgetExceeded as error:
                 if asks:
-                    yield Record(leave_queue(seat.external_id))
+                    yield Record(leave_queue(seat.external_id), frees=seat.provider)
                 return error
             if verdict is None:  # no store: nothing can be shared
                 return (yield from self._without_store(seat))
@@ -138,7 +145,7 @@ class Admission:
                 return None
             if isinstance(verdict, Cooling):
                 if asks:
-                    yield Record(leave_queue(seat.external_id))
+                    yield Record(leave_queue(seat.external_id), frees=seat.provider)
                 return KlingBridgeError(
                     f"cooling down for {verdict.remaining_s:.0f} s (shared by every process: "
                     f"{verdict.reason or 'repeated failures'})"
@@ -187,7 +194,7 @@ class Admission:
             # Every slot is held by a job no process follows, and none can be asked about:
             # none frees while we wait (a worker carrying a create on waits: it may be the one
             # to follow them).
-            yield Record(leave_queue(seat.external_id))
+            yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(
                 seat.provider, in_use=verdict.in_use, limit=verdict.limit,
                 waited_s=self.clock() - started, unfollowed=[u.key for u in verdict.unfollowed],
@@ -212,16 +219,28 @@ class Admission:
                     data={"in_use": verdict.in_use, "limit": verdict.limit, "ahead": verdict.ahead},
                 )
             )
-        pause = min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
+        pause = self._pause(verdict, asks)
         if self.clock() + pause > deadline:
-            yield Record(leave_queue(seat.external_id))
+            yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(
                 seat.provider,
                 in_use=verdict.in_use,
                 limit=verdict.limit,
                 waited_s=self.clock() - started,
             )
-        yield Sleep(pause)
+        self.waiting.enter(seat.provider)
+        try:  # a slot freed in this process ends the pause at once (handover.py)
+            yield Sleep(pause, wake=seat.provider)
+        finally:
+            self.waiting.leave(seat.provider)
+
+    def _pause(self, verdict: MustWait, asks: int) -> float:
+        """Seconds before the next ask. While this client's own runs hold every slot, their
+        ends wake the waiter (handover.py): the ask is a safety net, `SLOT_POLL_OWN_MAX_S`
+        (within a third of the lease the waiter keeps) unless the poll policy is a test's."""
+        if _own(verdict) and self.poll.initial > 0:
+            return max(SLOT_POLL_MAX_S, min(SLOT_POLL_OWN_MAX_S, self.lease_s / 3))
+        return min(max(self.poll.interval(asks), SLOT_POLL_MIN_S), SLOT_POLL_MAX_S)
 
     def _look_at(self, provider: str, holders: Sequence[Unfollowed]) -> Flow[bool]:
         """Ask the vendor about the tasks of slot holders nobody follows (each at most every
@@ -241,7 +260,7 @@ class Admission:
             except KlingBridgeError as error:
                 logger.info("could not ask %s about task %s: %s", provider, holder.task_id, error)
                 continue
-            yield Record(procs.observe(holder.external_id, task, self.wall()))
+            yield Record(procs.observe(holder.external_id, task, self.wall()), frees=provider)
             if task.status.is_terminal:
                 self.looked.pop(holder.external_id, None)
                 ended = True
@@ -255,6 +274,14 @@ class Admission:
             )
         return None
         yield  # a flow
+
+
+def _own(verdict: MustWait) -> bool:
+    """Every slot is held, by this client's runs, and every create ahead is this client's: what
+    frees a slot for this waiter wakes it (handover.py). (A slot standing free is due to a
+    create ahead, which may not be the one a wake-up reaches first: asked for as usual.)"""
+    held = verdict.in_use >= verdict.limit and verdict.mine >= verdict.in_use
+    return held and not verdict.others_ahead
 
 
 def _plain(proc: Proc[T]) -> Flow[T]:

@@ -24,6 +24,7 @@ from .cooldowns import Cooldowns
 from .errors import ConfigError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
+from .handover import Waiting
 from .jobs import Again, Jobs, new_key
 from .journal import RunResult
 from .models import Quote, Request, Task
@@ -104,6 +105,7 @@ class ClientBase:
 
     def _new_router(self, clock: Clock) -> Router:
         """The router of every run: retries, cooldowns, pacing, and admission (budgets, slots)."""
+        waiting = Waiting()  # creates waiting for a slot: their holders are polled closely
         cooldowns = Cooldowns(self.config.cooldown, clock)  # (the admission notes the count)
         return Router(
             providers=self.provider,
@@ -112,7 +114,7 @@ class ClientBase:
             poll=self.poll,
             clock=clock,
             emit=self._emit,
-            pacing=Pacing(self.poll) if self.poll.pacing else None,
+            pacing=Pacing(self.poll, eager=waiting) if self.poll.pacing else None,
             listening=self._listening,
             admission=Admission(
                 budgets=self.config.budgets,
@@ -124,6 +126,7 @@ class ClientBase:
                 emit=self._emit,
                 lease_s=self.config.store.lease_s,
                 look=self._look,
+                waiting=waiting,
                 cooldowns=cooldowns,
             ),
         )

@@ -83,7 +83,7 @@ class Creating:
         """A create sent, its answer never recorded: it may have reached the vendor before the
         process that sent it died. Found by its external id, or created now."""
         external_id = trial.external_id
-        found = yield from self.look_up_sent(provider, request, external_id)
+        found = yield from self.look_up_sent(provider, request, external_id, journal)
         if found is not None:
             yield Record(procs.observe(external_id, found, journal.wall()))
             return found, True
@@ -143,7 +143,7 @@ class Creating:
                     full += 1
                     continue
                 if maybe_created(error):
-                    found = yield from self._look_up(provider, request, external_id, error)
+                    found = yield from self._look_up(provider, request, external_id, error, journal)
                     if found is not None:  # created after all: found by its external id
                         yield Record(procs.observe(external_id, found, journal.wall()))
                         return found, True
@@ -183,7 +183,7 @@ class Creating:
         if refused is None:
             return True
         ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=refused)
-        yield Record(ended)
+        yield Record(ended, frees=provider.name)  # (a waiter of this client may take its slot)
         if isinstance(refused, SlotTimeout):
             raise refused
         raise NotAdmitted(refused)
@@ -213,21 +213,33 @@ class Creating:
         yield from journal.pause(delay)
 
     def look_up_sent(
-        self, provider: Provider, request: Request, external_id: str
+        self,
+        provider: Provider,
+        request: Request,
+        external_id: str,
+        journal: Journal | None = None,
     ) -> Flow[Task | None]:
         """`_look_up` for a create that was sent and whose answer was never recorded (its
-        process died, or the route went on from it): may it have reached the vendor?"""
+        process died, or the route went on from it): may it have reached the vendor?
+        `journal`: the job's, whose lease its backoffs keep."""
         cause = TransportError(
             "a create was sent and its answer never recorded",
             provider=provider.name,
             may_have_been_received=True,
         )
-        return (yield from self._look_up(provider, request, external_id, cause))
+        return (yield from self._look_up(provider, request, external_id, cause, journal))
 
     def _look_up(
-        self, provider: Provider, request: Request, external_id: str, cause: KlingBridgeError
+        self,
+        provider: Provider,
+        request: Request,
+        external_id: str,
+        cause: KlingBridgeError,
+        journal: Journal | None,
     ) -> Flow[Task | None]:
-        """The task created under `external_id`, or None when surely none was created."""
+        """The task created under `external_id`, or None when surely none was created. Its
+        backoffs keep the job's lease, as a create's do (a vendor's Retry-After may be longer
+        than the lease); with no `journal`, they are plain sleeps."""
         if not provider.build_get_by_external_id(external_id, request.kind):
             raise Unresolved(
                 cause,
@@ -243,7 +255,11 @@ class Creating:
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if isinstance(error, ProviderError) and not error.retryable:
                     break
-                yield Sleep(backoff.delay(attempt, getattr(error, "retry_after", None)))
+                delay = backoff.delay(attempt, getattr(error, "retry_after", None))
+                if journal is None:
+                    yield Sleep(delay)
+                else:
+                    yield from journal.pause(delay)
         raise Unresolved(
             cause,
             f"a task with external id {external_id!r} may have been created (the answer was "

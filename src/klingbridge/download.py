@@ -14,6 +14,8 @@ host) and rename it into place: neither removes the other's, and the last rename
 complete file. Only `http` and `https` URLs are ever fetched.
 
 `save_outputs` and `async_save_outputs` share everything but the loop that streams the bytes.
+Both call `check` (if given) before each file and between chunks: a saver holding a job's lease
+renews it there, and an error `check` raises (`LeaseLost`) stops the save (lease_keeper.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import secrets
 import socket
 import tempfile
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +49,14 @@ STALE_PART_S = 15 * 60.0
 #: This host, as temporary files name their saver (`pid@host`): a part of a process of this
 #: host that is gone is removed at once; any other only once stale.
 _HOST = _UNSAFE.sub("_", socket.gethostname())[:64]
+
+
+#: Called between chunks by a saver that must stop when told (it raises to stop the save).
+Check = Callable[[], None]
+
+
+def _go_on() -> None:
+    """The `check` of a save nothing stops."""
 
 
 class DownloadError(KlingBridgeError):
@@ -245,24 +255,27 @@ def save_outputs(
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 120.0,
     client: httpx.Client | None = None,
+    check: Check | None = None,
 ) -> list[SavedFile]:
     """Download the files of `task` into `directory`; return what was saved, in order.
 
     A file already saved is kept (`SavedFile.kept`) unless `overwrite`; `formats` and
     `unwatermarked` choose which files (see `selected_files`). Every failure, network or disk,
-    is a `DownloadError`.
+    is a `DownloadError`. `check`: called before each file and between chunks; an error it
+    raises stops the save (the file being written removed) and is raised as it is.
     """
     targets = _targets(task, directory, overwrite, max_bytes, formats, unwatermarked)
     http = client or httpx.Client(timeout=timeout, follow_redirects=True)
     try:
-        return [_save(http, target) for target in targets]
+        return [_save(http, target, check or _go_on) for target in targets]
     finally:
         if client is None:
             http.close()
 
 
-def _save(http: httpx.Client, target: _Target) -> SavedFile:
+def _save(http: httpx.Client, target: _Target, check: Check) -> SavedFile:
     try:
+        check()
         with http.stream("GET", target.file.url) as response:
             kept = target.existing(response)
             if kept is not None:
@@ -270,6 +283,7 @@ def _save(http: httpx.Client, target: _Target) -> SavedFile:
             target.begin(response)
             for chunk in response.iter_bytes(_CHUNK):
                 target.write(chunk)
+                check()
         return target.finish()
     except (httpx.HTTPError, OSError, DownloadError) as error:
         raise _failed(target, error) from error
@@ -287,19 +301,21 @@ async def async_save_outputs(
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 120.0,
     client: httpx.AsyncClient | None = None,
+    check: Check | None = None,
 ) -> list[SavedFile]:
     """`save_outputs`, awaited (the same choices, names and resumption)."""
     targets = _targets(task, directory, overwrite, max_bytes, formats, unwatermarked)
     http = client or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
     try:
-        return [await _async_save(http, target) for target in targets]
+        return [await _async_save(http, target, check or _go_on) for target in targets]
     finally:
         if client is None:
             await http.aclose()
 
 
-async def _async_save(http: httpx.AsyncClient, target: _Target) -> SavedFile:
+async def _async_save(http: httpx.AsyncClient, target: _Target, check: Check) -> SavedFile:
     try:
+        check()
         async with http.stream("GET", target.file.url) as response:
             kept = target.existing(response)
             if kept is not None:
@@ -307,6 +323,7 @@ async def _async_save(http: httpx.AsyncClient, target: _Target) -> SavedFile:
             target.begin(response)
             async for chunk in response.aiter_bytes(_CHUNK):
                 target.write(chunk)
+                check()
         return target.finish()
     except (httpx.HTTPError, OSError, DownloadError) as error:
         raise _failed(target, error) from error

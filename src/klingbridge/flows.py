@@ -53,6 +53,9 @@ class Send:
 @dataclass(frozen=True, slots=True)
 class Sleep:
     seconds: float
+    #: A provider whose freed slot ends the pause early: a create waiting for a slot sleeps so,
+    #: and the runner wakes it when a `Record` that `frees` that provider commits (handover.py).
+    wake: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,10 @@ class Record:
     proc: Proc[Any]
     #: The procedure only reads (it takes no write lock).
     read: bool = False
+    #: The procedure may free a `max_concurrent` slot of this provider (a task's end recorded, a
+    #: create refused, a waiter gone): once it commits, the runner wakes a create of this
+    #: process waiting for one (handover.py).
+    frees: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

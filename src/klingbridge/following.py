@@ -103,7 +103,7 @@ class Following:
         """A followed task ended: learn how long it took (`learn`: a new task, polled), announce
         its charge."""
         if self.pacing is not None and task.status is TaskStatus.SUCCEEDED and learn:
-            self.pacing.learn(provider.name, request.kind, self.clock() - waiting)
+            self.pacing.learn(provider.name, request.kind, self.clock() - waiting, task)
         if task.cost is not None and listening:
             self.emit(
                 Event(

@@ -282,7 +282,7 @@ class Jobs:
             seen = orphan_note(self.router.providers, lost.provider, job.request, job.key,
                                lost.created_at)  # fmt: skip
             raise unknown_outcome(job, lost, (yield from seen))  # (whichever attempt it was)
-        if (yield from settle_passed(self.router, job, self.wall)):
+        if (yield from settle_passed(self.router, job, self.wall, journal)):
             job = (yield Record(reads.load(job.key), read=True)) or job
         resume = resume_point(job)  # (resuming.py: a paid task first, never a second create)
         if on_update is not None and resume is not None and resume.task is not None:

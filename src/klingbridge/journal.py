@@ -158,12 +158,13 @@ class Journal:
     #: transaction of the run's first record, until one commits.
     unwritten: Callable[[], Proc[object]] | None = None
 
-    def record(self, proc: Proc[T]) -> Flow[T]:
-        """Run `proc`; until one has committed, the job's own record goes with it."""
+    def record(self, proc: Proc[T], *, frees: str | None = None) -> Flow[T]:
+        """Run `proc`; until one has committed, the job's own record goes with it. `frees`: the
+        provider whose slot it may free (`flows.Record`)."""
         begin = self.unwritten
         if begin is None:
-            return (yield Record(proc))  # type: ignore[no-any-return]
-        result: T = yield Record(procs.chain(begin(), proc))
+            return (yield Record(proc, frees=frees))  # type: ignore[no-any-return]
+        result: T = yield Record(procs.chain(begin(), proc), frees=frees)
         self.unwritten = None  # committed (a procedure that raised rolled the job back too)
         return result
 
@@ -252,4 +253,6 @@ class Journal:
             # (`finish` writes the job's row right after: `observe` leaves it to it)
             observed = procs.observe(external_id, ended, now, seen=True, job=state is None)
             end = procs.chain(observed, end)
-        yield from self.record(end)
+        # The job's end frees its attempt's slot: a create of this process waiting for one is
+        # woken once it commits (handover.py).
+        yield from self.record(end, frees=run.attempts[-1].provider if run.attempts else None)

@@ -15,7 +15,15 @@ and plans each wait from that:
   `PollPolicy` cap, so a slow task is still noticed within `maximum` seconds.
 
 A duration is counted from the vendor's answer to the create (the start of the wait) to the
-poll that saw the end, so time spent queued in this client before the create does not count.
+poll that saw the end, so time spent queued in this client before the create does not count;
+where the vendor's own timestamps (`created_at` to `updated_at` of the ended task) say it and
+agree with that within a poll's lateness, theirs (`ran_for`): the poll that saw the end came up
+to `dense` seconds after it, and learning that lateness would keep the dense polls that late.
+
+While a create of this process waits for a `max_concurrent` slot of the provider (`eager`,
+handover.py), the tasks holding the slots are what it waits for: in their dense window they are
+polled once at `expected`, then every `HANDOVER_POLL_S`, so a freed slot is seen within that
+(a poll or two more per task, only while some create waits).
 
 For a 60 s task that means 7 requests, and the end seen within 2.5 s. The price: a task that
 ends well before `expected - window` (much faster than its recent peers) is seen up to
@@ -26,9 +34,11 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .flows import PollPolicy
+from .models import Task
 
 #: Durations remembered per (provider, kind).
 SAMPLES = 20
@@ -36,6 +46,8 @@ SAMPLES = 20
 SPARSE_MAX = 20.0
 #: Recorded durations older than this do not seed a new process's pacing (days).
 SEED_DAYS = 7.0
+#: Past the expected end, while a create waits for a slot its task holds: one poll this often.
+HANDOVER_POLL_S = 0.5
 
 
 @dataclass
@@ -44,6 +56,8 @@ class Pacing:
 
     policy: PollPolicy = field(default_factory=PollPolicy)
     dense: float = 2.5
+    #: Whether a create of this process waits for a slot of a provider (handover.Waiting).
+    eager: Callable[[str], bool] | None = None
     _seen: dict[tuple[str, str | None], deque[float]] = field(default_factory=dict)
     _seeded: set[tuple[str, str | None]] = field(default_factory=set)
 
@@ -62,12 +76,27 @@ class Pacing:
             if seconds > 0:
                 seen.appendleft(seconds)
 
-    def learn(self, provider: str, kind: str | None, seconds: float) -> None:
-        """A task of `provider`/`kind` ended `seconds` after it was created."""
+    def learn(
+        self, provider: str, kind: str | None, seconds: float, task: Task | None = None
+    ) -> None:
+        """A task of `provider`/`kind` was seen ended `seconds` after it was created (`task`,
+        as it ended: the vendor's own timestamps, where they agree, say how long it ran)."""
+        if task is not None:
+            seconds = self.ran_for(task, seconds)
         if seconds <= 0:
             return
         seen = self._seen.setdefault((provider, kind), deque(maxlen=SAMPLES))
         seen.append(seconds)
+
+    def ran_for(self, task: Task, seen: float) -> float:
+        """How long `task` ran by the vendor's timestamps, when they agree with `seen` (the
+        seconds from the create's answer to the poll that saw the end) within a poll's
+        lateness; else `seen`."""
+        if task.created_at is None or task.updated_at is None:
+            return seen
+        ran = (task.updated_at - task.created_at).total_seconds()
+        late = max(self.dense, self.policy.maximum)
+        return ran if seen - late - 1.0 <= ran <= seen + 1.0 and ran > 0 else seen
 
     def expected(self, provider: str, kind: str | None) -> float | None:
         seen = self._seen.get((provider, kind))
@@ -95,8 +124,18 @@ class Pacing:
                 return min(step, start - elapsed)
             return min(SPARSE_MAX, start - elapsed)
         if elapsed < end:
+            if self.eager is not None and self.eager(provider):
+                return _handover(dense, expected, elapsed)
             return dense
         return self.policy.maximum
+
+
+def _handover(dense: float, expected: float, elapsed: float) -> float:
+    """A dense step that lands on `expected`, then steps of `HANDOVER_POLL_S`: a create waits
+    for this task's slot."""
+    if elapsed < expected - HANDOVER_POLL_S:
+        return min(dense, expected - elapsed)
+    return min(dense, HANDOVER_POLL_S)
 
 
 class Paced:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from .creating import Unresolved
 from .errors import KlingBridgeError
 from .flows import Clock, Flow, Record
+from .journal import Journal
 from .router import Router
 from .store import procs
 from .store.records import AttemptRecord, AttemptState, JobRecord
@@ -42,12 +43,15 @@ def resume_point(job: JobRecord) -> AttemptRecord | None:
     return latest if latest.state in _ENDED_OPEN else None
 
 
-def settle_passed(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
+def settle_passed(
+    router: Router, job: JobRecord, wall: Clock, journal: Journal | None = None
+) -> Flow[bool]:
     """Resolve, by lookup only, each create the route went on from whose answer was never
     recorded. True if anything was recorded (the job is then read again).
 
     A lookup that fails for now leaves the attempt `sent` (asked again on the next carry-on);
     a vendor that cannot be asked makes it `unknown`, as the run that went on from it did.
+    `journal`: the job's, whose lease the lookups' backoffs keep.
     """
     changed = False
     for passed in job.attempts[:-1]:
@@ -56,7 +60,9 @@ def settle_passed(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
         if passed.state is AttemptState.SENT and job.request is not None:
             provider = router.providers(passed.provider)
             try:
-                found = yield from router.look_up_sent(provider, job.request, passed.external_id)
+                found = yield from router.look_up_sent(
+                    provider, job.request, passed.external_id, journal
+                )
             except Unresolved as unresolved:
                 if unresolved.checkable:
                     continue

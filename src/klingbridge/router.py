@@ -277,7 +277,8 @@ class Router(Creating, Following):
                 procs.attempt_ended(
                     trial.external_id, AttemptState.UNKNOWN, journal.wall(),
                     error=unresolved.error,
-                )
+                ),
+                frees=name,
             )  # fmt: skip
         run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
         run.last_error = unresolved.error
@@ -303,7 +304,8 @@ class Router(Creating, Following):
     ) -> Flow[None]:
         """A create that surely made no task: the next provider, if the error allows it."""
         yield Record(
-            procs.attempt_ended(trial.external_id, AttemptState.ERROR, journal.wall(), error=error)
+            procs.attempt_ended(trial.external_id, AttemptState.ERROR, journal.wall(), error=error),
+            frees=name,
         )
         run.attempts.append(trial.attempt("error", self.clock(), None, error))
         run.last_error = error

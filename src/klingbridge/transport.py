@@ -21,6 +21,7 @@ import httpx
 from . import flows
 from .errors import TransportError
 from .flows import Flow, Op, Poll, Queued, Record, Send, Sleep
+from .handover import Bell, SyncBell
 from .inflight import InFlight, pool_limits
 from .provider import Provider
 from .scheduler import Found, PollScheduler
@@ -130,6 +131,7 @@ class SyncRunner:
         self.store = store
         self._clients: dict[Provider, httpx.Client] = {}
         self._lock = threading.Lock()  # a sync client may be shared by threads
+        self.bell = SyncBell()
 
     def _client(self, provider: Provider) -> httpx.Client:
         with self._lock:
@@ -144,8 +146,7 @@ class SyncRunner:
             step = _advance(flow)
             while not isinstance(step, _Done):
                 if isinstance(step, Sleep):
-                    if step.seconds > 0:
-                        self._sleep(step.seconds)
+                    self._pause(step)
                     step = _advance(flow)
                     continue
                 if isinstance(step, Record):
@@ -154,6 +155,8 @@ class SyncRunner:
                     except Exception as exc:  # the procedure's own error, or StoreError
                         step = _advance(flow, error=exc)
                     else:
+                        if step.frees is not None:
+                            self.bell.ring(step.frees)
                         step = _advance(flow, done)
                     continue
                 if isinstance(step, Poll):
@@ -177,6 +180,16 @@ class SyncRunner:
             flow.close()  # a flow left half-way runs its `finally` now, not when collected
             raise
         return step.value
+
+    def _pause(self, step: Sleep) -> None:
+        """A `wake` pause ends early when another thread frees that slot (with `time.sleep`;
+        a sleep function given instead, a test's, is called as it is)."""
+        if step.seconds <= 0:
+            return
+        if step.wake is not None and self._sleep is time.sleep:
+            self.bell.sleep(step.wake, step.seconds)
+        else:
+            self._sleep(step.seconds)
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -204,6 +217,7 @@ class AsyncRunner:
         self._clients: dict[Provider, httpx.AsyncClient] = {}
         self._caps: dict[Provider, InFlight] = {}
         self.scheduler = PollScheduler(self._exchange)
+        self.bell = Bell()
 
     def cap(self, provider: Provider) -> InFlight:
         """The queue in front of `provider`'s requests."""
@@ -227,7 +241,9 @@ class AsyncRunner:
             step = _advance(flow)
             while not isinstance(step, _Done):
                 if isinstance(step, Sleep):
-                    if step.seconds > 0:
+                    if step.wake is not None and step.seconds > 0:
+                        await self.bell.sleep(step.wake, step.seconds, self._sleep)
+                    elif step.seconds > 0:
                         await self._sleep(step.seconds)
                     step = _advance(flow)
                     continue
@@ -237,6 +253,8 @@ class AsyncRunner:
                     except Exception as exc:  # the procedure's own error, or StoreError
                         step = _advance(flow, error=exc)
                     else:
+                        if step.frees is not None:
+                            self.bell.ring(step.frees)
                         step, done = _advance(flow, done), None  # not held while the flow waits
                     continue
                 if isinstance(step, Poll):

@@ -3,8 +3,9 @@
 It claims jobs with leases that expire (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one
 write transaction at a time), carries each on exactly as `klingbridge wait` would (resolving a
 create whose answer was lost, polling, recording the charge), saves the outputs, and renews its
-leases while it works (the journal's heartbeat). Two workers never hold the same job; a worker
-killed with `kill -9` loses nothing: its leases expire and another worker takes its jobs.
+leases while it works (the journal's heartbeat; while a save runs, a `LeaseKeeper`). Two
+workers never hold the same job; a worker killed with `kill -9` loses nothing: its leases
+expire and another worker takes its jobs.
 On `stop()` (SIGTERM, SIGINT) it claims nothing more, and lets go of what it holds.
 
 A job whose run fails without ending it (the vendor answers 404 for its task, an auth error,
@@ -22,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from .client import AsyncClient
 from .download import SavedFile, save_outputs
 from .errors import KlingBridgeError, LeaseLost
 from .journal import RunResult
+from .lease_keeper import LeaseKeeper
 from .models import Task
 from .store import SavedFileRecord, TaskStore, procs
 
@@ -51,6 +55,8 @@ class Worker:
     max_backoff_s: float = 600.0  # ...up to this
     on_done: Callable[[str, RunResult | None, str | None], None] | None = None
     report: WorkerReport = field(default_factory=WorkerReport)
+    #: What fetches the outputs (None: a client of its own per save).
+    http: httpx.Client | None = None
     clock: Callable[[], float] = time.monotonic
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -136,8 +142,9 @@ class Worker:
         try:
             result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
             await asyncio.to_thread(
-                save_job, self.store, key, result.task, self.out_dir, owner=self.owner
-            )
+                save_job, self.store, key, result.task, self.out_dir, owner=self.owner,
+                lease_s=self.client.config.store.lease_s, http=self.http,
+            )  # fmt: skip
         except KlingBridgeError as error:
             logger.warning("job %s: %s", key, error)
             if isinstance(error, LeaseLost):  # not failed: another process runs it now
@@ -158,14 +165,24 @@ class Worker:
 
 
 def save_job(
-    store: TaskStore, key: str, task: Task, out_dir: Path | None, *, owner: str
+    store: TaskStore,
+    key: str,
+    task: Task,
+    out_dir: Path | None,
+    *,
+    owner: str,
+    lease_s: float | None = None,
+    http: httpx.Client | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> list[SavedFile]:
     """Save the outputs of job `key`'s task into `out_dir` and record them, letting go of
     `owner`'s lease on the job. Without `out_dir`: into the job's own directory, unless its
     files were saved already (or it has none).
 
-    Resumable: files saved whole before (by an earlier try, or into this same directory) are
-    kept, not fetched again; the rest are fetched."""
+    `lease_s`: the lease `owner` holds, renewed while the files download (a download may take
+    longer than the lease); should another process take the job over meanwhile, the save stops
+    with `LeaseLost` and records nothing. Resumable: files saved whole before (by an earlier
+    try, or into this same directory) are kept, not fetched again; the rest are fetched."""
     job = store.job(key)
     if out_dir is None and job is not None and job.saved_at is not None:
         store.release(owner, [key])  # (saved by another meanwhile: kept for a save not made)
@@ -173,7 +190,11 @@ def save_job(
     target = out_dir or (Path(job.out_dir) if job and job.out_dir else None)
     if target is None:
         return []
-    saved = save_outputs(task, target)
+    if lease_s is None:
+        saved = save_outputs(task, target, client=http)
+    else:
+        with LeaseKeeper(store, key, owner, lease_s, wall=wall) as keeper:
+            saved = save_outputs(task, target, client=http, check=keeper.check)
     store.run(procs.saved(key, [saved_record(f) for f in saved], time.time(), owner=owner))
     return saved
 

@@ -4,6 +4,7 @@ so that two savers never work on the same files at once."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def saves(monkeypatch: pytest.MonkeyPatch, store: TaskStore) -> list[Any]:
     """Each save the receiver makes: (the job's lease owner meanwhile, the directory)."""
     made: list[Any] = []
 
-    def save(task: Task, target: Path) -> list[SavedFile]:
+    def save(task: Task, target: Path, **options: Any) -> list[SavedFile]:
         job = store.job("job-1")
         made.append((job.lease_owner if job else None, target))
         return []
@@ -75,3 +76,32 @@ def test_a_job_nobody_holds_is_saved_under_the_receivers_lease(
     assert saves == [(owner, tmp_path / "out")]  # the job's own directory, the lease held
     job = store.job("job-1")
     assert job is not None and job.saved_at is not None and job.lease_owner is None
+
+
+def test_the_receiver_keeps_the_lease_while_it_saves_and_stops_once_it_is_taken_over(
+    store: TaskStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download may outlast the lease: the receiver renews it meanwhile (as a worker does),
+    and stops saving, recording nothing, once another process has taken the job over."""
+    running_job(store, tmp_path / "out", owner="gone", lease_s=0.001)
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(receiving, "LeaseKeeper", functools.partial(
+        receiving.LeaseKeeper, wall=lambda: time.time() + 30 * next(ticks)))  # fmt: skip
+    calls: list[str] = []
+
+    def save(task: Task, target: Path, **options: Any) -> list[SavedFile]:
+        check = options["check"]
+        check()  # held: renewed
+        calls.append("renewed")
+        store.run(procs.take_lease("job-1", "w2", 60, time.time(), ended=True, dead=owner))
+        check()  # taken over: LeaseLost, the save stops
+        calls.append("went on")
+        return []
+
+    monkeypatch.setattr(receiving, "save_outputs", save)
+    harness = Harness(store)
+    owner = harness.app.state.receiver.client.owner
+    assert harness.kling(kling_body("K-1", "succeed")).json()["effect"] == "changed"
+    assert calls == ["renewed"]
+    job = store.job("job-1")
+    assert job is not None and job.saved_at is None and job.lease_owner == "w2"

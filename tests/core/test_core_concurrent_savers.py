@@ -3,8 +3,8 @@ it into place; neither removes the other's (only parts untouched for STALE_PART_
 
 Two savers happen without any crash: the receiver's `_save` saves a job nobody holds without
 taking its lease, while `klingbridge worker` claims the same job (succeeded, unsaved, no lease)
-and saves it too; and a worker's lease lapses during a long download (save_job renews nothing),
-so a second worker claims the job mid-save.
+and saves it too; and a worker whose lease was taken over mid-save (a suspended laptop) stops
+only at its next chunk.
 """
 
 from __future__ import annotations

@@ -36,8 +36,10 @@ from klingbridge import (
 )
 from klingbridge.cli.app import fail_with
 from klingbridge.config import Config, RetryPolicy, Route
-from klingbridge.flows import Poll, Queued, Record, Sleep
+from klingbridge.creating import Creating, Unresolved
+from klingbridge.flows import Poll, Queued, Record, Send, Sleep
 from klingbridge.journal import Journal
+from klingbridge.provider import HttpReply
 from klingbridge.store import JobState
 from klingbridge.store.sql import Sql
 
@@ -236,3 +238,47 @@ def test_the_cli_says_so_in_one_line_and_exits_4(capsys: pytest.CaptureFixture[s
         "error: job k is now run by another process (host:123:ab): this run lost its lease "
         "and stopped without sending anything more; klingbridge wait k follows it to its end"
     )
+
+
+class Looking(Creating):
+    """The create half of a router, alone: how a lost create is looked up."""
+
+    def __init__(self) -> None:
+        self.retry = RetryPolicy(attempts=2)
+        self.clock = lambda: 0.0
+        self.emit = lambda event: None
+        self.admission = None
+
+
+def test_a_lookups_backoff_keeps_the_lease() -> None:
+    """A create's answer is lost (garbled) and its lookup by external id is refused, the vendor
+    asking for 50 s (Retry-After) each time, more than a third of the 60 s lease: the lookup's
+    backoffs keep the lease as a create's do (slept in thirds, renewed between)."""
+    time = [0.0]
+    journal = Journal(key="k", owner="me", lease_s=60, wall=lambda: time[0], renewed=0.0)
+    with Client(config=Config(providers={"kling": dict(KLING)}), store=None) as c:
+        provider = c.provider("kling")
+    flow = Looking()._create(provider, SOUND, "x-1", None, journal, sent=True)
+    seen: list[str] = []
+    answer: Any = None
+    with pytest.raises(Unresolved):
+        while True:
+            op = flow.send(answer)
+            answer = None
+            if isinstance(op, Send) and op.call.creates:
+                seen.append("create")
+                answer = HttpReply(200, {}, content=b"<html>gateway</html>")  # (lost)
+            elif isinstance(op, Send):
+                seen.append("lookup")
+                busy = b'{"code": 1302, "message": "busy", "request_id": "r"}'
+                answer = HttpReply(429, {"retry-after": "50"}, content=busy)
+            elif isinstance(op, Sleep):
+                seen.append(f"sleep {op.seconds:g}")
+                time[0] += op.seconds
+            else:
+                assert isinstance(op, Record)
+                seen.append("beat" if "keep_lease" in repr(op.proc) else "record")
+    assert seen == [
+        "create", "lookup", "sleep 20", "beat", "sleep 20", "beat", "sleep 10",  # renewed at 20, 40
+        "lookup", "sleep 20", "beat", "sleep 20", "beat", "sleep 10",  # at 70, 90
+    ]  # fmt: skip

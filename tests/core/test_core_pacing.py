@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
-from klingbridge import PollPolicy
-from klingbridge.pacing import SPARSE_MAX, Pacing
+from klingbridge import PollPolicy, Task, TaskStatus
+from klingbridge.pacing import HANDOVER_POLL_S, SPARSE_MAX, Pacing
 
 
 def _plan(pacing: Pacing, finish: float) -> tuple[int, float]:
@@ -57,3 +59,35 @@ def test_every_recent_duration_is_covered_by_dense_polls() -> None:
         pacing.learn("kling", "sound", seconds)
     for finish in (3.2, 9.0, 12.5, 29.0):
         assert _plan(pacing, finish)[1] <= 2.5 + 1e-9, finish
+
+
+def _ended(ran: float) -> Task:
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return Task(
+        provider="kling", id="t", status=TaskStatus.SUCCEEDED, created_at=start,
+        updated_at=start + timedelta(seconds=ran),
+    )  # fmt: skip
+
+
+def test_the_vendor_timestamps_say_how_long_a_task_ran_not_the_late_poll_that_saw_it() -> None:
+    pacing = Pacing(PollPolicy())
+    pacing.learn("kling", "sound", 7.75, _ended(5.5))  # seen 2.25 s after its end
+    assert pacing.expected("kling", "sound") == 5.5
+    pacing = Pacing(PollPolicy())
+    pacing.learn("kling", "sound", 7.75, _ended(30.0))  # timestamps that cannot be right
+    pacing.learn("kling", "sound", 7.75, Task(provider="kling", id="t", status="succeeded"))
+    assert pacing.expected("kling", "sound") == 7.75
+
+
+@pytest.mark.parametrize("finish", [5.4, 5.6, 6.3, 7.9])
+def test_while_a_create_waits_for_its_slot_a_holder_is_seen_ended_within_half_a_second(
+    finish: float,
+) -> None:
+    waiting = {"kling"}
+    pacing = Pacing(PollPolicy(), eager=lambda provider: provider in waiting)
+    for _ in range(3):
+        pacing.learn("kling", "sound", 5.5)
+    polls, delay = _plan(pacing, finish)
+    assert delay <= HANDOVER_POLL_S + 1e-9 and polls <= 10
+    waiting.clear()  # nobody waits: the usual dense polls (and fewer of them)
+    assert _plan(pacing, 5.6) == (4, pytest.approx(2.4))

@@ -156,9 +156,9 @@ def test_slots_are_handed_out_in_the_order_creates_asked(store: TaskStore) -> No
     for key in ("a", "b"):
         assert isinstance(store.run(admit(ask(key, budgets=(), max_concurrent=2))), Admitted)
     waiting = store.run(admit(ask("first", budgets=(), max_concurrent=2)))
-    assert waiting == MustWait("piapi", 2, 2, 0)
+    assert waiting == MustWait("piapi", 2, 2, 0, mine=2)  # both held by the asker's own jobs
     assert store.run(admit(ask("second", budgets=(), max_concurrent=2))) == MustWait(
-        "piapi", 2, 2, 1
+        "piapi", 2, 2, 1, mine=2
     )
     done = Task(provider="piapi", id="T-a", kind="sound", status=TaskStatus.SUCCEEDED)
     store.run(procs.observe("x-a", done, time.time()))  # one slot frees
@@ -202,6 +202,26 @@ def test_a_task_sent_or_running_holds_its_slot_after_its_lease_lapses(store: Tas
     ended = Task(provider="piapi", id="T-r", kind="sound", status=TaskStatus.SUCCEEDED)
     store.run(procs.observe("x-running", ended, now))  # its end seen: the slot frees
     assert isinstance(store.run(admit(ask("next", budgets=(), max_concurrent=2))), Admitted)
+
+
+def test_a_wait_says_what_the_askers_own_jobs_hold_and_who_else_is_ahead(
+    store: TaskStore,
+) -> None:
+    """The ends of its own live jobs wake the asker in its own process (handover.py); another
+    owner's, or a job let go, do not; nor are creates of another owner ahead its own."""
+    for key, owner in (("mine", "me"), ("theirs", "other"), ("let-go", "me")):
+        job(store, key, owner=owner)
+        store.run(admit(ask(key, budgets=(), max_concurrent=3, owner=owner)))
+        store.run(procs.sent(f"x-{key}", time.time()))  # (sent: held let go or not)
+    store.run(procs.release("me", ["let-go"]))
+    job(store, "next")
+    verdict = store.run(admit(ask("next", budgets=(), max_concurrent=3)))
+    assert isinstance(verdict, MustWait) and (verdict.in_use, verdict.mine) == (3, 1)
+    job(store, "later", owner="other")
+    later = store.run(admit(ask("later", budgets=(), max_concurrent=3, owner="other")))
+    assert isinstance(later, MustWait) and (later.ahead, later.others_ahead) == (1, 1)
+    again = store.run(admit(ask("next", budgets=(), max_concurrent=3)))
+    assert isinstance(again, MustWait) and (again.ahead, again.others_ahead) == (0, 0)
 
 
 def test_a_detached_task_still_holds_its_slot(store: TaskStore) -> None:

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..client import AsyncClient
-from ..download import save_outputs
-from ..errors import KlingBridgeError
+from ..download import SavedFile, save_outputs
+from ..errors import KlingBridgeError, LeaseLost
+from ..lease_keeper import LeaseKeeper
 from ..models import Task, TaskStatus
 from ..parsing import loads
 from ..provider import CallbackCheck, CallbackRefused, Provider
@@ -167,7 +168,9 @@ class Receiver:
         if not held and self.out_dir is None:
             return
         try:
-            files = await asyncio.to_thread(save_outputs, task, target)
+            files = await asyncio.to_thread(self._download, key, task, target, held)
+        except LeaseLost:  # another process took the job over: its files are its to save
+            return
         except KlingBridgeError as error:
             logger.warning("job %s: saving outputs into %s failed: %s", key, target, error)
             if held:
@@ -180,6 +183,17 @@ class Receiver:
         ]  # fmt: skip
         await self.store.arun(procs.saved(key, records, time.time(), owner=owner))
         logger.info("job %s: %d file(s) saved into %s", key, len(files), target)
+
+    def _download(self, key: str, task: Task, target: Path, held: bool) -> list[SavedFile]:
+        """Save the files, renewing the job's lease meanwhile if it is held (a download may
+        outlast it). Lost into the job's own directory: the save stops (`LeaseLost`), the new
+        holder saves them; `serve --out` still finishes its own copy."""
+        if not held:
+            return save_outputs(task, target)
+        lease_s = self.client.config.store.lease_s
+        with LeaseKeeper(self.store, key, self.client.owner, lease_s) as keeper:
+            check = keeper.check if self.out_dir is None else keeper.beat
+            return save_outputs(task, target, check=check)
 
 
 def _task(provider: Provider, body: bytes, headers: Mapping[str, str]) -> Task:

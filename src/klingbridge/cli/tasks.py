@@ -1,4 +1,8 @@
-"""`tasks` (alias `history`): what the task store holds, damaged rows reported, never hidden."""
+"""`tasks` (alias `history`): what the task store holds, damaged rows reported, never hidden.
+
+A job that failed says why in a few words (`error`): the error's kind where an attempt recorded
+it, and the first line of the job's error, cut at a word; `tasks --json` has it whole.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ..render import add_row, console, err, print_listing
+from ..render import FoldTable, add_row, console, err, print_listing
 from ..render import table as fold_table
 from ..store import JobRecord, callbacks, reads
 from ..store.records import JobState
@@ -17,6 +21,8 @@ from .app import echo_json, main, store_client, with_json
 from .moves import say_unconverted
 
 STATES = [s.value for s in JobState]
+#: The error column's longest cell (the whole error: `tasks --json`, `error`).
+ERROR_CHARS = 40
 
 
 def _since(value: str | None) -> float | None:
@@ -151,9 +157,31 @@ def _orphans(found: list[callbacks.OrphanRecord], where: str, as_json: bool) -> 
     print_listing(table)
 
 
-def _table(records: list[JobRecord], where: str) -> None:
+def short_error(job: JobRecord) -> str:
+    """Why the job failed (or was let go), in a few words: the error's kind when an attempt
+    recorded this same error (`InvalidRequestError: kling (HTTP 400): ...`), then the first line
+    of the job's error, cut at a word to `ERROR_CHARS`; `-` when it has none. The kind is read
+    from the attempts, not the job: a job refused before any attempt (a budget, `--max-usd`)
+    has none recorded, and its message says what refused it."""
+    if not job.error:
+        return "-"
+    kind = next(
+        (a.error_type for a in reversed(job.attempts) if a.error == job.error and a.error_type),
+        None,
+    )
+    text = job.error.strip().splitlines()[0] if job.error.strip() else job.error
+    text = f"{kind}: {text}" if kind else text
+    if len(text) <= ERROR_CHARS:
+        return text
+    head = text[: ERROR_CHARS - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > ERROR_CHARS // 2 else head).rstrip(" ,;:") + "…"
+
+
+def job_table(records: list[JobRecord], where: str) -> FoldTable:
+    """The jobs as `tasks` shows them: one row each, its error cut short (`short_error`)."""
     table = fold_table(
-        "key", "provider", "task id", "kind", "status", "quoted", "charged", "files",
+        "key", "provider", "task id", "kind", "status", "quoted", "charged", "files", "error",
         title=f"task store: {where}",
     )  # fmt: skip
     for job in records:
@@ -168,8 +196,13 @@ def _table(records: list[JobRecord], where: str) -> None:
             _usd(row["quoted_usd"]),
             _charged(job.charged_usd, job.charged_unconverted),
             str(len(row["files"])),
+            short_error(job),
         )
-    print_listing(table)
+    return table
+
+
+def _table(records: list[JobRecord], where: str) -> None:
+    print_listing(job_table(records, where))
     charged: dict[str, float] = {}
     other: dict[str, dict[str, Decimal]] = {}
     for job in records:  # each attempt's charge to its own provider (a route may use two)

@@ -7,8 +7,9 @@
 It is a Starlette app: `klingbridge serve` (with the callback receiver) and
 `klingbridge dashboard` (alone) serve it, and it can be mounted in any ASGI
 application. It never writes to the store. Pages are rendered on the server (Jinja2, every
-value escaped); status changes reach open pages as server-sent events (`/events`). See
-docs/dashboard.md.
+value escaped); status changes reach open pages as server-sent events (`/events`).
+`GET /healthz` answers `{"ok": true}` to anyone, no token asked, as `klingbridge serve`'s
+does (for a load balancer's or a container's health check). See docs/dashboard.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -64,8 +67,14 @@ def app(
         Route("/files/{index:int}/{key:path}", views.file, name="file"),
         Route("/events", views.events, name="events"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Route("/healthz", healthz, methods=["GET"], name="healthz"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard, token=token or None)])
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Alive: the same answer as `klingbridge serve`'s `/healthz` (no token, any host)."""
+    return JSONResponse({"ok": True})
 
 
 __all__ = ["TOKEN_ENV", "app", "is_loopback"]

@@ -3,7 +3,9 @@
 With a token (`KLINGBRIDGE_DASHBOARD_TOKEN`), a request must carry it: `Authorization: Bearer`,
 the cookie set after a first visit with `?token=...` (the token then leaves the address bar), or
 nothing is shown. Without a token the dashboard answers only requests addressed to a loopback
-name, so a web page elsewhere cannot read it through DNS rebinding.
+name, so a web page elsewhere cannot read it through DNS rebinding. `OPEN` paths (`/healthz`,
+which says nothing of the store) answer anyone, as `klingbridge serve`'s does, so that a load
+balancer or a container's health check can ask.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 TOKEN_ENV = "KLINGBRIDGE_DASHBOARD_TOKEN"
 COOKIE = "klingbridge_dashboard"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: Paths (within the dashboard, wherever it is mounted) that need neither token nor loopback.
+OPEN = frozenset({"/healthz"})
 
 #: Scripts and styles only from the dashboard itself; media also from the vendors' URLs.
 CSP = (
@@ -62,7 +66,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._check(scope)
+        refusal = None if _route_path(scope) in OPEN else self._check(scope)
         if refusal is not None:
             await refusal(scope, receive, _with_headers(send))
             return
@@ -104,6 +108,15 @@ class Guard:
     def _matches(self, offered: str) -> bool:
         assert self.token is not None
         return hmac.compare_digest(offered.encode(), self.token.encode())
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path within this app: the part after a mount's prefix (`root_path`)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
 
 
 def _cookie(header: str, name: str) -> str | None:

@@ -104,6 +104,11 @@ class MustWait:
     ahead: int
     #: The slots' holders that no live process follows, oldest first.
     unfollowed: tuple[Unfollowed, ...] = ()
+    #: Slots held by jobs the asker itself holds (its own runs: their ends wake it at once,
+    #: handover.py, so it may ask the store less often).
+    mine: int = 0
+    #: Creates ahead in the queue that another owner (process, client) asked for.
+    others_ahead: int = 0
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -167,14 +172,18 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
     """None when a slot is ours; else the create's place in the queue (kept for next time).
     A resumed create's own attempt (held while its job is leased) is not counted against it."""
     yield Sql("DELETE FROM kb_slot_waiters WHERE expires < ?", (ask.now,))
-    in_use = yield from _in_use(ask.provider, ask.now, ask.external_id)
+    in_use, held = yield from _held(ask, ask.external_id)
     mine = yield Sql("SELECT id FROM kb_slot_waiters WHERE external_id = ?", (ask.external_id,))
-    ahead_sql = "SELECT COUNT(*) FROM kb_slot_waiters WHERE provider = ?"
-    params: tuple[object, ...] = (ask.provider,)
+    ahead_sql = (
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN owner <> ? THEN 1 ELSE 0 END), 0)"
+        " FROM kb_slot_waiters WHERE provider = ?"
+    )
+    params: tuple[object, ...] = (ask.owner, ask.provider)
     if mine:
         ahead_sql += " AND id < ?"
-        params = (ask.provider, mine[0][0])
-    ahead = int((yield Sql(ahead_sql, params))[0][0])
+        params = (ask.owner, ask.provider, mine[0][0])
+    counted = (yield Sql(ahead_sql, params))[0]
+    ahead, others_ahead = int(counted[0]), int(counted[1])
     if in_use + ahead < limit:
         if mine:
             yield Sql("DELETE FROM kb_slot_waiters WHERE id = ?", (mine[0][0],))
@@ -199,12 +208,24 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
         (ask.provider, ask.now, ask.external_id, in_use),
     )
     holders = tuple(Unfollowed(*row) for row in unfollowed)
-    return MustWait(ask.provider, in_use, limit, ahead, holders)
+    return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead)
 
 
 def leave_queue(external_id: str) -> Proc[None]:
     """A create that stopped waiting for a slot (timed out, went elsewhere) gives its place up."""
     yield Sql("DELETE FROM kb_slot_waiters WHERE external_id = ?", (external_id,))
+
+
+def _held(ask: Ask, besides: str) -> Proc[tuple[int, int]]:
+    """Slots of `ask.provider` in use (besides attempt `besides`), and how many of them by jobs
+    whose live lease is the asker's: one statement, as `_in_use`."""
+    rows = yield Sql(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN j.lease_owner = ? AND j.lease_until >= ?"
+        " THEN 1 ELSE 0 END), 0) FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
+        f" WHERE a.provider = ? AND {_HELD} AND a.external_id <> ?",
+        (ask.owner, ask.now, ask.provider, ask.now, besides),
+    )
+    return int(rows[0][0]), int(rows[0][1])
 
 
 def _in_use(provider: str, now: float, besides: str = "") -> Proc[int]:

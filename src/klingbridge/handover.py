@@ -1,0 +1,133 @@
+"""A vendor slot freed in this process goes to a create of this process waiting for it at once.
+
+A create that finds every `max_concurrent` slot of its provider in use waits, asking the store
+again between pauses (admission.py). A slot is freed by a record: the end of its task, a create
+refused, a waiter giving its place up. When the holder runs in the same client as a waiter,
+nothing need be waited: the flow that frees the slot yields its record with `frees=provider`
+(`flows.Record`), the waiting flow sleeps with `wake=provider` (`flows.Sleep`), and the runner
+that carries out the record wakes the waiter that has waited longest, right after the commit,
+to ask the store again. One freed slot wakes one waiter (a batch of 1,000 creates waiting for 10
+slots does not ask the store 1,000 times per freed slot); a woken waiter the store does not
+admit (another process's create was ahead) sleeps again. A slot freed while no waiter sleeps
+(each was asking the store just then) leaves one wake-up behind, taken by the next pause on that
+provider: at worst one ask more, never a freed slot noticed a whole pause late. Waiters in other
+processes are not woken: they notice on their next ask.
+
+`Bell` (async, one event loop) and `SyncBell` (threads sharing a `Client`) are the runners'
+halves; `Waiting` is plain state the flows read: how many creates of this process wait for a
+slot of each provider, so that the tasks holding those slots are polled closely around their
+expected end (pacing.py: their end is what the waiters wait for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Waiting:
+    """Creates of this process waiting for a slot, per provider (admission.py counts them)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def enter(self, provider: str) -> None:
+        self.counts[provider] = self.counts.get(provider, 0) + 1
+
+    def leave(self, provider: str) -> None:
+        left = self.counts.get(provider, 0) - 1
+        if left > 0:
+            self.counts[provider] = left
+        else:
+            self.counts.pop(provider, None)
+
+    def __call__(self, provider: str) -> bool:
+        """True while some create of this process waits for a slot of `provider`."""
+        return provider in self.counts
+
+
+class Bell:
+    """The async runner's wake-ups: sleepers per provider, longest waiting first."""
+
+    def __init__(self) -> None:
+        self._sleepers: dict[str, deque[asyncio.Future[None]]] = {}
+        self._missed: set[str] = set()  # rung while nobody slept: the next pause is skipped
+
+    async def sleep(
+        self, key: str, seconds: float, sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        """`sleep(seconds)`, ended early by `ring(key)`."""
+        if key in self._missed:
+            self._missed.discard(key)
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._sleepers.setdefault(key, deque())
+        queue.append(woken)
+        timer = asyncio.ensure_future(sleep(seconds))
+        try:
+            await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not woken.done():
+                woken.cancel()
+                _discard(queue, woken)
+            if not queue:
+                self._sleepers.pop(key, None)
+
+    def ring(self, key: str) -> None:
+        """Wake the sleeper on `key` that has slept longest; none sleeping, the wake-up is left
+        for the next pause on `key`."""
+        queue = self._sleepers.get(key)
+        while queue:
+            woken = queue.popleft()
+            if not woken.done():
+                woken.set_result(None)
+                return
+        self._missed.add(key)
+
+
+class SyncBell:
+    """The sync runner's wake-ups, for threads sharing one `Client`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sleepers: dict[str, deque[threading.Event]] = {}
+        self._missed: set[str] = set()
+
+    def sleep(self, key: str, seconds: float) -> None:
+        woken = threading.Event()
+        with self._lock:
+            if key in self._missed:
+                self._missed.discard(key)
+                return
+            self._sleepers.setdefault(key, deque()).append(woken)
+        woken.wait(seconds)
+        with self._lock:
+            queue = self._sleepers.get(key)
+            if queue is not None:
+                _discard(queue, woken)
+                if not queue:
+                    del self._sleepers[key]
+
+    def ring(self, key: str) -> None:
+        with self._lock:
+            queue = self._sleepers.get(key)
+            if queue:
+                queue.popleft().set()
+            else:
+                self._missed.add(key)
+
+
+def _discard(queue: deque[T], item: T) -> None:
+    with contextlib.suppress(ValueError):  # (already taken by `ring`)
+        queue.remove(item)
+
+
+__all__ = ["Bell", "SyncBell", "Waiting"]

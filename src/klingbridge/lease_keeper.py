@@ -1,0 +1,93 @@
+"""Keeping a job's lease while its outputs are saved: a download may take longer than the lease.
+
+A saver holds the job's lease so that no other process saves the same files (store/leases.py).
+A flow renews its lease between polls (the journal's heartbeat), but a save is one long call:
+without `LeaseKeeper`, a download longer than `[store] lease_s` let the lease lapse, and another
+worker took the job and downloaded the same files.
+
+`LeaseKeeper` renews the lease every third of it, from a thread of its own (a read that stalls
+does not stop it) and from `check`, which the save calls between chunks: once the lease is lost
+(another process took the job over), `check` raises `LeaseLost`, and the save stops, its
+temporary file removed, recording nothing (the job is the new holder's to save).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from .errors import KlingBridgeError, LeaseLost
+from .store import TaskStore, procs
+
+logger = logging.getLogger("klingbridge.lease_keeper")
+
+
+class LeaseKeeper:
+    """`with LeaseKeeper(store, key, owner, lease_s) as keeper: save(..., check=keeper.check)`."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        key: str,
+        owner: str,
+        lease_s: float,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.key, self.owner, self.lease_s, self.wall = store, key, owner, lease_s, wall
+        self.renewed = wall()
+        #: Set once the lease is found lost: the save must stop.
+        self.lost: LeaseLost | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beats, name=f"klingbridge-lease-{key}", daemon=True
+        )
+
+    def __enter__(self) -> LeaseKeeper:
+        """Renew the lease at once: `LeaseLost` if it is not ours any more (nothing saved)."""
+        self.renewed = self.wall()
+        self.store.run(procs.keep_lease(self.key, self.owner, self.lease_s, self.renewed))
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check(self) -> None:
+        """Renew the lease if a third of it has passed; `LeaseLost` once it is not ours."""
+        self.beat()
+        if self.lost is not None:
+            raise self.lost
+
+    def beat(self) -> None:
+        """Renew the lease if a third of it has passed since it was last (never raises: a store
+        that fails to answer is tried again at the next beat, the lease not lapsed yet)."""
+        with self._lock:
+            now = self.wall()
+            if self.lost is not None or now - self.renewed < self.lease_s / 3:
+                return
+            try:
+                self.store.run(procs.keep_lease(self.key, self.owner, self.lease_s, now))
+            except LeaseLost as error:
+                logger.warning("job %s: lease lost while saving: %s", self.key, error)
+                self.lost = error
+                return
+            except KlingBridgeError as error:
+                logger.warning("job %s: renewing the lease failed (tried again): %s", self.key,
+                               error)  # fmt: skip
+                return
+            self.renewed = now
+
+    def _beats(self) -> None:
+        while not self._stop.wait(self.lease_s / 3) and self.lost is None:
+            self.beat()

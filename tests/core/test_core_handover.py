@@ -1,0 +1,204 @@
+"""A slot freed in this process goes at once to a create of this process waiting for it.
+
+The waiter's pause between asks for a slot is a `Sleep(wake=provider)`; the record that frees
+the slot (the holder's end) carries `frees=provider`, and the runner wakes the waiter as soon as
+it commits (handover.py). No test here measures time: a pause that only the wake-up can end is
+a sleep function that never returns by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from core_support import EchoPlugin, job
+
+from klingbridge import AsyncClient, PollPolicy, SoundRequest
+from klingbridge.admission import SLOT_POLL_MIN_S, SLOT_POLL_OWN_MAX_S, Admission
+from klingbridge.budgets import Budgets
+from klingbridge.flows import Op, Record, Sleep
+from klingbridge.handover import Bell, SyncBell, Waiting
+from klingbridge.journal import Attempt, Journal, RunState
+from klingbridge.store.limits import MustWait
+from klingbridge.transport import AsyncRunner, SyncRunner
+
+FAST = PollPolicy(initial=0, factor=1, maximum=0)
+RAIN = SoundRequest(prompt="rain", duration=5)
+#: A hang guard only (a run that is never woken fails here instead of hanging the suite).
+GUARD_S = 30.0
+
+
+class Vendor:
+    """Echo jobs that end at their first poll; counts creates."""
+
+    def __init__(self) -> None:
+        self.creates = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.creates += 1
+            return httpx.Response(200, json=job(f"E-{self.creates}", "WAITING"))
+        return httpx.Response(200, json=job(request.url.path.rsplit("/", 1)[1], "DONE"))
+
+
+def test_a_waiter_in_the_same_client_is_admitted_when_the_holder_ends_not_after_its_pause(
+    tmp_path: Path,
+) -> None:
+    """One slot, two runs at once: the second waits, in a pause that never ends by itself
+    (the sleep function blocks); the first run's end wakes it, and it runs."""
+    vendor = Vendor()
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await asyncio.Event().wait()  # only the holder's freed slot ends this pause
+
+    async def main() -> None:
+        async with AsyncClient(
+            plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor), poll=FAST,
+            store=str(tmp_path / "s.sqlite3"), sleep=sleep,
+            settings={"echo": {"max_concurrent": 1}},
+        ) as client:  # fmt: skip
+            runs = asyncio.gather(*(client.run(RAIN, provider="echo") for _ in range(2)))
+            tasks = await asyncio.wait_for(runs, GUARD_S)
+        assert [t.status.value for t in tasks] == ["succeeded", "succeeded"]
+
+    asyncio.run(main())
+    assert vendor.creates == 2
+    assert pauses == [SLOT_POLL_MIN_S]  # one pause for the slot, ended by the holder's end
+
+
+def _admission(poll: PollPolicy) -> Admission:
+    return Admission(
+        budgets=Budgets(), slots=lambda p: 1, default_route="default", poll=poll,
+        clock=lambda: 0.0, wall=lambda: 0.0, emit=lambda e: None,
+    )  # fmt: skip
+
+
+def test_the_pause_of_a_slot_waiter_is_one_a_freed_slot_ends() -> None:
+    admission = _admission(FAST)
+    seat: Any = type("S", (), {"provider": "echo", "external_id": "x", "resumed": False})()
+    flow = admission._wait(seat, MustWait("echo", 1, 1, 0), 0, 0.0, 60.0, None)
+    pause = next(flow)
+    assert isinstance(pause, Sleep) and pause.wake == "echo"
+    assert admission.waiting("echo")  # the holders are polled closely meanwhile (pacing.py)
+    flow.close()
+    assert not admission.waiting("echo")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "pause"),
+    [
+        (MustWait("echo", 2, 2, 1, mine=2), SLOT_POLL_OWN_MAX_S),
+        (MustWait("echo", 2, 2, 0, mine=1), 1.0),  # another process's job holds one
+        (MustWait("echo", 2, 2, 1, mine=2, others_ahead=1), 1.0),  # another's create is ahead
+        (MustWait("echo", 1, 2, 1, mine=1), 1.0),  # a slot stands free for the create ahead
+    ],
+)
+def test_while_its_own_runs_hold_every_slot_a_waiter_asks_the_store_seldom(
+    verdict: MustWait, pause: float
+) -> None:
+    """Their ends wake it: the ask is a safety net. Else the usual schedule (the poll policy,
+    up to `SLOT_POLL_MAX_S`): what frees its slot may not wake it."""
+    admission = _admission(PollPolicy())
+    seat: Any = type("S", (), {"provider": "echo", "external_id": "x", "resumed": False})()
+    flow = admission._wait(seat, verdict, 0, 0.0, 600.0, None)
+    assert next(flow) == Sleep(pause, wake="echo")
+
+
+def test_the_record_of_a_job_end_frees_its_attempt_provider_slot() -> None:
+    journal = Journal(key="k", owner="me")
+    run = RunState(attempts=[Attempt(provider="echo", outcome="succeeded")])
+    end = next(journal.close(run, None))
+    assert isinstance(end, Record) and end.frees == "echo"
+
+
+def test_a_ring_wakes_the_longest_sleeper_only_and_is_kept_when_nobody_sleeps() -> None:
+    async def main() -> list[str]:
+        bell, woken = Bell(), []
+
+        async def forever(seconds: float) -> None:
+            await asyncio.Event().wait()
+
+        async def sleeper(name: str) -> None:
+            await bell.sleep("echo", 60, forever)
+            woken.append(name)
+
+        first = asyncio.ensure_future(sleeper("first"))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(sleeper("second"))
+        await asyncio.sleep(0)
+        bell.ring("echo")
+        await asyncio.wait_for(first, GUARD_S)
+        assert not second.done()
+        bell.ring("echo")
+        await asyncio.wait_for(second, GUARD_S)
+        bell.ring("echo")  # nobody sleeps: the next pause on echo is skipped
+        await asyncio.wait_for(bell.sleep("echo", 60, forever), GUARD_S)
+        return woken
+
+    assert asyncio.run(main()) == ["first", "second"]
+
+
+def test_the_sync_bell_wakes_a_thread_sharing_the_client() -> None:
+    bell = SyncBell()
+    sleeper = threading.Thread(target=bell.sleep, args=("echo", 3600.0))
+    sleeper.start()
+    while not bell._sleepers:  # (it registers itself before it sleeps)
+        time.sleep(0.001)
+    bell.ring("echo")
+    sleeper.join(GUARD_S)
+    assert not sleeper.is_alive()
+
+
+def test_waiting_counts_per_provider() -> None:
+    waiting = Waiting()
+    waiting.enter("echo")
+    waiting.enter("echo")
+    waiting.leave("echo")
+    assert waiting("echo") and not waiting("kling")
+    waiting.leave("echo")
+    assert not waiting("echo")
+
+
+def _sleeper(seconds: float) -> Generator[Op, Any, str]:
+    yield Sleep(seconds, wake="echo")
+    return "woken"
+
+
+def _freer() -> Generator[Op, Any, None]:
+    yield Record(_nothing(), frees="echo")
+
+
+def _nothing() -> Generator[Any, Any, None]:
+    return
+    yield
+
+
+def test_the_async_runner_wakes_a_slot_pause_when_a_record_that_frees_it_commits() -> None:
+    async def main() -> str:
+        runner = AsyncRunner()
+        sleeping = asyncio.ensure_future(runner.run(_sleeper(3600)))
+        await asyncio.sleep(0)
+        await runner.run(_freer())
+        return await asyncio.wait_for(sleeping, GUARD_S)
+
+    assert asyncio.run(main()) == "woken"
+
+
+def test_the_sync_runner_wakes_a_slot_pause_of_another_thread() -> None:
+    runner = SyncRunner()
+    found: list[str] = []
+    sleeper = threading.Thread(target=lambda: found.append(runner.run(_sleeper(3600))))
+    sleeper.start()
+    while not runner.bell._sleepers:
+        time.sleep(0.001)
+    runner.run(_freer())
+    sleeper.join(GUARD_S)
+    assert found == ["woken"]
