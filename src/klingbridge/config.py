@@ -198,8 +198,7 @@ class Config(BaseModel):
             return self.routes[name]
         except KeyError:
             known = ", ".join(sorted(self.routes)) or "none"
-            origin = self.sources.get("default_route")  # (a default route from the file or env)
-            whence = f"; the default route, from {origin}" if origin and not given else ""
+            whence = "" if given else self.default_route_origin()
             raise ConfigError(f"no route named {name!r} (known: {known}{whence})") from None
 
     def provider_settings(self, cls: type[Provider]) -> ProviderSettings:
@@ -216,6 +215,14 @@ class Config(BaseModel):
                 for p in error.errors()
             ]
             raise ConfigError.many(found) from error
+
+    def default_route_origin(self) -> str:
+        """Where the default route's name came from, said after a missing route's name."""
+        origin = self.sources.get("default_route")
+        if origin:
+            return f"; the default route, from {origin}"
+        # A file's [routes] replace the built-in `default`: its name alone is left.
+        return "; a file's [routes] replace the built-in 'default': set default_route"
 
     def where(self, key: str) -> str:
         origin = self.sources.get(key) or (str(self.path) if self.path else "defaults")

@@ -126,7 +126,9 @@ def problems(config: Config, client: Client) -> list[str]:
     if config.default_route not in config.routes:
         found.append(
             f"{config.where('default_route')}: no route named "
-            f"{config.default_route!r} (routes: {', '.join(config.routes) or 'none'})"
+            f"{config.default_route!r} (routes: {', '.join(config.routes) or 'none'}"
+            # (where a name that was given came from is in the location already)
+            f"{'' if 'default_route' in config.sources else config.default_route_origin()})"
         )
     used: set[str] = set()
     for name, route in config.routes.items():

@@ -281,3 +281,14 @@ def test_quote_of_an_unpriced_model_says_how_to_price_it(cli: Cli, vendor: Any) 
         'kling: no price known for this request: set "video:kling-9.0:720p:per_s" or '
         '"video:kling-9.0:720p" under [providers.kling.prices] (docs/cost.md)'
     ) in " ".join(run.stdout.split()), run.stdout
+
+
+def test_routes_without_the_default_one_say_to_set_default_route(cli: Cli, vendor: Any) -> None:
+    """A file with only `[routes.cheap]` drops the built-in `default` route: `generate` said
+    `no route named 'default' (known: cheap)`, with no word of why or what to set."""
+    text = config_toml(vendor).replace('default_route = "default"\n', "", 1)
+    cli.write(text.replace("[routes.default]", "[routes.cheap]", 1))
+    hint = "a file's [routes] replace the built-in 'default': set default_route"
+    run = cli("generate", "sound", "rain", "--duration", "5")
+    assert run.exit_code == 2 and hint in run.stderr, run
+    assert any(hint in p for p in problems(cli))
