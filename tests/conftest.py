@@ -6,16 +6,20 @@ stay, so the cassette tests can use them (their `*_support` modules read them).
 
 Real services for the whole suite (docs/testing.md): `postgres_url` / `postgres_db` from
 postgres_support.py, `chromium_path` / `browser_page` / `artifacts_dir` from browser_support.py.
+`store_url` / `store`: a task store on each backend, an SQLite file of the test's own and a fresh
+PostgreSQL database (a test module may define its own `store`).
 A test that uses them is marked `postgres` / `browser` here, so `pytest -m postgres` selects it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from browser_support import artifacts_dir, browser_page, chromium_path
+from klingbridge.store import TaskStore, open_store
 from postgres_support import postgres_db, postgres_url
 
 __all__ = [
@@ -48,6 +52,26 @@ MACHINE_ENV = (
     "PIAPI_WEBHOOK_SECRET",
     "KLINGBRIDGE_CALLBACK_URL",
 )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A task store's URL on each backend: an SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_db")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[TaskStore]:
+    """The task store at `store_url`, opened (migrated) for the test and closed after it."""
+    opened = open_store(store_url)
+    assert opened is not None
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def recording(config: pytest.Config) -> bool:

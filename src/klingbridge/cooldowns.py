@@ -9,7 +9,9 @@ process each, cool a failing vendor down as a long-lived worker does, and N work
 
 A success sets the count back to 0, but only from a process that saw a count: the admission
 reads it with the cooldown, in the statement it runs anyway, so a run after no failure costs
-no statement more (issue 13: the store's share of a run is measured).
+no statement more (issue 13: the store's share of a run is measured). A run that admitted no
+create (a task created by another process, followed here: `wait`, a worker) reads the count
+in its closing commit instead (router.py `_ended`, store/limits.py `reset_failures`).
 
 Without a task store, this process counts its own failures, as before.
 What counts as a failure is the router's to say (router.py `_failed`).

@@ -227,7 +227,9 @@ class Creating:
             provider=provider.name,
             may_have_been_received=True,
         )
-        return (yield from self._look_up(provider, request, external_id, cause, journal))
+        return (
+            yield from self._look_up(provider, request, external_id, cause, journal, vendor=False)
+        )
 
     def _look_up(
         self,
@@ -236,10 +238,14 @@ class Creating:
         external_id: str,
         cause: KlingBridgeError,
         journal: Journal | None,
+        *,
+        vendor: bool = True,
     ) -> Flow[Task | None]:
         """The task created under `external_id`, or None when surely none was created. Its
         backoffs keep the job's lease, as a create's do (a vendor's Retry-After may be longer
-        than the lease); with no `journal`, they are plain sleeps."""
+        than the lease); with no `journal`, they are plain sleeps. `vendor`: the answer was
+        lost on its way from the vendor (False: our process died before recording it), which
+        counts as a failure of the vendor's."""
         if not provider.build_get_by_external_id(external_id, request.kind):
             raise Unresolved(
                 cause,
@@ -247,6 +253,7 @@ class Creating:
                 f"{provider.name} offers no lookup by external id, so it was not resubmitted "
                 f"there. Check the vendor's dashboard for it.",
                 checkable=False,
+                vendor_failed=vendor,
             )
         backoff = Backoff(base=self.retry.base_delay, cap=self.retry.max_delay)
         for attempt in range(max(2, self.retry.attempts)):
@@ -310,9 +317,15 @@ class NotAdmitted(Exception):
 class Unresolved(Exception):
     """A create whose outcome cannot be known. Carries a user-facing error."""
 
-    def __init__(self, cause: KlingBridgeError, message: str, *, checkable: bool) -> None:
+    def __init__(
+        self, cause: KlingBridgeError, message: str, *, checkable: bool, vendor_failed: bool = True
+    ) -> None:
         #: True when the vendor can be asked again later (its lookup failed for now).
         self.checkable = checkable
+        #: False when the vendor was never asked: a create sent by a process that died before
+        #: recording its answer, where the vendor has no lookup. No failure of the vendor's:
+        #: not counted towards its cooldown (router.py `_unresolved`).
+        self.vendor_failed = vendor_failed
         self.error = TransportError(
             message, provider=getattr(cause, "provider", "?"), may_have_been_received=True
         )

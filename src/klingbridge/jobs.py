@@ -41,7 +41,15 @@ from .journal import Journal, RunResult
 from .models import Request
 from .outcomes import orphan_note, recorded_result, unknown_outcome
 from .owners import held_elsewhere, holds, owner_alive, take
-from .resuming import resume_point, settle_passed
+from .resuming import (
+    recorded,
+    resume_point,
+    settle_key,
+    settle_passed,
+    settling,
+    went_on,
+    went_on_unresolved,
+)
 from .router import Router
 from .store import procs, reads
 from .store.records import AttemptState, JobRecord, JobState
@@ -127,17 +135,13 @@ class Jobs:
             del begin  # (not kept while the task runs)
             if begun is None or begun[1]:  # no store, or a new job: route it
                 del begun  # its record is not needed while the task runs (10,000 add up)
-                return (
-                    yield from self.router.run(
-                        request,
-                        plan,
-                        journal=journal,
-                        timeout=timeout,
-                        on_update=on_update,
-                        callback_url=callback_url,
-                        detach=detach,
-                    )
-                )
+                result = yield from self.router.run(
+                    request, plan, journal=journal, timeout=timeout, on_update=on_update,
+                    callback_url=callback_url, detach=detach,
+                )  # fmt: skip
+                if went_on(result):  # (a create it went on from, unresolved: resuming.py)
+                    yield from settle_key(self.router, self.wall, key)
+                return result
             job = begun[0]
             assert job is not None  # an existing job is always read back
             return (
@@ -261,12 +265,12 @@ class Jobs:
         read = job  # as this run first found it
         job = yield from self._watch(job, deadline)
         if job.state.is_terminal and not _runs_again(read, job, again):
-            return recorded_result(job)  # an ended job is its record
+            return (yield from recorded(self.router, self.wall, job))  # an ended job is its record
         plan = self.plan(job.route, job.provider)  # (a bad route fails before any claim)
         if job.state.is_terminal:
             other = yield from self._claim_rerun(job, deadline)
             if other is not None and other.state.is_terminal:  # another process ran it again
-                return recorded_result(other)
+                return (yield from recorded(self.router, self.wall, other))
             job = other or job  # (that run stopped half-way: its attempt is carried on)
         request = job.request
         if request is None:  # imported from the old ledger: only its task can be followed
@@ -275,7 +279,8 @@ class Jobs:
         if latest is not None and latest.state is AttemptState.SUCCEEDED:
             # The task ended and the process died before closing the job: close it now.
             yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
-            return recorded_result(job.model_copy(update={"state": JobState.SUCCEEDED}))
+            closed = job.model_copy(update={"state": JobState.SUCCEEDED})
+            return (yield from recorded(self.router, self.wall, closed))
         lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
         if job.state is JobState.UNKNOWN and lost is not None and not again.resubmit:
             yield Record(procs.release(self.owner, [job.key]))  # (free for `wait K --task-id`)
@@ -285,21 +290,13 @@ class Jobs:
         if (yield from settle_passed(self.router, job, self.wall, journal)):
             job = (yield Record(reads.load(job.key), read=True)) or job
         resume = resume_point(job)  # (resuming.py: a paid task first, never a second create)
-        if on_update is not None and resume is not None and resume.task is not None:
-            on_update(resume.task)
+        # (a recorded task is announced to `on_update` once, by the router as it follows it)
         journal.route = self._route_name(job.route, job.provider)  # the job's, as `plan` is
-        return (
-            yield from self.router.run(
-                request,
-                plan,
-                journal=journal,
-                timeout=max(0.0, deadline - self.clock()),
-                on_update=on_update,
-                callback_url=callback_url,
-                resume=resume,
-                detach=detach,
-            )
-        )
+        run = self.router.run(
+            request, plan, journal=journal, timeout=max(0.0, deadline - self.clock()),
+            on_update=on_update, callback_url=callback_url, resume=resume, detach=detach,
+        )  # fmt: skip
+        return (yield from settling(self.router, self.wall, run, job.key, went_on_unresolved(job)))
 
     def _follow_only(
         self, job: JobRecord, deadline: float, on_update: OnUpdate | None

@@ -226,12 +226,14 @@ class Journal:
         *,
         ended: Task | None = None,
         external_id: str | None = None,
+        also: Proc[None] | None = None,
     ) -> Flow[None]:
         """Record how the run ended; a job whose task or create is still open is only let go.
 
         `ended`: the attempt's final task (under `external_id`), not recorded yet: written in the
-        same transaction as the job's end (one commit instead of two). A run that lost its
-        lease (`LeaseLost`) records nothing: the job is the process's that holds it now.
+        same transaction as the job's end (one commit instead of two); so is `also` (the router's
+        reset of a provider's failures in a row, on a success). A run that lost its lease
+        (`LeaseLost`) records nothing: the job is the process's that holds it now.
         """
         if isinstance(error, LeaseLost):
             return
@@ -253,6 +255,8 @@ class Journal:
             # (`finish` writes the job's row right after: `observe` leaves it to it)
             observed = procs.observe(external_id, ended, now, seen=True, job=state is None)
             end = procs.chain(observed, end)
+        if also is not None:
+            end = procs.chain(end, also)
         # The job's end frees its attempt's slot: a create of this process waiting for one is
         # woken once it commits (handover.py).
         yield from self.record(end, frees=run.attempts[-1].provider if run.attempts else None)

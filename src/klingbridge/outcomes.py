@@ -1,7 +1,8 @@
 """A recorded job as the outcome of a run: the result it ended with, or the error.
 
 A job that ended is its record (jobs.py): running its key again gives the same result or
-raises the same kind of error, built here from the store's records, and nothing is sent.
+raises the same kind of error, built here from the store's records, and nothing is sent. A run
+that no provider could finish gets its error here too (`exhausted`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from .creating import what_now
-from .errors import KlingBridgeError, TaskFailed, TransportError
+from .errors import (
+    BudgetExceeded,
+    KlingBridgeError,
+    NoProviderAvailable,
+    TaskFailed,
+    TransportError,
+)
 from .flows import Flow, Record
-from .journal import Attempt, Outcome, RunResult
+from .journal import Attempt, Outcome, RunResult, RunState
 from .models import Request
 from .provider import Provider
 from .store import callbacks as recorded
@@ -122,3 +129,27 @@ def recorded_result(job: JobRecord) -> RunResult:
     error = KlingBridgeError(f"job {job.key} ended {job.state}: {job.error or 'no task was made'}")
     error.attempts = attempts
     raise error
+
+
+def exhausted(run: RunState, alone: bool) -> KlingBridgeError:
+    """The error of a run that no provider could finish: the one provider's own error, or
+    `NoProviderAvailable` listing every attempt (`bad_input` when only the input was refused)."""
+    over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
+    if over and len(over) == len(run.attempts) and run.last_error is not None:
+        alone = True  # every provider over a budget: the budget's own error says it best
+    if alone and run.last_error is not None:
+        run.last_error.attempts = run.attempts  # one provider: its own error says it best
+        return run.last_error
+    message = "no provider could run the request: " + "; ".join(
+        f"{a.provider} {a.outcome}" + (f" (task {a.task_id})" if a.task_id else "") + f": {a.error}"
+        for a in run.attempts
+    )
+    error = NoProviderAvailable(message, run.attempts)
+    # Every provider refused the request or lacked its settings: the input is what is wrong.
+    error.bad_input = all(
+        a.outcome == "skipped" and a.error_type in ("ValidationError", "ConfigError")
+        for a in run.attempts
+    )
+    error.__cause__ = run.last_error
+    error.task = run.last_task  # the last task created, failed but maybe charged
+    return error

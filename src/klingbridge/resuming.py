@@ -17,16 +17,26 @@ Like flows.py, this is plain logic: it yields operations for the runners.
 
 from __future__ import annotations
 
+import logging
+
+from . import flows
 from .creating import Unresolved
-from .errors import KlingBridgeError
+from .errors import KlingBridgeError, LeaseLost
 from .flows import Clock, Flow, Record
-from .journal import Journal
+from .journal import Journal, RunResult
+from .models import Task, TaskStatus
+from .outcomes import recorded_result
 from .router import Router
-from .store import procs
-from .store.records import AttemptRecord, AttemptState, JobRecord
+from .store import StoreError, procs, reads
+from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
+from .store.sql import Proc
+
+logger = logging.getLogger("klingbridge")
 
 #: A task that ended and left its job open: the route says what follows it.
 _ENDED_OPEN = (AttemptState.FAILED, AttemptState.CANCELLED)
+#: A create whose outcome is still to be resolved (no task recorded for it).
+_UNRESOLVED = (AttemptState.SENT, AttemptState.INTENT)
 
 
 def resume_point(job: JobRecord) -> AttemptRecord | None:
@@ -49,41 +59,137 @@ def settle_passed(
     """Resolve, by lookup only, each create the route went on from whose answer was never
     recorded. True if anything was recorded (the job is then read again).
 
-    A lookup that fails for now leaves the attempt `sent` (asked again on the next carry-on);
-    a vendor that cannot be asked makes it `unknown`, as the run that went on from it did.
-    `journal`: the job's, whose lease the lookups' backoffs keep.
+    A lookup that fails for now leaves the attempt `sent` (asked again on the next carry-on,
+    and once more when the job ends: `settle_ended`); a vendor that cannot be asked makes it
+    `unknown`, as the run that went on from it did. `journal`: the job's, whose lease the
+    lookups' backoffs keep.
     """
     changed = False
     for passed in job.attempts[:-1]:
-        if passed.task is not None or passed.state not in (AttemptState.SENT, AttemptState.INTENT):
-            continue
-        if passed.state is AttemptState.SENT and job.request is not None:
-            provider = router.providers(passed.provider)
-            try:
-                found = yield from router.look_up_sent(
-                    provider, job.request, passed.external_id, journal
-                )
-            except Unresolved as unresolved:
-                if unresolved.checkable:
-                    continue
-                ended = procs.attempt_ended(
-                    passed.external_id, AttemptState.UNKNOWN, wall(), error=unresolved.error
-                )
-                yield Record(ended)
-                changed = True
-                continue
-            if found is not None:
-                yield Record(procs.observe(passed.external_id, found, wall()))
-                changed = True
-                continue
-        why = (
-            "never sent" if passed.state is AttemptState.INTENT else "not found by its external id"
-        )
-        never = KlingBridgeError(
-            f"{passed.provider}: not created ({why}); the route had gone on to another provider"
-        )
-        yield Record(
-            procs.attempt_ended(passed.external_id, AttemptState.ERROR, wall(), error=never)
-        )
-        changed = True
+        if passed.task is None and passed.state in _UNRESOLVED:
+            changed = (yield from _settle(router, job, passed, wall, journal)) or changed
     return changed
+
+
+def went_on_unresolved(job: JobRecord) -> bool:
+    """Whether the route went on from a create still unresolved (its lookup failed for now)."""
+    return any(a.task is None and a.state in _UNRESOLVED for a in job.attempts[:-1])
+
+
+def went_on(result: RunResult) -> bool:
+    """Whether a run went on from a create whose outcome it could not learn (its attempt is
+    `sent` still if the vendor can be asked: `settle_ended` asks it once more)."""
+    return any(a.outcome == "unknown" for a in result.attempts[:-1])
+
+
+def settle_ended(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
+    """A job that ended (its run closed it, or `wait` finds it so) is asked about once more,
+    where it left anything open that no run follows any longer: a create the route went on
+    from, still unresolved (its lookup had failed), is looked up (found: recorded, a task that
+    is charged; surely absent: `error`, its quote and slot let go); a task found that way and
+    still running is asked for once and recorded as it stands. True if anything was recorded.
+
+    A task found that succeeded makes the job succeeded (success is final, as `wait --task-id`
+    and a callback make it); what a job that succeeded returns stays its own result. A vendor
+    that cannot be asked (PiAPI) left such a create `unknown` already: its quote counts as
+    spent (it may have been charged), it holds no slot (docs/durability.md).
+    """
+    if not job.state.is_terminal or job.request is None:
+        return False
+    changed = False
+    for attempt in job.attempts:
+        try:
+            if attempt.task is None and attempt.state in _UNRESOLVED:
+                changed = (yield from _settle(router, job, attempt, wall)) or changed
+            elif attempt.task is not None and attempt.state is AttemptState.CREATED:
+                provider = router.providers(attempt.provider)
+                task = yield from flows.get(provider, attempt.task.id, job.kind)
+                yield Record(_found(job, attempt.external_id, task, wall()))
+                changed = True
+        except StoreError:
+            raise
+        except KlingBridgeError as error:  # (asked again the next time the job is looked at)
+            logger.info("job %s: attempt %s not settled: %s", job.key, attempt.external_id, error)
+    return changed
+
+
+def _settle(
+    router: Router,
+    job: JobRecord,
+    passed: AttemptRecord,
+    wall: Clock,
+    journal: Journal | None = None,
+) -> Flow[bool]:
+    """Look a create the route went on from up once: found, its task is recorded; surely not
+    created, the attempt ends `error`; a vendor that cannot be asked makes it `unknown`. False:
+    the lookup failed for now (it stays as it is). `journal`: the job's, if this run holds it
+    (its lease kept through the lookup's backoffs); none for a job that has ended."""
+    assert job.request is not None  # (a job imported from the old ledger has no such attempt)
+    if passed.state is AttemptState.SENT:
+        provider = router.providers(passed.provider)
+        try:
+            found = yield from router.look_up_sent(
+                provider, job.request, passed.external_id, journal
+            )
+        except Unresolved as unresolved:
+            if unresolved.checkable:
+                return False
+            ended = procs.passed_over(
+                passed.external_id, AttemptState.UNKNOWN, wall(), error=unresolved.error
+            )
+            yield Record(ended)
+            return True
+        if found is not None:
+            yield Record(_found(job, passed.external_id, found, wall()))
+            return True
+    why = "never sent" if passed.state is AttemptState.INTENT else "not found by its external id"
+    never = KlingBridgeError(
+        f"{passed.provider}: not created ({why}); the route had gone on to another provider"
+    )
+    yield Record(procs.passed_over(passed.external_id, AttemptState.ERROR, wall(), error=never))
+    return True
+
+
+def _found(job: JobRecord, external_id: str, task: Task, now: float) -> Proc[object]:
+    """Record a task found for an attempt the route went on from; one that succeeded, of a job
+    that ended otherwise, makes the job succeeded (success is final)."""
+    observed = procs.observe(external_id, task, now)
+    succeeded = task.status is TaskStatus.SUCCEEDED
+    if job.state.is_terminal and job.state is not JobState.SUCCEEDED and succeeded:
+        return procs.chain(observed, procs.task_succeeded(job.key, now))
+    return observed
+
+
+# --- where a run ends a job ------------------------------------------------------------------
+
+
+def settling(
+    router: Router, wall: Clock, run: Flow[RunResult], key: str, left: bool
+) -> Flow[RunResult]:
+    """`run` (a carried-on job's), then, if the route had gone on from a create still
+    unresolved (`left`, or one this run went on from) and the job has ended, that create looked
+    up once more (`settle_ended`): it must not stay `sent`, its quote committed, for ever."""
+    try:
+        result = yield from run
+    except KlingBridgeError as error:
+        if left and not isinstance(error, LeaseLost | StoreError):
+            yield from settle_key(router, wall, key)
+        raise
+    if left or went_on(result):
+        yield from settle_key(router, wall, key)
+    return result
+
+
+def settle_key(router: Router, wall: Clock, key: str) -> Flow[None]:
+    """`settle_ended` for job `key`, as the store holds it now (if it has ended)."""
+    job: JobRecord | None = yield Record(reads.load(key), read=True)
+    if job is not None:
+        yield from settle_ended(router, job, wall)
+
+
+def recorded(router: Router, wall: Clock, job: JobRecord) -> Flow[RunResult]:
+    """An ended job as its record, once what it left unresolved is settled (`settle_ended`):
+    `wait` on it, its key run again. Nothing is created."""
+    if (yield from settle_ended(router, job, wall)):
+        job = (yield Record(reads.load(job.key), read=True)) or job
+    return recorded_result(job)

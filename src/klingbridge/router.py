@@ -32,11 +32,9 @@ from .config import RetryPolicy, Route
 from .cooldowns import Cooldowns
 from .creating import Creating, Emit, NotAdmitted, Unresolved, what_now
 from .errors import (
-    BudgetExceeded,
     ConcurrencyLimitError,
     ContentPolicyError,
     KlingBridgeError,
-    NoProviderAvailable,
     ProviderError,
     ProviderResponseError,
     TaskFailed,
@@ -47,7 +45,7 @@ from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
 from .following import Following
 from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
 from .models import Request, Task, TaskStatus
-from .outcomes import orphan_note
+from .outcomes import exhausted, orphan_note
 from .pacing import Pacing
 from .provider import Provider, quoted_cost, refusal
 from .store import StoreError, procs
@@ -138,7 +136,7 @@ class Router(Creating, Following):
                 )  # fmt: skip
                 if result is not None:
                     return result
-            raise self._exhausted(run, len(candidates) == 1 and resume is None)
+            raise exhausted(run, len(candidates) == 1 and resume is None)
         except KlingBridgeError as error:
             if not isinstance(error, StoreError):
                 yield from journal.close(run, error)
@@ -255,7 +253,9 @@ class Router(Creating, Following):
             if known is error:
                 raise
             raise known from error
-        return (yield from self._ended(task, name, route, journal, run, trial, unrecorded))
+        return (
+            yield from self._ended(task, name, route, journal, run, trial, unrecorded, recovered)
+        )
 
     def _unresolved(
         self,
@@ -282,7 +282,8 @@ class Router(Creating, Following):
             )  # fmt: skip
         run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
         run.last_error = unresolved.error
-        yield from self._failed(name, journal, unresolved.error)
+        if unresolved.vendor_failed:  # (not a create left by a process that died)
+            yield from self._failed(name, journal, unresolved.error)
         if not route.fallback_after_lost_create:
             unresolved.error.attempts = run.attempts
             if not unresolved.checkable:  # what settles it, once the dashboard is read
@@ -341,18 +342,23 @@ class Router(Creating, Following):
         run: RunState,
         trial: Trial,
         unrecorded: list[Task],
+        recovered: bool = False,
     ) -> Flow[RunResult | None]:
-        """The task ended: the run's result, or its failure (resubmitted where the route says)."""
+        """The task ended: the run's result, or its failure (resubmitted where the route says).
+
+        A success sets the provider's failures in a row back, in the job's closing commit:
+        when this run saw a count at its admission, or admitted no create (`recovered`: a task
+        created by another process, followed here: the count is read then)."""
         run.last_task = task
         run.open_task = False
         if task.status is TaskStatus.SUCCEEDED:
             run.attempts.append(trial.attempt("succeeded", self.clock(), task, None))
-            if self.cooldowns.succeeded(name):  # after failures in a row: they are over
-                yield Record(reset_failures(name))
+            reset = self.cooldowns.succeeded(name) or recovered
             ended = unrecorded[-1] if unrecorded else None
             yield from journal.close(
-                run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id
-            )
+                run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id,
+                also=reset_failures(name) if reset else None,
+            )  # fmt: skip
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
         if unrecorded:
             yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
@@ -365,29 +371,6 @@ class Router(Creating, Following):
         run.last_error = failure
         self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
         return None
-
-    def _exhausted(self, run: RunState, alone: bool) -> KlingBridgeError:
-        over = [a for a in run.attempts if a.error_type == BudgetExceeded.__name__]
-        if over and len(over) == len(run.attempts) and run.last_error is not None:
-            alone = True  # every provider over a budget: the budget's own error says it best
-        if alone and run.last_error is not None:
-            run.last_error.attempts = run.attempts  # one provider: its own error says it best
-            return run.last_error
-        message = "no provider could run the request: " + "; ".join(
-            f"{a.provider} {a.outcome}"
-            + (f" (task {a.task_id})" if a.task_id else "")
-            + f": {a.error}"
-            for a in run.attempts
-        )
-        exhausted = NoProviderAvailable(message, run.attempts)
-        # Every provider refused the request or lacked its settings: the input is what is wrong.
-        exhausted.bad_input = all(
-            a.outcome == "skipped" and a.error_type in ("ValidationError", "ConfigError")
-            for a in run.attempts
-        )
-        exhausted.__cause__ = run.last_error
-        exhausted.task = run.last_task  # the last task created, failed but maybe charged
-        return exhausted
 
     # --- pieces ---------------------------------------------------------------------------
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:

@@ -7,6 +7,7 @@ The vendors are scripted (`httpx.MockTransport`); the store is SQLite on disk.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,57 @@ def test_an_adopted_success_on_a_job_that_failed_since_makes_it_succeeded(tmp_pa
     ]  # fmt: skip
     assert (adopted.task.id, adopted.task.status.value) == ("p1", "succeeded")
     assert rerun.task.id == "p1" and posts["n"] == 2  # nothing paid a third time
+
+
+def test_a_success_recorded_while_the_job_runs_again_is_final(tmp_path: Path) -> None:
+    """As above, p2 failed. `wait k --task-id p1` (client A) reads the job, asks PiAPI for p1;
+    meanwhile `wait k --retry-failed` (client B, same store file) makes p3. A records p1,
+    succeeded, while p3 runs; then p3 fails. B's end must not set the job back to `failed`."""
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    posts = {"n": 0}
+    a_asks, b_polls, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts["n"] += 1
+            if posts["n"] == 1:
+                raise httpx.ReadTimeout("answer lost", request=request)
+            return piapi(f"p{posts['n']}", "pending")
+        task_id = request.url.path.rsplit("/", 1)[1]
+        if task_id == "p1":  # A, having read the job (failed): B runs it again now
+            a_asks.set()
+            b_polls.wait(30)  # (a bound, should the test break: never reached when it works)
+        if task_id == "p3":  # B's task runs; A records p1 now
+            b_polls.set()
+            a_done.wait(30)
+        return piapi(task_id, "completed" if task_id == "p1" else "failed")
+
+    def client() -> Client:
+        config = Config(providers={"piapi": dict(PIAPI)},
+                        routes={"default": Route(providers=["piapi"])}, retry=ONCE)  # fmt: skip
+        return Client(config=config, transport=httpx.MockTransport(handler), poll=FAST,
+                      store=store, sleep=lambda s: None)  # fmt: skip
+
+    adopted: list[str] = []
+
+    def wait_task_id() -> None:
+        with client() as a:
+            try:
+                adopted.append(a.resume("k", task_id="p1").id)
+            finally:
+                a_done.set()
+
+    with client() as b:
+        attempt(lambda: b.run(SOUND, key="k"))
+        attempt(lambda: b.resume("k", resubmit=True))
+        thread = threading.Thread(target=wait_task_id)
+        thread.start()
+        assert a_asks.wait(30)
+        attempt(lambda: b.resume("k", retry_failed=True))
+        thread.join()
+        (job,) = b.tasks()
+    assert adopted == ["p1"] and posts["n"] == 3
+    assert job.state is JobState.SUCCEEDED, f"p1 succeeded, yet the job is {job.state}"
+    assert [(a.state.value, a.task_id) for a in job.attempts] == [
+        ("succeeded", "p1"), ("failed", "p2"), ("failed", "p3"),
+    ]  # fmt: skip

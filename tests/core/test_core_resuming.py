@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ def _piapi(status: str) -> dict[str, Any]:
     return {"code": 200, "data": data}
 
 
-def routed_client(vendors: Vendors, store: str) -> Client:
+def routed_client(vendors: Callable[[httpx.Request], httpx.Response], store: str) -> Client:
     config = Config(
         providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
         routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
@@ -228,3 +229,166 @@ def test_an_unknown_job_run_again_lets_go_of_it_for_the_way_out_it_names(tmp_pat
                 app.run(RAIN, key="k")
         with lossy_client(store) as cli:  # klingbridge wait k --task-id E-1
             assert cli.resume("k", task_id="E-1").id == "E-1"
+
+
+# --- what a carried-on job tells its caller ------------------------------------------------
+
+
+def test_a_carried_on_task_is_announced_once(tmp_path: Path) -> None:
+    """`wait k` on a detached job tells `on_update` of its recorded task once, then of each
+    change (resuming told it once, the follow again)."""
+    vendor, store = Echo("DONE"), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with echo_client(vendor, store) as client:
+        client.dispatch(RAIN, key="k", detach=True)
+    told: list[tuple[str, TaskStatus]] = []
+    with echo_client(vendor, store) as client:  # later: klingbridge wait k
+        client.resume("k", on_update=lambda task: told.append((task.id, task.status)))
+    assert told == [("E-1", TaskStatus.QUEUED), ("E-1", TaskStatus.SUCCEEDED)]
+    assert vendor.creates == 1
+
+
+# --- a create the route went on from, when the job ends --------------------------------------
+
+
+class Late:
+    """Kling loses its create's answer and its lookups fail (500) while the run goes on: the
+    route falls back to PiAPI, whose task p1 completes at its first poll. From then on
+    (`kling_back`) Kling's lookup answers: task k1 as `found` (None: no such task)."""
+
+    def __init__(self, found: str | None, kling_back: bool = True) -> None:
+        self.found = found
+        self.kling_back = kling_back
+        self.kling_up = False
+        self.posts = {"kling": 0, "piapi": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if request.method == "POST":
+            self.posts[host] += 1
+        if host == "kling":
+            if request.method == "POST":
+                raise httpx.ReadTimeout("answer lost", request=request)
+            if not self.kling_up:
+                return httpx.Response(500, json={"code": 5000, "message": "down"})
+            if self.found is None:
+                return httpx.Response(404, json={"code": 1203, "message": "not found"})
+            ext = request.url.path.rsplit("/", 1)[1]
+            return httpx.Response(200, json=_kling("k1", ext, self.found))
+        if request.method == "POST":
+            return httpx.Response(200, json=_piapi("pending"))
+        self.kling_up = self.kling_up or self.kling_back  # (while p1 ran)
+        return httpx.Response(200, json=_piapi("completed"))
+
+
+def slots_held(client: Client, provider: str) -> int:
+    from klingbridge.store import limits
+
+    assert client.store is not None
+    summary = client.store.read(
+        limits.summary([], {provider: None}, default_route="default", now=time.time())
+    )
+    return next(s.in_use for s in summary.slots if s.provider == provider)
+
+
+def test_a_passed_create_surely_absent_ends_error_when_the_job_ends(tmp_path: Path) -> None:
+    vendors, store = Late(found=None), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        assert client.run(RAIN, key="k").id == "p1"
+        (record,) = client.tasks()
+        held = slots_held(client, "kling")
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.ERROR), ("piapi", AttemptState.SUCCEEDED)]
+    assert held == 0  # (`sent`: its slot and its quote, committed, held for ever)
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+
+
+def test_a_passed_create_found_when_the_job_ends_is_recorded(tmp_path: Path) -> None:
+    vendors, store = Late(found="succeed"), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        result = client.dispatch(RAIN, key="k")
+        task = client.resume("k")  # the job's result, read back: still p1
+        (record,) = client.tasks()
+    assert task.id == "p1" and result.task.id == "p1"
+    assert record.state is JobState.SUCCEEDED and record.task is not None
+    assert record.task.id == "p1"
+    found = [(a.provider, a.state, a.task_id) for a in record.attempts]
+    assert found == [
+        ("kling", AttemptState.SUCCEEDED, "k1"), ("piapi", AttemptState.SUCCEEDED, "p1"),
+    ]  # fmt: skip
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+
+
+def test_a_passed_create_still_unresolved_is_looked_up_by_wait(tmp_path: Path) -> None:
+    vendors, store = Late(found=None, kling_back=False), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        assert client.run(RAIN, key="k").id == "p1"
+        (record,) = client.tasks()
+        assert [a.state for a in record.attempts] == [AttemptState.SENT, AttemptState.SUCCEEDED]
+        vendors.kling_up = True  # later: klingbridge wait k
+        assert client.resume("k").id == "p1"
+        (record,) = client.tasks()
+        held = slots_held(client, "kling")
+    assert [a.state for a in record.attempts] == [AttemptState.ERROR, AttemptState.SUCCEEDED]
+    assert held == 0 and vendors.posts == {"kling": 1, "piapi": 1}
+
+
+def test_a_passed_create_that_cannot_be_asked_is_unknown_and_holds_no_slot(
+    tmp_path: Path,
+) -> None:
+    """PiAPI has no lookup by external id: a create of it the route went on from is `unknown`
+    at once. It holds no slot and no committed quote; its quote counts as spent (it may have
+    been charged), and `wait k --task-id` records its task if the dashboard shows one."""
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "piapi.test":
+            raise httpx.ReadTimeout("answer lost", request=request)
+        if request.method == "POST":
+            ext = json.loads(request.content)["external_task_id"]
+            return httpx.Response(200, json=_kling("k1", ext, "submitted"))
+        return httpx.Response(200, json=_kling("k1", "x", "succeed"))
+
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["piapi", "kling"], fallback_after_lost_create=True)},
+        retry=RetryPolicy(attempts=1, base_delay=0, max_delay=0),
+    )
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    with Client(config=config, transport=httpx.MockTransport(vendor), poll=FAST, store=store,
+                sleep=lambda s: None) as client:  # fmt: skip
+        assert client.run(RAIN, key="k").id == "k1"
+        (record,) = client.tasks()
+        held = slots_held(client, "piapi")
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("piapi", AttemptState.UNKNOWN), ("kling", AttemptState.SUCCEEDED)]
+    assert held == 0
+
+
+class Recovering(Vendors):
+    """As `Vendors`, but in phase 2 Kling's lookups still fail until p1 has been polled."""
+
+    p1_polled = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if self.phase == 2 and request.method == "GET":
+            if host == "kling" and not self.p1_polled:
+                return httpx.Response(500, json={"code": 5000, "message": "down"})
+            self.p1_polled = self.p1_polled or host == "piapi"
+        return super().__call__(request)
+
+
+def test_a_carried_on_job_settles_the_passed_create_when_it_ends(tmp_path: Path) -> None:
+    """`wait k` carries on p1 while Kling's lookup still fails: once p1 has ended (the job with
+    it), the passed create is looked up again, and ends `error` (no such task)."""
+    vendors, store = Recovering(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.run(RAIN, key="k")
+        client.let_go("k")
+    vendors.phase = 2
+    with routed_client(vendors, store) as client:  # later: klingbridge wait k
+        assert client.resume_dispatch("k").task.id == "p1"
+        (record,) = client.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.ERROR), ("piapi", AttemptState.SUCCEEDED)]

@@ -43,18 +43,6 @@ def succeeded_unsaved(store: TaskStore, out: Path, *, url: str, lease_s: float, 
     store.run(procs.finish("job-1", JobState.SUCCEEDED, now, owner="w1"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 's.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_db")
-    opened = open_store(url)
-    assert opened is not None
-    yield opened
-    opened.close()
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[TaskStore]:
     opened = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")

@@ -10,20 +10,6 @@ import pytest
 from klingbridge.store import TaskStore, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_db")
-    opened = open_store(url)
-    assert opened is not None
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[TaskStore]:
     opened = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")

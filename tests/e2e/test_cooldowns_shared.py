@@ -11,18 +11,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from e2e_support import config_toml
 
 COOLDOWN = "\n[cooldown]\nallowed_fails = 2\ncooldown_s = 600\n"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_db")
-    return url
 
 
 def klingbridge(config: Path, store: str, *args: str) -> Any:

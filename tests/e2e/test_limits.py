@@ -56,14 +56,6 @@ def limited_sim() -> Iterator[Any]:
         yield handle
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_db")
-    return url
-
-
 def _config(
     sim: Any, tmp_path: Path, *, route: list[str], extra: str = "", kling: str = ""
 ) -> Path:

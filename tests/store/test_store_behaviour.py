@@ -213,6 +213,39 @@ def test_a_run_that_lost_its_lease_writes_no_attempt_nor_the_jobs_end(store: Tas
     store.run(procs.keep_lease("k", "b", 60, now))  # b's own heartbeat
 
 
+def test_a_job_that_succeeded_stays_so_whatever_a_stale_run_writes(store: TaskStore) -> None:
+    """Run again (`--retry-failed`) while a task of an earlier attempt is recorded as
+    succeeded (`wait K --task-id`, a callback): that run neither creates for the job again nor
+    ends it otherwise; its lease is let go all the same."""
+    begin(store, "k", owner="b")
+    now = time.time()
+    store.run(procs.intent("k", "piapi", "x-1", QUOTE, now, sent=True, owner="b"))
+    store.run(procs.observe("x-1", task(TaskStatus.RUNNING), now))
+    store.run(procs.task_succeeded("k", now))  # told by another process, b still holds k
+    with pytest.raises(procs.JobSucceeded, match="job k has succeeded meanwhile"):
+        store.run(procs.intent("k", "piapi", "x-2", QUOTE, now, sent=True, owner="b"))
+    store.run(procs.finish("k", JobState.FAILED, now, error="b's end", owner="b"))
+    job = store.job("k")
+    assert job is not None and job.state is JobState.SUCCEEDED and job.error is None
+    assert job.lease_owner is None and [x.external_id for x in job.attempts] == ["x-1"]
+
+
+
+def test_a_passed_create_ends_only_while_still_unresolved(store: TaskStore) -> None:
+    """`passed_over` (a create the route went on from, looked up: none) writes nothing over a
+    task another process recorded for it meanwhile (a callback, the same lookup)."""
+    begin(store, "k")
+    now = time.time()
+    store.run(procs.intent("k", "kling", "x-1", QUOTE, now, sent=True))
+    store.run(procs.intent("k", "kling", "x-2", QUOTE, now, sent=True))
+    store.run(procs.observe("x-2", task(TaskStatus.RUNNING), now))  # found by another
+    none = errors.KlingBridgeError("not found by its external id")
+    assert store.run(procs.passed_over("x-1", AttemptState.ERROR, now, error=none))
+    assert not store.run(procs.passed_over("x-2", AttemptState.ERROR, now, error=none))
+    job = store.job("k")
+    assert job is not None
+    assert [a.state for a in job.attempts] == [AttemptState.ERROR, AttemptState.CREATED]
+
 def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: TaskStore) -> None:
     begin(store, "j1", owner="starter")
     store.release("starter", ["j1"])

@@ -6,7 +6,7 @@ Procedures as in procs.py: generators of `Sql`, sans-IO, run by a backend in one
 
 from __future__ import annotations
 
-from ..errors import LeaseLost
+from ..errors import KlingBridgeError, LeaseLost
 from ..models import Cost, Task, TaskStatus
 from .leases import lost
 from .records import AttemptState
@@ -57,12 +57,37 @@ def intent(
     # (the lease condition costs no statement: the job's row is written here anyway)
     held = yield Sql(
         "UPDATE kb_jobs SET state = 'pending', updated_at = ? WHERE key = ?"
-        + ("" if owner is None else " AND lease_owner = ? RETURNING key"),
+        " AND state <> 'succeeded'"
+        + ("" if owner is None else " AND lease_owner = ?")
+        + " RETURNING key",
         (now, key) if owner is None else (now, key, owner),
     )
-    if owner is not None and not held:
-        raise (yield from lost(key))  # (the attempt written above is rolled back with it)
+    if not held:  # (the attempt written above is rolled back with the error)
+        raise (yield from _not_held(key, owner))
     return int(rows[0][0])
+
+
+def _not_held(key: str, owner: str | None) -> Proc[KlingBridgeError]:
+    """Why a create of job `key` may not be sent: the job succeeded meanwhile (success is
+    final: a task of an earlier attempt was recorded while this run went on, by `wait K
+    --task-id` or a callback), or its lease is no longer `owner`'s."""
+    rows = yield Sql("SELECT state, lease_owner FROM kb_jobs WHERE key = ?", (key,))
+    if owner is not None and (not rows or rows[0][1] != owner):
+        return (yield from lost(key))  # (taken over: the holder's run says how the job ends)
+    if rows and rows[0][0] == "succeeded":
+        return JobSucceeded(key)
+    return KlingBridgeError(f"job {key} is not in the task store")
+
+
+class JobSucceeded(KlingBridgeError):
+    """A job that succeeded meanwhile is not created for again: nothing was sent."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"job {key} has succeeded meanwhile (a task of an earlier attempt was recorded): "
+            f"nothing more was sent; klingbridge wait {key} shows its result"
+        )
 
 
 def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None]:
@@ -211,3 +236,24 @@ def attempt_ended(
             external_id,
         ),
     )
+
+
+def passed_over(
+    external_id: str, state: AttemptState, now: float, *, error: BaseException | None
+) -> Proc[bool]:
+    """A create the route went on from, resolved by lookup only: `error` (surely no task) or
+    `unknown` (the vendor cannot be asked). Only while it is still unresolved: another process
+    may have recorded its task meanwhile (a callback, the same lookup). True if written."""
+    rows = yield Sql(
+        "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
+        " WHERE external_id = ? AND state IN ('intent', 'sent') AND task_id IS NULL"
+        " RETURNING external_id",
+        (
+            state.value,
+            str(error) if error else None,
+            type(error).__name__ if error else None,
+            now,
+            external_id,
+        ),
+    )
+    return bool(rows)

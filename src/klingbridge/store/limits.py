@@ -113,11 +113,17 @@ class MustWait:
 
 Verdict = Admitted | Cooling | MustWait
 
+#: The admission lock: a row lock held to the commit (SQLite: the write lock is held already).
+#: Whatever writes a shared row that an admission also writes or waits for (`kb_cooldowns`)
+#: takes this first, as the admission does: in one transaction (the async client's grouped
+#: writes), two processes taking them in opposite orders would deadlock.
+_LOCK = Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
+
 
 def admit(ask: Ask) -> Proc[Verdict]:
     """Admit the create (its intent written) or say why not; raises `BudgetExceeded`."""
     if ask.budgets or ask.max_concurrent is not None:  # serialize only what must be
-        yield Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
+        yield _LOCK
     rows = yield Sql(
         "SELECT until, reason, fails FROM kb_cooldowns WHERE provider = ?", (ask.provider,)
     )
@@ -314,7 +320,8 @@ def count_failure(
     """One more failure of `provider` in a row, counted by one statement whichever process
     fails (the row is locked to the commit: two at once are counted one after the other);
     the `allowed_fails`-th puts it in cooldown for every process until `now + cooldown_s`
-    (a later end already set wins) and sets the count back to 0."""
+    (a later end already set wins) and sets the count back to 0. The admission lock first."""
+    yield _LOCK
     rows = yield Sql(
         "INSERT INTO kb_cooldowns (provider, until, reason, set_by, at, fails)"
         " VALUES (?, 0, NULL, ?, ?, 1)"
@@ -335,8 +342,14 @@ def count_failure(
 
 
 def reset_failures(provider: str) -> Proc[None]:
-    """A success: `provider`'s failures in a row are over (asked only by a process that saw
-    some, so that a run with none costs no statement)."""
+    """A success: `provider`'s failures in a row are over (asked by a run that saw some at its
+    admission, or that admitted no create: a task followed here, created by another process).
+    Read first: the admission lock is taken, and the row written, only when there is a count
+    to set back (a success costs no lock)."""
+    rows = yield Sql("SELECT fails FROM kb_cooldowns WHERE provider = ?", (provider,))
+    if not rows or int(rows[0][0]) == 0:
+        return
+    yield _LOCK
     yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ? AND fails > 0", (provider,))
 
 

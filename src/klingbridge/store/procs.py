@@ -19,7 +19,17 @@ from typing import TypeVar
 
 from ..errors import KlingBridgeError
 from ..models import Request
-from .attempts import attempt_ended, intent, observe, seen, sent, sent_by, unsent
+from .attempts import (
+    JobSucceeded,
+    attempt_ended,
+    intent,
+    observe,
+    passed_over,
+    seen,
+    sent,
+    sent_by,
+    unsent,
+)
 from .leases import FREE, claim, claim_rerun, keep_lease, release, renew, take_lease
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
@@ -29,6 +39,7 @@ __all__ = [
     "AttemptState",  # (the states its procedures take, as they have always been found here)
     "IdempotencyConflict",
     "JobState",
+    "JobSucceeded",
     "attempt_ended",
     "begin",
     "canonical_request",
@@ -39,6 +50,7 @@ __all__ = [
     "intent",
     "keep_lease",
     "observe",
+    "passed_over",
     "release",
     "renew",
     "request_hash",
@@ -165,11 +177,16 @@ def finish(
     should the saver die, the lease expires and the job is claimable (`leases.CLAIMABLE`).
     `owner`: only while the job's lease is theirs (a run whose lease lapsed and was taken over
     leaves the job to the process that holds it now).
+
+    Success is final: a job that succeeded meanwhile (a task of an earlier attempt recorded by
+    `wait K --task-id` or a callback while this run made another) keeps its state; only the
+    lease is let go.
     """
     saving = state is JobState.SUCCEEDED
     keep = "(lease_owner = ? AND NOT (? AND out_dir IS NOT NULL AND saved_at IS NULL))"
     yield Sql(
-        "UPDATE kb_jobs SET state = ?, error = ?, updated_at = ?,"
+        "UPDATE kb_jobs SET state = CASE WHEN state = 'succeeded' THEN state ELSE ? END,"
+        " error = CASE WHEN state = 'succeeded' THEN error ELSE ? END, updated_at = ?,"
         f" lease_owner = CASE WHEN {keep} THEN NULL ELSE lease_owner END,"
         f" lease_until = CASE WHEN {keep} THEN NULL ELSE lease_until END"
         " WHERE key = ?" + ("" if owner is None else " AND lease_owner = ?"),

@@ -42,6 +42,11 @@ def _wal(connection: sqlite3.Connection, tries: int = 50) -> None:
             time.sleep(0.02 * (1 + attempt % 5))
 
 
+#: The oldest SQLite the store's statements run on: `RETURNING` came in 3.35 (2021). Debian 11,
+#: Ubuntu 20.04 and RHEL 8 ship older ones (and Pythons built there link them).
+MIN_SQLITE = (3, 35, 0)
+
+
 class SQLiteStore(TaskStore):
     dialect = "sqlite"
     id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -61,6 +66,13 @@ class SQLiteStore(TaskStore):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
+            if sqlite3.sqlite_version_info < MIN_SQLITE:  # (else a syntax error at a write)
+                raise StoreError(
+                    self.describe(),
+                    f"SQLite {sqlite3.sqlite_version} is too old: the task store needs "
+                    f"{'.'.join(map(str, MIN_SQLITE))} or later (RETURNING); use a Python linked "
+                    "against a newer SQLite, or a PostgreSQL store (KLINGBRIDGE_STORE)",
+                )
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 connection = sqlite3.connect(
