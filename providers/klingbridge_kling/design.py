@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from klingbridge import HttpCall, ValidationError, VideoRequest
 
@@ -79,8 +80,20 @@ def merged_models(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, NewMo
     table = dict(MODELS)
     for name, fields in overrides.items():
         base = table[name].model_dump() if name in table else {}
-        table[name] = NewModel.model_validate({**base, **fields})
+        try:
+            table[name] = NewModel.model_validate({**base, **fields})
+        except PydanticValidationError as error:  # said with the model's name (a dict's key)
+            raise ValueError("; ".join(_model_problem(name, p) for p in error.errors())) from None
     return table
+
+
+def _model_problem(name: str, problem: Any) -> str:
+    field = f'"{name}".' + ".".join(str(part) for part in problem["loc"])
+    if problem["type"] == "extra_forbidden":
+        return f"{field}: unknown key (known: {', '.join(NewModel.model_fields)})"
+    if problem["type"] == "missing":  # a name the shipped table does not have: every field
+        return f"{field}: required for a model klingbridge does not ship"
+    return f"{field}: {problem['msg']} (got {problem.get('input')!r})"
 
 
 def _fail(field: str, limit: str, value: Any) -> ValidationError:

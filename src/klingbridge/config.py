@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from pydantic import ValidationError as PydanticValidationError
 
 from .budgets import Budgets
+from .config_keys import unknown_key
 from .errors import ConfigError
 from .flows import PollPolicy
 from .provider import Provider, ProviderSettings
@@ -191,12 +192,14 @@ class Config(BaseModel):
         }
 
     def route(self, name: str | None = None) -> Route:
+        given = name
         name = name or self.default_route
         try:
             return self.routes[name]
         except KeyError:
             known = ", ".join(sorted(self.routes)) or "none"
-            raise ConfigError(f"no route named {name!r} (known: {known})") from None
+            whence = "" if given else self.default_route_origin()
+            raise ConfigError(f"no route named {name!r} (known: {known}{whence})") from None
 
     def provider_settings(self, cls: type[Provider]) -> ProviderSettings:
         """The provider's section, with its environment variables applied, validated."""
@@ -205,10 +208,21 @@ class Config(BaseModel):
             return cls.Settings.model_validate(section)
         except PydanticValidationError as error:
             found = [
-                (self.where(f"providers.{cls.name}.{_key(p)}"), _message(p, provider=True))
+                (
+                    self.where(f"providers.{cls.name}.{_key(p)}"),
+                    _message(p, cls.Settings, provider=True),
+                )
                 for p in error.errors()
             ]
             raise ConfigError.many(found) from error
+
+    def default_route_origin(self) -> str:
+        """Where the default route's name came from, said after a missing route's name."""
+        origin = self.sources.get("default_route")
+        if origin:
+            return f"; the default route, from {origin}"
+        # A file's [routes] replace the built-in `default`: its name alone is left.
+        return "; a file's [routes] replace the built-in 'default': set default_route"
 
     def where(self, key: str) -> str:
         origin = self.sources.get(key) or (str(self.path) if self.path else "defaults")
@@ -222,19 +236,25 @@ def _key(problem: Any) -> str:
     return ".".join(loc)
 
 
-def _message(problem: Any, *, provider: bool = False) -> str:
+def _message(problem: Any, model: type[BaseModel], *, provider: bool = False) -> str:
     """Pydantic's words and the value given, unless that value may be a secret: any value under
     a key named like one (`api_key`, `webhook_secret`), and any under a provider section's
-    unknown key (`api_kye`, a misspelt secret), come out masked."""
+    unknown key (`api_kye`, a misspelt secret), come out masked. An unknown key names the keys
+    its section takes (`model`'s), the closest first."""
     got = problem.get("input")
-    if isinstance(got, Mapping | list):
-        return str(problem["msg"]).removeprefix("Value error, ")
     said = str(problem["msg"]).removeprefix("Value error, ")  # (a validator's own words)
+    if problem.get("type") == "extra_forbidden":
+        said = unknown_key(model, problem["loc"])
+    if isinstance(got, Mapping | list):
+        return said
     secret = any(is_secret_setting(str(part)) for part in problem["loc"])
     unknown_to_provider = provider and problem.get("type") == "extra_forbidden"
     if secret or unknown_to_provider:
         return f"{said} (got {MASK})"
-    return said if repr(got) in said else f"{said} (got {got!r})"
+    # A validator's own words may show the value already (`no route named 'fast'`); a limit's
+    # number is not the value (`greater than 0` when 0 was given): that one still says it.
+    shown = "(got " in said or (isinstance(got, str) and repr(got) in said)
+    return said if shown else f"{said} (got {got!r})"
 
 
 def user_config_dir() -> Path:
@@ -329,7 +349,9 @@ def load_config(
         config = Config.model_validate(data)
     except PydanticValidationError as error:
         for problem in error.errors():
-            found.append((f"{path or 'defaults'} [{_key(problem)}]", _message(problem)))
+            key = _key(problem)  # said where it came from: the file, or a variable
+            origin = sources.get(key) or str(path or "defaults")
+            found.append((f"{origin} [{key}]", _message(problem, Config)))
             if collect is not None and problem["loc"]:
                 _drop(data, problem["loc"])  # the rest, of that section too, is still checked
         if collect is None:

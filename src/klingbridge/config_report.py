@@ -126,7 +126,9 @@ def problems(config: Config, client: Client) -> list[str]:
     if config.default_route not in config.routes:
         found.append(
             f"{config.where('default_route')}: no route named "
-            f"{config.default_route!r} (routes: {', '.join(config.routes) or 'none'})"
+            f"{config.default_route!r} (routes: {', '.join(config.routes) or 'none'}"
+            # (where a name that was given came from is in the location already)
+            f"{'' if 'default_route' in config.sources else config.default_route_origin()})"
         )
     used: set[str] = set()
     for name, route in config.routes.items():
@@ -153,7 +155,8 @@ def problems(config: Config, client: Client) -> list[str]:
     for name in config.providers:
         if name not in installed:
             found.append(
-                f"{config.where(f'providers.{name}')}: section for a provider that is not installed"
+                f"{config.where(f'providers.{name}')}: section for a provider that is not "
+                f"installed (installed: {', '.join(sorted(installed))})"
             )
     for name in sorted(installed):
         try:

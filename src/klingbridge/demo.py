@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .client import AsyncClient
+from .client import AsyncClient, Client
 from .config import Config
 from .download import SavedFile, save_outputs
 from .flows import PollPolicy
@@ -30,6 +30,7 @@ Results = list[tuple[Task, list[SavedFile]]]
 def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -> Results:
     sim_config = SimulatorConfig(queued_s=0.3, running_s=1.2)
     request = SoundRequest(prompt=prompt, duration=duration)
+    check_request(request)
     with running_simulator(sim_config) as sim:
         console.print(f"simulator running at {sim.base_url} (both vendors' APIs, offline)")
         settings = {
@@ -51,6 +52,14 @@ def run_demo(*, out_dir: Path, prompt: str, duration: float, console: Console) -
         for file in saved:
             console.print(f"  {file.path}  ({file.bytes:,} bytes)")
     return results
+
+
+def check_request(request: SoundRequest) -> None:
+    """Raise what either vendor would refuse (`ValidationError`), before the simulator starts:
+    the demo runs the request on both (`--duration 3` suits kling, not piapi)."""
+    with Client(config=Config(), store=None) as client:
+        for name in PROVIDERS:
+            client.provider(name).validate(request)
 
 
 def demo_json(results: Results) -> dict[str, Any]:

@@ -201,6 +201,11 @@ class TaskFailed(KlingBridgeError):
         super().__init__(f"{task.provider} task {task.id} {task.status.value}: {reason}")
 
 
+def seconds(value: float) -> str:
+    """A duration as said to a person: `1`, not the `0.999916` left of a `--timeout 1`."""
+    return f"{round(value, 1):g}"
+
+
 class WaitTimeout(KlingBridgeError):
     """The deadline passed before the task finished. The task keeps running at the vendor."""
 
@@ -208,7 +213,8 @@ class WaitTimeout(KlingBridgeError):
         self.task: Task = task
         self.timeout = timeout
         super().__init__(
-            f"{task.provider} task {task.id} still {task.status.value} after {timeout:g} s; "
+            f"{task.provider} task {task.id} still {task.status.value} after "
+            f"{seconds(timeout)} s; "
             f"check later with: klingbridge status --provider {task.provider} -- {task.id}"
         )
 
@@ -258,6 +264,12 @@ class BudgetExceeded(KlingBridgeError):
             super().__init__(
                 f"{named} (${limit_usd:g}{where}) cannot be checked: no price is known for this "
                 f"request{on}; {price_hint or 'docs/cost.md says how to configure one'}{allow}"
+            )
+            return
+        if window == "request":  # a cap per request (`--max-usd`): nothing spent counts in it
+            super().__init__(
+                f"{budget} (${limit_usd:g} per request) exceeded: this request would cost "
+                f"${would_cost_usd:.4f}{on}"
             )
             return
         super().__init__(
@@ -318,7 +330,7 @@ class SlotTimeout(KlingBridgeError):
             )
         else:
             message = (
-                f"{provider}: no concurrency slot came free in {waited_s:.0f} s "
-                f"({in_use}/{limit} in use; max_concurrent = {limit})"
+                f"{provider}: no concurrency slot came free in {seconds(waited_s)} s "
+                f"({in_use}/{limit} in use; max_concurrent = {limit}); nothing was sent"
             )
         super().__init__(message)

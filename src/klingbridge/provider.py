@@ -105,6 +105,14 @@ class ProviderSettings(BaseModel):
         "sharing the task store (Kling: 5 on trial, 20 standard); unset: no limit",
     )
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Checked before any call (`KLING_BASE_URL=localhost:8765` would fail at the create)."""
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value
+
     @field_validator("prices")
     @classmethod
     def _prices_not_negative(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:

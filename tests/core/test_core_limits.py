@@ -134,7 +134,10 @@ def test_every_provider_over_budget_raises_the_budget_error(tmp_path: Path) -> N
 def test_max_usd_refuses_a_request_quoted_above_it(tmp_path: Path) -> None:
     vendor = Vendor()
     with client(vendor, str(tmp_path / "s.sqlite3"), config()) as c:
-        with pytest.raises(BudgetExceeded, match=r"budget --max-usd \(\$0.5\)"):
+        refused = (
+            r"^--max-usd \(\$0.5 per request\) exceeded: this request would cost \$1.0000 on echo$"
+        )
+        with pytest.raises(BudgetExceeded, match=refused):
             c.run(RAIN, provider="echo", max_usd=0.5)
         with pytest.raises(ConfigError, match="max_usd"):
             c.run(RAIN, provider="echo", max_usd=-1)

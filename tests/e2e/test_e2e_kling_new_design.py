@@ -174,7 +174,7 @@ def test_account_and_voices(vendor: Any, tmp_path: Path) -> None:
     table = cli("account")
     assert "Simulated" in table.stdout and "online" in table.stdout
     only_piapi = cli("account", "--provider", "piapi")
-    assert only_piapi.exit_code == 1 and only_piapi.stderr.startswith("error: piapi")
+    assert only_piapi.exit_code == 2 and only_piapi.stderr.startswith("error: piapi")
     voices = cli("voices", "--json")
     assert voices.exit_code == 0, voices.stderr
     assert "oversea_male1" in [v["id"] for v in voices.json()]

@@ -6,7 +6,7 @@ import click
 from rich.text import Text
 
 from ..errors import ConfigError, KlingBridgeError
-from ..render import add_row, console, err
+from ..render import add_row, err, print_listing
 from ..render import table as fold_table
 from .app import echo_json, fail, main, make_client, with_json
 
@@ -30,8 +30,8 @@ def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
                 continue
             if vendor.build_balance(now_ms=0) is None:
                 notes.append(f"{name}: documents no way to read the balance")
-                if provider is not None:
-                    fail(notes[-1], 1)
+                if provider is not None:  # a request this provider cannot take, as `voices`
+                    fail(notes[-1], 2)
                 continue
             try:
                 found += client.balance(provider=name)
@@ -43,6 +43,10 @@ def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
                 notes.append(f"{name}: {error}")
     if as_json:
         echo_json({"balances": [b.model_dump(mode="json") for b in found], "notes": notes})
+        return
+    if not found:  # no empty table: the notes say why there is nothing to show
+        for note in notes or ["no balances"]:
+            err.print(Text(note))
         return
     table = fold_table("provider", "pack", "kind", "remaining", "total", "status", "expires")
     for b in found:
@@ -56,7 +60,7 @@ def account(ctx: click.Context, provider: str | None, as_json: bool) -> None:
             b.status or "-",
             b.expires_at.isoformat()[:10] if b.expires_at else "-",
         )
-    console.print(table)
+    print_listing(table)
     for note in notes:
         err.print(Text(note))
 
@@ -78,6 +82,6 @@ def voices(ctx: click.Context, provider: str, custom: bool, as_json: bool) -> No
     table = fold_table("voice id", "name", "owned by", "sample", title=f"{provider} voices")
     for v in found:
         add_row(table, v.id, v.name or "-", v.owned_by or "-", v.sample_url or "-")
-    console.print(table)
+    print_listing(table)
     if not found:
         err.print(Text("no voices" + (" of your own" if custom else "")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from ..provider import Provider
 from ..render import (
     add_row,
     console,
+    err,
 )
 from ..render import (
     table as fold_table,
@@ -45,6 +47,11 @@ def providers(ctx: click.Context, as_json: bool) -> None:
                 for name, p in found.items()
             }
         )
+        return
+    if not found:  # no empty table: say why there is nothing
+        only = os.environ.get("KLINGBRIDGE_PLUGINS")
+        hint = f" (KLINGBRIDGE_PLUGINS={only!r} loads only the plugins it names)"
+        err.print(Text("no provider is installed" + (hint if only is not None else "")))
         return
     table = fold_table("provider", "kind", "limits", title="installed providers")
     for name, provider in found.items():

@@ -132,9 +132,12 @@ def _fault_rules(option: str) -> dict[str, Any]:
 @with_json("One JSON object: both tasks and the files saved.")
 def demo(out: Path, prompt: str, duration: float, as_json: bool) -> None:
     """Run one sound through kling and piapi on the built-in simulator; save the audio."""
-    from ..demo import demo_json, run_demo
+    from ..demo import check_request, demo_json, run_demo
+    from ..models import SoundRequest
 
-    check_out(out)  # bad input exits 2 before the simulator starts
+    # Bad input exits 2 before the simulator starts, and before --out is made.
+    check_request(SoundRequest(prompt=prompt, duration=duration))
+    check_out(out)
     results = run_demo(
         out_dir=out, prompt=prompt, duration=duration, console=err if as_json else console
     )

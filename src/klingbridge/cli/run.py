@@ -16,6 +16,7 @@ from ..errors import (
     KlingBridgeError,
     ValidationError,
     WaitTimeout,
+    seconds,
 )
 from ..jobs import new_key
 from ..journal import RunResult
@@ -61,10 +62,18 @@ RUN_OPTIONS = (
         ["--callback-url"],
         default=None,
         metavar="BASE",
+        callback=lambda ctx, param, value: _http_base(value),
         help="The callback receiver's base URL (default: [callbacks] public_url): each create "
         "names BASE/callbacks/<provider>, and the wait reads the task store first.",
     ),
 )
+
+
+def _http_base(value: str | None) -> str | None:
+    """`--callback-url` checked before anything is recorded or sent, as `public_url` is."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"must be an http(s) URL, not {value!r}")
+    return value.rstrip("/") if value else None
 
 
 @main.group(cls=Group)
@@ -215,7 +224,7 @@ def follow(
         task = failure.task
         fail(
             f"{task.provider} task {task.id} still {task.status.value} after "
-            f"{failure.timeout:g} s; it keeps running at the vendor: klingbridge wait {key} "
+            f"{seconds(failure.timeout)} s; it keeps running at the vendor: klingbridge wait {key} "
             "finishes it (records the charge, saves the files)",
             error=failure,
         )

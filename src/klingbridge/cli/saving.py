@@ -12,9 +12,15 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ..download import DownloadError, SavedFile, prepare_directory, save_outputs
+from ..download import (
+    DownloadError,
+    SavedFile,
+    prepare_directory,
+    save_outputs,
+    selected_files,
+)
 from ..models import Task
-from ..render import console
+from ..render import console, err
 from .app import fail
 
 SAVE_OPTIONS = (
@@ -64,7 +70,7 @@ def save_task(
     if out is None:
         return []
     try:
-        return save_outputs(
+        saved = save_outputs(
             task, out, overwrite=overwrite, formats=formats or None, unwatermarked=unwatermarked
         )
     except DownloadError as error:
@@ -80,6 +86,23 @@ def save_task(
             f"save its files later with: {later}",
             error=error,
         )
+    if not saved and (formats or unwatermarked):
+        _say_nothing_chosen(task, formats, unwatermarked)
+    return saved
+
+
+def _say_nothing_chosen(task: Task, formats: tuple[str, ...], unwatermarked: bool) -> None:
+    """The filters left no file of a task that has some: say so, rather than save nothing."""
+    have = sorted({f.format or "?" for output in task.outputs for f in output.files})
+    if not have or selected_files(task, formats=formats or None, unwatermarked=unwatermarked):
+        return
+    asked = [*(f"--format {f}" for f in formats), *(["--unwatermarked"] if unwatermarked else [])]
+    err.print(
+        Text(
+            f"warning: nothing saved: no file of {task.provider} task {task.id} matches "
+            f"{' '.join(asked)} (its files: {', '.join(have)})"
+        )
+    )
 
 
 def saved_json(file: SavedFile) -> dict[str, Any]:
