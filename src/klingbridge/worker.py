@@ -146,7 +146,8 @@ class Worker:
                 lease_s=self.client.config.store.lease_s, http=self.http,
             )  # fmt: skip
         except KlingBridgeError as error:
-            logger.warning("job %s: %s", key, error)
+            # (logged where no `on_done` says it already: the CLI prints one line a job)
+            logger.log(logging.INFO if self.on_done else logging.WARNING, "job %s: %s", key, error)
             if isinstance(error, LeaseLost):  # not failed: another process runs it now
                 self.report.released.append(key)
             else:

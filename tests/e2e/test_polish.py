@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,20 @@ def test_config_show_piped_keeps_each_setting_on_one_line(cli: Cli) -> None:
     assert any(
         "routes.default.fallback_after_lost_create" in line for line in run.stdout.splitlines()
     )
+
+
+def test_worker_once_exits_1_when_a_job_failed_and_says_it_once(
+    cli: Cli, vendor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    detached = cli("generate", "sound", "rain", "--provider", "piapi", "--detach", "--key", "k-1")
+    assert detached.exit_code == 0, detached
+    vendor.reset()  # the vendor forgot the task: every query of it is a 404
+    run = cli("worker", "--once")
+    assert run.exit_code == 1, run
+    assert "0 succeeded, 1 failed" in run.stderr
+    assert sum("404" in line for line in run.stderr.splitlines()) == 1, run.stderr
+    # (with no logging set up, a warning would go to the terminal too: the same line twice)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "k-1" in r.message]
 
 
 def test_a_refused_library_run_leaves_no_job_for_a_worker(cli: Cli, vendor: Any) -> None:

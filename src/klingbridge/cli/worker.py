@@ -21,7 +21,11 @@ from .saving import check_out
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Finish what is there now, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Finish what is there now, then exit (1 if a job failed).",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -64,6 +68,8 @@ def worker(ctx: click.Context, once: bool, out: Path | None, concurrency: int) -
             if after.store is not None:
                 _say_held(after.store, set(report.failed))
                 _say_unknown(after.store)
+        if report.failed:  # (said above, a line each): a cron job or a script sees it
+            ctx.exit(1)
 
 
 def _say_unknown(store: TaskStore) -> None:
