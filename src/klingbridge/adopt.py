@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import flows
-from .errors import KlingBridgeError, NotFoundError
+from .errors import KlingBridgeError, NotFoundError, ValidationError
 from .flows import Clock, Flow, Record
 from .models import TaskStatus
 from .provider import Provider
@@ -38,10 +38,10 @@ def adopt(
     saying so would make it (`procs.task_succeeded`)."""
     lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
     if lost is None:
-        raise KlingBridgeError(
-            f"job {job.key} has no create whose outcome is unknown (it is {job.state}): "
-            "a task id is recorded only for such a create"
-        )
+        raise ValidationError(  # (a usage mistake: nothing asked of any vendor)
+            None, "task_id", f"is recorded only for a create whose outcome is unknown: job"
+            f" {job.key} has no create whose outcome is unknown (it is {job.state})", task_id,
+        )  # fmt: skip
     other = yield Record(reads.find(task_id), read=True)
     if other is not None and other.key != job.key:
         raise KlingBridgeError(f"task {task_id} is already job {other.key}'s")

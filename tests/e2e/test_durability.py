@@ -247,7 +247,7 @@ def test_a_lost_piapi_create_found_by_hand_is_recorded_with_its_charge(
     (row,) = cli("tasks", "--json").json()
     assert row["status"] == "succeeded" and row["charged_usd"] == 0.07  # its charge, recorded
     again = cli("wait", "k", "--task-id", made["task_id"])
-    assert again.exit_code == 1 and "no create whose outcome is unknown" in again.stderr
+    assert again.exit_code == 2 and "no create whose outcome is unknown" in again.stderr  # usage
     vendor.set_faults({"piapi": lose})
     assert cli("generate", "sound", "wind", "--duration", "5", "--provider", "piapi",
                "--key", "k2").exit_code == 1  # fmt: skip
