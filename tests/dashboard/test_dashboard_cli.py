@@ -20,6 +20,27 @@ def test_beyond_loopback_without_a_token_is_refused(host: str) -> None:
     )
 
 
+@pytest.mark.parametrize("command", ["dashboard", "serve"])
+def test_a_guessable_token_is_refused_before_anything_listens(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from klingbridge.cli import dashboard, serve
+
+    for module in (dashboard, serve):  # (were it served, the command would return at once)
+        monkeypatch.setattr(module, "serve_on", lambda sock, asgi, graceful_s: sock.close())
+    env = {
+        "KLINGBRIDGE_DASHBOARD_TOKEN": "abc",
+        "KLINGBRIDGE_STORE": f"sqlite:///{tmp_path / 'tasks.sqlite3'}",
+    }
+    result = CliRunner().invoke(main, [command, "--host", "0.0.0.0", "--port", "0"], env=env)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: KLINGBRIDGE_DASHBOARD_TOKEN must be at least 16 characters (got 3)"
+    )
+    assert "abc" not in line  # (the value itself is never shown)
+
+
 def test_a_busy_port_is_bad_input() -> None:
     import socket
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -25,9 +24,9 @@ def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None)
     Listens on loopback by default. Anywhere else it requires a token in
     KLINGBRIDGE_DASHBOARD_TOKEN (open the page once with ?token=...).
     """
-    from ..dashboard import TOKEN_ENV, app, is_loopback
+    from ..dashboard import TOKEN_ENV, app, is_loopback, token_from_env
 
-    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    token = token_from_env()
     if token is None and not is_loopback(host):
         fail(
             f"--host {host}: serving beyond loopback requires {TOKEN_ENV} (a long random value)", 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -124,16 +123,16 @@ def serve(
     or with KLINGBRIDGE_DASHBOARD_TOKEN). Vendors must reach this address: set
     [callbacks] public_url to it as they see it.
     """
-    from ..dashboard import TOKEN_ENV, is_loopback
+    from ..dashboard import TOKEN_ENV, is_loopback, token_from_env
 
     logging.getLogger("klingbridge.callbacks").setLevel(logging.INFO)
     check_out(out)  # a folder that cannot take files fails now, not at the first result
+    token = token_from_env()
     client = store_client(ctx)
     store = client.store
     assert store is not None
     try:
         sock, url = listen(host, port)
-        token = os.environ.get(TOKEN_ENV, "").strip() or None
         err.print(
             Text(
                 f"callbacks on {url}/callbacks/<provider>, dashboard on {url}/  "

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..config import Config
 from ..store import TaskStore
-from .security import TOKEN_ENV, Guard, is_loopback
+from .security import TOKEN_ENV, Guard, is_loopback, token_from_env
 from .views import Dashboard
 
 STATIC = Path(__file__).parent / "static"
@@ -77,4 +77,4 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-__all__ = ["TOKEN_ENV", "app", "is_loopback"]
+__all__ = ["TOKEN_ENV", "app", "is_loopback", "token_from_env"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
@@ -19,6 +20,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_ENV = "KLINGBRIDGE_DASHBOARD_TOKEN"
+#: The shortest token taken from the environment: a guessable one guards nothing.
+MIN_TOKEN_CHARS = 16
 COOKIE = "klingbridge_dashboard"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: Paths (within the dashboard, wherever it is mounted) that need neither token nor loopback.
@@ -37,6 +40,20 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]
+
+
+def token_from_env() -> str | None:
+    """`KLINGBRIDGE_DASHBOARD_TOKEN` (None when unset or blank); `ConfigError` when it is too
+    short to guard anything."""
+    from ..errors import ConfigError
+
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters (got {len(token)}): a"
+            " long random value, e.g. python -c 'import secrets; print(secrets.token_urlsafe())'"
+        )
+    return token
 
 
 def is_loopback(host: str) -> bool:
