@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,17 @@ def sim() -> Iterator[Any]:
 
 
 @pytest.fixture
-def vendor(sim: Any) -> Any:
-    """The shared simulator, with no tasks, counters or faults left by an earlier test."""
+def vendor(sim: Any) -> Iterator[Any]:
+    """The shared simulator, with no tasks, counters or faults left by an earlier test, and its
+    settings (a test may slow its tasks down: `vendor.config.running_s = 30`) as they were
+    after it."""
     sim.reset()
-    return sim
+    settings = dataclasses.replace(sim.config)
+    try:
+        yield sim
+    finally:
+        for field in dataclasses.fields(settings):
+            setattr(sim.config, field.name, getattr(settings, field.name))
 
 
 @pytest.fixture
