@@ -114,6 +114,16 @@ class EchoProvider(Provider):
         )
 
 
+class LookupEcho(EchoProvider):
+    """Echo that can be asked for a task by its external id (a lost create is looked up at
+    `/by-ref/<external id>`)."""
+
+    def build_get_by_external_id(
+        self, external_id: str, kind: str | None = None
+    ) -> Sequence[HttpCall]:
+        return [HttpCall("GET", f"/by-ref/{external_id}")]
+
+
 class EchoPlugin:
     """Registered by passing an instance through `Client(plugins=[...])`."""
 

@@ -8,16 +8,15 @@ goes on to the route's next provider, as a fresh run does."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from core_support import EchoProvider, job
+from core_support import EchoProvider, LookupEcho, job
 
 import klingbridge
-from klingbridge import Client, HttpCall, PollPolicy, SoundRequest
+from klingbridge import Client, PollPolicy, SoundRequest
 from klingbridge.config import Config, CooldownPolicy, RetryPolicy, Route
 from klingbridge.store import AttemptState, JobState, TaskStore, open_store, procs
 from klingbridge.store.limits import cool_down, cooldowns
@@ -25,15 +24,6 @@ from klingbridge.store.sql import Proc, Sql
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 RAIN = SoundRequest(prompt="rain", duration=5)
-
-
-class LookupEcho(EchoProvider):
-    """Echo that can be asked for a task by its external id (a lost create is looked up)."""
-
-    def build_get_by_external_id(
-        self, external_id: str, kind: str | None = None
-    ) -> Sequence[HttpCall]:
-        return [HttpCall("GET", f"/by-ref/{external_id}")]
 
 
 class SecondEcho(LookupEcho):

@@ -7,29 +7,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from core_support import EchoProvider, job
+from core_support import LookupEcho, job
 
 import klingbridge
-from klingbridge import Client, HttpCall, PollPolicy, SlotTimeout, SoundRequest
+from klingbridge import Client, PollPolicy, SlotTimeout, SoundRequest
 from klingbridge.config import Config, Route
 from klingbridge.store import AttemptState, open_store, procs
 from klingbridge.store.limits import Admitted, Ask, admit, cool_down
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 RAIN = SoundRequest(prompt="rain", duration=5)
-
-
-class LookupEcho(EchoProvider):
-    def build_get_by_external_id(
-        self, external_id: str, kind: str | None = None
-    ) -> Sequence[HttpCall]:
-        return [HttpCall("GET", f"/by-ref/{external_id}")]
 
 
 class Plugin:
