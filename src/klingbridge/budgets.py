@@ -19,7 +19,7 @@ show: spent and committed per budget, and the vendor slots in use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -67,6 +67,25 @@ class Budgets(BaseModel):
         found = [BudgetRule("all", "all", None, self.all)] if self.all else []
         found += [BudgetRule(n, "provider", n, b) for n, b in sorted(self.providers.items())]
         found += [BudgetRule(f"route.{n}", "route", n, b) for n, b in sorted(self.route.items())]
+        return found
+
+    def unguarded(
+        self, installed: Collection[str], routes: Collection[str], where: Callable[[str], str]
+    ) -> list[str]:
+        """A line for each budget that guards nothing: one for a provider that is not
+        installed, or for a route that is not configured (`where`: a key's file and place)."""
+        found = [
+            f"{where(f'budgets.{name}')}: budget for a provider that is not installed "
+            f"(installed: {', '.join(sorted(installed))}; [budgets.all] covers every one)"
+            for name in self.providers
+            if name not in installed
+        ]
+        found += [
+            f"{where(f'budgets.route.{name}')}: budget for a route that is not configured "
+            f"(routes: {', '.join(routes) or 'none'})"
+            for name in self.route
+            if name not in routes
+        ]
         return found
 
     def applying(self, provider: str, route: str | None) -> list[BudgetRule]:

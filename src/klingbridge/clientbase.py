@@ -86,6 +86,7 @@ class ClientBase:
         self._clock = clock
         self._providers: dict[str, Provider] = {}
         self._alone: dict[str, Route] = {}
+        self._budgets_checked = False  # (each budget names something that exists: _plan)
         self._lock = threading.Lock()
         self._router = self._new_router(clock)
         self.store: TaskStore | None = self._open_store(store)
@@ -158,7 +159,17 @@ class ClientBase:
         return list(self._plan(route, None).providers)
 
     def _plan(self, route: str | None, provider: str | None) -> Route:
-        """The route a job runs on: one provider alone, or a configured route."""
+        """The route a job runs on: one provider alone, or a configured route. The first run
+        refuses a budget that would guard nothing (`ConfigError`, before anything is sent)."""
+        if not self._budgets_checked:
+            unguarded = self.config.budgets.unguarded(
+                self._classes, self.config.routes, self.config.where
+            )
+            if unguarded:
+                raise ConfigError(
+                    unguarded[0] + ": it would limit nothing (klingbridge config check)"
+                )
+            self._budgets_checked = True
         if provider is not None and route is not None:
             raise ConfigError("give a provider or a route, not both")
         alone = provider or (self.default_provider if route is None else None)

@@ -140,18 +140,7 @@ def problems(config: Config, client: Client) -> list[str]:
                     f"(installed: {', '.join(sorted(installed))})"
                 )
             used.add(member)
-    for name in config.budgets.providers:
-        if name not in installed:
-            found.append(
-                f"{config.where(f'budgets.{name}')}: budget for a provider that is not installed "
-                f"(installed: {', '.join(sorted(installed))}; [budgets.all] covers every one)"
-            )
-    for name in config.budgets.route:
-        if name not in config.routes:
-            found.append(
-                f"{config.where(f'budgets.route.{name}')}: budget for a route that is not "
-                f"configured (routes: {', '.join(config.routes) or 'none'})"
-            )
+    found += config.budgets.unguarded(installed, config.routes, config.where)
     for name in config.providers:
         if name not in installed:
             found.append(

@@ -297,6 +297,25 @@ def test_config_check_names_a_budget_for_an_unknown_provider_or_route(
     assert "[budgets.route.nightly]: budget for a route that is not configured" in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("budgets", "said"),
+    [
+        ('[budgets.daily]\nusd = 0.05\nper = "day"\n', "[budgets.daily]: budget for a provider"),
+        ("[budgets.route.nightly]\nusd = 9\n", "[budgets.route.nightly]: budget for a route"),
+    ],
+)
+def test_a_budget_that_would_limit_nothing_stops_a_run_before_it_pays(
+    cli: Cli, vendor: Any, budgets: str, said: str
+) -> None:
+    """`[budgets.daily]` names a provider called "daily": the run went on with no limit."""
+    cli.write(config_toml(vendor, extra=budgets))
+    run = cli("generate", "sound", "rain", "--duration", "5", "--provider", "piapi")
+    assert run.exit_code == 2, run
+    (line,) = run.stderr.strip().splitlines()
+    assert said in line and line.endswith("it would limit nothing (klingbridge config check)")
+    assert vendor.state()["creates"]["piapi"] == 0
+
+
 def test_tasks_with_a_misspelt_provider_says_so(cli: Cli) -> None:
     run = cli("tasks", "--provider", "klnig")
     assert run.exit_code == 0, run
