@@ -225,17 +225,22 @@ def attempt_ended(
     external_id: str, state: AttemptState, now: float, *, error: BaseException | None
 ) -> Proc[None]:
     """An attempt that ended without a (finished) task: refused (`error`) or `unknown`."""
-    yield Sql(
-        "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
-        " WHERE external_id = ?",
-        (
-            state.value,
-            str(error) if error else None,
-            type(error).__name__ if error else None,
-            now,
-            external_id,
-        ),
-    )
+    yield _ended(external_id, state, now, error)
+
+
+#: An attempt's end without a task: its state, error and time.
+_ENDED = (
+    "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
+    " WHERE external_id = ?"
+)
+
+
+def _ended(
+    external_id: str, state: AttemptState, now: float, error: BaseException | None, where: str = ""
+) -> Sql:
+    """`_ENDED` for one attempt, `where` (an `AND ...` condition, and what it returns) added."""
+    reason = (str(error), type(error).__name__) if error else (None, None)
+    return Sql(_ENDED + where, (state.value, *reason, now, external_id))
 
 
 def passed_over(
@@ -244,16 +249,6 @@ def passed_over(
     """A create the route went on from, resolved by lookup only: `error` (surely no task) or
     `unknown` (the vendor cannot be asked). Only while it is still unresolved: another process
     may have recorded its task meanwhile (a callback, the same lookup). True if written."""
-    rows = yield Sql(
-        "UPDATE kb_attempts SET state = ?, error = ?, error_type = ?, updated_at = ?"
-        " WHERE external_id = ? AND state IN ('intent', 'sent') AND task_id IS NULL"
-        " RETURNING external_id",
-        (
-            state.value,
-            str(error) if error else None,
-            type(error).__name__ if error else None,
-            now,
-            external_id,
-        ),
-    )
+    unresolved = " AND state IN ('intent', 'sent') AND task_id IS NULL RETURNING external_id"
+    rows = yield _ended(external_id, state, now, error, unresolved)
     return bool(rows)
