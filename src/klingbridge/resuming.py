@@ -39,6 +39,11 @@ _ENDED_OPEN = (AttemptState.FAILED, AttemptState.CANCELLED)
 _UNRESOLVED = (AttemptState.SENT, AttemptState.INTENT)
 
 
+def _undecided(attempt: AttemptRecord) -> bool:
+    """A create with no task recorded whose outcome is still to be resolved."""
+    return attempt.task is None and attempt.state in _UNRESOLVED
+
+
 def resume_point(job: JobRecord) -> AttemptRecord | None:
     """The attempt a carried-on job picks up from (the module's order); None: route anew."""
     opened = [a for a in job.attempts if a.state.is_open]
@@ -66,14 +71,14 @@ def settle_passed(
     """
     changed = False
     for passed in job.attempts[:-1]:
-        if passed.task is None and passed.state in _UNRESOLVED:
+        if _undecided(passed):
             changed = (yield from _settle(router, job, passed, wall, journal)) or changed
     return changed
 
 
 def went_on_unresolved(job: JobRecord) -> bool:
     """Whether the route went on from a create still unresolved (its lookup failed for now)."""
-    return any(a.task is None and a.state in _UNRESOLVED for a in job.attempts[:-1])
+    return any(_undecided(a) for a in job.attempts[:-1])
 
 
 def went_on(result: RunResult) -> bool:
@@ -99,7 +104,7 @@ def settle_ended(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
     changed = False
     for attempt in job.attempts:
         try:
-            if attempt.task is None and attempt.state in _UNRESOLVED:
+            if _undecided(attempt):
                 changed = (yield from _settle(router, job, attempt, wall)) or changed
             elif attempt.task is not None and attempt.state is AttemptState.CREATED:
                 provider = router.providers(attempt.provider)
