@@ -7,7 +7,7 @@ stay, so the cassette tests can use them (their `*_support` modules read them).
 Real services for the whole suite (docs/testing.md): `postgres_url` / `postgres_db` from
 postgres_support.py, `chromium_path` / `browser_page` / `artifacts_dir` from browser_support.py.
 `store_url` / `store`: a task store on each backend, an SQLite file of the test's own and a fresh
-PostgreSQL database (a test module may define its own `store`).
+PostgreSQL database (a test module may define its own `store`); `sqlite_store`: SQLite alone.
 A test that uses them is marked `postgres` / `browser` here, so `pytest -m postgres` selects it.
 """
 
@@ -67,6 +67,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[TaskStore]:
     """The task store at `store_url`, opened (migrated) for the test and closed after it."""
     opened = open_store(store_url)
+    assert opened is not None
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[TaskStore]:
+    """A task store on SQLite alone, in the test's own directory."""
+    opened = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
     assert opened is not None
     try:
         yield opened

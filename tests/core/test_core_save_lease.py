@@ -18,7 +18,7 @@ from core_support import EchoPlugin
 
 from klingbridge import AsyncClient, File, LeaseLost, Output, SoundRequest, Task, TaskStatus
 from klingbridge.config import Config, Route, StoreSettings
-from klingbridge.store import TaskStore, open_store, procs
+from klingbridge.store import TaskStore, procs
 from klingbridge.store.records import JobState
 from klingbridge.worker import Worker, save_job
 
@@ -41,14 +41,6 @@ def succeeded_unsaved(store: TaskStore, out: Path, *, url: str, lease_s: float, 
     store.run(procs.intent("job-1", "echo", "x-1", None, now))
     store.run(procs.observe("x-1", task_of(url), now, seen=True))
     store.run(procs.finish("job-1", JobState.SUCCEEDED, now, owner="w1"))
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    assert opened is not None
-    yield opened
-    opened.close()
 
 
 def test_a_long_download_keeps_the_lease_no_second_worker_claims_the_job(
