@@ -105,3 +105,23 @@ def test_the_receiver_keeps_the_lease_while_it_saves_and_stops_once_it_is_taken_
     assert calls == ["renewed"]
     job = store.job("job-1")
     assert job is not None and job.saved_at is None and job.lease_owner == "w2"
+
+
+def test_files_saved_into_a_relative_serve_out_are_recorded_by_their_full_path(
+    store: TaskStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a worker and `generate --out` record them: a dashboard started elsewhere reads them."""
+
+    def save(task: Task, target: Path, **options: Any) -> list[SavedFile]:
+        return [SavedFile(target / "K-1.mp3", "https://cdn.test/K-1.mp3", "mp3", 3, "ab")]
+
+    monkeypatch.setattr(receiving, "save_outputs", save)
+    monkeypatch.chdir(tmp_path)
+    running_job(store, tmp_path / "out", owner="gone", lease_s=0.001)
+    harness = Harness(store)
+    harness.app.state.receiver.out_dir = Path("serve-out")  # `serve --out serve-out`
+    assert harness.kling(kling_body("K-1", "succeed")).json()["effect"] == "changed"
+    job = store.job("job-1")
+    assert job is not None and [f.path for f in job.files] == [
+        str(tmp_path / "serve-out" / "K-1.mp3")
+    ]

@@ -35,9 +35,10 @@ from ..lease_keeper import LeaseKeeper
 from ..models import Task, TaskStatus
 from ..parsing import loads
 from ..provider import CallbackCheck, CallbackRefused, Provider
-from ..store import SavedFileRecord, TaskStore, procs, reads
+from ..store import TaskStore, procs, reads
 from ..store import callbacks as recorded
 from ..store.callbacks import Admission, Applied, Effect
+from ..worker import saved_record
 
 logger = logging.getLogger("klingbridge.callbacks")
 
@@ -176,11 +177,7 @@ class Receiver:
             if held:
                 await self.store.arun(procs.release(owner, [key]))
             return
-        records = [
-            SavedFileRecord(path=str(f.path), url=f.url, format=f.format, bytes=f.bytes,
-                            sha256=f.sha256)
-            for f in files
-        ]  # fmt: skip
+        records = [saved_record(f) for f in files]
         await self.store.arun(procs.saved(key, records, time.time(), owner=owner))
         logger.info("job %s: %d file(s) saved into %s", key, len(files), target)
 
