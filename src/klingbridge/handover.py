@@ -78,8 +78,8 @@ class Bell:
             if not woken.done():
                 woken.cancel()
                 _discard(queue, woken)
-            if not queue:
-                self._sleepers.pop(key, None)
+            if not queue and self._sleepers.get(key) is queue:  # (not a newer sleepers' queue)
+                del self._sleepers[key]
 
     def ring(self, key: str) -> None:
         """Wake the sleeper on `key` that has slept longest; none sleeping, the wake-up is left

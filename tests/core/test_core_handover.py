@@ -202,3 +202,30 @@ def test_the_sync_runner_wakes_a_slot_pause_of_another_thread() -> None:
     runner.run(_freer())
     sleeper.join(GUARD_S)
     assert found == ["woken"]
+
+
+def test_a_sleeper_that_comes_while_a_woken_one_has_not_run_yet_is_woken_by_the_next_ring() -> (
+    None
+):
+    """The first sleeper is woken (not run yet), the second gives up (a cancelled run: its
+    queue is empty, let go), a third sleeps: when the first runs at last, the third's queue
+    must stay, or the next freed slot finds nobody to wake and the third waits its whole pause
+    (review-ho: the first dropped the key's new queue, taking the third with it)."""
+
+    async def main() -> None:
+        bell = Bell()
+
+        async def forever(seconds: float) -> None:
+            await asyncio.Event().wait()
+
+        first = asyncio.ensure_future(bell.sleep("echo", 60, forever))
+        second = asyncio.ensure_future(bell.sleep("echo", 60, forever))
+        await asyncio.sleep(0)
+        bell.ring("echo")  # the first is woken; it runs a few steps later
+        second.cancel()  # the second goes: the key's queue is empty, let go
+        third = asyncio.ensure_future(bell.sleep("echo", 60, forever))  # a new queue
+        await asyncio.wait_for(first, GUARD_S)
+        bell.ring("echo")
+        await asyncio.wait_for(third, GUARD_S)
+
+    asyncio.run(main())
