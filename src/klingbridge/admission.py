@@ -230,7 +230,7 @@ class Admission:
             )
         self.waiting.enter(seat.provider)
         try:  # a slot freed in this process ends the pause at once (handover.py)
-            yield Sleep(pause, wake=seat.provider)
+            yield Sleep(pause, wake=seat.provider, rank=verdict.place)
         finally:
             self.waiting.leave(seat.provider)
 

@@ -56,6 +56,9 @@ class Sleep:
     #: A provider whose freed slot ends the pause early: a create waiting for a slot sleeps so,
     #: and the runner wakes it when a `Record` that `frees` that provider commits (handover.py).
     wake: str | None = None
+    #: The waiter's place in the store's queue for that slot (`MustWait.place`): a freed slot
+    #: wakes the sleeper of the lowest place, the one the store admits first.
+    rank: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,7 +187,7 @@ class SyncRunner:
         if step.seconds <= 0:
             return
         if step.wake is not None and self._sleep is time.sleep:
-            self.bell.sleep(step.wake, step.seconds)
+            self.bell.sleep(step.wake, step.seconds, rank=step.rank)
         else:
             self._sleep(step.seconds)
 
@@ -242,7 +242,7 @@ class AsyncRunner:
             while not isinstance(step, _Done):
                 if isinstance(step, Sleep):
                     if step.wake is not None and step.seconds > 0:
-                        await self.bell.sleep(step.wake, step.seconds, self._sleep)
+                        await self.bell.sleep(step.wake, step.seconds, self._sleep, rank=step.rank)
                     elif step.seconds > 0:
                         await self._sleep(step.seconds)
                     step = _advance(flow)

@@ -27,7 +27,7 @@ sets it back (`reset_failures`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded, LeaseLost
@@ -109,6 +109,10 @@ class MustWait:
     mine: int = 0
     #: Creates ahead in the queue that another owner (process, client) asked for.
     others_ahead: int = 0
+    #: The asker's place in the queue (its `kb_slot_waiters` id: the lower, the sooner it is
+    #: admitted): a slot freed in this process wakes the waiter of the lowest place
+    #: (handover.py), the one the store admits first.
+    place: int = field(default=0, compare=False)
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -195,16 +199,18 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
             yield Sql("DELETE FROM kb_slot_waiters WHERE id = ?", (mine[0][0],))
         return None
     if mine:
+        place = int(mine[0][0])
         yield Sql(
             "UPDATE kb_slot_waiters SET expires = ? WHERE id = ?",
-            (ask.now + ask.waiter_ttl_s, mine[0][0]),
+            (ask.now + ask.waiter_ttl_s, place),
         )
     else:
-        yield Sql(
+        placed = yield Sql(
             "INSERT INTO kb_slot_waiters (provider, external_id, owner, since, expires)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
             (ask.provider, ask.external_id, ask.owner, ask.now, ask.now + ask.waiter_ttl_s),
         )
+        place = int(placed[0][0])
     unfollowed = yield Sql(
         "SELECT a.job_key, a.external_id, a.task_id, j.kind"
         " FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
@@ -214,7 +220,7 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
         (ask.provider, ask.now, ask.external_id, in_use),
     )
     holders = tuple(Unfollowed(*row) for row in unfollowed)
-    return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead)
+    return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead, place)
 
 
 def leave_queue(external_id: str) -> Proc[None]:
