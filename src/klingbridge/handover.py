@@ -83,6 +83,10 @@ class Bell:
         timer = asyncio.ensure_future(sleep(seconds))
         try:
             await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # (cancelled: a wake-up it got is the next sleeper's)
+            if woken.done() and not woken.cancelled():
+                self.ring(key)
+            raise
         finally:
             timer.cancel()
             if not woken.done():

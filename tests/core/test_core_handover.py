@@ -291,3 +291,26 @@ def test_a_slot_waiter_sleeps_with_its_place_in_the_stores_queue() -> None:
     flow = admission._wait(seat, MustWait("echo", 1, 1, 0, place=7), 0, 0.0, 60.0, None)
     assert next(flow) == Sleep(SLOT_POLL_MIN_S, wake="echo", rank=7)
     flow.close()
+
+
+def test_a_sleeper_cancelled_once_woken_passes_the_wake_up_on() -> None:
+    """A ring reaches a sleeper whose run is cancelled before it runs (`asyncio.wait_for`
+    around a generate): the freed slot is not its to take, and the next sleeper must get the
+    wake-up instead of waiting out its whole pause (review-ho: the wake-up was lost)."""
+
+    async def main() -> None:
+        bell = Bell()
+
+        async def forever(seconds: float) -> None:
+            await asyncio.Event().wait()
+
+        first = asyncio.ensure_future(bell.sleep("echo", 60, forever, rank=1))
+        second = asyncio.ensure_future(bell.sleep("echo", 60, forever, rank=2))
+        await asyncio.sleep(0)
+        bell.ring("echo")  # the first is woken ...
+        first.cancel()  # ... and cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(second, GUARD_S)
+
+    asyncio.run(main())
