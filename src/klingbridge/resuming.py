@@ -109,7 +109,7 @@ def settle_ended(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
             elif attempt.task is not None and attempt.state is AttemptState.CREATED:
                 provider = router.providers(attempt.provider)
                 task = yield from flows.get(provider, attempt.task.id, job.kind)
-                yield Record(_found(job, attempt.external_id, task, wall()))
+                yield Record(_found(job, attempt.external_id, task, wall()), frees=provider.name)
                 changed = True
         except StoreError:
             raise
@@ -142,16 +142,18 @@ def _settle(
             ended = procs.passed_over(
                 passed.external_id, AttemptState.UNKNOWN, wall(), error=unresolved.error
             )
-            yield Record(ended)
+            yield Record(ended, frees=passed.provider)
             return True
         if found is not None:
-            yield Record(_found(job, passed.external_id, found, wall()))
+            yield Record(_found(job, passed.external_id, found, wall()), frees=passed.provider)
             return True
     why = "never sent" if passed.state is AttemptState.INTENT else "not found by its external id"
     never = KlingBridgeError(
         f"{passed.provider}: not created ({why}); the route had gone on to another provider"
     )
-    yield Record(procs.passed_over(passed.external_id, AttemptState.ERROR, wall(), error=never))
+    # (each end frees the create's slot: a waiter of this client is woken, handover.py)
+    ended = procs.passed_over(passed.external_id, AttemptState.ERROR, wall(), error=never)
+    yield Record(ended, frees=passed.provider)
     return True
 
 

@@ -302,6 +302,24 @@ def test_a_passed_create_surely_absent_ends_error_when_the_job_ends(tmp_path: Pa
     assert vendors.posts == {"kling": 1, "piapi": 1}
 
 
+@pytest.mark.parametrize("found", [None, "succeed"])
+def test_a_passed_create_settled_when_the_job_ends_wakes_a_slot_waiter(
+    tmp_path: Path, found: str | None
+) -> None:
+    """Its end (`error`, or its task found ended) frees its Kling slot: a create of this client
+    waiting for one is woken at once (handover.py), as by the router's own attempt ends; it
+    was not, and waited out its pause (10 s while this client's runs hold every slot)."""
+    vendors, store = Late(found=found), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        rung: list[str] = []
+        ring = client._runner.bell.ring
+        client._runner.bell.ring = lambda key: (rung.append(key), ring(key))[-1]  # type: ignore[method-assign]
+        assert client.run(RAIN, key="k").id == "p1"
+        (record,) = client.tasks()
+    assert record.attempts[0].state in (AttemptState.ERROR, AttemptState.SUCCEEDED)
+    assert "kling" in rung
+
+
 def test_a_passed_create_found_when_the_job_ends_is_recorded(tmp_path: Path) -> None:
     vendors, store = Late(found="succeed"), f"sqlite:///{tmp_path / 'tasks.db'}"
     with routed_client(vendors, store) as client:
