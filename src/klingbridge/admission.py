@@ -230,7 +230,8 @@ class Admission:
             )
         self.waiting.enter(seat.provider)
         try:  # a slot freed in this process ends the pause at once (handover.py)
-            yield Sleep(pause, wake=seat.provider, rank=verdict.place)
+            gone = Record(leave_queue(seat.external_id), frees=seat.provider)
+            yield Sleep(pause, wake=seat.provider, rank=verdict.place, gone=gone)
         finally:
             self.waiting.leave(seat.provider)
 

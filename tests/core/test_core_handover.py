@@ -314,3 +314,47 @@ def test_a_sleeper_cancelled_once_woken_passes_the_wake_up_on() -> None:
         await asyncio.wait_for(second, GUARD_S)
 
     asyncio.run(main())
+
+
+def test_a_slot_waiter_cancelled_gives_its_place_up_at_once(tmp_path: Path) -> None:
+    """One slot: a holder runs, two creates wait; the first is cancelled (`asyncio.wait_for`
+    around it timed out). When the holder ends, the second is admitted: the first's place in
+    the queue went with it (review-ho: it stayed until it expired, lease_s / 2, the slot
+    standing free meanwhile while the second asked again and again)."""
+    ended = asyncio.Event()
+    creates: list[str] = []
+
+    async def vendor(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            creates.append(f"E-{len(creates) + 1}")
+            return httpx.Response(200, json=job(creates[-1], "WAITING"))
+        await ended.wait()  # the holder runs until the test ends it
+        return httpx.Response(200, json=job(request.url.path.rsplit("/", 1)[1], "DONE"))
+
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await asyncio.Event().wait()  # only a freed slot ends this pause
+
+    async def main() -> None:
+        async with AsyncClient(
+            plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor), poll=FAST,
+            store=str(tmp_path / "s.sqlite3"), sleep=sleep,
+            settings={"echo": {"max_concurrent": 1}},
+        ) as client:  # fmt: skip
+            holder = asyncio.ensure_future(client.run(RAIN, provider="echo"))
+            first = asyncio.ensure_future(client.run(RAIN, provider="echo"))
+            while len(pauses) < 1:
+                await asyncio.sleep(0.01)
+            second = asyncio.ensure_future(client.run(RAIN, provider="echo"))
+            while len(pauses) < 2:
+                await asyncio.sleep(0.01)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            ended.set()
+            await asyncio.wait_for(asyncio.gather(holder, second), GUARD_S)
+
+    asyncio.run(main())
+    assert creates == ["E-1", "E-2"]
