@@ -11,7 +11,8 @@ one waiter (a batch of 1,000 creates waiting for 10 slots does not ask the store
 freed slot); a woken waiter the store does not admit (another process's create was ahead) sleeps
 again, keeping its place ahead of the waiters behind it. A slot freed while no waiter sleeps
 (each was asking the store just then) leaves one wake-up behind, taken by the next pause on that
-provider: at worst one ask more, never a freed slot noticed a whole pause late. Waiters in other
+provider, and once more by a waiter ahead of the one that took it (the store admits the first):
+at worst one ask more each, never a freed slot noticed a whole pause late. Waiters in other
 processes are not woken: they notice on their next ask.
 
 `Bell` (async, one event loop) and `SyncBell` (threads sharing a `Client`) are the runners'
@@ -60,7 +61,7 @@ class Bell:
 
     def __init__(self) -> None:
         self._sleepers: dict[str, list[tuple[int, int, asyncio.Future[None]]]] = {}
-        self._missed: set[str] = set()  # rung while nobody slept: the next pause is skipped
+        self._missed = _Missed()  # rung while nobody slept: the next pause is skipped
         self._arrivals = itertools.count()  # (same place: the longest waiting first)
 
     async def sleep(
@@ -73,8 +74,7 @@ class Bell:
     ) -> None:
         """`sleep(seconds)`, ended early by `ring(key)`; `rank`: the sleeper's place in the
         store's queue (`flows.Sleep.rank`)."""
-        if key in self._missed:
-            self._missed.discard(key)
+        if self._missed.take(key, rank):
             return
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._sleepers.setdefault(key, [])
@@ -114,14 +114,13 @@ class SyncBell:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sleepers: dict[str, list[tuple[int, int, threading.Event]]] = {}
-        self._missed: set[str] = set()
+        self._missed = _Missed()
         self._arrivals = itertools.count()
 
     def sleep(self, key: str, seconds: float, *, rank: int = 0) -> None:
         woken = threading.Event()
         with self._lock:
-            if key in self._missed:
-                self._missed.discard(key)
+            if self._missed.take(key, rank):
                 return
             entry = (rank, next(self._arrivals), woken)
             bisect.insort(self._sleepers.setdefault(key, []), entry)
@@ -140,6 +139,29 @@ class SyncBell:
                 queue.pop(0)[2].set()
             else:
                 self._missed.add(key)
+
+
+class _Missed:
+    """Wake-ups rung while nobody slept on a key: the next pause on it is skipped. Whoever
+    sleeps first may not be the waiter the store admits first (both were asking the store at
+    the ring): a later pause of a waiter ahead of the one that took it is skipped too, once
+    each, so the first in the queue is not left in its pause while the slot stands free."""
+
+    def __init__(self) -> None:
+        self._taken: dict[str, int | None] = {}  # key -> the lowest place that took it
+
+    def add(self, key: str) -> None:
+        self._taken[key] = None
+
+    def take(self, key: str, rank: int) -> bool:
+        """True: the pause of the waiter of place `rank` on `key` is skipped."""
+        if key not in self._taken:
+            return False
+        taken = self._taken[key]
+        if taken is not None and rank >= taken:
+            return False
+        self._taken[key] = rank
+        return True
 
 
 def _discard(queue: list[T], item: T) -> None:

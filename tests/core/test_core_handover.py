@@ -358,3 +358,44 @@ def test_a_slot_waiter_cancelled_gives_its_place_up_at_once(tmp_path: Path) -> N
 
     asyncio.run(main())
     assert creates == ["E-1", "E-2"]
+
+
+def test_a_ring_nobody_heard_reaches_the_first_waiter_even_if_a_later_one_sleeps_first() -> None:
+    """A slot is freed while both waiters ask the store (nobody sleeps): the second sleeps
+    first and takes the wake-up, asks, is refused (the first is ahead) and sleeps again; the
+    first then sleeps: its pause is skipped too, or the slot stands free while it waits out
+    its 10 s pause (review-ho). Nobody's pause is skipped twice for one ring."""
+
+    async def main() -> None:
+        bell = Bell()
+
+        async def forever(seconds: float) -> None:
+            await asyncio.Event().wait()
+
+        bell.ring("echo")  # nobody sleeps
+        await asyncio.wait_for(bell.sleep("echo", 60, forever, rank=2), GUARD_S)  # skipped
+        second = asyncio.ensure_future(bell.sleep("echo", 60, forever, rank=2))
+        await asyncio.wait_for(bell.sleep("echo", 60, forever, rank=1), GUARD_S)  # skipped
+        first = asyncio.ensure_future(bell.sleep("echo", 60, forever, rank=1))
+        await asyncio.sleep(0)
+        assert not second.done() and not first.done()
+        bell.ring("echo")
+        await asyncio.wait_for(first, GUARD_S)
+        assert not second.done()
+        second.cancel()
+
+    asyncio.run(main())
+
+
+def test_the_sync_bell_skips_the_pause_of_the_first_waiter_after_a_later_one_took_it() -> None:
+    bell = SyncBell()
+    bell.ring("echo")  # nobody sleeps
+    bell.sleep("echo", 3600.0, rank=2)  # returns at once
+    first = threading.Thread(target=bell.sleep, args=("echo", 3600.0), kwargs={"rank": 1})
+    first.start()  # the first in the queue: returns at once too
+    first.join(GUARD_S)
+    alive = first.is_alive()
+    if alive:
+        bell.ring("echo")  # (let the thread end)
+    assert not alive
+    assert not bell._missed.take("echo", 1)  # (once)
