@@ -28,7 +28,7 @@ from klingbridge import (
     TaskStatus,
 )
 from klingbridge.config import Config, RetryPolicy, Route
-from klingbridge.store import AttemptState, JobState
+from klingbridge.store import AttemptState, JobState, procs
 from klingbridge.store import callbacks as recorded
 from klingbridge.worker import Worker
 
@@ -410,3 +410,30 @@ def test_a_carried_on_job_settles_the_passed_create_when_it_ends(tmp_path: Path)
     assert vendors.posts == {"kling": 1, "piapi": 1}
     states = [(a.provider, a.state) for a in record.attempts]
     assert states == [("kling", AttemptState.ERROR), ("piapi", AttemptState.SUCCEEDED)]
+
+
+def test_a_create_retried_after_its_job_succeeded_meanwhile_is_not_sent(tmp_path: Path) -> None:
+    """The create is refused for now (429); during its backoff another process records a task
+    of the job as succeeded (a callback for an earlier create, `wait k --task-id`). The retry
+    sends nothing, as a new create would not, and its attempt ends `error`: no quote left
+    committed, no slot held (review-ho: it was sent again, a second task paid for)."""
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    posts: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        posts.append(request.method)
+        return httpx.Response(429, json={"error": "slow down"})
+
+    def backoff(seconds: float) -> None:  # meanwhile, a callback tells of an earlier task
+        assert client.store is not None
+        client.store.run(procs.task_succeeded("k", time.time()))
+
+    config = Config(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01))
+    with Client("echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor),
+                poll=FAST, store=store, sleep=backoff, config=config) as client:  # fmt: skip
+        with pytest.raises(procs.JobSucceeded):
+            client.run(RAIN, key="k")
+        (record,) = client.tasks()
+    assert posts == ["POST"]
+    assert record.state is JobState.SUCCEEDED
+    assert [a.state for a in record.attempts] == [AttemptState.ERROR]

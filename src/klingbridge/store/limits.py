@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded, LeaseLost
 from ..models import Cost
-from .attempts import intent
+from .attempts import JobSucceeded, intent
 from .sql import Proc, Sql
 
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
@@ -164,17 +164,21 @@ def admit(ask: Ask) -> Proc[Verdict]:
 
 def _resumed(ask: Ask) -> Proc[int]:
     """A carried-on create admitted: its attempt marked, if the job's lease is still the
-    asker's (else `LeaseLost`: another process took the job over, and sends it if anyone)."""
+    asker's (else `LeaseLost`: another process took the job over, and sends it if anyone) and
+    the job has not succeeded meanwhile (else `JobSucceeded`: nothing is sent)."""
     rows = yield Sql(
         "UPDATE kb_attempts SET state = ?, updated_at = ? WHERE external_id = ?"
         " AND state IN ('intent', 'sent') AND EXISTS (SELECT 1 FROM kb_jobs j"
-        " WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?) RETURNING seq",
+        " WHERE j.key = kb_attempts.job_key AND j.lease_owner = ? AND j.state <> 'succeeded')"
+        " RETURNING seq",
         ("sent" if ask.sent else "intent", ask.now, ask.external_id, ask.owner),
     )
     if not rows:
-        held = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (ask.key,))
+        held = yield Sql("SELECT lease_owner, state FROM kb_jobs WHERE key = ?", (ask.key,))
         if held and held[0][0] != ask.owner:
             raise LeaseLost(ask.key, held[0][0])
+        if held and held[0][1] == "succeeded":
+            raise JobSucceeded(ask.key)
     return int(rows[0][0]) if rows else 0
 
 
