@@ -263,6 +263,10 @@ class AsyncRunner:
                         done = await _arecord(self.store, step)
                     except Exception as exc:  # the procedure's own error, or StoreError
                         step = _advance(flow, error=exc)
+                    except BaseException:  # cancelled: a grouped write commits all the same
+                        if step.frees is not None:
+                            self.bell.ring(step.frees)  # (at worst, a waiter asks once more)
+                        raise
                     else:
                         if step.frees is not None:
                             self.bell.ring(step.frees)

@@ -399,3 +399,30 @@ def test_the_sync_bell_skips_the_pause_of_the_first_waiter_after_a_later_one_too
         bell.ring("echo")  # (let the thread end)
     assert not alive
     assert not bell._missed.take("echo", 1)  # (once)
+
+
+class _Stalled:
+    """A store whose writes are still under way when their run is cancelled (grouped writes
+    commit all the same: the caller's cancellation does not undo them)."""
+
+    async def arun(self, proc: Any) -> None:
+        await asyncio.Event().wait()
+
+
+def test_a_run_cancelled_while_a_record_that_frees_a_slot_commits_still_wakes_a_waiter() -> None:
+    """The job's end is being written when its run is cancelled (`asyncio.wait_for` timing
+    out at its close): the write stands, so the slot frees; the waiter must be woken all the
+    same (review-ho: it was not, and sat out its whole pause)."""
+
+    async def main() -> str:
+        runner = AsyncRunner(store=_Stalled())  # type: ignore[arg-type]
+        sleeping = asyncio.ensure_future(runner.run(_sleeper(3600)))
+        await asyncio.sleep(0)
+        freeing = asyncio.ensure_future(runner.run(_freer()))
+        await asyncio.sleep(0)
+        freeing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await freeing
+        return await asyncio.wait_for(sleeping, GUARD_S)
+
+    assert asyncio.run(main()) == "woken"
