@@ -219,7 +219,8 @@ class Admission:
                     data={"in_use": verdict.in_use, "limit": verdict.limit, "ahead": verdict.ahead},
                 )
             )
-        pause = self._pause(verdict, asks)
+        # (the safety net's long pause is cut to the time left: a freed slot wakes it anyway)
+        pause = min(self._pause(verdict, asks), max(deadline - self.clock(), SLOT_POLL_MAX_S))
         if self.clock() + pause > deadline:
             yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(

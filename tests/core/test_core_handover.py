@@ -426,3 +426,16 @@ def test_a_run_cancelled_while_a_record_that_frees_a_slot_commits_still_wakes_a_
         return await asyncio.wait_for(sleeping, GUARD_S)
 
     assert asyncio.run(main()) == "woken"
+
+
+def test_a_waiter_with_less_time_left_than_the_safety_net_pause_waits_what_is_left() -> None:
+    """While this client's runs hold every slot, the pause is up to 10 s (their ends wake the
+    waiter); with 5 s left before the run's deadline, the waiter waits those 5 s (a holder
+    ending meanwhile wakes it) instead of giving up at once (review-ho: `SlotTimeout` at the
+    first ask, any --timeout under 10 s failing though the slot came free a second later)."""
+    admission = _admission(PollPolicy())
+    seat: Any = type("S", (), {"provider": "echo", "external_id": "x", "resumed": False})()
+    own = MustWait("echo", 1, 1, 0, mine=1)
+    flow = admission._wait(seat, own, 0, 0.0, 5.0, None)
+    assert next(flow) == Sleep(5.0, wake="echo")
+    flow.close()
