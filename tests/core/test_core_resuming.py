@@ -437,3 +437,66 @@ def test_a_create_retried_after_its_job_succeeded_meanwhile_is_not_sent(tmp_path
     assert posts == ["POST"]
     assert record.state is JobState.SUCCEEDED
     assert [a.state for a in record.attempts] == [AttemptState.ERROR]
+
+
+class Delivered:
+    """Kling loses its create's answer and its lookups fail (phase 1): the route falls back to
+    PiAPI, which refuses for now (429); Ctrl-C in the backoff leaves its create unsent. In
+    phase 2 Kling's lookup finds the task k1, which succeeded; PiAPI would create p1."""
+
+    def __init__(self) -> None:
+        self.phase = 1
+        self.posts = {"kling": 0, "piapi": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if request.method == "POST":
+            self.posts[host] += 1
+        if host == "kling":
+            if request.method == "POST":
+                raise httpx.ReadTimeout("answer lost", request=request)
+            if self.phase == 1:
+                return httpx.Response(500, json={"code": 5000, "message": "down"})
+            return httpx.Response(200, json=_kling("k1", "x", "succeed"))
+        if request.method == "POST" and self.phase == 1:
+            return httpx.Response(429, json={"code": 429, "message": "slow down"})
+        return httpx.Response(
+            200, json=_piapi("pending" if request.method == "POST" else "completed")
+        )
+
+    def sleep(self, seconds: float) -> None:
+        if self.posts["piapi"]:
+            raise KeyboardInterrupt  # Ctrl-C in PiAPI's backoff
+
+
+def test_a_carried_on_job_whose_passed_create_is_found_succeeded_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    """`wait k` (or a worker) finds the create the route went on from succeeded: the job is
+    delivered, its result that task; the create left unsent after it is not sent (review-ho:
+    it was, a second task paid for)."""
+    vendors, store = Delivered(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+    )
+
+    def client() -> Client:
+        return Client(config=config, transport=httpx.MockTransport(vendors), poll=FAST,
+                      store=store, sleep=vendors.sleep)  # fmt: skip
+
+    with client() as first:
+        with pytest.raises(KeyboardInterrupt):
+            first.run(RAIN, key="k")
+        first.let_go("k")
+        (record,) = first.tasks()
+    assert [a.state for a in record.attempts] == [AttemptState.SENT, AttemptState.INTENT]
+    vendors.phase = 2
+    with client() as later:  # klingbridge wait k
+        assert later.resume_dispatch("k").task.id == "k1"
+        (record,) = later.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    assert record.state is JobState.SUCCEEDED
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.SUCCEEDED), ("piapi", AttemptState.ERROR)]
