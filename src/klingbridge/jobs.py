@@ -296,7 +296,8 @@ class Jobs:
             request, plan, journal=journal, timeout=max(0.0, deadline - self.clock()),
             on_update=on_update, callback_url=callback_url, resume=resume, detach=detach,
         )  # fmt: skip
-        return (yield from settling(self.router, self.wall, run, job.key, went_on_unresolved(job)))
+        left = went_on_unresolved(job, resume)
+        return (yield from settling(self.router, self.wall, run, job.key, left))
 
     def _delivered(self, job: JobRecord) -> Flow[RunResult]:
         """A job one of whose tasks succeeded, closed succeeded (success is final): its result

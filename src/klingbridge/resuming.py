@@ -76,9 +76,13 @@ def settle_passed(
     return changed
 
 
-def went_on_unresolved(job: JobRecord) -> bool:
-    """Whether the route went on from a create still unresolved (its lookup failed for now)."""
-    return any(_undecided(a) for a in job.attempts[:-1])
+def went_on_unresolved(job: JobRecord, resume: AttemptRecord | None) -> bool:
+    """Whether the job has a create still unresolved besides the one the run carries on
+    (`resume`): one the route went on from (its lookup failed for now), or one left unsent
+    after a task the run follows (settled once the job ends, its quote not committed for
+    ever)."""
+    carried = None if resume is None else resume.external_id
+    return any(_undecided(a) and a.external_id != carried for a in job.attempts)
 
 
 def went_on(result: RunResult) -> bool:

@@ -500,3 +500,45 @@ def test_a_carried_on_job_whose_passed_create_is_found_succeeded_creates_nothing
     assert record.state is JobState.SUCCEEDED
     states = [(a.provider, a.state) for a in record.attempts]
     assert states == [("kling", AttemptState.SUCCEEDED), ("piapi", AttemptState.ERROR)]
+
+
+class StillRunning(Delivered):
+    """As `Delivered`, but Kling's lookup finds k1 still running; it succeeds at its poll."""
+
+    kling_gets = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.phase == 2 and request.url.host.startswith("kling"):
+            self.kling_gets += 1
+            status = "processing" if self.kling_gets == 1 else "succeed"
+            return httpx.Response(200, json=_kling("k1", "x", status))
+        return super().__call__(request)
+
+
+def test_a_create_left_unsent_behind_a_passed_task_followed_is_settled(tmp_path: Path) -> None:
+    """`wait k` finds the passed create's task still running and follows it to its success;
+    the PiAPI create left unsent after it must not stay `intent` (its quote committed in every
+    budget for ever, review-ho): it ends `error`, never sent."""
+    vendors, store = StillRunning(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+    )
+
+    def client() -> Client:
+        return Client(config=config, transport=httpx.MockTransport(vendors), poll=FAST,
+                      store=store, sleep=vendors.sleep)  # fmt: skip
+
+    with client() as first:
+        with pytest.raises(KeyboardInterrupt):
+            first.run(RAIN, key="k")
+        first.let_go("k")
+    vendors.phase = 2
+    with client() as later:  # klingbridge wait k
+        assert later.resume_dispatch("k").task.id == "k1"
+        (record,) = later.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    assert record.state is JobState.SUCCEEDED
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.SUCCEEDED), ("piapi", AttemptState.ERROR)]
