@@ -50,8 +50,8 @@ def resume_point(job: JobRecord) -> AttemptRecord | None:
     with_task = [a for a in opened if a.task is not None]
     if with_task:
         return with_task[-1]
-    if opened:
-        return opened[0]
+    if opened:  # (the latest: those the route went on from are only looked up, never sent)
+        return opened[-1]
     latest = job.attempt
     if job.state.is_terminal or latest is None or latest.task is None:
         return None  # (a failed job run again, `retry_failed`: routed anew)

@@ -542,3 +542,50 @@ def test_a_create_left_unsent_behind_a_passed_task_followed_is_settled(tmp_path:
     assert record.state is JobState.SUCCEEDED
     states = [(a.provider, a.state) for a in record.attempts]
     assert states == [("kling", AttemptState.SUCCEEDED), ("piapi", AttemptState.ERROR)]
+
+
+class Interrupted:
+    """Kling loses its create's answer and its lookups keep failing: the route falls back to
+    PiAPI, and Ctrl-C comes while PiAPI's create is on its way (it may have been received)."""
+
+    def __init__(self) -> None:
+        self.phase = 1
+        self.posts = {"kling": 0, "piapi": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if request.method == "POST":
+            self.posts[host] += 1
+        if host == "kling":
+            if request.method == "POST":
+                raise httpx.ReadTimeout("answer lost", request=request)
+            return httpx.Response(500, json={"code": 5000, "message": "down"})
+        if request.method == "POST" and self.phase == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the create is on its way
+        return httpx.Response(
+            200, json=_piapi("pending" if request.method == "POST" else "completed")
+        )
+
+
+def test_a_carried_on_job_picks_up_its_latest_create_not_the_one_the_route_went_on_from(
+    tmp_path: Path,
+) -> None:
+    """Kling's create (passed, its lookup failing) and then PiAPI's (sent, its answer never
+    recorded) are both unresolved: `wait k` carries on the latest, PiAPI's (which cannot be
+    asked about: its outcome is unknown), and sends nothing (review-ho: it carried Kling's on,
+    whose lookup failed again, went on to PiAPI and created there anew: a second PiAPI task
+    paid if the first had been received)."""
+    vendors, store = Interrupted(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as first:
+        with pytest.raises(KeyboardInterrupt):
+            first.run(RAIN, key="k")
+        first.let_go("k")
+        (record,) = first.tasks()
+    assert [a.state for a in record.attempts] == [AttemptState.SENT, AttemptState.SENT]
+    vendors.phase = 2
+    with (
+        routed_client(vendors, store) as later,  # klingbridge wait k
+        pytest.raises(KlingBridgeError, match="may have been"),
+    ):
+        later.resume_dispatch("k")
+    assert vendors.posts == {"kling": 1, "piapi": 1}
