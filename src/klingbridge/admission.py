@@ -30,12 +30,13 @@ from typing import TypeVar
 
 from .budgets import Budgets, max_usd_refusal
 from .cooldowns import Cooldowns
-from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
+from .errors import BudgetExceeded, ConfigError, KlingBridgeError, LeaseLost, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
 from .handover import Waiting
 from .models import Cost, Task
 from .store import procs
+from .store.attempts import JobSucceeded
 from .store.limits import (
     Admitted,
     Ask,
@@ -137,6 +138,12 @@ class Admission:
                 if asks:
                     yield Record(leave_queue(seat.external_id), frees=seat.provider)
                 return error
+            except (JobSucceeded, LeaseLost):  # its place, kept by the admission rolled back,
+                # is given up; a carried-on create's is its job's (whoever took the job over
+                # asks under the same external id; `not_sent` gives it up if the job succeeded)
+                if asks and not seat.resumed:
+                    yield Record(leave_queue(seat.external_id), frees=seat.provider)
+                raise
             if verdict is None:  # no store: nothing can be shared
                 return (yield from self._without_store(seat))
             if isinstance(verdict, Admitted):

@@ -20,11 +20,13 @@ import pytest
 from core_support import EchoPlugin, job
 
 from klingbridge import AsyncClient, PollPolicy, SoundRequest
-from klingbridge.admission import SLOT_POLL_MIN_S, SLOT_POLL_OWN_MAX_S, Admission
+from klingbridge.admission import SLOT_POLL_MIN_S, SLOT_POLL_OWN_MAX_S, Admission, Seat
 from klingbridge.budgets import Budgets
+from klingbridge.errors import LeaseLost
 from klingbridge.flows import Op, Record, Sleep
 from klingbridge.handover import Bell, SyncBell, Waiting
 from klingbridge.journal import Attempt, Journal, RunState
+from klingbridge.store.attempts import JobSucceeded
 from klingbridge.store.limits import MustWait
 from klingbridge.transport import AsyncRunner, SyncRunner
 
@@ -439,3 +441,21 @@ def test_a_waiter_with_less_time_left_than_the_safety_net_pause_waits_what_is_le
     flow = admission._wait(seat, own, 0, 0.0, 5.0, None)
     assert next(flow) == Sleep(5.0, wake="echo")
     flow.close()
+
+
+@pytest.mark.parametrize("stop", [JobSucceeded("k"), LeaseLost("k", "other")])
+def test_a_waiter_whose_admission_fails_at_last_gives_its_place_up(stop: Exception) -> None:
+    """A waiter's ask finds a slot, but its intent may not be written (its job succeeded
+    meanwhile, or another process took it over): the admission rolls back, its place in the
+    queue with it. It is given up, or it stays ahead of every other waiter until it expires
+    (half a lease), the slot standing free (review-ho)."""
+    admission = _admission(FAST)
+    seat = Seat("k", "echo", None, "x", None, "me")
+    flow = admission.admit(seat, deadline=60.0)
+    assert isinstance(next(flow), Record)  # the first ask
+    assert isinstance(flow.send(MustWait("echo", 1, 1, 0)), Sleep)
+    assert isinstance(flow.send(None), Record)  # the next ask...
+    left = flow.throw(stop)  # ...finds the slot, but the intent is refused
+    assert isinstance(left, Record) and left.frees == "echo"
+    with pytest.raises(type(stop)):
+        flow.send(None)
