@@ -589,3 +589,33 @@ def test_a_carried_on_job_picks_up_its_latest_create_not_the_one_the_route_went_
     ):
         later.resume_dispatch("k")
     assert vendors.posts == {"kling": 1, "piapi": 1}
+
+
+def test_a_failed_task_the_route_goes_on_from_wakes_a_waiter_for_its_slot(tmp_path: Path) -> None:
+    """Kling's task fails and the route resubmits to PiAPI: the failure's record frees Kling's
+    slot, and a create of this client waiting for one is woken at once (handover.py); only
+    the job's end rang, for PiAPI, and the Kling waiter sat out its pause (review-ho)."""
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.url.host.startswith("kling"):
+            if request.method == "POST":
+                ext = json.loads(request.content)["external_task_id"]
+                return httpx.Response(200, json=_kling("k1", ext, "submitted"))
+            return httpx.Response(200, json=_kling("k1", "x", "failed"))
+        return httpx.Response(
+            200, json=_piapi("pending" if request.method == "POST" else "completed")
+        )
+
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], resubmit_failed=True)},
+        retry=RetryPolicy(attempts=1, base_delay=0, max_delay=0),
+    )
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    with Client(config=config, transport=httpx.MockTransport(vendor), poll=FAST, store=store,
+                sleep=lambda s: None) as client:  # fmt: skip
+        rung: list[str] = []
+        ring = client._runner.bell.ring
+        client._runner.bell.ring = lambda key: (rung.append(key), ring(key))[-1]  # type: ignore[method-assign]
+        assert client.run(RAIN, key="k").id == "p1"
+    assert "kling" in rung
