@@ -30,6 +30,9 @@ from .store import TaskStore
 from .wire import HttpCall, HttpReply
 
 logger = logging.getLogger("klingbridge")
+#: The longest a cancelled slot waiter waits for its place in the queue to be given up
+#: (seconds); past it, the place expires by itself.
+GONE_S = 5.0
 
 T = TypeVar("T")
 
@@ -341,8 +344,8 @@ class AsyncRunner:
             await self.bell.sleep(step.wake, step.seconds, self._sleep, rank=step.rank)
         except BaseException:
             if step.gone is not None:
-                try:
-                    await _arecord(self.store, step.gone)
+                try:  # (bounded: an event loop shutting down may have cancelled the writer)
+                    await asyncio.wait_for(_arecord(self.store, step.gone), GONE_S)
                 except Exception:  # (its place expires)
                     logger.debug("could not give a slot waiter's place up", exc_info=True)
                 else:

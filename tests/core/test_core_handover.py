@@ -19,7 +19,7 @@ import httpx
 import pytest
 from core_support import EchoPlugin, job
 
-from klingbridge import AsyncClient, PollPolicy, SoundRequest
+from klingbridge import AsyncClient, PollPolicy, SoundRequest, transport
 from klingbridge.admission import SLOT_POLL_MIN_S, SLOT_POLL_OWN_MAX_S, Admission, Seat
 from klingbridge.budgets import Budgets
 from klingbridge.errors import LeaseLost
@@ -459,3 +459,26 @@ def test_a_waiter_whose_admission_fails_at_last_gives_its_place_up(stop: Excepti
     assert isinstance(left, Record) and left.frees == "echo"
     with pytest.raises(type(stop)):
         flow.send(None)
+
+
+def test_a_cancelled_waiter_whose_place_cannot_be_given_up_still_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its `gone` write never completes (an event loop shutting down cancelled the grouped
+    writer it queued behind): the cancelled run ends all the same, its place left to expire
+    (else `asyncio.run` would hang at its shutdown)."""
+    monkeypatch.setattr(transport, "GONE_S", 0.01)
+
+    def waiter() -> Generator[Op, Any, str]:
+        yield Sleep(3600, wake="echo", gone=Record(_nothing(), frees="echo"))
+        return "woken"
+
+    async def main() -> None:
+        runner = AsyncRunner(store=_Stalled())  # type: ignore[arg-type]
+        sleeping = asyncio.ensure_future(runner.run(waiter()))
+        await asyncio.sleep(0)
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(sleeping, GUARD_S)
+
+    asyncio.run(main())
