@@ -14,6 +14,9 @@ default: on one machine over loopback it spent a fifth less CPU (client and serv
 transactions instead of 40,000 for 10,000 tasks, but made 1,000 tasks' runs slower (procedures
 of one group wait for each other's round trips, where ungrouped they use the pool's
 connections at once). docs/benchmarks.md, "PostgreSQL store at scale".
+
+A transaction the server rolls back for a deadlock or a serialization failure, grouped or not,
+is tried again with its procedures made anew (`retries`, retrying.py); only then do they fail.
 """
 
 from __future__ import annotations
