@@ -47,6 +47,10 @@ class Call(Generator["Sql", "list[Row]", T]):
     def __repr__(self) -> str:
         return f"<procedure {self.function.__qualname__}>"
 
+    @property
+    def __name__(self) -> str:  # (as a generator's: the procedure's name)
+        return self.function.__name__
+
     def _started(self) -> Proc[T]:
         if self.running is None:
             self.running = self.function(*self.args, **self.kwargs)
