@@ -281,3 +281,72 @@ def test_a_group_refused_at_commit_is_tried_again_whole(postgres_db: str) -> Non
         rows = c.execute("SELECT name, COUNT(*) FROM test_marks GROUP BY name ORDER BY name")
         assert rows.fetchall() == [(f"m{n}", 1) for n in range(5)]
         assert c.execute("SELECT last_value FROM test_refusals").fetchone() == (6,)
+
+
+def test_a_group_refused_at_commit_by_serializable_is_tried_again_whole(
+    postgres_db: str,
+) -> None:
+    """A real write skew under SERIALIZABLE: the store's group reads `a` and writes `b`, then
+    waits (an advisory lock another session holds); another transaction reads `b`, writes `a`
+    and commits. The server dooms the group, which learns it at its COMMIT (40001, a pivot):
+    the whole group is written again, each procedure once."""
+    with psycopg.connect(postgres_db, autocommit=True) as admin:
+        admin.execute(
+            "CREATE TABLE test_a (v INTEGER); INSERT INTO test_a VALUES (0);"
+            " CREATE TABLE test_b (v INTEGER); INSERT INTO test_b VALUES (0)"
+        )
+    options = "options=-c%20default_transaction_isolation%3Dserializable"
+    store = PostgresStore(f"{postgres_db}?{options}", grouped=True, retries=QUICK)
+    store.run(procs.set_meta("warm", "1"))
+
+    @procedure
+    def skew() -> Proc[int]:
+        rows = yield Sql("SELECT v FROM test_a")
+        yield Sql("UPDATE test_b SET v = v + 1")
+        return int(rows[0][0])
+
+    held_runs: list[int] = []
+
+    @procedure
+    def held() -> Proc[str]:
+        held_runs.append(1)
+        yield Sql("SELECT pg_advisory_xact_lock(42)")
+        return "held"
+
+    async def main() -> list[Any]:
+        try:
+            await store.arun(procs.set_meta("warm", "2"))  # migrated, pool open
+            return await asyncio.gather(store.arun(skew()), store.arun(held()))
+        finally:
+            await store.aclose()
+
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run_store() -> None:
+        try:
+            outcome.append(asyncio.run(main()))
+        except BaseException as error:  # (returned to the test)
+            outcome.append(error)
+        finally:
+            done.set()
+
+    with (
+        psycopg.connect(postgres_db, autocommit=True) as holder,
+        psycopg.connect(postgres_db, autocommit=True) as other,
+        psycopg.connect(postgres_db, autocommit=True) as watch,
+    ):
+        holder.execute("SELECT pg_advisory_lock(42)")
+        thread = threading.Thread(target=run_store)
+        thread.start()
+        assert _waiting(watch, holder.info.backend_pid, done), outcome
+        other.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        other.execute("SELECT v FROM test_b")
+        other.execute("UPDATE test_a SET v = v + 10")
+        other.execute("COMMIT")  # the first to commit wins; the store's group is doomed
+        holder.execute("SELECT pg_advisory_unlock(42)")
+        thread.join()
+    assert outcome == [[10, "held"]]  # written again after the other's commit: it reads 10
+    assert len(held_runs) == 2  # its statement passed: it ran again with its group, at the COMMIT
+    with psycopg.connect(postgres_db) as c:
+        assert c.execute("SELECT v FROM test_b").fetchone() == (1,)  # once
