@@ -20,6 +20,7 @@ transactions neither deadlock nor read stale rows, and its lock waits are its bu
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 #: Retries after the first try unless the store URL says (`?retries=`), and the most it may say.
 DEFAULT_RETRIES = 5
 MAX_RETRIES = 50
+logger = logging.getLogger("klingbridge.store")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ class Retries:
         """`proc` made anew if `error` is worth another try and tries are left; else None."""
         if tried > self.retries or not retryable(error):
             return None
-        return again(proc)
+        fresh = again(proc)
+        if fresh is not None:
+            logger.info("%s: trying again (%d of %d retries)", error, tried, self.retries)
+        return fresh
 
 
 def sqlstate(error: BaseException) -> str | None:
