@@ -156,3 +156,18 @@ def test_every_procedure_handed_to_a_store_is_declared_re_creatable() -> None:
             ):
                 undeclared.append(f"{path.relative_to(SRC)}:{node.name}")
     assert undeclared == []
+
+
+def test_the_store_url_says_how_often_and_libpq_keeps_its_own_options() -> None:
+    from klingbridge.errors import ConfigError
+    from klingbridge.store import open_store
+    from klingbridge.store.postgres import PostgresStore
+
+    store = open_store("postgresql://u@h/db?sslmode=disable&retries=2")
+    assert isinstance(store, PostgresStore)
+    assert store.retries.retries == 2 and store.url == "postgresql://u@h/db?sslmode=disable"
+    default = open_store("postgresql://u@h/db")
+    assert isinstance(default, PostgresStore) and default.retries.retries == 5
+    for wrong in ("x", "-1", "51"):
+        with pytest.raises(ConfigError, match=rf"'retries={wrong}': a whole number from 0 to 50"):
+            open_store(f"postgresql://u@h/db?retries={wrong}")
