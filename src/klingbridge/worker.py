@@ -41,6 +41,8 @@ class WorkerReport:
     succeeded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
+    #: Ended jobs whose unresolved create (one the route went on from) was settled.
+    settled: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,14 +86,20 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
-                claimed: list[str] = []
                 if free > 0:
                     claimed = await asyncio.to_thread(
                         self.store.claim, self.owner, lease_s=lease_s, limit=free,
                         out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
                         skip=self._skipped(),
                     )  # fmt: skip
-                await self._start(claimed)
+                    await self._start(claimed)
+                free = self.concurrency - len(self._running)
+                if free > 0:  # then ended jobs that left a create unresolved (`_settle`)
+                    unsettled = await asyncio.to_thread(
+                        self.store.claim, self.owner, lease_s=lease_s, limit=free,
+                        skip=[*self._skipped(), *self._running], unsettled=True,
+                    )  # fmt: skip
+                    self._start_settling(unsettled)
                 if self.once and not self._running:
                     break
                 waiting = [*self._running.values(), asyncio.ensure_future(self._stopping.wait())]
@@ -113,6 +121,26 @@ class Worker:
         for key in claimed:
             if key not in self._running and key not in skip:  # (running: its lease lapsed
                 self._running[key] = asyncio.create_task(self._finish(key))  # while it saved)
+
+    def _start_settling(self, claimed: list[str]) -> None:
+        for key in claimed:
+            if key not in self._running:
+                self._running[key] = asyncio.create_task(self._settle(key))
+
+    async def _settle(self, key: str) -> None:
+        """Settle ended job `key` (claimed so: `leases.UNSETTLED`), then let go of it. Looked
+        at again after a backoff of its own, whatever came of it (a lookup that failed for now,
+        a task found still running): never in a loop, and never by two workers at once."""
+        try:
+            if await self.client.settle(key):
+                self.report.settled.append(key)
+        except KlingBridgeError as error:
+            logger.warning("job %s: settling it failed: %s", key, error)
+        finally:
+            self._tried.add(key)
+            self._failed(key)
+            self._running.pop(key, None)
+            await asyncio.to_thread(self.store.release, self.owner, [key])
 
     def _skipped(self) -> list[str]:
         """Keys not to claim now: tried already (once), or waiting out their backoff."""
