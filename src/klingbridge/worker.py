@@ -3,7 +3,7 @@
 It claims jobs with leases that expire (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one
 write transaction at a time), carries each on exactly as `klingbridge wait` would (resolving a
 create whose answer was lost, polling, recording the charge), saves the outputs, and renews its
-leases while it works (the journal's heartbeat; while a save runs, a `LeaseKeeper`). Two
+leases while it works (the journal's heartbeat; while a save runs, `save_holding`). Two
 workers never hold the same job; a worker killed with `kill -9` loses nothing: its leases
 expire and another worker takes its jobs.
 On `stop()` (SIGTERM, SIGINT) it claims nothing more, and lets go of what it holds.
@@ -26,10 +26,10 @@ from pathlib import Path
 import httpx
 
 from .client import AsyncClient
-from .download import SavedFile, save_outputs
+from .download import SavedFile
 from .errors import KlingBridgeError, LeaseLost
 from .journal import RunResult
-from .lease_keeper import LeaseKeeper
+from .lease_keeper import save_holding
 from .models import Task
 from .store import SavedFileRecord, TaskStore, procs
 
@@ -219,13 +219,35 @@ def save_job(
     target = out_dir or (Path(job.out_dir) if job and job.out_dir else None)
     if target is None:
         return []
-    if lease_s is None:
-        saved = save_outputs(task, target, client=http)
-    else:
-        with LeaseKeeper(store, key, owner, lease_s, wall=wall) as keeper:
-            saved = save_outputs(task, target, client=http, check=keeper.check)
+    saved = save_holding(store, key, owner, lease_s, task, target, http=http, wall=wall)
     store.run(procs.saved(key, [saved_record(f) for f in saved], time.time(), owner=owner))
     return saved
+
+
+def save_ended_job(
+    store: TaskStore,
+    key: str,
+    task: Task,
+    out_dir: Path,
+    *,
+    owner: str,
+    lease_s: float,
+    http: httpx.Client | None = None,
+) -> list[SavedFile]:
+    """`save_job` for the process whose run ended job `key` (`batch --out`): the run kept the
+    job's lease for the save (one that ended before, run again, has it taken if free), renewed
+    while the files download, as a worker's is. Held by another process (a worker saving the
+    job), a copy of the caller's own is saved and that lease left alone. A save that fails lets
+    go of the lease at once (a worker saves the job's files)."""
+    held = store.run(procs.take_lease(key, owner, lease_s, time.time(), ended=True))
+    try:
+        return save_job(
+            store, key, task, out_dir, owner=owner, lease_s=lease_s if held else None, http=http
+        )
+    except KlingBridgeError:
+        if held:
+            store.release(owner, [key])
+        raise
 
 
 def saved_record(file: SavedFile) -> SavedFileRecord:
