@@ -101,6 +101,14 @@ class LeaseKeeper:
             self.beat()
 
 
+class SaveStopped(KlingBridgeError):
+    """A save told to stop (its worker is stopping): the file being written is removed, and
+    nothing is recorded; the job is left for another worker."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"job {key}: saving stopped (the worker is stopping)")
+
+
 def save_holding(
     store: TaskStore,
     key: str,
@@ -112,13 +120,25 @@ def save_holding(
     own_copy: bool = False,
     http: httpx.Client | None = None,
     wall: Callable[[], float] = time.time,
+    halt: threading.Event | None = None,
 ) -> list[SavedFile]:
     """Save job `key`'s `task` into `target`, renewing `owner`'s lease on the job meanwhile
     (`lease_s` None: a save that does not hold it). Lost: the save stops with `LeaseLost`, its
     temporary file removed, unless `own_copy` (a directory of the saver's own, not the job's:
-    it goes on, the lease renewed while it is still ours)."""
+    it goes on, the lease renewed while it is still ours). `halt` set: the save stops at its
+    next chunk with `SaveStopped`, its temporary file removed."""
+
+    def halted() -> None:
+        if halt is not None and halt.is_set():
+            raise SaveStopped(key)
+
     if lease_s is None:
-        return save_outputs(task, target, client=http)
+        return save_outputs(task, target, client=http, check=halted)
     with LeaseKeeper(store, key, owner, lease_s, wall=wall) as keeper:
-        check = keeper.beat if own_copy else keeper.check
+        renew = keeper.beat if own_copy else keeper.check
+
+        def check() -> None:
+            halted()
+            renew()
+
         return save_outputs(task, target, client=http, check=check)

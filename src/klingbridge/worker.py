@@ -6,7 +6,9 @@ create whose answer was lost, polling, recording the charge), saves the outputs,
 leases while it works (the journal's heartbeat; while a save runs, `save_holding`). Two
 workers never hold the same job; a worker killed with `kill -9` loses nothing: its leases
 expire and another worker takes its jobs.
-On `stop()` (SIGTERM, SIGINT) it claims nothing more, and lets go of what it holds.
+On `stop()` (SIGTERM, SIGINT) it claims nothing more, and lets go of what it holds: a save
+under way stops at its next chunk (its temporary file removed, nothing recorded) before its
+lease is released.
 
 A job whose run fails without ending it (the vendor answers 404 for its task, an auth error,
 a lookup that keeps failing, a wait timeout) is let go and stays claimable: `once` tries each
@@ -17,7 +19,9 @@ doubling to `max_backoff_s`) before this worker claims it again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +69,8 @@ class Worker:
     _tried: set[str] = field(default_factory=set)  # (once: each job once per run)
     _failures: dict[str, int] = field(default_factory=dict)
     _not_before: dict[str, float] = field(default_factory=dict)
+    _halt: threading.Event = field(default_factory=threading.Event)  # (saves: stop now)
+    _saves: set[asyncio.Future[list[SavedFile]]] = field(default_factory=set)
 
     @property
     def store(self) -> TaskStore:
@@ -83,6 +89,7 @@ class Worker:
 
     async def run(self) -> WorkerReport:
         lease_s = self.client.config.store.lease_s
+        self._halt.clear()
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
@@ -157,10 +164,13 @@ class Worker:
         self._not_before[key] = self.clock() + delay
 
     async def _let_go(self) -> None:
+        """Stop every job's work, its saves at their next chunk (nothing partial recorded, no
+        partial file left), then release the leases: another worker takes the jobs."""
+        self._halt.set()
         held = list(self._running)
         for task in self._running.values():
             task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await asyncio.gather(*self._running.values(), *self._saves, return_exceptions=True)
         if held:
             await asyncio.to_thread(self.store.release, self.owner, held)
             self.report.released.extend(held)
@@ -169,10 +179,13 @@ class Worker:
     async def _finish(self, key: str) -> None:
         try:
             result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
-            await asyncio.to_thread(
+            saving = asyncio.get_running_loop().run_in_executor(None, functools.partial(
                 save_job, self.store, key, result.task, self.out_dir, owner=self.owner,
-                lease_s=self.client.config.store.lease_s, http=self.http,
-            )  # fmt: skip
+                lease_s=self.client.config.store.lease_s, http=self.http, halt=self._halt,
+            ))  # fmt: skip
+            self._saves.add(saving)
+            saving.add_done_callback(self._saves.discard)
+            await asyncio.shield(saving)  # (cancelled: `_let_go` halts it and waits for it)
         except KlingBridgeError as error:
             # (logged where no `on_done` says it already: the CLI prints one line a job)
             logger.log(logging.INFO if self.on_done else logging.WARNING, "job %s: %s", key, error)
@@ -203,6 +216,7 @@ def save_job(
     lease_s: float | None = None,
     http: httpx.Client | None = None,
     wall: Callable[[], float] = time.time,
+    halt: threading.Event | None = None,
 ) -> list[SavedFile]:
     """Save the outputs of job `key`'s task into `out_dir` and record them, letting go of
     `owner`'s lease on the job. Without `out_dir`: into the job's own directory, unless its
@@ -210,8 +224,9 @@ def save_job(
 
     `lease_s`: the lease `owner` holds, renewed while the files download (a download may take
     longer than the lease); should another process take the job over meanwhile, the save stops
-    with `LeaseLost` and records nothing. Resumable: files saved whole before (by an earlier
-    try, or into this same directory) are kept, not fetched again; the rest are fetched."""
+    with `LeaseLost` and records nothing; so does one `halt`ed (`SaveStopped`). Resumable:
+    files saved whole before (by an earlier try, or into this same directory) are kept, not
+    fetched again; the rest are fetched."""
     job = store.job(key)
     if out_dir is None and job is not None and job.saved_at is not None:
         store.release(owner, [key])  # (saved by another meanwhile: kept for a save not made)
@@ -219,7 +234,8 @@ def save_job(
     target = out_dir or (Path(job.out_dir) if job and job.out_dir else None)
     if target is None:
         return []
-    saved = save_holding(store, key, owner, lease_s, task, target, http=http, wall=wall)
+    saved = save_holding(store, key, owner, lease_s, task, target, http=http, wall=wall,
+                         halt=halt)  # fmt: skip
     store.run(procs.saved(key, [saved_record(f) for f in saved], time.time(), owner=owner))
     return saved
 

@@ -194,3 +194,45 @@ def test_a_batch_saving_slowly_keeps_its_lease(sqlite_store: TaskStore, tmp_path
     assert said is not None and said.problem is None and len(said.saved) == 1
     job = store.job("job-1")
     assert job is not None and job.saved_at is not None and job.lease_owner is None
+
+
+def test_a_stopped_worker_stops_saving_and_leaves_the_job_to_another(
+    sqlite_store: TaskStore, tmp_path: Path
+) -> None:
+    """Ctrl-C or SIGTERM while a worker saves: the download stops at its next chunk, its
+    temporary file removed, nothing recorded, and the job's lease released for another."""
+    store, out = sqlite_store, tmp_path / "out"
+    succeeded_unsaved(store, out, url="https://cdn.test/a.mp3", lease_s=0.001,
+                      now=time.time() - 1)  # fmt: skip
+    config = Config(routes={"default": Route(providers=["echo"])})
+    sent: list[int] = []
+    worker: Worker
+    loop: asyncio.AbstractEventLoop
+
+    def long() -> Iterator[bytes]:
+        for n in range(1000):
+            if n == 3:  # stopped mid-download: the next chunk waits for the stop to be seen
+                loop.call_soon_threadsafe(worker.stop)
+            if n == 4:
+                worker._halt.wait(timeout=5)
+            sent.append(n)
+            yield CHUNK
+
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=long()))
+    )
+
+    async def go() -> None:
+        nonlocal worker, loop
+        loop = asyncio.get_running_loop()
+        async with AsyncClient(config=config, plugins=[EchoPlugin()], store=store) as client:
+            worker = Worker(client, idle_s=0.01, concurrency=1, http=http)
+            await worker.run()
+
+    asyncio.run(go())
+    assert len(sent) < 10  # stopped at its next chunk, not downloaded to the end
+    assert list(out.iterdir()) == []  # no file, no temporary file left
+    job = store.job("job-1")
+    assert job is not None and job.saved_at is None and job.files == []
+    assert job.lease_owner is None  # let go: the next worker saves the files
+    assert worker.report.released == ["job-1"] and worker.report.succeeded == []
