@@ -25,10 +25,12 @@ LEASABLE = "(state NOT IN ({ended}) OR {unsaved})".format(
     unsaved=UNSAVED,
 )
 #: An ended job that left something no run follows any longer (resuming.settle_ended): a create
-#: the route went on from, still unresolved, or a task found so that was still running.
+#: the route went on from, still unresolved, or a task found so that was still running. Read
+#: from the open attempts' partial index (what is in flight), each job then found by its key:
+#: `state || ''` keeps SQLite from walking every ended job by `kb_jobs_state` instead.
 UNSETTLED = (
-    "(state IN ({ended}) AND key IN (SELECT a.job_key FROM kb_attempts a"
-    " WHERE a.state IN ('intent', 'sent', 'created')"  # (the open attempts' partial index)
+    "((state || '') IN ({ended}) AND key IN (SELECT a.job_key FROM kb_attempts a"
+    " WHERE a.state IN ('intent', 'sent', 'created')"
     " AND (a.task_id IS NULL) = (a.state <> 'created')))"
 ).format(ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal))
 #: A lease that is free, lapsed, or already the caller's (parameters: now, owner).
