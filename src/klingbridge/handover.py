@@ -37,19 +37,23 @@ T = TypeVar("T")
 
 @dataclass
 class Waiting:
-    """Creates of this process waiting for a slot, per provider (admission.py counts them)."""
+    """Creates of this process waiting for a slot, per provider (admission.py counts them).
+    Threads sharing a sync `Client` count here too: a read-modify-write, under a lock."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def enter(self, provider: str) -> None:
-        self.counts[provider] = self.counts.get(provider, 0) + 1
+        with self._lock:
+            self.counts[provider] = self.counts.get(provider, 0) + 1
 
     def leave(self, provider: str) -> None:
-        left = self.counts.get(provider, 0) - 1
-        if left > 0:
-            self.counts[provider] = left
-        else:
-            self.counts.pop(provider, None)
+        with self._lock:
+            left = self.counts.get(provider, 0) - 1
+            if left > 0:
+                self.counts[provider] = left
+            else:
+                self.counts.pop(provider, None)
 
     def __call__(self, provider: str) -> bool:
         """True while some create of this process waits for a slot of `provider`."""

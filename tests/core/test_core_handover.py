@@ -9,6 +9,7 @@ a sleep function that never returns by itself.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Generator
@@ -167,6 +168,29 @@ def test_waiting_counts_per_provider() -> None:
     assert waiting("echo") and not waiting("kling")
     waiting.leave("echo")
     assert not waiting("echo")
+
+
+def test_waiting_counts_threads_sharing_a_client() -> None:
+    """Each thread's enter and leave pair up: no count is lost to another thread's update (a
+    lost one left the provider "waited for" for ever, its holders polled closely)."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between a read and its write
+    waiting = Waiting()
+
+    def churn() -> None:
+        for _ in range(50_000):
+            waiting.enter("echo")
+            waiting.leave("echo")
+
+    try:
+        threads = [threading.Thread(target=churn) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert waiting.counts == {}
 
 
 def _sleeper(seconds: float) -> Generator[Op, Any, str]:
