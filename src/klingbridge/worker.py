@@ -36,6 +36,7 @@ from .journal import RunResult
 from .lease_keeper import save_holding
 from .models import Task
 from .store import SavedFileRecord, TaskStore, procs
+from .store.attempts import JobSucceeded
 
 logger = logging.getLogger("klingbridge.worker")
 
@@ -178,7 +179,10 @@ class Worker:
 
     async def _finish(self, key: str) -> None:
         try:
-            result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
+            try:
+                result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
+            except JobSucceeded:  # recorded meanwhile (a callback, `wait --task-id`): its result
+                result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
             saving = asyncio.get_running_loop().run_in_executor(None, functools.partial(
                 save_job, self.store, key, result.task, self.out_dir, owner=self.owner,
                 lease_s=self.client.config.store.lease_s, http=self.http, halt=self._halt,

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 from core_support import EchoPlugin, job
 
 from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest
 from klingbridge.config import Config, Route
+from klingbridge.journal import RunResult
+from klingbridge.store.attempts import JobSucceeded
 from klingbridge.worker import Worker
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
@@ -86,3 +89,36 @@ def test_a_worker_backs_off_a_failing_job_then_tries_it_again(tmp_path: Path) ->
             await running
 
     asyncio.run(go())
+
+
+def test_a_job_found_succeeded_as_the_worker_creates_is_reported_succeeded(
+    tmp_path: Path,
+) -> None:
+    """A create the worker carries on is refused because the job succeeded meanwhile (a
+    callback, `wait --task-id`: `JobSucceeded`, nothing sent): the job is reported succeeded
+    with its recorded result, not failed (review-ho: `worker --once` exited 1 for it)."""
+    path = str(tmp_path / "s.sqlite3")
+    left_for_the_worker(path, "job-A")
+
+    def done(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=job("E-1", "DONE"))
+
+    async def go() -> Worker:
+        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
+                               transport=httpx.MockTransport(done)) as client:  # fmt: skip
+            real = client.resume_dispatch
+            raced: list[str] = []
+
+            async def racing(key: str, **options: Any) -> RunResult:
+                if not raced:  # the first try meets the job already succeeded
+                    raced.append(key)
+                    raise JobSucceeded(key)
+                return await real(key, **options)
+
+            client.resume_dispatch = racing  # type: ignore[method-assign]
+            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
+            await worker.run()
+            return worker
+
+    worker = asyncio.run(go())
+    assert worker.report.succeeded == ["job-A"] and not worker.report.failed
