@@ -141,7 +141,7 @@ def wait(
     """
     if task_id is not None and resubmit:
         raise click.UsageError("--task-id and --resubmit cannot be used together: give one")
-    with store_client(ctx) as client:
+    with store_client(ctx, read_only=True) as client:
         store = client.store
         assert store is not None  # store_client refuses to run without one
         job = store.job(ref)

@@ -23,7 +23,7 @@ from .app import echo_json, main, store_client, with_json
 @click.pass_context
 def budget(ctx: click.Context, as_json: bool) -> None:
     """Spent and committed USD per budget, vendor slots in use, providers cooling down."""
-    with store_client(ctx) as client:
+    with store_client(ctx, read_only=True) as client:
         store = client.store
         assert store is not None
         config = client.config

@@ -1,0 +1,65 @@
+"""A new user's first hour, second pass: read-only commands make no store, errors name the
+option typed, a budget refusal says only that, a wait on callbacks says what it waits for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import Cli
+
+
+def one_error_line(run: Any, status: int) -> str:
+    assert run.exit_code == status, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run
+    assert lines[0].startswith("error: "), run
+    return str(lines[0])
+
+
+# --- a read-only command on a store that is not there creates none ----------------------------
+@pytest.mark.parametrize(
+    "args", [["tasks"], ["tasks", "--json"], ["wait", "k-1"], ["budget"], ["dashboard"]]
+)
+def test_read_only_commands_create_no_store(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    from klingbridge.cli import dashboard
+
+    def never(*_: Any, **__: Any) -> None:
+        raise AssertionError("the dashboard served a store that is not there")
+
+    monkeypatch.setattr(dashboard, "serve_on", never)
+    missing = tmp_path / "typo" / "tasks.sqlite3"
+    monkeypatch.setenv("KLINGBRIDGE_STORE", str(missing))
+    line = one_error_line(cli(*args), 2)
+    assert f"no task store at {missing}" in line
+    assert "set by env KLINGBRIDGE_STORE" in line and "[store] url" in line
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_the_store_named_in_the_config_file_is_named_as_such(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "elsewhere.sqlite3"
+    cli.write(cli.path.read_text() + f'\n[store]\nurl = "{missing}"\n')
+    line = one_error_line(cli("tasks"), 2)
+    assert f"no task store at {missing} ([store] url in {cli.path}" in line
+    assert not missing.exists()
+
+
+def test_a_store_that_exists_is_read_as_before(cli: Cli) -> None:
+    assert cli("generate", "sound", "rain", "--provider", "kling", "--detach").exit_code == 0
+    listed = cli("tasks", "--json")
+    assert listed.exit_code == 0 and len(listed.json()) == 1, listed
+
+
+def test_status_makes_no_store_to_note_a_task_in(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = cli("generate", "sound", "rain", "--provider", "kling", "--json")
+    assert made.exit_code == 0, made
+    missing = tmp_path / "none.sqlite3"
+    monkeypatch.setenv("KLINGBRIDGE_STORE", str(missing))
+    seen = cli("status", "--provider", "kling", "--", made.json()["id"])
+    assert seen.exit_code == 0, seen
+    assert not missing.exists()
