@@ -19,10 +19,7 @@ from klingbridge import File, Output, Task, TaskStatus
 from klingbridge.download import DownloadError, save_outputs
 
 TASK = Task(
-    provider="kling",
-    id="K-1",
-    kind="video",
-    status=TaskStatus.SUCCEEDED,
+    provider="kling", id="K-1", kind="video", status=TaskStatus.SUCCEEDED,
     outputs=[Output(kind="video", files=[File(url="https://cdn.test/v.mp4", format="mp4")])],
 )
 BODY = b"x" * (1 << 17)
@@ -35,15 +32,13 @@ def test_a_second_saver_does_not_break_the_first(tmp_path: Path) -> None:
     def streamed() -> Iterator[bytes]:
         yield BODY[: 1 << 16]
         if not second:  # meanwhile, another process saves the same job's files
-            plain = httpx.Client(
-                transport=httpx.MockTransport(lambda r: httpx.Response(200, content=BODY))
-            )
+            plain = httpx.Client(transport=httpx.MockTransport(
+                lambda r: httpx.Response(200, content=BODY)))
             second.append(save_outputs(TASK, out, client=plain))
         yield BODY[1 << 16 :]
 
-    first = httpx.Client(
-        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=streamed()))
-    )
+    first = httpx.Client(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, content=streamed())))
     try:
         (saved,) = save_outputs(TASK, out, client=first)
     except DownloadError as error:

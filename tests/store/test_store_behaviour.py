@@ -230,6 +230,7 @@ def test_a_job_that_succeeded_stays_so_whatever_a_stale_run_writes(store: TaskSt
     assert job.lease_owner is None and [x.external_id for x in job.attempts] == ["x-1"]
 
 
+
 def test_a_passed_create_ends_only_while_still_unresolved(store: TaskStore) -> None:
     """`passed_over` (a create the route went on from, looked up: none) writes nothing over a
     task another process recorded for it meanwhile (a callback, the same lookup)."""
@@ -244,7 +245,6 @@ def test_a_passed_create_ends_only_while_still_unresolved(store: TaskStore) -> N
     job = store.job("k")
     assert job is not None
     assert [a.state for a in job.attempts] == [AttemptState.ERROR, AttemptState.CREATED]
-
 
 def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: TaskStore) -> None:
     begin(store, "j1", owner="starter")
