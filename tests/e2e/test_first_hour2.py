@@ -63,3 +63,53 @@ def test_status_makes_no_store_to_note_a_task_in(
     seen = cli("status", "--provider", "kling", "--", made.json()["id"])
     assert seen.exit_code == 0, seen
     assert not missing.exists()
+
+
+# --- a bad value is named by the option typed, with its limit ----------------------------------
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["generate", "sound", "x", "--duration", "-1"],
+            "error: --duration must be greater than 0",
+        ),
+        (["generate", "speech", "hi", "--speed", "0"], "error: --speed must be greater than 0"),
+        (["quote", "video", "x", "--cfg-scale", "3"], "error: --cfg-scale must be less than or"),
+        (
+            ["generate", "video", "x", "--aspect-ratio", "5:1", "--provider", "kling"],
+            "error: kling: --aspect-ratio must be one of 16:9, 9:16, 1:1 (got '5:1')",
+        ),
+        (
+            ["generate", "sound", "x", "--duration", "30"],
+            "error: no provider could run the request: kling skipped: --duration must be between",
+        ),
+        (
+            ["generate", "sound-for-video", "--provider", "kling"],
+            "error: --from-task or --video-url must name the video",
+        ),
+    ],
+)
+def test_a_bad_value_names_the_option_typed(
+    cli: Cli, vendor: Any, args: list[str], line: str
+) -> None:
+    assert one_error_line(cli(*args), 2).startswith(line)
+    assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
+
+
+def test_quote_names_the_option_in_its_table_and_the_field_in_json(cli: Cli) -> None:
+    table = cli("quote", "sound", "x", "--duration", "30")
+    assert "--duration must be" in table.stdout and " duration must" not in table.stdout, table
+    reasons = [
+        q["reason"]
+        for q in cli("quote", "sound", "x", "--duration", "30", "--json").json()["quotes"]
+    ]
+    assert reasons[0].startswith("kling: duration must be between 3 and 10 s")
+
+
+def test_a_library_user_keeps_the_field_name() -> None:
+    from klingbridge import SoundForVideoRequest, SoundRequest, ValidationError
+
+    with pytest.raises(ValidationError, match=r"^SoundRequest\.duration must be greater than 0"):
+        SoundRequest(prompt="rain", duration=-1)
+    with pytest.raises(ValidationError, match=r"^SoundForVideoRequest\.video must be given"):
+        SoundForVideoRequest()

@@ -40,7 +40,7 @@ from .app import (
     store_client,
 )
 from .moves import say_moves, say_unconverted, say_unpriced
-from .options import build_request, kind_commands
+from .options import build_request, kind_commands, typed_errors
 from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
 # --- generate, status, cancel ----------------------------------------------------------------
@@ -139,7 +139,8 @@ def _generate(
     with store_client(click.get_current_context()) as client:
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
-        client.check(request, provider=provider, route=route, max_usd=max_usd)  # before the key
+        with typed_errors(kind):  # before the key; named by the options typed (`--duration`)
+            client.check(request, provider=provider, route=route, max_usd=max_usd)
         if not quiet:
             say_unpriced(client, request, provider=provider, route=route)
         if key is None:
