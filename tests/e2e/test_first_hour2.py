@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Cli
+from e2e_support import Cli, config_toml
 
 
 def one_error_line(run: Any, status: int) -> str:
@@ -113,3 +113,46 @@ def test_a_library_user_keeps_the_field_name() -> None:
         SoundRequest(prompt="rain", duration=-1)
     with pytest.raises(ValidationError, match=r"^SoundForVideoRequest\.video must be given"):
         SoundForVideoRequest()
+
+
+# --- a budget refusal says the refusal, and leaves nothing to re-attach to ----------------------
+BUDGET = '\n[budgets.piapi]\nusd = 0.1\nper = "month"\n'
+
+
+def test_a_budget_refusal_is_one_line_and_no_key(cli: Cli, vendor: Any) -> None:
+    cli.write(config_toml(vendor, route=["piapi"], extra=BUDGET))
+    assert cli("generate", "sound", "rain", "--duration", "5", "-q").exit_code == 0
+    jobs = len(cli("tasks", "--json").json())
+    for args in ([], ["--detach"], ["--key", "mine"]):
+        refused = cli("generate", "sound", "rain", "--duration", "5", *args)
+        line = one_error_line(refused, 3)  # no `key K (klingbridge wait K re-attaches)` first
+        assert line.startswith("error: budget piapi ($0.1 per month) exceeded: "), line
+    assert len(cli("tasks", "--json").json()) == jobs  # no job recorded to re-attach to
+    assert one_error_line(cli("wait", "mine"), 2).startswith("error: no job with key")
+    assert vendor.state()["creates"]["piapi"] == 1
+
+
+def test_a_route_with_a_provider_within_its_budget_still_runs(cli: Cli, vendor: Any) -> None:
+    cli.write(config_toml(vendor, route=["piapi", "kling"], extra=BUDGET.replace("0.1", "0.01")))
+    run = cli("generate", "sound", "rain", "--duration", "5")
+    assert run.exit_code == 0, run
+    assert vendor.state()["creates"] == {"kling": 1, "piapi": 0}
+
+
+def test_wait_admits_a_refused_job_again_and_is_refused_again(
+    cli: Cli, vendor: Any, tmp_path: Path
+) -> None:
+    """A job the admission refused (recorded: a library run, or a race the look before the key
+    lost) is not run by `wait` past the budget: `wait` asks the admission again."""
+    from klingbridge import BudgetExceeded, Client, SoundRequest
+    from klingbridge.config import load_config
+
+    cli.write(config_toml(vendor, route=["piapi"], extra=BUDGET.replace("0.1", "0.05")))
+    with Client(config=load_config(cli.path)) as client, pytest.raises(BudgetExceeded):
+        client.run(SoundRequest(prompt="rain", duration=5), key="refused-1")
+    again = cli("wait", "refused-1")
+    assert one_error_line(again, 3).startswith("error: budget piapi ($0.05 per month) exceeded")
+    assert vendor.state()["creates"]["piapi"] == 0
+    cli.write(config_toml(vendor, route=["piapi"], extra=BUDGET))  # the budget raised: it runs
+    assert cli("wait", "refused-1").exit_code == 0
+    assert vendor.state()["creates"]["piapi"] == 1

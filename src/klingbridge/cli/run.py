@@ -141,6 +141,9 @@ def _generate(
             request = with_video_id(client, request, provider)
         with typed_errors(kind):  # before the key; named by the options typed (`--duration`)
             client.check(request, provider=provider, route=route, max_usd=max_usd)
+        over = client.budget_refusal(request, provider=provider, route=route, max_usd=max_usd)
+        if over is not None:  # (said before a key: nothing is recorded to re-attach to)
+            raise over
         if not quiet:
             say_unpriced(client, request, provider=provider, route=route)
         if key is None:
