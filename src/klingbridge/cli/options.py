@@ -144,7 +144,9 @@ def typed_reason(kind: str, reason: str) -> str:
     """A provider's reason (`kling: aspect_ratio must be one of ...`, `piapi skipped: duration
     must be 5 or 10 s`) with the field named by the option typed (`--aspect-ratio`)."""
     for field, typed in typed_names(KINDS[kind]).items():
-        reason = re.sub(rf"(?<=: ){re.escape(field)}(?= )", typed, reason)
+        # (`image_url` is a field's name wherever it is; `sound`, `mode` only as the subject)
+        where = rf"(?<![\w.-]){re.escape(field)}\b" if "_" in field else rf"(?<=: ){field}(?= )"
+        reason = re.sub(where, typed, reason)
     return reason
 
 
