@@ -214,7 +214,8 @@ def test_a_base64_image_goes_to_kling_and_piapi_says_it_takes_urls_only(
         ),
         (
             ["--model", "kling-3.0-turbo", "--sound"],
-            "error: kling: --sound is not offered by kling-3.0-turbo (it makes no audio) (got True)",
+            "error: kling: --sound is not offered by kling-3.0-turbo (it makes no audio) "
+            "(got True)",
         ),
     ],
 )
