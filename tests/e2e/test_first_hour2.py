@@ -156,3 +156,28 @@ def test_wait_admits_a_refused_job_again_and_is_refused_again(
     cli.write(config_toml(vendor, route=["piapi"], extra=BUDGET))  # the budget raised: it runs
     assert cli("wait", "refused-1").exit_code == 0
     assert vendor.state()["creates"]["piapi"] == 1
+
+
+# --- a wait on callbacks says what it waits for -------------------------------------------------
+def test_the_progress_line_says_a_callback_is_awaited_and_how_often_the_vendor_is_asked(
+    tmp_path: Path,
+) -> None:
+    from klingbridge import Client, Task, TaskStatus
+    from klingbridge.cli.run import by_callback
+    from klingbridge.config import Config
+    from klingbridge.render import Progress
+
+    config = Config(callbacks={"public_url": "https://hooks.example/kb", "safety_poll_s": 60})
+    with Client(config=config, store=f"sqlite:///{tmp_path / 's.sqlite3'}") as client:
+        waiting = by_callback(client)
+    assert waiting == (
+        "waiting for the vendor's callback at https://hooks.example/kb; "
+        "asking the vendor every 60 s"
+    )
+    progress = Progress("generate sound", enabled=False, waiting=waiting)
+    assert "callback" not in str(progress.__rich__())  # (no task yet: nothing to call back)
+    progress.update(Task(provider="piapi", id="P-1", kind="sound", status=TaskStatus.RUNNING))
+    line = str(progress.__rich__())
+    assert line.startswith("generate sound: piapi P-1 running ") and line.endswith(f"({waiting})")
+    with Client(config=Config(), store=None) as client:
+        assert by_callback(client) is None  # polling: the status line as before

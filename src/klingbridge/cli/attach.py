@@ -19,7 +19,7 @@ from .app import (
     with_json,
     with_params,
 )
-from .run import Saving, finish, follow
+from .run import Saving, by_callback, finish, follow
 from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
 
@@ -160,6 +160,7 @@ def wait(
             ),
             key=job.key,
             let_go=lambda: client.let_go(job.key),
+            waiting=by_callback(client),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,

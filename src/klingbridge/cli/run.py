@@ -168,6 +168,7 @@ def _generate(
             ),
             key=key,
             let_go=lambda: client.let_go(key),
+            waiting=by_callback(client, callback_url),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,
@@ -197,6 +198,18 @@ def _generate(
             say_unconverted(client, [(result.task.provider, cost.unit)])
 
 
+def by_callback(client: Client, callback_url: str | None = None) -> str | None:
+    """What the progress line says a task is waited on by when callbacks bring its news."""
+    hooks = client.config.callbacks
+    url = callback_url or hooks.public_url
+    if client.store is None or url is None:
+        return None
+    return (
+        f"waiting for the vendor's callback at {url}; "
+        f"asking the vendor every {hooks.safety_poll_s:g} s"
+    )
+
+
 def follow(
     label: str,
     run: Callable[[Progress], RunResult],
@@ -206,6 +219,7 @@ def follow(
     as_json: bool,
     quiet: bool = False,
     let_go: Callable[[], None] | None = None,
+    waiting: str | None = None,
 ) -> RunResult:
     """Run with the progress display; on failure show the attempts, on Ctrl-C the way back
     (after `let_go`, which hands the job over: a worker need not wait for the lease to lapse).
@@ -213,7 +227,7 @@ def follow(
     Under --json the attempts go into the one error object (see `fail`), not to stderr.
     """
     failure: KlingBridgeError | None = None
-    with Progress(label, enabled=not quiet) as progress:
+    with Progress(label, enabled=not quiet, waiting=waiting) as progress:
         try:
             return run(progress)
         except KeyboardInterrupt:
