@@ -181,3 +181,27 @@ def test_the_progress_line_says_a_callback_is_awaited_and_how_often_the_vendor_i
     assert line.startswith("generate sound: piapi P-1 running ") and line.endswith(f"({waiting})")
     with Client(config=Config(), store=None) as client:
         assert by_callback(client) is None  # polling: the status line as before
+
+
+# --- a refused cancel says the task's status now, not only the vendor's words -------------------
+def test_a_cancel_of_a_task_that_started_says_its_status_now(cli: Cli, vendor: Any) -> None:
+    vendor.config.queued_s = 0.0  # PiAPI moves the task on at once: `queued` at detach is old news
+    vendor.config.running_s = 60.0
+    made = cli("generate", "sound", "thunder", "--provider", "piapi", "--detach", "--json")
+    assert made.exit_code == 0, made
+    task_id = made.json()["task_id"]
+    line = one_error_line(cli("cancel", "--provider", "piapi", "--", task_id), 1)
+    assert line.startswith(
+        f"error: piapi task {task_id} was not cancelled: it is running now (piapi: processing), "
+        "and piapi said: "
+    ), line
+    assert "pending" in line  # (the vendor's own reason: it cancels pending tasks only)
+    listed = cli("tasks", "--json").json()
+    assert listed[0]["status"] == "running"  # its status now, recorded in the store
+
+
+def test_a_cancel_of_a_pending_task_still_cancels(cli: Cli, vendor: Any) -> None:
+    vendor.config.queued_s = 60.0
+    made = cli("generate", "sound", "thunder", "--provider", "piapi", "--detach", "--json")
+    cancelled = cli("cancel", "--provider", "piapi", "--json", "--", made.json()["task_id"])
+    assert cancelled.exit_code == 0 and cancelled.json()["status"] == "cancelled", cancelled

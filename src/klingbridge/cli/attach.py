@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import KlingBridgeError
 from ..render import print_task
 from .app import (
     RETRY_FAILED,
@@ -72,7 +73,12 @@ def cancel(
     """Cancel a task (where the vendor allows it)."""
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
-        task = client.cancel(task_id, provider=provider, kind=kind)
+        try:
+            task = client.cancel(task_id, provider=provider, kind=kind)
+        except KlingBridgeError as refused:
+            if refused.task is not None:  # not cancelled: its status now, looked up
+                note(ctx, refused.task)
+            raise
     note(ctx, task)  # its job's slot and committed budget given back
     if as_json:
         echo_json(task.model_dump(mode="json"))
