@@ -205,3 +205,18 @@ def test_a_cancel_of_a_pending_task_still_cancels(cli: Cli, vendor: Any) -> None
     made = cli("generate", "sound", "thunder", "--provider", "piapi", "--detach", "--json")
     cancelled = cli("cancel", "--provider", "piapi", "--json", "--", made.json()["task_id"])
     assert cancelled.exit_code == 0 and cancelled.json()["status"] == "cancelled", cancelled
+
+
+# --- walk-through: `budget` warns about a budget that limits nothing -----------------------------
+def test_budget_warns_about_a_budget_for_no_provider(cli: Cli, vendor: Any) -> None:
+    daily = '\n[budgets.daily]\nusd = 0.5\nper = "day"\n'  # meant: [budgets.all] per = "day"
+    assert cli("generate", "sound", "rain", "--provider", "kling", "--detach").exit_code == 0
+    cli.write(config_toml(vendor, extra=daily))
+    shown = cli("budget")
+    assert shown.exit_code == 0, shown
+    (warning,) = shown.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {cli.path} [budgets.daily]: budget for a provider that")
+    assert "generate refuses to run" in warning
+    problems = cli("budget", "--json").json()["problems"]
+    assert len(problems) == 1 and "[budgets.daily]" in problems[0]
+    assert one_error_line(cli("generate", "sound", "rain"), 2)  # (as the warning says)
