@@ -56,6 +56,17 @@ class StoreFirst:
     safety_poll_s: float = 60.0
 
 
+def verifiable(provider: Provider) -> bool:
+    """Whether a receiver sharing this configuration can believe the provider's deliveries: not
+    when its settings have a `webhook_secret` left empty (`klingbridge serve` refuses them, 401,
+    unless --insecure). A wait on such a provider polls as without callbacks: waiting on the
+    store, it would learn the end only at a safety poll (a 1 s task taking 60 s)."""
+    fields = type(provider.settings).model_fields
+    return "webhook_secret" not in fields or bool(
+        getattr(provider.settings, "webhook_secret", None)
+    )
+
+
 def endpoint(base: str | None, provider: str) -> str | None:
     """`<base>/callbacks/<provider>`: where the receiver takes this provider's deliveries."""
     return None if base is None else f"{base.rstrip('/')}/callbacks/{provider}"

@@ -220,3 +220,30 @@ def test_budget_warns_about_a_budget_for_no_provider(cli: Cli, vendor: Any) -> N
     problems = cli("budget", "--json").json()["problems"]
     assert len(problems) == 1 and "[budgets.daily]" in problems[0]
     assert one_error_line(cli("generate", "sound", "rain"), 2)  # (as the warning says)
+
+
+# --- walk-through: callbacks on, a provider with no webhook secret is polled, not waited on -----
+def test_a_provider_whose_callbacks_a_receiver_would_refuse_is_polled(
+    cli: Cli, vendor: Any
+) -> None:
+    """`klingbridge serve` refuses (401) every delivery of a provider with no webhook secret; a
+    wait on the store then learnt a 1 s task's end at the safety poll, 60 s later, silently."""
+    hooks = '\n[callbacks]\npublic_url = "http://127.0.0.1:9/kb"\nsafety_poll_s = 3600\n'
+    cli.write(config_toml(vendor, extra=hooks))  # (no webhook_secret for kling)
+    run = cli("generate", "sound", "rain", "--provider", "kling", "--timeout", "30", "--json")
+    assert run.exit_code == 0 and run.json()["status"] == "succeeded", run
+    assert vendor.state()["requests"]["kling"]["query"] >= 1  # polled, as without callbacks
+
+
+def test_the_progress_note_is_left_out_for_a_provider_that_is_polled(tmp_path: Path) -> None:
+    from klingbridge import Client
+    from klingbridge.cli.run import by_callback
+    from klingbridge.config import Config
+
+    config = Config(
+        providers={"piapi": {"api_key": "p", "webhook_secret": "s"}, "kling": {}},
+        callbacks={"public_url": "https://hooks.example/kb"},
+    )
+    with Client(config=config, store=f"sqlite:///{tmp_path / 's.sqlite3'}") as client:
+        assert by_callback(client, None, ["piapi"]) is not None
+        assert by_callback(client, None, ["kling"]) is None

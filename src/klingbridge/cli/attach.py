@@ -166,7 +166,7 @@ def wait(
             ),
             key=job.key,
             let_go=lambda: client.let_go(job.key),
-            waiting=by_callback(client),
+            waiting=by_callback(client, None, [a.provider for a in job.attempts[-1:]]),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import click
 from rich.text import Text
 
+from .. import storefirst
 from ..client import Client
 from ..errors import (
     KlingBridgeError,
@@ -168,7 +169,9 @@ def _generate(
             ),
             key=key,
             let_go=lambda: client.let_go(key),
-            waiting=by_callback(client, callback_url),
+            waiting=by_callback(
+                client, callback_url, client.providers_of(provider=provider, route=route)
+            ),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,
@@ -198,11 +201,16 @@ def _generate(
             say_unconverted(client, [(result.task.provider, cost.unit)])
 
 
-def by_callback(client: Client, callback_url: str | None = None) -> str | None:
-    """What the progress line says a task is waited on by when callbacks bring its news."""
+def by_callback(
+    client: Client, callback_url: str | None = None, providers: Sequence[str] = ()
+) -> str | None:
+    """What the progress line says a task is waited on by when callbacks bring its news (not
+    for `providers` whose deliveries a receiver would refuse: those are polled)."""
     hooks = client.config.callbacks
     url = callback_url or hooks.public_url
     if client.store is None or url is None:
+        return None
+    if not all(storefirst.verifiable(client.provider(name)) for name in providers):
         return None
     return (
         f"waiting for the vendor's callback at {url}; "
