@@ -192,6 +192,14 @@ async def test_account_costs_and_voices(client: httpx.AsyncClient) -> None:
     assert pack["remaining_quantity"] == 1000 - 3.0  # 5 s at 0.6 units per second
     missing = await client.get("/account/costs", headers=KEY)
     assert missing.status_code == 400
+    # The legacy design's JWT works here too (the legacy account page sends it as Bearer).
+    legacy = await client.get(
+        "/account/costs",
+        params={"start_time": 0, "end_time": 9_999_999_999_999},
+        headers=kling_headers(),
+    )
+    assert legacy.status_code == 200, legacy.text
+    assert legacy.json()["data"]["resource_pack_subscribe_infos"][0]["remaining_quantity"] == 997
     voices = await client.get("/v1/general/presets-voices", headers=kling_headers())
     first = voices.json()["data"][0]["task_result"]["voices"][0]
     assert first["owned_by"] == "kling" and first["voice_id"]

@@ -1,7 +1,9 @@
 """Kling's account endpoints: resource packs left, and the preset / custom voices.
 
 * ``GET /account/costs?start_time=&end_time=`` (ms) [doc]: ``data: {code, msg,
-  resource_pack_subscribe_infos: [...]}``.  The simulator sells one pack of
+  resource_pack_subscribe_infos: [...]}``. Both credentials work: the legacy page (API
+  reference, "Account Information Inquiry") sends the JWT as ``Bearer``, the new design's
+  account-usage page the API key.  The simulator sells one pack of
   ``PACK_UNITS`` units, bought at start-up; what finished Kling tasks charged is taken off it.
 * ``GET /v1/general/presets-voices`` and ``/v1/general/custom-voices`` (``pageNum``,
   ``pageSize`` 1-1000) [doc mirror]: a list of tasks whose ``task_result.voices[]`` hold
@@ -116,7 +118,7 @@ async def _custom(request: Request, sim: Simulator) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/account/costs", api("query", _costs, key_only=True), methods=["GET"]),
+        Route("/account/costs", api("query", _costs), methods=["GET"]),
         Route("/v1/general/presets-voices", api("query", _presets), methods=["GET"]),
         Route("/v1/general/custom-voices", api("query", _custom), methods=["GET"]),
     ]
