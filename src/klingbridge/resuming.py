@@ -29,7 +29,7 @@ from .outcomes import recorded_result
 from .router import Router
 from .store import StoreError, procs, reads
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
-from .store.sql import Proc
+from .store.sql import Proc, procedure
 
 logger = logging.getLogger("klingbridge")
 
@@ -155,6 +155,7 @@ def _settle(
     return True
 
 
+@procedure
 def _found(job: JobRecord, external_id: str, task: Task, now: float) -> Proc[object]:
     """Record a task found for an attempt the route went on from; one that succeeded, of a job
     that ended otherwise, makes the job succeeded (success is final)."""

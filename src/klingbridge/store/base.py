@@ -18,7 +18,7 @@ from . import procs, reads
 from .migrations import MIGRATIONS, Only
 from .reads import DamagedRecord
 from .records import JobRecord
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 if TYPE_CHECKING:
     import asyncio
@@ -31,6 +31,7 @@ class StoreError(KlingBridgeError):
 
     def __init__(self, store: str, message: str) -> None:
         self.store = store
+        self.message = message
         super().__init__(f"task store {store}: {message}")
 
 
@@ -123,6 +124,7 @@ class TaskStore(abc.ABC):
         return
         yield
 
+    @procedure
     def _migrate(self) -> Proc[int]:
         """Apply the migrations this database lacks; returns the schema version."""
         yield from self._lock_schema()

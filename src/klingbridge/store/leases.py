@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import LeaseLost
 from .records import JobState
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 #: A job that succeeded with outputs still to save (whoever saves them holds its lease).
 UNSAVED = "(state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL)"
@@ -28,6 +28,7 @@ LEASABLE = "(state NOT IN ({ended}) OR {unsaved})".format(
 FREE = "lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?"
 
 
+@procedure
 def take_lease(
     key: str,
     owner: str,
@@ -52,6 +53,7 @@ def take_lease(
     return bool(rows)
 
 
+@procedure
 def claim_rerun(
     key: str, owner: str, lease_s: float, now: float, *, attempts: int, dead: str | None = None
 ) -> Proc[bool]:
@@ -68,6 +70,7 @@ def claim_rerun(
     return bool(rows)
 
 
+@procedure
 def renew(owner: str, keys: Sequence[str], lease_s: float, now: float) -> Proc[list[str]]:
     """Extend our leases; returns the keys still ours (a lost lease means: stop working on it)."""
     kept: list[str] = []
@@ -80,6 +83,7 @@ def renew(owner: str, keys: Sequence[str], lease_s: float, now: float) -> Proc[l
     return kept
 
 
+@procedure
 def keep_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[None]:
     """Renew `owner`'s lease on job `key`, or raise `LeaseLost`: another process has taken
     the job over (the lease lapsed meanwhile), so this one must stop working on it."""
@@ -87,12 +91,14 @@ def keep_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[None]:
         raise (yield from lost(key))
 
 
+@procedure
 def lost(key: str) -> Proc[LeaseLost]:
     """The error for a run that no longer holds job `key`'s lease, naming who does now."""
     rows = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (key,))
     return LeaseLost(key, rows[0][0] if rows else None)
 
 
+@procedure
 def release(owner: str, keys: Sequence[str]) -> Proc[None]:
     for key in keys:
         yield Sql(
@@ -102,6 +108,7 @@ def release(owner: str, keys: Sequence[str]) -> Proc[None]:
         )
 
 
+@procedure
 def claim(
     owner: str,
     lease_s: float,
