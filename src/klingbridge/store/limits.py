@@ -149,6 +149,7 @@ def admit(ask: Ask) -> Proc[Verdict]:
     return Admitted(seq, fails)
 
 
+@procedure
 def over_budget(
     rules: Sequence[BudgetRule], provider: str, usd: float | None, default_route: str, now: float
 ) -> Proc[BudgetExceeded | None]:
