@@ -186,11 +186,11 @@ def settling(
     return result
 
 
-def settle_key(router: Router, wall: Clock, key: str) -> Flow[None]:
-    """`settle_ended` for job `key`, as the store holds it now (if it has ended)."""
+def settle_key(router: Router, wall: Clock, key: str) -> Flow[bool]:
+    """`settle_ended` for job `key`, as the store holds it now (if it has ended): by the run
+    that ended it, and by a worker that claimed it to settle (`leases.UNSETTLED`)."""
     job: JobRecord | None = yield Record(reads.load(key), read=True)
-    if job is not None:
-        yield from settle_ended(router, job, wall)
+    return job is not None and (yield from settle_ended(router, job, wall))
 
 
 def recorded(router: Router, wall: Clock, job: JobRecord) -> Flow[RunResult]:

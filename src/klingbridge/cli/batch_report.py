@@ -25,7 +25,7 @@ from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
 from ..store.records import ended_free
-from ..worker import save_job
+from ..worker import save_ended_job
 from .app import echo_json
 from .batch_budgets import budget_fit
 from .saving import saved_json
@@ -158,8 +158,9 @@ class Saver:
         async with self._slots:
             try:
                 saved = await asyncio.to_thread(
-                    save_job, store, finished.key, result.task, self.out, owner=self.client.owner
-                )
+                    save_ended_job, store, finished.key, result.task, self.out,
+                    owner=self.client.owner, lease_s=self.client.config.store.lease_s,
+                )  # fmt: skip
             except KlingBridgeError as error:
                 retry = f"klingbridge wait {finished.key} --out {self.out}"
                 self.said.put_nowait(Said(finished, problem=f"saving failed: {error} ({retry})"))

@@ -169,12 +169,13 @@ class TaskStore(abc.ABC):
         limit: int,
         out_dir: str | None = None,
         skip: Sequence[str] = (),
+        unsettled: bool = False,
     ) -> list[str]:
         skip_locked = self.dialect == "postgresql"
         return self.run(
             procs.claim(
                 owner, lease_s, limit, time.time(), skip_locked=skip_locked, out_dir=out_dir,
-                skip=skip,
+                skip=skip, unsettled=unsettled,
             )
         )  # fmt: skip
 

@@ -24,6 +24,15 @@ LEASABLE = "(state NOT IN ({ended}) OR {unsaved})".format(
     ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal),
     unsaved=UNSAVED,
 )
+#: An ended job that left something no run follows any longer (resuming.settle_ended): a create
+#: the route went on from, still unresolved, or a task found so that was still running. Read
+#: from the open attempts' partial index (what is in flight), each job then found by its key:
+#: `state || ''` keeps SQLite from walking every ended job by `kb_jobs_state` instead.
+UNSETTLED = (
+    "((state || '') IN ({ended}) AND key IN (SELECT a.job_key FROM kb_attempts a"
+    " WHERE a.state IN ('intent', 'sent', 'created')"
+    " AND (a.task_id IS NULL) = (a.state <> 'created')))"
+).format(ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal))
 #: A lease that is free, lapsed, or already the caller's (parameters: now, owner).
 FREE = "lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?"
 
@@ -118,8 +127,10 @@ def claim(
     skip_locked: bool,
     out_dir: str | None = None,
     skip: Sequence[str] = (),
+    unsettled: bool = False,
 ) -> Proc[list[str]]:
     """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first.
+    `unsettled`: ended jobs to settle instead (`UNSETTLED`), one worker at a time.
 
     A claimer that will save the outputs (`out_dir`) records where, on jobs that had no place
     yet: should it die between the task's success and the last file, the job stays claimable
@@ -129,7 +140,7 @@ def claim(
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     skipped = f" AND key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     rows = yield Sql(
-        f"SELECT key FROM kb_jobs WHERE {CLAIMABLE}"
+        f"SELECT key FROM kb_jobs WHERE {UNSETTLED if unsettled else CLAIMABLE}"
         f" AND (lease_until IS NULL OR lease_until < ?){skipped}"
         f" ORDER BY created_at LIMIT ?{lock}",
         (now, *skip, limit),

@@ -407,4 +407,5 @@ def summary(
         )
         slots.append(SlotState(provider, in_use, slot_limits.get(provider), int(waiting[0][0])))
     cooling = yield from cooldowns(now)
-    return Summary(budgets, slots, cooling)
+    rows = yield Sql("SELECT provider, fails FROM kb_cooldowns WHERE fails > 0 ORDER BY provider")
+    return Summary(budgets, slots, cooling, {r[0]: int(r[1]) for r in rows})
