@@ -4,11 +4,15 @@ provider it may run on can take (`Client.check` says it at once; the run would s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from .budgets import max_usd_refusal
+from .budgets import Budgets, max_usd_refusal
 from .errors import BudgetExceeded, ConfigError, KlingBridgeError, NoProviderAvailable
 from .models import Request
 from .provider import Provider, price_hint, quoted_cost, refusal
+
+if TYPE_CHECKING:
+    from .store import TaskStore
 
 DEFAULT_TIMEOUT_S = 900.0
 
@@ -65,3 +69,40 @@ def checked_timeout(timeout: float | None) -> float:
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout must be > 0 seconds, not {timeout:g}")
     return DEFAULT_TIMEOUT_S if timeout is None else timeout
+
+
+def budget_refusal(
+    store: TaskStore | None,
+    budgets: Budgets,
+    providers: Sequence[str],
+    vendor: Callable[[str], Provider],
+    request: Request,
+    *,
+    route: str | None,
+    default_route: str,
+    max_usd: float | None,
+    now: float,
+) -> BudgetExceeded | None:
+    """The budget a run over `providers` would be refused by, read from the store as it stands
+    (None when a provider that can take the request is within its budgets): said before a key
+    is shown, so that a refusal is not recorded as a job to re-attach to. The admission, in the
+    transaction that writes a create's intent, stays the check that holds."""
+    from .store.limits import over_budget
+
+    if store is None:
+        return None
+    first: BudgetExceeded | None = None
+    for name in providers:
+        found = vendor(name)
+        if refusal(found, request) or _over_max_usd(found, request, max_usd):
+            continue  # (skipped by the run for its own reason, said by `first_refusal`)
+        rules = budgets.applying(name, route)
+        if not rules:
+            return None
+        cost = quoted_cost(found, request)
+        usd = None if cost is None or cost.usd is None else float(cost.usd)
+        over = store.read(over_budget(rules, name, usd, default_route, now))
+        if over is None:
+            return None
+        first = first or over
+    return first

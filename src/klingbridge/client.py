@@ -19,9 +19,10 @@ from typing_extensions import Unpack
 
 from . import flows
 from .batch import DEFAULT_CONCURRENCY, Finished, check_concurrency, run_bounded
+from .checks import budget_refusal
 from .clientbase import ClientBase
 from .config import Config
-from .errors import ConfigError
+from .errors import BudgetExceeded, ConfigError
 from .flows import Clock, OnUpdate, PollPolicy
 from .journal import RunResult
 from .models import Balance, Request, Task, Voice
@@ -61,6 +62,24 @@ class Client(ClientBase):
             store=store,
         )
         self._runner = SyncRunner(transport=transport, sleep=sleep, store=self.store)
+
+    def budget_refusal(
+        self,
+        request: Request,
+        *,
+        provider: str | None = None,
+        route: str | None = None,
+        max_usd: float | None = None,
+    ) -> BudgetExceeded | None:
+        """The `BudgetExceeded` a run would end with over the configured budgets, as the task
+        store stands now (None: some provider is within them); nothing is recorded."""
+        plan = self._plan(route, provider)
+        alone = provider or (self.default_provider if route is None else None)
+        return budget_refusal(
+            self.store, self.config.budgets, plan.providers, self.provider, request,
+            route=None if alone else (route or self.config.default_route),
+            default_route=self.config.default_route, max_usd=max_usd, now=time.time(),
+        )  # fmt: skip
 
     def submit(
         self,

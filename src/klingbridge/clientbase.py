@@ -21,7 +21,7 @@ from .admission import Admission, OnWait
 from .checks import DEFAULT_TIMEOUT_S, check_max_usd, checked_timeout, first_refusal
 from .config import Config, Route, load_config
 from .cooldowns import Cooldowns
-from .errors import ConfigError
+from .errors import ConfigError, KlingBridgeError
 from .events import Event
 from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
 from .handover import Waiting
@@ -276,7 +276,12 @@ class ClientBase:
     def _cancel(self, task_id: str, provider: str | None, kind: str | None) -> Flow[Task]:
         """Cancel at the vendor, then record the task where the store knows it: a cancelled
         task's job ends, its slot and committed budget given back (store/attempts.py `seen`)."""
-        task = yield from flows.cancel(self.provider(provider), task_id, kind)
+        try:
+            task = yield from flows.cancel(self.provider(provider), task_id, kind)
+        except KlingBridgeError as refused:
+            if refused.task is not None:  # (looked up: its status now, recorded as any seen)
+                yield Record(procs.seen(refused.task, time.time()))
+            raise
         yield Record(procs.seen(task, time.time()))
         return task
 

@@ -30,7 +30,7 @@ from .errors import (
     TransportError,
     WaitTimeout,
 )
-from .models import Balance, Request, Task, Voice
+from .models import Balance, Request, Task, TaskStatus, Voice
 from .provider import Provider
 from .store.sql import Proc
 from .wire import HttpCall, HttpReply
@@ -356,11 +356,35 @@ def cancel(provider: Provider, task_id: str, kind: str | None = None) -> Flow[Ta
     call = provider.build_cancel(task_id, kind)
     if call is None:
         raise KlingBridgeError(f"{provider.name} cannot cancel tasks")
-    payload = yield from exchange(provider, call)
+    try:
+        payload = yield from exchange(provider, call)
+    except InvalidRequestError as refused:
+        raise (yield from _why_not_cancelled(provider, task_id, kind, refused)) from refused
     task = provider.parse_cancel(payload, task_id, kind)
     if task is None:
         task = yield from get(provider, task_id, kind)
     return task
+
+
+def _why_not_cancelled(
+    provider: Provider, task_id: str, kind: str | None, refused: InvalidRequestError
+) -> Flow[KlingBridgeError]:
+    """A refused cancel, said with the task's status now: a vendor that cancels only tasks that
+    have not started (PiAPI: `pending`) refuses one that started since it was last seen, and a
+    `queued` shown by `generate --detach` is the create's answer, seconds old."""
+    try:
+        task = yield from get(provider, task_id, kind)
+    except KlingBridgeError:
+        return refused  # (the task cannot be looked at either: the vendor's own words)
+    if task.status is TaskStatus.QUEUED:  # (not started: refused for another reason)
+        return refused
+    error = KlingBridgeError(
+        f"{provider.name} task {task_id} was not cancelled: it is {task.status.value} now "
+        f"({provider.name}: {task.provider_status}), and {provider.name} said: "
+        f"{refused.vendor_message}"
+    )
+    error.task = task
+    return error
 
 
 def list_tasks(

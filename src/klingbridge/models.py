@@ -165,6 +165,9 @@ class VideoRequest(_Request):
     _images = field_validator("image_url", "image_tail_url")(_image)
 
 
+_NO_VIDEO = "must be given: task_id, video_id or video_url"
+
+
 class SoundForVideoRequest(_Request):
     """Sound (effects, music) added to a video that exists: a generated one or a URL.
 
@@ -183,7 +186,9 @@ class SoundForVideoRequest(_Request):
     @model_validator(mode="after")
     def _has_a_video(self) -> SoundForVideoRequest:
         if not (self.task_id or self.video_id or self.video_url):
-            raise ValueError("give the video: task_id, video_id or video_url")
+            # (raised as it is: a ValueError here escapes `_one_error_type`, which wraps the
+            # field checks only, and reached the user as pydantic's own error)
+            raise ValidationError(None, "SoundForVideoRequest.video", _NO_VIDEO, None)
         return self
 
 

@@ -140,8 +140,11 @@ def add_row(table: Table, *cells: str) -> None:
 class Progress:
     """A live line (status, elapsed time) on a terminal; silent otherwise."""
 
-    def __init__(self, label: str, *, enabled: bool = True) -> None:
+    def __init__(self, label: str, *, enabled: bool = True, waiting: str | None = None) -> None:
         self.label = label
+        #: What a task that exists is waited on by, when it is not a poll of the vendor (a
+        #: callback: the line would otherwise sit still until the callback or a safety poll).
+        self.waiting = waiting
         self.status = "submitting"
         self.task: Task | None = None
         self.started = time.monotonic()
@@ -150,7 +153,10 @@ class Progress:
 
     def __rich__(self) -> Text:
         elapsed = time.monotonic() - self.started
-        return Text(f"{self.label}: {self.status}  {elapsed:5.1f} s", style="cyan")
+        line = f"{self.label}: {self.status}  {elapsed:5.1f} s"
+        if self.waiting and self.task is not None and not self.task.status.is_terminal:
+            line += f"  ({self.waiting})"
+        return Text(line, style="cyan")
 
     def update(self, task: Task) -> None:
         self.task = task

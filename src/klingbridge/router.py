@@ -233,7 +233,8 @@ class Router(Creating, Following):
         try:
             waiting = self.clock()  # the vendor has the task from here (its create was answered)
             listening = self.listening()
-            plan = None if callback_url is None else self.store_first  # None: poll the vendor
+            # None: poll the vendor (also when its deliveries would be refused: storefirst)
+            plan = self.store_first if callback_url and storefirst.verifiable(provider) else None
             follow = self._follow(
                 provider, request, task, trial, recovered, timeout, on_update, journal,
                 store_first=plan, listening=listening, started=waiting,

@@ -23,12 +23,48 @@ from .store import callbacks
 logger = logging.getLogger("klingbridge")
 
 
+#: How long a final status the receiver has not confirmed yet is left to it (its query of the
+#: vendor may be under way) before the wait asks the vendor itself, at once.
+CONFIRM_GRACE_S = 5.0
+
+
+@dataclass
+class _Unconfirmed:
+    """Deliveries the receiver could not confirm, as the wait has seen them: worth one query
+    of its own once they have stayed unconfirmed for `CONFIRM_GRACE_S`, not one per read."""
+
+    asked: int = 0
+    since: float | None = None
+
+    def ripe(self, count: int, now: float) -> bool:
+        if count <= self.asked:
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        if now - self.since < CONFIRM_GRACE_S:
+            return False
+        self.asked, self.since = count, None
+        return True
+
+
 @dataclass(frozen=True)
 class StoreFirst:
     """How often a callback-driven wait reads the store, and asks the vendor (`[callbacks]`)."""
 
     store_poll_s: float = 1.0
     safety_poll_s: float = 60.0
+
+
+def verifiable(provider: Provider) -> bool:
+    """Whether a receiver sharing this configuration can believe the provider's deliveries: not
+    when its settings have a `webhook_secret` left empty (`klingbridge serve` refuses them, 401,
+    unless --insecure). A wait on such a provider polls as without callbacks: waiting on the
+    store, it would learn the end only at a safety poll (a 1 s task taking 60 s)."""
+    fields = type(provider.settings).model_fields
+    return "webhook_secret" not in fields or bool(
+        getattr(provider.settings, "webhook_secret", None)
+    )
 
 
 def endpoint(base: str | None, provider: str) -> str | None:
@@ -55,6 +91,7 @@ def wait(
     due = yield from flows.deadline(clock, timeout)
     asked = clock()
     orphaned = 0  # deliveries that came before the task was known: each one is worth a query
+    unconfirmed = _Unconfirmed()
     while not task.status.is_terminal:
         now = clock()
         if (yield from flows.expired(due, now)):
@@ -72,6 +109,8 @@ def wait(
         hinted = isinstance(peeked, callbacks.Peek) and peeked.orphaned > orphaned
         if hinted:
             orphaned = peeked.orphaned
+        elif isinstance(peeked, callbacks.Peek) and unconfirmed.ripe(peeked.unconfirmed, clock()):
+            logger.info("%s task %s: a callback not confirmed: asking now", provider.name, task.id)
         elif clock() - asked < plan.safety_poll_s:
             continue
         asked = clock()

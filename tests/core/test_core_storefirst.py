@@ -148,3 +148,46 @@ def test_a_run_with_callbacks_learns_the_result_from_the_store(tmp_path: Path) -
     assert webhook == {"endpoint": "http://hooks.test/kb/callbacks/piapi", "secret": "s"}
     client.close()
     store.close()
+
+
+def drive_timed(plan: StoreFirst, peeks: list[cb.Peek], status: str, timeout: float) -> Any:
+    """`drive`, the flow's own clock moved by each Sleep: (task or the error, vendor queries)."""
+    clock = [0.0]
+    provider = PiAPIProvider(PiAPISettings(api_key="p"))  # type: ignore[arg-type]
+    flow = wait(provider, QUEUED, "x-1", plan=plan, timeout=timeout, clock=lambda: clock[0])
+    queries, answer = 0, None
+    try:
+        while True:
+            op = flow.send(answer)
+            answer = None
+            if isinstance(op, Sleep):
+                clock[0] += op.seconds
+            elif isinstance(op, Record):
+                answer = peeks.pop(0) if len(peeks) > 1 else peeks[0]
+            elif isinstance(op, Queued):
+                answer = 0.0
+            elif isinstance(op, Send):
+                queries += 1
+                body = {"code": 200, "data": piapi_data("P-1", status), "message": "ok"}
+                answer = HttpReply(200, {}, json.dumps(body))
+    except StopIteration as stop:
+        return stop.value, queries, clock[0]
+    except Exception as error:
+        return error, queries, clock[0]
+
+
+def test_a_callback_the_receiver_could_not_confirm_is_asked_about_soon_not_in_60_s() -> None:
+    """The receiver writes a final PiAPI status down as a hint and confirms it with a query; when
+    that query fails, the wait sees the hint still unconfirmed and, after a grace (the receiver
+    may still be asking), asks the vendor itself: not a minute of silence to the safety poll."""
+    plan = StoreFirst(store_poll_s=1, safety_poll_s=60)
+    task, queries, at = drive_timed(plan, [cb.Peek(QUEUED), cb.Peek(QUEUED, unconfirmed=1)],
+                                    "completed", timeout=1000)  # fmt: skip
+    assert task.status is TaskStatus.SUCCEEDED and queries == 1
+    assert at < 10  # (the grace, 5 s, and a read or two: not the 60 s safety poll)
+
+
+def test_an_unconfirmed_callback_is_worth_one_query_not_one_per_read() -> None:
+    plan = StoreFirst(store_poll_s=1, safety_poll_s=3600)
+    error, queries, _ = drive_timed(plan, [cb.Peek(QUEUED, unconfirmed=1)], "processing", 30)
+    assert type(error).__name__ == "WaitTimeout" and queries == 1

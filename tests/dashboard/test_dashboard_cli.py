@@ -44,6 +44,12 @@ def test_a_guessable_token_is_refused_before_anything_listens(
 def test_a_busy_port_is_bad_input() -> None:
     import socket
 
+    from klingbridge.store import open_store
+
+    store = open_store(None)  # (a store that is there: the dashboard shows no store it makes)
+    assert store is not None
+    store.job("none")
+    store.close()
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         result = CliRunner().invoke(main, ["dashboard", "--port", str(port)])

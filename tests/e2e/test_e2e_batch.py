@@ -411,7 +411,8 @@ def test_every_bad_line_is_named_at_once(cli: Cli, vendor: Any, tmp_path: Path) 
     errors = run.stderr.strip().splitlines()
     assert [e.split(": ")[1].rsplit(":", 1)[-1] for e in errors] == ["2", "3", "5"], errors
     assert "prompts.jsonl:2: not UTF-8 text" in errors[0]
-    assert "prompts.jsonl:3: give the video: task_id, video_id or video_url" in errors[1]
+    no_video = "SoundForVideoRequest.video must be given: task_id, video_id or video_url"
+    assert f"prompts.jsonl:3: {no_video}" in errors[1]
     assert "prompts.jsonl:5: kling: language must be zh or en" in errors[2]  # no provider can
     assert vendor.state()["creates"] == {"kling": 0, "piapi": 0}
 

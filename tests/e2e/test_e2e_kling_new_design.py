@@ -148,7 +148,7 @@ def test_sound_for_a_piapi_video_names_the_origin_task(cli: Cli, vendor: Any) ->
     refused = cli(
         "generate", "sound-for-video", "--video-url", "https://x/v.mp4", "--provider", "piapi"
     )
-    assert refused.exit_code == 2 and "task_id" in refused.stderr
+    assert refused.exit_code == 2 and "--from-task" in refused.stderr
 
 
 def test_sound_for_video_needs_the_provider_and_quotes_both(cli: Cli, vendor: Any) -> None:

@@ -118,7 +118,7 @@ def test_speech_and_video(cli: Cli, tmp_path: Path) -> None:
 def test_validation_fails_before_any_call(cli: Cli, vendor: Any) -> None:
     run = cli("generate", "sound", "x" * 201, "--duration", "3", "--provider", "kling")
     assert run.exit_code == 2
-    assert run.stderr.startswith("error: kling: prompt must be at most 200 characters")
+    assert run.stderr.startswith("error: kling: PROMPT must be at most 200 characters")
     speech = cli("generate", "speech", "hi", "--provider", "piapi")
     assert speech.exit_code == 2 and "piapi" in speech.stderr
     short = cli("generate", "sound", "rain", "--duration", "3", "--provider", "piapi")

@@ -52,7 +52,7 @@ def test_commands_that_record_nothing_work_whatever_the_store(
 def test_a_too_long_prompt_says_its_length_as_a_number(cli: Cli) -> None:
     run = cli("generate", "sound", "x" * 201, "--duration", "3", "--provider", "kling")
     assert run.exit_code == 2
-    assert run.stderr.strip() == ("error: kling: prompt must be at most 200 characters (got 201)")
+    assert run.stderr.strip() == ("error: kling: PROMPT must be at most 200 characters (got 201)")
     piapi = cli("quote", "video", "x" * 2501, "--json")
     reasons = {q["provider"]: q["reason"] for q in piapi.json()["quotes"]}
     assert reasons["piapi"] == "piapi: prompt must be at most 2500 characters (got 2501)"
@@ -62,7 +62,7 @@ def test_an_unknown_kling_model_lists_the_new_design_models_too(cli: Cli) -> Non
     run = cli("generate", "video", "a kite", "--model", "kling-9", "--provider", "kling")
     assert run.exit_code == 2
     line = run.stderr.strip()
-    assert line.startswith("error: kling: model must be one of kling-v1, ")
+    assert line.startswith("error: kling: --model must be one of kling-v1, ")
     assert "kling-3.0" in line and "(got 'kling-9')" in line  # accepted, so listed
     assert "\n" not in line
 
@@ -84,8 +84,9 @@ def test_worker_once_says_which_jobs_another_process_holds(cli: Cli) -> None:
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["--duration", "-3"], "error: SoundRequest.duration must be greater than 0 (got -3.0)"),
-        (["--duration", "0"], "error: SoundRequest.duration must be greater than 0 (got 0.0)"),
+        (["--duration", "-3"], "error: --duration must be greater than 0 (got -3.0)"),
+        (["--duration", "0"], "error: --duration must be greater than 0 (got 0.0)"),
+        (["--duration", "30"], "error: kling: --duration must be between 3 and 10 s (got 30.0)"),
     ],
 )
 def test_a_bad_request_value_reads_field_must_limit(cli: Cli, args: list[str], line: str) -> None:
@@ -98,7 +99,7 @@ def test_an_empty_prompt_reads_must_have(cli: Cli) -> None:
     run = cli("quote", "sound", "")
     assert run.exit_code == 2
     assert run.stderr.strip() == (
-        "error: SoundRequest.prompt must have at least 1 character (got '')"
+        "error: PROMPT must have at least 1 character (got '')"
     )
 
 
@@ -114,9 +115,8 @@ def test_provider_and_route_together_names_both_options(cli: Cli) -> None:
 def test_the_demo_leaves_the_task_store_alone(tmp_path: Path, cli: Cli) -> None:
     run = cli("demo", "--out", str(tmp_path / "demo"), "--json")
     assert run.exit_code == 0, run
-    listed = cli("tasks", "--json")
-    assert listed.exit_code == 0, listed
-    assert listed.json() == []  # no simulated charges among the user's jobs
+    listed = cli("tasks", "--json")  # no simulated charges among the user's jobs: no store at all
+    assert listed.exit_code == 2 and "no task store at " in listed.stderr, listed
 
 
 def test_vendor_amounts_are_written_one_way(cli: Cli) -> None:
@@ -317,6 +317,7 @@ def test_a_budget_that_would_limit_nothing_stops_a_run_before_it_pays(
 
 
 def test_tasks_with_a_misspelt_provider_says_so(cli: Cli) -> None:
+    assert cli("generate", "sound", "rain", "--provider", "piapi", "--detach").exit_code == 0
     run = cli("tasks", "--provider", "klnig")
     assert run.exit_code == 0, run
     assert "note: no provider named 'klnig' is installed (installed: kling, piapi)" in run.stderr

@@ -116,3 +116,14 @@ def test_old_deliveries_are_pruned_and_orphans_kept(store: TaskStore) -> None:
     assert [d[0] for d in store.read(cb.deliveries("kling", "T-1"))] == ["new"]
     assert [o.task_id for o in store.read(cb.orphans())] == ["T-9"]  # never lost
     assert receive(store, "old", TaskStatus.RUNNING)[0] is cb.Admission.NEW  # forgotten
+
+
+def test_peek_counts_final_deliveries_left_unconfirmed(store: TaskStore) -> None:
+    """A hint whose confirming query failed stays `hint`: a waiting run asks the vendor itself."""
+    seed(store)
+    assert store.read(cb.peek("x-k1")).unconfirmed == 0
+    store.run(cb.admit("kling", "m-h", "d", task_id="T-1", status="succeed", outcome=cb.HINT,
+                       now=time.time()))  # fmt: skip
+    assert store.read(cb.peek("x-k1")).unconfirmed == 1
+    store.run(cb.settled("kling", "m-h"))
+    assert store.read(cb.peek("x-k1")).unconfirmed == 0

@@ -210,10 +210,12 @@ def make_client(ctx: click.Context, *, store: bool = False) -> Client:
     return Client(config=config) if store else Client(config=config, store=None)
 
 
-def store_client(ctx: click.Context) -> Client:
+def store_client(ctx: click.Context, *, read_only: bool = False) -> Client:
     """A client whose task store must work: checked now, before anything can be paid.
 
-    The old JSON-lines ledger, if any, is imported into the store once.
+    The old JSON-lines ledger, if any, is imported into the store once. A `read_only` command
+    (`tasks`, `wait`, `budget`, `dashboard`) creates no store: where there is none, it says so
+    (a mistyped KLINGBRIDGE_STORE would otherwise show an empty store, made on the spot).
     """
     client = make_client(ctx, store=True)
     store = client.store
@@ -221,6 +223,9 @@ def store_client(ctx: click.Context) -> Client:
         fail("the task store is off ([store] enabled = false or KLINGBRIDGE_STORE=none)", 2)
     ledger = client.config.ledger.path or (store_default_path().parent / "ledger.jsonl")
     enabled = client.config.ledger.enabled  # [ledger] enabled = false: never imported
+    if read_only and not store.exists() and not (enabled and ledger.is_file()):
+        client.close()
+        fail(f"no task store at {store.describe()} ({_store_origin(client)})", 2)
     # (also the first use of the store: a broken one fails here, imported or not)
     report = import_ledger(store, ledger if enabled else None)
     if report is not None:
@@ -237,12 +242,25 @@ def store_client(ctx: click.Context) -> Client:
     return client
 
 
+def _store_origin(client: Client) -> str:
+    """Where the store's place was chosen, and how to choose another, for `no task store`."""
+    origin = client.config.sources.get("store.url")
+    if origin is None:
+        chosen = "the default place, as nothing names another"
+    else:
+        chosen = f"set by {origin}" if origin.startswith("env ") else f"[store] url in {origin}"
+    return (
+        f"{chosen}; nothing has been recorded there yet: KLINGBRIDGE_STORE or [store] url "
+        "in klingbridge.toml names the store"
+    )
+
+
 def note(ctx: click.Context, task: Task) -> None:
     """Record a task seen by `status` or `cancel` when the task store knows it (best effort: a
     store that cannot be opened is a warning, not a failure of the command)."""
     try:
         with make_client(ctx, store=True) as client:
-            if client.store is not None:
+            if client.store is not None and client.store.exists():  # (none made for this)
                 client.store.run(procs.seen(task, time.time()))
     except KlingBridgeError as error:
         err.print(Text(f"warning: not recorded in the task store: {error}"))

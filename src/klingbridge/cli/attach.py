@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import KlingBridgeError
 from ..render import print_task
 from .app import (
     RETRY_FAILED,
@@ -19,7 +20,7 @@ from .app import (
     with_json,
     with_params,
 )
-from .run import Saving, finish, follow
+from .run import Saving, by_callback, finish, follow
 from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
 
@@ -72,7 +73,12 @@ def cancel(
     """Cancel a task (where the vendor allows it)."""
     with make_client(ctx) as client:
         check_kind(client.provider(provider), kind)
-        task = client.cancel(task_id, provider=provider, kind=kind)
+        try:
+            task = client.cancel(task_id, provider=provider, kind=kind)
+        except KlingBridgeError as refused:
+            if refused.task is not None:  # not cancelled: its status now, looked up
+                note(ctx, refused.task)
+            raise
     note(ctx, task)  # its job's slot and committed budget given back
     if as_json:
         echo_json(task.model_dump(mode="json"))
@@ -141,7 +147,7 @@ def wait(
     """
     if task_id is not None and resubmit:
         raise click.UsageError("--task-id and --resubmit cannot be used together: give one")
-    with store_client(ctx) as client:
+    with store_client(ctx, read_only=True) as client:
         store = client.store
         assert store is not None  # store_client refuses to run without one
         job = store.job(ref)
@@ -160,6 +166,7 @@ def wait(
             ),
             key=job.key,
             let_go=lambda: client.let_go(job.key),
+            waiting=by_callback(client, None, [a.provider for a in job.attempts[-1:]]),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,

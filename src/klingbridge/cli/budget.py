@@ -13,7 +13,7 @@ from rich.text import Text
 from ..budgets import Summary, summary
 from ..client import Client
 from ..errors import KlingBridgeError
-from ..render import add_row, console
+from ..render import add_row, console, err
 from ..render import table as fold_table
 from .app import echo_json, main, store_client, with_json
 
@@ -23,7 +23,7 @@ from .app import echo_json, main, store_client, with_json
 @click.pass_context
 def budget(ctx: click.Context, as_json: bool) -> None:
     """Spent and committed USD per budget, vendor slots in use, providers cooling down."""
-    with store_client(ctx) as client:
+    with store_client(ctx, read_only=True) as client:
         store = client.store
         assert store is not None
         config = client.config
@@ -34,8 +34,12 @@ def budget(ctx: click.Context, as_json: bool) -> None:
             default_route=config.default_route,
             now=time.time(),
         )
+    # (a run refuses to start under such a budget: shown with the rest, it read as guarding)
+    unguarded = config.budgets.unguarded(client.provider_names, config.routes, config.where)
+    for problem in unguarded:
+        err.print(Text(f"warning: {problem}: it limits nothing, and generate refuses to run"))
     if as_json:
-        echo_json({"store": store.describe(), **found.as_dict()})
+        echo_json({"store": store.describe(), **found.as_dict(), "problems": unguarded})
         return
     _print(found, store.describe(), config.cooldown.allowed_fails)
 

@@ -31,7 +31,7 @@ def dashboard(ctx: click.Context, host: str, port: int, files_root: Path | None)
         fail(
             f"--host {host}: serving beyond loopback requires {TOKEN_ENV} (a long random value)", 2
         )
-    client = store_client(ctx)
+    client = store_client(ctx, read_only=True)
     store = client.store
     assert store is not None  # store_client refuses to run without one
     try:

@@ -6,13 +6,16 @@ two commands cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from ..errors import NoProviderAvailable, ValidationError
 from ..models import Request, SoundForVideoRequest, SoundRequest, SpeechRequest, VideoRequest
 
 F = Callable[..., Any]
@@ -123,7 +126,56 @@ def build_request(
         # The price does not depend on which video: stand in for what a run reads from the task.
         fields["task_id"] = fields.get("task_id") or QUOTE_PLACEHOLDER
         fields["video_id"] = QUOTE_PLACEHOLDER
-    return spec.model(**fields)
+    try:
+        return spec.model(**fields)
+    except ValidationError as error:
+        raise as_typed(spec, error) from error
+
+
+def typed_names(spec: Kind) -> dict[str, str]:
+    """Each request field by what the user typed for it: `--duration`, `--from-task`, `PROMPT`."""
+    names = {o.name: o.opts[0] for o in spec.options if o.name is not None}
+    if spec.text_field is not None:
+        names[spec.text_field] = spec.text_field.upper()
+    return names
+
+
+def typed_reason(kind: str, reason: str) -> str:
+    """A provider's reason (`kling: aspect_ratio must be one of ...`, `piapi skipped: duration
+    must be 5 or 10 s`) with the field named by the option typed (`--aspect-ratio`)."""
+    for field, typed in typed_names(KINDS[kind]).items():
+        # (`image_url` is a field's name wherever it is; `sound`, `mode` only as the subject)
+        where = rf"(?<![\w.-]){re.escape(field)}\b" if "_" in field else rf"(?<=: ){field}(?= )"
+        reason = re.sub(where, typed, reason)
+    return reason
+
+
+@contextlib.contextmanager
+def typed_errors(kind: str) -> Iterator[None]:
+    """Provider checks' refusals (a `ValidationError`, or every provider skipped) reworded by
+    `typed_reason`: raised again, of the same type, carrying the same details."""
+    try:
+        yield
+    except (ValidationError, NoProviderAvailable) as error:
+        error.args = (typed_reason(kind, str(error)),)
+        raise
+
+
+def as_typed(spec: Kind, error: ValidationError) -> ValidationError:
+    """A request's own error (`SoundRequest.duration must be greater than 0`) as the CLI user
+    reads it: named by the option typed (`--duration must be greater than 0`). A library user
+    keeps the field's name: only the CLI knows which option set it."""
+    prefix = f"{spec.model.__name__}."
+    if error.field == f"{prefix}video":  # (no video given: none of the options that name one)
+        return ValidationError(None, "--from-task or --video-url", "must name the video", None)
+    renamed = {prefix + field: typed for field, typed in typed_names(spec).items()}
+    field = renamed.get(error.field, error.field)
+    typed = ValidationError(error.provider, field, error.limit, error.value)
+    message = str(error)
+    for name, option in sorted(renamed.items(), key=lambda item: -len(item[0])):
+        message = message.replace(f"{name} ", f"{option} ")
+    typed.args = (message,)
+    return typed
 
 
 def kind_commands(

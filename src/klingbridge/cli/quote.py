@@ -17,7 +17,7 @@ from ..render import (
     table as fold_table,
 )
 from .app import Group, echo_json, json_option, main, make_client
-from .options import QUOTE_PLACEHOLDER, build_request, kind_commands
+from .options import QUOTE_PLACEHOLDER, build_request, kind_commands, typed_reason
 
 
 # --- quote -----------------------------------------------------------------------------------
@@ -43,7 +43,8 @@ def _quote(kind: str, *, text: str | None, as_json: bool, **options: Any) -> Non
     for q in quotes:
         usd = f"${q.cost.usd:.4f}" if q.cost and q.cost.usd is not None else "-"
         cost = amount_text(q.cost) if q.cost else "unknown" if q.eligible else "-"
-        why = "" if q.eligible else q.reason or ""  # (an eligible one's is said below the table)
+        # (an eligible one's reason is said below the table; the JSON keeps the field's name)
+        why = "" if q.eligible else typed_reason(kind, q.reason or "")
         add_row(table, q.provider, "yes" if q.eligible else "no", cost, usd, why)
     console.print(table)
     for name in unpriced:  # eligible, but no price: how to give it one

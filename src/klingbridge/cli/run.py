@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import click
 from rich.text import Text
 
+from .. import storefirst
 from ..client import Client
 from ..errors import (
     KlingBridgeError,
@@ -40,7 +41,7 @@ from .app import (
     store_client,
 )
 from .moves import say_moves, say_unconverted, say_unpriced
-from .options import build_request, kind_commands
+from .options import build_request, kind_commands, typed_errors
 from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
 
 # --- generate, status, cancel ----------------------------------------------------------------
@@ -139,7 +140,11 @@ def _generate(
     with store_client(click.get_current_context()) as client:
         if isinstance(request, SoundForVideoRequest):
             request = with_video_id(client, request, provider)
-        client.check(request, provider=provider, route=route, max_usd=max_usd)  # before the key
+        with typed_errors(kind):  # before the key; named by the options typed (`--duration`)
+            client.check(request, provider=provider, route=route, max_usd=max_usd)
+        over = client.budget_refusal(request, provider=provider, route=route, max_usd=max_usd)
+        if over is not None:  # (said before a key: nothing is recorded to re-attach to)
+            raise over
         if not quiet:
             say_unpriced(client, request, provider=provider, route=route)
         if key is None:
@@ -164,6 +169,9 @@ def _generate(
             ),
             key=key,
             let_go=lambda: client.let_go(key),
+            waiting=by_callback(
+                client, callback_url, client.providers_of(provider=provider, route=route)
+            ),
             verbose=verbose,
             as_json=as_json,
             quiet=quiet,
@@ -193,6 +201,23 @@ def _generate(
             say_unconverted(client, [(result.task.provider, cost.unit)])
 
 
+def by_callback(
+    client: Client, callback_url: str | None = None, providers: Sequence[str] = ()
+) -> str | None:
+    """What the progress line says a task is waited on by when callbacks bring its news (not
+    for `providers` whose deliveries a receiver would refuse: those are polled)."""
+    hooks = client.config.callbacks
+    url = callback_url or hooks.public_url
+    if client.store is None or url is None:
+        return None
+    if not all(storefirst.verifiable(client.provider(name)) for name in providers):
+        return None
+    return (
+        f"waiting for the vendor's callback at {url}; "
+        f"asking the vendor every {hooks.safety_poll_s:g} s"
+    )
+
+
 def follow(
     label: str,
     run: Callable[[Progress], RunResult],
@@ -202,6 +227,7 @@ def follow(
     as_json: bool,
     quiet: bool = False,
     let_go: Callable[[], None] | None = None,
+    waiting: str | None = None,
 ) -> RunResult:
     """Run with the progress display; on failure show the attempts, on Ctrl-C the way back
     (after `let_go`, which hands the job over: a worker need not wait for the lease to lapse).
@@ -209,7 +235,7 @@ def follow(
     Under --json the attempts go into the one error object (see `fail`), not to stderr.
     """
     failure: KlingBridgeError | None = None
-    with Progress(label, enabled=not quiet) as progress:
+    with Progress(label, enabled=not quiet, waiting=waiting) as progress:
         try:
             return run(progress)
         except KeyboardInterrupt:

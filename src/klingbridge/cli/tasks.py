@@ -76,7 +76,7 @@ def tasks(
             f"{given} does not apply to --orphans (callbacks about tasks no job has): "
             "--provider and --limit do"
         )
-    with store_client(ctx) as client:
+    with store_client(ctx, read_only=True) as client:
         store = client.store
         assert store is not None
         if orphans:

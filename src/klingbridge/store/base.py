@@ -55,6 +55,11 @@ class TaskStore(abc.ABC):
         """The store as shown to users (a path, or a URL without its password)."""
         return self.url
 
+    def exists(self) -> bool:
+        """Whether the store is already there (a read-only command creates none): a server's
+        store is, its schema made on first use; an embedded one says whether its file is."""
+        return True
+
     # --- running procedures ---------------------------------------------------------------
     def run(self, proc: Proc[T]) -> T:
         """Run one procedure in one transaction (schema brought up to date on first use)."""

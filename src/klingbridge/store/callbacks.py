@@ -193,10 +193,13 @@ def hint_target(provider: str, task: Task) -> Proc[Task | None]:
 @dataclass(frozen=True)
 class Peek:
     """What a waiting client reads: the attempt's task as recorded, and whether a delivery about
-    it arrived as an orphan (before the create's answer was recorded): then ask the vendor now."""
+    it arrived as an orphan (before the create's answer was recorded): then ask the vendor now;
+    `unconfirmed`: deliveries of a final status the receiver could not confirm (its query of the
+    vendor failed): left alone, the wait would learn the end only at its next safety poll."""
 
     task: Task | None
     orphaned: int = 0
+    unconfirmed: int = 0
 
 
 @procedure
@@ -204,14 +207,16 @@ def peek(external_id: str) -> Proc[Peek]:
     """The attempt's task as the store knows it now (a read: takes no write lock)."""
     rows = yield Sql(
         "SELECT a.task, (SELECT COUNT(*) FROM kb_orphans o"
-        " WHERE o.provider = a.provider AND o.task_id = a.task_id)"
+        " WHERE o.provider = a.provider AND o.task_id = a.task_id),"
+        " (SELECT COUNT(*) FROM kb_deliveries d"
+        " WHERE d.provider = a.provider AND d.task_id = a.task_id AND d.outcome = ?)"
         " FROM kb_attempts a WHERE a.external_id = ?",
-        (external_id,),
+        (HINT, external_id),
     )
     if not rows:
         return Peek(None)
     task = Task.model_validate_json(rows[0][0]) if rows[0][0] else None
-    return Peek(task, int(rows[0][1] or 0))
+    return Peek(task, int(rows[0][1] or 0), int(rows[0][2] or 0))
 
 
 @procedure

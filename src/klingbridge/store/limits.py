@@ -136,20 +136,10 @@ def admit(ask: Ask) -> Proc[Verdict]:
         return Cooling(ask.provider, float(rows[0][0]) - ask.now, rows[0][1])
     fails = int(rows[0][2]) if rows else 0
     usd = None if ask.quoted is None or ask.quoted.usd is None else float(ask.quoted.usd)
-    for rule in () if ask.resumed else ask.budgets:
-        state = yield from _budget_state(rule, ask.default_route, ask.now)
-        if usd is None and rule.budget.allow_unpriced:
-            continue
-        if usd is None or round(state.spent_usd + state.committed_usd + usd, 9) > rule.budget.usd:
-            raise BudgetExceeded(
-                rule.name,
-                window=rule.window,
-                limit_usd=rule.budget.usd,
-                spent_usd=state.spent_usd,
-                committed_usd=state.committed_usd,
-                would_cost_usd=usd,
-                provider=ask.provider,
-            )
+    rules = () if ask.resumed else ask.budgets
+    over = yield from over_budget(rules, ask.provider, usd, ask.default_route, ask.now)
+    if over is not None:
+        raise over
     if ask.max_concurrent is not None:
         wait = yield from _take_slot(ask, ask.max_concurrent)
         if wait is not None:
@@ -161,6 +151,29 @@ def admit(ask: Ask) -> Proc[Verdict]:
         owner=ask.owner,
     )  # fmt: skip
     return Admitted(seq, fails)
+
+
+@procedure
+def over_budget(
+    rules: Sequence[BudgetRule], provider: str, usd: float | None, default_route: str, now: float
+) -> Proc[BudgetExceeded | None]:
+    """The first of `rules` a create on `provider` quoted `usd` would pass (None: within all):
+    the admission's test, and `Client.budget_refusal`'s read-only look before a key is shown."""
+    for rule in rules:
+        state = yield from _budget_state(rule, default_route, now)
+        if usd is None and rule.budget.allow_unpriced:
+            continue
+        if usd is None or round(state.spent_usd + state.committed_usd + usd, 9) > rule.budget.usd:
+            return BudgetExceeded(
+                rule.name,
+                window=rule.window,
+                limit_usd=rule.budget.usd,
+                spent_usd=state.spent_usd,
+                committed_usd=state.committed_usd,
+                would_cost_usd=usd,
+                provider=provider,
+            )
+    return None
 
 
 def _resumed(ask: Ask) -> Proc[int]:

@@ -64,6 +64,9 @@ class SQLiteStore(TaskStore):
     def describe(self) -> str:
         return str(self.path)
 
+    def exists(self) -> bool:
+        return self.path.exists()
+
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             if sqlite3.sqlite_version_info < MIN_SQLITE:  # (else a syntax error at a write)
