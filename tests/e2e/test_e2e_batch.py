@@ -569,6 +569,21 @@ def test_the_progress_line_counts_the_tasks_at_the_vendor() -> None:
     assert "2 under way (1 running at the vendor, 0 queued there)" in tally.line()
 
 
+def test_lines_that_ended_while_their_files_are_saved_are_not_under_way() -> None:
+    """Carrying a batch on with --out, the lines an earlier run ended come back at once and
+    wait for a saver (4 at a time) to check their files: the progress line said "782 under way"
+    under --concurrency 50. They ended: they are counted apart, as saving their files."""
+    tally = Tally(4)
+    tally.started = 4
+    tally.finished = 3  # the client gave back three lines; one of them is reported so far
+    done = Task(provider="piapi", id="a", kind="sound", status=TaskStatus.SUCCEEDED)
+    tally.add(Finished(index=0, key="k", result=RunResult(task=done, attempts=[])))
+    line = tally.line()
+    assert "batch: 1/4 ended" in line
+    assert "1 under way" in line
+    assert "2 saving their files" in line
+
+
 def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:
     def finished(quoted: str, charged: str) -> Finished:
         task = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.SUCCEEDED)

@@ -45,7 +45,8 @@ class Tally:
     providers: tuple[str, ...] = ()
     elsewhere: int = 0  # lines an earlier run ran on a provider this run would not use
     started: int = 0  # lines handed to the client
-    ended: int = 0
+    finished: int = 0  # lines the client gave back (ended), their files maybe still saving
+    ended: int = 0  # lines reported (their files saved)
     failed: int = 0  # ended with an error (the task failed, or none could be made)
     waiting: int = 0  # still running at the vendor when the wait timed out
     charged_usd: float = 0.0
@@ -86,13 +87,16 @@ class Tally:
     def line(self) -> str:
         elapsed = time.monotonic() - self.clock
         done = "submitted" if self.detach else "ended"
-        running = self.started - self.ended
+        running = self.started - max(self.finished, self.ended)
+        saving = self.finished - self.ended  # (ended lines recorded earlier: checked, here)
         ended = self.ended - self.waiting  # (a wait that timed out ended no task)
         parts = [f"batch: {ended}/{self.total} {done}", f"{self.failed} failed"]
         if self.waiting:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
             parts.append(f"{running} under way{self._vendor()}")
+        if saving > 0:
+            parts.append(f"{saving} saving their files")
         charged = f"${self.charged_usd:.4f} charged"
         if round(self.quoted_usd, 4) != round(self.charged_usd, 4):  # the vendor's prices moved
             charged += f" (quoted ${self.quoted_usd:.4f})"
@@ -135,6 +139,8 @@ class Saver:
 
     client: AsyncClient
     out: Path | None
+    #: Counts each line as the client gives it back, before its files are saved.
+    tally: Tally | None = None
     said: asyncio.Queue[Said | None] = field(default_factory=asyncio.Queue)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SAVERS))
     _saving: set[asyncio.Task[None]] = field(default_factory=set)
@@ -142,6 +148,8 @@ class Saver:
     async def feed(self, batch: AsyncIterator[Finished]) -> None:
         try:
             async for finished in batch:
+                if self.tally is not None:
+                    self.tally.finished += 1
                 saving = asyncio.ensure_future(self._save(finished))
                 self._saving.add(saving)
                 saving.add_done_callback(self._saving.discard)
