@@ -31,6 +31,7 @@ from .errors import KlingBridgeError, LeaseLost
 from .journal import RunResult
 from .lease_keeper import LeaseKeeper
 from .models import Task
+from .owners import owner_alive
 from .store import SavedFileRecord, TaskStore, procs
 
 logger = logging.getLogger("klingbridge.worker")
@@ -86,11 +87,7 @@ class Worker:
                 free = self.concurrency - len(self._running)
                 claimed: list[str] = []
                 if free > 0:
-                    claimed = await asyncio.to_thread(
-                        self.store.claim, self.owner, lease_s=lease_s, limit=free,
-                        out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
-                        skip=self._skipped(),
-                    )  # fmt: skip
+                    claimed = await asyncio.to_thread(self._claim, lease_s, free)
                 await self._start(claimed)
                 if self.once and not self._running:
                     break
@@ -102,6 +99,17 @@ class Worker:
         finally:
             await self._let_go()
         return self.report
+
+    def _claim(self, lease_s: float, limit: int) -> list[str]:
+        """Claim free or lapsed jobs, and at once those of a process of this host that is gone
+        (`kill -9`): they would otherwise wait out their leases (docs/durability.md)."""
+        store = self.store
+        dead = [owner for owner in store.lease_holders() if not owner_alive(owner)]
+        out_dir = None if self.out_dir is None else str(self.out_dir.resolve())
+        return store.claim(
+            self.owner, lease_s=lease_s, limit=limit, out_dir=out_dir, skip=self._skipped(),
+            dead=dead,
+        )  # fmt: skip
 
     async def _start(self, claimed: list[str]) -> None:
         """Work on the jobs just claimed. One whose try ended while the claim ran (let go, then

@@ -111,8 +111,11 @@ def claim(
     skip_locked: bool,
     out_dir: str | None = None,
     skip: Sequence[str] = (),
+    dead: Sequence[str] = (),
 ) -> Proc[list[str]]:
     """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first.
+    Jobs leased by `dead` owners (processes of this host that are gone: `lease_holders`) are
+    taken over at once, as `take_lease` takes one, rather than once their leases lapse.
 
     A claimer that will save the outputs (`out_dir`) records where, on jobs that had no place
     yet: should it die between the task's success and the last file, the job stays claimable
@@ -121,11 +124,12 @@ def claim(
     """
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     skipped = f" AND key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+    gone = f" OR lease_owner IN ({', '.join('?' * len(dead))})" if dead else ""
     rows = yield Sql(
         f"SELECT key FROM kb_jobs WHERE {CLAIMABLE}"
-        f" AND (lease_until IS NULL OR lease_until < ?){skipped}"
+        f" AND (lease_until IS NULL OR lease_until < ?{gone}){skipped}"
         f" ORDER BY created_at LIMIT ?{lock}",
-        (now, *skip, limit),
+        (now, *dead, *skip, limit),
     )
     keys = [row[0] for row in rows]
     for key in keys:
@@ -135,3 +139,13 @@ def claim(
             (owner, now + lease_s, out_dir, key),
         )
     return keys
+
+
+def lease_holders(now: float) -> Proc[list[str]]:
+    """The owners of the unexpired leases on claimable jobs (a worker asks which are gone)."""
+    rows = yield Sql(
+        f"SELECT DISTINCT lease_owner FROM kb_jobs WHERE {CLAIMABLE}"
+        " AND lease_owner IS NOT NULL AND lease_until >= ?",
+        (now,),
+    )
+    return [row[0] for row in rows]
