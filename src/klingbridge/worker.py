@@ -34,6 +34,8 @@ from .models import Task
 from .owners import owner_alive
 from .store import SavedFileRecord, TaskStore, procs
 
+#: Each file's download timeout, as `save_outputs` has it by default.
+SAVE_TIMEOUT_S = 120.0
 logger = logging.getLogger("klingbridge.worker")
 
 
@@ -56,7 +58,8 @@ class Worker:
     max_backoff_s: float = 600.0  # ...up to this
     on_done: Callable[[str, RunResult | None, str | None], None] | None = None
     report: WorkerReport = field(default_factory=WorkerReport)
-    #: What fetches the outputs (None: a client of its own per save).
+    #: What fetches the outputs (None: one client of the worker's own for every save; one
+    #: per save cost some 80 ms of CPU each, its TLS context, and bounded a worker's pace).
     http: httpx.Client | None = None
     clock: Callable[[], float] = time.monotonic
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,6 +67,7 @@ class Worker:
     _tried: set[str] = field(default_factory=set)  # (once: each job once per run)
     _failures: dict[str, int] = field(default_factory=dict)
     _not_before: dict[str, float] = field(default_factory=dict)
+    _own_http: httpx.Client | None = None
 
     @property
     def store(self) -> TaskStore:
@@ -98,7 +102,16 @@ class Worker:
                 waiting[-1].cancel()
         finally:
             await self._let_go()
+            if self._own_http is not None:
+                self._own_http.close()
         return self.report
+
+    def _fetcher(self) -> httpx.Client:
+        if self.http is not None:
+            return self.http
+        if self._own_http is None:
+            self._own_http = httpx.Client(timeout=SAVE_TIMEOUT_S, follow_redirects=True)
+        return self._own_http
 
     def _claim(self, lease_s: float, limit: int) -> list[str]:
         """Claim free or lapsed jobs, and at once those of a process of this host that is gone
@@ -151,7 +164,7 @@ class Worker:
             result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
             await asyncio.to_thread(
                 save_job, self.store, key, result.task, self.out_dir, owner=self.owner,
-                lease_s=self.client.config.store.lease_s, http=self.http,
+                lease_s=self.client.config.store.lease_s, http=self._fetcher(),
             )  # fmt: skip
         except KlingBridgeError as error:
             # (logged where no `on_done` says it already: the CLI prints one line a job)

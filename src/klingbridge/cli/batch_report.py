@@ -26,15 +26,13 @@ from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
 from ..store.records import ended_free
-from ..worker import save_job
+from ..worker import SAVE_TIMEOUT_S, save_job
 from .app import echo_json
 from .batch_budgets import budget_fit
 from .saving import saved_json
 
 #: Downloads at once: saving runs beside the batch, which goes on starting lines meanwhile.
 SAVERS = 4
-#: Each file's download timeout, as `save_outputs` has it by default.
-SAVE_TIMEOUT_S = 120.0
 
 
 @dataclass
