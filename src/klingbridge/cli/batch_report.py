@@ -22,6 +22,7 @@ from ..client import AsyncClient, Client
 from ..download import SavedFile
 from ..errors import KlingBridgeError, WaitTimeout
 from ..models import Quote, Request, Task, TaskStatus
+from ..outcomes import UnknownOutcome
 from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
@@ -50,6 +51,9 @@ class Tally:
     ended: int = 0  # lines reported (their files saved)
     failed: int = 0  # ended with an error (the task failed, or none could be made)
     waiting: int = 0  # still running at the vendor when the wait timed out
+    #: Of the failed, lines whose create's answer was lost where the vendor cannot be asked
+    #: (`unknown`): --retry-failed leaves them; a human settles each (`wait KEY --task-id`).
+    unknown: int = 0
     charged_usd: float = 0.0
     quoted_usd: float = 0.0  # what the charged tasks were quoted (their charge when unquoted)
     clock: float = field(default_factory=time.monotonic)
@@ -73,6 +77,7 @@ class Tally:
             self.waiting += 1
         elif finished.error is not None:
             self.failed += 1
+            self.unknown += unknown(finished)
         for attempt in finished.attempts:
             charged = attempt.charged
             if charged is None or charged.usd is None:
@@ -108,8 +113,15 @@ class Tally:
         hints = []
         if self.waiting:
             hints.append("run the batch again to finish the lines still running at the vendor")
-        if self.failed:
+        if self.failed > self.unknown:
             hints.append("--retry-failed runs the failed lines again (new tasks, paid for)")
+        if self.unknown:
+            hints.append(
+                f"{self.unknown} failed line(s) may have a task at the vendor (a create's answer "
+                "was lost, and the vendor cannot be asked): --retry-failed leaves them; each "
+                "line's error says how to settle it (klingbridge wait KEY --task-id ID, or "
+                "--resubmit)"
+            )
         if self.elsewhere:
             hints.append(
                 f"{self.elsewhere} line(s) ran on another provider in an earlier run of the "
@@ -122,6 +134,14 @@ class Tally:
             return ""
         running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
         return f" ({running} running at the vendor, {len(self.at_vendor) - running} queued there)"
+
+
+def unknown(finished: Finished) -> bool:
+    """Whether the line ended with no task after a create whose outcome no one can know."""
+    if isinstance(finished.error, UnknownOutcome):
+        return True
+    lost = any(attempt.outcome == "unknown" for attempt in finished.attempts)
+    return lost and finished.task is None
 
 
 @dataclass(frozen=True)
