@@ -46,7 +46,7 @@ from .store.limits import (
     admit,
     leave_queue,
 )
-from .store.sql import Proc
+from .store.sql import Proc, procedure
 
 T = TypeVar("T")
 
@@ -156,6 +156,7 @@ class Admission:
                 yield renew
             asks += 1
 
+    @procedure
     def _admit(self, seat: Seat) -> Proc[Verdict]:
         """`admit` for `seat`, its `Ask` built when a store runs it (without one: never)."""
         return (yield from admit(self._ask(seat)))

@@ -20,7 +20,7 @@ show: spent and committed per budget, and the vendor slots in use.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -174,6 +174,9 @@ class Summary:
     budgets: list[BudgetState]
     slots: list[SlotState]
     cooldowns: list[tuple[str, float, str | None]]  # provider, seconds left, reason
+    #: Failures in a row per provider, counted by every process (`kb_cooldowns.fails`; the
+    #: `allowed_fails`-th starts a cooldown): the providers with any.
+    failures: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -183,6 +186,7 @@ class Summary:
                 {"provider": p, "remaining_s": round(left, 1), "reason": reason}
                 for p, left, reason in self.cooldowns
             ],
+            "failures_in_a_row": dict(self.failures),
         }
 
 

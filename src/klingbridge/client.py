@@ -26,6 +26,7 @@ from .flows import Clock, OnUpdate, PollPolicy
 from .journal import RunResult
 from .models import Balance, Request, Task, Voice
 from .options import CONFIGURED, AttachOptions, ManyOptions, RunOptions, StoreOption
+from .resuming import settle_key
 from .transport import AsyncRunner, SyncRunner
 
 
@@ -127,6 +128,13 @@ class Client(ClientBase):
         dashboard: it is asked for, recorded as the job's task (its charge too), and followed."""
         flow = self._resume(ref, **options)
         return self._runner.run(flow)
+
+    def settle(self, key: str) -> bool:
+        """Settle what ended job `key` left that no run follows (a create the route went on
+        from, still unresolved: looked up; docs/durability.md). True if anything was recorded;
+        nothing is created. A job not ended is left alone (False)."""
+        self._require_store()
+        return self._runner.run(settle_key(self._router, self._jobs.wall, key))
 
     def cancel(self, task_id: str, *, provider: str | None = None, kind: str | None = None) -> Task:
         """Cancel a task where the vendor allows it; return the task as it then stands
@@ -271,6 +279,10 @@ class AsyncClient(ClientBase):
     ) -> RunResult:
         flow = self._resume(ref, **options)
         return await self._runner.run(flow)
+
+    async def settle(self, key: str) -> bool:
+        self._require_store()
+        return await self._runner.run(settle_key(self._router, self._jobs.wall, key))
 
     async def cancel(
         self, task_id: str, *, provider: str | None = None, kind: str | None = None

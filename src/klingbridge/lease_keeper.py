@@ -9,6 +9,9 @@ worker took the job and downloaded the same files.
 does not stop it) and from `check`, which the save calls between chunks: once the lease is lost
 (another process took the job over), `check` raises `LeaseLost`, and the save stops, its
 temporary file removed, recording nothing (the job is the new holder's to save).
+
+`save_holding` is that save, for every saver (the worker's `save_job`, `batch --out`'s, the
+callback receiver's): one place that holds the lease around a download.
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
+import httpx
+
+from .download import SavedFile, save_outputs
 from .errors import KlingBridgeError, LeaseLost
+from .models import Task
 from .store import TaskStore, procs
 
 logger = logging.getLogger("klingbridge.lease_keeper")
@@ -91,3 +99,46 @@ class LeaseKeeper:
     def _beats(self) -> None:
         while not self._stop.wait(self.lease_s / 3) and self.lost is None:
             self.beat()
+
+
+class SaveStopped(KlingBridgeError):
+    """A save told to stop (its worker is stopping): the file being written is removed, and
+    nothing is recorded; the job is left for another worker."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"job {key}: saving stopped (the worker is stopping)")
+
+
+def save_holding(
+    store: TaskStore,
+    key: str,
+    owner: str,
+    lease_s: float | None,
+    task: Task,
+    target: Path,
+    *,
+    own_copy: bool = False,
+    http: httpx.Client | None = None,
+    wall: Callable[[], float] = time.time,
+    halt: threading.Event | None = None,
+) -> list[SavedFile]:
+    """Save job `key`'s `task` into `target`, renewing `owner`'s lease on the job meanwhile
+    (`lease_s` None: a save that does not hold it). Lost: the save stops with `LeaseLost`, its
+    temporary file removed, unless `own_copy` (a directory of the saver's own, not the job's:
+    it goes on, the lease renewed while it is still ours). `halt` set: the save stops at its
+    next chunk with `SaveStopped`, its temporary file removed."""
+
+    def halted() -> None:
+        if halt is not None and halt.is_set():
+            raise SaveStopped(key)
+
+    if lease_s is None:
+        return save_outputs(task, target, client=http, check=halted)
+    with LeaseKeeper(store, key, owner, lease_s, wall=wall) as keeper:
+        renew = keeper.beat if own_copy else keeper.check
+
+        def check() -> None:
+            halted()
+            renew()
+
+        return save_outputs(task, target, client=http, check=check)

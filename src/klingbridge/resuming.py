@@ -29,7 +29,7 @@ from .outcomes import recorded_result
 from .router import Router
 from .store import StoreError, procs, reads
 from .store.records import AttemptRecord, AttemptState, JobRecord, JobState
-from .store.sql import Proc
+from .store.sql import Proc, procedure
 
 logger = logging.getLogger("klingbridge")
 
@@ -155,6 +155,7 @@ def _settle(
     return True
 
 
+@procedure
 def _found(job: JobRecord, external_id: str, task: Task, now: float) -> Proc[object]:
     """Record a task found for an attempt the route went on from; one that succeeded, of a job
     that ended otherwise, makes the job succeeded (success is final)."""
@@ -185,11 +186,11 @@ def settling(
     return result
 
 
-def settle_key(router: Router, wall: Clock, key: str) -> Flow[None]:
-    """`settle_ended` for job `key`, as the store holds it now (if it has ended)."""
+def settle_key(router: Router, wall: Clock, key: str) -> Flow[bool]:
+    """`settle_ended` for job `key`, as the store holds it now (if it has ended): by the run
+    that ended it, and by a worker that claimed it to settle (`leases.UNSETTLED`)."""
     job: JobRecord | None = yield Record(reads.load(key), read=True)
-    if job is not None:
-        yield from settle_ended(router, job, wall)
+    return job is not None and (yield from settle_ended(router, job, wall))
 
 
 def recorded(router: Router, wall: Clock, job: JobRecord) -> Flow[RunResult]:

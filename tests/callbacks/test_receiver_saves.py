@@ -4,7 +4,6 @@ so that two savers never work on the same files at once."""
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ import pytest
 from callbacks_support import REQUEST, kling_body
 from test_receiver import Harness
 
-from klingbridge import Task, TaskStatus
-from klingbridge.callbacks import receiver as receiving
+from klingbridge import Task, TaskStatus, lease_keeper
 from klingbridge.download import SavedFile
 from klingbridge.store import TaskStore, procs
 
@@ -38,7 +36,7 @@ def saves(monkeypatch: pytest.MonkeyPatch, store: TaskStore) -> list[Any]:
         made.append((job.lease_owner if job else None, target))
         return []
 
-    monkeypatch.setattr(receiving, "save_outputs", save)
+    monkeypatch.setattr(lease_keeper, "save_outputs", save)  # (the save every saver makes)
     return made
 
 
@@ -85,8 +83,13 @@ def test_the_receiver_keeps_the_lease_while_it_saves_and_stops_once_it_is_taken_
     and stops saving, recording nothing, once another process has taken the job over."""
     running_job(store, tmp_path / "out", owner="gone", lease_s=0.001)
     ticks = iter(range(10**6))
-    monkeypatch.setattr(receiving, "LeaseKeeper", functools.partial(
-        receiving.LeaseKeeper, wall=lambda: time.time() + 30 * next(ticks)))  # fmt: skip
+    keeper = lease_keeper.LeaseKeeper
+
+    def ticking(*args: Any, **options: Any) -> lease_keeper.LeaseKeeper:
+        """The keeper, its clock 30 s further at each look."""
+        return keeper(*args, **{**options, "wall": lambda: time.time() + 30 * next(ticks)})
+
+    monkeypatch.setattr(lease_keeper, "LeaseKeeper", ticking)
     calls: list[str] = []
 
     def save(task: Task, target: Path, **options: Any) -> list[SavedFile]:
@@ -98,7 +101,7 @@ def test_the_receiver_keeps_the_lease_while_it_saves_and_stops_once_it_is_taken_
         calls.append("went on")
         return []
 
-    monkeypatch.setattr(receiving, "save_outputs", save)
+    monkeypatch.setattr(lease_keeper, "save_outputs", save)  # (the save every saver makes)
     harness = Harness(store)
     owner = harness.app.state.receiver.client.owner
     assert harness.kling(kling_body("K-1", "succeed")).json()["effect"] == "changed"
@@ -115,7 +118,7 @@ def test_files_saved_into_a_relative_serve_out_are_recorded_by_their_full_path(
     def save(task: Task, target: Path, **options: Any) -> list[SavedFile]:
         return [SavedFile(target / "K-1.mp3", "https://cdn.test/K-1.mp3", "mp3", 3, "ab")]
 
-    monkeypatch.setattr(receiving, "save_outputs", save)
+    monkeypatch.setattr(lease_keeper, "save_outputs", save)  # (the save every saver makes)
     monkeypatch.chdir(tmp_path)
     running_job(store, tmp_path / "out", owner="gone", lease_s=0.001)
     harness = Harness(store)

@@ -17,7 +17,10 @@ import pytest
 from core_support import EchoPlugin
 
 from klingbridge import AsyncClient, File, LeaseLost, Output, SoundRequest, Task, TaskStatus
+from klingbridge.batch import Finished
+from klingbridge.cli.batch_report import Said, Saver
 from klingbridge.config import Config, Route, StoreSettings
+from klingbridge.journal import RunResult
 from klingbridge.store import TaskStore, procs
 from klingbridge.store.records import JobState
 from klingbridge.worker import Worker, save_job
@@ -33,14 +36,16 @@ def task_of(url: str) -> Task:
     )  # fmt: skip
 
 
-def succeeded_unsaved(store: TaskStore, out: Path, *, url: str, lease_s: float, now: float) -> None:
-    """Job `job-1`: its task succeeded, its files not saved yet, its lease held by `w1`."""
+def succeeded_unsaved(
+    store: TaskStore, out: Path, *, url: str, lease_s: float, now: float, owner: str = "w1"
+) -> None:
+    """Job `job-1`: its task succeeded, its files not saved yet, its lease held by `owner`."""
     request = SoundRequest(prompt="rain", duration=5)
     store.run(procs.begin("job-1", request, route=None, provider="echo", out_dir=str(out),
-                          owner="w1", lease_s=lease_s, now=now))  # fmt: skip
+                          owner=owner, lease_s=lease_s, now=now))  # fmt: skip
     store.run(procs.intent("job-1", "echo", "x-1", None, now))
     store.run(procs.observe("x-1", task_of(url), now, seen=True))
-    store.run(procs.finish("job-1", JobState.SUCCEEDED, now, owner="w1"))
+    store.run(procs.finish("job-1", JobState.SUCCEEDED, now, owner=owner))
 
 
 def test_a_long_download_keeps_the_lease_no_second_worker_claims_the_job(
@@ -157,3 +162,77 @@ def test_a_worker_saving_slowly_keeps_its_lease(sqlite_store: TaskStore, tmp_pat
     assert Slow.claims == [[]]  # the second worker found nothing to claim
     assert worker.report.succeeded == ["job-1"]
     assert (tmp_path / "out" / "echo-E-1-1.mp3").stat().st_size == 12 * len(CHUNK)
+
+
+def test_a_batch_saving_slowly_keeps_its_lease(sqlite_store: TaskStore, tmp_path: Path) -> None:
+    """`batch --out` saves each line's files as it ends, holding the lease its run kept for the
+    save: renewed as a worker's is, so no worker claims the job and saves the same files."""
+    store = sqlite_store
+    Slow.store, Slow.claims = store, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/a.mp3"
+    config = Config(routes={"default": Route(providers=["echo"])},
+                    store=StoreSettings(lease_s=1.0))  # fmt: skip
+    out = tmp_path / "out"
+
+    async def go() -> Said | None:
+        async with AsyncClient(config=config, plugins=[EchoPlugin()], store=store) as client:
+            succeeded_unsaved(
+                store, out, url=url, lease_s=1.0, now=time.time(), owner=client.owner
+            )  # (the job ended by the batch's own run, its lease kept for the save)
+            saver = Saver(client, out)
+            result = RunResult(task=task_of(url), attempts=[], key="job-1")
+            await saver._save(Finished(0, "job-1", result))
+            return await saver.said.get()
+
+    try:
+        said = asyncio.run(go())
+    finally:
+        server.shutdown()
+    assert Slow.claims == [[]]  # no worker could claim the job meanwhile
+    assert said is not None and said.problem is None and len(said.saved) == 1
+    job = store.job("job-1")
+    assert job is not None and job.saved_at is not None and job.lease_owner is None
+
+
+def test_a_stopped_worker_stops_saving_and_leaves_the_job_to_another(
+    sqlite_store: TaskStore, tmp_path: Path
+) -> None:
+    """Ctrl-C or SIGTERM while a worker saves: the download stops at its next chunk, its
+    temporary file removed, nothing recorded, and the job's lease released for another."""
+    store, out = sqlite_store, tmp_path / "out"
+    succeeded_unsaved(store, out, url="https://cdn.test/a.mp3", lease_s=0.001,
+                      now=time.time() - 1)  # fmt: skip
+    config = Config(routes={"default": Route(providers=["echo"])})
+    sent: list[int] = []
+    worker: Worker
+    loop: asyncio.AbstractEventLoop
+
+    def long() -> Iterator[bytes]:
+        for n in range(1000):
+            if n == 3:  # stopped mid-download: the next chunk waits for the stop to be seen
+                loop.call_soon_threadsafe(worker.stop)
+            if n == 4:
+                worker._halt.wait(timeout=5)
+            sent.append(n)
+            yield CHUNK
+
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=long()))
+    )
+
+    async def go() -> None:
+        nonlocal worker, loop
+        loop = asyncio.get_running_loop()
+        async with AsyncClient(config=config, plugins=[EchoPlugin()], store=store) as client:
+            worker = Worker(client, idle_s=0.01, concurrency=1, http=http)
+            await worker.run()
+
+    asyncio.run(go())
+    assert len(sent) < 10  # stopped at its next chunk, not downloaded to the end
+    assert list(out.iterdir()) == []  # no file, no temporary file left
+    job = store.job("job-1")
+    assert job is not None and job.saved_at is None and job.files == []
+    assert job.lease_owner is None  # let go: the next worker saves the files
+    assert worker.report.released == ["job-1"] and worker.report.succeeded == []

@@ -152,7 +152,7 @@ async def test_the_spend_page_charts_charges_per_provider_per_day(store: TaskSto
     assert "$9.0000" not in page
     kling_row = page.split("<td>kling</td>")[1].split("</tr>")[0]
     assert re.findall(r'<td class="num">([^<]+)</td>', kling_row) == [
-        "$0.1050", "$0.1050", "$0.1050", "1",
+        "$0.1050", "$0.1050", "$0.1050", "1", "0 / 3",  # (the last: failures in a row)
     ]  # fmt: skip
 
 
@@ -198,6 +198,20 @@ async def test_the_spend_page_shows_budgets_slots_and_cooldowns(store: TaskStore
     kling_row = page.split("<td>kling</td>")[1].split("</tr>")[0]
     assert "1 / 5" in kling_row  # the running task holds one of five slots
     assert "piapi is cooling down for 90 s (3 failures in a row)" in page
+
+
+async def test_the_spend_page_shows_each_providers_failures_in_a_row(store: TaskStore) -> None:
+    """`kb_cooldowns.fails`, counted by every process: how close a provider is to a cooldown."""
+    from klingbridge.store import limits
+
+    now = time.time()
+    for _ in range(2):
+        store.run(limits.count_failure("kling", allowed_fails=3, cooldown_s=60, reason="5xx",
+                                       owner="w", now=now))  # fmt: skip
+    async with dashboard(store, Config()) as client:
+        page = (await client.get("/spend")).text
+    kling_row = page.split("<td>kling</td>")[1].split("</tr>")[0]
+    assert re.findall(r'<td class="num">([^<]+)</td>', kling_row)[-1] == "2 / 3"
 
 
 async def test_the_kind_filter_offers_every_request_kind(store: TaskStore) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from e2e_support import Cli
 
-import klingbridge.worker
+import klingbridge.lease_keeper
 from klingbridge.download import SavedFile
 
 
@@ -28,13 +28,13 @@ def test_a_batch_saves_every_line_s_files_through_one_http_client(
     assert first.exit_code == 0, first
 
     clients: list[httpx.Client | None] = []
-    save = klingbridge.worker.save_outputs
+    save = klingbridge.lease_keeper.save_outputs
 
     def recording(*args: Any, client: httpx.Client | None = None, **kw: Any) -> list[SavedFile]:
         clients.append(client)
         return save(*args, client=client, **kw)
 
-    monkeypatch.setattr(klingbridge.worker, "save_outputs", recording)
+    monkeypatch.setattr(klingbridge.lease_keeper, "save_outputs", recording)
     again = cli("batch", str(file), "--provider", "kling", "--out", str(out), "-q")
     assert again.exit_code == 0, again
     assert len(clients) == 6  # every line's files checked again
@@ -53,13 +53,13 @@ def test_a_worker_saves_every_job_s_files_through_one_http_client(
     assert detached.exit_code == 0, detached
 
     clients: list[httpx.Client | None] = []
-    save = klingbridge.worker.save_outputs
+    save = klingbridge.lease_keeper.save_outputs
 
     def recording(*args: Any, client: httpx.Client | None = None, **kw: Any) -> list[SavedFile]:
         clients.append(client)
         return save(*args, client=client, **kw)
 
-    monkeypatch.setattr(klingbridge.worker, "save_outputs", recording)
+    monkeypatch.setattr(klingbridge.lease_keeper, "save_outputs", recording)
     worked = cli("worker", "--once", "--out", str(tmp_path / "clips"))
     assert worked.exit_code == 0, worked
     assert len(clients) == 4

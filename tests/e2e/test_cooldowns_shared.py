@@ -34,9 +34,16 @@ def test_one_shot_generate_runs_cool_a_failing_vendor_down_together(
     vendor.set_faults({"kling": [{"fault": "server_error", "on": "create"}]})
     generate = ("generate", "sound", "rain", "--duration", "5")
     assert klingbridge(config, store_url, *generate)["provider"] == "piapi"  # kling: 1 in a row
-    assert klingbridge(config, store_url, "budget")["cooldowns"] == []
+    budget = klingbridge(config, store_url, "budget")
+    assert budget["cooldowns"] == [] and budget["failures_in_a_row"] == {"kling": 1}
+    env = {**os.environ, "KLINGBRIDGE_CONFIG": str(config), "KLINGBRIDGE_STORE": store_url}
+    text = subprocess.run(["klingbridge", "budget"], env=env, capture_output=True, text=True,
+                          timeout=120).stdout  # fmt: skip
+    assert "kling: 1 failure(s) in a row (a cooldown starts at 2)" in " ".join(text.split())
     assert klingbridge(config, store_url, *generate)["provider"] == "piapi"  # 2: cooling down
-    (cooling,) = klingbridge(config, store_url, "budget")["cooldowns"]
+    budget = klingbridge(config, store_url, "budget")
+    assert budget["failures_in_a_row"] == {}  # (the cooldown set the count back)
+    (cooling,) = budget["cooldowns"]
     assert cooling["provider"] == "kling" and "2 failures in a row, last: " in cooling["reason"]
     vendor.set_faults({})
     creates = vendor.state()["requests"]["kling"]["create"]

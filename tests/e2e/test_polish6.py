@@ -111,8 +111,10 @@ def test_account_of_a_provider_with_no_balance_is_bad_input_as_voices_is(
     assert run.json()["error"]["exit_status"] == 2
 
 
-def test_account_with_nothing_to_show_prints_no_empty_table(cli: Cli) -> None:
-    run = cli("account")  # the key pair alone: Kling's account endpoint refuses it
+def test_account_with_nothing_to_show_prints_no_empty_table(cli: Cli, vendor: Any) -> None:
+    secret = f'secret_key = "{vendor.config.kling_secret_key}"'
+    cli.write(config_toml(vendor).replace(secret, 'secret_key = "not-the-secret-key-at-all"'))
+    run = cli("account")  # Kling refuses the key pair's token: nothing to show anywhere
     assert run.exit_code == 0, run
     assert run.stdout == "", run
     assert "kling: " in run.stderr and "piapi: documents no way" in run.stderr, run

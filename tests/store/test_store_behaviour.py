@@ -260,6 +260,29 @@ def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: Task
     assert store.claim("w3", lease_s=60, limit=5, out_dir="/elsewhere") == []
 
 
+def test_an_ended_job_with_a_create_unresolved_is_claimed_to_settle(store: TaskStore) -> None:
+    """A worker settles ended jobs that left a create the route went on from `sent` (the
+    worker's `_settle`): claimed like any job, by one worker at a time, until it is settled."""
+    now = time.time()
+    for key in ("k", "open", "done"):
+        begin(store, key)
+    store.run(procs.intent("k", "kling", "x-1", QUOTE, now, sent=True))  # the route went on
+    store.run(procs.intent("k", "piapi", "x-2", QUOTE, now, sent=True))
+    store.run(procs.observe("x-2", task(TaskStatus.SUCCEEDED), now))
+    store.run(procs.intent("open", "kling", "o-1", QUOTE, now, sent=True))  # not ended
+    store.run(procs.intent("done", "kling", "d-1", QUOTE, now, sent=True))
+    store.run(procs.observe("d-1", task(TaskStatus.SUCCEEDED), now))
+    for key in ("k", "done"):
+        store.run(procs.finish(key, JobState.SUCCEEDED, now, owner="me"))
+    store.release("me", ["k", "open", "done"])
+    assert store.claim("w1", lease_s=60, limit=5, unsettled=True) == ["k"]
+    assert store.claim("w2", lease_s=60, limit=5, unsettled=True) == []  # w1 holds it
+    store.release("w1", ["k"])
+    none = errors.KlingBridgeError("not found by its external id")
+    assert store.run(procs.passed_over("x-1", AttemptState.ERROR, now, error=none))
+    assert store.claim("w2", lease_s=60, limit=5, unsettled=True) == []  # settled
+
+
 def test_concurrent_claims_never_share_a_job(store_url: str) -> None:
     setup = open_store(store_url)
     assert setup is not None

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..client import AsyncClient
-from ..download import SavedFile, save_outputs
+from ..download import SavedFile
 from ..errors import KlingBridgeError, LeaseLost
-from ..lease_keeper import LeaseKeeper
+from ..lease_keeper import save_holding
 from ..models import Task, TaskStatus
 from ..parsing import loads
 from ..provider import CallbackCheck, CallbackRefused, Provider
@@ -185,12 +185,10 @@ class Receiver:
         """Save the files, renewing the job's lease meanwhile if it is held (a download may
         outlast it). Lost into the job's own directory: the save stops (`LeaseLost`), the new
         holder saves them; `serve --out` still finishes its own copy."""
-        if not held:
-            return save_outputs(task, target)
-        lease_s = self.client.config.store.lease_s
-        with LeaseKeeper(self.store, key, self.client.owner, lease_s) as keeper:
-            check = keeper.check if self.out_dir is None else keeper.beat
-            return save_outputs(task, target, check=check)
+        lease_s = self.client.config.store.lease_s if held else None
+        own_copy = self.out_dir is not None
+        return save_holding(self.store, key, self.client.owner, lease_s, task, target,
+                            own_copy=own_copy)  # fmt: skip
 
 
 def _task(provider: Provider, body: bytes, headers: Mapping[str, str]) -> Task:

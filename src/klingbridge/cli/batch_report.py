@@ -27,7 +27,7 @@ from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
 from ..store.records import ended_free
-from ..worker import SAVE_TIMEOUT_S, save_job
+from ..worker import SAVE_TIMEOUT_S, save_ended_job
 from .app import echo_json
 from .batch_budgets import budget_fit
 from .saving import saved_json
@@ -192,8 +192,9 @@ class Saver:
         async with self._slots:
             try:
                 saved = await asyncio.to_thread(
-                    save_job, store, finished.key, result.task, self.out,
-                    owner=self.client.owner, http=self._http,
+                    save_ended_job, store, finished.key, result.task, self.out,
+                    owner=self.client.owner, lease_s=self.client.config.store.lease_s,
+                    http=self._http,
                 )  # fmt: skip
             except KlingBridgeError as error:
                 retry = f"klingbridge wait {finished.key} --out {self.out}"

@@ -37,7 +37,7 @@ def budget(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json({"store": store.describe(), **found.as_dict()})
         return
-    _print(found, store.describe())
+    _print(found, store.describe(), config.cooldown.allowed_fails)
 
 
 def slot_limits(client: Client) -> dict[str, int | None]:
@@ -54,7 +54,7 @@ def slot_limits(client: Client) -> dict[str, int | None]:
     return limits
 
 
-def _print(found: Summary, where: str) -> None:
+def _print(found: Summary, where: str, allowed_fails: int) -> None:
     if found.budgets:
         table = fold_table(
             "budget", "per", "limit", "spent", "committed", "left", title=f"budgets: {where}"
@@ -75,3 +75,7 @@ def _print(found: Summary, where: str) -> None:
         console.print(slots)
     for provider, left, reason in found.cooldowns:
         console.print(Text(f"{provider}: cooling down for {left:.0f} s ({reason or 'failures'})"))
+    for provider, fails in found.failures.items():
+        console.print(
+            Text(f"{provider}: {fails} failure(s) in a row (a cooldown starts at {allowed_fails})")
+        )

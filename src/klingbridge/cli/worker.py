@@ -59,6 +59,7 @@ def worker(ctx: click.Context, once: bool, out: Path | None, concurrency: int) -
         Text(
             f"worker done: {len(report.succeeded)} succeeded, {len(report.failed)} failed, "
             f"{len(report.released)} let go"
+            + (f", {len(report.settled)} settled" if report.settled else "")
         )
     )
     if signal.SIGINT in stopped_by:

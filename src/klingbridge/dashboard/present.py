@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..budgets import BudgetState, SlotState
+from ..config import CooldownPolicy
 from ..models import File, Output
 from ..store import JobRecord
 from ..store.records import REQUEST
@@ -34,6 +35,11 @@ def slots(state: SlotState | None) -> str:
         return "0"
     shown = str(state.in_use) if state.limit is None else f"{state.in_use} / {state.limit}"
     return shown + (f" ({state.waiting} waiting)" if state.waiting else "")
+
+
+def fails(count: int, policy: CooldownPolicy) -> str:
+    """A provider's failures in a row, counted by every process, against `allowed_fails`."""
+    return f"{count} / {policy.allowed_fails}"
 
 
 def budget(state: BudgetState) -> dict[str, Any]:

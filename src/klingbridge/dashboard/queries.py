@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from ..store.records import JobState
-from ..store.sql import Proc, Sql
+from ..store.sql import Proc, Sql, procedure
 
 _ALL_STATES = tuple(s.value for s in JobState)
 _STATE_MARKS = ", ".join("?" for _ in _ALL_STATES)
@@ -29,6 +29,7 @@ class Change:
     updated_at: float
 
 
+@procedure
 def changed_since(since: float, *, limit: int = 200) -> Proc[list[Change]]:
     """Jobs updated after `since`, oldest first.
 
@@ -42,11 +43,13 @@ def changed_since(since: float, *, limit: int = 200) -> Proc[list[Change]]:
     return [Change(str(k), str(s), float(at)) for k, s, at in rows]
 
 
+@procedure
 def state_counts() -> Proc[dict[str, int]]:
     rows = yield Sql("SELECT state, COUNT(*) FROM kb_jobs GROUP BY state")
     return {str(state): int(count) for state, count in rows}
 
 
+@procedure
 def providers_seen() -> Proc[list[str]]:
     rows = yield Sql("SELECT DISTINCT provider FROM kb_attempts ORDER BY provider")
     return [str(row[0]) for row in rows]
@@ -68,6 +71,7 @@ class Spend:
         return sorted(self.by_provider)
 
 
+@procedure
 def spend(last: date, days: int = 30) -> Proc[Spend]:
     """Charged USD per provider per day; an attempt counts on the day its charge was recorded.
 

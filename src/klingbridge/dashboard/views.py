@@ -206,7 +206,9 @@ class Dashboard:
             )
         )
         slots = {s.provider: s for s in limits.slots}
-        providers = sorted(set(spend.providers) | set(slots) | set(await self._providers()))
+        providers = sorted(
+            set(spend.providers) | set(slots) | set(limits.failures) | set(await self._providers())
+        )
         legend = [(p, colour(i)) for i, p in enumerate(spend.providers)]
         totals = [
             {
@@ -215,6 +217,7 @@ class Dashboard:
                 "week": present.usd(spend.total(p, 7)),
                 "month": present.usd(spend.total(p)),
                 "slots": present.slots(slots.get(p)),
+                "fails": present.fails(limits.failures.get(p, 0), self.config.cooldown),
             }
             for p in providers
         ]

@@ -58,9 +58,26 @@ def _sqlite(url: str) -> TaskStore:
 
 
 def _postgres(url: str) -> TaskStore:
+    """`?retries=N` (ours: how often a transaction rolled back for a deadlock or a
+    serialization failure is tried again) is taken out; every other query parameter is
+    libpq's (`sslmode=`, `options=`, ...)."""
     from .postgres import PostgresStore
+    from .retrying import DEFAULT_RETRIES, MAX_RETRIES
 
-    return PostgresStore(url)
+    base, _, query = url.partition("?")
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    given = [value for name, value in pairs if name == "retries"]
+    retries = DEFAULT_RETRIES
+    if given:
+        text = given[-1].strip()
+        if not text.isdigit() or int(text) > MAX_RETRIES:
+            raise ConfigError(
+                f"store URL option 'retries={given[-1]}': a whole number from 0 to {MAX_RETRIES}"
+            )
+        retries = int(text)
+        rest = urllib.parse.urlencode([(n, v) for n, v in pairs if n != "retries"])
+        url = f"{base}?{rest}" if rest else base
+    return PostgresStore(url, retries=retries)
 
 
 class BuiltinStores:

@@ -10,7 +10,7 @@ from ..errors import KlingBridgeError, LeaseLost
 from ..models import Cost, Task, TaskStatus
 from .leases import lost
 from .records import AttemptState
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 
 def _json(model: Task | Cost | None) -> str | None:
@@ -27,6 +27,7 @@ def _charged_usd(cost: Cost) -> float | None:
     return 0.0 if cost.amount == 0 else _usd(cost)
 
 
+@procedure
 def intent(
     key: str,
     provider: str,
@@ -90,6 +91,7 @@ class JobSucceeded(KlingBridgeError):
         )
 
 
+@procedure
 def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None]:
     """The create is about to leave (from here, it may be paid). `owner`: the run's lease
     owner; if the job's lease is no longer theirs, `LeaseLost` is raised: nothing is sent."""
@@ -117,12 +119,14 @@ def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None
         raise LeaseLost(rows[0][0], rows[0][1])
 
 
+@procedure
 def sent_by(owner: str, external_id: str, now: float) -> Proc[None]:
     """`sent` for `owner`'s run, its arguments in the order a queued create's mark binds them
     (`functools.partial` with positional arguments only: the smallest held while it queues)."""
     yield from sent(external_id, now, owner=owner)
 
 
+@procedure
 def unsent(external_id: str, now: float) -> Proc[None]:
     """A create committed `sent` that waits in the client's queue before it leaves: `intent`
     again until then (surely not sent: a process that dies meanwhile leaves it to be sent,
@@ -134,6 +138,7 @@ def unsent(external_id: str, now: float) -> Proc[None]:
     )
 
 
+@procedure
 def observe(
     external_id: str, task: Task, now: float, *, seen: bool = False, job: bool = True
 ) -> Proc[bool]:
@@ -195,6 +200,7 @@ def observe(
     return True
 
 
+@procedure
 def seen(task: Task, now: float) -> Proc[str | None]:
     """A vendor task seen outside a run (`status`, `cancel`), recorded on the attempt that made
     it, if the store knows it; returns that attempt's job key (None: not a task of the store).
@@ -221,6 +227,7 @@ def seen(task: Task, now: float) -> Proc[str | None]:
     return str(key)
 
 
+@procedure
 def attempt_ended(
     external_id: str, state: AttemptState, now: float, *, error: BaseException | None
 ) -> Proc[None]:
@@ -243,6 +250,7 @@ def _ended(
     return Sql(_ENDED + where, (state.value, *reason, now, external_id))
 
 
+@procedure
 def passed_over(
     external_id: str, state: AttemptState, now: float, *, error: BaseException | None
 ) -> Proc[bool]:

@@ -18,7 +18,7 @@ from . import procs, reads
 from .migrations import MIGRATIONS, Only
 from .reads import DamagedRecord
 from .records import JobRecord
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 if TYPE_CHECKING:
     import asyncio
@@ -31,6 +31,7 @@ class StoreError(KlingBridgeError):
 
     def __init__(self, store: str, message: str) -> None:
         self.store = store
+        self.message = message
         super().__init__(f"task store {store}: {message}")
 
 
@@ -118,6 +119,7 @@ class TaskStore(abc.ABC):
         return
         yield
 
+    @procedure
     def _migrate(self) -> Proc[int]:
         """Apply the migrations this database lacks; returns the schema version."""
         yield from self._lock_schema()
@@ -162,13 +164,14 @@ class TaskStore(abc.ABC):
         limit: int,
         out_dir: str | None = None,
         skip: Sequence[str] = (),
+        unsettled: bool = False,
         dead: Sequence[str] = (),
     ) -> list[str]:
         skip_locked = self.dialect == "postgresql"
         return self.run(
             procs.claim(
                 owner, lease_s, limit, time.time(), skip_locked=skip_locked, out_dir=out_dir,
-                skip=skip, dead=dead,
+                skip=skip, unsettled=unsettled, dead=dead,
             )
         )  # fmt: skip
 

@@ -25,7 +25,7 @@ from ..models import Task, TaskStatus
 from ..parsing import loads
 from . import procs
 from .records import from_epoch
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 
 class Admission(str, enum.Enum):
@@ -61,6 +61,7 @@ class OrphanRecord:
     at: datetime
 
 
+@procedure
 def admit(
     provider: str,
     delivery_id: str,
@@ -100,17 +101,20 @@ def admit(
     return Admission.DUPLICATE
 
 
+@procedure
 def settled(provider: str, delivery_id: str) -> Proc[None]:
     """A hint that needs no confirmation (an unverified progress note): not confirmed again."""
     yield from _outcome(provider, delivery_id, Effect.UNCHANGED)
 
 
+@procedure
 def prune(before: float) -> Proc[None]:
     """Forget deliveries received before `before` (their ids deduplicate repeats; a vendor
     does not retry for weeks). Orphans are kept: they are never lost."""
     yield Sql("DELETE FROM kb_deliveries WHERE at < ?", (before,))
 
 
+@procedure
 def locate(provider: str, task: Task) -> Proc[tuple[str, str, Task | None] | None]:
     """(external id, job key, recorded task) of the attempt that made `task`, if any.
 
@@ -134,6 +138,7 @@ def locate(provider: str, task: Task) -> Proc[tuple[str, str, Task | None] | Non
     return external_id, job_key, Task.model_validate_json(recorded) if recorded else None
 
 
+@procedure
 def apply(provider: str, delivery_id: str, task: Task, body: str, now: float) -> Proc[Applied]:
     """Record what a delivery (or the query confirming it) says of its task."""
     found = yield from locate(provider, task)
@@ -159,6 +164,7 @@ def apply(provider: str, delivery_id: str, task: Task, body: str, now: float) ->
     return Applied(effect, job_key, task)
 
 
+@procedure
 def receive(
     provider: str, delivery_id: str, body_sha256: str, task: Task, body: str, now: float
 ) -> Proc[tuple[Admission, Applied | None]]:
@@ -177,6 +183,7 @@ def receive(
     return admission, (yield from apply(provider, delivery_id, task, body, now))
 
 
+@procedure
 def hint_target(provider: str, task: Task) -> Proc[Task | None]:
     """The recorded task a hint is about (its kind picks the query), None when unknown here."""
     found = yield from locate(provider, task)
@@ -192,6 +199,7 @@ class Peek:
     orphaned: int = 0
 
 
+@procedure
 def peek(external_id: str) -> Proc[Peek]:
     """The attempt's task as the store knows it now (a read: takes no write lock)."""
     rows = yield Sql(
@@ -206,6 +214,7 @@ def peek(external_id: str) -> Proc[Peek]:
     return Peek(task, int(rows[0][1] or 0))
 
 
+@procedure
 def orphans(*, provider: str | None = None, limit: int = 50) -> Proc[list[OrphanRecord]]:
     """Deliveries about tasks this store does not know (still), newest first.
 
@@ -236,6 +245,7 @@ def orphans(*, provider: str | None = None, limit: int = 50) -> Proc[list[Orphan
     ]
 
 
+@procedure
 def lookalikes(
     provider: str, since: float, resembles: Callable[[Any], bool], *, limit: int = 200
 ) -> Proc[list[str]]:
@@ -262,6 +272,7 @@ def lookalikes(
     return found
 
 
+@procedure
 def deliveries(provider: str, task_id: str) -> Proc[list[tuple[str, str | None, str]]]:
     """(delivery id, status, outcome) of every delivery about a task, in arrival order."""
     rows = yield Sql(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import LeaseLost
 from .records import JobState
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 #: A job that succeeded with outputs still to save (whoever saves them holds its lease).
 UNSAVED = "(state = 'succeeded' AND out_dir IS NOT NULL AND saved_at IS NULL)"
@@ -24,10 +24,20 @@ LEASABLE = "(state NOT IN ({ended}) OR {unsaved})".format(
     ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal),
     unsaved=UNSAVED,
 )
+#: An ended job that left something no run follows any longer (resuming.settle_ended): a create
+#: the route went on from, still unresolved, or a task found so that was still running. Read
+#: from the open attempts' partial index (what is in flight), each job then found by its key:
+#: `state || ''` keeps SQLite from walking every ended job by `kb_jobs_state` instead.
+UNSETTLED = (
+    "((state || '') IN ({ended}) AND key IN (SELECT a.job_key FROM kb_attempts a"
+    " WHERE a.state IN ('intent', 'sent', 'created')"
+    " AND (a.task_id IS NULL) = (a.state <> 'created')))"
+).format(ended=", ".join(f"'{state.value}'" for state in JobState if state.is_terminal))
 #: A lease that is free, lapsed, or already the caller's (parameters: now, owner).
 FREE = "lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?"
 
 
+@procedure
 def take_lease(
     key: str,
     owner: str,
@@ -52,6 +62,7 @@ def take_lease(
     return bool(rows)
 
 
+@procedure
 def claim_rerun(
     key: str, owner: str, lease_s: float, now: float, *, attempts: int, dead: str | None = None
 ) -> Proc[bool]:
@@ -68,6 +79,7 @@ def claim_rerun(
     return bool(rows)
 
 
+@procedure
 def renew(owner: str, keys: Sequence[str], lease_s: float, now: float) -> Proc[list[str]]:
     """Extend our leases; returns the keys still ours (a lost lease means: stop working on it)."""
     kept: list[str] = []
@@ -80,6 +92,7 @@ def renew(owner: str, keys: Sequence[str], lease_s: float, now: float) -> Proc[l
     return kept
 
 
+@procedure
 def keep_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[None]:
     """Renew `owner`'s lease on job `key`, or raise `LeaseLost`: another process has taken
     the job over (the lease lapsed meanwhile), so this one must stop working on it."""
@@ -87,12 +100,14 @@ def keep_lease(key: str, owner: str, lease_s: float, now: float) -> Proc[None]:
         raise (yield from lost(key))
 
 
+@procedure
 def lost(key: str) -> Proc[LeaseLost]:
     """The error for a run that no longer holds job `key`'s lease, naming who does now."""
     rows = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (key,))
     return LeaseLost(key, rows[0][0] if rows else None)
 
 
+@procedure
 def release(owner: str, keys: Sequence[str]) -> Proc[None]:
     for key in keys:
         yield Sql(
@@ -102,6 +117,7 @@ def release(owner: str, keys: Sequence[str]) -> Proc[None]:
         )
 
 
+@procedure
 def claim(
     owner: str,
     lease_s: float,
@@ -111,11 +127,13 @@ def claim(
     skip_locked: bool,
     out_dir: str | None = None,
     skip: Sequence[str] = (),
+    unsettled: bool = False,
     dead: Sequence[str] = (),
 ) -> Proc[list[str]]:
     """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first.
-    Jobs leased by `dead` owners (processes of this host that are gone: `lease_holders`) are
-    taken over at once, as `take_lease` takes one, rather than once their leases lapse.
+    `unsettled`: ended jobs to settle instead (`UNSETTLED`), one worker at a time. Jobs leased
+    by `dead` owners (processes of this host that are gone: `lease_holders`) are taken over at
+    once, as `take_lease` takes one, rather than once their leases lapse.
 
     A claimer that will save the outputs (`out_dir`) records where, on jobs that had no place
     yet: should it die between the task's success and the last file, the job stays claimable
@@ -126,7 +144,7 @@ def claim(
     skipped = f" AND key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     gone = f" OR lease_owner IN ({', '.join('?' * len(dead))})" if dead else ""
     rows = yield Sql(
-        f"SELECT key FROM kb_jobs WHERE {CLAIMABLE}"
+        f"SELECT key FROM kb_jobs WHERE {UNSETTLED if unsettled else CLAIMABLE}"
         f" AND (lease_until IS NULL OR lease_until < ?{gone}){skipped}"
         f" ORDER BY created_at LIMIT ?{lock}",
         (now, *dead, *skip, limit),

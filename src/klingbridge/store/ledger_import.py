@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ..models import Cost, Task, TaskStatus
 from . import procs, reads
 from .base import TaskStore
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 logger = logging.getLogger("klingbridge.store")
 MARK = "ledger_imported"
@@ -59,6 +59,7 @@ def _fold(path: Path) -> tuple[dict[tuple[str, str], dict[str, Any]], int]:
     return entries, skipped
 
 
+@procedure
 def _insert(entries: dict[tuple[str, str], dict[str, Any]], now: float) -> Proc[int]:
     done = yield from reads.get_meta(MARK)
     if done is not None:

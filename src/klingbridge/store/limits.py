@@ -33,7 +33,7 @@ from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded, LeaseLost
 from ..models import Cost
 from .attempts import intent
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
 #: which serves a query that says it so.
@@ -120,6 +120,7 @@ Verdict = Admitted | Cooling | MustWait
 _LOCK = Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
 
 
+@procedure
 def admit(ask: Ask) -> Proc[Verdict]:
     """Admit the create (its intent written) or say why not; raises `BudgetExceeded`."""
     if ask.budgets or ask.max_concurrent is not None:  # serialize only what must be
@@ -217,6 +218,7 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
     return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead)
 
 
+@procedure
 def leave_queue(external_id: str) -> Proc[None]:
     """A create that stopped waiting for a slot (timed out, went elsewhere) gives its place up."""
     yield Sql("DELETE FROM kb_slot_waiters WHERE external_id = ?", (external_id,))
@@ -287,6 +289,7 @@ def _budget_state(rule: BudgetRule, default_route: str, now: float) -> Proc[Budg
 
 
 # --- cooldowns -------------------------------------------------------------------------------
+@procedure
 def cool_down(
     provider: str, until: float, *, reason: str | None, owner: str, now: float
 ) -> Proc[None]:
@@ -308,6 +311,7 @@ class Failures:
     cooled: bool
 
 
+@procedure
 def count_failure(
     provider: str,
     *,
@@ -341,6 +345,7 @@ def count_failure(
     return Failures(count, cooled=True)
 
 
+@procedure
 def reset_failures(provider: str) -> Proc[None]:
     """A success: `provider`'s failures in a row are over (asked by a run that saw some at its
     admission, or that admitted no create: a task followed here, created by another process).
@@ -353,6 +358,7 @@ def reset_failures(provider: str) -> Proc[None]:
     yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ? AND fails > 0", (provider,))
 
 
+@procedure
 def cooldowns(now: float) -> Proc[list[tuple[str, float, str | None]]]:
     rows = yield Sql(
         "SELECT provider, until, reason FROM kb_cooldowns WHERE until > ? ORDER BY provider",
@@ -362,6 +368,7 @@ def cooldowns(now: float) -> Proc[list[tuple[str, float, str | None]]]:
 
 
 # --- what `klingbridge budget` shows ---------------------------------------------------------
+@procedure
 def summary(
     rules: Sequence[BudgetRule],
     slot_limits: Mapping[str, int | None],
@@ -387,4 +394,5 @@ def summary(
         )
         slots.append(SlotState(provider, in_use, slot_limits.get(provider), int(waiting[0][0])))
     cooling = yield from cooldowns(now)
-    return Summary(budgets, slots, cooling)
+    rows = yield Sql("SELECT provider, fails FROM kb_cooldowns WHERE fails > 0 ORDER BY provider")
+    return Summary(budgets, slots, cooling, {r[0]: int(r[1]) for r in rows})

@@ -14,10 +14,14 @@ default: on one machine over loopback it spent a fifth less CPU (client and serv
 transactions instead of 40,000 for 10,000 tasks, but made 1,000 tasks' runs slower (procedures
 of one group wait for each other's round trips, where ungrouped they use the pool's
 connections at once). docs/benchmarks.md, "PostgreSQL store at scale".
+
+A transaction the server rolls back for a deadlock or a serialization failure, grouped or not,
+is tried again with its procedures made anew (`retries`, retrying.py); only then do they fail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -28,6 +32,7 @@ from typing import Any, TypeVar
 
 from .base import StoreError, TaskStore
 from .grouped import Outcome, WriteGroups
+from .retrying import DEFAULT_RETRIES, Retries, gave_up, retry_group
 from .sql import Proc, Row, Sql, adrive, drive
 
 T = TypeVar("T")
@@ -52,10 +57,19 @@ class PostgresStore(TaskStore):
     dialect = "postgresql"
     id_column = "BIGSERIAL PRIMARY KEY"
 
-    def __init__(self, url: str, *, max_connections: int = 8, grouped: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 8,
+        grouped: bool = False,
+        retries: int | Retries = DEFAULT_RETRIES,
+    ) -> None:
         super().__init__(url)
         self.max_connections = max_connections
         self.grouped = grouped
+        #: Deadlocks and serialization failures: how often a transaction is tried again.
+        self.retries = retries if isinstance(retries, Retries) else Retries(retries)
         self._pool: Any = None
         self._apool: Any = None
         self._lock = threading.Lock()
@@ -117,6 +131,21 @@ class PostgresStore(TaskStore):
             return self._pool
 
     def _execute(self, proc: Proc[T], *, write: bool = True) -> T:
+        """`proc` in one transaction; tried again, made anew, when the database rolled it back
+        for a deadlock or a serialization failure (retrying.py)."""
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return self._execute_once(proc)
+            except StoreError as error:
+                fresh = self.retries.again(proc, error, tried)
+                if fresh is None:
+                    raise gave_up(error, tried) from error.__cause__
+            proc = fresh
+            time.sleep(self.retries.pause_s(tried))
+
+    def _execute_once(self, proc: Proc[T]) -> T:
         import psycopg
         import psycopg_pool
 
@@ -157,7 +186,21 @@ class PostgresStore(TaskStore):
         return await self._groups.run(proc)
 
     async def _aexecute_alone(self, proc: Proc[T]) -> T:
-        """One procedure in one transaction of its own (reads, and writes unless grouped)."""
+        """One procedure in one transaction of its own (reads, and writes unless grouped),
+        tried again as `_execute` does."""
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return await self._aexecute_once(proc)
+            except StoreError as error:
+                fresh = self.retries.again(proc, error, tried)
+                if fresh is None:
+                    raise gave_up(error, tried) from error.__cause__
+            proc = fresh
+            await asyncio.sleep(self.retries.pause_s(tried))
+
+    async def _aexecute_once(self, proc: Proc[T]) -> T:
         import psycopg
         import psycopg_pool
 
@@ -175,8 +218,12 @@ class PostgresStore(TaskStore):
             raise self._error(error) from error
 
     async def _arun_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
-        """`procs` in one transaction on one pooled connection (`write_group`); if the
-        transaction fails as a whole, all of them fail."""
+        """`procs` in one transaction on one pooled connection (`write_group`); those rolled
+        back for a deadlock or a serialization failure are written again (`retry_group`)."""
+        return await retry_group(procs, self._awrite_group, self.retries, asyncio.sleep)
+
+    async def _awrite_group(self, procs: list[Proc[Any]]) -> list[Outcome]:
+        """`procs` in one transaction; if it fails as a whole, all of them fail."""
         import psycopg
         import psycopg_pool
 
@@ -186,6 +233,7 @@ class PostgresStore(TaskStore):
                 return await write_group(connection, procs, self._error)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             failed = self._error(error)
+            failed.__cause__ = error  # (its SQLSTATE: a group rolled back is tried again)
             return [(False, failed) for _ in procs]
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ from .leases import (
 )
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
-from .sql import Proc, Sql
+from .sql import Proc, Sql, procedure
 
 __all__ = [
     "AttemptState",  # (the states its procedures take, as they have always been found here)
@@ -120,6 +120,7 @@ def _same_request(stored: str | None, request: Request) -> bool:
 
 
 # --- jobs ------------------------------------------------------------------------------------
+@procedure
 def begin(
     key: str,
     request: Request,
@@ -177,6 +178,7 @@ def begin(
     return job, True
 
 
+@procedure
 def finish(
     key: str, state: JobState, now: float, *, error: str | None = None, owner: str | None = None
 ) -> Proc[None]:
@@ -205,6 +207,7 @@ def finish(
     )
 
 
+@procedure
 def task_succeeded(key: str, now: float) -> Proc[None]:
     """One of the job's tasks succeeded: the job has, whatever its route did after that create
     (a lost create found since, by `wait --task-id` or a callback, after a fallback or a
@@ -217,12 +220,14 @@ def task_succeeded(key: str, now: float) -> Proc[None]:
     )
 
 
+@procedure
 def chain(first: Proc[object], then: Proc[T]) -> Proc[T]:
     """Two procedures in one transaction, in order (one commit instead of two); `then`'s result."""
     yield from first
     return (yield from then)
 
 
+@procedure
 def saved(key: str, files: Iterable[SavedFileRecord], now: float, *, owner: str) -> Proc[None]:
     """Record the files `owner` saved, and let go of the job's lease if it is `owner`'s (or
     lapsed): `finish` kept it for the saver. Another process that saved its own copy meanwhile
@@ -247,6 +252,7 @@ def saved(key: str, files: Iterable[SavedFileRecord], now: float, *, owner: str)
 
 
 # --- meta ----------------------------------------------------------------------------------
+@procedure
 def set_meta(name: str, value: str) -> Proc[None]:
     yield Sql(
         "INSERT INTO kb_meta (name, value) VALUES (?, ?)"

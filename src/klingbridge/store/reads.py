@@ -23,7 +23,7 @@ from .records import (
     StatusChange,
     from_epoch,
 )
-from .sql import Proc, Row, Sql
+from .sql import Proc, Row, Sql, procedure
 
 _JOB_COLUMNS = (
     "key, request, kind, route, provider, state, error, out_dir, saved_at, created_at, "
@@ -45,6 +45,7 @@ class DamagedRecord(KlingBridgeError):
         super().__init__(f"record {key!r} cannot be read: {reason}")
 
 
+@procedure
 def load(key: str) -> Proc[JobRecord | None]:
     jobs, damaged = yield from _load_jobs(
         Sql(f"SELECT {_JOB_COLUMNS} FROM kb_jobs WHERE key = ?", (key,)), history=True
@@ -54,6 +55,7 @@ def load(key: str) -> Proc[JobRecord | None]:
     return jobs[0] if jobs else None
 
 
+@procedure
 def find(ref: str) -> Proc[JobRecord | None]:
     """A job by its key, an attempt's external id, or a vendor task id (latest first)."""
     job = yield from load(ref)
@@ -69,6 +71,7 @@ def find(ref: str) -> Proc[JobRecord | None]:
     return (yield from load(rows[0][0]))
 
 
+@procedure
 def jobs(
     *,
     states: Sequence[str] = (),
@@ -92,6 +95,7 @@ def jobs(
     return (yield from _load_jobs(sql, history=False))
 
 
+@procedure
 def count_jobs(
     *,
     states: Sequence[str] = (),
@@ -136,6 +140,7 @@ def _job_filters(
     return " AND ".join(where), params
 
 
+@procedure
 def states(keys: Sequence[str]) -> Proc[dict[str, tuple[JobState, bool]]]:
     """Each recorded key's job state, and whether the job ever had a vendor task (keys with no
     job are left out): what running those keys again would do, for thousands of keys at once."""
@@ -152,6 +157,7 @@ def states(keys: Sequence[str]) -> Proc[dict[str, tuple[JobState, bool]]]:
     return found
 
 
+@procedure
 def open_attempts(provider: str | None = None) -> Proc[list[AttemptRecord]]:
     """Attempts that may still be running at a vendor (for slots, recovery scans)."""
     rows = yield Sql(
@@ -163,6 +169,7 @@ def open_attempts(provider: str | None = None) -> Proc[list[AttemptRecord]]:
     return [_attempt(row) for row in rows]
 
 
+@procedure
 def get_meta(name: str) -> Proc[str | None]:
     rows = yield Sql("SELECT value FROM kb_meta WHERE name = ?", (name,))
     return rows[0][0] if rows else None
@@ -263,6 +270,7 @@ def _attempt(row: Row) -> AttemptRecord:
     )
 
 
+@procedure
 def durations(provider: str, kind: str, since: float, limit: int) -> Proc[list[float]]:
     """Seconds from the create's answer to the end, newest first, of the last `limit` tasks of
     `provider` and `kind` that succeeded after `since` (epoch s): where pacing.py starts."""
