@@ -159,6 +159,7 @@ def claim(
     return keys
 
 
+@procedure
 def lease_holders(now: float) -> Proc[list[str]]:
     """The owners of the unexpired leases on claimable jobs (a worker asks which are gone)."""
     rows = yield Sql(
