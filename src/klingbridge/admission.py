@@ -30,12 +30,13 @@ from typing import TypeVar
 
 from .budgets import Budgets, max_usd_refusal
 from .cooldowns import Cooldowns
-from .errors import BudgetExceeded, ConfigError, KlingBridgeError, SlotTimeout
+from .errors import BudgetExceeded, ConfigError, KlingBridgeError, LeaseLost, SlotTimeout
 from .events import Event
 from .flows import Clock, Flow, PollPolicy, Record, Sleep
 from .handover import Waiting
 from .models import Cost, Task
 from .store import procs
+from .store.attempts import JobSucceeded
 from .store.limits import (
     Admitted,
     Ask,
@@ -137,6 +138,12 @@ class Admission:
                 if asks:
                     yield Record(leave_queue(seat.external_id), frees=seat.provider)
                 return error
+            except (JobSucceeded, LeaseLost):  # its place, kept by the admission rolled back,
+                # is given up; a carried-on create's is its job's (whoever took the job over
+                # asks under the same external id; `not_sent` gives it up if the job succeeded)
+                if asks and not seat.resumed:
+                    yield Record(leave_queue(seat.external_id), frees=seat.provider)
+                raise
             if verdict is None:  # no store: nothing can be shared
                 return (yield from self._without_store(seat))
             if isinstance(verdict, Admitted):
@@ -220,7 +227,8 @@ class Admission:
                     data={"in_use": verdict.in_use, "limit": verdict.limit, "ahead": verdict.ahead},
                 )
             )
-        pause = self._pause(verdict, asks)
+        # (the safety net's long pause is cut to the time left: a freed slot wakes it anyway)
+        pause = min(self._pause(verdict, asks), max(deadline - self.clock(), SLOT_POLL_MAX_S))
         if self.clock() + pause > deadline:
             yield Record(leave_queue(seat.external_id), frees=seat.provider)
             raise SlotTimeout(
@@ -231,7 +239,8 @@ class Admission:
             )
         self.waiting.enter(seat.provider)
         try:  # a slot freed in this process ends the pause at once (handover.py)
-            yield Sleep(pause, wake=seat.provider)
+            gone = Record(leave_queue(seat.external_id), frees=seat.provider)
+            yield Sleep(pause, wake=seat.provider, rank=verdict.place, gone=gone)
         finally:
             self.waiting.leave(seat.provider)
 

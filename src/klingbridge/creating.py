@@ -30,6 +30,8 @@ from .journal import Journal, Trial
 from .models import Request, Task
 from .provider import Provider
 from .store import procs
+from .store.attempts import JobSucceeded
+from .store.limits import leave_queue
 from .store.records import AttemptRecord, AttemptState
 from .store.sql import Proc
 
@@ -125,16 +127,19 @@ class Creating:
             sent = yield from self._readmitted(provider, external_id, journal, deadline)
         attempt, full = 0, 0
         while True:
-            if not sent:  # from here, it may be paid (`LeaseLost`: the job is another's now)
-                yield Record(procs.sent(external_id, journal.wall(), owner=journal.owner))
-            sent = False
             try:
+                if not sent:  # from here, it may be paid (`LeaseLost`: the job is another's now)
+                    yield Record(procs.sent(external_id, journal.wall(), owner=journal.owner))
+                sent = False
                 task = yield from flows.submit(
                     provider, request, external_id=external_id, callback_url=callback_url,
                     marks=marks(external_id, journal.owner),
                 )  # fmt: skip
                 yield Record(procs.observe(external_id, task, journal.wall()))
                 return task, False
+            except JobSucceeded as succeeded:  # (nothing was sent: `sent` refused it)
+                yield from not_sent(provider.name, external_id, journal, succeeded)
+                raise
             except (TransportError, ProviderResponseError, ProviderError) as error:
                 if isinstance(error, ConcurrencyLimitError) and not fall_back_on_full:
                     yield from self._wait_out_full(
@@ -180,6 +185,9 @@ class Creating:
             refused = yield from journal.admit(self.admission, seat, deadline)
         except SlotTimeout as error:
             refused = error
+        except JobSucceeded as succeeded:  # (admitted, but not marked: nothing is sent)
+            yield from not_sent(provider.name, external_id, journal, succeeded)
+            raise
         if refused is None:
             return True
         ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=refused)
@@ -285,6 +293,14 @@ def known(task: Task) -> Flow[tuple[Task, bool]]:
     """The flow to a task known already: nothing to do."""
     yield from ()
     return task, True
+
+
+def not_sent(provider: str, external_id: str, journal: Journal, error: JobSucceeded) -> Flow[None]:
+    """A create about to be sent again (a retry, a create carried on) for a job that succeeded
+    meanwhile is not sent (success is final): its attempt ends `error`, its quote and slot let
+    go, and its place in a slot's queue too (the admission that found it so rolled back)."""
+    ended = procs.attempt_ended(external_id, AttemptState.ERROR, journal.wall(), error=error)
+    yield Record(procs.chain(ended, leave_queue(external_id)), frees=provider)
 
 
 def maybe_created(error: KlingBridgeError) -> bool:

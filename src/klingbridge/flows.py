@@ -16,7 +16,7 @@ import logging
 import math
 import random
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +56,13 @@ class Sleep:
     #: A provider whose freed slot ends the pause early: a create waiting for a slot sleeps so,
     #: and the runner wakes it when a `Record` that `frees` that provider commits (handover.py).
     wake: str | None = None
+    #: The waiter's place in the store's queue for that slot (`MustWait.place`): a freed slot
+    #: wakes the sleeper of the lowest place, the one the store admits first.
+    rank: int = 0
+    #: Run if the pause ends in an exception (its run cancelled, Ctrl-C): the waiter gives its
+    #: place in the store's queue up at once (else it would stay ahead of the others until it
+    #: expired). Best effort: a store that fails leaves the place to expire.
+    gone: Record | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,9 +278,7 @@ class Jobs:
         latest = job.attempt
         if latest is not None and latest.state is AttemptState.SUCCEEDED:
             # The task ended and the process died before closing the job: close it now.
-            yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
-            closed = job.model_copy(update={"state": JobState.SUCCEEDED})
-            return (yield from recorded(self.router, self.wall, closed))
+            return (yield from self._delivered(job))
         lost = next((a for a in reversed(job.attempts) if a.state is AttemptState.UNKNOWN), None)
         if job.state is JobState.UNKNOWN and lost is not None and not again.resubmit:
             yield Record(procs.release(self.owner, [job.key]))  # (free for `wait K --task-id`)
@@ -289,6 +287,8 @@ class Jobs:
             raise unknown_outcome(job, lost, (yield from seen))  # (whichever attempt it was)
         if (yield from settle_passed(self.router, job, self.wall, journal)):
             job = (yield Record(reads.load(job.key), read=True)) or job
+            if any(a.state is AttemptState.SUCCEEDED for a in job.attempts):
+                return (yield from self._delivered(job))  # (a passed create found succeeded)
         resume = resume_point(job)  # (resuming.py: a paid task first, never a second create)
         # (a recorded task is announced to `on_update` once, by the router as it follows it)
         journal.route = self._route_name(job.route, job.provider)  # the job's, as `plan` is
@@ -296,7 +296,16 @@ class Jobs:
             request, plan, journal=journal, timeout=max(0.0, deadline - self.clock()),
             on_update=on_update, callback_url=callback_url, resume=resume, detach=detach,
         )  # fmt: skip
-        return (yield from settling(self.router, self.wall, run, job.key, went_on_unresolved(job)))
+        left = went_on_unresolved(job, resume)
+        return (yield from settling(self.router, self.wall, run, job.key, left))
+
+    def _delivered(self, job: JobRecord) -> Flow[RunResult]:
+        """A job one of whose tasks succeeded, closed succeeded (success is final): its result
+        is that task, and nothing more is created for it (a create left after it is settled,
+        `recorded`)."""
+        yield Record(procs.finish(job.key, JobState.SUCCEEDED, self.wall(), owner=self.owner))
+        closed = job.model_copy(update={"state": JobState.SUCCEEDED})
+        return (yield from recorded(self.router, self.wall, closed))
 
     def _follow_only(
         self, job: JobRecord, deadline: float, on_update: OnUpdate | None

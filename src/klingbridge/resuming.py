@@ -50,8 +50,8 @@ def resume_point(job: JobRecord) -> AttemptRecord | None:
     with_task = [a for a in opened if a.task is not None]
     if with_task:
         return with_task[-1]
-    if opened:
-        return opened[0]
+    if opened:  # (the latest: those the route went on from are only looked up, never sent)
+        return opened[-1]
     latest = job.attempt
     if job.state.is_terminal or latest is None or latest.task is None:
         return None  # (a failed job run again, `retry_failed`: routed anew)
@@ -76,9 +76,13 @@ def settle_passed(
     return changed
 
 
-def went_on_unresolved(job: JobRecord) -> bool:
-    """Whether the route went on from a create still unresolved (its lookup failed for now)."""
-    return any(_undecided(a) for a in job.attempts[:-1])
+def went_on_unresolved(job: JobRecord, resume: AttemptRecord | None) -> bool:
+    """Whether the job has a create still unresolved besides the one the run carries on
+    (`resume`): one the route went on from (its lookup failed for now), or one left unsent
+    after a task the run follows (settled once the job ends, its quote not committed for
+    ever)."""
+    carried = None if resume is None else resume.external_id
+    return any(_undecided(a) and a.external_id != carried for a in job.attempts)
 
 
 def went_on(result: RunResult) -> bool:
@@ -109,7 +113,7 @@ def settle_ended(router: Router, job: JobRecord, wall: Clock) -> Flow[bool]:
             elif attempt.task is not None and attempt.state is AttemptState.CREATED:
                 provider = router.providers(attempt.provider)
                 task = yield from flows.get(provider, attempt.task.id, job.kind)
-                yield Record(_found(job, attempt.external_id, task, wall()))
+                yield Record(_found(job, attempt.external_id, task, wall()), frees=provider.name)
                 changed = True
         except StoreError:
             raise
@@ -142,16 +146,18 @@ def _settle(
             ended = procs.passed_over(
                 passed.external_id, AttemptState.UNKNOWN, wall(), error=unresolved.error
             )
-            yield Record(ended)
+            yield Record(ended, frees=passed.provider)
             return True
         if found is not None:
-            yield Record(_found(job, passed.external_id, found, wall()))
+            yield Record(_found(job, passed.external_id, found, wall()), frees=passed.provider)
             return True
     why = "never sent" if passed.state is AttemptState.INTENT else "not found by its external id"
     never = KlingBridgeError(
         f"{passed.provider}: not created ({why}); the route had gone on to another provider"
     )
-    yield Record(procs.passed_over(passed.external_id, AttemptState.ERROR, wall(), error=never))
+    # (each end frees the create's slot: a waiter of this client is woken, handover.py)
+    ended = procs.passed_over(passed.external_id, AttemptState.ERROR, wall(), error=never)
+    yield Record(ended, frees=passed.provider)
     return True
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from . import storefirst
@@ -360,12 +360,14 @@ class Router(Creating, Following):
                 also=reset_failures(name) if reset else None,
             )  # fmt: skip
             return RunResult(task=task, attempts=run.attempts, key=journal.key)
-        if unrecorded:
-            yield Observer(trial.external_id, journal.wall)(unrecorded[-1])
+        goes_on = route.resubmit_failed and task.status is not TaskStatus.CANCELLED
+        if unrecorded:  # its end frees its slot: a waiter of this client is woken (handover.py)
+            seen = Observer(trial.external_id, journal.wall)(unrecorded[-1])
+            yield replace(seen, frees=name) if goes_on else seen  # (else the job's end wakes it)
         outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
         failure = TaskFailed(task)
         run.attempts.append(trial.attempt(outcome, self.clock(), task, failure))
-        if not route.resubmit_failed or task.status is TaskStatus.CANCELLED:
+        if not goes_on:
             failure.attempts = run.attempts
             raise failure
         run.last_error = failure

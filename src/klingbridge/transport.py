@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import ssl
 import threading
 import time
@@ -27,6 +28,11 @@ from .provider import Provider
 from .scheduler import Found, PollScheduler
 from .store import TaskStore
 from .wire import HttpCall, HttpReply
+
+logger = logging.getLogger("klingbridge")
+#: The longest a cancelled slot waiter waits for its place in the queue to be given up
+#: (seconds); past it, the place expires by itself.
+GONE_S = 5.0
 
 T = TypeVar("T")
 
@@ -186,10 +192,18 @@ class SyncRunner:
         a sleep function given instead, a test's, is called as it is)."""
         if step.seconds <= 0:
             return
-        if step.wake is not None and self._sleep is time.sleep:
-            self.bell.sleep(step.wake, step.seconds)
-        else:
-            self._sleep(step.seconds)
+        try:
+            if step.wake is not None and self._sleep is time.sleep:
+                self.bell.sleep(step.wake, step.seconds, rank=step.rank)
+            else:
+                self._sleep(step.seconds)
+        except BaseException:  # (Ctrl-C: a slot waiter gives its place in the queue up)
+            if step.gone is not None:
+                try:
+                    _record(self.store, step.gone)
+                except Exception:  # (its place expires)
+                    logger.debug("could not give a slot waiter's place up", exc_info=True)
+            raise
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -242,7 +256,7 @@ class AsyncRunner:
             while not isinstance(step, _Done):
                 if isinstance(step, Sleep):
                     if step.wake is not None and step.seconds > 0:
-                        await self.bell.sleep(step.wake, step.seconds, self._sleep)
+                        await self._slot_pause(step)
                     elif step.seconds > 0:
                         await self._sleep(step.seconds)
                     step = _advance(flow)
@@ -252,6 +266,10 @@ class AsyncRunner:
                         done = await _arecord(self.store, step)
                     except Exception as exc:  # the procedure's own error, or StoreError
                         step = _advance(flow, error=exc)
+                    except BaseException:  # cancelled: a grouped write commits all the same
+                        if step.frees is not None:
+                            self.bell.ring(step.frees)  # (at worst, a waiter asks once more)
+                        raise
                     else:
                         if step.frees is not None:
                             self.bell.ring(step.frees)
@@ -317,6 +335,23 @@ class AsyncRunner:
             flow.close()  # (as in SyncRunner.run)
             raise
         return step.value
+
+    async def _slot_pause(self, step: Sleep) -> None:
+        """A slot waiter's pause, ended early by a freed slot (handover.py); cancelled, the
+        waiter's `gone` record gives its place in the queue up."""
+        assert step.wake is not None
+        try:
+            await self.bell.sleep(step.wake, step.seconds, self._sleep, rank=step.rank)
+        except BaseException:
+            if step.gone is not None:
+                try:  # (bounded: an event loop shutting down may have cancelled the writer)
+                    await asyncio.wait_for(_arecord(self.store, step.gone), GONE_S)
+                except Exception:  # (its place expires)
+                    logger.debug("could not give a slot waiter's place up", exc_info=True)
+                else:
+                    if step.gone.frees is not None:
+                        self.bell.ring(step.gone.frees)
+            raise
 
     async def _poll(self, step: Poll, queued: _Queued) -> Found:
         """A batched poll where the vendor allows it, else this task alone."""

@@ -28,7 +28,7 @@ from klingbridge import (
     TaskStatus,
 )
 from klingbridge.config import Config, RetryPolicy, Route
-from klingbridge.store import AttemptState, JobState
+from klingbridge.store import AttemptState, JobState, procs
 from klingbridge.store import callbacks as recorded
 from klingbridge.worker import Worker
 
@@ -302,6 +302,24 @@ def test_a_passed_create_surely_absent_ends_error_when_the_job_ends(tmp_path: Pa
     assert vendors.posts == {"kling": 1, "piapi": 1}
 
 
+@pytest.mark.parametrize("found", [None, "succeed"])
+def test_a_passed_create_settled_when_the_job_ends_wakes_a_slot_waiter(
+    tmp_path: Path, found: str | None
+) -> None:
+    """Its end (`error`, or its task found ended) frees its Kling slot: a create of this client
+    waiting for one is woken at once (handover.py), as by the router's own attempt ends; it
+    was not, and waited out its pause (10 s while this client's runs hold every slot)."""
+    vendors, store = Late(found=found), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as client:
+        rung: list[str] = []
+        ring = client._runner.bell.ring
+        client._runner.bell.ring = lambda key: (rung.append(key), ring(key))[-1]  # type: ignore[method-assign]
+        assert client.run(RAIN, key="k").id == "p1"
+        (record,) = client.tasks()
+    assert record.attempts[0].state in (AttemptState.ERROR, AttemptState.SUCCEEDED)
+    assert "kling" in rung
+
+
 def test_a_passed_create_found_when_the_job_ends_is_recorded(tmp_path: Path) -> None:
     vendors, store = Late(found="succeed"), f"sqlite:///{tmp_path / 'tasks.db'}"
     with routed_client(vendors, store) as client:
@@ -392,3 +410,212 @@ def test_a_carried_on_job_settles_the_passed_create_when_it_ends(tmp_path: Path)
     assert vendors.posts == {"kling": 1, "piapi": 1}
     states = [(a.provider, a.state) for a in record.attempts]
     assert states == [("kling", AttemptState.ERROR), ("piapi", AttemptState.SUCCEEDED)]
+
+
+def test_a_create_retried_after_its_job_succeeded_meanwhile_is_not_sent(tmp_path: Path) -> None:
+    """The create is refused for now (429); during its backoff another process records a task
+    of the job as succeeded (a callback for an earlier create, `wait k --task-id`). The retry
+    sends nothing, as a new create would not, and its attempt ends `error`: no quote left
+    committed, no slot held (review-ho: it was sent again, a second task paid for)."""
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    posts: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        posts.append(request.method)
+        return httpx.Response(429, json={"error": "slow down"})
+
+    def backoff(seconds: float) -> None:  # meanwhile, a callback tells of an earlier task
+        assert client.store is not None
+        client.store.run(procs.task_succeeded("k", time.time()))
+
+    config = Config(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01))
+    with Client("echo", plugins=[EchoPlugin()], transport=httpx.MockTransport(vendor),
+                poll=FAST, store=store, sleep=backoff, config=config) as client:  # fmt: skip
+        with pytest.raises(procs.JobSucceeded):
+            client.run(RAIN, key="k")
+        (record,) = client.tasks()
+    assert posts == ["POST"]
+    assert record.state is JobState.SUCCEEDED
+    assert [a.state for a in record.attempts] == [AttemptState.ERROR]
+
+
+class Delivered:
+    """Kling loses its create's answer and its lookups fail (phase 1): the route falls back to
+    PiAPI, which refuses for now (429); Ctrl-C in the backoff leaves its create unsent. In
+    phase 2 Kling's lookup finds the task k1, which succeeded; PiAPI would create p1."""
+
+    def __init__(self) -> None:
+        self.phase = 1
+        self.posts = {"kling": 0, "piapi": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if request.method == "POST":
+            self.posts[host] += 1
+        if host == "kling":
+            if request.method == "POST":
+                raise httpx.ReadTimeout("answer lost", request=request)
+            if self.phase == 1:
+                return httpx.Response(500, json={"code": 5000, "message": "down"})
+            return httpx.Response(200, json=_kling("k1", "x", "succeed"))
+        if request.method == "POST" and self.phase == 1:
+            return httpx.Response(429, json={"code": 429, "message": "slow down"})
+        return httpx.Response(
+            200, json=_piapi("pending" if request.method == "POST" else "completed")
+        )
+
+    def sleep(self, seconds: float) -> None:
+        if self.posts["piapi"]:
+            raise KeyboardInterrupt  # Ctrl-C in PiAPI's backoff
+
+
+def test_a_carried_on_job_whose_passed_create_is_found_succeeded_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    """`wait k` (or a worker) finds the create the route went on from succeeded: the job is
+    delivered, its result that task; the create left unsent after it is not sent (review-ho:
+    it was, a second task paid for)."""
+    vendors, store = Delivered(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+    )
+
+    def client() -> Client:
+        return Client(config=config, transport=httpx.MockTransport(vendors), poll=FAST,
+                      store=store, sleep=vendors.sleep)  # fmt: skip
+
+    with client() as first:
+        with pytest.raises(KeyboardInterrupt):
+            first.run(RAIN, key="k")
+        first.let_go("k")
+        (record,) = first.tasks()
+    assert [a.state for a in record.attempts] == [AttemptState.SENT, AttemptState.INTENT]
+    vendors.phase = 2
+    with client() as later:  # klingbridge wait k
+        assert later.resume_dispatch("k").task.id == "k1"
+        (record,) = later.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    assert record.state is JobState.SUCCEEDED
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.SUCCEEDED), ("piapi", AttemptState.ERROR)]
+
+
+class StillRunning(Delivered):
+    """As `Delivered`, but Kling's lookup finds k1 still running; it succeeds at its poll."""
+
+    kling_gets = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.phase == 2 and request.url.host.startswith("kling"):
+            self.kling_gets += 1
+            status = "processing" if self.kling_gets == 1 else "succeed"
+            return httpx.Response(200, json=_kling("k1", "x", status))
+        return super().__call__(request)
+
+
+def test_a_create_left_unsent_behind_a_passed_task_followed_is_settled(tmp_path: Path) -> None:
+    """`wait k` finds the passed create's task still running and follows it to its success;
+    the PiAPI create left unsent after it must not stay `intent` (its quote committed in every
+    budget for ever, review-ho): it ends `error`, never sent."""
+    vendors, store = StillRunning(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+    )
+
+    def client() -> Client:
+        return Client(config=config, transport=httpx.MockTransport(vendors), poll=FAST,
+                      store=store, sleep=vendors.sleep)  # fmt: skip
+
+    with client() as first:
+        with pytest.raises(KeyboardInterrupt):
+            first.run(RAIN, key="k")
+        first.let_go("k")
+    vendors.phase = 2
+    with client() as later:  # klingbridge wait k
+        assert later.resume_dispatch("k").task.id == "k1"
+        (record,) = later.tasks()
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+    assert record.state is JobState.SUCCEEDED
+    states = [(a.provider, a.state) for a in record.attempts]
+    assert states == [("kling", AttemptState.SUCCEEDED), ("piapi", AttemptState.ERROR)]
+
+
+class Interrupted:
+    """Kling loses its create's answer and its lookups keep failing: the route falls back to
+    PiAPI, and Ctrl-C comes while PiAPI's create is on its way (it may have been received)."""
+
+    def __init__(self) -> None:
+        self.phase = 1
+        self.posts = {"kling": 0, "piapi": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        if request.method == "POST":
+            self.posts[host] += 1
+        if host == "kling":
+            if request.method == "POST":
+                raise httpx.ReadTimeout("answer lost", request=request)
+            return httpx.Response(500, json={"code": 5000, "message": "down"})
+        if request.method == "POST" and self.phase == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the create is on its way
+        return httpx.Response(
+            200, json=_piapi("pending" if request.method == "POST" else "completed")
+        )
+
+
+def test_a_carried_on_job_picks_up_its_latest_create_not_the_one_the_route_went_on_from(
+    tmp_path: Path,
+) -> None:
+    """Kling's create (passed, its lookup failing) and then PiAPI's (sent, its answer never
+    recorded) are both unresolved: `wait k` carries on the latest, PiAPI's (which cannot be
+    asked about: its outcome is unknown), and sends nothing (review-ho: it carried Kling's on,
+    whose lookup failed again, went on to PiAPI and created there anew: a second PiAPI task
+    paid if the first had been received)."""
+    vendors, store = Interrupted(), f"sqlite:///{tmp_path / 'tasks.db'}"
+    with routed_client(vendors, store) as first:
+        with pytest.raises(KeyboardInterrupt):
+            first.run(RAIN, key="k")
+        first.let_go("k")
+        (record,) = first.tasks()
+    assert [a.state for a in record.attempts] == [AttemptState.SENT, AttemptState.SENT]
+    vendors.phase = 2
+    with (
+        routed_client(vendors, store) as later,  # klingbridge wait k
+        pytest.raises(KlingBridgeError, match="may have been"),
+    ):
+        later.resume_dispatch("k")
+    assert vendors.posts == {"kling": 1, "piapi": 1}
+
+
+def test_a_failed_task_the_route_goes_on_from_wakes_a_waiter_for_its_slot(tmp_path: Path) -> None:
+    """Kling's task fails and the route resubmits to PiAPI: the failure's record frees Kling's
+    slot, and a create of this client waiting for one is woken at once (handover.py); only
+    the job's end rang, for PiAPI, and the Kling waiter sat out its pause (review-ho)."""
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.url.host.startswith("kling"):
+            if request.method == "POST":
+                ext = json.loads(request.content)["external_task_id"]
+                return httpx.Response(200, json=_kling("k1", ext, "submitted"))
+            return httpx.Response(200, json=_kling("k1", "x", "failed"))
+        return httpx.Response(
+            200, json=_piapi("pending" if request.method == "POST" else "completed")
+        )
+
+    config = Config(
+        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
+        routes={"default": Route(providers=["kling", "piapi"], resubmit_failed=True)},
+        retry=RetryPolicy(attempts=1, base_delay=0, max_delay=0),
+    )
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    with Client(config=config, transport=httpx.MockTransport(vendor), poll=FAST, store=store,
+                sleep=lambda s: None) as client:  # fmt: skip
+        rung: list[str] = []
+        ring = client._runner.bell.ring
+        client._runner.bell.ring = lambda key: (rung.append(key), ring(key))[-1]  # type: ignore[method-assign]
+        assert client.run(RAIN, key="k").id == "p1"
+    assert "kling" in rung

@@ -25,7 +25,7 @@ BUDGET = "budget echo ($0.5 per day) exceeded: spent $0.0000, committed $0.0000"
 
 def vendor(request: httpx.Request) -> httpx.Response:
     if request.method == "POST":
-        if b"bad" in request.read():
+        if b"forbidden" in request.read():  # (not hex: the body holds random hex ids)
             return httpx.Response(400, json={"error": {"reason": "prompt has a forbidden word"}})
         return httpx.Response(200, json=job("E-1", "WAITING"))
     return httpx.Response(200, json=job("E-1", "BROKEN", why=WHY))
@@ -46,7 +46,7 @@ def store(tmp_path: Path) -> str:
     path = str(tmp_path / "s.sqlite3")
     run(path, "budgeted", "rain", {"echo": {"usd": 0.5, "per": "day"}})
     run(path, "failing", "rain")
-    run(path, "refused", "bad rain")
+    run(path, "refused", "forbidden rain")
     return path
 
 

@@ -16,6 +16,7 @@ from klingbridge.store import (
     JobState,
     SavedFileRecord,
     TaskStore,
+    limits,
     open_store,
     procs,
     reads,
@@ -230,6 +231,29 @@ def test_a_job_that_succeeded_stays_so_whatever_a_stale_run_writes(store: TaskSt
     assert job.lease_owner is None and [x.external_id for x in job.attempts] == ["x-1"]
 
 
+def test_a_create_carried_on_or_retried_is_not_sent_for_a_job_that_succeeded(
+    store: TaskStore,
+) -> None:
+    """A create about to be sent again (a retry after a refusal, a create carried on by a
+    worker or `wait`, admitted again) while a task of an earlier attempt was recorded as
+    succeeded (a callback, found by its external id): nothing is sent, as for a new create
+    (review-ho: it was marked `sent` and sent, a second task paid for a job delivered)."""
+    begin(store, "k", owner="b")
+    now = time.time()
+    store.run(procs.intent("k", "kling", "x-1", QUOTE, now, sent=True, owner="b"))
+    store.run(procs.intent("k", "piapi", "x-2", QUOTE, now, owner="b"))  # (its backoff)
+    store.run(procs.task_succeeded("k", now))  # x-1's task, told by a callback
+    with pytest.raises(procs.JobSucceeded):
+        store.run(procs.sent("x-2", now, owner="b"))
+    carried_on = limits.Ask(
+        key="k", provider="piapi", route=None, external_id="x-2", quoted=QUOTE, owner="b",
+        now=now, max_concurrent=2, sent=True, resumed=True,
+    )  # fmt: skip
+    with pytest.raises(procs.JobSucceeded):
+        store.run(limits.admit(carried_on))
+    job = store.job("k")
+    assert job is not None and [a.state for a in job.attempts][1] is AttemptState.INTENT
+
 
 def test_a_passed_create_ends_only_while_still_unresolved(store: TaskStore) -> None:
     """`passed_over` (a create the route went on from, looked up: none) writes nothing over a
@@ -245,6 +269,7 @@ def test_a_passed_create_ends_only_while_still_unresolved(store: TaskStore) -> N
     job = store.job("k")
     assert job is not None
     assert [a.state for a in job.attempts] == [AttemptState.ERROR, AttemptState.CREATED]
+
 
 def test_a_claimer_that_saves_keeps_a_finished_unsaved_job_claimable(store: TaskStore) -> None:
     begin(store, "j1", owner="starter")

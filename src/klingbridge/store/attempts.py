@@ -94,7 +94,9 @@ class JobSucceeded(KlingBridgeError):
 @procedure
 def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None]:
     """The create is about to leave (from here, it may be paid). `owner`: the run's lease
-    owner; if the job's lease is no longer theirs, `LeaseLost` is raised: nothing is sent."""
+    owner; if the job's lease is no longer theirs, `LeaseLost` is raised, and if the job has
+    succeeded meanwhile, `JobSucceeded` (success is final, as for a new create's `intent`):
+    nothing is sent."""
     if owner is None:
         yield Sql(
             "UPDATE kb_attempts SET state = 'sent', updated_at = ?"
@@ -105,18 +107,21 @@ def sent(external_id: str, now: float, *, owner: str | None = None) -> Proc[None
     marked = yield Sql(
         "UPDATE kb_attempts SET state = 'sent', updated_at = ?"
         " WHERE external_id = ? AND state IN ('intent', 'sent') AND EXISTS (SELECT 1 FROM"
-        " kb_jobs j WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?) RETURNING job_key",
+        " kb_jobs j WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?"
+        " AND j.state <> 'succeeded') RETURNING job_key",
         (now, external_id, owner),
     )
     if marked:
         return
     rows = yield Sql(
-        "SELECT j.key, j.lease_owner FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
-        " WHERE a.external_id = ?",
+        "SELECT j.key, j.lease_owner, j.state FROM kb_attempts a"
+        " JOIN kb_jobs j ON j.key = a.job_key WHERE a.external_id = ?",
         (external_id,),
     )
     if rows and rows[0][1] != owner:
         raise LeaseLost(rows[0][0], rows[0][1])
+    if rows and rows[0][2] == "succeeded":
+        raise JobSucceeded(rows[0][0])
 
 
 @procedure

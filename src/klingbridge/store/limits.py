@@ -27,12 +27,12 @@ sets it back (`reset_failures`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded, LeaseLost
 from ..models import Cost
-from .attempts import intent
+from .attempts import JobSucceeded, intent
 from .sql import Proc, Sql, procedure
 
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
@@ -109,6 +109,10 @@ class MustWait:
     mine: int = 0
     #: Creates ahead in the queue that another owner (process, client) asked for.
     others_ahead: int = 0
+    #: The asker's place in the queue (its `kb_slot_waiters` id: the lower, the sooner it is
+    #: admitted): a slot freed in this process wakes the waiter of the lowest place
+    #: (handover.py), the one the store admits first.
+    place: int = field(default=0, compare=False)
 
 
 Verdict = Admitted | Cooling | MustWait
@@ -161,17 +165,21 @@ def admit(ask: Ask) -> Proc[Verdict]:
 
 def _resumed(ask: Ask) -> Proc[int]:
     """A carried-on create admitted: its attempt marked, if the job's lease is still the
-    asker's (else `LeaseLost`: another process took the job over, and sends it if anyone)."""
+    asker's (else `LeaseLost`: another process took the job over, and sends it if anyone) and
+    the job has not succeeded meanwhile (else `JobSucceeded`: nothing is sent)."""
     rows = yield Sql(
         "UPDATE kb_attempts SET state = ?, updated_at = ? WHERE external_id = ?"
         " AND state IN ('intent', 'sent') AND EXISTS (SELECT 1 FROM kb_jobs j"
-        " WHERE j.key = kb_attempts.job_key AND j.lease_owner = ?) RETURNING seq",
+        " WHERE j.key = kb_attempts.job_key AND j.lease_owner = ? AND j.state <> 'succeeded')"
+        " RETURNING seq",
         ("sent" if ask.sent else "intent", ask.now, ask.external_id, ask.owner),
     )
     if not rows:
-        held = yield Sql("SELECT lease_owner FROM kb_jobs WHERE key = ?", (ask.key,))
+        held = yield Sql("SELECT lease_owner, state FROM kb_jobs WHERE key = ?", (ask.key,))
         if held and held[0][0] != ask.owner:
             raise LeaseLost(ask.key, held[0][0])
+        if held and held[0][1] == "succeeded":
+            raise JobSucceeded(ask.key)
     return int(rows[0][0]) if rows else 0
 
 
@@ -196,16 +204,18 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
             yield Sql("DELETE FROM kb_slot_waiters WHERE id = ?", (mine[0][0],))
         return None
     if mine:
+        place = int(mine[0][0])
         yield Sql(
             "UPDATE kb_slot_waiters SET expires = ? WHERE id = ?",
-            (ask.now + ask.waiter_ttl_s, mine[0][0]),
+            (ask.now + ask.waiter_ttl_s, place),
         )
     else:
-        yield Sql(
+        placed = yield Sql(
             "INSERT INTO kb_slot_waiters (provider, external_id, owner, since, expires)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
             (ask.provider, ask.external_id, ask.owner, ask.now, ask.now + ask.waiter_ttl_s),
         )
+        place = int(placed[0][0])
     unfollowed = yield Sql(
         "SELECT a.job_key, a.external_id, a.task_id, j.kind"
         " FROM kb_attempts a JOIN kb_jobs j ON j.key = a.job_key"
@@ -215,7 +225,7 @@ def _take_slot(ask: Ask, limit: int) -> Proc[MustWait | None]:
         (ask.provider, ask.now, ask.external_id, in_use),
     )
     holders = tuple(Unfollowed(*row) for row in unfollowed)
-    return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead)
+    return MustWait(ask.provider, in_use, limit, ahead, holders, held, others_ahead, place)
 
 
 @procedure
