@@ -35,9 +35,12 @@ from .errors import KlingBridgeError, LeaseLost
 from .journal import RunResult
 from .lease_keeper import save_holding
 from .models import Task
+from .owners import owner_alive
 from .store import SavedFileRecord, TaskStore, procs
 from .store.attempts import JobSucceeded
 
+#: Each file's download timeout, as `save_outputs` has it by default.
+SAVE_TIMEOUT_S = 120.0
 logger = logging.getLogger("klingbridge.worker")
 
 
@@ -62,7 +65,8 @@ class Worker:
     max_backoff_s: float = 600.0  # ...up to this
     on_done: Callable[[str, RunResult | None, str | None], None] | None = None
     report: WorkerReport = field(default_factory=WorkerReport)
-    #: What fetches the outputs (None: a client of its own per save).
+    #: What fetches the outputs (None: one client of the worker's own for every save; one
+    #: per save cost some 80 ms of CPU each, its TLS context, and bounded a worker's pace).
     http: httpx.Client | None = None
     clock: Callable[[], float] = time.monotonic
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,6 +76,7 @@ class Worker:
     _not_before: dict[str, float] = field(default_factory=dict)
     _halt: threading.Event = field(default_factory=threading.Event)  # (saves: stop now)
     _saves: set[asyncio.Future[list[SavedFile]]] = field(default_factory=set)
+    _own_http: httpx.Client | None = None
 
     @property
     def store(self) -> TaskStore:
@@ -95,11 +100,7 @@ class Worker:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
                 if free > 0:
-                    claimed = await asyncio.to_thread(
-                        self.store.claim, self.owner, lease_s=lease_s, limit=free,
-                        out_dir=None if self.out_dir is None else str(self.out_dir.resolve()),
-                        skip=self._skipped(),
-                    )  # fmt: skip
+                    claimed = await asyncio.to_thread(self._claim, lease_s, free)
                     await self._start(claimed)
                 free = self.concurrency - len(self._running)
                 if free > 0:  # then ended jobs that left a create unresolved (`_settle`)
@@ -117,7 +118,27 @@ class Worker:
                 waiting[-1].cancel()
         finally:
             await self._let_go()
+            if self._own_http is not None:
+                self._own_http.close()
         return self.report
+
+    def _fetcher(self) -> httpx.Client:
+        if self.http is not None:
+            return self.http
+        if self._own_http is None:
+            self._own_http = httpx.Client(timeout=SAVE_TIMEOUT_S, follow_redirects=True)
+        return self._own_http
+
+    def _claim(self, lease_s: float, limit: int) -> list[str]:
+        """Claim free or lapsed jobs, and at once those of a process of this host that is gone
+        (`kill -9`): they would otherwise wait out their leases (docs/durability.md)."""
+        store = self.store
+        dead = [owner for owner in store.lease_holders() if not owner_alive(owner)]
+        out_dir = None if self.out_dir is None else str(self.out_dir.resolve())
+        return store.claim(
+            self.owner, lease_s=lease_s, limit=limit, out_dir=out_dir, skip=self._skipped(),
+            dead=dead,
+        )  # fmt: skip
 
     async def _start(self, claimed: list[str]) -> None:
         """Work on the jobs just claimed. One whose try ended while the claim ran (let go, then
@@ -185,7 +206,7 @@ class Worker:
                 result = await self.client.resume_dispatch(key, timeout=self.timeout_s)
             saving = asyncio.get_running_loop().run_in_executor(None, functools.partial(
                 save_job, self.store, key, result.task, self.out_dir, owner=self.owner,
-                lease_s=self.client.config.store.lease_s, http=self.http, halt=self._halt,
+                lease_s=self.client.config.store.lease_s, http=self._fetcher(), halt=self._halt,
             ))  # fmt: skip
             self._saves.add(saving)
             saving.add_done_callback(self._saves.discard)

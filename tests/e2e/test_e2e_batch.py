@@ -35,6 +35,7 @@ from klingbridge.config import Config
 from klingbridge.flows import Record, Sleep
 from klingbridge.jobs import Again
 from klingbridge.journal import Attempt, RunResult
+from klingbridge.outcomes import UnknownOutcome
 from klingbridge.store import procs
 
 FAST = PollPolicy(initial=0.01, factor=1.5, maximum=0.02, pacing=False)
@@ -568,6 +569,39 @@ def test_the_progress_line_counts_the_tasks_at_the_vendor() -> None:
     done = task("a", TaskStatus.SUCCEEDED)
     tally.add(Finished(index=0, key="k", result=RunResult(task=done, attempts=[])))
     assert "2 under way (1 running at the vendor, 0 queued there)" in tally.line()
+
+
+def test_lines_that_ended_while_their_files_are_saved_are_not_under_way() -> None:
+    """Carrying a batch on with --out, the lines an earlier run ended come back at once and
+    wait for a saver (4 at a time) to check their files: the progress line said "782 under way"
+    under --concurrency 50. They ended: they are counted apart, as saving their files."""
+    tally = Tally(4)
+    tally.started = 4
+    tally.finished = 3  # the client gave back three lines; one of them is reported so far
+    done = Task(provider="piapi", id="a", kind="sound", status=TaskStatus.SUCCEEDED)
+    tally.add(Finished(index=0, key="k", result=RunResult(task=done, attempts=[])))
+    line = tally.line()
+    assert "batch: 1/4 ended" in line
+    assert "1 under way" in line
+    assert "2 saving their files" in line
+
+
+def test_the_summary_does_not_offer_retry_failed_for_lines_whose_outcome_is_unknown() -> None:
+    """A PiAPI create whose answer was lost ends its line `unknown`: --retry-failed leaves such a
+    line as it is (it may have a task, paid for), yet the summary said "--retry-failed runs the
+    failed lines again", even after a run with --retry-failed that changed nothing."""
+    lost = UnknownOutcome("job k: a piapi create may have been received", provider="piapi",
+                          may_have_been_received=True)  # fmt: skip
+    tally = Tally(2)
+    tally.started = 2
+    tally.add(Finished(index=0, key="k", error=lost))
+    summary = tally.summary()
+    assert "1 failed" in summary
+    assert "--retry-failed runs the failed lines again" not in summary
+    assert "--task-id" in summary and "--resubmit" in summary
+    failed = Task(provider="piapi", id="t", kind="sound", status=TaskStatus.FAILED)
+    tally.add(Finished(index=1, key="j", error=TaskFailed(failed)))
+    assert "--retry-failed runs the failed lines again" in tally.summary()
 
 
 def test_the_summary_says_when_the_charges_differ_from_the_quotes() -> None:

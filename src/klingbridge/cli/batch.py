@@ -283,7 +283,7 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             out_dir=options["out"],
             on_update=tally.seen,
         )
-        saver = Saver(client, None if options["detach"] else options["out"])
+        saver = Saver(client, None if options["detach"] else options["out"], tally)
         feeding = asyncio.ensure_future(saver.feed(batch))
         if show:
             live.start()
@@ -312,8 +312,11 @@ def _interrupted(file: str, tally: Tally, options: dict[str, Any]) -> str:
     again += ["--detach"] if options["detach"] else []
     again += ["--retry-failed"] if options["retry_failed"] else []
     left = tally.total - tally.started
-    under_way = tally.started - tally.ended
+    under_way = tally.started - max(tally.finished, tally.ended)
+    unsaved = tally.finished - tally.ended
+    saving = f", {unsaved} ended with their files not all saved" if unsaved > 0 else ""
     return (
-        f"interrupted: {tally.ended} of {tally.total} ended, {under_way} under way (let go), "
-        f"{left} not started. Carry the batch on, paying for nothing twice: {shlex.join(again)}"
+        f"interrupted: {tally.ended} of {tally.total} ended{saving}, {under_way} under way "
+        f"(let go), {left} not started. Carry the batch on, paying for nothing twice: "
+        f"{shlex.join(again)}"
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 from rich.text import Text
 
 from ..batch import Finished
@@ -21,11 +22,12 @@ from ..client import AsyncClient, Client
 from ..download import SavedFile
 from ..errors import KlingBridgeError, WaitTimeout
 from ..models import Quote, Request, Task, TaskStatus
+from ..outcomes import UnknownOutcome
 from ..render import add_row, console, err, usd_text
 from ..render import table as fold_table
 from ..store import JobState, StoreError, reads
 from ..store.records import ended_free
-from ..worker import save_ended_job
+from ..worker import SAVE_TIMEOUT_S, save_ended_job
 from .app import echo_json
 from .batch_budgets import budget_fit
 from .saving import saved_json
@@ -45,9 +47,13 @@ class Tally:
     providers: tuple[str, ...] = ()
     elsewhere: int = 0  # lines an earlier run ran on a provider this run would not use
     started: int = 0  # lines handed to the client
-    ended: int = 0
+    finished: int = 0  # lines the client gave back (ended), their files maybe still saving
+    ended: int = 0  # lines reported (their files saved)
     failed: int = 0  # ended with an error (the task failed, or none could be made)
     waiting: int = 0  # still running at the vendor when the wait timed out
+    #: Of the failed, lines whose create's answer was lost where the vendor cannot be asked
+    #: (`unknown`): --retry-failed leaves them; a human settles each (`wait KEY --task-id`).
+    unknown: int = 0
     charged_usd: float = 0.0
     quoted_usd: float = 0.0  # what the charged tasks were quoted (their charge when unquoted)
     clock: float = field(default_factory=time.monotonic)
@@ -71,6 +77,7 @@ class Tally:
             self.waiting += 1
         elif finished.error is not None:
             self.failed += 1
+            self.unknown += unknown(finished)
         for attempt in finished.attempts:
             charged = attempt.charged
             if charged is None or charged.usd is None:
@@ -86,13 +93,16 @@ class Tally:
     def line(self) -> str:
         elapsed = time.monotonic() - self.clock
         done = "submitted" if self.detach else "ended"
-        running = self.started - self.ended
+        running = self.started - max(self.finished, self.ended)
+        saving = self.finished - self.ended  # (ended lines recorded earlier: checked, here)
         ended = self.ended - self.waiting  # (a wait that timed out ended no task)
         parts = [f"batch: {ended}/{self.total} {done}", f"{self.failed} failed"]
         if self.waiting:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
             parts.append(f"{running} under way{self._vendor()}")
+        if saving > 0:
+            parts.append(f"{saving} saving their files")
         charged = f"${self.charged_usd:.4f} charged"
         if round(self.quoted_usd, 4) != round(self.charged_usd, 4):  # the vendor's prices moved
             charged += f" (quoted ${self.quoted_usd:.4f})"
@@ -103,8 +113,15 @@ class Tally:
         hints = []
         if self.waiting:
             hints.append("run the batch again to finish the lines still running at the vendor")
-        if self.failed:
+        if self.failed > self.unknown:
             hints.append("--retry-failed runs the failed lines again (new tasks, paid for)")
+        if self.unknown:
+            hints.append(
+                f"{self.unknown} failed line(s) may have a task at the vendor (a create's answer "
+                "was lost, and the vendor cannot be asked): --retry-failed leaves them; each "
+                "line's error says how to settle it (klingbridge wait KEY --task-id ID, or "
+                "--resubmit)"
+            )
         if self.elsewhere:
             hints.append(
                 f"{self.elsewhere} line(s) ran on another provider in an earlier run of the "
@@ -117,6 +134,14 @@ class Tally:
             return ""
         running = sum(status is TaskStatus.RUNNING for status in self.at_vendor.values())
         return f" ({running} running at the vendor, {len(self.at_vendor) - running} queued there)"
+
+
+def unknown(finished: Finished) -> bool:
+    """Whether the line ended with no task after a create whose outcome no one can know."""
+    if isinstance(finished.error, UnknownOutcome):
+        return True
+    lost = any(attempt.outcome == "unknown" for attempt in finished.attempts)
+    return lost and finished.task is None
 
 
 @dataclass(frozen=True)
@@ -135,13 +160,20 @@ class Saver:
 
     client: AsyncClient
     out: Path | None
+    #: Counts each line as the client gives it back, before its files are saved.
+    tally: Tally | None = None
     said: asyncio.Queue[Said | None] = field(default_factory=asyncio.Queue)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SAVERS))
     _saving: set[asyncio.Task[None]] = field(default_factory=set)
+    #: One HTTP client for every line's files: making one costs some 80 ms of CPU (its TLS
+    #: context), which made carrying on a batch of 2,000 ended lines take minutes.
+    _http: httpx.Client | None = None
 
     async def feed(self, batch: AsyncIterator[Finished]) -> None:
         try:
             async for finished in batch:
+                if self.tally is not None:
+                    self.tally.finished += 1
                 saving = asyncio.ensure_future(self._save(finished))
                 self._saving.add(saving)
                 saving.add_done_callback(self._saving.discard)
@@ -155,11 +187,14 @@ class Saver:
         if self.out is None or result is None or store is None:
             self.said.put_nowait(Said(finished))
             return
+        if self._http is None:
+            self._http = httpx.Client(timeout=SAVE_TIMEOUT_S, follow_redirects=True)
         async with self._slots:
             try:
                 saved = await asyncio.to_thread(
                     save_ended_job, store, finished.key, result.task, self.out,
                     owner=self.client.owner, lease_s=self.client.config.store.lease_s,
+                    http=self._http,
                 )  # fmt: skip
             except KlingBridgeError as error:
                 retry = f"klingbridge wait {finished.key} --out {self.out}"
@@ -171,6 +206,8 @@ class Saver:
         for saving in self._saving:
             saving.cancel()
         await asyncio.gather(*list(self._saving), return_exceptions=True)
+        if self._http is not None:
+            self._http.close()
 
 
 def say(line: Line, said: Said, as_json: bool) -> None:

@@ -170,14 +170,19 @@ class TaskStore(abc.ABC):
         out_dir: str | None = None,
         skip: Sequence[str] = (),
         unsettled: bool = False,
+        dead: Sequence[str] = (),
     ) -> list[str]:
         skip_locked = self.dialect == "postgresql"
         return self.run(
             procs.claim(
                 owner, lease_s, limit, time.time(), skip_locked=skip_locked, out_dir=out_dir,
-                skip=skip, unsettled=unsettled,
+                skip=skip, unsettled=unsettled, dead=dead,
             )
         )  # fmt: skip
+
+    def lease_holders(self) -> list[str]:
+        """The owners of the unexpired leases on jobs a worker would claim."""
+        return self.read(procs.lease_holders(time.time()))
 
     def renew(self, owner: str, keys: Sequence[str], *, lease_s: float) -> list[str]:
         return self.run(procs.renew(owner, keys, lease_s, time.time()))

@@ -128,9 +128,12 @@ def claim(
     out_dir: str | None = None,
     skip: Sequence[str] = (),
     unsettled: bool = False,
+    dead: Sequence[str] = (),
 ) -> Proc[list[str]]:
     """Lease up to `limit` unfinished jobs nobody holds; returns their keys, oldest first.
-    `unsettled`: ended jobs to settle instead (`UNSETTLED`), one worker at a time.
+    `unsettled`: ended jobs to settle instead (`UNSETTLED`), one worker at a time. Jobs leased
+    by `dead` owners (processes of this host that are gone: `lease_holders`) are taken over at
+    once, as `take_lease` takes one, rather than once their leases lapse.
 
     A claimer that will save the outputs (`out_dir`) records where, on jobs that had no place
     yet: should it die between the task's success and the last file, the job stays claimable
@@ -139,11 +142,12 @@ def claim(
     """
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     skipped = f" AND key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+    gone = f" OR lease_owner IN ({', '.join('?' * len(dead))})" if dead else ""
     rows = yield Sql(
         f"SELECT key FROM kb_jobs WHERE {UNSETTLED if unsettled else CLAIMABLE}"
-        f" AND (lease_until IS NULL OR lease_until < ?){skipped}"
+        f" AND (lease_until IS NULL OR lease_until < ?{gone}){skipped}"
         f" ORDER BY created_at LIMIT ?{lock}",
-        (now, *skip, limit),
+        (now, *dead, *skip, limit),
     )
     keys = [row[0] for row in rows]
     for key in keys:
@@ -153,3 +157,14 @@ def claim(
             (owner, now + lease_s, out_dir, key),
         )
     return keys
+
+
+@procedure
+def lease_holders(now: float) -> Proc[list[str]]:
+    """The owners of the unexpired leases on claimable jobs (a worker asks which are gone)."""
+    rows = yield Sql(
+        f"SELECT DISTINCT lease_owner FROM kb_jobs WHERE {CLAIMABLE}"
+        " AND lease_owner IS NOT NULL AND lease_until >= ?",
+        (now,),
+    )
+    return [row[0] for row in rows]

@@ -30,7 +30,16 @@ from .attempts import (
     sent_by,
     unsent,
 )
-from .leases import FREE, claim, claim_rerun, keep_lease, release, renew, take_lease
+from .leases import (
+    FREE,
+    claim,
+    claim_rerun,
+    keep_lease,
+    lease_holders,
+    release,
+    renew,
+    take_lease,
+)
 from .reads import load
 from .records import REQUEST, AttemptState, JobRecord, JobState, SavedFileRecord, from_epoch
 from .sql import Proc, Sql, procedure
@@ -49,6 +58,7 @@ __all__ = [
     "finish",
     "intent",
     "keep_lease",
+    "lease_holders",
     "observe",
     "passed_over",
     "release",
