@@ -184,3 +184,48 @@ def test_with_parallel_groups_a_slow_group_does_not_hold_up_the_next() -> None:
 
     assert asyncio.run(scenario(2)) == ["quick"]
     assert asyncio.run(scenario(1)) == []
+
+
+def test_a_write_queued_as_the_writer_is_cancelled_is_still_written() -> None:
+    """An event loop shutting down (asyncio.run) cancels every task at once: a caller whose
+    cleanup writes something (a slot waiter giving its place up) queues it while the grouped
+    writer, cancelled mid-group, has not yet ended. The write is made all the same; it was
+    left queued with no writer, and its caller (so asyncio.run) waited for ever."""
+    from klingbridge.store.grouped import Outcome, WriteGroups
+
+    def proc(name: str) -> sql.Proc[str]:
+        yield sql.Sql("SELECT 1")
+        return name
+
+    async def scenario() -> list[object]:
+        stuck = asyncio.Event()  # the first group is written until the loop shuts down
+
+        async def run_group(procs: list[sql.Proc[object]]) -> list[Outcome]:
+            outcomes: list[Outcome] = [(True, sql.drive(p, lambda s: [])) for p in procs]
+            if "first" in [value for _, value in outcomes]:
+                await stuck.wait()
+            return outcomes
+
+        groups = WriteGroups(run_group)
+        outcome: list[object] = []
+
+        async def caller() -> None:
+            try:
+                await groups.run(proc("first"))
+            finally:  # (as Runner._slot_pause's `gone`)
+                outcome.append(await groups.run(proc("cleanup")))
+
+        task = asyncio.ensure_future(caller())
+        for _ in range(3):
+            await asyncio.sleep(0)  # the first group is being written
+        (writer,) = groups.flushers
+        task.cancel()  # as asyncio.run's _cancel_all_tasks: every task, the writer too
+        writer.cancel()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        if not task.done():
+            task.cancel()  # (ended: the test reports instead of hanging)
+        await asyncio.gather(task, return_exceptions=True)
+        return outcome
+
+    assert asyncio.run(scenario()) == ["cleanup"]

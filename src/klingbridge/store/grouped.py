@@ -74,6 +74,9 @@ class WriteGroups:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            except BaseException:  # cancelled (an event loop shutting down cancels every task)
+                self._cancelled(group)
+                raise
             for (_, future), (ok, value) in zip(group, outcomes, strict=True):
                 if future.done():  # its caller was cancelled meanwhile (its writes stand)
                     continue
@@ -82,7 +85,23 @@ class WriteGroups:
                 else:
                     future.set_exception(value)
             if self.pending:
-                await asyncio.sleep(0)  # let the loop run between groups (if the group did not)
+                try:
+                    await asyncio.sleep(0)  # let the loop run between groups (if it did not)
+                except BaseException:
+                    self._cancelled([])
+                    raise
+
+    def _cancelled(self, group: list[tuple[Proc[Any], asyncio.Future[Any]]]) -> None:
+        """This writer was cancelled: the group it was writing has no outcome to hand out (its
+        callers are cancelled with it); what was queued meanwhile, a cancelled caller's cleanup
+        among it, goes to a writer of its own: nothing else would take it while this one, not
+        yet ended, still counts among the writers, and its callers would wait for ever."""
+        for _, future in group:
+            future.cancel()
+        if self.pending and self.loop is not None and not self.loop.is_closed():
+            this = asyncio.current_task()
+            self.flushers = [f for f in self.flushers if not f.done() and f is not this]
+            self.flushers.append(self.loop.create_task(self._flush()))
 
 
 def run_group(
