@@ -3,6 +3,7 @@ taking a job's lease (a run works on a job only while it holds it: docs/durabili
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -12,18 +13,45 @@ from .store import procs
 from .store.records import JobRecord, from_epoch
 
 
+def _machine() -> str:
+    """Which processes a pid of this process's names: its kernel (the boot id) and its PID
+    namespace (Linux; elsewhere the hostname alone says). A hostname alone does not say:
+    containers with host networking (Docker's --network host, Kubernetes' hostNetwork) share
+    the host's hostname but each has PIDs of its own, and two hosts of a shared PostgreSQL
+    store may have the same hostname."""
+    parts = []
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            parts.append(boot.read().strip())
+    except OSError:
+        pass
+    try:
+        namespace = os.stat("/proc/self/ns/pid")
+        parts.append(f"{namespace.st_dev}.{namespace.st_ino}")
+    except OSError:
+        pass
+    return hashlib.sha256(" ".join(parts).encode()).hexdigest()[:8]
+
+
+#: This process's kernel and PID namespace (`_machine`), the last part of its owner name.
+MACHINE = _machine()
+
+
 def new_owner() -> str:
-    """This process's name on the leases it holds: host, pid and a nonce."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """This process's name on the leases it holds: host, pid, a nonce and its `MACHINE`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}:{MACHINE}"
 
 
 def owner_alive(owner: str) -> bool:
     """False only when the owner surely died: a process of this host that is gone.
 
-    A lease held on another host is trusted until it expires.
+    A lease held on another host (or another PID namespace of this one: its `MACHINE` differs)
+    is trusted until it expires. (An owner named without a `MACHINE`, by an earlier version,
+    is judged by its hostname alone.)
     """
-    host, _, rest = owner.partition(":")
-    return not process_gone(rest.partition(":")[0], host == socket.gethostname())
+    host, pid, _, machine = [*owner.split(":"), "", "", ""][:4]
+    here = host == socket.gethostname() and machine in ("", MACHINE)
+    return not process_gone(pid, here)
 
 
 def process_gone(pid: str, here: bool) -> bool:

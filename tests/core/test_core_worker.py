@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from core_support import EchoPlugin, job
 
-from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest
+from klingbridge import AsyncClient, Client, PollPolicy, SoundRequest, owners
 from klingbridge.config import Config, Route
 from klingbridge.journal import RunResult
 from klingbridge.store.attempts import JobSucceeded
@@ -154,3 +154,34 @@ def test_a_worker_takes_over_at_once_the_jobs_of_a_process_that_is_gone(tmp_path
 
     worker = asyncio.run(go())
     assert worker.report.succeeded == ["job-A"], worker.report
+
+
+def test_a_lease_of_another_pid_namespace_with_this_hostname_is_not_taken(tmp_path: Path) -> None:
+    """Containers with host networking (docker --network host, Kubernetes hostNetwork) share
+    the host's hostname, each with PIDs of its own; hosts sharing a PostgreSQL store may have
+    the same hostname. A worker took at once the jobs of a live worker there whose pid did
+    not exist in its own namespace: two processes ran the job (a second create paid)."""
+    path = str(tmp_path / "s.sqlite3")
+    left_for_the_worker(path, "job-A")
+    holder = f"{socket.gethostname()}:999999999:a1b2c3:notthis0"  # (no such pid here)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = 'job-A'",
+            (holder, time.time() + 3600),
+        )
+
+    def ended(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=job("E-1", "DONE"))
+
+    async def go() -> Worker:
+        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
+                               transport=httpx.MockTransport(ended)) as client:  # fmt: skip
+            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
+            await worker.run()
+            return worker
+
+    worker = asyncio.run(go())
+    assert not worker.report.succeeded and not worker.report.failed, worker.report
+    assert owners.owner_alive(holder)
+    here = owners.new_owner().split(":")
+    assert not owners.owner_alive(":".join([here[0], "999999999", *here[2:]]))
