@@ -120,6 +120,7 @@ class Worker:
             await self._let_go()
             if self._own_http is not None:
                 self._own_http.close()
+                self._own_http = None  # (a next run makes its own)
         return self.report
 
     def _fetcher(self) -> httpx.Client:

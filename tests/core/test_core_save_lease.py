@@ -236,3 +236,56 @@ def test_a_stopped_worker_stops_saving_and_leaves_the_job_to_another(
     assert job is not None and job.saved_at is None and job.files == []
     assert job.lease_owner is None  # let go: the next worker saves the files
     assert worker.report.released == ["job-1"] and worker.report.succeeded == []
+
+
+def second(store: TaskStore, out: Path, *, url: str) -> None:
+    """Job `job-2`, as `succeeded_unsaved` leaves `job-1` (its lease lapsed)."""
+    now = time.time() - 1
+    request = SoundRequest(prompt="wind", duration=5)
+    store.run(procs.begin("job-2", request, route=None, provider="echo", out_dir=str(out),
+                          owner="w1", lease_s=0.001, now=now))  # fmt: skip
+    store.run(procs.intent("job-2", "echo", "x-2", None, now))
+    store.run(procs.observe("x-2", task_of(url).model_copy(update={"id": "E-2"}), now, seen=True))
+    store.run(procs.finish("job-2", JobState.SUCCEEDED, now, owner="w1"))
+
+
+class Quick(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-length", str(len(CHUNK)))
+        self.end_headers()
+        self.wfile.write(CHUNK)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_worker_run_again_saves_files(sqlite_store: TaskStore, tmp_path: Path) -> None:
+    """`Worker.run` a second time (a library's `once` worker run every few minutes): the HTTP
+    client its first run closed was used again: every save raised ('the client has been
+    closed'), the job was counted neither succeeded nor failed, its files never saved and its
+    lease kept until it lapsed."""
+    store = sqlite_store
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quick)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/a.mp3"
+
+    async def go() -> Worker:
+        async with AsyncClient(config=Config(routes={"default": Route(providers=["echo"])}),
+                               plugins=[EchoPlugin()], store=store) as client:  # fmt: skip
+            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
+            succeeded_unsaved(store, tmp_path / "out", url=url, lease_s=0.001,
+                              now=time.time() - 1)  # fmt: skip
+            await worker.run()
+            assert worker.report.succeeded == ["job-1"], worker.report
+            second(store, tmp_path / "out2", url=url)
+            worker.report.succeeded.clear()
+            await worker.run()
+            return worker
+
+    try:
+        worker = asyncio.run(go())
+    finally:
+        server.shutdown()
+    assert worker.report.succeeded == ["job-2"], worker.report
+    assert (tmp_path / "out2" / "echo-E-2-1.mp3").stat().st_size == len(CHUNK)
