@@ -247,3 +247,18 @@ def test_the_progress_note_is_left_out_for_a_provider_that_is_polled(tmp_path: P
     with Client(config=config, store=f"sqlite:///{tmp_path / 's.sqlite3'}") as client:
         assert by_callback(client, None, ["piapi"]) is not None
         assert by_callback(client, None, ["kling"]) is None
+
+
+def test_generate_with_the_key_of_a_job_made_is_not_refused_for_its_budget(
+    cli: Cli, vendor: Any
+) -> None:
+    """`generate --key K` run again (a script's retry, a run carried on after Ctrl-C) returns
+    job K: nothing new is created, so no budget refuses it. The look before the key refused it
+    (exit 3), counting K's own create against the budget it had filled."""
+    cli.write(config_toml(vendor, route=["piapi"], extra=BUDGET))
+    first = cli("generate", "sound", "rain", "--duration", "5", "--key", "mine", "--json")
+    assert first.exit_code == 0, first
+    again = cli("generate", "sound", "rain", "--duration", "5", "--key", "mine", "--json")
+    assert again.exit_code == 0, again
+    assert again.json()["id"] == first.json()["id"]
+    assert vendor.state()["creates"]["piapi"] == 1

@@ -142,9 +142,11 @@ def _generate(
             request = with_video_id(client, request, provider)
         with typed_errors(kind):  # before the key; named by the options typed (`--duration`)
             client.check(request, provider=provider, route=route, max_usd=max_usd)
-        over = client.budget_refusal(request, provider=provider, route=route, max_usd=max_usd)
-        if over is not None:  # (said before a key: nothing is recorded to re-attach to)
-            raise over
+        made = key is not None and client.store is not None and client.store.job(key) is not None
+        if not made:  # (job `key` made already is carried on or returned: its create admitted)
+            over = client.budget_refusal(request, provider=provider, route=route, max_usd=max_usd)
+            if over is not None:  # (said before a key: nothing is recorded to re-attach to)
+                raise over
         if not quiet:
             say_unpriced(client, request, provider=provider, route=route)
         if key is None:
