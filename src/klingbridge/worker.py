@@ -222,6 +222,12 @@ class Worker:
                 self._failed(key)
             if self.on_done is not None:
                 self.on_done(key, None, str(error))
+        except Exception as error:  # a bug: said with its traceback, the job failed as above
+            logger.exception("job %s: unexpected error", key)
+            self.report.failed[key] = f"unexpected error: {error!r}"
+            self._failed(key)
+            if self.on_done is not None:
+                self.on_done(key, None, f"unexpected error: {error!r}")
         else:
             self._failures.pop(key, None)
             self.report.succeeded.append(key)

@@ -185,3 +185,28 @@ def test_a_lease_of_another_pid_namespace_with_this_hostname_is_not_taken(tmp_pa
     assert owners.owner_alive(holder)
     here = owners.new_owner().split(":")
     assert not owners.owner_alive(":".join([here[0], "999999999", *here[2:]]))
+
+
+def test_an_unexpected_error_in_a_job_is_reported_failed(tmp_path: Path) -> None:
+    """An exception that is not klingbridge's (a bug, a plugin's) fails its job, said and
+    backed off like any failure; it left the job in neither list and the task's exception
+    never retrieved (review2)."""
+    path = str(tmp_path / "s.sqlite3")
+    left_for_the_worker(path, "job-A")
+
+    async def go() -> Worker:
+        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
+                               transport=httpx.MockTransport(lambda r: httpx.Response(500))
+                               ) as client:  # fmt: skip
+
+            async def broken(key: str, **options: Any) -> RunResult:
+                raise RuntimeError("a plugin's bug")
+
+            client.resume_dispatch = broken  # type: ignore[method-assign]
+            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
+            await worker.run()
+            return worker
+
+    worker = asyncio.run(go())
+    assert list(worker.report.failed) == ["job-A"] and not worker.report.succeeded
+    assert "a plugin's bug" in worker.report.failed["job-A"]

@@ -10,9 +10,10 @@ PostgreSQL backend (postgres.py) runs such a procedure again (`sql.again`: a pro
 
 Grouped writes (grouped.py) are retried by procedure: a procedure whose own statement was
 chosen as the deadlock's victim was rolled back to its savepoint alone, the others of its group
-committed; it is tried again in a transaction of its own next (in the same one, it would wait
-again for the locks its group holds). A group that fails as a whole (its COMMIT refused) is
-tried again whole, each of its procedures made anew. Each caller gets one outcome, the last.
+committed; the victims of one group are tried again together, in the next transaction (in
+the same one, they would wait again for the locks their group holds). A group that fails as a
+whole (its COMMIT refused) is tried again whole, each of its procedures made anew. Each caller
+gets one outcome, the last.
 
 SQLite needs none of this: a writer takes the write lock first (`BEGIN IMMEDIATE`), so its
 transactions neither deadlock nor read stale rows, and its lock waits are its busy timeout.
