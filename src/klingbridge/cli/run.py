@@ -149,7 +149,8 @@ def _generate(
             say_unpriced(client, request, provider=provider, route=route)
         if key is None:
             key = new_key()
-            err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
+            if not (quiet or detach):  # (--detach prints it on stdout: once, for scripts)
+                err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
         result = follow(
             f"generate {kind}",
             lambda progress: client.dispatch(
@@ -176,8 +177,10 @@ def _generate(
             as_json=as_json,
             quiet=quiet,
         )
+        if detach and not as_json:
+            console.print(Text(key))  # stdout: the key alone, `KEY=$(generate ... --detach -q)`
         if detach and not result.task.status.is_terminal:  # (else: ended at once, shown so)
-            _detached(result, as_json)
+            _detached(result, as_json, quiet)
             return
         if not (verbose or quiet or as_json):
             say_moves(client, request, result)
@@ -195,6 +198,7 @@ def _generate(
             save=Saving(overwrite, formats, unwatermarked),
             as_json=as_json,
             verbose=verbose,
+            shown=not (detach and quiet),  # (-q --detach: the key alone, even ended at once)
         )
         cost = result.task.cost
         if cost is not None and cost.usd is None and cost.amount and not quiet:
@@ -274,8 +278,9 @@ def finish(
     save: Saving,
     as_json: bool,
     verbose: bool,
+    shown: bool = True,
 ) -> None:
-    """Save the outputs (recording them in the store) and print the result."""
+    """Save the outputs (recording them in the store) and print the result (`shown`)."""
     saved = save_task(
         result.task,
         out,
@@ -297,18 +302,20 @@ def finish(
             }
         )
         return
-    print_result(result, verbose)
-    print_saved(saved)
+    if shown:
+        print_result(result, verbose)
+        print_saved(saved)
 
 
-def _detached(result: RunResult, as_json: bool) -> None:
-    task = result.task
+def _detached(result: RunResult, as_json: bool, quiet: bool) -> None:
+    """The key is on stdout already (the caller printed it); the task is said on stderr."""
+    task, key = result.task, result.key
     if as_json:
-        echo_json({"key": result.key, "provider": task.provider, "task_id": task.id,
+        echo_json({"key": key, "provider": task.provider, "task_id": task.id,
                    "status": task.status.value})  # fmt: skip
-        return
-    console.print(Text(f"{result.key}  {task.provider} task {task.id}  {task.status.value}"))
-    err.print(Text(f"detached: klingbridge wait {result.key} follows it to the end"))
+    elif not quiet:
+        err.print(Text(f"detached: {task.provider} task {task.id} {task.status.value}; "
+                       f"klingbridge wait {key} follows it to the end"))  # fmt: skip
 
 
 def with_video_id(
