@@ -3,6 +3,8 @@ lease, a batch's Retry-After waits, PiAPI's two copies of an output."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from e2e_support import Cli
@@ -36,3 +38,37 @@ def test_quiet_hides_the_key_line(cli: Cli, vendor: Any) -> None:
     run = cli("generate", "sound", "rain", "--provider", "kling", "-q")
     assert run.exit_code == 0, run
     assert "re-attaches" not in run.stderr, run
+
+
+REPO = Path(__file__).resolve().parents[2]
+MARKS = ("[doc]", "[3p]", "[?]", "CHOSEN", "ASSUMED")
+
+
+def _anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 -]", "", heading.strip("# ").lower()).replace(" ", "-")
+
+
+def test_quote_cites_pages_a_user_can_open(cli: Cli) -> None:
+    """It cited `reference/kling.md`, a file that is not in the repository."""
+    run = cli("quote", "sound", "--duration", "5")
+    assert run.exit_code == 0, run
+    assert "reference/" not in run.stdout, run
+    cited = re.findall(r"(docs/[\w/.-]+\.md)#([\w-]+)", run.stdout)
+    assert {page for page, _ in cited} == {"docs/cost.md"}, run.stdout
+    text = (REPO / "docs/cost.md").read_text(encoding="utf-8")
+    anchors = {_anchor(line) for line in text.splitlines() if line.startswith("#")}
+    assert {anchor for _, anchor in cited} == {"kling-prices", "piapi-prices"} <= anchors
+    assert "configurable" in text
+
+
+def test_every_shipped_price_is_on_the_cited_page_with_its_mark() -> None:
+    from klingbridge_kling.prices import PRICES as KLING
+    from klingbridge_piapi.prices import PRICES as PIAPI
+
+    text = (REPO / "docs/cost.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    for key in (*KLING, *PIAPI):
+        head = ":".join(key.split(":")[:2]) + ":" if key.startswith("video:") else key + "`"
+        assert any(f"`{head}" in row for row in rows), key
+    priced = [row for row in rows if "none shipped" not in row]
+    assert priced and all(any(mark in row for mark in MARKS) for row in priced), priced
