@@ -53,11 +53,12 @@ def test_quote_cites_pages_a_user_can_open(cli: Cli) -> None:
     run = cli("quote", "sound", "--duration", "5")
     assert run.exit_code == 0, run
     assert "reference/" not in run.stdout, run
-    cited = re.findall(r"(docs/[\w/.-]+\.md)#([\w-]+)", run.stdout)
-    assert {page for page, _ in cited} == {"docs/cost.md"}, run.stdout
+    said = run.stdout.replace("\n", "")  # (the terminal's width wraps the lines)
+    for provider in ("kling", "piapi"):
+        assert f"docs/cost.md#{provider}-prices" in said, run.stdout
     text = (REPO / "docs/cost.md").read_text(encoding="utf-8")
     anchors = {_anchor(line) for line in text.splitlines() if line.startswith("#")}
-    assert {anchor for _, anchor in cited} == {"kling-prices", "piapi-prices"} <= anchors
+    assert {"kling-prices", "piapi-prices"} <= anchors
     assert "configurable" in text
 
 
