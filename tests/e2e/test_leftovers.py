@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_support import Cli
 
+from klingbridge import lease_keeper
 from klingbridge.store import open_store
 
 
@@ -73,3 +75,46 @@ def test_every_shipped_price_is_on_the_cited_page_with_its_mark() -> None:
         assert any(f"`{head}" in row for row in rows), key
     priced = [row for row in rows if "none shipped" not in row]
     assert priced and all(any(mark in row for mark in MARKS) for row in priced), priced
+
+
+@pytest.fixture
+def holders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the jobs whose lease a save held (`lease_keeper.LeaseKeeper` entered)."""
+    entered: list[str] = []
+    real = lease_keeper.LeaseKeeper.__enter__
+
+    def spy(self: lease_keeper.LeaseKeeper) -> lease_keeper.LeaseKeeper:
+        entered.append(self.key)
+        return real(self)
+
+    monkeypatch.setattr(lease_keeper.LeaseKeeper, "__enter__", spy)
+    return entered
+
+
+def test_generate_out_renews_the_lease_while_saving(
+    cli: Cli, tmp_path: Path, holders: list[str]
+) -> None:
+    """It saved with a plain `save_outputs`: a download longer than the lease let another
+    worker take the job and download the same files."""
+    out = tmp_path / "out"
+    run = cli("generate", "sound", "rain", "--provider", "kling", "--key", "k-out",
+              "--out", str(out))  # fmt: skip
+    assert run.exit_code == 0, run
+    assert holders == ["k-out"] and list(out.iterdir()), run
+    store = open_store(None)
+    assert store is not None
+    job = store.job("k-out")
+    store.close()
+    assert job is not None and job.saved_at is not None and job.lease_owner is None
+
+
+def test_wait_out_renews_the_lease_while_saving(
+    cli: Cli, tmp_path: Path, holders: list[str]
+) -> None:
+    out = tmp_path / "out"
+    made = cli("generate", "sound", "rain", "--provider", "kling", "--key", "k-w",
+               "--out", str(out), "--detach")  # fmt: skip
+    assert made.exit_code == 0, made
+    run = cli("wait", "k-w")
+    assert run.exit_code == 0, run
+    assert holders == ["k-w"] and list(out.iterdir()), run

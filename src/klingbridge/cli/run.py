@@ -42,7 +42,7 @@ from .app import (
 )
 from .moves import say_moves, say_unconverted, say_unpriced
 from .options import build_request, kind_commands, typed_errors
-from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
+from .saving import SAVE_OPTIONS, check_out, holding, print_saved, save_task, saved_json
 
 # --- generate, status, cancel ----------------------------------------------------------------
 RUN_OPTIONS = (
@@ -281,6 +281,7 @@ def finish(
     shown: bool = True,
 ) -> None:
     """Save the outputs (recording them in the store) and print the result (`shown`)."""
+    lease_s = client.config.store.lease_s
     saved = save_task(
         result.task,
         out,
@@ -288,6 +289,7 @@ def finish(
         formats=save.formats,
         unwatermarked=save.unwatermarked,
         key=result.key,
+        held=holding(client.store, result.key, client.owner, lease_s, out),
     )
     if saved and client.store is not None and result.key is not None:
         records = [saved_record(f) for f in saved]
