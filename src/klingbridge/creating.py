@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 
 from . import flows
-from .admission import Admission
+from .admission import Admission, VendorWait
 from .config import RetryPolicy
 from .errors import (
     ConcurrencyLimitError,
@@ -162,6 +162,8 @@ class Creating:
                 ):
                     raise  # (a vendor asking for a longer wait than we allow: fall back now)
                 delay = backoff.delay(attempt, wait_asked)
+                if wait_asked is not None and journal.on_wait is not None:
+                    journal.on_wait(VendorWait(provider.name, delay))
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
             yield from journal.pause(delay)  # (the lease kept: backoffs add up past it)
@@ -217,6 +219,8 @@ class Creating:
         if self.clock() + delay > deadline:
             raise error
         self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        if error.retry_after is not None and journal.on_wait is not None:
+            journal.on_wait(VendorWait(provider.name, delay))
         yield Record(procs.unsent(external_id, journal.wall()))
         yield from journal.pause(delay)
 

@@ -11,6 +11,9 @@ import pytest
 from e2e_support import Cli
 
 from klingbridge import lease_keeper
+from klingbridge.admission import VendorWait
+from klingbridge.cli.batch_report import Tally
+from klingbridge.cli.batch_waits import RetryAfterWaits
 from klingbridge.store import open_store
 
 
@@ -118,3 +121,44 @@ def test_wait_out_renews_the_lease_while_saving(
     run = cli("wait", "k-w")
     assert run.exit_code == 0, run
     assert holders == ["k-w"] and list(out.iterdir()), run
+
+
+def test_a_batch_line_waiting_out_a_retry_after_is_said_on_the_progress_line() -> None:
+    now = [100.0]
+    tally = Tally(total=3, started=2, waits=RetryAfterWaits(clock=lambda: now[0]))
+    tally.waits.told("waiting for a kling slot: 5/5 in use")  # (a slot wait: said elsewhere)
+    tally.waits.told(VendorWait("kling", 30.0))
+    tally.waits.told(VendorWait("kling", 20.0))
+    assert "2 under way, 2 waiting out a vendor's Retry-After (kling, 30 s)" in tally.line()
+    now[0] += 2
+    tally.waits.told(VendorWait("piapi", 5.0))
+    assert "3 waiting out a vendor's Retry-After (kling, 28 s; piapi, 5 s)" in tally.line()
+    now[0] += 25
+    assert "1 waiting out a vendor's Retry-After (kling, 3 s)" in tally.line()
+    now[0] += 3
+    assert "Retry-After" not in tally.line()
+
+
+def test_batch_runs_tell_their_retry_after_waits(
+    cli: Cli, vendor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's `unavailable` fault with a Retry-After: the line said only `under way`."""
+    cli.write(cli.path.read_text().replace("max_delay = 0.05", "max_delay = 2"))
+    vendor.set_faults({"kling": [
+        {"fault": "unavailable", "on": "create", "count": 1, "retry_after": 1},
+    ]})  # fmt: skip
+    told: list[VendorWait] = []
+    real = RetryAfterWaits.told
+
+    def spy(self: RetryAfterWaits, message: str) -> None:
+        if isinstance(message, VendorWait):
+            told.append(message)
+        real(self, message)
+
+    monkeypatch.setattr(RetryAfterWaits, "told", spy)
+    file = tmp_path / "lines.jsonl"
+    file.write_text('{"kind": "sound", "prompt": "rain", "duration": 5}\n', encoding="utf-8")
+    run = cli("batch", str(file), "--provider", "kling", "-q")
+    assert run.exit_code == 0, run
+    assert [(w.provider, w.seconds >= 1) for w in told] == [("kling", True)], told
+    assert told[0] == "waiting out kling's Retry-After (1 s)"
