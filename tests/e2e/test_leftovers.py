@@ -162,3 +162,35 @@ def test_batch_runs_tell_their_retry_after_waits(
     assert run.exit_code == 0, run
     assert [(w.provider, w.seconds >= 1) for w in told] == [("kling", True)], told
     assert told[0] == "waiting out kling's Retry-After (1 s)"
+
+
+def _piapi_sound(cli: Cli, out: Path) -> Any:
+    run = cli("generate", "sound", "violin", "--duration", "5", "--provider", "piapi",
+              "--out", str(out), "--json")  # fmt: skip
+    assert run.exit_code == 0, run
+    return run.json()
+
+
+def test_piapi_copies_are_named_by_where_they_come_from(cli: Cli, tmp_path: Path) -> None:
+    """Two files per output, `-1.mp3` and `-1-2.mp3`: nothing said which was PiAPI's copy."""
+    task = _piapi_sound(cli, tmp_path / "out")
+    works = len(task["outputs"])
+    assert works > 1
+    assert [[f["source"] for f in o["files"]] for o in task["outputs"]] == (
+        [["piapi", "kling-cdn"]] * works
+    )
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    stem = f"piapi-{task['id']}"
+    assert names == sorted(
+        [f"{stem}-{n}.mp3" for n in range(1, works + 1)]
+        + [f"{stem}-{n}-kling-cdn.mp3" for n in range(1, works + 1)]
+    )
+
+
+def test_piapi_kling_cdn_copy_false_saves_one_file_per_output(cli: Cli, tmp_path: Path) -> None:
+    text = cli.path.read_text()
+    cli.write(text.replace("[providers.piapi]\n", "[providers.piapi]\nkling_cdn_copy = false\n"))
+    task = _piapi_sound(cli, tmp_path / "out")
+    assert all([f["source"] for f in o["files"]] == ["piapi"] for o in task["outputs"])
+    saved = list((tmp_path / "out").iterdir())
+    assert len(saved) == len(task["outputs"]) == len(task["saved"]) > 1
