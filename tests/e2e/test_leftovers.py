@@ -14,6 +14,8 @@ from klingbridge import lease_keeper
 from klingbridge.admission import VendorWait
 from klingbridge.cli.batch_report import Tally
 from klingbridge.cli.batch_waits import RetryAfterWaits
+from klingbridge.cli.saving import Holding, save_task
+from klingbridge.models import File, Output, Task, TaskStatus
 from klingbridge.store import open_store
 
 
@@ -194,3 +196,29 @@ def test_piapi_kling_cdn_copy_false_saves_one_file_per_output(cli: Cli, tmp_path
     assert all([f["source"] for f in o["files"]] == ["piapi"] for o in task["outputs"])
     saved = list((tmp_path / "out").iterdir())
     assert len(saved) == len(task["outputs"]) == len(task["saved"]) > 1
+
+
+def test_a_cli_save_whose_lease_was_taken_stops_in_one_line_exit_4(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = cli("generate", "sound", "rain", "--provider", "kling", "--key", "k-l",
+               "--out", str(tmp_path / "out"), "--detach")  # fmt: skip
+    assert made.exit_code == 0, made
+    store = open_store(None)
+    assert store is not None
+    assert store.claim("elsewhere:1:x", lease_s=600, limit=10) == ["k-l"]  # taken over
+    task = Task(provider="kling", id="t", kind="sound", status=TaskStatus.SUCCEEDED, outputs=[
+        Output(kind="audio", files=[File(url="https://cdn.test/a.mp3", format="mp3")]),
+    ])  # fmt: skip
+    held = Holding(store, "k-l", "me:1:y", 60.0, own_copy=False)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            save_task(task, tmp_path / "out", overwrite=False, formats=(), unwatermarked=False,
+                      key="k-l", held=held)  # fmt: skip
+    finally:
+        store.close()
+    assert stopped.value.code == 4
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: job k-l was taken over by another process (elsewhere:1:x) ")
+    assert "\n" not in line, line
+    assert not list((tmp_path / "out").glob("*.mp3"))

@@ -107,7 +107,10 @@ def save_task(
                                  own_copy=held.own_copy, overwrite=overwrite,
                                  formats=formats or None, unwatermarked=unwatermarked)  # fmt: skip
     except LeaseLost as error:
-        fail(f"job {key}: {error}; the process that holds it now saves its files", 4, error=error)
+        by = f"another process ({error.holder})" if error.holder else "another process"
+        fail(f"job {key} was taken over by {by} while its files were saved: that process saves "
+             "them (nothing was recorded here; the file being written was removed)", 4,
+             error=error)  # fmt: skip
     except DownloadError as error:
         error.task = task
         folder = shlex.quote(str(out))
