@@ -3,6 +3,7 @@
 Registered through the `klingbridge` entry-point group, exactly as a third-party plugin is.
 The legacy design (`/v1/...`, `model_name` in the body) and the new one (model in the path,
 `/tasks` queries, API key only: design.py) live side by side; a video request's model picks one.
+What a user configures for it is in settings.py.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
 
 from klingbridge import (
     Balance,
@@ -29,7 +29,6 @@ from klingbridge import (
     Provider,
     ProviderError,
     ProviderResponseError,
-    ProviderSettings,
     Request,
     SoundForVideoRequest,
     SoundRequest,
@@ -46,6 +45,7 @@ from . import account, design, errors, parse, requests, webhooks
 from .auth import KlingJWTAuth, KlingKeyAuth
 from .parse_new import Rates
 from .prices import PRICES, SOURCE
+from .settings import KlingSettings
 
 __all__ = ["KlingProvider", "KlingSettings"]
 
@@ -59,38 +59,6 @@ PRICE_KEY = re.compile(
 )
 #: How many new-design task ids a provider remembers (to batch their polls).
 REMEMBERED_IDS = 100_000
-
-
-class KlingSettings(ProviderSettings):
-    env: ClassVar[dict[str, str]] = {
-        "access_key": "KLING_ACCESS_KEY",
-        "secret_key": "KLING_SECRET_KEY",
-        "api_key": "KLING_API_KEY",
-        "base_url": "KLING_BASE_URL",
-        "webhook_secret": "KLING_WEBHOOK_SECRET",
-    }
-
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    #: One key for both designs (the new design takes nothing else), sent as `Bearer <key>`.
-    api_key: SecretStr | None = None
-    #: The account's callback signing secret (`whsec_…`, Kling console > Webhook): callbacks
-    #: are verified with it (Standard Webhooks); without it they are refused by the receiver.
-    webhook_secret: SecretStr | None = None
-    #: Send a legacy model that the new design also offers (kling-v3, kling-v2-6,
-    #: kling-v2-5-turbo) to the new design when the request fits it and an api_key is set.
-    prefer_new_design: bool = False
-    #: ASSUMPTION (unconfirmed): `GET /tasks?task_ids=` also answers for legacy tasks. On, every
-    #: task is polled (and batched) there; off (safe), only tasks known to be new-design are.
-    tasks_query_covers_legacy: bool = False
-    #: Overrides of the per-model limits of the new design ([3p]), field by field.
-    new_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @field_validator("new_models")
-    @classmethod
-    def _models_valid(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        design.merged_models(value)  # raises on a bad field, naming it
-        return value
 
 
 class KlingProvider(Provider):

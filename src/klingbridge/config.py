@@ -14,7 +14,6 @@ Environment variables override the file. The core's own (`KLINGBRIDGE_CONFIG`,
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import sys
 from collections.abc import Mapping
@@ -25,7 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from pydantic import ValidationError as PydanticValidationError
 
 from .budgets import Budgets
-from .config_keys import unknown_key
+from .config_problems import MASK as MASK
+from .config_problems import SECRET_WORDS as SECRET_WORDS
+from .config_problems import drop, key_of, message
+from .config_problems import is_secret_setting as is_secret_setting
 from .errors import ConfigError
 from .flows import PollPolicy
 from .provider import Provider, ProviderSettings
@@ -36,15 +38,6 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 FILE_NAME = "klingbridge.toml"
-#: Words that make a provider setting a secret wherever the configuration is dumped or shown.
-SECRET_WORDS = ("key", "secret", "token", "password")
-MASK = "********"
-
-
-def is_secret_setting(name: str) -> bool:
-    """Whether a provider setting holds a secret (its name says so: api_key, webhook_secret)."""
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
 
 
 class EnvSettings(BaseModel):
@@ -209,8 +202,8 @@ class Config(BaseModel):
         except PydanticValidationError as error:
             found = [
                 (
-                    self.where(f"providers.{cls.name}.{_key(p)}"),
-                    _message(p, cls.Settings, provider=True),
+                    self.where(f"providers.{cls.name}.{key_of(p)}"),
+                    message(p, cls.Settings, provider=True),
                 )
                 for p in error.errors()
             ]
@@ -227,34 +220,6 @@ class Config(BaseModel):
     def where(self, key: str) -> str:
         origin = self.sources.get(key) or (str(self.path) if self.path else "defaults")
         return f"{origin} [{key}]"
-
-
-def _key(problem: Any) -> str:
-    loc = [str(p) for p in problem["loc"]]
-    if loc[:2] == ["budgets", "providers"]:  # [budgets.kling] is read into budgets.providers
-        loc = ["budgets", *loc[2:]]
-    return ".".join(loc)
-
-
-def _message(problem: Any, model: type[BaseModel], *, provider: bool = False) -> str:
-    """Pydantic's words and the value given, unless that value may be a secret: any value under
-    a key named like one (`api_key`, `webhook_secret`), and any under a provider section's
-    unknown key (`api_kye`, a misspelt secret), come out masked. An unknown key names the keys
-    its section takes (`model`'s), the closest first."""
-    got = problem.get("input")
-    said = str(problem["msg"]).removeprefix("Value error, ")  # (a validator's own words)
-    if problem.get("type") == "extra_forbidden":
-        said = unknown_key(model, problem["loc"])
-    if isinstance(got, Mapping | list):
-        return said
-    secret = any(is_secret_setting(str(part)) for part in problem["loc"])
-    unknown_to_provider = provider and problem.get("type") == "extra_forbidden"
-    if secret or unknown_to_provider:
-        return f"{said} (got {MASK})"
-    # A validator's own words may show the value already (`no route named 'fast'`); a limit's
-    # number is not the value (`greater than 0` when 0 was given): that one still says it.
-    shown = "(got " in said or (isinstance(got, str) and repr(got) in said)
-    return said if shown else f"{said} (got {got!r})"
 
 
 def user_config_dir() -> Path:
@@ -283,6 +248,57 @@ def _flatten(prefix: str, value: Any, out: dict[str, str], origin: str) -> None:
         out[prefix] = origin
 
 
+def _env_settings(environ: Mapping[str, str]) -> EnvSettings:
+    """The core's own variables (`KLINGBRIDGE_CONFIG`, ...); a provider's are in its `Settings`."""
+    return EnvSettings.model_validate(
+        {
+            k.removeprefix("KLINGBRIDGE_").lower(): v
+            for k, v in environ.items()
+            if k
+            in (
+                "KLINGBRIDGE_CONFIG",
+                "KLINGBRIDGE_ROUTE",
+                "KLINGBRIDGE_STORE",
+                "KLINGBRIDGE_CALLBACK_URL",
+            )
+        }
+    )
+
+
+def _provider_sections(
+    raw: Mapping[str, Any], path: Path | None, found: list[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """The file's `[providers.<name>]` tables, each a copy; one that is not a table is a problem
+    (appended to `found`) and left out."""
+    sections = raw.get("providers", {})
+    if not isinstance(sections, Mapping):
+        found.append((f"{path} [providers]", "must be a table of provider sections"))
+        sections = {}
+    providers: dict[str, dict[str, Any]] = {}
+    for name, section in sections.items():
+        if isinstance(section, Mapping):
+            providers[name] = dict(section)
+        else:
+            found.append((f"{path} [providers.{name}]", "must be a table"))
+    return providers
+
+
+def _override(raw: dict[str, Any], sources: dict[str, str], env: EnvSettings) -> None:
+    """The core's variables over the file's values, each noted in `sources` as their origin."""
+    if env.route:
+        raw["default_route"] = env.route
+        sources["default_route"] = "env KLINGBRIDGE_ROUTE"
+    if env.store is not None:
+        store = raw.get("store", {})
+        raw["store"] = {**(store if isinstance(store, Mapping) else {}), "url": env.store}
+        sources["store.url"] = "env KLINGBRIDGE_STORE"
+    if env.callback_url:
+        section = raw.get("callbacks", {})
+        section = section if isinstance(section, Mapping) else {}
+        raw["callbacks"] = {**section, "public_url": env.callback_url}
+        sources["callbacks.public_url"] = "env KLINGBRIDGE_CALLBACK_URL"
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -297,19 +313,7 @@ def load_config(
     so that `config check` can go on and report everything else in the same run.
     """
     environ = os.environ if environ is None else environ
-    env = EnvSettings.model_validate(
-        {
-            k.removeprefix("KLINGBRIDGE_").lower(): v
-            for k, v in environ.items()
-            if k
-            in (
-                "KLINGBRIDGE_CONFIG",
-                "KLINGBRIDGE_ROUTE",
-                "KLINGBRIDGE_STORE",
-                "KLINGBRIDGE_CALLBACK_URL",
-            )
-        }
-    )
+    env = _env_settings(environ)
     path = path or find_config_file(env)
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -317,43 +321,23 @@ def load_config(
         raw = _read(path)
         _flatten("", raw, sources, str(path))
     found: list[tuple[str, str]] = []
-    sections = raw.get("providers", {})
-    if not isinstance(sections, Mapping):
-        found.append((f"{path} [providers]", "must be a table of provider sections"))
-        sections = {}
-    providers: dict[str, dict[str, Any]] = {}
-    for name, section in sections.items():
-        if isinstance(section, Mapping):
-            providers[name] = dict(section)
-        else:
-            found.append((f"{path} [providers.{name}]", "must be a table"))
+    providers = _provider_sections(raw, path, found)
     for name, cls in (provider_classes or {}).items():
         for field, variable in cls.Settings.env.items():
             if environ.get(variable):
                 providers.setdefault(name, {})[field] = environ[variable]
                 sources[f"providers.{name}.{field}"] = f"env {variable}"
-    if env.route:
-        raw["default_route"] = env.route
-        sources["default_route"] = "env KLINGBRIDGE_ROUTE"
-    if env.store is not None:
-        store = raw.get("store", {})
-        raw["store"] = {**(store if isinstance(store, Mapping) else {}), "url": env.store}
-        sources["store.url"] = "env KLINGBRIDGE_STORE"
-    if env.callback_url:
-        section = raw.get("callbacks", {})
-        section = section if isinstance(section, Mapping) else {}
-        raw["callbacks"] = {**section, "public_url": env.callback_url}
-        sources["callbacks.public_url"] = "env KLINGBRIDGE_CALLBACK_URL"
+    _override(raw, sources, env)
     data = copy.deepcopy({**raw, "providers": providers})
     try:
         config = Config.model_validate(data)
     except PydanticValidationError as error:
         for problem in error.errors():
-            key = _key(problem)  # said where it came from: the file, or a variable
+            key = key_of(problem)  # said where it came from: the file, or a variable
             origin = sources.get(key) or str(path or "defaults")
-            found.append((f"{origin} [{key}]", _message(problem, Config)))
+            found.append((f"{origin} [{key}]", message(problem, Config)))
             if collect is not None and problem["loc"]:
-                _drop(data, problem["loc"])  # the rest, of that section too, is still checked
+                drop(data, problem["loc"])  # the rest, of that section too, is still checked
         if collect is None:
             raise ConfigError.many(found) from error
         config = _validate_rest(data)
@@ -362,22 +346,6 @@ def load_config(
             raise ConfigError.many(found)
         collect.extend(f"{where}: {message}" for where, message in found)
     return config.model_copy(update={"sources": sources, "path": path})
-
-
-def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> None:
-    """Remove the one setting a problem is about (a route's bad `strategy`, not every route)."""
-    keys = list(itertools.takewhile(lambda k: isinstance(k, str), loc))  # a list goes whole
-    chain: list[Any] = [data]
-    for key in keys[:-1]:
-        chain.append(chain[-1].get(key) if isinstance(chain[-1], dict) else None)
-    if not (keys and isinstance(chain[-1], dict) and keys[-1] in chain[-1]):
-        data.pop(str(loc[0]), None)
-        return
-    del chain[-1][keys[-1]]
-    for depth in range(len(keys) - 1, 0, -1):  # a section left empty takes its defaults
-        if chain[depth]:
-            break
-        del chain[depth - 1][keys[depth - 1]]
 
 
 def _validate_rest(data: dict[str, Any]) -> Config:

@@ -153,21 +153,34 @@ class Creating:
                         yield Record(procs.observe(external_id, found, journal.wall()))
                         return found, True
                 # Surely not created (never sent, refused, or not found by its external id).
-                retryable = not isinstance(error, ProviderError) or error.retryable
-                wait_asked = getattr(error, "retry_after", None)
-                if (
-                    not retryable
-                    or attempt + 1 >= self.retry.attempts
-                    or (wait_asked is not None and wait_asked > self.retry.max_delay)
-                ):
-                    raise  # (a vendor asking for a longer wait than we allow: fall back now)
-                delay = backoff.delay(attempt, wait_asked)
-                if wait_asked is not None and journal.on_wait is not None:
+                delay = self._retry_delay(error, attempt, backoff)
+                if delay is None:
+                    raise
+                if getattr(error, "retry_after", None) is not None and journal.on_wait:
                     journal.on_wait(VendorWait(provider.name, delay))
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
             yield from journal.pause(delay)  # (the lease kept: backoffs add up past it)
             attempt += 1
+
+    def _retry_delay(
+        self,
+        error: TransportError | ProviderResponseError | ProviderError,
+        attempt: int,
+        backoff: Backoff,
+    ) -> float | None:
+        """Seconds before the next try of a create that surely made no task; None: no more
+        tries (not retryable, out of tries, or the vendor asks for a longer wait than we allow:
+        the route falls back now)."""
+        retryable = not isinstance(error, ProviderError) or error.retryable
+        wait_asked = getattr(error, "retry_after", None)
+        if (
+            not retryable
+            or attempt + 1 >= self.retry.attempts
+            or (wait_asked is not None and wait_asked > self.retry.max_delay)
+        ):
+            return None
+        return backoff.delay(attempt, wait_asked)
 
     def _readmitted(
         self, provider: Provider, external_id: str, journal: Journal, deadline: float

@@ -7,6 +7,7 @@ a `Send` (or a `TransportError` thrown into it), None for a `Sleep`, the procedu
 `Record` (None when the client has no store), `(call, task)` for a `Poll`, seconds for `Queued`.
 `transport.run_sync` and `transport.run_async` are the only two places that do I/O; everything
 here is plain logic, testable without a network, and the same for `Client` and `AsyncClient`.
+The instructions themselves live in ops.py (re-exported here).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import functools
 import logging
 import math
 import random
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,85 +32,20 @@ from .errors import (
     WaitTimeout,
 )
 from .models import Balance, Request, Task, TaskStatus, Voice
+from .ops import Clock as Clock
+from .ops import Flow as Flow
+from .ops import OnUpdate as OnUpdate
+from .ops import Op as Op
+from .ops import Poll as Poll
+from .ops import Queued as Queued
+from .ops import Record as Record
+from .ops import Send as Send
+from .ops import Sleep as Sleep
 from .provider import Provider
 from .store.sql import Proc
 from .wire import HttpCall, HttpReply
 
 logger = logging.getLogger("klingbridge")
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    provider: Provider
-    call: HttpCall
-    #: For a create whose attempt is committed `sent`: (waiting, leaving), the procedures a
-    #: runner that must queue the request runs before the wait (the attempt goes back to
-    #: `intent`: surely not sent while it waits, however the process ends) and when its turn
-    #: comes (`sent` again, right before it leaves). Each takes the wall-clock time.
-    marks: tuple[Callable[[float], Proc[Any]], Callable[[float], Proc[Any]]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    seconds: float
-    #: A provider whose freed slot ends the pause early: a create waiting for a slot sleeps so,
-    #: and the runner wakes it when a `Record` that `frees` that provider commits (handover.py).
-    wake: str | None = None
-    #: The waiter's place in the store's queue for that slot (`MustWait.place`): a freed slot
-    #: wakes the sleeper of the lowest place, the one the store admits first.
-    rank: int = 0
-    #: Run if the pause ends in an exception (its run cancelled, Ctrl-C): the waiter gives its
-    #: place in the store's queue up at once (else it would stay ahead of the others until it
-    #: expired). Best effort: a store that fails leaves the place to expire.
-    gone: Record | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A task-store procedure (klingbridge.store.procs) to run in one transaction.
-
-    Without a store the runner answers None and runs nothing; a store that cannot be written
-    raises `StoreError` into the flow, so nothing that follows (a create) happens.
-    """
-
-    proc: Proc[Any]
-    #: The procedure only reads (it takes no write lock).
-    read: bool = False
-    #: The procedure may free a `max_concurrent` slot of this provider (a task's end recorded, a
-    #: create refused, a waiter gone): once it commits, the runner wakes a create of this
-    #: process waiting for one (handover.py).
-    frees: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Poll:
-    """Ask about `task` once: by `calls` in order (`locate`), or in a batch with other tasks.
-
-    The runner answers `(call, task)`: the call that found it (None when a batch query did, see
-    scheduler.py), and the task as the vendor reports it now; or throws the error. The sync
-    runner runs `locate` itself; the async one lets its scheduler group due polls where the
-    vendor can report on many tasks in one request (`Provider.build_get_many`).
-    """
-
-    provider: Provider
-    task: Task
-    calls: Sequence[HttpCall]
-
-
-@dataclass(frozen=True)
-class Queued:
-    """Ask how many seconds this run's requests have waited so far in the client's own queue in
-    front of the vendor (`InFlight`, async only); answered with a float, 0.0 by the sync runner.
-
-    A wait adds that time to its deadline: the client queueing is not the vendor taking long.
-    """
-
-
-Op = Send | Sleep | Record | Poll | Queued
-Flow = Generator[Op, Any, T]
-Clock = Callable[[], float]
-OnUpdate = Callable[[Task], None]
 
 
 class PollPolicy(BaseModel):
@@ -278,6 +214,18 @@ def is_transient(error: Exception) -> bool:
     return False
 
 
+def _poll_failed(provider: Provider, task: Task, error: Exception) -> float:
+    """A poll that failed: raise its error unless it is transient, else the seconds the vendor
+    asked to wait before the next one (its Retry-After, 0 when none)."""
+    if isinstance(error, KlingBridgeError):
+        error.task = error.task or task
+    if not is_transient(error):
+        raise error
+    logger.info("polling %s task %s: %s (will retry)", provider.name, task.id, error)
+    retry_after: float | None = getattr(error, "retry_after", None)
+    return retry_after or 0.0
+
+
 def wait(
     provider: Provider,
     task: Task,
@@ -303,6 +251,8 @@ def wait(
     between them. `pace(polls, elapsed)` (pacing.py), when given, decides each pause instead of
     `poll`, from the seconds since `started` (the clock when the task was created; default: now).
     """
+    # One frame per run in flight (docs/scale.md "Memory per run in flight"): what is left here
+    # yields, and helpers called with more arguments would deepen its stack (8 slots per run).
     begun = clock() if started is None else started
     due = yield from deadline(clock, timeout)
     calls: Sequence[HttpCall] = ()
@@ -334,12 +284,7 @@ def wait(
             )
             calls = [call] if call is not None else calls
         except Exception as error:
-            if isinstance(error, KlingBridgeError):
-                error.task = error.task or task
-            if not is_transient(error):
-                raise
-            logger.info("polling %s task %s: %s (will retry)", provider.name, task.id, error)
-            asked = getattr(error, "retry_after", None) or 0.0
+            asked = _poll_failed(provider, task, error)  # (raises it unless transient)
             continue
         asked = 0.0
         found = found.keeping(task)

@@ -16,6 +16,7 @@ The rules (docs/routing.md):
   arrives anyway is waited out, and falls back only with `fallback_on_concurrency_limit`;
 - an accepted task that then fails is resubmitted to the next provider when the route says so.
 Every attempt is recorded; nothing known about a paid task (its id, its charge) is dropped.
+How each attempt ends (refused, lost, failed, paid for) is in ending.py, creates in creating.py.
 """
 
 from __future__ import annotations
@@ -23,40 +24,37 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import storefirst
 from .admission import Admission, write_intent
 from .config import RetryPolicy, Route
 from .cooldowns import Cooldowns
-from .creating import Creating, Emit, NotAdmitted, Unresolved, what_now
+from .creating import Creating, Emit, NotAdmitted, Unresolved
+from .ending import Ending
 from .errors import (
-    ConcurrencyLimitError,
-    ContentPolicyError,
     KlingBridgeError,
     ProviderError,
     ProviderResponseError,
-    TaskFailed,
     TransportError,
 )
 from .events import Event
-from .flows import Clock, Flow, OnUpdate, PollPolicy, Record
+from .flows import Clock, Flow, OnUpdate, PollPolicy
 from .following import Following
-from .journal import Attempt, Journal, Observer, Outcome, RunResult, RunState, Trial
-from .models import Request, Task, TaskStatus
-from .outcomes import exhausted, orphan_note
+from .journal import Attempt, Journal, Observer, RunResult, RunState, Trial
+from .models import Request, Task
+from .outcomes import exhausted
 from .pacing import Pacing
 from .provider import Provider, quoted_cost, refusal
-from .store import StoreError, procs
-from .store.limits import reset_failures
-from .store.records import AttemptRecord, AttemptState, JobState
+from .store import StoreError
+from .store.records import AttemptRecord
 
 logger = logging.getLogger("klingbridge")
 
 
 @dataclass
-class Router(Creating, Following):
+class Router(Creating, Following, Ending):
     """Runs one request over a route. Holds no I/O: `run` is a flow, like those of flows.py."""
 
     providers: Callable[[str], Provider]
@@ -205,6 +203,7 @@ class Router(Creating, Following):
         The wait runs right under this frame, and the error paths in pieces made only when
         taken: each of 10,000 runs in flight holds no generator frame in between.
         """
+        # Long, and kept whole: what is left yields; a generator split off would be one more frame.
         name = provider.name
         callback_url = storefirst.endpoint(callback_url, name)  # the base, plus this provider
         patience = (self.clock() + timeout, route.fallback_on_concurrency_limit)
@@ -258,123 +257,6 @@ class Router(Creating, Following):
             yield from self._ended(task, name, route, journal, run, trial, unrecorded, recovered)
         )
 
-    def _unresolved(
-        self,
-        unresolved: Unresolved,
-        name: str,
-        route: Route,
-        journal: Journal,
-        run: RunState,
-        trial: Trial,
-        request: Request,
-    ) -> Flow[None]:
-        """A create that may have reached the vendor, not found by its external id (yet): the
-        route falls back only if it says so (paying a second vendor is opt-in)."""
-        if unresolved.checkable:  # the lookup failed for now: stays `sent`, asked again later
-            run.unsettled = True
-        else:
-            run.unknown = True
-            yield Record(
-                procs.attempt_ended(
-                    trial.external_id, AttemptState.UNKNOWN, journal.wall(),
-                    error=unresolved.error,
-                ),
-                frees=name,
-            )  # fmt: skip
-        run.attempts.append(trial.attempt("unknown", self.clock(), None, unresolved.error))
-        run.last_error = unresolved.error
-        if unresolved.vendor_failed:  # (not a create left by a process that died)
-            yield from self._failed(name, journal, unresolved.error)
-        if not route.fallback_after_lost_create:
-            unresolved.error.attempts = run.attempts
-            if not unresolved.checkable:  # what settles it, once the dashboard is read
-                note = yield from orphan_note(
-                    self.providers, name, request, journal.key, trial.started_at
-                )
-                unresolved.error.args = (f"{unresolved.error} {what_now(journal.key)}{note}",)
-            raise unresolved.error from unresolved.error.__cause__
-        self.emit(Event("fallback", name, data={"error": str(unresolved.error)}))
-
-    def _refused(
-        self,
-        error: ProviderError | TransportError | ProviderResponseError,
-        name: str,
-        route: Route,
-        journal: Journal,
-        run: RunState,
-        trial: Trial,
-    ) -> Flow[None]:
-        """A create that surely made no task: the next provider, if the error allows it."""
-        yield Record(
-            procs.attempt_ended(trial.external_id, AttemptState.ERROR, journal.wall(), error=error),
-            frees=name,
-        )
-        run.attempts.append(trial.attempt("error", self.clock(), None, error))
-        run.last_error = error
-        if not self._falls_back(error, route):
-            error.attempts = run.attempts
-            raise error
-        yield from self._failed(name, journal, error)
-        self.emit(Event("fallback", name, data={"error": str(error)}))
-
-    def _paid_for(
-        self, error: Exception, name: str, task: Task, run: RunState, trial: Trial
-    ) -> KlingBridgeError:
-        """Whatever broke after the create (the wait, a callback), the task is paid for: the
-        error to raise says which it is."""
-        known = (
-            error
-            if isinstance(error, KlingBridgeError)
-            else KlingBridgeError(
-                f"{name} task {task.id} was created, then {type(error).__name__}: {error}"
-            )
-        )
-        known.task = known.task or task
-        run.attempts.append(trial.attempt("error", self.clock(), known.task, known))
-        known.attempts = run.attempts
-        return known
-
-    def _ended(
-        self,
-        task: Task,
-        name: str,
-        route: Route,
-        journal: Journal,
-        run: RunState,
-        trial: Trial,
-        unrecorded: list[Task],
-        recovered: bool = False,
-    ) -> Flow[RunResult | None]:
-        """The task ended: the run's result, or its failure (resubmitted where the route says).
-
-        A success sets the provider's failures in a row back, in the job's closing commit:
-        when this run saw a count at its admission, or admitted no create (`recovered`: a task
-        created by another process, followed here: the count is read then)."""
-        run.last_task = task
-        run.open_task = False
-        if task.status is TaskStatus.SUCCEEDED:
-            run.attempts.append(trial.attempt("succeeded", self.clock(), task, None))
-            reset = self.cooldowns.succeeded(name) or recovered
-            ended = unrecorded[-1] if unrecorded else None
-            yield from journal.close(
-                run, None, state=JobState.SUCCEEDED, ended=ended, external_id=trial.external_id,
-                also=reset_failures(name) if reset else None,
-            )  # fmt: skip
-            return RunResult(task=task, attempts=run.attempts, key=journal.key)
-        goes_on = route.resubmit_failed and task.status is not TaskStatus.CANCELLED
-        if unrecorded:  # its end frees its slot: a waiter of this client is woken (handover.py)
-            seen = Observer(trial.external_id, journal.wall)(unrecorded[-1])
-            yield replace(seen, frees=name) if goes_on else seen  # (else the job's end wakes it)
-        outcome: Outcome = "cancelled" if task.status is TaskStatus.CANCELLED else "failed"
-        failure = TaskFailed(task)
-        run.attempts.append(trial.attempt(outcome, self.clock(), task, failure))
-        if not goes_on:
-            failure.attempts = run.attempts
-            raise failure
-        run.last_error = failure
-        self.emit(Event("fallback", name, task.id, {"error": str(failure)}))
-        return None
-
     # --- pieces ---------------------------------------------------------------------------
     def _skip_reason(self, provider: Provider, request: Request) -> KlingBridgeError | None:
         """Why `provider` is not even tried: the request, its configuration, or a cooldown."""
@@ -385,19 +267,6 @@ class Router(Creating, Following):
         if wait > 0:
             return KlingBridgeError(f"cooling down for {wait:.0f} s after repeated failures")
         return None
-
-    def _failed(self, name: str, journal: Journal, error: KlingBridgeError) -> Flow[None]:
-        """Count a failure (cooldowns.py: in the store, for every process sharing it)."""
-        if (yield from self.cooldowns.count(name, error, owner=journal.owner, now=journal.wall())):
-            self.emit(Event("cooldown", name, data={"seconds": self.cooldowns.policy.cooldown_s}))
-
-    @staticmethod
-    def _falls_back(error: KlingBridgeError, route: Route) -> bool:
-        if isinstance(error, ContentPolicyError):
-            return route.fallback_on_content_policy
-        if isinstance(error, ConcurrencyLimitError):
-            return route.fallback_on_concurrency_limit
-        return bool(getattr(error, "fallback", True))
 
 
 __all__: Sequence[str] = ["Router"]

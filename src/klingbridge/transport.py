@@ -250,6 +250,8 @@ class AsyncRunner:
     async def run(self, flow: Flow[T], queued: _Queued | None = None) -> T:
         """Drive `flow`; `queued` adds up the seconds its requests wait in an `InFlight` queue
         (a flow run on behalf of another, such as a poll's lookup, adds to its parent's)."""
+        # Long, and kept whole: each piece awaits, and a coroutine of its own would hold one
+        # more frame per run in flight (docs/scale.md "Memory per run in flight").
         queued = _Queued() if queued is None else queued
         try:
             step = _advance(flow)

@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..jobs import new_key
 from ..journal import RunResult
-from ..models import SoundForVideoRequest, Task
+from ..models import Request, SoundForVideoRequest, Task
 from ..render import (
     Progress,
     console,
@@ -138,15 +138,9 @@ def _generate(
     request = build_request(kind, text, options)
     check_out(out)  # before anything is paid for
     with store_client(click.get_current_context()) as client:
-        if isinstance(request, SoundForVideoRequest):
-            request = with_video_id(client, request, provider)
-        with typed_errors(kind):  # before the key; named by the options typed (`--duration`)
-            client.check(request, provider=provider, route=route, max_usd=max_usd)
-        over = client.budget_refusal(request, provider=provider, route=route, max_usd=max_usd)
-        if over is not None:  # (said before a key: nothing is recorded to re-attach to)
-            raise over
-        if not quiet:
-            say_unpriced(client, request, provider=provider, route=route)
+        request = _vetted(
+            client, kind, request, provider=provider, route=route, max_usd=max_usd, quiet=quiet
+        )
         if key is None:
             key = new_key()
             if not (quiet or detach):  # (--detach prints it on stdout: once, for scripts)
@@ -183,26 +177,77 @@ def _generate(
             _detached(result, as_json, quiet)
             return
         if not (verbose or quiet or as_json):
-            say_moves(client, request, result)
-            if result.task.provider not in client.providers_of(provider=provider, route=route):
-                err.print(
-                    Text(
-                        f"note: key {key} was run on {result.task.provider} by an earlier run: "
-                        "its recorded job is shown (a new key runs the request where asked)"
-                    )
-                )
-        finish(
+            _say_where(
+                client, request, result, key, client.providers_of(provider=provider, route=route)
+            )
+        save = Saving(overwrite, formats, unwatermarked)
+        _finish(
             client,
             result,
-            out=out,
-            save=Saving(overwrite, formats, unwatermarked),
+            out,
+            save,
             as_json=as_json,
             verbose=verbose,
-            shown=not (detach and quiet),  # (-q --detach: the key alone, even ended at once)
+            quiet=quiet,
+            shown=not (detach and quiet),
+        )  # (-q --detach: the key alone, even ended at once)
+
+
+def _finish(
+    client: Client,
+    result: RunResult,
+    out: Path | None,
+    save: Saving,
+    *,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+    shown: bool = True,
+) -> None:
+    """The ended task shown (`shown`) and its outputs saved; a charge with no USD rate said so."""
+    finish(client, result, out=out, save=save, as_json=as_json, verbose=verbose, shown=shown)
+    cost = result.task.cost
+    if cost is not None and cost.usd is None and cost.amount and not quiet:
+        say_unconverted(client, [(result.task.provider, cost.unit)])
+
+
+def _vetted(
+    client: Client,
+    kind: str,
+    request: Request,
+    *,
+    provider: str | None,
+    route: str | None,
+    max_usd: float | None,
+    quiet: bool,
+) -> Request:
+    """The request as it will be sent, refused here if it cannot be (bad input, over a budget
+    or `--max-usd`): before its key is shown, so nothing is recorded to re-attach to."""
+    if isinstance(request, SoundForVideoRequest):
+        request = with_video_id(client, request, provider)
+    with typed_errors(kind):  # before the key; named by the options typed (`--duration`)
+        client.check(request, provider=provider, route=route, max_usd=max_usd)
+    over = client.budget_refusal(request, provider=provider, route=route, max_usd=max_usd)
+    if over is not None:  # (said before a key: nothing is recorded to re-attach to)
+        raise over
+    if not quiet:
+        say_unpriced(client, request, provider=provider, route=route)
+    return request
+
+
+def _say_where(
+    client: Client, request: Request, result: RunResult, key: str, asked: Sequence[str]
+) -> None:
+    """Where the request went (fallbacks), and that a key run earlier elsewhere is shown as
+    recorded, not run again where `asked` (`--provider`, `--route`)."""
+    say_moves(client, request, result)
+    if result.task.provider not in asked:
+        err.print(
+            Text(
+                f"note: key {key} was run on {result.task.provider} by an earlier run: "
+                "its recorded job is shown (a new key runs the request where asked)"
+            )
         )
-        cost = result.task.cost
-        if cost is not None and cost.usd is None and cost.amount and not quiet:
-            say_unconverted(client, [(result.task.provider, cost.unit)])
 
 
 def by_callback(
