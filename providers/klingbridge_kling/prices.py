@@ -1,7 +1,7 @@
 """Kling's price table: units per task, and USD per unit.
 
-Source: reference/kling.md "Prices" (third-party summaries of Kling's pricing page, marked [3p]),
-as of 2026-11. Every entry can be overridden in configuration under
+Source: third-party summaries of Kling's pricing page, marked [3p], as of 2026-11; listed with
+their marks in docs/cost.md#kling-prices. Every entry can be overridden in configuration under
 `[providers.kling.prices]`, with the same keys.
 """
 
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-SOURCE = "Kling list prices via third-party summaries (reference/kling.md [3p]), as of 2026-11"
+SOURCE = (
+    "Kling list prices via third-party summaries [3p], as of 2026-11; each figure, its source "
+    "and how to set yours: docs/cost.md#kling-prices"
+)
 
 D = Decimal
 #: Keys: "unit_usd"; "cny_usd" (USD per CNY, for cash charges in CNY: none shipped, never

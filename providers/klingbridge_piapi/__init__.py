@@ -66,6 +66,10 @@ class PiAPISettings(ProviderSettings):
     service_mode: Literal["public", "private", ""] | None = None
     #: Sent in `webhook_config.secret`; incoming webhooks must echo it in `x-webhook-secret`.
     webhook_secret: SecretStr | None = None
+    #: Keep Kling's CDN copy (`resource`, File.source "kling-cdn") of an output PiAPI also
+    #: gives in its own clean copy (`resource_without_watermark`)? Whether the two differ is not
+    #: documented [?], so both are kept by default; false: PiAPI's copy alone (one file each).
+    kling_cdn_copy: bool = True
 
 
 class PiAPIProvider(Provider):
@@ -168,7 +172,8 @@ class PiAPIProvider(Provider):
 
     def parse_task(self, payload: Any, *, kind: str | None = None) -> Task:
         try:  # `guard`'s net, without its wrapper (hot: every create and poll answer)
-            return parse.task(payload, kind=kind, points_per_usd=self.points_per_usd())
+            task = parse.task(payload, kind=kind, points_per_usd=self.points_per_usd())
+            return task if self.settings.kling_cdn_copy else parse.without_cdn_copies(task)
         except ProviderResponseError:
             raise
         except READ_ERRORS as error:

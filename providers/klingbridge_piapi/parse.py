@@ -75,6 +75,8 @@ VIDEO_TYPES = frozenset(
 IMAGE_TYPES = frozenset({"ai_try_on"})
 MEDIA_KINDS: tuple[Literal["video", "audio", "image"], ...] = ("video", "audio", "image")
 DEFAULT_FORMAT = {"audio": "mp3", "video": "mp4", "image": "png"}
+#: `File.source` of the Kling CDN copy of a work's media (`resource`).
+KLING_CDN = "kling-cdn"
 
 
 def _error(message: str, payload: Any, *, final: bool = False) -> ProviderResponseError:
@@ -143,19 +145,23 @@ ORDER: dict[str, tuple[Literal["video", "audio", "image"], ...]] = {
     main: (main, *(k for k in MEDIA_KINDS if k != main)) for main in MEDIA_KINDS
 }
 #: Where a media object keeps its URLs: PiAPI's own clean copy first (watermarked=False),
-#: then the Kling CDN copy (whether that carries a watermark is not documented, hence None).
-RESOURCES = (("resource_without_watermark", False), ("resource", None))
+#: then the Kling CDN copy (whether that carries a watermark, or differs from PiAPI's copy at
+#: all, is not documented [?]: watermarked None), each with its `File.source`.
+RESOURCES = (
+    ("resource_without_watermark", False, "piapi"),
+    ("resource", None, KLING_CDN),
+)
 
 
 def _files(media: Mapping[str, Any], kind: str, seen: set[str]) -> list[File]:
     files = []
     get = media.get
-    for key, watermarked in RESOURCES:
+    for key, watermarked, source in RESOURCES:
         value = get(key)
         if value and (url := http_url(value)) is not None and url not in seen:
             seen.add(url)
             fmt = url_format(url, DEFAULT_FORMAT[kind])
-            files.append(_file(url=url, format=fmt, watermarked=watermarked))
+            files.append(_file(url=url, format=fmt, watermarked=watermarked, source=source))
     return files
 
 
@@ -237,6 +243,18 @@ def _url_output(value: Any, seen: set[str]) -> Output | None:
     seen.add(url)
     files = [_file(url=url, format=url_format(url, "mp4"))]
     return _output_of({"kind": "video", "files": files})
+
+
+def without_cdn_copies(task: Task) -> Task:
+    """`task` without the Kling CDN copy of an output that PiAPI gives in a copy of its own too
+    (`kling_cdn_copy = false`); an output with no other copy keeps it."""
+    if not any(f.source == KLING_CDN for o in task.outputs for f in o.files[1:]):
+        return task
+    kept = [
+        o.model_copy(update={"files": [f for f in o.files if f.source != KLING_CDN] or o.files})
+        for o in task.outputs
+    ]
+    return task.model_copy(update={"outputs": kept})
 
 
 def outputs(output: Mapping[str, Any]) -> list[Output]:

@@ -1,6 +1,7 @@
 """PiAPI's price table: USD per task (pay-as-you-go), and points per USD.
 
-Source: PiAPI pricing page via reference/piapi.md [doc], as of 2026-11. Entries marked CHOSEN
+Source: PiAPI pricing page [doc], as of 2026-11 (listed with their marks in
+docs/cost.md#piapi-prices). Entries marked CHOSEN
 are not on that page; they are our estimates, said here so nobody mistakes them for PiAPI's.
 Every entry can be overridden in configuration under `[providers.piapi.prices]`, same keys.
 
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-SOURCE = "PiAPI pricing page via reference/piapi.md [doc], as of 2026-11"
+SOURCE = (
+    "PiAPI's published prices [doc] and our estimates (CHOSEN), as of "
+    "2026-11; each figure, its source and how to set yours: docs/cost.md#piapi-prices"
+)
 
 D = Decimal
 #: Keys: "points_per_usd"; "sound" (USD per task); "video:<version>:<mode>" (USD per 5 s;

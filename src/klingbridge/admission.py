@@ -61,6 +61,21 @@ SLOT_POLL_OWN_MAX_S = 10.0
 #: How often a waiting process asks the vendor about one task holding a slot nobody follows.
 LOOK_EVERY_S = 30.0
 OnWait = Callable[[str], None]
+
+
+class VendorWait(str):
+    """What `on_wait` is told when a create waits out a vendor's Retry-After: the message, which
+    carries the provider and the seconds too, for a display that counts such waits (batch's)."""
+
+    provider: str
+    seconds: float
+
+    def __new__(cls, provider: str, seconds: float) -> VendorWait:
+        said = super().__new__(cls, f"waiting out {provider}'s Retry-After ({seconds:.0f} s)")
+        said.provider, said.seconds = provider, seconds
+        return said
+
+
 #: The vendor's word on a task: (provider, task id, kind) -> the flow that gets it.
 Look = Callable[[str, str, str | None], Flow[Task]]
 logger = logging.getLogger("klingbridge")

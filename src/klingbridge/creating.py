@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 
 from . import flows
-from .admission import Admission
+from .admission import Admission, VendorWait
 from .config import RetryPolicy
 from .errors import (
     ConcurrencyLimitError,
@@ -156,6 +156,8 @@ class Creating:
                 delay = self._retry_delay(error, attempt, backoff)
                 if delay is None:
                     raise
+                if getattr(error, "retry_after", None) is not None and journal.on_wait:
+                    journal.on_wait(VendorWait(provider.name, delay))
             self.emit(Event("retry", provider.name, data={"attempt": attempt + 2, "delay": delay}))
             yield Record(procs.unsent(external_id, journal.wall()))  # (see `_wait_out_full`)
             yield from journal.pause(delay)  # (the lease kept: backoffs add up past it)
@@ -230,6 +232,8 @@ class Creating:
         if self.clock() + delay > deadline:
             raise error
         self.emit(Event("slot_wait", provider.name, data={"vendor_full": True}))
+        if error.retry_after is not None and journal.on_wait is not None:
+            journal.on_wait(VendorWait(provider.name, delay))
         yield Record(procs.unsent(external_id, journal.wall()))
         yield from journal.pause(delay)
 

@@ -75,14 +75,17 @@ class SavedFile:
 
 
 def file_names(task: Task) -> list[tuple[File, str]]:
-    """Each file of the task with its name: `<provider>-<task id>-<output>[-wm|-<n>].<format>`."""
+    """Each file of the task with its name: `<provider>-<task id>-<output>[-wm][-<source>|-<n>]
+    .<format>`; an output's first file never takes its `source` (its name stays as it was)."""
     stem = _UNSAFE.sub("_", f"{task.provider}-{task.id}")[:120]
     named: list[tuple[File, str]] = []
     taken: set[str] = set()
     for index, output in enumerate(task.outputs, start=1):
-        for file in output.files:
+        for n_file, file in enumerate(output.files):
             fmt = _UNSAFE.sub("", file.format)[:8] or "bin"
             base = f"{stem}-{index}" + ("-wm" if file.watermarked else "")
+            if n_file and file.source:
+                base += "-" + (_UNSAFE.sub("_", file.source)[:24] or "copy")
             name, n = f"{base}.{fmt}", 2
             while name in taken:
                 name, n = f"{base}-{n}.{fmt}", n + 1

@@ -11,7 +11,8 @@ does not stop it) and from `check`, which the save calls between chunks: once th
 temporary file removed, recording nothing (the job is the new holder's to save).
 
 `save_holding` is that save, for every saver (the worker's `save_job`, `batch --out`'s, the
-callback receiver's): one place that holds the lease around a download.
+callback receiver's, `generate --out` / `wait --out`'s): one place that holds the lease around a
+download.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
 
@@ -121,19 +122,27 @@ def save_holding(
     http: httpx.Client | None = None,
     wall: Callable[[], float] = time.time,
     halt: threading.Event | None = None,
+    overwrite: bool = False,
+    formats: Collection[str] | None = None,
+    unwatermarked: bool = False,
 ) -> list[SavedFile]:
     """Save job `key`'s `task` into `target`, renewing `owner`'s lease on the job meanwhile
     (`lease_s` None: a save that does not hold it). Lost: the save stops with `LeaseLost`, its
     temporary file removed, unless `own_copy` (a directory of the saver's own, not the job's:
     it goes on, the lease renewed while it is still ours). `halt` set: the save stops at its
-    next chunk with `SaveStopped`, its temporary file removed."""
+    next chunk with `SaveStopped`, its temporary file removed. `overwrite`, `formats`,
+    `unwatermarked`: which files, as `save_outputs` takes them."""
 
     def halted() -> None:
         if halt is not None and halt.is_set():
             raise SaveStopped(key)
 
+    def save(check: Callable[[], None]) -> list[SavedFile]:
+        return save_outputs(task, target, client=http, check=check, overwrite=overwrite,
+                            formats=formats, unwatermarked=unwatermarked)  # fmt: skip
+
     if lease_s is None:
-        return save_outputs(task, target, client=http, check=halted)
+        return save(halted)
     with LeaseKeeper(store, key, owner, lease_s, wall=wall) as keeper:
         renew = keeper.beat if own_copy else keeper.check
 
@@ -141,4 +150,4 @@ def save_holding(
             halted()
             renew()
 
-        return save_outputs(task, target, client=http, check=check)
+        return save(check)

@@ -207,6 +207,10 @@ class File(_Model):
     url: str
     format: str
     watermarked: bool | None = None
+    #: Where this copy comes from, when the vendor gives an output in several copies (PiAPI:
+    #: "piapi" for its own copy, "kling-cdn" for Kling's): names the saved file of any copy but
+    #: an output's first (`<stem>-1-kling-cdn.mp3`, not `-1-2.mp3`).
+    source: str | None = None
 
 
 class Output(_Model):

@@ -59,6 +59,7 @@ class _FileRequired(TypedDict):
 
 class FileValues(_FileRequired, total=False):
     watermarked: bool | None
+    source: str | None
 
 
 def file_of(values: FileValues) -> File:
@@ -67,6 +68,7 @@ def file_of(values: FileValues) -> File:
         "url": values["url"],
         "format": values["format"],
         "watermarked": values.get("watermarked"),
+        "source": values.get("source"),
     }
     return _made(File, state, set(values))
 
@@ -191,7 +193,8 @@ class Unset(enum.Enum):
 
 UNSET: Final = Unset.UNSET
 _FILE_GIVEN = frozenset({"url", "format"})
-_FILE_ALL = frozenset({"url", "format", "watermarked"})
+_FILE_WATERMARKED = frozenset({"url", "format", "watermarked"})
+_FILE_ALL = frozenset({"url", "format", "watermarked", "source"})
 #: Every field given: one set shared by all such instances (10,000 tasks in flight each held
 #: a set of their own, 450 bytes for a task). Nothing can add to it: the models are frozen,
 #: forbid extra fields, and `model_copy` copies the set before it updates it; and a set that
@@ -200,15 +203,27 @@ _FILE_ALL_SET = set(_FILE_ALL)
 
 
 def make_file(
-    *, url: str, format: str, watermarked: bool | Literal[Unset.UNSET] | None = UNSET
+    *,
+    url: str,
+    format: str,
+    watermarked: bool | Literal[Unset.UNSET] | None = UNSET,
+    source: str | None = None,
 ) -> File:
-    """`File(url=..., format=...[, watermarked=...])`: as `file_of`."""
+    """`File(url=..., format=...[, watermarked=...][, source=...])`: as `file_of` (a `source`
+    None is not given)."""
     made = _new(File)
+    values = {
+        "url": url,
+        "format": format,
+        "watermarked": None if watermarked is UNSET else watermarked,
+        "source": source,
+    }
+    _set_dict(made, values)
     if watermarked is UNSET:
-        _set_dict(made, {"url": url, "format": format, "watermarked": None})
-        _set_fields_set(made, set(_FILE_GIVEN))
+        _set_fields_set(made, set(_FILE_GIVEN) | ({"source"} if source is not None else set()))
+    elif source is None:
+        _set_fields_set(made, set(_FILE_WATERMARKED))
     else:
-        _set_dict(made, {"url": url, "format": format, "watermarked": watermarked})
         _set_fields_set(made, _FILE_ALL_SET)
     _set_extra(made, None)
     _set_private(made, None)

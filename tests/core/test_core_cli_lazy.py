@@ -18,6 +18,7 @@ HELPERS = {
     "app",
     "batch_budgets",
     "batch_report",
+    "batch_waits",
     "listen",
     "moves",
     "options",

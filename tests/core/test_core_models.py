@@ -83,7 +83,7 @@ def test_task_json_has_exactly_the_contract_fields() -> None:
         "files",
         "cover_url",
     }
-    assert set(data["outputs"][0]["files"][0]) == {"url", "format", "watermarked"}
+    assert set(data["outputs"][0]["files"][0]) == {"url", "format", "watermarked", "source"}
     assert set(data["cost"]) == {"amount", "unit", "usd"}
     assert data["status"] == "succeeded"
     assert data["provider_status"] == "succeed"

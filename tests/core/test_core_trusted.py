@@ -171,6 +171,10 @@ OUTPUT = Output(kind="audio", files=[FILE])
 COST = Cost(amount=Decimal("0.25"), unit="kling_unit", usd=Decimal("0.035"))
 FULL: list[tuple[Callable[[Any], BaseModel], dict[str, Any]]] = [
     (file_of, {"url": "https://cdn.test/a.mp3", "format": "mp3", "watermarked": False}),
+    (
+        file_of,
+        {"url": "https://cdn.test/a.mp3", "format": "mp3", "watermarked": None, "source": "x"},
+    ),
     (file_of, {"format": "mp3", "url": "https://cdn.test/a.mp3"}),
     (
         output_of,
@@ -209,6 +213,8 @@ FULL: list[tuple[Callable[[Any], BaseModel], dict[str, Any]]] = [
     (make_file, {"format": "mp4", "url": "https://cdn.test/a.mp4", "watermarked": None}),
     (make_file, {"url": "https://cdn.test/a.mp4", "format": "mp4", "watermarked": True}),
     (make_file, {"url": "https://cdn.test/a.mp4", "format": "mp4", "watermarked": UNSET}),
+    (make_file, {"url": "https://a.t/a.mp3", "format": "mp3", "watermarked": False, "source": "p"}),
+    (make_file, {"url": "https://cdn.test/a.mp3", "format": "mp3", "source": "kling-cdn"}),
     (make_output, {"id": None, "kind": "image", "files": [FILE]}),
     (make_output, {"kind": "audio", "id": "o", "files": [], "duration_s": 3.0}),
     (make_output, {"id": "o", "kind": "video", "files": [FILE], "duration_s": None}),

@@ -86,6 +86,7 @@ def test_seed_webhook_body(provider: PiAPIProvider, seed_webhook: dict[str, Any]
             url="https://storage.theapi.app/videos/283410775300625.mp3",
             format="mp3",
             watermarked=False,
+            source="piapi",
         ),
         File(
             url="https://v21-kling.klingai.com/bs2/upload-ylab-stunt-sgp/se/"
@@ -93,6 +94,7 @@ def test_seed_webhook_body(provider: PiAPIProvider, seed_webhook: dict[str, Any]
             "?x-kcdn-pid=112372",
             format="mp3",
             watermarked=None,
+            source="kling-cdn",
         ),
     ]
     assert first.cover_url is not None and first.cover_url.startswith(
@@ -139,8 +141,8 @@ def test_works_video_with_both_urls(provider: PiAPIProvider) -> None:
         720,
     )
     assert output.files == [
-        File(url=CLEAN_MP4, format="mp4", watermarked=False),
-        File(url=CDN_MP4, format="mp4", watermarked=None),
+        File(url=CLEAN_MP4, format="mp4", watermarked=False, source="piapi"),
+        File(url=CDN_MP4, format="mp4", watermarked=None, source="kling-cdn"),
     ]
     assert output.cover_url == "https://cdn/cover.png"
 
@@ -193,7 +195,7 @@ def test_every_url_once_across_shapes(provider: PiAPIProvider) -> None:
 def test_same_url_twice_in_one_media_is_one_file(provider: PiAPIProvider) -> None:
     work = {"content_type": "video", "video": media(CLEAN_MP4, CLEAN_MP4)}
     task = provider.parse_task(task_data(output={"works": [work]}))
-    assert task.files == [File(url=CLEAN_MP4, format="mp4", watermarked=False)]
+    assert task.files == [File(url=CLEAN_MP4, format="mp4", watermarked=False, source="piapi")]
 
 
 def test_null_output_while_pending(provider: PiAPIProvider) -> None:

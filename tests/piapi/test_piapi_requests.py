@@ -336,7 +336,7 @@ def test_quote_without_a_price() -> None:
 
 
 def test_price_table_is_dated_and_complete() -> None:
-    assert "2026-11" in SOURCE and "reference/piapi.md" in SOURCE
+    assert "2026-11" in SOURCE and "docs/cost.md#piapi-prices" in SOURCE
     provider = make()
     for model in VERSIONS:
         for mode in ("std", "pro"):

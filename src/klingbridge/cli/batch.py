@@ -282,6 +282,7 @@ async def _run(config: Config, lines: list[Line], tally: Tally, options: dict[st
             retry_failed=options["retry_failed"],
             out_dir=options["out"],
             on_update=tally.seen,
+            on_wait=tally.waits.told,
         )
         saver = Saver(client, None if options["detach"] else options["out"], tally)
         feeding = asyncio.ensure_future(saver.feed(batch))

@@ -30,6 +30,7 @@ from ..store.records import ended_free
 from ..worker import SAVE_TIMEOUT_S, save_ended_job
 from .app import echo_json
 from .batch_budgets import budget_fit
+from .batch_waits import RetryAfterWaits
 from .saving import saved_json
 
 #: Downloads at once: saving runs beside the batch, which goes on starting lines meanwhile.
@@ -59,6 +60,8 @@ class Tally:
     clock: float = field(default_factory=time.monotonic)
     #: The vendor tasks of the lines under way, by id: their last status (`seen`).
     at_vendor: dict[str, TaskStatus] = field(default_factory=dict)
+    #: Of the lines under way, those waiting out a vendor's Retry-After (`waits.told`).
+    waits: RetryAfterWaits = field(default_factory=RetryAfterWaits)
 
     def seen(self, task: Task) -> None:
         """`on_update` of every line: its task as it is created and changes status."""
@@ -101,6 +104,8 @@ class Tally:
             parts.append(f"{self.waiting} still running at the vendor")
         if running:
             parts.append(f"{running} under way{self._vendor()}")
+            if waiting := self.waits.said():
+                parts.append(waiting)
         if saving > 0:
             parts.append(f"{saving} saving their files")
         charged = f"${self.charged_usd:.4f} charged"

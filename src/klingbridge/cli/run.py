@@ -42,7 +42,7 @@ from .app import (
 )
 from .moves import say_moves, say_unconverted, say_unpriced
 from .options import build_request, kind_commands, typed_errors
-from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
+from .saving import SAVE_OPTIONS, check_out, holding, print_saved, save_task, saved_json
 
 # --- generate, status, cancel ----------------------------------------------------------------
 RUN_OPTIONS = (
@@ -144,7 +144,8 @@ def _generate(
         )  # fmt: skip
         if key is None:
             key = new_key()
-            err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
+            if not (quiet or detach):  # (--detach prints it on stdout: once, for scripts)
+                err.print(Text(f"key {key}  (klingbridge wait {key} re-attaches)"))
         result = follow(
             f"generate {kind}",
             lambda progress: client.dispatch(
@@ -171,15 +172,26 @@ def _generate(
             as_json=as_json,
             quiet=quiet,
         )
+        if detach and not as_json:
+            console.print(Text(key))  # stdout: the key alone, `KEY=$(generate ... --detach -q)`
         if detach and not result.task.status.is_terminal:  # (else: ended at once, shown so)
-            _detached(result, as_json)
+            _detached(result, as_json, quiet)
             return
         if not (verbose or quiet or as_json):
             _say_where(
                 client, request, result, key, client.providers_of(provider=provider, route=route)
             )
         save = Saving(overwrite, formats, unwatermarked)
-        _finish(client, result, out, save, as_json=as_json, verbose=verbose, quiet=quiet)
+        _finish(
+            client,
+            result,
+            out,
+            save,
+            as_json=as_json,
+            verbose=verbose,
+            quiet=quiet,
+            shown=not (detach and quiet),
+        )  # (-q --detach: the key alone, even ended at once)
 
 
 def _finish(
@@ -191,9 +203,10 @@ def _finish(
     as_json: bool,
     verbose: bool,
     quiet: bool,
+    shown: bool = True,
 ) -> None:
-    """The ended task shown and its outputs saved; a charge with no USD rate said so."""
-    finish(client, result, out=out, save=save, as_json=as_json, verbose=verbose)
+    """The ended task shown (`shown`) and its outputs saved; a charge with no USD rate said so."""
+    finish(client, result, out=out, save=save, as_json=as_json, verbose=verbose, shown=shown)
     cost = result.task.cost
     if cost is not None and cost.usd is None and cost.amount and not quiet:
         say_unconverted(client, [(result.task.provider, cost.unit)])
@@ -314,8 +327,10 @@ def finish(
     save: Saving,
     as_json: bool,
     verbose: bool,
+    shown: bool = True,
 ) -> None:
-    """Save the outputs (recording them in the store) and print the result."""
+    """Save the outputs (recording them in the store) and print the result (`shown`)."""
+    lease_s = client.config.store.lease_s
     saved = save_task(
         result.task,
         out,
@@ -323,6 +338,7 @@ def finish(
         formats=save.formats,
         unwatermarked=save.unwatermarked,
         key=result.key,
+        held=holding(client.store, result.key, client.owner, lease_s, out),
     )
     if saved and client.store is not None and result.key is not None:
         records = [saved_record(f) for f in saved]
@@ -337,18 +353,20 @@ def finish(
             }
         )
         return
-    print_result(result, verbose)
-    print_saved(saved)
+    if shown:
+        print_result(result, verbose)
+        print_saved(saved)
 
 
-def _detached(result: RunResult, as_json: bool) -> None:
-    task = result.task
+def _detached(result: RunResult, as_json: bool, quiet: bool) -> None:
+    """The key is on stdout already (the caller printed it); the task is said on stderr."""
+    task, key = result.task, result.key
     if as_json:
-        echo_json({"key": result.key, "provider": task.provider, "task_id": task.id,
+        echo_json({"key": key, "provider": task.provider, "task_id": task.id,
                    "status": task.status.value})  # fmt: skip
-        return
-    console.print(Text(f"{result.key}  {task.provider} task {task.id}  {task.status.value}"))
-    err.print(Text(f"detached: klingbridge wait {result.key} follows it to the end"))
+    elif not quiet:
+        err.print(Text(f"detached: {task.provider} task {task.id} {task.status.value}; "
+                       f"klingbridge wait {key} follows it to the end"))  # fmt: skip
 
 
 def with_video_id(

@@ -6,6 +6,7 @@ save that fails after paying names the task and the command that saves its files
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ from ..download import (
     save_outputs,
     selected_files,
 )
+from ..errors import LeaseLost
+from ..lease_keeper import save_holding
 from ..models import Task
 from ..render import console, err
+from ..store import TaskStore
 from .app import fail
 
 SAVE_OPTIONS = (
@@ -56,6 +60,29 @@ def check_out(out: Path | None) -> None:
             fail(f"--out: {error}", 2)
 
 
+@dataclass(frozen=True)
+class Holding:
+    """The job whose lease a save holds (`lease_keeper.save_holding`): `lease_s` None when the
+    lease is not this process's; `own_copy` when `--out` is not the job's own directory."""
+
+    store: TaskStore
+    key: str
+    owner: str
+    lease_s: float | None
+    own_copy: bool
+
+
+def holding(store: TaskStore | None, key: str | None, owner: str, lease_s: float,
+            out: Path | None) -> Holding | None:  # fmt: skip
+    """What a save of job `key` into `out` holds: the job's lease, while it is `owner`'s."""
+    job = store.job(key) if store is not None and key is not None and out is not None else None
+    if store is None or key is None or job is None:
+        return None
+    own = job.out_dir is None or Path(job.out_dir).resolve() != Path(out or ".").resolve()
+    held = lease_s if job.lease_owner == owner else None
+    return Holding(store, key, owner, held, own)
+
+
 def save_task(
     task: Task,
     out: Path | None,
@@ -64,15 +91,26 @@ def save_task(
     formats: tuple[str, ...],
     unwatermarked: bool,
     key: str | None = None,
+    held: Holding | None = None,
 ) -> list[SavedFile]:
     """Save the files of a task that exists (and may be paid for); a failure says how to retry:
-    `klingbridge wait KEY --out DIR` for a job in the task store, else `status --out`."""
+    `klingbridge wait KEY --out DIR` for a job in the task store, else `status --out`. `held`:
+    the job's lease, renewed while the files download (`save_holding`, as a worker's save)."""
     if out is None:
         return []
     try:
-        saved = save_outputs(
-            task, out, overwrite=overwrite, formats=formats or None, unwatermarked=unwatermarked
-        )
+        if held is None:
+            saved = save_outputs(task, out, overwrite=overwrite, formats=formats or None,
+                                 unwatermarked=unwatermarked)  # fmt: skip
+        else:
+            saved = save_holding(held.store, held.key, held.owner, held.lease_s, task, out,
+                                 own_copy=held.own_copy, overwrite=overwrite,
+                                 formats=formats or None, unwatermarked=unwatermarked)  # fmt: skip
+    except LeaseLost as error:
+        by = f"another process ({error.holder})" if error.holder else "another process"
+        fail(f"job {key} was taken over by {by} while its files were saved: that process saves "
+             "them (nothing was recorded here; the file being written was removed)", 4,
+             error=error)  # fmt: skip
     except DownloadError as error:
         error.task = task
         folder = shlex.quote(str(out))
