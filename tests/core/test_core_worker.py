@@ -9,6 +9,7 @@ import asyncio
 import socket
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,42 @@ def test_a_worker_backs_off_a_failing_job_then_tries_it_again(tmp_path: Path) ->
     asyncio.run(go())
 
 
+Resume = Callable[..., Awaitable[RunResult]]
+
+
+def ended(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=job("E-1", "DONE"))
+
+
+def work_once(
+    path: str,
+    vendor: Callable[[httpx.Request], httpx.Response] = ended,
+    resume: Callable[[Resume], Resume] | None = None,
+) -> Worker:
+    """One `worker --once` over the store at `path`; `resume` wraps the client's
+    `resume_dispatch` (a test's own race, or bug)."""
+
+    async def go() -> Worker:
+        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
+                               transport=httpx.MockTransport(vendor)) as client:  # fmt: skip
+            if resume is not None:
+                client.resume_dispatch = resume(client.resume_dispatch)  # type: ignore[method-assign]
+            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
+            await worker.run()
+            return worker
+
+    return asyncio.run(go())
+
+
+def leased_to(path: str, owner: str) -> None:
+    """job-A leased to `owner` for an hour."""
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = 'job-A'",
+            (owner, time.time() + 3600),
+        )
+
+
 def test_a_job_found_succeeded_as_the_worker_creates_is_reported_succeeded(
     tmp_path: Path,
 ) -> None:
@@ -104,27 +141,18 @@ def test_a_job_found_succeeded_as_the_worker_creates_is_reported_succeeded(
     path = str(tmp_path / "s.sqlite3")
     left_for_the_worker(path, "job-A")
 
-    def done(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=job("E-1", "DONE"))
+    def racing(real: Resume) -> Resume:
+        raced: list[str] = []
 
-    async def go() -> Worker:
-        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
-                               transport=httpx.MockTransport(done)) as client:  # fmt: skip
-            real = client.resume_dispatch
-            raced: list[str] = []
+        async def dispatch(key: str, **options: Any) -> RunResult:
+            if not raced:  # the first try meets the job already succeeded
+                raced.append(key)
+                raise JobSucceeded(key)
+            return await real(key, **options)
 
-            async def racing(key: str, **options: Any) -> RunResult:
-                if not raced:  # the first try meets the job already succeeded
-                    raced.append(key)
-                    raise JobSucceeded(key)
-                return await real(key, **options)
+        return dispatch
 
-            client.resume_dispatch = racing  # type: ignore[method-assign]
-            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
-            await worker.run()
-            return worker
-
-    worker = asyncio.run(go())
+    worker = work_once(path, resume=racing)
     assert worker.report.succeeded == ["job-A"] and not worker.report.failed
 
 
@@ -135,24 +163,8 @@ def test_a_worker_takes_over_at_once_the_jobs_of_a_process_that_is_gone(tmp_path
     after the kill, though docs/durability.md says such a lease is taken over at once."""
     path = str(tmp_path / "s.sqlite3")
     left_for_the_worker(path, "job-A")
-    gone = f"{socket.gethostname()}:999999999:dead00"  # (no such pid), leased for an hour
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute(
-            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = 'job-A'",
-            (gone, time.time() + 3600),
-        )
-
-    def ended(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=job("E-1", "DONE"))
-
-    async def go() -> Worker:
-        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
-                               transport=httpx.MockTransport(ended)) as client:  # fmt: skip
-            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
-            await worker.run()
-            return worker
-
-    worker = asyncio.run(go())
+    leased_to(path, f"{socket.gethostname()}:999999999:dead00")  # (no such pid)
+    worker = work_once(path)
     assert worker.report.succeeded == ["job-A"], worker.report
 
 
@@ -164,23 +176,8 @@ def test_a_lease_of_another_pid_namespace_with_this_hostname_is_not_taken(tmp_pa
     path = str(tmp_path / "s.sqlite3")
     left_for_the_worker(path, "job-A")
     holder = f"{socket.gethostname()}:999999999:a1b2c3:notthis0"  # (no such pid here)
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute(
-            "UPDATE kb_jobs SET lease_owner = ?, lease_until = ? WHERE key = 'job-A'",
-            (holder, time.time() + 3600),
-        )
-
-    def ended(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=job("E-1", "DONE"))
-
-    async def go() -> Worker:
-        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
-                               transport=httpx.MockTransport(ended)) as client:  # fmt: skip
-            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
-            await worker.run()
-            return worker
-
-    worker = asyncio.run(go())
+    leased_to(path, holder)
+    worker = work_once(path)
     assert not worker.report.succeeded and not worker.report.failed, worker.report
     assert owners.owner_alive(holder)
     here = owners.new_owner().split(":")
@@ -194,19 +191,12 @@ def test_an_unexpected_error_in_a_job_is_reported_failed(tmp_path: Path) -> None
     path = str(tmp_path / "s.sqlite3")
     left_for_the_worker(path, "job-A")
 
-    async def go() -> Worker:
-        async with AsyncClient(config=CFG, plugins=[EchoPlugin()], poll=FAST, store=path,
-                               transport=httpx.MockTransport(lambda r: httpx.Response(500))
-                               ) as client:  # fmt: skip
+    def broken(real: Resume) -> Resume:
+        async def dispatch(key: str, **options: Any) -> RunResult:
+            raise RuntimeError("a plugin's bug")
 
-            async def broken(key: str, **options: Any) -> RunResult:
-                raise RuntimeError("a plugin's bug")
+        return dispatch
 
-            client.resume_dispatch = broken  # type: ignore[method-assign]
-            worker = Worker(client, once=True, idle_s=0.01, concurrency=1)
-            await worker.run()
-            return worker
-
-    worker = asyncio.run(go())
+    worker = work_once(path, lambda r: httpx.Response(500), resume=broken)
     assert list(worker.report.failed) == ["job-A"] and not worker.report.succeeded
     assert "a plugin's bug" in worker.report.failed["job-A"]
