@@ -1,7 +1,7 @@
 """Cooldowns: a provider that failed `allowed_fails` times in a row is skipped for `cooldown_s`.
 
 With a task store, the failures are counted there, by every process that shares it: each one
-adds to the provider's count in one statement (store/limits.py `count_failure`), and the
+adds to the provider's count in one statement (store/cooldowns.py `count_failure`), and the
 `allowed_fails`-th, whichever process it comes from, starts the cooldown that every process
 obeys (the admission reads it before each create). So one-shot `klingbridge generate` runs, a
 process each, cool a failing vendor down as a long-lived worker does, and N workers need
@@ -11,7 +11,7 @@ A success sets the count back to 0, but only from a process that saw a count: th
 reads it with the cooldown, in the statement it runs anyway, so a run after no failure costs
 no statement more (issue 13: the store's share of a run is measured). A run that admitted no
 create (a task created by another process, followed here: `wait`, a worker) reads the count
-in its closing commit instead (router.py `_ended`, store/limits.py `reset_failures`).
+in its closing commit instead (router.py `_ended`, store/cooldowns.py `reset_failures`).
 
 Without a task store, this process counts its own failures, as before.
 What counts as a failure is the router's to say (router.py `_failed`).
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .config import CooldownPolicy
 from .flows import Clock, Flow, Record
-from .store.limits import Failures, count_failure
+from .store.cooldowns import Failures, count_failure
 
 
 @dataclass

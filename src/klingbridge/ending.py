@@ -30,7 +30,7 @@ from .models import Request, Task, TaskStatus
 from .outcomes import orphan_note
 from .provider import Provider
 from .store import procs
-from .store.limits import reset_failures
+from .store.cooldowns import reset_failures
 from .store.records import AttemptState, JobState
 
 

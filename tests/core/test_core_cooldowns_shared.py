@@ -19,7 +19,7 @@ import klingbridge
 from klingbridge import Client, PollPolicy, SoundRequest
 from klingbridge.config import Config, CooldownPolicy, RetryPolicy, Route
 from klingbridge.store import AttemptState, JobState, TaskStore, open_store, procs
-from klingbridge.store.limits import cool_down, cooldowns
+from klingbridge.store.cooldowns import cool_down, cooldowns
 from klingbridge.store.sql import Proc, Sql
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)

@@ -31,7 +31,7 @@ from klingbridge import (
 from klingbridge.budgets import Budgets
 from klingbridge.config import Config, CooldownPolicy, Route
 from klingbridge.store import open_store, procs
-from klingbridge.store.limits import cooldowns
+from klingbridge.store.cooldowns import cooldowns
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 RAIN = SoundRequest(prompt="rain", duration=5)

@@ -19,7 +19,8 @@ import klingbridge
 from klingbridge import Client, PollPolicy, SlotTimeout, SoundRequest
 from klingbridge.config import Config, Route
 from klingbridge.store import AttemptState, open_store, procs
-from klingbridge.store.limits import Admitted, Ask, admit, cool_down
+from klingbridge.store.cooldowns import cool_down
+from klingbridge.store.limits import Admitted, Ask, admit
 
 FAST = PollPolicy(initial=0, factor=1, maximum=0)
 RAIN = SoundRequest(prompt="rain", duration=5)

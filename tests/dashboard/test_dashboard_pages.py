@@ -182,12 +182,13 @@ async def test_mounted_under_a_path_its_links_follow(
 
 async def test_the_spend_page_shows_budgets_slots_and_cooldowns(store: TaskStore) -> None:
     from klingbridge.budgets import Budgets
-    from klingbridge.store import limits
+    from klingbridge.store import cooldowns
 
     now = time.time()
     make_job(store, "spent", at=now, usd=0.5)
     make_job(store, "open", at=now, status=TaskStatus.RUNNING)  # its quote is committed
-    store.run(limits.cool_down("piapi", now + 90, reason="3 failures in a row", owner="w", now=now))
+    why = "3 failures in a row"
+    store.run(cooldowns.cool_down("piapi", now + 90, reason=why, owner="w", now=now))
     config = Config(budgets=Budgets.model_validate({"all": {"usd": 1, "per": "day"}}))
     async with dashboard(store, config, slot_limits={"kling": 5}) as client:
         page = (await client.get("/spend")).text
@@ -202,11 +203,11 @@ async def test_the_spend_page_shows_budgets_slots_and_cooldowns(store: TaskStore
 
 async def test_the_spend_page_shows_each_providers_failures_in_a_row(store: TaskStore) -> None:
     """`kb_cooldowns.fails`, counted by every process: how close a provider is to a cooldown."""
-    from klingbridge.store import limits
+    from klingbridge.store import cooldowns
 
     now = time.time()
     for _ in range(2):
-        store.run(limits.count_failure("kling", allowed_fails=3, cooldown_s=60, reason="5xx",
+        store.run(cooldowns.count_failure("kling", allowed_fails=3, cooldown_s=60, reason="5xx",
                                        owner="w", now=now))  # fmt: skip
     async with dashboard(store, Config()) as client:
         page = (await client.get("/spend")).text

@@ -13,16 +13,8 @@ import pytest
 
 from klingbridge import SoundRequest
 from klingbridge.store import TaskStore, base, open_store, procs
-from klingbridge.store.limits import (
-    Admitted,
-    Ask,
-    Cooling,
-    Failures,
-    admit,
-    cool_down,
-    count_failure,
-    reset_failures,
-)
+from klingbridge.store.cooldowns import Failures, cool_down, count_failure, reset_failures
+from klingbridge.store.limits import Admitted, Ask, Cooling, admit
 from klingbridge.store.migrations import MIGRATIONS
 from klingbridge.store.sql import Proc, Sql
 

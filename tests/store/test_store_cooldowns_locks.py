@@ -15,7 +15,8 @@ import psycopg
 
 from klingbridge import SoundRequest
 from klingbridge.store import open_store, procs
-from klingbridge.store.limits import Ask, Verdict, admit, count_failure, reset_failures
+from klingbridge.store.cooldowns import count_failure, reset_failures
+from klingbridge.store.limits import Ask, Verdict, admit
 from klingbridge.store.postgres import _pg
 from klingbridge.store.sql import Proc, Row, Sql, drive
 

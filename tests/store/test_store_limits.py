@@ -14,16 +14,8 @@ import pytest
 from klingbridge import BudgetExceeded, Cost, LeaseLost, SoundRequest, Task, TaskStatus
 from klingbridge.budgets import Budget, BudgetRule, Budgets
 from klingbridge.store import AttemptState, TaskStore, open_store, procs
-from klingbridge.store.limits import (
-    Admitted,
-    Ask,
-    Cooling,
-    MustWait,
-    admit,
-    cool_down,
-    leave_queue,
-    summary,
-)
+from klingbridge.store.cooldowns import cool_down
+from klingbridge.store.limits import Admitted, Ask, Cooling, MustWait, admit, leave_queue, summary
 
 REQUEST = SoundRequest(prompt="rain on a tin roof", duration=5)
 SEVEN_CENTS = Cost(amount=700000, unit="piapi_point", usd=Decimal("0.07"))

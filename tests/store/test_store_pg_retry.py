@@ -17,7 +17,7 @@ import pytest
 from klingbridge import SoundRequest
 from klingbridge.models import Task, TaskStatus
 from klingbridge.store import StoreError, open_store, procs
-from klingbridge.store.limits import count_failure
+from klingbridge.store.cooldowns import count_failure
 from klingbridge.store.postgres import PostgresStore
 from klingbridge.store.retrying import Retries
 from klingbridge.store.sql import Proc, Sql, procedure

@@ -1,4 +1,5 @@
-"""Limits every process sharing the store obeys: budgets, vendor slots, cooldowns.
+"""Limits every process sharing the store obeys: budgets, vendor slots, cooldowns (read here,
+counted in cooldowns.py).
 
 `admit` is the one door to a create: in ONE transaction it checks the provider's shared
 cooldown, every budget the create counts in, and the provider's concurrency slots, and only then
@@ -18,10 +19,9 @@ What counts:
   (`intent`) only while its job's lease is live (a dead process's unsent create lets it go).
 Creates that find no free slot queue in `kb_slot_waiters` and are admitted in their order.
 
-Cooldowns: a provider's failures in a row are counted in its `kb_cooldowns` row by every
-process (`count_failure`), the `allowed_fails`-th starting its cooldown; the admission reads
-the count with the cooldown (no statement more), and a run that succeeds after seeing a count
-sets it back (`reset_failures`).
+Cooldowns (cooldowns.py): a provider's failures in a row are counted in its `kb_cooldowns` row
+by every process, the `allowed_fails`-th starting its cooldown; the admission reads the count
+with the cooldown (no statement more). What writes that row takes the admission lock first.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from ..budgets import BudgetRule, BudgetState, SlotState, Summary, window_start
 from ..errors import BudgetExceeded, LeaseLost
 from ..models import Cost
 from .attempts import JobSucceeded, intent
+from .cooldowns import LOCK as _LOCK
+from .cooldowns import cooldowns
 from .sql import Proc, Sql, procedure
 
 #: Open attempts: the very condition of the partial index `kb_attempts_open` (migration 4),
@@ -116,12 +118,6 @@ class MustWait:
 
 
 Verdict = Admitted | Cooling | MustWait
-
-#: The admission lock: a row lock held to the commit (SQLite: the write lock is held already).
-#: Whatever writes a shared row that an admission also writes or waits for (`kb_cooldowns`)
-#: takes this first, as the admission does: in one transaction (the async client's grouped
-#: writes), two processes taking them in opposite orders would deadlock.
-_LOCK = Sql("UPDATE kb_limits SET version = version + 1 WHERE name = 'admission'")
 
 
 @procedure
@@ -309,85 +305,6 @@ def _budget_state(rule: BudgetRule, default_route: str, now: float) -> Proc[Budg
     return BudgetState(
         rule.name, rule.window, rule.budget.usd, float(spent or 0.0), float(committed or 0.0)
     )
-
-
-# --- cooldowns -------------------------------------------------------------------------------
-@procedure
-def cool_down(
-    provider: str, until: float, *, reason: str | None, owner: str, now: float
-) -> Proc[None]:
-    """Put `provider` in cooldown for every process until `until` (a later end wins)."""
-    yield Sql(
-        "INSERT INTO kb_cooldowns (provider, until, reason, set_by, at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (provider) DO UPDATE SET until = excluded.until, reason = excluded.reason,"
-        " set_by = excluded.set_by, at = excluded.at WHERE kb_cooldowns.until < excluded.until",
-        (provider, until, reason, owner, now),
-    )
-
-
-@dataclass(frozen=True)
-class Failures:
-    """A provider's failures in a row after one more (every process's), and whether that one
-    started its cooldown (the count then starts again from 0)."""
-
-    count: int
-    cooled: bool
-
-
-@procedure
-def count_failure(
-    provider: str,
-    *,
-    allowed_fails: int,
-    cooldown_s: float,
-    reason: str | None,
-    owner: str,
-    now: float,
-) -> Proc[Failures]:
-    """One more failure of `provider` in a row, counted by one statement whichever process
-    fails (the row is locked to the commit: two at once are counted one after the other);
-    the `allowed_fails`-th puts it in cooldown for every process until `now + cooldown_s`
-    (a later end already set wins) and sets the count back to 0. The admission lock first."""
-    yield _LOCK
-    rows = yield Sql(
-        "INSERT INTO kb_cooldowns (provider, until, reason, set_by, at, fails)"
-        " VALUES (?, 0, NULL, ?, ?, 1)"
-        " ON CONFLICT (provider) DO UPDATE SET fails = kb_cooldowns.fails + 1 RETURNING fails",
-        (provider, owner, now),
-    )
-    count = int(rows[0][0])
-    if count < allowed_fails:
-        return Failures(count, cooled=False)
-    started = yield Sql(
-        "UPDATE kb_cooldowns SET fails = 0, until = ?, reason = ?, set_by = ?, at = ?"
-        " WHERE provider = ? AND until < ? RETURNING provider",
-        (now + cooldown_s, reason, owner, now, provider, now + cooldown_s),
-    )
-    if not started:  # cooling down until later already: the count starts again all the same
-        yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ?", (provider,))
-    return Failures(count, cooled=True)
-
-
-@procedure
-def reset_failures(provider: str) -> Proc[None]:
-    """A success: `provider`'s failures in a row are over (asked by a run that saw some at its
-    admission, or that admitted no create: a task followed here, created by another process).
-    Read first: the admission lock is taken, and the row written, only when there is a count
-    to set back (a success costs no lock)."""
-    rows = yield Sql("SELECT fails FROM kb_cooldowns WHERE provider = ?", (provider,))
-    if not rows or int(rows[0][0]) == 0:
-        return
-    yield _LOCK
-    yield Sql("UPDATE kb_cooldowns SET fails = 0 WHERE provider = ? AND fails > 0", (provider,))
-
-
-@procedure
-def cooldowns(now: float) -> Proc[list[tuple[str, float, str | None]]]:
-    rows = yield Sql(
-        "SELECT provider, until, reason FROM kb_cooldowns WHERE until > ? ORDER BY provider",
-        (now,),
-    )
-    return [(r[0], float(r[1]) - now, r[2]) for r in rows]
 
 
 # --- what `klingbridge budget` shows ---------------------------------------------------------
