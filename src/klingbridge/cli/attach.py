@@ -20,8 +20,8 @@ from .app import (
     with_json,
     with_params,
 )
-from .run import Saving, by_callback, finish, follow
-from .saving import SAVE_OPTIONS, check_out, print_saved, save_task, saved_json
+from .run import by_callback, follow
+from .saving import SAVE_OPTIONS, Saving, check_out, finish, print_saved, save_task, saved_json
 
 
 @main.command()

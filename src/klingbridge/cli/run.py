@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,10 +25,7 @@ from ..render import (
     console,
     err,
     print_attempts,
-    print_result,
 )
-from ..store import procs
-from ..worker import saved_record
 from .app import (
     RETRY_FAILED,
     Group,
@@ -42,7 +37,7 @@ from .app import (
 )
 from .moves import say_moves, say_unconverted, say_unpriced
 from .options import build_request, kind_commands, typed_errors
-from .saving import SAVE_OPTIONS, check_out, holding, print_saved, save_task, saved_json
+from .saving import SAVE_OPTIONS, Saving, check_out, finish
 
 # --- generate, status, cancel ----------------------------------------------------------------
 RUN_OPTIONS = (
@@ -308,54 +303,6 @@ def follow(
             error=failure,
         )
     raise failure
-
-
-@dataclass(frozen=True)
-class Saving:
-    """Which files to save and whether to replace those already saved."""
-
-    overwrite: bool = False
-    formats: tuple[str, ...] = ()
-    unwatermarked: bool = False
-
-
-def finish(
-    client: Client,
-    result: RunResult,
-    *,
-    out: Path | None,
-    save: Saving,
-    as_json: bool,
-    verbose: bool,
-    shown: bool = True,
-) -> None:
-    """Save the outputs (recording them in the store) and print the result (`shown`)."""
-    lease_s = client.config.store.lease_s
-    saved = save_task(
-        result.task,
-        out,
-        overwrite=save.overwrite,
-        formats=save.formats,
-        unwatermarked=save.unwatermarked,
-        key=result.key,
-        held=holding(client.store, result.key, client.owner, lease_s, out),
-    )
-    if saved and client.store is not None and result.key is not None:
-        records = [saved_record(f) for f in saved]
-        client.store.run(procs.saved(result.key, records, time.time(), owner=client.owner))
-    if as_json:
-        echo_json(
-            {
-                **result.task.model_dump(mode="json"),
-                "key": result.key,
-                "attempts": [a.model_dump(mode="json") for a in result.attempts],
-                "saved": [saved_json(s) for s in saved],
-            }
-        )
-        return
-    if shown:
-        print_result(result, verbose)
-        print_saved(saved)
 
 
 def _detached(result: RunResult, as_json: bool, quiet: bool) -> None:

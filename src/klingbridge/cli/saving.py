@@ -6,9 +6,10 @@ save that fails after paying names the task and the command that saves its files
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.text import Text
@@ -23,9 +24,14 @@ from ..download import (
 from ..errors import LeaseLost
 from ..lease_keeper import save_holding
 from ..models import Task
-from ..render import console, err
-from ..store import TaskStore
-from .app import fail
+from ..render import console, err, print_result
+from ..store import TaskStore, procs
+from ..worker import saved_record
+from .app import echo_json, fail
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..journal import RunResult
 
 SAVE_OPTIONS = (
     click.Option(
@@ -158,3 +164,51 @@ def print_saved(saved: list[SavedFile]) -> None:
     for file in saved:
         verb = "kept" if file.kept else "saved"
         console.print(Text(f"{verb} {file.path}  {file.bytes:,} bytes  sha256 {file.sha256[:16]}…"))
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Which files to save and whether to replace those already saved."""
+
+    overwrite: bool = False
+    formats: tuple[str, ...] = ()
+    unwatermarked: bool = False
+
+
+def finish(
+    client: Client,
+    result: RunResult,
+    *,
+    out: Path | None,
+    save: Saving,
+    as_json: bool,
+    verbose: bool,
+    shown: bool = True,
+) -> None:
+    """Save the outputs (recording them in the store) and print the result (`shown`)."""
+    lease_s = client.config.store.lease_s
+    saved = save_task(
+        result.task,
+        out,
+        overwrite=save.overwrite,
+        formats=save.formats,
+        unwatermarked=save.unwatermarked,
+        key=result.key,
+        held=holding(client.store, result.key, client.owner, lease_s, out),
+    )
+    if saved and client.store is not None and result.key is not None:
+        records = [saved_record(f) for f in saved]
+        client.store.run(procs.saved(result.key, records, time.time(), owner=client.owner))
+    if as_json:
+        echo_json(
+            {
+                **result.task.model_dump(mode="json"),
+                "key": result.key,
+                "attempts": [a.model_dump(mode="json") for a in result.attempts],
+                "saved": [saved_json(s) for s in saved],
+            }
+        )
+        return
+    if shown:
+        print_result(result, verbose)
+        print_saved(saved)
