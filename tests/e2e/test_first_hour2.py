@@ -262,3 +262,15 @@ def test_generate_with_the_key_of_a_job_made_is_not_refused_for_its_budget(
     assert again.exit_code == 0, again
     assert again.json()["id"] == first.json()["id"]
     assert vendor.state()["creates"]["piapi"] == 1
+
+
+def test_tasks_on_a_fresh_install_says_there_is_nothing_yet(cli: Cli, tmp_path: Path) -> None:
+    """No store at the default place (nothing names one): a fresh install, not a mistake.
+    `tasks` said `error: no task store at ...` and exited 2 to a first-hour user; it says
+    there is nothing yet (`[]` with --json) and makes no store."""
+    default = tmp_path / "xdg-state" / "klingbridge"
+    run = cli("tasks")
+    assert run.exit_code == 0 and run.stdout.startswith("no jobs yet: the first generate"), run
+    listed = cli("tasks", "--json")
+    assert listed.exit_code == 0 and listed.json() == [], listed
+    assert not default.exists() or not any(default.glob("*.sqlite3*"))

@@ -210,12 +210,22 @@ def make_client(ctx: click.Context, *, store: bool = False) -> Client:
     return Client(config=config) if store else Client(config=config, store=None)
 
 
-def store_client(ctx: click.Context, *, read_only: bool = False) -> Client:
+class NoStoreYet(Exception):
+    """Nothing recorded yet at the default place (`store_client(fresh_ok=True)`)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
+
+
+def store_client(ctx: click.Context, *, read_only: bool = False, fresh_ok: bool = False) -> Client:
     """A client whose task store must work: checked now, before anything can be paid.
 
     The old JSON-lines ledger, if any, is imported into the store once. A `read_only` command
     (`tasks`, `wait`, `budget`, `dashboard`) creates no store: where there is none, it says so
     (a mistyped KLINGBRIDGE_STORE would otherwise show an empty store, made on the spot).
+    `fresh_ok`: none at the default place (nothing named one) is a fresh install, not a
+    mistake: `NoStoreYet`, for the command to say there is nothing yet.
     """
     client = make_client(ctx, store=True)
     store = client.store
@@ -225,6 +235,8 @@ def store_client(ctx: click.Context, *, read_only: bool = False) -> Client:
     enabled = client.config.ledger.enabled  # [ledger] enabled = false: never imported
     if read_only and not store.exists() and not (enabled and ledger.is_file()):
         client.close()
+        if fresh_ok and "store.url" not in client.config.sources:
+            raise NoStoreYet(store.describe())
         fail(f"no task store at {store.describe()} ({_store_origin(client)})", 2)
     # (also the first use of the store: a broken one fails here, imported or not)
     report = import_ledger(store, ledger if enabled else None)

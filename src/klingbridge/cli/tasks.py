@@ -17,7 +17,7 @@ from ..render import FoldTable, add_row, console, err, print_listing
 from ..render import table as fold_table
 from ..store import JobRecord, callbacks, reads
 from ..store.records import JobState
-from .app import echo_json, main, store_client, with_json
+from .app import NoStoreYet, echo_json, main, store_client, with_json
 from .moves import say_unconverted
 
 STATES = [s.value for s in JobState]
@@ -76,7 +76,16 @@ def tasks(
             f"{given} does not apply to --orphans (callbacks about tasks no job has): "
             "--provider and --limit do"
         )
-    with store_client(ctx, read_only=True) as client:
+    try:
+        client = store_client(ctx, read_only=True, fresh_ok=True)
+    except NoStoreYet as fresh:  # a fresh install: nothing recorded, nothing made
+        if as_json:
+            echo_json([])
+        else:
+            first = "the first generate, batch or worker records them in"
+            console.print(Text(f"no jobs yet: {first} {fresh.where}"))
+        return
+    with client:
         store = client.store
         assert store is not None
         if orphans:
