@@ -28,7 +28,8 @@ from klingbridge import (
     TaskStatus,
 )
 from klingbridge.config import Config, RetryPolicy, Route
-from klingbridge.store import AttemptState, JobState, procs
+from klingbridge.journal import RunResult
+from klingbridge.store import AttemptState, JobRecord, JobState, procs
 from klingbridge.store import callbacks as recorded
 from klingbridge.worker import Worker
 
@@ -469,13 +470,13 @@ class Delivered:
             raise KeyboardInterrupt  # Ctrl-C in PiAPI's backoff
 
 
-def test_a_carried_on_job_whose_passed_create_is_found_succeeded_creates_nothing(
-    tmp_path: Path,
-) -> None:
-    """`wait k` (or a worker) finds the create the route went on from succeeded: the job is
-    delivered, its result that task; the create left unsent after it is not sent (review-ho:
-    it was, a second task paid for)."""
-    vendors, store = Delivered(), f"sqlite:///{tmp_path / 'tasks.db'}"
+def interrupted_then_waited(
+    vendors: Delivered, tmp_path: Path
+) -> tuple[list[AttemptState], RunResult, JobRecord]:
+    """Job k run with Kling then PiAPI (fallback after a lost create) and interrupted, then
+    `klingbridge wait k` in a new client with `vendors` in phase 2: the attempts' states after
+    the interrupt, the wait's result, and the job as recorded after it."""
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
     config = Config(
         providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
         routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
@@ -490,12 +491,24 @@ def test_a_carried_on_job_whose_passed_create_is_found_succeeded_creates_nothing
         with pytest.raises(KeyboardInterrupt):
             first.run(RAIN, key="k")
         first.let_go("k")
-        (record,) = first.tasks()
-    assert [a.state for a in record.attempts] == [AttemptState.SENT, AttemptState.INTENT]
+        (interrupted,) = first.tasks()
     vendors.phase = 2
     with client() as later:  # klingbridge wait k
-        assert later.resume_dispatch("k").task.id == "k1"
+        result = later.resume_dispatch("k")
         (record,) = later.tasks()
+    return [a.state for a in interrupted.attempts], result, record
+
+
+def test_a_carried_on_job_whose_passed_create_is_found_succeeded_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    """`wait k` (or a worker) finds the create the route went on from succeeded: the job is
+    delivered, its result that task; the create left unsent after it is not sent (review-ho:
+    it was, a second task paid for)."""
+    vendors = Delivered()
+    interrupted, result, record = interrupted_then_waited(vendors, tmp_path)
+    assert interrupted == [AttemptState.SENT, AttemptState.INTENT]
+    assert result.task.id == "k1"
     assert vendors.posts == {"kling": 1, "piapi": 1}
     assert record.state is JobState.SUCCEEDED
     states = [(a.provider, a.state) for a in record.attempts]
@@ -519,25 +532,9 @@ def test_a_create_left_unsent_behind_a_passed_task_followed_is_settled(tmp_path:
     """`wait k` finds the passed create's task still running and follows it to its success;
     the PiAPI create left unsent after it must not stay `intent` (its quote committed in every
     budget for ever, review-ho): it ends `error`, never sent."""
-    vendors, store = StillRunning(), f"sqlite:///{tmp_path / 'tasks.db'}"
-    config = Config(
-        providers={"kling": dict(KLING), "piapi": dict(PIAPI)},
-        routes={"default": Route(providers=["kling", "piapi"], fallback_after_lost_create=True)},
-        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
-    )
-
-    def client() -> Client:
-        return Client(config=config, transport=httpx.MockTransport(vendors), poll=FAST,
-                      store=store, sleep=vendors.sleep)  # fmt: skip
-
-    with client() as first:
-        with pytest.raises(KeyboardInterrupt):
-            first.run(RAIN, key="k")
-        first.let_go("k")
-    vendors.phase = 2
-    with client() as later:  # klingbridge wait k
-        assert later.resume_dispatch("k").task.id == "k1"
-        (record,) = later.tasks()
+    vendors = StillRunning()
+    _, result, record = interrupted_then_waited(vendors, tmp_path)
+    assert result.task.id == "k1"
     assert vendors.posts == {"kling": 1, "piapi": 1}
     assert record.state is JobState.SUCCEEDED
     states = [(a.provider, a.state) for a in record.attempts]
