@@ -116,7 +116,8 @@ def test_the_demo_leaves_the_task_store_alone(tmp_path: Path, cli: Cli) -> None:
     run = cli("demo", "--out", str(tmp_path / "demo"), "--json")
     assert run.exit_code == 0, run
     listed = cli("tasks", "--json")  # no simulated charges among the user's jobs: no store at all
-    assert listed.exit_code == 2 and "no task store at " in listed.stderr, listed
+    assert listed.exit_code == 0 and listed.json() == [], listed
+    assert not (tmp_path / "xdg-state" / "klingbridge" / "tasks.sqlite3").exists()
 
 
 def test_vendor_amounts_are_written_one_way(cli: Cli) -> None:
