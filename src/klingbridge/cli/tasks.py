@@ -25,6 +25,14 @@ STATES = [s.value for s in JobState]
 ERROR_CHARS = 40
 
 
+def _none_yet(where: str, as_json: bool) -> None:
+    if as_json:
+        echo_json([])
+    else:
+        first = "the first generate, batch or worker records them in"
+        console.print(Text(f"no jobs yet: {first} {where}"))
+
+
 def _since(value: str | None) -> float | None:
     if value is None:
         return None
@@ -79,11 +87,7 @@ def tasks(
     try:
         client = store_client(ctx, read_only=True, fresh_ok=True)
     except NoStoreYet as fresh:  # a fresh install: nothing recorded, nothing made
-        if as_json:
-            echo_json([])
-        else:
-            first = "the first generate, batch or worker records them in"
-            console.print(Text(f"no jobs yet: {first} {fresh.where}"))
+        _none_yet(fresh.where, as_json)
         return
     with client:
         store = client.store
