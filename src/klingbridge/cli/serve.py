@@ -17,6 +17,7 @@ from ..config import Config
 from ..errors import KlingBridgeError
 from ..render import err
 from ..store import TaskStore
+from ..storefirst import verifiable
 from .app import main, store_client
 from .budget import slot_limits
 from .listen import listen, serve_on, server_options
@@ -69,14 +70,12 @@ def unverifiable(client: Client) -> list[str]:
     missing: list[str] = []
     for name in client.provider_names:
         try:
-            settings = client.provider(name).settings
+            provider = client.provider(name)
         except KlingBridgeError:
             continue  # (a provider `config check` reports)
-        if "webhook_secret" not in type(settings).model_fields or getattr(
-            settings, "webhook_secret", None
-        ):
+        if verifiable(provider):
             continue
-        env = type(settings).env.get("webhook_secret")
+        env = type(provider.settings).env.get("webhook_secret")
         where = f"{env} or " if env else ""
         missing.append(f"{name} ({where}[providers.{name}] webhook_secret)")
     return missing
