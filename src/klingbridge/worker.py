@@ -212,22 +212,22 @@ class Worker:
             self._saves.add(saving)
             saving.add_done_callback(self._saves.discard)
             await asyncio.shield(saving)  # (cancelled: `_let_go` halts it and waits for it)
-        except KlingBridgeError as error:
-            # (logged where no `on_done` says it already: the CLI prints one line a job)
-            logger.log(logging.INFO if self.on_done else logging.WARNING, "job %s: %s", key, error)
+        except Exception as error:
+            if isinstance(error, KlingBridgeError):
+                said = str(error)  # (logged where no `on_done` says it: the CLI says each job)
+                logger.log(
+                    logging.INFO if self.on_done else logging.WARNING, "job %s: %s", key, said
+                )
+            else:  # a bug (ours, a plugin's): with its traceback, the job failed all the same
+                said = f"unexpected error: {error!r}"
+                logger.exception("job %s: unexpected error", key)
             if isinstance(error, LeaseLost):  # not failed: another process runs it now
                 self.report.released.append(key)
             else:
-                self.report.failed[key] = str(error)
+                self.report.failed[key] = said
                 self._failed(key)
             if self.on_done is not None:
-                self.on_done(key, None, str(error))
-        except Exception as error:  # a bug: said with its traceback, the job failed as above
-            logger.exception("job %s: unexpected error", key)
-            self.report.failed[key] = f"unexpected error: {error!r}"
-            self._failed(key)
-            if self.on_done is not None:
-                self.on_done(key, None, f"unexpected error: {error!r}")
+                self.on_done(key, None, said)
         else:
             self._failures.pop(key, None)
             self.report.succeeded.append(key)
